@@ -1,0 +1,326 @@
+//! Node kinds, their ports and parameters.
+
+use crate::graph::{ParamValue, SeedValue};
+
+/// The type of a port. Links are only allowed between ports of the same type.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PortType {
+    /// An RGBA image.
+    Image,
+    /// A one-channel mask; white (1) marks the defect or the region to repaint.
+    Mask,
+    /// A loaded checkpoint (UNet, VAE, text encoders) plus any applied LoRAs.
+    Model,
+    Int,
+    Float,
+    Text,
+    Seed,
+    Choice,
+}
+
+impl PortType {
+    pub const ALL: [PortType; 8] = [
+        PortType::Image,
+        PortType::Mask,
+        PortType::Model,
+        PortType::Int,
+        PortType::Float,
+        PortType::Text,
+        PortType::Seed,
+        PortType::Choice,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PortType::Image => "Image",
+            PortType::Mask => "Mask",
+            PortType::Model => "Model",
+            PortType::Int => "Int",
+            PortType::Float => "Float",
+            PortType::Text => "Text",
+            PortType::Seed => "Seed",
+            PortType::Choice => "Choice",
+        }
+    }
+}
+
+impl std::fmt::Display for PortType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An input or output port of a node kind.
+#[derive(Debug)]
+pub struct PortSpec {
+    pub name: &'static str,
+    pub ty: PortType,
+    /// An optional input may stay unconnected. (Ignored for outputs.)
+    pub optional: bool,
+    pub doc: &'static str,
+}
+
+impl PortSpec {
+    /// A required port.
+    pub const fn new(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
+        PortSpec { name, ty, optional: false, doc }
+    }
+
+    /// An input that may stay unconnected.
+    pub const fn optional(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
+        PortSpec { name, ty, optional: true, doc }
+    }
+}
+
+/// How a parameter is edited in the studio.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Widget {
+    Slider,
+    DragValue,
+    Checkbox,
+    TextLine,
+    TextArea,
+    Dropdown,
+    /// A seed field with a "randomize" button and the fixed/from-run mode.
+    SeedField,
+    ColorPicker,
+    /// A file picker; the value may also be a folder (batch) or `asset:<sha256>`.
+    FilePicker,
+    /// A file name template inside the output folder.
+    OutputPath,
+}
+
+/// The type, range and default of a parameter.
+#[derive(Debug)]
+pub enum ParamKind {
+    Int { min: i64, max: i64, default: i64 },
+    Float { min: f64, max: f64, default: f64 },
+    Bool { default: bool },
+    Text { default: &'static str },
+    Choice { options: &'static [&'static str], default: &'static str },
+    /// A seed: by default "from run" (run seed + offset), or a fixed value.
+    Seed,
+    /// An sRGB colour written `#rrggbb`.
+    Color { default: &'static str },
+    /// An input file: a path relative to the graph file, a folder of images (each becomes a work
+    /// item of the run), or `asset:<sha256>` naming an entry of the document's `assets`.
+    InputFile { extensions: &'static [&'static str] },
+    /// A file name template relative to the output folder; see [`OUTPUT_TEMPLATE_VARS`].
+    OutputTemplate { default: &'static str },
+}
+
+/// The variables an output file name template may use, as `{name}` or, for numbers, `{name:0N}`
+/// (zero-padded to N digits).
+pub const OUTPUT_TEMPLATE_VARS: &[(&str, &str)] = &[
+    ("graph", "the graph's title (or file name), made safe for file names"),
+    ("node", "the id of the saving node"),
+    ("run", "the run id in the store"),
+    ("item", "the index of the work item within the run (variation × folder item × sweep cell)"),
+    ("seed", "the run seed of the work item"),
+    ("date", "the UTC date, YYYYMMDD"),
+    ("time", "the UTC time, HHMMSS"),
+];
+
+/// A named parameter of a node kind.
+#[derive(Debug)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub kind: ParamKind,
+    pub widget: Widget,
+    pub doc: &'static str,
+}
+
+impl ParamSpec {
+    pub const fn int(name: &'static str, min: i64, max: i64, default: i64, doc: &'static str) -> Self {
+        ParamSpec { name, kind: ParamKind::Int { min, max, default }, widget: Widget::DragValue, doc }
+    }
+    pub const fn float(name: &'static str, min: f64, max: f64, default: f64, doc: &'static str) -> Self {
+        ParamSpec { name, kind: ParamKind::Float { min, max, default }, widget: Widget::Slider, doc }
+    }
+    pub const fn bool(name: &'static str, default: bool, doc: &'static str) -> Self {
+        ParamSpec { name, kind: ParamKind::Bool { default }, widget: Widget::Checkbox, doc }
+    }
+    pub const fn text(name: &'static str, default: &'static str, doc: &'static str) -> Self {
+        ParamSpec { name, kind: ParamKind::Text { default }, widget: Widget::TextLine, doc }
+    }
+    pub const fn choice(
+        name: &'static str,
+        options: &'static [&'static str],
+        default: &'static str,
+        doc: &'static str,
+    ) -> Self {
+        ParamSpec { name, kind: ParamKind::Choice { options, default }, widget: Widget::Dropdown, doc }
+    }
+    pub const fn seed(name: &'static str, doc: &'static str) -> Self {
+        ParamSpec { name, kind: ParamKind::Seed, widget: Widget::SeedField, doc }
+    }
+    pub const fn color(name: &'static str, default: &'static str, doc: &'static str) -> Self {
+        ParamSpec { name, kind: ParamKind::Color { default }, widget: Widget::ColorPicker, doc }
+    }
+    pub const fn input_file(
+        name: &'static str,
+        extensions: &'static [&'static str],
+        doc: &'static str,
+    ) -> Self {
+        ParamSpec { name, kind: ParamKind::InputFile { extensions }, widget: Widget::FilePicker, doc }
+    }
+    pub const fn output_template(name: &'static str, default: &'static str, doc: &'static str) -> Self {
+        ParamSpec {
+            name,
+            kind: ParamKind::OutputTemplate { default },
+            widget: Widget::OutputPath,
+            doc,
+        }
+    }
+    /// The same parameter edited with another widget.
+    pub const fn with_widget(mut self, widget: Widget) -> Self {
+        self.widget = widget;
+        self
+    }
+
+    /// The value used when a document does not set this parameter.
+    pub fn default_value(&self) -> ParamValue {
+        match &self.kind {
+            ParamKind::Int { default, .. } => ParamValue::Int(*default),
+            ParamKind::Float { default, .. } => ParamValue::Float(*default),
+            ParamKind::Bool { default } => ParamValue::Bool(*default),
+            ParamKind::Text { default }
+            | ParamKind::Color { default }
+            | ParamKind::OutputTemplate { default } => ParamValue::Text((*default).to_string()),
+            ParamKind::Choice { default, .. } => ParamValue::Text((*default).to_string()),
+            ParamKind::InputFile { .. } => ParamValue::Text(String::new()),
+            ParamKind::Seed => ParamValue::Seed(SeedValue::Run { offset: 0 }),
+        }
+    }
+
+    /// A short description of the accepted values, for error messages and listings.
+    pub fn expected(&self) -> String {
+        match &self.kind {
+            ParamKind::Int { min, max, .. } => format!("an integer in {min}..={max}"),
+            ParamKind::Float { min, max, .. } => format!("a number in {min}..={max}"),
+            ParamKind::Bool { .. } => "true or false".into(),
+            ParamKind::Text { .. } => "a string".into(),
+            ParamKind::Choice { options, .. } => format!("one of {}", options.join(", ")),
+            ParamKind::Seed => {
+                "a seed: an integer (fixed), {\"mode\":\"fixed\",\"value\":N} or {\"mode\":\"run\",\"offset\":N}"
+                    .into()
+            }
+            ParamKind::Color { .. } => "a colour \"#rrggbb\"".into(),
+            ParamKind::InputFile { .. } => "a file path, a folder, or asset:<sha256>".into(),
+            ParamKind::OutputTemplate { .. } => {
+                "a relative file name template inside the output folder".into()
+            }
+        }
+    }
+
+    /// Parses a value typed by a user (`--set`, `--sweep`, a text field) for this parameter.
+    /// Seeds accept `123` (fixed), `run` or `run+3` (from the run seed with an offset).
+    pub fn parse_value(&self, text: &str) -> Result<ParamValue, String> {
+        let t = text.trim();
+        match &self.kind {
+            ParamKind::Int { .. } => t
+                .parse::<i64>()
+                .map(ParamValue::Int)
+                .map_err(|_| format!("expected {}", self.expected())),
+            ParamKind::Float { .. } => t
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .map(ParamValue::Float)
+                .ok_or_else(|| format!("expected {}", self.expected())),
+            ParamKind::Bool { .. } => match t {
+                "true" | "1" | "yes" | "on" => Ok(ParamValue::Bool(true)),
+                "false" | "0" | "no" | "off" => Ok(ParamValue::Bool(false)),
+                _ => Err(format!("expected {}", self.expected())),
+            },
+            ParamKind::Seed => {
+                if t == "run" {
+                    Ok(ParamValue::Seed(SeedValue::Run { offset: 0 }))
+                } else if let Some(off) = t.strip_prefix("run+") {
+                    off.parse::<u64>()
+                        .map(|offset| ParamValue::Seed(SeedValue::Run { offset }))
+                        .map_err(|_| format!("expected {}", self.expected()))
+                } else {
+                    t.parse::<u64>()
+                        .map(|value| ParamValue::Seed(SeedValue::Fixed { value }))
+                        .map_err(|_| "expected a seed: N, run or run+N".to_string())
+                }
+            }
+            _ => Ok(ParamValue::Text(text.to_string())),
+        }
+    }
+}
+
+/// A node kind: declared once, read by the editor, the executor, the CLI and the file format.
+#[derive(Debug)]
+pub struct NodeSpec {
+    /// The kind's name, e.g. `"LoadImage"`.
+    pub kind: &'static str,
+    /// Bumped when the kind's ports or parameters change meaning; older nodes are migrated.
+    pub version: u32,
+    pub category: &'static str,
+    /// One paragraph of help; the studio shows it as the tooltip.
+    pub doc: &'static str,
+    pub inputs: &'static [PortSpec],
+    pub outputs: &'static [PortSpec],
+    pub params: &'static [ParamSpec],
+    /// Same inputs and parameters give the same outputs. Non-deterministic nodes add their node id
+    /// to the cache key.
+    pub deterministic: bool,
+    /// A sink with a side effect (saving files). Sinks are the default targets of a run and are
+    /// never served from the cache.
+    pub sink: bool,
+}
+
+impl NodeSpec {
+    /// `kind@version`, the identity that goes into cache keys.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.kind, self.version)
+    }
+    pub fn input(&self, name: &str) -> Option<&'static PortSpec> {
+        self.inputs.iter().find(|p| p.name == name)
+    }
+    pub fn output(&self, name: &str) -> Option<&'static PortSpec> {
+        self.outputs.iter().find(|p| p.name == name)
+    }
+    pub fn param(&self, name: &str) -> Option<&'static ParamSpec> {
+        self.params.iter().find(|p| p.name == name)
+    }
+}
+
+/// A set of node kinds, looked up by kind name.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    specs: Vec<&'static NodeSpec>,
+}
+
+impl Catalogue {
+    /// A catalogue of the given kinds (tests use this for fake kinds).
+    pub fn new(specs: Vec<&'static NodeSpec>) -> Catalogue {
+        Catalogue { specs }
+    }
+
+    /// The kinds that ship with Defect Studio.
+    pub fn builtin() -> Catalogue {
+        Catalogue { specs: crate::builtin::ALL.to_vec() }
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&'static NodeSpec> {
+        self.specs.iter().copied().find(|s| s.kind == kind)
+    }
+
+    pub fn specs(&self) -> &[&'static NodeSpec] {
+        &self.specs
+    }
+
+    /// Categories in first-seen order, for menus.
+    pub fn categories(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for s in &self.specs {
+            if !out.contains(&s.category) {
+                out.push(s.category);
+            }
+        }
+        out
+    }
+}

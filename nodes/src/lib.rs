@@ -1,0 +1,35 @@
+//! The node catalogue and graph model of Defect Studio.
+//!
+//! Everything that knows what a node *is* reads this crate: the studio's editor, the engine's
+//! executor, the CLI's `nodes` listing and the graph file format. It has no ML or GUI dependency.
+//!
+//! - [`NodeSpec`], [`PortSpec`], [`ParamSpec`]: a node kind, declared once as a `static` table
+//!   with its typed ports ([`PortType`]) and named parameters ([`ParamKind`], [`Widget`]).
+//! - [`Catalogue`]: the set of kinds; [`Catalogue::builtin`] holds the shipped ones
+//!   (see [`builtin`]).
+//! - [`GraphDoc`]: the versioned JSON graph document (`"format": "defect-studio/graph"`), with
+//!   named [`ParamValue`]s, [`Link`]s by port name, model references, embedded assets, layout and
+//!   meta. [`GraphDoc::from_json`] migrates older versions ([`migrate`]) and refuses newer ones;
+//!   [`GraphDoc::to_json`] writes the canonical, byte-stable form.
+//! - [`validate()`]: checks a document against a catalogue and returns every problem as a
+//!   [`ValidationError`] that names the node, the port or parameter, and what was expected.
+//! - [`NodesError`]: the crate's error type.
+
+pub mod builtin;
+mod catalogue;
+mod error;
+mod graph;
+pub mod migrate;
+mod validate;
+
+pub use catalogue::{
+    Catalogue, NodeSpec, ParamKind, ParamSpec, PortSpec, PortType, Widget, OUTPUT_TEMPLATE_VARS,
+};
+pub use error::NodesError;
+pub use graph::{
+    Asset, GraphDoc, Link, Meta, ModelRef, NodeDoc, NodeLayout, ParamValue, PortRef, SeedValue,
+    FORMAT, VERSION,
+};
+pub use validate::{
+    check_output_template, parse_hex_color, validate, Problem, ValidationError, ValidationErrors,
+};

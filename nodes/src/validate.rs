@@ -1,0 +1,360 @@
+//! Checking a [`GraphDoc`] against a [`Catalogue`].
+
+use std::collections::BTreeMap;
+
+use crate::catalogue::{Catalogue, NodeSpec, ParamKind, OUTPUT_TEMPLATE_VARS};
+use crate::graph::{GraphDoc, ParamValue};
+
+/// One problem in a graph, located at a node and (usually) a port or parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidationError {
+    /// The node id, when the problem belongs to one node.
+    pub node: Option<String>,
+    /// The port or parameter name, when there is one.
+    pub field: Option<String>,
+    pub problem: Problem,
+}
+
+/// What is wrong.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Problem {
+    UnknownKind { kind: String },
+    NewerNodeVersion { kind: String, found: u32, supported: u32 },
+    OlderNodeVersion { kind: String, found: u32, supported: u32 },
+    UnknownParam { known: Vec<String> },
+    BadParamValue { value: String, expected: String },
+    OutOfRange { value: String, expected: String },
+    UnsafeOutputPath { reason: String },
+    MissingAsset { sha256: String },
+    MissingRequiredInput { ty: String },
+    UnknownInputPort { known: Vec<String> },
+    UnknownOutputPort { node: String, port: String, known: Vec<String> },
+    LinkFromMissingNode { from: String },
+    LinkToMissingNode,
+    TypeMismatch { from: String, from_ty: String, to_ty: String },
+    DuplicateInputLink { first: String, second: String },
+    Cycle { path: Vec<String> },
+}
+
+impl std::fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(node) = &self.node {
+            write!(f, "node \"{node}\"")?;
+            if let Some(field) = &self.field {
+                write!(f, " {}", field)?;
+            }
+            f.write_str(": ")?;
+        }
+        match &self.problem {
+            Problem::UnknownKind { kind } => write!(f, "unknown node kind \"{kind}\""),
+            Problem::NewerNodeVersion { kind, found, supported } => write!(
+                f,
+                "{kind}@{found} is newer than this Defect Studio supports ({kind}@{supported})"
+            ),
+            Problem::OlderNodeVersion { kind, found, supported } => {
+                write!(f, "{kind}@{found} has no migration to {kind}@{supported}")
+            }
+            Problem::UnknownParam { known } => {
+                write!(f, "unknown parameter (this kind has: {})", list(known))
+            }
+            Problem::BadParamValue { value, expected } => {
+                write!(f, "value {value} is not valid, expected {expected}")
+            }
+            Problem::OutOfRange { value, expected } => {
+                write!(f, "value {value} is out of range, expected {expected}")
+            }
+            Problem::UnsafeOutputPath { reason } => write!(f, "unsafe output path: {reason}"),
+            Problem::MissingAsset { sha256 } => {
+                write!(f, "refers to asset {sha256}, which the graph's \"assets\" does not hold")
+            }
+            Problem::MissingRequiredInput { ty } => {
+                write!(f, "required input is not connected (expects {ty})")
+            }
+            Problem::UnknownInputPort { known } => {
+                write!(f, "link goes into an unknown input port (inputs: {})", list(known))
+            }
+            Problem::UnknownOutputPort { node, port, known } => write!(
+                f,
+                "link comes from unknown output port {node}.{port} (outputs: {})",
+                list(known)
+            ),
+            Problem::LinkFromMissingNode { from } => {
+                write!(f, "link comes from node \"{from}\", which does not exist")
+            }
+            Problem::LinkToMissingNode => write!(f, "link goes into a node that does not exist"),
+            Problem::TypeMismatch { from, from_ty, to_ty } => write!(
+                f,
+                "type mismatch: {from} gives {from_ty}, this input expects {to_ty}"
+            ),
+            Problem::DuplicateInputLink { first, second } => write!(
+                f,
+                "two links go into this input (from {first} and {second}); an input takes one"
+            ),
+            Problem::Cycle { path } => write!(f, "cycle: {}", path.join(" -> ")),
+        }
+    }
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Every problem found in a graph; displays one per line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidationErrors(pub Vec<ValidationError>);
+
+impl std::fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+/// Checks an output file name template: relative, inside the output folder, known variables.
+pub fn check_output_template(template: &str) -> Result<(), String> {
+    let t = template.trim();
+    if t.is_empty() {
+        return Err("the file name is empty".into());
+    }
+    if t.starts_with('/') || t.starts_with('\\') || t.starts_with('~') {
+        return Err(format!("\"{t}\" is an absolute path; use a path inside the output folder"));
+    }
+    if t.len() >= 2 && t.as_bytes()[1] == b':' {
+        return Err(format!("\"{t}\" names a drive; use a path inside the output folder"));
+    }
+    if t.contains('\0') {
+        return Err("the file name contains a NUL byte".into());
+    }
+    for part in t.split(['/', '\\']) {
+        if part == ".." {
+            return Err(format!("\"{t}\" leaves the output folder through \"..\""));
+        }
+    }
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let close = after.find('}').ok_or_else(|| format!("\"{t}\" has an unclosed '{{'"))?;
+        let var = &after[..close];
+        let name = var.split(':').next().unwrap_or("");
+        if !OUTPUT_TEMPLATE_VARS.iter().any(|(n, _)| *n == name) {
+            let known: Vec<&str> = OUTPUT_TEMPLATE_VARS.iter().map(|(n, _)| *n).collect();
+            return Err(format!("unknown variable {{{var}}} (known: {})", known.join(", ")));
+        }
+        if let Some(fmt) = var.split(':').nth(1) {
+            let ok = fmt.len() >= 2 && fmt.starts_with('0') && fmt[1..].parse::<u8>().is_ok();
+            if !ok {
+                return Err(format!("bad format \"{fmt}\" in {{{var}}}: use {{{name}:0N}}"));
+            }
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
+}
+
+/// Checks one parameter value against its spec.
+fn check_param(
+    spec: &crate::catalogue::ParamSpec,
+    value: &ParamValue,
+    doc: &GraphDoc,
+) -> Option<crate::validate::Problem> {
+    let bad = || Problem::BadParamValue { value: value.to_json(), expected: spec.expected() };
+    let out_of_range = || Problem::OutOfRange { value: value.to_json(), expected: spec.expected() };
+    match (&spec.kind, value) {
+        (ParamKind::Int { min, max, .. }, ParamValue::Int(v)) => {
+            (v < min || v > max).then(out_of_range)
+        }
+        (ParamKind::Float { min, max, .. }, ParamValue::Int(_) | ParamValue::Float(_)) => {
+            let v = value.as_f64().unwrap_or(f64::NAN);
+            (!v.is_finite() || v < *min || v > *max).then(out_of_range)
+        }
+        (ParamKind::Bool { .. }, ParamValue::Bool(_)) => None,
+        (ParamKind::Text { .. }, ParamValue::Text(_)) => None,
+        (ParamKind::Choice { options, .. }, ParamValue::Text(s)) => {
+            (!options.contains(&s.as_str())).then(bad)
+        }
+        (ParamKind::Seed, v) => v.as_seed().is_none().then(bad),
+        (ParamKind::Color { .. }, ParamValue::Text(s)) => parse_hex_color(s).is_none().then(bad),
+        (ParamKind::InputFile { .. }, ParamValue::Text(s)) => {
+            let sha = s.strip_prefix("asset:")?;
+            (!doc.assets.contains_key(sha))
+                .then(|| Problem::MissingAsset { sha256: sha.to_string() })
+        }
+        (ParamKind::OutputTemplate { .. }, ParamValue::Text(s)) => check_output_template(s)
+            .err()
+            .map(|reason| Problem::UnsafeOutputPath { reason }),
+        _ => Some(bad()),
+    }
+}
+
+/// Parses `#rrggbb` into sRGB components in `0..=1`.
+pub fn parse_hex_color(s: &str) -> Option<[f32; 3]> {
+    let h = s.trim().strip_prefix('#')?;
+    if h.len() != 6 || !h.is_ascii() {
+        return None;
+    }
+    let c = |i: usize| u8::from_str_radix(&h[i..i + 2], 16).ok().map(|v| f32::from(v) / 255.0);
+    Some([c(0)?, c(2)?, c(4)?])
+}
+
+/// Checks a document against a catalogue and returns every problem found: unknown kinds and
+/// parameters, wrong or out-of-range values, unsafe output paths, missing assets, bad links
+/// (unknown nodes or ports, type mismatches, two links into one input), missing required
+/// inputs, and cycles.
+pub fn validate(doc: &GraphDoc, catalogue: &Catalogue) -> Result<(), ValidationErrors> {
+    let mut errors = Vec::new();
+    let mut push = |node: Option<&str>, field: Option<String>, problem: Problem| {
+        errors.push(ValidationError { node: node.map(str::to_string), field, problem })
+    };
+    let mut specs: BTreeMap<&str, &'static NodeSpec> = BTreeMap::new();
+
+    for (id, node) in &doc.nodes {
+        let Some(spec) = catalogue.get(&node.kind) else {
+            push(Some(id), None, Problem::UnknownKind { kind: node.kind.clone() });
+            continue;
+        };
+        specs.insert(id, spec);
+        if node.version > spec.version {
+            push(
+                Some(id),
+                None,
+                Problem::NewerNodeVersion {
+                    kind: spec.kind.into(),
+                    found: node.version,
+                    supported: spec.version,
+                },
+            );
+        } else if node.version < spec.version {
+            push(
+                Some(id),
+                None,
+                Problem::OlderNodeVersion {
+                    kind: spec.kind.into(),
+                    found: node.version,
+                    supported: spec.version,
+                },
+            );
+        }
+        for (name, value) in &node.params {
+            let field = Some(format!("param \"{name}\""));
+            match spec.param(name) {
+                None => push(
+                    Some(id),
+                    field,
+                    Problem::UnknownParam {
+                        known: spec.params.iter().map(|p| p.name.to_string()).collect(),
+                    },
+                ),
+                Some(p) => {
+                    if let Some(problem) = check_param(p, value, doc) {
+                        push(Some(id), field, problem);
+                    }
+                }
+            }
+        }
+        // Defaults must be valid too (an output template default is checked here once).
+        for p in spec.params {
+            if !node.params.contains_key(p.name) {
+                if let Some(problem) = check_param(p, &p.default_value(), doc) {
+                    push(Some(id), Some(format!("param \"{}\"", p.name)), problem);
+                }
+            }
+        }
+    }
+
+    let mut seen_inputs: BTreeMap<(&str, &str), &crate::graph::PortRef> = BTreeMap::new();
+    for link in &doc.links {
+        let to_node = link.to.node();
+        let field = Some(format!("input \"{}\"", link.to.port()));
+        if !doc.nodes.contains_key(to_node) {
+            push(Some(to_node), field, Problem::LinkToMissingNode);
+            continue;
+        }
+        if !doc.nodes.contains_key(link.from.node()) {
+            push(
+                Some(to_node),
+                field,
+                Problem::LinkFromMissingNode { from: link.from.node().to_string() },
+            );
+            continue;
+        }
+        if let Some(first) = seen_inputs.insert((to_node, link.to.port()), &link.from) {
+            push(
+                Some(to_node),
+                field.clone(),
+                Problem::DuplicateInputLink { first: first.to_string(), second: link.from.to_string() },
+            );
+        }
+        let (Some(to_spec), Some(from_spec)) = (specs.get(to_node), specs.get(link.from.node()))
+        else {
+            continue; // unknown kinds were reported above
+        };
+        let Some(input) = to_spec.input(link.to.port()) else {
+            push(
+                Some(to_node),
+                field,
+                Problem::UnknownInputPort {
+                    known: to_spec.inputs.iter().map(|p| p.name.to_string()).collect(),
+                },
+            );
+            continue;
+        };
+        let Some(output) = from_spec.output(link.from.port()) else {
+            push(
+                Some(to_node),
+                field,
+                Problem::UnknownOutputPort {
+                    node: link.from.node().to_string(),
+                    port: link.from.port().to_string(),
+                    known: from_spec.outputs.iter().map(|p| p.name.to_string()).collect(),
+                },
+            );
+            continue;
+        };
+        if output.ty != input.ty {
+            push(
+                Some(to_node),
+                field,
+                Problem::TypeMismatch {
+                    from: link.from.to_string(),
+                    from_ty: output.ty.to_string(),
+                    to_ty: input.ty.to_string(),
+                },
+            );
+        }
+    }
+
+    for (id, spec) in &specs {
+        for input in spec.inputs.iter().filter(|p| !p.optional) {
+            if doc.link_into(id, input.name).is_none() {
+                push(
+                    Some(id),
+                    Some(format!("input \"{}\"", input.name)),
+                    Problem::MissingRequiredInput { ty: input.ty.to_string() },
+                );
+            }
+        }
+    }
+
+    let all: Vec<&str> = doc.nodes.keys().map(String::as_str).collect();
+    if let Err(path) = doc.upstream_order(&all) {
+        let first = path.first().cloned();
+        push(first.as_deref(), None, Problem::Cycle { path });
+    }
+
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationErrors(errors))
+    }
+}
