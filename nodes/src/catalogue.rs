@@ -63,12 +63,22 @@ pub struct PortSpec {
 impl PortSpec {
     /// A required port.
     pub const fn new(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
-        PortSpec { name, ty, optional: false, doc }
+        PortSpec {
+            name,
+            ty,
+            optional: false,
+            doc,
+        }
     }
 
     /// An input that may stay unconnected.
     pub const fn optional(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
-        PortSpec { name, ty, optional: true, doc }
+        PortSpec {
+            name,
+            ty,
+            optional: true,
+            doc,
+        }
     }
 }
 
@@ -93,29 +103,56 @@ pub enum Widget {
 /// The type, range and default of a parameter.
 #[derive(Debug)]
 pub enum ParamKind {
-    Int { min: i64, max: i64, default: i64 },
-    Float { min: f64, max: f64, default: f64 },
-    Bool { default: bool },
-    Text { default: &'static str },
-    Choice { options: &'static [&'static str], default: &'static str },
+    Int {
+        min: i64,
+        max: i64,
+        default: i64,
+    },
+    Float {
+        min: f64,
+        max: f64,
+        default: f64,
+    },
+    Bool {
+        default: bool,
+    },
+    Text {
+        default: &'static str,
+    },
+    Choice {
+        options: &'static [&'static str],
+        default: &'static str,
+    },
     /// A seed: by default "from run" (run seed + offset), or a fixed value.
     Seed,
     /// An sRGB colour written `#rrggbb`.
-    Color { default: &'static str },
+    Color {
+        default: &'static str,
+    },
     /// An input file: a path relative to the graph file, a folder of images (each becomes a work
     /// item of the run), or `asset:<sha256>` naming an entry of the document's `assets`.
-    InputFile { extensions: &'static [&'static str] },
+    InputFile {
+        extensions: &'static [&'static str],
+    },
     /// A file name template relative to the output folder; see [`OUTPUT_TEMPLATE_VARS`].
-    OutputTemplate { default: &'static str },
+    OutputTemplate {
+        default: &'static str,
+    },
 }
 
 /// The variables an output file name template may use, as `{name}` or, for numbers, `{name:0N}`
 /// (zero-padded to N digits).
 pub const OUTPUT_TEMPLATE_VARS: &[(&str, &str)] = &[
-    ("graph", "the graph's title (or file name), made safe for file names"),
+    (
+        "graph",
+        "the graph's title (or file name), made safe for file names",
+    ),
     ("node", "the id of the saving node"),
     ("run", "the run id in the store"),
-    ("item", "the index of the work item within the run (variation × folder item × sweep cell)"),
+    (
+        "item",
+        "the index of the work item within the run (variation × folder item × sweep cell)",
+    ),
     ("seed", "the run seed of the work item"),
     ("date", "the UTC date, YYYYMMDD"),
     ("time", "the UTC time, HHMMSS"),
@@ -131,17 +168,49 @@ pub struct ParamSpec {
 }
 
 impl ParamSpec {
-    pub const fn int(name: &'static str, min: i64, max: i64, default: i64, doc: &'static str) -> Self {
-        ParamSpec { name, kind: ParamKind::Int { min, max, default }, widget: Widget::DragValue, doc }
+    pub const fn int(
+        name: &'static str,
+        min: i64,
+        max: i64,
+        default: i64,
+        doc: &'static str,
+    ) -> Self {
+        ParamSpec {
+            name,
+            kind: ParamKind::Int { min, max, default },
+            widget: Widget::DragValue,
+            doc,
+        }
     }
-    pub const fn float(name: &'static str, min: f64, max: f64, default: f64, doc: &'static str) -> Self {
-        ParamSpec { name, kind: ParamKind::Float { min, max, default }, widget: Widget::Slider, doc }
+    pub const fn float(
+        name: &'static str,
+        min: f64,
+        max: f64,
+        default: f64,
+        doc: &'static str,
+    ) -> Self {
+        ParamSpec {
+            name,
+            kind: ParamKind::Float { min, max, default },
+            widget: Widget::Slider,
+            doc,
+        }
     }
     pub const fn bool(name: &'static str, default: bool, doc: &'static str) -> Self {
-        ParamSpec { name, kind: ParamKind::Bool { default }, widget: Widget::Checkbox, doc }
+        ParamSpec {
+            name,
+            kind: ParamKind::Bool { default },
+            widget: Widget::Checkbox,
+            doc,
+        }
     }
     pub const fn text(name: &'static str, default: &'static str, doc: &'static str) -> Self {
-        ParamSpec { name, kind: ParamKind::Text { default }, widget: Widget::TextLine, doc }
+        ParamSpec {
+            name,
+            kind: ParamKind::Text { default },
+            widget: Widget::TextLine,
+            doc,
+        }
     }
     pub const fn choice(
         name: &'static str,
@@ -149,22 +218,46 @@ impl ParamSpec {
         default: &'static str,
         doc: &'static str,
     ) -> Self {
-        ParamSpec { name, kind: ParamKind::Choice { options, default }, widget: Widget::Dropdown, doc }
+        ParamSpec {
+            name,
+            kind: ParamKind::Choice { options, default },
+            widget: Widget::Dropdown,
+            doc,
+        }
     }
     pub const fn seed(name: &'static str, doc: &'static str) -> Self {
-        ParamSpec { name, kind: ParamKind::Seed, widget: Widget::SeedField, doc }
+        ParamSpec {
+            name,
+            kind: ParamKind::Seed,
+            widget: Widget::SeedField,
+            doc,
+        }
     }
     pub const fn color(name: &'static str, default: &'static str, doc: &'static str) -> Self {
-        ParamSpec { name, kind: ParamKind::Color { default }, widget: Widget::ColorPicker, doc }
+        ParamSpec {
+            name,
+            kind: ParamKind::Color { default },
+            widget: Widget::ColorPicker,
+            doc,
+        }
     }
     pub const fn input_file(
         name: &'static str,
         extensions: &'static [&'static str],
         doc: &'static str,
     ) -> Self {
-        ParamSpec { name, kind: ParamKind::InputFile { extensions }, widget: Widget::FilePicker, doc }
+        ParamSpec {
+            name,
+            kind: ParamKind::InputFile { extensions },
+            widget: Widget::FilePicker,
+            doc,
+        }
     }
-    pub const fn output_template(name: &'static str, default: &'static str, doc: &'static str) -> Self {
+    pub const fn output_template(
+        name: &'static str,
+        default: &'static str,
+        doc: &'static str,
+    ) -> Self {
         ParamSpec {
             name,
             kind: ParamKind::OutputTemplate { default },
@@ -302,7 +395,9 @@ impl Catalogue {
 
     /// The kinds that ship with Defect Studio.
     pub fn builtin() -> Catalogue {
-        Catalogue { specs: crate::builtin::ALL.to_vec() }
+        Catalogue {
+            specs: crate::builtin::ALL.to_vec(),
+        }
     }
 
     pub fn get(&self, kind: &str) -> Option<&'static NodeSpec> {

@@ -4,9 +4,16 @@ use crate::validate::ValidationErrors;
 #[derive(Debug, thiserror::Error)]
 pub enum NodesError {
     #[error("malformed JSON at line {line}, column {column}: {message}")]
-    Json { line: usize, column: usize, message: String },
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("not a Defect Studio graph: \"format\" is {found}, expected \"{expected}\"")]
-    WrongFormat { found: String, expected: &'static str },
+    WrongFormat {
+        found: String,
+        expected: &'static str,
+    },
     #[error("graph file has no valid \"version\" number")]
     MissingVersion,
     #[error(
@@ -21,5 +28,10 @@ pub enum NodesError {
     #[error("{0}")]
     Invalid(ValidationErrors),
     #[error("cannot parse value {value:?} for {node}.{param}: {message}")]
-    BadValue { node: String, param: String, value: String, message: String },
+    BadValue {
+        node: String,
+        param: String,
+        value: String,
+        message: String,
+    },
 }

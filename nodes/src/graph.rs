@@ -204,18 +204,31 @@ impl GraphDoc {
     /// Parses a document, migrating older versions and refusing newer ones. This checks the
     /// shape of the file only; call [`crate::validate()`] to check it against a catalogue.
     pub fn from_json(text: &str) -> Result<GraphDoc, NodesError> {
-        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| NodesError::Json {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
-        let format = value.get("format").cloned().unwrap_or(serde_json::Value::Null);
+        let mut value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| NodesError::Json {
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string(),
+            })?;
+        let format = value
+            .get("format")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
         if format.as_str() != Some(FORMAT) {
-            return Err(NodesError::WrongFormat { found: format.to_string(), expected: FORMAT });
+            return Err(NodesError::WrongFormat {
+                found: format.to_string(),
+                expected: FORMAT,
+            });
         }
-        let version = value.get("version").and_then(|v| v.as_u64()).ok_or(NodesError::MissingVersion)?;
+        let version = value
+            .get("version")
+            .and_then(|v| v.as_u64())
+            .ok_or(NodesError::MissingVersion)?;
         if version > u64::from(VERSION) {
-            return Err(NodesError::UnsupportedVersion { found: version, supported: VERSION });
+            return Err(NodesError::UnsupportedVersion {
+                found: version,
+                supported: VERSION,
+            });
         }
         if version < u64::from(VERSION) {
             value = migrate::migrate(value, version as u32, migrate::DOC_MIGRATIONS)?;
@@ -242,7 +255,9 @@ impl GraphDoc {
 
     /// The link into one input port, if any.
     pub fn link_into(&self, node: &str, port: &str) -> Option<&Link> {
-        self.links.iter().find(|l| l.to.node() == node && l.to.port() == port)
+        self.links
+            .iter()
+            .find(|l| l.to.node() == node && l.to.port() == port)
     }
 
     /// `targets` and every node they depend on, in a topological order (dependencies first;

@@ -25,10 +25,14 @@ pub fn migrate(
 ) -> Result<serde_json::Value, NodesError> {
     let mut version = from;
     while version < crate::VERSION {
-        let step = steps.iter().find(|m| m.from == version).ok_or_else(|| NodesError::Migration {
-            from: version,
-            message: format!("no migration from version {version} to {}", version + 1),
-        })?;
+        let step =
+            steps
+                .iter()
+                .find(|m| m.from == version)
+                .ok_or_else(|| NodesError::Migration {
+                    from: version,
+                    message: format!("no migration from version {version} to {}", version + 1),
+                })?;
         (step.apply)(&mut value).map_err(|message| NodesError::Migration {
             from: version,
             message: format!("{}: {message}", step.describe),

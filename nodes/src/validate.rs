@@ -18,22 +18,63 @@ pub struct ValidationError {
 /// What is wrong.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Problem {
-    UnknownKind { kind: String },
-    NewerNodeVersion { kind: String, found: u32, supported: u32 },
-    OlderNodeVersion { kind: String, found: u32, supported: u32 },
-    UnknownParam { known: Vec<String> },
-    BadParamValue { value: String, expected: String },
-    OutOfRange { value: String, expected: String },
-    UnsafeOutputPath { reason: String },
-    MissingAsset { sha256: String },
-    MissingRequiredInput { ty: String },
-    UnknownInputPort { known: Vec<String> },
-    UnknownOutputPort { node: String, port: String, known: Vec<String> },
-    LinkFromMissingNode { from: String },
+    UnknownKind {
+        kind: String,
+    },
+    NewerNodeVersion {
+        kind: String,
+        found: u32,
+        supported: u32,
+    },
+    OlderNodeVersion {
+        kind: String,
+        found: u32,
+        supported: u32,
+    },
+    UnknownParam {
+        known: Vec<String>,
+    },
+    BadParamValue {
+        value: String,
+        expected: String,
+    },
+    OutOfRange {
+        value: String,
+        expected: String,
+    },
+    UnsafeOutputPath {
+        reason: String,
+    },
+    MissingAsset {
+        sha256: String,
+    },
+    MissingRequiredInput {
+        ty: String,
+    },
+    UnknownInputPort {
+        known: Vec<String>,
+    },
+    UnknownOutputPort {
+        node: String,
+        port: String,
+        known: Vec<String>,
+    },
+    LinkFromMissingNode {
+        from: String,
+    },
     LinkToMissingNode,
-    TypeMismatch { from: String, from_ty: String, to_ty: String },
-    DuplicateInputLink { first: String, second: String },
-    Cycle { path: Vec<String> },
+    TypeMismatch {
+        from: String,
+        from_ty: String,
+        to_ty: String,
+    },
+    DuplicateInputLink {
+        first: String,
+        second: String,
+    },
+    Cycle {
+        path: Vec<String>,
+    },
 }
 
 impl std::fmt::Display for ValidationError {
@@ -47,11 +88,19 @@ impl std::fmt::Display for ValidationError {
         }
         match &self.problem {
             Problem::UnknownKind { kind } => write!(f, "unknown node kind \"{kind}\""),
-            Problem::NewerNodeVersion { kind, found, supported } => write!(
+            Problem::NewerNodeVersion {
+                kind,
+                found,
+                supported,
+            } => write!(
                 f,
                 "{kind}@{found} is newer than this Defect Studio supports ({kind}@{supported})"
             ),
-            Problem::OlderNodeVersion { kind, found, supported } => {
+            Problem::OlderNodeVersion {
+                kind,
+                found,
+                supported,
+            } => {
                 write!(f, "{kind}@{found} has no migration to {kind}@{supported}")
             }
             Problem::UnknownParam { known } => {
@@ -65,13 +114,20 @@ impl std::fmt::Display for ValidationError {
             }
             Problem::UnsafeOutputPath { reason } => write!(f, "unsafe output path: {reason}"),
             Problem::MissingAsset { sha256 } => {
-                write!(f, "refers to asset {sha256}, which the graph's \"assets\" does not hold")
+                write!(
+                    f,
+                    "refers to asset {sha256}, which the graph's \"assets\" does not hold"
+                )
             }
             Problem::MissingRequiredInput { ty } => {
                 write!(f, "required input is not connected (expects {ty})")
             }
             Problem::UnknownInputPort { known } => {
-                write!(f, "link goes into an unknown input port (inputs: {})", list(known))
+                write!(
+                    f,
+                    "link goes into an unknown input port (inputs: {})",
+                    list(known)
+                )
             }
             Problem::UnknownOutputPort { node, port, known } => write!(
                 f,
@@ -82,7 +138,11 @@ impl std::fmt::Display for ValidationError {
                 write!(f, "link comes from node \"{from}\", which does not exist")
             }
             Problem::LinkToMissingNode => write!(f, "link goes into a node that does not exist"),
-            Problem::TypeMismatch { from, from_ty, to_ty } => write!(
+            Problem::TypeMismatch {
+                from,
+                from_ty,
+                to_ty,
+            } => write!(
                 f,
                 "type mismatch: {from} gives {from_ty}, this input expects {to_ty}"
             ),
@@ -128,10 +188,14 @@ pub fn check_output_template(template: &str) -> Result<(), String> {
         return Err("the file name is empty".into());
     }
     if t.starts_with('/') || t.starts_with('\\') || t.starts_with('~') {
-        return Err(format!("\"{t}\" is an absolute path; use a path inside the output folder"));
+        return Err(format!(
+            "\"{t}\" is an absolute path; use a path inside the output folder"
+        ));
     }
     if t.len() >= 2 && t.as_bytes()[1] == b':' {
-        return Err(format!("\"{t}\" names a drive; use a path inside the output folder"));
+        return Err(format!(
+            "\"{t}\" names a drive; use a path inside the output folder"
+        ));
     }
     if t.contains('\0') {
         return Err("the file name contains a NUL byte".into());
@@ -144,17 +208,24 @@ pub fn check_output_template(template: &str) -> Result<(), String> {
     let mut rest = t;
     while let Some(open) = rest.find('{') {
         let after = &rest[open + 1..];
-        let close = after.find('}').ok_or_else(|| format!("\"{t}\" has an unclosed '{{'"))?;
+        let close = after
+            .find('}')
+            .ok_or_else(|| format!("\"{t}\" has an unclosed '{{'"))?;
         let var = &after[..close];
         let name = var.split(':').next().unwrap_or("");
         if !OUTPUT_TEMPLATE_VARS.iter().any(|(n, _)| *n == name) {
             let known: Vec<&str> = OUTPUT_TEMPLATE_VARS.iter().map(|(n, _)| *n).collect();
-            return Err(format!("unknown variable {{{var}}} (known: {})", known.join(", ")));
+            return Err(format!(
+                "unknown variable {{{var}}} (known: {})",
+                known.join(", ")
+            ));
         }
         if let Some(fmt) = var.split(':').nth(1) {
             let ok = fmt.len() >= 2 && fmt.starts_with('0') && fmt[1..].parse::<u8>().is_ok();
             if !ok {
-                return Err(format!("bad format \"{fmt}\" in {{{var}}}: use {{{name}:0N}}"));
+                return Err(format!(
+                    "bad format \"{fmt}\" in {{{var}}}: use {{{name}:0N}}"
+                ));
             }
         }
         rest = &after[close + 1..];
@@ -168,8 +239,14 @@ fn check_param(
     value: &ParamValue,
     doc: &GraphDoc,
 ) -> Option<crate::validate::Problem> {
-    let bad = || Problem::BadParamValue { value: value.to_json(), expected: spec.expected() };
-    let out_of_range = || Problem::OutOfRange { value: value.to_json(), expected: spec.expected() };
+    let bad = || Problem::BadParamValue {
+        value: value.to_json(),
+        expected: spec.expected(),
+    };
+    let out_of_range = || Problem::OutOfRange {
+        value: value.to_json(),
+        expected: spec.expected(),
+    };
     match (&spec.kind, value) {
         (ParamKind::Int { min, max, .. }, ParamValue::Int(v)) => {
             (v < min || v > max).then(out_of_range)
@@ -187,8 +264,9 @@ fn check_param(
         (ParamKind::Color { .. }, ParamValue::Text(s)) => parse_hex_color(s).is_none().then(bad),
         (ParamKind::InputFile { .. }, ParamValue::Text(s)) => {
             let sha = s.strip_prefix("asset:")?;
-            (!doc.assets.contains_key(sha))
-                .then(|| Problem::MissingAsset { sha256: sha.to_string() })
+            (!doc.assets.contains_key(sha)).then(|| Problem::MissingAsset {
+                sha256: sha.to_string(),
+            })
         }
         (ParamKind::OutputTemplate { .. }, ParamValue::Text(s)) => check_output_template(s)
             .err()
@@ -203,7 +281,11 @@ pub fn parse_hex_color(s: &str) -> Option<[f32; 3]> {
     if h.len() != 6 || !h.is_ascii() {
         return None;
     }
-    let c = |i: usize| u8::from_str_radix(&h[i..i + 2], 16).ok().map(|v| f32::from(v) / 255.0);
+    let c = |i: usize| {
+        u8::from_str_radix(&h[i..i + 2], 16)
+            .ok()
+            .map(|v| f32::from(v) / 255.0)
+    };
     Some([c(0)?, c(2)?, c(4)?])
 }
 
@@ -214,13 +296,23 @@ pub fn parse_hex_color(s: &str) -> Option<[f32; 3]> {
 pub fn validate(doc: &GraphDoc, catalogue: &Catalogue) -> Result<(), ValidationErrors> {
     let mut errors = Vec::new();
     let mut push = |node: Option<&str>, field: Option<String>, problem: Problem| {
-        errors.push(ValidationError { node: node.map(str::to_string), field, problem })
+        errors.push(ValidationError {
+            node: node.map(str::to_string),
+            field,
+            problem,
+        })
     };
     let mut specs: BTreeMap<&str, &'static NodeSpec> = BTreeMap::new();
 
     for (id, node) in &doc.nodes {
         let Some(spec) = catalogue.get(&node.kind) else {
-            push(Some(id), None, Problem::UnknownKind { kind: node.kind.clone() });
+            push(
+                Some(id),
+                None,
+                Problem::UnknownKind {
+                    kind: node.kind.clone(),
+                },
+            );
             continue;
         };
         specs.insert(id, spec);
@@ -284,7 +376,9 @@ pub fn validate(doc: &GraphDoc, catalogue: &Catalogue) -> Result<(), ValidationE
             push(
                 Some(to_node),
                 field,
-                Problem::LinkFromMissingNode { from: link.from.node().to_string() },
+                Problem::LinkFromMissingNode {
+                    from: link.from.node().to_string(),
+                },
             );
             continue;
         }
@@ -292,7 +386,10 @@ pub fn validate(doc: &GraphDoc, catalogue: &Catalogue) -> Result<(), ValidationE
             push(
                 Some(to_node),
                 field.clone(),
-                Problem::DuplicateInputLink { first: first.to_string(), second: link.from.to_string() },
+                Problem::DuplicateInputLink {
+                    first: first.to_string(),
+                    second: link.from.to_string(),
+                },
             );
         }
         let (Some(to_spec), Some(from_spec)) = (specs.get(to_node), specs.get(link.from.node()))
@@ -316,7 +413,11 @@ pub fn validate(doc: &GraphDoc, catalogue: &Catalogue) -> Result<(), ValidationE
                 Problem::UnknownOutputPort {
                     node: link.from.node().to_string(),
                     port: link.from.port().to_string(),
-                    known: from_spec.outputs.iter().map(|p| p.name.to_string()).collect(),
+                    known: from_spec
+                        .outputs
+                        .iter()
+                        .map(|p| p.name.to_string())
+                        .collect(),
                 },
             );
             continue;
@@ -340,7 +441,9 @@ pub fn validate(doc: &GraphDoc, catalogue: &Catalogue) -> Result<(), ValidationE
                 push(
                     Some(id),
                     Some(format!("input \"{}\"", input.name)),
-                    Problem::MissingRequiredInput { ty: input.ty.to_string() },
+                    Problem::MissingRequiredInput {
+                        ty: input.ty.to_string(),
+                    },
                 );
             }
         }

@@ -1,0 +1,121 @@
+//! Decoding and encoding image files, with limits so that a hostile file cannot exhaust memory.
+
+use std::io::Cursor;
+
+use crate::image::{Image, Mask};
+
+/// The largest image side we decode or create.
+pub const MAX_SIDE: u32 = 16384;
+/// The largest pixel count we decode or create (64 Mpx: 1 GiB as f32 RGBA).
+pub const MAX_PIXELS: u64 = 64 * 1024 * 1024;
+
+/// Checks a requested size against [`MAX_SIDE`] and [`MAX_PIXELS`].
+pub fn check_size(width: u32, height: u32) -> Result<(), String> {
+    if width == 0 || height == 0 {
+        return Err(format!("image size {width}×{height} is empty"));
+    }
+    let pixels = u64::from(width) * u64::from(height);
+    if width > MAX_SIDE || height > MAX_SIDE || pixels > MAX_PIXELS {
+        return Err(format!(
+            "image size {width}×{height} ({:.0} Mpx) exceeds the limit of {MAX_SIDE} px a side and {} Mpx",
+            pixels as f64 / 1048576.0,
+            MAX_PIXELS / 1048576
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes PNG, JPEG, BMP, TIFF or WebP bytes into an RGBA image. `name` is used in messages.
+pub fn decode_image(bytes: &[u8], name: &str) -> Result<Image, String> {
+    let mut reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("{name}: cannot read: {e}"))?;
+    if reader.format().is_none() {
+        return Err(format!(
+            "{name}: not an image file (PNG, JPEG, BMP, TIFF or WebP expected)"
+        ));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(2 * 1024 * 1024 * 1024);
+    reader.limits(limits);
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| format!("{name}: cannot decode: {e}"))?;
+    check_size(w, h).map_err(|e| format!("{name}: {e}"))?;
+    let mut reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("{name}: cannot read: {e}"))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(2 * 1024 * 1024 * 1024);
+    reader.limits(limits);
+    let decoded = reader
+        .decode()
+        .map_err(|e| format!("{name}: cannot decode: {e}"))?;
+    let rgba = decoded.to_rgba32f();
+    Ok(Image {
+        width: rgba.width(),
+        height: rgba.height(),
+        data: rgba.into_raw(),
+    })
+}
+
+fn to_u8(v: f32) -> u8 {
+    (v.clamp(0.0, 1.0) * 255.0).round() as u8
+}
+
+/// Text chunks written into a PNG (keyword, text).
+pub type PngText<'a> = &'a [(&'a str, &'a str)];
+
+fn encode_png(
+    width: u32,
+    height: u32,
+    color: png::ColorType,
+    data: &[u8],
+    text: PngText,
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, width, height);
+        enc.set_color(color);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Fast);
+        for (k, v) in text {
+            enc.add_itxt_chunk((*k).to_string(), (*v).to_string())
+                .map_err(|e| e.to_string())?;
+        }
+        let mut w = enc.write_header().map_err(|e| e.to_string())?;
+        w.write_image_data(data).map_err(|e| e.to_string())?;
+        w.finish().map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
+/// Encodes an image as an 8-bit RGBA PNG (opaque images as RGB), with optional text chunks.
+pub fn encode_image_png(img: &Image, text: PngText) -> Result<Vec<u8>, String> {
+    let opaque = img.data.chunks_exact(4).all(|p| p[3] >= 1.0);
+    if opaque {
+        let data: Vec<u8> = img
+            .data
+            .chunks_exact(4)
+            .flat_map(|p| [to_u8(p[0]), to_u8(p[1]), to_u8(p[2])])
+            .collect();
+        encode_png(img.width, img.height, png::ColorType::Rgb, &data, text)
+    } else {
+        let data: Vec<u8> = img.data.iter().map(|&v| to_u8(v)).collect();
+        encode_png(img.width, img.height, png::ColorType::Rgba, &data, text)
+    }
+}
+
+/// Encodes a mask as an 8-bit greyscale PNG (white = 1).
+pub fn encode_mask_png(mask: &Mask, text: PngText) -> Result<Vec<u8>, String> {
+    let data: Vec<u8> = mask.data.iter().map(|&v| to_u8(v)).collect();
+    encode_png(
+        mask.width,
+        mask.height,
+        png::ColorType::Grayscale,
+        &data,
+        text,
+    )
+}

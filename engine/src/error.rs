@@ -1,0 +1,47 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the engine. Errors that belong to a node name it.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A node failed; the message says why.
+    #[error("node \"{node}\" ({kind}): {message}")]
+    Node {
+        node: String,
+        kind: String,
+        message: String,
+    },
+    /// Raised inside a node's code; the executor turns it into [`EngineError::Node`].
+    #[error("{0}")]
+    Failed(String),
+    #[error("run cancelled")]
+    Cancelled,
+    #[error("invalid graph:\n{0}")]
+    Invalid(nodes::ValidationErrors),
+    #[error(transparent)]
+    Graph(#[from] nodes::NodesError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("store {}: {message}", path.display())]
+    Store { path: PathBuf, message: String },
+    #[error("{0}")]
+    Plan(String),
+}
+
+impl EngineError {
+    /// A failure inside a node, with a message for the user.
+    pub fn failed(message: impl Into<String>) -> EngineError {
+        EngineError::Failed(message.into())
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> EngineError {
+        EngineError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,0 +1,740 @@
+//! The graph executor: runs the part of a graph that the requested outputs need, in topological
+//! order, and caches node outputs by input signature.
+//!
+//! **Cache key** (after ComfyUI's `caching.py` input signatures): a sha256 over the node's
+//! `kind@version`, its effective parameters (defaults filled in, seeds resolved), the content
+//! hash of every input file it reads (an asset's key is its sha256), and for each input port the
+//! upstream node's key and port. A non-deterministic kind adds its node id. Editing the editor
+//! layout therefore recomputes nothing, and editing one parameter recomputes that node and what
+//! depends on it. Sinks (SaveImage) have side effects and always run.
+//!
+//! Cached outputs live under a memory budget and are evicted least-recently-used.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use nodes::{Catalogue, GraphDoc, NodeSpec, ParamKind, ParamValue, SeedValue};
+use sha2::{Digest, Sha256};
+
+use crate::error::{EngineError, Result};
+use crate::image::{Image, Mask};
+use crate::value::{Outputs, Value};
+
+/// A cache key: sha256 of a node's input signature.
+pub type CacheKey = [u8; 32];
+
+/// Progress reported while a graph runs.
+#[derive(Clone, Debug)]
+pub enum Event {
+    NodeStarted {
+        node: String,
+    },
+    /// Step `step` of `total` inside a node, with an optional preview image.
+    NodeProgress {
+        node: String,
+        step: u32,
+        total: u32,
+        preview: Option<Arc<Image>>,
+    },
+    NodeFinished {
+        node: String,
+        seconds: f64,
+        cached: bool,
+    },
+    NodeError {
+        node: String,
+        message: String,
+    },
+    /// A sink wrote a file (and, through the runner, a store record).
+    Saved {
+        node: String,
+        path: PathBuf,
+        output_id: Option<u64>,
+    },
+}
+
+/// Shared flag that cancels a run: checked between nodes and at every progress step.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What a sink saved.
+#[derive(Clone, Debug)]
+pub struct Saved {
+    pub path: PathBuf,
+    pub mask_path: Option<PathBuf>,
+    pub output_id: Option<u64>,
+}
+
+/// Receives the images that sink nodes save (the runner writes files and store records).
+pub trait OutputSink {
+    fn save(
+        &mut self,
+        node: &str,
+        image: &Image,
+        mask: Option<&Mask>,
+        template: &str,
+    ) -> Result<Saved>;
+}
+
+/// A node kind's implementation.
+pub type NodeFn = Arc<dyn Fn(&mut NodeCtx) -> Result<Outputs> + Send + Sync>;
+
+/// Executors by kind name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    map: HashMap<String, NodeFn>,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// The executors of every built-in kind.
+    pub fn builtin() -> Registry {
+        crate::kinds::registry()
+    }
+
+    pub fn register(
+        &mut self,
+        kind: &str,
+        f: impl Fn(&mut NodeCtx) -> Result<Outputs> + Send + Sync + 'static,
+    ) {
+        self.map.insert(kind.to_string(), Arc::new(f));
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&NodeFn> {
+        self.map.get(kind)
+    }
+
+    pub fn contains(&self, kind: &str) -> bool {
+        self.map.contains_key(kind)
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct RunRequest<'a> {
+    pub doc: &'a GraphDoc,
+    /// The nodes whose outputs are wanted; `None` means every sink.
+    pub targets: Option<Vec<String>>,
+    /// The run seed; "from run" seed parameters resolve against it.
+    pub run_seed: u64,
+    /// Relative input paths resolve against this folder (the graph file's).
+    pub base_dir: &'a Path,
+}
+
+/// Per-node statistics of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeStat {
+    pub node: String,
+    pub kind: String,
+    pub seconds: f64,
+    pub cached: bool,
+}
+
+/// The result of a run: every executed node's outputs, and statistics in execution order.
+#[derive(Clone, Debug, Default)]
+pub struct RunOutcome {
+    pub outputs: BTreeMap<String, Arc<Outputs>>,
+    pub stats: Vec<NodeStat>,
+}
+
+/// The context a node's executor works with: its parameters, inputs, input files, progress.
+pub struct NodeCtx<'a> {
+    pub node: String,
+    pub spec: &'static NodeSpec,
+    params: BTreeMap<String, ParamValue>,
+    inputs: BTreeMap<String, Value>,
+    files: HashMap<String, Arc<Vec<u8>>>,
+    pub run_seed: u64,
+    emit: &'a dyn Fn(Event),
+    cancel: &'a CancelToken,
+    sink: Option<&'a mut dyn OutputSink>,
+}
+
+impl<'a> NodeCtx<'a> {
+    fn param(&self, name: &str) -> Result<&ParamValue> {
+        self.params
+            .get(name)
+            .ok_or_else(|| EngineError::failed(format!("parameter \"{name}\" is not declared")))
+    }
+
+    pub fn int(&self, name: &str) -> Result<i64> {
+        match self.param(name)? {
+            ParamValue::Int(i) => Ok(*i),
+            ParamValue::Float(f) => Ok(f.round() as i64),
+            other => Err(EngineError::failed(format!(
+                "parameter \"{name}\": {} is not an integer",
+                other.to_json()
+            ))),
+        }
+    }
+
+    pub fn float(&self, name: &str) -> Result<f64> {
+        let p = self.param(name)?;
+        p.as_f64().ok_or_else(|| {
+            EngineError::failed(format!(
+                "parameter \"{name}\": {} is not a number",
+                p.to_json()
+            ))
+        })
+    }
+
+    pub fn text(&self, name: &str) -> Result<&str> {
+        let p = self.param(name)?;
+        p.as_str().ok_or_else(|| {
+            EngineError::failed(format!("parameter \"{name}\": {} is not text", p.to_json()))
+        })
+    }
+
+    pub fn bool(&self, name: &str) -> Result<bool> {
+        match self.param(name)? {
+            ParamValue::Bool(b) => Ok(*b),
+            other => Err(EngineError::failed(format!(
+                "parameter \"{name}\": {} is not true/false",
+                other.to_json()
+            ))),
+        }
+    }
+
+    /// A seed parameter, already resolved against the run seed.
+    pub fn seed(&self, name: &str) -> Result<u64> {
+        let p = self.param(name)?;
+        p.as_seed()
+            .map(|s| s.resolve(self.run_seed))
+            .ok_or_else(|| {
+                EngineError::failed(format!(
+                    "parameter \"{name}\": {} is not a seed",
+                    p.to_json()
+                ))
+            })
+    }
+
+    /// A colour parameter as sRGB 0..1.
+    pub fn color(&self, name: &str) -> Result<[f32; 3]> {
+        let t = self.text(name)?;
+        nodes::parse_hex_color(t).ok_or_else(|| {
+            EngineError::failed(format!("parameter \"{name}\": \"{t}\" is not #rrggbb"))
+        })
+    }
+
+    /// The value on an input port, if connected.
+    pub fn input(&self, port: &str) -> Option<&Value> {
+        self.inputs.get(port)
+    }
+
+    pub fn image(&self, port: &str) -> Result<Arc<Image>> {
+        self.opt_image(port)?
+            .ok_or_else(|| EngineError::failed(format!("input \"{port}\" is not connected")))
+    }
+
+    pub fn opt_image(&self, port: &str) -> Result<Option<Arc<Image>>> {
+        match self.inputs.get(port) {
+            None => Ok(None),
+            Some(v) => v
+                .as_image()
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| EngineError::failed(format!("input \"{port}\" is not an image"))),
+        }
+    }
+
+    pub fn mask(&self, port: &str) -> Result<Arc<Mask>> {
+        self.opt_mask(port)?
+            .ok_or_else(|| EngineError::failed(format!("input \"{port}\" is not connected")))
+    }
+
+    pub fn opt_mask(&self, port: &str) -> Result<Option<Arc<Mask>>> {
+        match self.inputs.get(port) {
+            None => Ok(None),
+            Some(v) => v
+                .as_mask()
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| EngineError::failed(format!("input \"{port}\" is not a mask"))),
+        }
+    }
+
+    /// The bytes of the file named by an input-file parameter (read once, when the cache key
+    /// was computed).
+    pub fn file(&self, param: &str) -> Result<Arc<Vec<u8>>> {
+        self.files.get(param).cloned().ok_or_else(|| {
+            EngineError::failed(format!("parameter \"{param}\": no file was chosen"))
+        })
+    }
+
+    /// Reports step `step` of `total`; returns `Err(Cancelled)` once the run is cancelled, so a
+    /// long node stops within one step.
+    pub fn progress(&self, step: u32, total: u32, preview: Option<Arc<Image>>) -> Result<()> {
+        (self.emit)(Event::NodeProgress {
+            node: self.node.clone(),
+            step,
+            total,
+            preview,
+        });
+        if self.cancel.is_cancelled() {
+            Err(EngineError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Hands an image (and its mask) to the run's sink. Only sink kinds call this.
+    pub fn save(&mut self, image: &Image, mask: Option<&Mask>, template: &str) -> Result<Saved> {
+        let node = self.node.clone();
+        let sink = self
+            .sink
+            .as_deref_mut()
+            .ok_or_else(|| EngineError::failed("this run has no output folder to save into"))?;
+        let saved = sink.save(&node, image, mask, template)?;
+        (self.emit)(Event::Saved {
+            node,
+            path: saved.path.clone(),
+            output_id: saved.output_id,
+        });
+        Ok(saved)
+    }
+}
+
+struct CacheEntry {
+    outputs: Arc<Outputs>,
+    bytes: usize,
+    last_used: u64,
+}
+
+/// Node outputs by cache key, under a memory budget, evicted least-recently-used.
+struct Cache {
+    entries: HashMap<CacheKey, CacheEntry>,
+    budget: usize,
+    used: usize,
+    tick: u64,
+}
+
+impl Cache {
+    fn get(&mut self, key: &CacheKey) -> Option<Arc<Outputs>> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.entries.get_mut(key).map(|e| {
+            e.last_used = tick;
+            e.outputs.clone()
+        })
+    }
+
+    fn insert(&mut self, key: CacheKey, outputs: Arc<Outputs>) {
+        let bytes: usize = outputs.values().map(Value::size_bytes).sum::<usize>() + 64;
+        if bytes > self.budget {
+            return;
+        }
+        if let Some(old) = self.entries.remove(&key) {
+            self.used -= old.bytes;
+        }
+        while self.used + bytes > self.budget {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            if let Some(e) = self.entries.remove(&oldest) {
+                self.used -= e.bytes;
+            }
+        }
+        self.tick += 1;
+        self.used += bytes;
+        self.entries.insert(
+            key,
+            CacheEntry {
+                outputs,
+                bytes,
+                last_used: self.tick,
+            },
+        );
+    }
+}
+
+/// Runs graphs; keeps the output cache between runs.
+pub struct Executor {
+    catalogue: Catalogue,
+    registry: Registry,
+    cache: Cache,
+}
+
+/// The default memory budget of the output cache.
+pub const DEFAULT_CACHE_BUDGET: usize = 2 << 30;
+
+impl Executor {
+    pub fn new(catalogue: Catalogue, registry: Registry, cache_budget: usize) -> Executor {
+        Executor {
+            catalogue,
+            registry,
+            cache: Cache {
+                entries: HashMap::new(),
+                budget: cache_budget,
+                used: 0,
+                tick: 0,
+            },
+        }
+    }
+
+    /// The built-in catalogue and executors with the default cache budget.
+    pub fn builtin() -> Executor {
+        Executor::new(
+            Catalogue::builtin(),
+            Registry::builtin(),
+            DEFAULT_CACHE_BUDGET,
+        )
+    }
+
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    /// Bytes held by the cache, and its entry count.
+    pub fn cache_usage(&self) -> (usize, usize) {
+        (self.cache.used, self.cache.entries.len())
+    }
+
+    pub fn clear_cache(&mut self) {
+        self.cache.entries.clear();
+        self.cache.used = 0;
+    }
+
+    /// Validates the graph and runs what the targets need. Events go to `emit` as they happen.
+    pub fn run(
+        &mut self,
+        req: &RunRequest,
+        mut sink: Option<&mut dyn OutputSink>,
+        emit: &dyn Fn(Event),
+        cancel: &CancelToken,
+    ) -> Result<RunOutcome> {
+        let doc = req.doc;
+        nodes::validate(doc, &self.catalogue).map_err(EngineError::Invalid)?;
+        let targets: Vec<String> = match &req.targets {
+            Some(t) => {
+                for id in t {
+                    if !doc.nodes.contains_key(id) {
+                        return Err(EngineError::Plan(format!(
+                            "requested node \"{id}\" is not in the graph"
+                        )));
+                    }
+                }
+                t.clone()
+            }
+            None => doc
+                .nodes
+                .iter()
+                .filter(|(_, n)| self.catalogue.get(&n.kind).is_some_and(|s| s.sink))
+                .map(|(id, _)| id.clone())
+                .collect(),
+        };
+        if targets.is_empty() {
+            return Err(EngineError::Plan(
+                "the graph has no output node (e.g. SaveImage), so there is nothing to run".into(),
+            ));
+        }
+        let target_refs: Vec<&str> = targets.iter().map(String::as_str).collect();
+        let order = doc
+            .upstream_order(&target_refs)
+            .map_err(|path| EngineError::Plan(format!("cycle: {}", path.join(" -> "))))?;
+
+        let mut keys: HashMap<String, CacheKey> = HashMap::new();
+        let mut outcome = RunOutcome::default();
+        for id in &order {
+            if cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            let node = &doc.nodes[id];
+            let spec = self
+                .catalogue
+                .get(&node.kind)
+                .ok_or_else(|| EngineError::Plan(format!("unknown kind {}", node.kind)))?;
+            let fail = |message: String| EngineError::Node {
+                node: id.clone(),
+                kind: spec.kind.to_string(),
+                message,
+            };
+            let params = effective_params(spec, &node.params, req.run_seed);
+            let files = read_input_files(spec, &params, doc, req.base_dir).map_err(|m| {
+                emit(Event::NodeError {
+                    node: id.clone(),
+                    message: m.clone(),
+                });
+                fail(m)
+            })?;
+
+            let key = signature(id, spec, &params, &files, doc, &keys);
+            keys.insert(id.clone(), key);
+
+            if !spec.sink {
+                if let Some(hit) = self.cache.get(&key) {
+                    emit(Event::NodeFinished {
+                        node: id.clone(),
+                        seconds: 0.0,
+                        cached: true,
+                    });
+                    outcome.stats.push(NodeStat {
+                        node: id.clone(),
+                        kind: spec.kind.into(),
+                        seconds: 0.0,
+                        cached: true,
+                    });
+                    outcome.outputs.insert(id.clone(), hit);
+                    continue;
+                }
+            }
+
+            let mut inputs = BTreeMap::new();
+            for link in doc.links_into(id) {
+                let value = outcome
+                    .outputs
+                    .get(link.from.node())
+                    .and_then(|o| o.get(link.from.port()))
+                    .cloned()
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "input \"{}\": {} produced no value",
+                            link.to.port(),
+                            link.from
+                        ))
+                    })?;
+                inputs.insert(link.to.port().to_string(), value);
+            }
+            let f = self
+                .registry
+                .get(spec.kind)
+                .ok_or_else(|| fail("no executor is registered for this kind".into()))?
+                .clone();
+            emit(Event::NodeStarted { node: id.clone() });
+            let started = Instant::now();
+            let mut ctx = NodeCtx {
+                node: id.clone(),
+                spec,
+                params,
+                inputs,
+                files: files
+                    .into_iter()
+                    .map(|(k, (_, bytes))| (k, bytes))
+                    .collect(),
+                run_seed: req.run_seed,
+                emit,
+                cancel,
+                sink: match sink {
+                    Some(ref mut s) => Some(&mut **s as &mut dyn OutputSink),
+                    None => None,
+                },
+            };
+            let result = f(&mut ctx).and_then(|out| check_outputs(spec, out));
+            let seconds = started.elapsed().as_secs_f64();
+            match result {
+                Ok(out) => {
+                    let out = Arc::new(out);
+                    if !spec.sink {
+                        self.cache.insert(key, out.clone());
+                    }
+                    emit(Event::NodeFinished {
+                        node: id.clone(),
+                        seconds,
+                        cached: false,
+                    });
+                    outcome.stats.push(NodeStat {
+                        node: id.clone(),
+                        kind: spec.kind.into(),
+                        seconds,
+                        cached: false,
+                    });
+                    outcome.outputs.insert(id.clone(), out);
+                }
+                Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
+                Err(e) => {
+                    let e = match e {
+                        EngineError::Node { .. } => e,
+                        EngineError::Failed(m) => fail(m),
+                        other => fail(other.to_string()),
+                    };
+                    if let EngineError::Node { message, .. } = &e {
+                        emit(Event::NodeError {
+                            node: id.clone(),
+                            message: message.clone(),
+                        });
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// Parameters with defaults filled in and seeds resolved to fixed values.
+fn effective_params(
+    spec: &NodeSpec,
+    given: &BTreeMap<String, ParamValue>,
+    run_seed: u64,
+) -> BTreeMap<String, ParamValue> {
+    spec.params
+        .iter()
+        .map(|p| {
+            let v = given
+                .get(p.name)
+                .cloned()
+                .unwrap_or_else(|| p.default_value());
+            let v = match (&p.kind, v.as_seed()) {
+                (ParamKind::Seed, Some(s)) => ParamValue::Seed(SeedValue::Fixed {
+                    value: s.resolve(run_seed),
+                }),
+                (ParamKind::Float { .. }, _) => v.as_f64().map(ParamValue::Float).unwrap_or(v),
+                _ => v,
+            };
+            (p.name.to_string(), v)
+        })
+        .collect()
+}
+
+/// Reads every input file a node names: `(content hash, bytes)` by parameter name. Assets come
+/// from the document; paths resolve against `base_dir`.
+fn read_input_files(
+    spec: &NodeSpec,
+    params: &BTreeMap<String, ParamValue>,
+    doc: &GraphDoc,
+    base_dir: &Path,
+) -> std::result::Result<BTreeMap<String, (String, Arc<Vec<u8>>)>, String> {
+    let mut out = BTreeMap::new();
+    for p in spec
+        .params
+        .iter()
+        .filter(|p| matches!(p.kind, ParamKind::InputFile { .. }))
+    {
+        let Some(value) = params.get(p.name).and_then(|v| v.as_str()) else {
+            continue;
+        };
+        if value.trim().is_empty() {
+            continue;
+        }
+        let entry = if let Some(sha) = value.strip_prefix("asset:") {
+            let asset = doc.assets.get(sha).ok_or_else(|| {
+                format!("parameter \"{}\": asset {sha} is not in the graph", p.name)
+            })?;
+            let bytes = crate::hashing::decode_base64(&asset.data_base64).map_err(|e| {
+                format!(
+                    "parameter \"{}\": asset {sha} is not valid base64: {e}",
+                    p.name
+                )
+            })?;
+            (sha.to_string(), Arc::new(bytes))
+        } else {
+            let path = resolve_path(base_dir, value);
+            if path.is_dir() {
+                return Err(format!(
+                    "parameter \"{}\": {} is a folder; folders are expanded into work items by a batch run (defect-studio run)",
+                    p.name,
+                    path.display()
+                ));
+            }
+            let bytes = std::fs::read(&path).map_err(|e| {
+                format!(
+                    "parameter \"{}\": cannot read {}: {e}",
+                    p.name,
+                    path.display()
+                )
+            })?;
+            (crate::hashing::sha256_hex(&bytes), Arc::new(bytes))
+        };
+        out.insert(p.name.to_string(), entry);
+    }
+    Ok(out)
+}
+
+/// Resolves a path parameter against the graph's folder.
+pub fn resolve_path(base_dir: &Path, value: &str) -> PathBuf {
+    let p = Path::new(value);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base_dir.join(p)
+    }
+}
+
+/// The input signature of one node (see the module docs).
+fn signature(
+    id: &str,
+    spec: &NodeSpec,
+    params: &BTreeMap<String, ParamValue>,
+    files: &BTreeMap<String, (String, Arc<Vec<u8>>)>,
+    doc: &GraphDoc,
+    keys: &HashMap<String, CacheKey>,
+) -> CacheKey {
+    let mut h = Sha256::new();
+    let mut field = |tag: &str, value: &[u8]| {
+        h.update((tag.len() as u64).to_le_bytes());
+        h.update(tag.as_bytes());
+        h.update((value.len() as u64).to_le_bytes());
+        h.update(value);
+    };
+    field("kind", spec.id().as_bytes());
+    field(
+        "params",
+        serde_json::to_string(params).unwrap_or_default().as_bytes(),
+    );
+    for (name, (hash, _)) in files {
+        field(name, hash.as_bytes());
+    }
+    let mut links: Vec<_> = doc.links_into(id).collect();
+    links.sort_by(|a, b| a.to.port().cmp(b.to.port()));
+    for l in links {
+        field("in", l.to.port().as_bytes());
+        field("from_port", l.from.port().as_bytes());
+        field(
+            "from_key",
+            keys.get(l.from.node()).map(|k| &k[..]).unwrap_or(&[]),
+        );
+    }
+    if !spec.deterministic {
+        field("node", id.as_bytes());
+    }
+    h.finalize().into()
+}
+
+/// Checks that an executor produced every declared output with its declared type.
+fn check_outputs(spec: &NodeSpec, out: Outputs) -> Result<Outputs> {
+    for port in spec.outputs {
+        match out.get(port.name) {
+            None => {
+                return Err(EngineError::failed(format!(
+                    "produced no value for output \"{}\"",
+                    port.name
+                )))
+            }
+            Some(v) if v.port_type() != port.ty => {
+                return Err(EngineError::failed(format!(
+                    "output \"{}\" is {}, declared {}",
+                    port.name,
+                    v.port_type(),
+                    port.ty
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,320 @@
+//! The executors of the built-in node kinds (declared in `nodes::builtin`).
+
+use std::collections::BTreeMap;
+
+use crate::codec::{check_size, decode_image};
+use crate::error::{EngineError, Result};
+use crate::exec::{NodeCtx, Registry};
+use crate::image::{Image, Mask};
+use crate::ops::{self, Blend, Filter};
+use crate::procedural::{
+    noise_field, shape_mask, texture, NoiseKind, Shape, ShapeParams, TextureKind, TextureParams,
+};
+use crate::value::{Outputs, Value};
+
+/// Every built-in kind's executor.
+pub(crate) fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.register("LoadImage", load_image);
+    r.register("LoadMask", load_mask);
+    r.register("SaveImage", save_image);
+    r.register("Resize", resize);
+    r.register("Crop", crop);
+    r.register("MaskOps", mask_ops);
+    r.register("Composite", composite);
+    r.register("SolidColor", solid_color);
+    r.register("Noise", noise);
+    r.register("Texture", texture_node);
+    r.register("ShapeMask", shape_mask_node);
+    r
+}
+
+fn outputs(values: impl IntoIterator<Item = (&'static str, Value)>) -> Outputs {
+    values.into_iter().collect::<BTreeMap<_, _>>()
+}
+
+fn size_param(ctx: &NodeCtx, w: &str, h: &str) -> Result<(u32, u32)> {
+    let (width, height) = (ctx.int(w)?, ctx.int(h)?);
+    let (width, height) = (
+        u32::try_from(width).unwrap_or(0),
+        u32::try_from(height).unwrap_or(0),
+    );
+    check_size(width, height).map_err(EngineError::failed)?;
+    Ok((width, height))
+}
+
+fn same_size(what: &str, image: &Image, mask: &Mask) -> Result<()> {
+    if (image.width, image.height) != (mask.width, mask.height) {
+        return Err(EngineError::failed(format!(
+            "{what}: the mask is {}×{} but the image is {}×{}",
+            mask.width, mask.height, image.width, image.height
+        )));
+    }
+    Ok(())
+}
+
+fn choice<T>(ctx: &NodeCtx, name: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T> {
+    let v = ctx.text(name)?;
+    parse(v)
+        .ok_or_else(|| EngineError::failed(format!("parameter \"{name}\": unknown option \"{v}\"")))
+}
+
+fn load_image(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let bytes = ctx.file("source")?;
+    let img = decode_image(&bytes, ctx.text("source")?).map_err(EngineError::failed)?;
+    let mask = img.alpha();
+    Ok(outputs([("image", img.into()), ("mask", mask.into())]))
+}
+
+fn load_mask(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let bytes = ctx.file("source")?;
+    let img = decode_image(&bytes, ctx.text("source")?).map_err(EngineError::failed)?;
+    let channel = ctx.text("channel")?.to_string();
+    let pick: fn(&[f32]) -> f32 = match channel.as_str() {
+        "alpha" => |p| p[3],
+        "red" => |p| p[0],
+        "green" => |p| p[1],
+        "blue" => |p| p[2],
+        _ => |p| 0.2126 * p[0] + 0.7152 * p[1] + 0.0722 * p[2],
+    };
+    let invert = ctx.bool("invert")?;
+    let data = img
+        .data
+        .chunks_exact(4)
+        .map(|p| {
+            let v = pick(p).clamp(0.0, 1.0);
+            if invert {
+                1.0 - v
+            } else {
+                v
+            }
+        })
+        .collect();
+    Ok(outputs([(
+        "mask",
+        Mask {
+            width: img.width,
+            height: img.height,
+            data,
+        }
+        .into(),
+    )]))
+}
+
+fn save_image(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let image = ctx.image("image")?;
+    let mask = ctx.opt_mask("mask")?;
+    if let Some(m) = &mask {
+        same_size("input \"mask\"", &image, m)?;
+    }
+    let template = ctx.text("filename")?.to_string();
+    ctx.save(&image, mask.as_deref(), &template)?;
+    Ok(Outputs::new())
+}
+
+/// The target size of a resize: 0 keeps the aspect ratio from the other side.
+fn resize_target(iw: u32, ih: u32, w: i64, h: i64) -> Result<(u32, u32)> {
+    let (w, h) = match (w, h) {
+        (0, 0) => {
+            return Err(EngineError::failed(
+                "width and height are both 0; set at least one",
+            ))
+        }
+        (0, h) => (
+            ((h as f64) * f64::from(iw) / f64::from(ih))
+                .round()
+                .max(1.0) as i64,
+            h,
+        ),
+        (w, 0) => (
+            w,
+            ((w as f64) * f64::from(ih) / f64::from(iw))
+                .round()
+                .max(1.0) as i64,
+        ),
+        (w, h) => (w, h),
+    };
+    let (w, h) = (
+        u32::try_from(w).unwrap_or(u32::MAX),
+        u32::try_from(h).unwrap_or(u32::MAX),
+    );
+    check_size(w, h).map_err(EngineError::failed)?;
+    Ok((w, h))
+}
+
+fn resize(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let image = ctx.image("image")?;
+    let mask = match ctx.opt_mask("mask")? {
+        Some(m) => {
+            same_size("input \"mask\"", &image, &m)?;
+            (*m).clone()
+        }
+        None => image.alpha(),
+    };
+    let (w, h) = resize_target(
+        image.width,
+        image.height,
+        ctx.int("width")?,
+        ctx.int("height")?,
+    )?;
+    let filter = choice(ctx, "filter", Filter::from_name)?;
+    let (iw, ih) = (f64::from(image.width), f64::from(image.height));
+    let (img, m) = match ctx.text("mode")? {
+        "fit" | "fill" => {
+            let fit = ctx.text("mode")? == "fit";
+            let s = if fit {
+                (f64::from(w) / iw).min(f64::from(h) / ih)
+            } else {
+                (f64::from(w) / iw).max(f64::from(h) / ih)
+            };
+            let rw = ((iw * s).round() as u32).max(1);
+            let rh = ((ih * s).round() as u32).max(1);
+            check_size(rw, rh).map_err(EngineError::failed)?;
+            let ri = ops::resize_image(&image, rw, rh, filter);
+            let rm = ops::resize_mask(&mask, rw, rh, filter);
+            let x = (i64::from(w) - i64::from(rw)) / 2;
+            let y = (i64::from(h) - i64::from(rh)) / 2;
+            (
+                ops::place_image(&ri, w, h, x, y),
+                ops::place_mask(&rm, w, h, x, y),
+            )
+        }
+        _ => (
+            ops::resize_image(&image, w, h, filter),
+            ops::resize_mask(&mask, w, h, filter),
+        ),
+    };
+    Ok(outputs([("image", img.into()), ("mask", m.into())]))
+}
+
+fn crop(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let image = ctx.image("image")?;
+    let mask = match ctx.opt_mask("mask")? {
+        Some(m) => {
+            same_size("input \"mask\"", &image, &m)?;
+            (*m).clone()
+        }
+        None => image.alpha(),
+    };
+    let (x, y) = (ctx.int("x")?, ctx.int("y")?);
+    let (iw, ih) = (i64::from(image.width), i64::from(image.height));
+    let w = match ctx.int("width")? {
+        0 => iw - x,
+        w => w,
+    };
+    let h = match ctx.int("height")? {
+        0 => ih - y,
+        h => h,
+    };
+    if x >= iw || y >= ih || w <= 0 || h <= 0 || x + w > iw || y + h > ih {
+        return Err(EngineError::failed(format!(
+            "the crop rectangle at ({x}, {y}) of {w}×{h} does not fit in the {iw}×{ih} image"
+        )));
+    }
+    let (x, y, w, h) = (x as u32, y as u32, w as u32, h as u32);
+    Ok(outputs([
+        ("image", ops::crop_image(&image, x, y, w, h).into()),
+        ("mask", ops::crop_mask(&mask, x, y, w, h).into()),
+    ]))
+}
+
+fn mask_ops(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let mask = ctx.mask("mask")?;
+    let radius = ctx.float("radius")? as f32;
+    let out = match ctx.text("op")? {
+        "threshold" => ops::threshold(&mask, ctx.float("threshold")? as f32),
+        "invert" => ops::invert(&mask),
+        "grow" => ops::grow(&mask, radius),
+        "shrink" => ops::shrink(&mask, radius),
+        "feather" => ops::feather(&mask, radius),
+        "blur" => ops::blur_mask(&mask, radius),
+        other => {
+            return Err(EngineError::failed(format!(
+                "parameter \"op\": unknown operation \"{other}\""
+            )))
+        }
+    };
+    Ok(outputs([("mask", out.into())]))
+}
+
+fn composite(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let top = ctx.image("top")?;
+    let bottom = ctx.image("bottom")?;
+    let mask = ctx.opt_mask("mask")?;
+    if let Some(m) = &mask {
+        same_size("input \"mask\" (must match \"top\")", &top, m)?;
+    }
+    let blend = choice(ctx, "blend", Blend::from_name)?;
+    let (img, placed) = ops::composite(
+        &bottom,
+        &top,
+        mask.as_deref(),
+        ctx.int("x")?,
+        ctx.int("y")?,
+        ctx.float("opacity")? as f32,
+        blend,
+    );
+    Ok(outputs([("image", img.into()), ("mask", placed.into())]))
+}
+
+fn solid_color(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let (w, h) = size_param(ctx, "width", "height")?;
+    let [r, g, b] = ctx.color("color")?;
+    let a = ctx.float("alpha")? as f32;
+    Ok(outputs([(
+        "image",
+        Image::filled(w, h, [r, g, b, a]).into(),
+    )]))
+}
+
+fn noise(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let (w, h) = size_param(ctx, "width", "height")?;
+    let kind = choice(ctx, "noise", NoiseKind::from_name)?;
+    let octaves = u32::try_from(ctx.int("octaves")?).unwrap_or(1);
+    let field = noise_field(
+        kind,
+        w,
+        h,
+        ctx.seed("seed")?,
+        ctx.float("scale")? as f32,
+        octaves,
+    );
+    Ok(outputs([
+        ("image", field.to_image().into()),
+        ("mask", field.into()),
+    ]))
+}
+
+fn texture_node(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let (width, height) = size_param(ctx, "width", "height")?;
+    let p = TextureParams {
+        kind: choice(ctx, "material", TextureKind::from_name)?,
+        width,
+        height,
+        seed: ctx.seed("seed")?,
+        scale: ctx.float("scale")? as f32,
+        color: ctx.color("color")?,
+        contrast: ctx.float("contrast")? as f32,
+        angle_deg: ctx.float("angle")? as f32,
+    };
+    Ok(outputs([("image", texture(&p).into())]))
+}
+
+fn shape_mask_node(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let (width, height) = match ctx.opt_image("like")? {
+        Some(img) => (img.width, img.height),
+        None => size_param(ctx, "width", "height")?,
+    };
+    let p = ShapeParams {
+        shape: choice(ctx, "shape", Shape::from_name)?,
+        width,
+        height,
+        cx: ctx.float("x")? as f32 * width as f32,
+        cy: ctx.float("y")? as f32 * height as f32,
+        size_x: ctx.float("size_x")? as f32,
+        size_y: ctx.float("size_y")? as f32,
+        rotation_deg: ctx.float("rotation")? as f32,
+        feather_px: ctx.float("feather")? as f32,
+    };
+    Ok(outputs([("mask", shape_mask(&p).into())]))
+}

@@ -1,0 +1,38 @@
+//! The Defect Studio engine: it runs graphs and keeps what they make.
+//!
+//! - [`exec`]: the [`Executor`] runs the subgraph that the requested outputs need, in topological
+//!   order, caching node outputs by input signature under an LRU memory budget, and reports
+//!   [`Event`]s; a [`CancelToken`] stops it within one step. Node kinds are implemented as
+//!   [`NodeFn`]s in a [`Registry`] ([`Registry::builtin`] for the shipped kinds).
+//! - [`run`]: batches ([`BatchJob`]: variations × folder items × sweep cells, sharded), the
+//!   output folder, and the [`Worker`] thread that the studio and the CLI both drive.
+//! - [`store`]: the redb [`Store`] of graphs, runs, outputs, bookmarks, presets and settings,
+//!   shared safely between processes.
+//! - [`image`], [`codec`], [`ops`], [`procedural`]: pixel buffers ([`Image`], [`Mask`]), file
+//!   decoding/encoding with size limits, classical image operations, and procedural textures,
+//!   noise and shapes.
+//! - [`EngineError`]: the crate's error type; errors of a node name the node.
+
+pub mod codec;
+mod error;
+pub mod exec;
+pub mod hashing;
+pub mod image;
+mod kinds;
+pub mod ops;
+pub mod paths;
+
+pub mod procedural;
+pub mod run;
+pub mod store;
+mod value;
+
+pub use error::{EngineError, Result};
+pub use exec::{
+    CancelToken, Event, Executor, NodeCtx, NodeFn, OutputSink, Registry, RunOutcome, RunRequest,
+    Saved,
+};
+pub use image::{Image, Mask};
+pub use run::{BatchEvent, BatchJob, BatchSummary, Worker, WorkerEvent};
+pub use store::{RunRecord, RunStatus, Store};
+pub use value::{Outputs, Value};

@@ -1,0 +1,616 @@
+//! Batch runs: planning work items (variations × folder items × sweep cells, sharded), running
+//! each through the [`Executor`], writing outputs to the output folder and the store, and the
+//! [`Worker`] thread that the studio and the CLI both drive.
+//!
+//! **Work item order.** Item `k` is numbered `k = (v · F + f) · S + s`, where `v` is the
+//! variation (`0..count`, seed = base seed + v), `f` indexes the folder combinations (folder
+//! inputs in node-id order, the first varying slowest, files sorted by name) and `s` the sweep
+//! cells (`--sweep` arguments in the order given, the first varying slowest). With `--shard I/N`
+//! a process runs exactly the items with `k mod N == I`.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use nodes::{GraphDoc, ParamKind, ParamValue};
+
+use crate::codec;
+use crate::error::{EngineError, Result};
+use crate::exec::{resolve_path, CancelToken, Event, Executor, OutputSink, RunRequest, Saved};
+use crate::hashing::sha256_hex;
+use crate::image::{Image, Mask};
+use crate::store::{now_ms, NodeTiming, OutputRecord, RunRecord, RunStatus, Store};
+
+/// One parameter set to a value for a work item.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Override {
+    pub node: String,
+    pub param: String,
+    pub value: ParamValue,
+}
+
+/// A parameter swept over several values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sweep {
+    pub node: String,
+    pub param: String,
+    pub values: Vec<ParamValue>,
+}
+
+/// One execution of the graph within a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkItem {
+    /// `k` in the module docs: the item's index over the whole (unsharded) batch.
+    pub index: u64,
+    pub seed: u64,
+    pub overrides: Vec<Override>,
+}
+
+/// What to plan: the graph, its folder, and the CLI's `--count/--seed/--sweep/--shard`.
+pub struct PlanSpec<'a> {
+    pub doc: &'a GraphDoc,
+    pub base_dir: &'a Path,
+    pub count: u64,
+    pub seed: u64,
+    pub sweeps: &'a [Sweep],
+    /// `(I, N)`: run items with `k mod N == I`.
+    pub shard: Option<(u32, u32)>,
+}
+
+/// Image files in a folder input, sorted by name.
+fn folder_files(dir: &Path, extensions: &[&str]) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| extensions.iter().any(|x| x.eq_ignore_ascii_case(e)))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Expands a batch into its work items (see the module docs for the order). Returns the items
+/// of this shard and the total count over all shards.
+pub fn plan(spec: &PlanSpec) -> Result<(Vec<WorkItem>, u64)> {
+    let catalogue = nodes::Catalogue::builtin();
+    if spec.count == 0 {
+        return Err(EngineError::Plan("--count must be at least 1".into()));
+    }
+    if let Some((i, n)) = spec.shard {
+        if n == 0 || i >= n {
+            return Err(EngineError::Plan(format!(
+                "--shard {i}/{n}: need 0 <= I < N"
+            )));
+        }
+    }
+    // Folder inputs, in node-id order.
+    let mut folders: Vec<(String, String, Vec<PathBuf>)> = Vec::new();
+    for (id, node) in &spec.doc.nodes {
+        let Some(kind) = catalogue.get(&node.kind) else {
+            continue;
+        };
+        for p in kind.params {
+            let ParamKind::InputFile { extensions } = p.kind else {
+                continue;
+            };
+            let Some(value) = node.params.get(p.name).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            if value.is_empty() || value.starts_with("asset:") {
+                continue;
+            }
+            let path = resolve_path(spec.base_dir, value);
+            if path.is_dir() {
+                let files =
+                    folder_files(&path, extensions).map_err(|e| EngineError::io(&path, e))?;
+                if files.is_empty() {
+                    return Err(EngineError::Plan(format!(
+                        "node \"{id}\" param \"{}\": folder {} holds no {} files",
+                        p.name,
+                        path.display(),
+                        extensions.join("/")
+                    )));
+                }
+                folders.push((id.clone(), p.name.to_string(), files));
+            }
+        }
+    }
+    for s in spec.sweeps {
+        if s.values.is_empty() {
+            return Err(EngineError::Plan(format!(
+                "--sweep {}.{}: no values",
+                s.node, s.param
+            )));
+        }
+    }
+    let f_count: u64 = folders.iter().map(|f| f.2.len() as u64).product();
+    let s_count: u64 = spec.sweeps.iter().map(|s| s.values.len() as u64).product();
+    let total = spec
+        .count
+        .checked_mul(f_count)
+        .and_then(|t| t.checked_mul(s_count))
+        .filter(|t| *t <= 100_000_000)
+        .ok_or_else(|| {
+            EngineError::Plan("the batch has more than 100 million work items".into())
+        })?;
+    let mut items = Vec::new();
+    for k in 0..total {
+        if let Some((i, n)) = spec.shard {
+            if k % u64::from(n) != u64::from(i) {
+                continue;
+            }
+        }
+        let (v, rest) = (k / (f_count * s_count), k % (f_count * s_count));
+        let (mut f, mut s) = (rest / s_count, rest % s_count);
+        let mut overrides = Vec::new();
+        // Mixed-radix decode, last axis varying fastest.
+        let mut folder_idx = vec![0u64; folders.len()];
+        for (j, (_, _, files)) in folders.iter().enumerate().rev() {
+            folder_idx[j] = f % files.len() as u64;
+            f /= files.len() as u64;
+        }
+        for (j, (node, param, files)) in folders.iter().enumerate() {
+            let file = &files[folder_idx[j] as usize];
+            overrides.push(Override {
+                node: node.clone(),
+                param: param.clone(),
+                value: ParamValue::Text(file.to_string_lossy().into_owned()),
+            });
+        }
+        let mut sweep_idx = vec![0u64; spec.sweeps.len()];
+        for (j, sw) in spec.sweeps.iter().enumerate().rev() {
+            sweep_idx[j] = s % sw.values.len() as u64;
+            s /= sw.values.len() as u64;
+        }
+        for (j, sw) in spec.sweeps.iter().enumerate() {
+            overrides.push(Override {
+                node: sw.node.clone(),
+                param: sw.param.clone(),
+                value: sw.values[sweep_idx[j] as usize].clone(),
+            });
+        }
+        items.push(WorkItem {
+            index: k,
+            seed: spec.seed.wrapping_add(v),
+            overrides,
+        });
+    }
+    Ok((items, total))
+}
+
+/// Sets a parameter in a document, checking that the node and parameter exist.
+pub fn apply_override(doc: &mut GraphDoc, o: &Override) -> Result<()> {
+    let node = doc
+        .nodes
+        .get_mut(&o.node)
+        .ok_or_else(|| EngineError::Plan(format!("no node \"{}\" in the graph", o.node)))?;
+    node.params.insert(o.param.clone(), o.value.clone());
+    Ok(())
+}
+
+/// A batch to run: everything the worker needs, owned.
+#[derive(Clone, Debug)]
+pub struct BatchJob {
+    pub doc: GraphDoc,
+    /// Used for `{graph}` in file names and in the history.
+    pub graph_name: String,
+    /// Relative input paths resolve against this folder.
+    pub base_dir: PathBuf,
+    pub items: Vec<WorkItem>,
+    pub base_seed: u64,
+    pub shard: Option<(u32, u32)>,
+    pub out_dir: PathBuf,
+    pub store_path: PathBuf,
+}
+
+/// Progress of a batch.
+#[derive(Clone, Debug)]
+pub enum BatchEvent {
+    RunStarted { run_id: u64, items: usize },
+    ItemStarted { item: usize, index: u64, seed: u64 },
+    Node { item: usize, event: Event },
+}
+
+/// How a batch ended.
+#[derive(Clone, Debug)]
+pub struct BatchSummary {
+    pub run_id: u64,
+    pub status: RunStatus,
+    pub saved: Vec<Saved>,
+    pub error: Option<String>,
+    pub seconds: f64,
+}
+
+/// Makes a string safe as one file name component.
+fn safe_component(s: &str) -> String {
+    let out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let out = out.trim_start_matches('.').to_string();
+    if out.is_empty() {
+        "graph".into()
+    } else {
+        out
+    }
+}
+
+/// Values of the output template variables.
+struct TemplateVars<'a> {
+    graph: &'a str,
+    node: &'a str,
+    run: u64,
+    item: u64,
+    seed: u64,
+    ms: u64,
+}
+
+/// Expands a file name template into a path relative to the output folder.
+fn expand_template(template: &str, v: &TemplateVars) -> Result<PathBuf> {
+    nodes::check_output_template(template).map_err(EngineError::failed)?;
+    let (y, mo, d, h, mi, s) = crate::store::utc(v.ms);
+    let mut out = String::new();
+    let mut rest = template.trim();
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after.find('}').unwrap_or(after.len());
+        let var = &after[..close];
+        let (name, width) = match var.split_once(':') {
+            Some((n, f)) => (n, f[1..].parse::<usize>().unwrap_or(0)),
+            None => (var, 0),
+        };
+        let num = |n: u64| format!("{n:0width$}");
+        out.push_str(&match name {
+            "graph" => safe_component(v.graph),
+            "node" => safe_component(v.node),
+            "run" => num(v.run),
+            "item" => num(v.item),
+            "seed" => num(v.seed),
+            "date" => format!("{y:04}{mo:02}{d:02}"),
+            "time" => format!("{h:02}{mi:02}{s:02}"),
+            other => return Err(EngineError::failed(format!("unknown variable {{{other}}}"))),
+        });
+        rest = after.get(close + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    if !out.to_ascii_lowercase().ends_with(".png") {
+        out.push_str(".png");
+    }
+    let path = PathBuf::from(out);
+    if path
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(EngineError::failed(format!(
+            "output path {} leaves the output folder",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// A path beside `path` that does not exist yet (`name.png`, `name-1.png`, …), also keeping its
+/// mask path (`name_mask.png`) free.
+fn unused_path(path: &Path, with_mask: bool) -> (PathBuf, PathBuf) {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("output")
+        .to_string();
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    for n in 0u64.. {
+        let base = if n == 0 {
+            stem.clone()
+        } else {
+            format!("{stem}-{n}")
+        };
+        let img = dir.join(format!("{base}.png"));
+        let mask = dir.join(format!("{base}_mask.png"));
+        if !img.exists() && !(with_mask && mask.exists()) {
+            return (img, mask);
+        }
+    }
+    (path.to_path_buf(), dir.join(format!("{stem}_mask.png")))
+}
+
+/// Writes a file through a temporary name and a rename, so a crash never leaves half a file
+/// under the final name.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("png.part");
+    std::fs::write(&tmp, bytes).map_err(|e| EngineError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))
+}
+
+/// The runner's sink: PNG files under the output folder plus one store commit per output.
+struct StoreSink<'a> {
+    store: &'a Store,
+    out_dir: &'a Path,
+    graph_name: &'a str,
+    run_id: u64,
+    item: u64,
+    seed: u64,
+    saved: Vec<Saved>,
+}
+
+impl OutputSink for StoreSink<'_> {
+    fn save(
+        &mut self,
+        node: &str,
+        image: &Image,
+        mask: Option<&Mask>,
+        template: &str,
+    ) -> Result<Saved> {
+        let created_ms = now_ms();
+        let vars = TemplateVars {
+            graph: self.graph_name,
+            node,
+            run: self.run_id,
+            item: self.item,
+            seed: self.seed,
+            ms: created_ms,
+        };
+        let rel = expand_template(template, &vars)?;
+        let wanted = self.out_dir.join(&rel);
+        if let Some(dir) = wanted.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+        }
+        let (path, mask_path) = unused_path(&wanted, mask.is_some());
+        let png = codec::encode_image_png(image, &[]).map_err(EngineError::failed)?;
+        let mask_png = mask
+            .map(|m| codec::encode_mask_png(m, &[]))
+            .transpose()
+            .map_err(EngineError::failed)?;
+        write_atomic(&path, &png)?;
+        if let Some(m) = &mask_png {
+            write_atomic(&mask_path, m)?;
+        }
+        let rec = OutputRecord {
+            run_id: self.run_id,
+            item: self.item,
+            node: node.to_string(),
+            seed: self.seed,
+            path: path.to_string_lossy().into_owned(),
+            sha256: sha256_hex(&png),
+            width: image.width,
+            height: image.height,
+            mask_path: mask_png
+                .as_ref()
+                .map(|_| mask_path.to_string_lossy().into_owned()),
+            mask_sha256: mask_png.as_deref().map(sha256_hex),
+            created_ms,
+        };
+        let id = self.store.add_output(&rec, &png, mask_png.as_deref())?;
+        let saved = Saved {
+            path,
+            mask_path: mask_png.map(|_| mask_path),
+            output_id: Some(id),
+        };
+        self.saved.push(saved.clone());
+        Ok(saved)
+    }
+}
+
+/// Runs a batch: records the run, executes every item, saves outputs as they come, and records
+/// how it ended. An invalid graph is refused before anything is recorded. A failing item ends
+/// the batch with status `failed`; outputs already saved stay.
+pub fn run_batch(
+    exec: &mut Executor,
+    job: &BatchJob,
+    emit: &dyn Fn(BatchEvent),
+    cancel: &CancelToken,
+) -> Result<BatchSummary> {
+    nodes::validate(&job.doc, exec.catalogue()).map_err(EngineError::Invalid)?;
+    let started = Instant::now();
+    let store = Store::open(&job.store_path)?;
+    let mut record = RunRecord {
+        graph_name: job.graph_name.clone(),
+        graph_json: job.doc.to_json(),
+        seed: job.base_seed,
+        items: job.items.len() as u64,
+        shard: job.shard,
+        status: RunStatus::Running,
+        pid: std::process::id(),
+        started_ms: now_ms(),
+        ended_ms: None,
+        node_timings: Vec::new(),
+        error: None,
+    };
+    let run_id = store.begin_run(&record)?;
+    emit(BatchEvent::RunStarted {
+        run_id,
+        items: job.items.len(),
+    });
+    let mut saved = Vec::new();
+    let mut outcome: Result<()> = Ok(());
+    for (i, item) in job.items.iter().enumerate() {
+        if cancel.is_cancelled() {
+            outcome = Err(EngineError::Cancelled);
+            break;
+        }
+        emit(BatchEvent::ItemStarted {
+            item: i,
+            index: item.index,
+            seed: item.seed,
+        });
+        let mut doc = job.doc.clone();
+        if let Err(e) = item
+            .overrides
+            .iter()
+            .try_for_each(|o| apply_override(&mut doc, o))
+        {
+            outcome = Err(e);
+            break;
+        }
+        let mut sink = StoreSink {
+            store: &store,
+            out_dir: &job.out_dir,
+            graph_name: &job.graph_name,
+            run_id,
+            item: item.index,
+            seed: item.seed,
+            saved: Vec::new(),
+        };
+        let req = RunRequest {
+            doc: &doc,
+            targets: None,
+            run_seed: item.seed,
+            base_dir: &job.base_dir,
+        };
+        let forward = |event: Event| emit(BatchEvent::Node { item: i, event });
+        let result = exec.run(&req, Some(&mut sink), &forward, cancel);
+        saved.append(&mut sink.saved);
+        match result {
+            Ok(o) => record
+                .node_timings
+                .extend(o.stats.into_iter().map(|s| NodeTiming {
+                    item: item.index,
+                    node: s.node,
+                    kind: s.kind,
+                    seconds: s.seconds,
+                    cached: s.cached,
+                })),
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    let (status, error) = match &outcome {
+        Ok(()) => (RunStatus::Succeeded, None),
+        Err(EngineError::Cancelled) => (RunStatus::Cancelled, None),
+        Err(e) => (RunStatus::Failed, Some(e.to_string())),
+    };
+    record.status = status;
+    record.error = error.clone();
+    record.ended_ms = Some(now_ms());
+    store.update_run(run_id, &record)?;
+    Ok(BatchSummary {
+        run_id,
+        status,
+        saved,
+        error,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Commands to the worker thread.
+pub enum Command {
+    Batch(Box<BatchJob>),
+    Shutdown,
+}
+
+/// What the worker reports.
+#[derive(Clone, Debug)]
+pub enum WorkerEvent {
+    Batch(BatchEvent),
+    /// A batch ended (or could not start: the error says why).
+    Finished(std::result::Result<BatchSummary, String>),
+}
+
+/// The engine's worker thread. It owns the [`Executor`] (and so its cache) and runs queued
+/// batches one after another; callers only send commands and read events.
+pub struct Worker {
+    commands: Sender<Command>,
+    events: Receiver<WorkerEvent>,
+    cancel: CancelToken,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    pub fn spawn(mut exec: Executor) -> Worker {
+        let (commands, command_rx) = channel::<Command>();
+        let (event_tx, events) = channel::<WorkerEvent>();
+        let cancel = CancelToken::new();
+        let token = cancel.clone();
+        let thread = std::thread::Builder::new()
+            .name("defect-studio-engine".into())
+            .spawn(move || {
+                while let Ok(Command::Batch(job)) = command_rx.recv() {
+                    token.reset();
+                    let tx = event_tx.clone();
+                    let emit = move |e: BatchEvent| {
+                        let _ = tx.send(WorkerEvent::Batch(e));
+                    };
+                    let result =
+                        run_batch(&mut exec, &job, &emit, &token).map_err(|e| e.to_string());
+                    let _ = event_tx.send(WorkerEvent::Finished(result));
+                }
+            })
+            .ok();
+        Worker {
+            commands,
+            events,
+            cancel,
+            thread,
+        }
+    }
+
+    /// Queues a batch.
+    pub fn submit(&self, job: BatchJob) -> Result<()> {
+        self.commands
+            .send(Command::Batch(Box::new(job)))
+            .map_err(|_| EngineError::Plan("the engine worker has stopped".into()))
+    }
+
+    /// Cancels the running batch (within one node step).
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    pub fn events(&self) -> &Receiver<WorkerEvent> {
+        &self.events
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(crate::store::utc(0), (1970, 1, 1, 0, 0, 0));
+        // 2026-11-25 19:41:17 UTC
+        assert_eq!(
+            crate::store::utc(1_795_635_677_000),
+            (2026, 11, 25, 19, 41, 17)
+        );
+    }
+
+    #[test]
+    fn templates_expand_and_stay_inside() {
+        let v = TemplateVars {
+            graph: "My plate/../x",
+            node: "save",
+            run: 7,
+            item: 3,
+            seed: 42,
+            ms: 0,
+        };
+        let p = expand_template("{graph}/{run:05}-{item:04}-{node}-{seed}", &v).unwrap();
+        assert_eq!(p, PathBuf::from("My_plate_.._x/00007-0003-save-42.png"));
+        assert!(expand_template("../escape.png", &v).is_err());
+        assert!(expand_template("/abs.png", &v).is_err());
+        assert!(expand_template("{nope}.png", &v).is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! Values that flow along links.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use nodes::PortType;
+
+use crate::image::{Image, Mask};
+
+/// A value on a port. Pixel data is shared (`Arc`), so passing it along and caching it is cheap.
+#[derive(Clone, Debug)]
+pub enum Value {
+    Image(Arc<Image>),
+    Mask(Arc<Mask>),
+    Int(i64),
+    Float(f64),
+    Text(Arc<str>),
+}
+
+impl Value {
+    pub fn port_type(&self) -> PortType {
+        match self {
+            Value::Image(_) => PortType::Image,
+            Value::Mask(_) => PortType::Mask,
+            Value::Int(_) => PortType::Int,
+            Value::Float(_) => PortType::Float,
+            Value::Text(_) => PortType::Text,
+        }
+    }
+
+    /// Bytes held (for the cache's memory budget).
+    pub fn size_bytes(&self) -> usize {
+        match self {
+            Value::Image(i) => i.size_bytes(),
+            Value::Mask(m) => m.size_bytes(),
+            Value::Text(t) => t.len(),
+            Value::Int(_) | Value::Float(_) => 8,
+        }
+    }
+
+    pub fn as_image(&self) -> Option<&Arc<Image>> {
+        match self {
+            Value::Image(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    pub fn as_mask(&self) -> Option<&Arc<Mask>> {
+        match self {
+            Value::Mask(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+impl From<Image> for Value {
+    fn from(i: Image) -> Value {
+        Value::Image(Arc::new(i))
+    }
+}
+
+impl From<Mask> for Value {
+    fn from(m: Mask) -> Value {
+        Value::Mask(Arc::new(m))
+    }
+}
+
+/// A node's outputs by port name.
+pub type Outputs = BTreeMap<&'static str, Value>;

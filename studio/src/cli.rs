@@ -1,0 +1,502 @@
+//! The `defect-studio` command line (DESIGN.md §3). Keep it stable: tests outside this repo
+//! call it.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+use engine::run::{plan, BatchEvent, BatchJob, PlanSpec, Sweep};
+use engine::{Event, Executor, RunStatus, Store, Worker, WorkerEvent};
+use nodes::{Catalogue, GraphDoc, ParamKind, ParamValue};
+
+use crate::graph_file;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "defect-studio",
+    version,
+    about = "Synthetic defect images with pixel-exact masks, from node-graph recipes."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a recipe: every SaveImage node writes PNGs (and masks) and the run is recorded.
+    Run {
+        /// The graph file (.json).
+        graph: PathBuf,
+        /// Set a parameter: NODE.PARAM=VALUE (seeds: N, run, run+N). Repeatable.
+        #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
+        set: Vec<String>,
+        /// Output folder (default: the data folder's outputs/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Number of variations; variation k uses seed S+k.
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+        /// Base run seed (default: the graph's meta.seed, else 0).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Run only slice I of N (0-based): work items with k mod N == I. Each shard writes to
+        /// OUT/shard-I-of-N/ with its own store.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// Sweep a parameter over values: NODE.PARAM=V1,V2,... Repeatable (cartesian product).
+        #[arg(long = "sweep", value_name = "NODE.PARAM=V1,V2,...")]
+        sweep: Vec<String>,
+        /// Store file (default: the user store; with --shard, the shard's own store).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+    /// Check a graph file and list every problem.
+    Validate { graph: PathBuf },
+    /// List the node kinds with their ports and parameters.
+    Nodes {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List past runs and their outputs from the store.
+    History {
+        #[arg(long)]
+        json: bool,
+        /// Store file (default: the user store).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+}
+
+/// Runs the CLI and returns the process exit code. Errors print one line on stderr.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => Err(anyhow!(
+            "the studio window is not part of this build yet; use a subcommand (defect-studio --help), e.g. defect-studio run examples/brushed-metal-scratch.json"
+        )),
+        Some(cmd) => dispatch(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', "; ");
+            eprintln!("error: {msg}");
+            1
+        }
+    }
+}
+
+fn dispatch(cmd: Command) -> Result<i32> {
+    match cmd {
+        Command::Run {
+            graph,
+            set,
+            out,
+            count,
+            seed,
+            shard,
+            sweep,
+            store,
+        } => run_cmd(
+            &graph,
+            &set,
+            out,
+            count,
+            seed,
+            shard.as_deref(),
+            &sweep,
+            store,
+        ),
+        Command::Validate { graph } => validate_cmd(&graph),
+        Command::Nodes { json } => nodes_cmd(json),
+        Command::History { json, store } => history_cmd(json, store),
+    }
+}
+
+/// Splits `NODE.PARAM=VALUE` and finds the parameter's spec.
+fn split_assignment<'a>(
+    doc: &GraphDoc,
+    catalogue: &Catalogue,
+    arg: &'a str,
+    flag: &str,
+) -> Result<(String, &'static nodes::ParamSpec, &'a str)> {
+    let (target, value) = arg
+        .split_once('=')
+        .ok_or_else(|| anyhow!("{flag} {arg}: expected NODE.PARAM=VALUE"))?;
+    let (node, param) = target
+        .split_once('.')
+        .ok_or_else(|| anyhow!("{flag} {arg}: expected NODE.PARAM=VALUE"))?;
+    let n = doc.nodes.get(node).ok_or_else(|| {
+        let ids: Vec<&str> = doc.nodes.keys().map(String::as_str).collect();
+        anyhow!(
+            "{flag} {arg}: the graph has no node \"{node}\" (nodes: {})",
+            ids.join(", ")
+        )
+    })?;
+    let spec = catalogue
+        .get(&n.kind)
+        .ok_or_else(|| anyhow!("{flag} {arg}: node \"{node}\" has unknown kind {}", n.kind))?;
+    let p = spec.param(param).ok_or_else(|| {
+        let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+        anyhow!(
+            "{flag} {arg}: {} has no parameter \"{param}\" (parameters: {})",
+            spec.kind,
+            names.join(", ")
+        )
+    })?;
+    Ok((node.to_string(), p, value))
+}
+
+fn parse_shard(s: &str) -> Result<(u32, u32)> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| anyhow!("--shard {s}: expected I/N, e.g. 0/4"))?;
+    let i: u32 = i
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("--shard {s}: I is not a number"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("--shard {s}: N is not a number"))?;
+    if n == 0 || i >= n {
+        bail!("--shard {s}: need 0 <= I < N");
+    }
+    Ok((i, n))
+}
+
+fn validated(doc: &GraphDoc, catalogue: &Catalogue, path: &Path) -> Result<()> {
+    nodes::validate(doc, catalogue).map_err(|e| {
+        anyhow!(
+            "{}: invalid graph: {}",
+            path.display(),
+            e.to_string().replace('\n', "; ")
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_cmd(
+    graph: &Path,
+    set: &[String],
+    out: Option<PathBuf>,
+    count: u64,
+    seed: Option<u64>,
+    shard: Option<&str>,
+    sweep: &[String],
+    store: Option<PathBuf>,
+) -> Result<i32> {
+    let catalogue = Catalogue::builtin();
+    let mut doc = graph_file::load(graph)?;
+    for arg in set {
+        let (node, p, value) = split_assignment(&doc, &catalogue, arg, "--set")?;
+        let v = p
+            .parse_value(value)
+            .map_err(|m| anyhow!("--set {arg}: {m}"))?;
+        if let Some(n) = doc.nodes.get_mut(&node) {
+            n.params.insert(p.name.to_string(), v);
+        }
+    }
+    let mut sweeps = Vec::new();
+    for arg in sweep {
+        let (node, p, values) = split_assignment(&doc, &catalogue, arg, "--sweep")?;
+        let values: Vec<ParamValue> = values
+            .split(',')
+            .map(|v| {
+                p.parse_value(v)
+                    .map_err(|m| anyhow!("--sweep {arg}: value {v:?}: {m}"))
+            })
+            .collect::<Result<_>>()?;
+        sweeps.push(Sweep {
+            node,
+            param: p.name.to_string(),
+            values,
+        });
+    }
+    validated(&doc, &catalogue, graph)?;
+    let shard = shard.map(parse_shard).transpose()?;
+    let base_dir = graph.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base_dir = if base_dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base_dir
+    };
+    let base_seed = seed.or(doc.meta.seed).unwrap_or(0);
+    let (items, total) = plan(&PlanSpec {
+        doc: &doc,
+        base_dir: &base_dir,
+        count,
+        seed: base_seed,
+        sweeps: &sweeps,
+        shard,
+    })?;
+    let mut out_dir = out.unwrap_or_else(engine::paths::default_out_dir);
+    if let Some((i, n)) = shard {
+        out_dir = out_dir.join(format!("shard-{i}-of-{n}"));
+    }
+    let store_path = match (store, shard) {
+        (Some(s), _) => s,
+        (None, Some(_)) => out_dir.join("store.redb"),
+        (None, None) => engine::paths::store_path(),
+    };
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create output folder {}", out_dir.display()))?;
+    let graph_name = graph_file::graph_name(&doc, graph);
+    let n_items = items.len();
+    let job = BatchJob {
+        doc,
+        graph_name,
+        base_dir,
+        items,
+        base_seed,
+        shard,
+        out_dir: out_dir.clone(),
+        store_path: store_path.clone(),
+    };
+
+    let worker = Worker::spawn(Executor::builtin());
+    worker.submit(job)?;
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(n_items as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} items  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.enable_steady_tick(Duration::from_millis(120));
+        Some(b)
+    } else {
+        None
+    };
+    let say = |line: String| match &bar {
+        Some(b) => b.println(line),
+        None => println!("{line}"),
+    };
+    if let Some((i, n)) = shard {
+        say(format!("shard {i}/{n}: {n_items} of {total} work items"));
+    }
+    let summary = loop {
+        let Ok(ev) = worker.events().recv() else {
+            bail!("the engine worker stopped unexpectedly")
+        };
+        match ev {
+            WorkerEvent::Batch(BatchEvent::RunStarted { run_id, items }) => say(format!(
+                "run #{run_id}: {items} work item(s), store {}",
+                store_path.display()
+            )),
+            WorkerEvent::Batch(BatchEvent::ItemStarted { item, seed, .. }) => {
+                if let Some(b) = &bar {
+                    b.set_position(item as u64);
+                    b.set_message(format!("seed {seed}"));
+                }
+            }
+            WorkerEvent::Batch(BatchEvent::Node { event, .. }) => match event {
+                Event::NodeStarted { node } => {
+                    if let Some(b) = &bar {
+                        b.set_message(node);
+                    }
+                }
+                Event::NodeProgress {
+                    node, step, total, ..
+                } => {
+                    if let Some(b) = &bar {
+                        b.set_message(format!("{node} {step}/{total}"));
+                    }
+                }
+                Event::Saved { path, .. } => say(format!("saved {}", path.display())),
+                _ => {}
+            },
+            WorkerEvent::Finished(result) => break result.map_err(|e| anyhow!(e))?,
+        }
+    };
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let n_saved = summary.saved.len();
+    match summary.status {
+        RunStatus::Succeeded => {
+            println!(
+                "run #{}: {} output(s) in {} ({:.2} s)",
+                summary.run_id,
+                n_saved,
+                out_dir.display(),
+                summary.seconds
+            );
+            Ok(0)
+        }
+        status => {
+            let why = summary.error.unwrap_or_else(|| status.name().to_string());
+            bail!(
+                "run #{} {} after {} output(s): {}",
+                summary.run_id,
+                status.name(),
+                n_saved,
+                why
+            )
+        }
+    }
+}
+
+fn validate_cmd(graph: &Path) -> Result<i32> {
+    let doc = graph_file::load(graph)?;
+    validated(&doc, &Catalogue::builtin(), graph)?;
+    println!(
+        "ok: {} ({} nodes, {} links)",
+        graph.display(),
+        doc.nodes.len(),
+        doc.links.len()
+    );
+    Ok(0)
+}
+
+fn param_json(p: &nodes::ParamSpec) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "name": p.name,
+        "doc": p.doc,
+        "widget": format!("{:?}", p.widget),
+        "default": p.default_value(),
+        "expected": p.expected(),
+    });
+    let (ty, extra) = match &p.kind {
+        ParamKind::Int { min, max, .. } => ("int", serde_json::json!({"min": min, "max": max})),
+        ParamKind::Float { min, max, .. } => ("float", serde_json::json!({"min": min, "max": max})),
+        ParamKind::Bool { .. } => ("bool", serde_json::json!({})),
+        ParamKind::Text { .. } => ("text", serde_json::json!({})),
+        ParamKind::Choice { options, .. } => ("choice", serde_json::json!({"options": options})),
+        ParamKind::Seed => ("seed", serde_json::json!({})),
+        ParamKind::Color { .. } => ("color", serde_json::json!({})),
+        ParamKind::InputFile { extensions } => {
+            ("input_file", serde_json::json!({"extensions": extensions}))
+        }
+        ParamKind::OutputTemplate { .. } => ("output_template", serde_json::json!({})),
+    };
+    if let (Some(obj), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+        obj.insert("type".into(), ty.into());
+        obj.extend(extra.clone());
+    }
+    v
+}
+
+fn nodes_cmd(json: bool) -> Result<i32> {
+    let catalogue = Catalogue::builtin();
+    if json {
+        let ports = |ps: &[nodes::PortSpec]| -> Vec<serde_json::Value> {
+            ps.iter().map(|p| serde_json::json!({"name": p.name, "type": p.ty.name(), "optional": p.optional, "doc": p.doc})).collect()
+        };
+        let list: Vec<serde_json::Value> = catalogue
+            .specs()
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "kind": s.kind, "version": s.version, "category": s.category, "doc": s.doc,
+                    "deterministic": s.deterministic, "sink": s.sink,
+                    "inputs": ports(s.inputs), "outputs": ports(s.outputs),
+                    "params": s.params.iter().map(param_json).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(0);
+    }
+    for cat in catalogue.categories() {
+        println!("{cat}");
+        for s in catalogue.specs().iter().filter(|s| s.category == cat) {
+            let fmt_ports = |ps: &[nodes::PortSpec]| {
+                ps.iter()
+                    .map(|p| format!("{}:{}{}", p.name, p.ty, if p.optional { "?" } else { "" }))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!(
+                "  {}@{}  ({}) -> ({})",
+                s.kind,
+                s.version,
+                fmt_ports(s.inputs),
+                fmt_ports(s.outputs)
+            );
+            for p in s.params {
+                println!(
+                    "      {:<10} {} [default {}]",
+                    p.name,
+                    p.expected(),
+                    p.default_value().to_json()
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn history_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
+    let path = store.unwrap_or_else(engine::paths::store_path);
+    if !path.exists() {
+        if json {
+            println!("[]");
+        } else {
+            println!("no runs yet (store {} does not exist)", path.display());
+        }
+        return Ok(0);
+    }
+    let store = Store::open(&path)?;
+    let runs = store.runs()?;
+    let outputs = store.outputs(None)?;
+    if json {
+        let list: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|(id, r)| {
+                let outs: Vec<serde_json::Value> = outputs
+                    .iter()
+                    .filter(|(_, o)| o.run_id == *id)
+                    .map(|(oid, o)| {
+                        let mut v = serde_json::to_value(o).unwrap_or_default();
+                        if let Some(obj) = v.as_object_mut() {
+                            obj.insert("id".into(), (*oid).into());
+                        }
+                        v
+                    })
+                    .collect();
+                serde_json::json!({
+                    "id": id, "graph": r.graph_name, "status": r.effective_status().name(), "seed": r.seed,
+                    "items": r.items, "shard": r.shard, "started_ms": r.started_ms, "ended_ms": r.ended_ms,
+                    "error": r.error, "node_timings": r.node_timings, "outputs": outs,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(0);
+    }
+    if runs.is_empty() {
+        println!("no runs yet ({})", path.display());
+    }
+    for (id, r) in &runs {
+        let outs: Vec<_> = outputs.iter().filter(|(_, o)| o.run_id == *id).collect();
+        let took = r
+            .ended_ms
+            .map(|e| format!("{:.2} s", (e.saturating_sub(r.started_ms)) as f64 / 1000.0))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "#{id:<4} {:<11} {}  {:<24} seed {:<6} items {:<4} outputs {:<4} {}",
+            r.effective_status().name(),
+            engine::store::format_utc(r.started_ms),
+            r.graph_name,
+            r.seed,
+            r.items,
+            outs.len(),
+            took
+        );
+        if let Some(e) = &r.error {
+            println!("      error: {e}");
+        }
+        for (oid, o) in outs {
+            println!(
+                "      output {oid}: {} ({}×{}, seed {})",
+                o.path, o.width, o.height, o.seed
+            );
+        }
+    }
+    Ok(0)
+}
