@@ -94,7 +94,7 @@ fn encode_png(
 
 /// Encodes an image as an 8-bit RGBA PNG (opaque images as RGB), with optional text chunks.
 pub fn encode_image_png(img: &Image, text: PngText) -> Result<Vec<u8>, String> {
-    let opaque = img.data.chunks_exact(4).all(|p| p[3] >= 1.0);
+    let opaque = img.data.chunks_exact(4).all(|p| to_u8(p[3]) == 255);
     if opaque {
         let data: Vec<u8> = img
             .data

@@ -23,15 +23,15 @@ pub struct GraphDoc {
     pub format: String,
     pub version: u32,
     pub nodes: BTreeMap<String, NodeDoc>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<Link>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<ModelRef>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub assets: BTreeMap<String, Asset>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub layout: BTreeMap<String, NodeLayout>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Meta::is_empty")]
     pub meta: Meta,
 }
 
@@ -161,7 +161,7 @@ pub struct Asset {
 #[serde(deny_unknown_fields)]
 pub struct NodeLayout {
     pub pos: [f32; 2],
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub collapsed: bool,
 }
 
@@ -178,6 +178,12 @@ pub struct Meta {
     /// The default run seed (`--seed` overrides it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+}
+
+impl Meta {
+    pub fn is_empty(&self) -> bool {
+        *self == Meta::default()
+    }
 }
 
 impl Default for GraphDoc {

@@ -1,0 +1,136 @@
+//! The redb store: tables, versions, reopening, schema versions.
+
+use engine::store::{now_ms, OutputRecord, RunRecord, RunStatus, Store};
+
+fn run_record(name: &str) -> RunRecord {
+    RunRecord {
+        graph_name: name.into(),
+        graph_json: "{}".into(),
+        seed: 5,
+        items: 2,
+        shard: None,
+        status: RunStatus::Running,
+        pid: std::process::id(),
+        started_ms: now_ms(),
+        ended_ms: None,
+        node_timings: Vec::new(),
+        error: None,
+    }
+}
+
+fn output_record(run_id: u64, item: u64) -> OutputRecord {
+    OutputRecord {
+        run_id,
+        item,
+        node: "save".into(),
+        seed: 5 + item,
+        path: format!("/out/{item}.png"),
+        sha256: "ab".into(),
+        width: 2,
+        height: 1,
+        mask_path: None,
+        mask_sha256: None,
+        created_ms: now_ms(),
+    }
+}
+
+#[test]
+fn everything_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/store.redb");
+    {
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.save_graph("plate", "{\"v\":1}").unwrap(), 1);
+        assert_eq!(s.save_graph("plate", "{\"v\":2}").unwrap(), 2);
+        assert_eq!(s.save_graph("other", "{}").unwrap(), 1);
+        let run = s.begin_run(&run_record("plate")).unwrap();
+        let o1 = s.add_output(&output_record(run, 0), b"png-0", Some(b"mask-0")).unwrap();
+        let o2 = s.add_output(&output_record(run, 1), b"png-1", None).unwrap();
+        assert_eq!((o1, o2), (1, 2));
+        let mut rec = s.run(run).unwrap().unwrap();
+        rec.status = RunStatus::Succeeded;
+        rec.ended_ms = Some(now_ms());
+        s.update_run(run, &rec).unwrap();
+        s.set_bookmark(o2, "nice scratch").unwrap();
+        s.save_preset("Texture", "steel", &serde_json::json!({"material": "brushed_metal"})).unwrap();
+        s.save_preset("Texture", "oak", &serde_json::json!({"material": "wood_grain"})).unwrap();
+        s.save_preset("Noise", "fine", &serde_json::json!({"scale": 8})).unwrap();
+        s.set_setting("theme", &serde_json::json!("dark")).unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    let versions = s.graph_versions().unwrap();
+    assert_eq!(versions.len(), 3);
+    assert_eq!(s.latest_graph("plate").unwrap().unwrap().json, "{\"v\":2}");
+    let runs = s.runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].1.status, RunStatus::Succeeded);
+    let outs = s.outputs(Some(runs[0].0)).unwrap();
+    assert_eq!(outs.len(), 2);
+    assert_eq!(s.output_png(1).unwrap().unwrap(), b"png-0");
+    assert_eq!(s.output_mask_png(1).unwrap().unwrap(), b"mask-0");
+    assert_eq!(s.output_mask_png(2).unwrap(), None);
+    assert_eq!(s.outputs(Some(99)).unwrap().len(), 0);
+    assert_eq!(s.bookmarks().unwrap(), vec![(2, "nice scratch".to_string())]);
+    let presets = s.presets("Texture").unwrap();
+    assert_eq!(presets.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["oak", "steel"]);
+    s.delete_preset("Texture", "oak").unwrap();
+    assert_eq!(s.presets("Texture").unwrap().len(), 1);
+    assert_eq!(s.setting("theme").unwrap(), Some(serde_json::json!("dark")));
+    assert_eq!(s.setting("missing").unwrap(), None);
+    s.remove_bookmark(2).unwrap();
+    assert!(s.bookmarks().unwrap().is_empty());
+}
+
+#[test]
+fn a_dead_running_run_reads_as_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("s.redb")).unwrap();
+    let mut rec = run_record("x");
+    assert_eq!(rec.effective_status(), RunStatus::Running, "our own process is alive");
+    rec.pid = u32::MAX - 1; // no such process
+    let id = s.begin_run(&rec).unwrap();
+    assert_eq!(s.run(id).unwrap().unwrap().effective_status(), RunStatus::Interrupted);
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    {
+        let s = Store::open(&path).unwrap();
+        s.save_graph("kept", "{}").unwrap();
+    }
+    {
+        // Simulate a store written by a future version.
+        let db = redb::Database::builder().set_concurrency_mode(redb::ConcurrencyMode::MultiWriter).create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx.open_table(redb::TableDefinition::<&str, u64>::new("meta")).unwrap();
+            meta.insert("schema.runs", 9).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let err = Store::open(&path).err().expect("refused");
+    assert!(err.to_string().contains("runs") && err.to_string().contains("newer"), "{err}");
+    // Put the version back: the data is still there.
+    {
+        let db = redb::Database::builder().set_concurrency_mode(redb::ConcurrencyMode::MultiWriter).create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx.open_table(redb::TableDefinition::<&str, u64>::new("meta")).unwrap();
+            meta.insert("schema.runs", 1).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    assert_eq!(Store::open(&path).unwrap().graph_versions().unwrap().len(), 1);
+}
+
+#[test]
+fn a_file_that_is_not_a_store_gives_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk.redb");
+    std::fs::write(&path, vec![0x42u8; 10000]).unwrap();
+    let err = Store::open(&path).err().expect("refused");
+    assert!(err.to_string().contains("junk.redb"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), vec![0x42u8; 10000], "the file was changed");
+}
