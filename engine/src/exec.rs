@@ -458,6 +458,8 @@ impl Executor {
             .upstream_order(&target_refs)
             .map_err(|path| EngineError::Plan(format!("cycle: {}", path.join(" -> "))))?;
 
+        let incoming = doc.links_by_target();
+        let no_links = Vec::new();
         let mut keys: HashMap<String, CacheKey> = HashMap::new();
         let mut outcome = RunOutcome::default();
         for id in &order {
@@ -483,7 +485,8 @@ impl Executor {
                 fail(m)
             })?;
 
-            let key = signature(id, spec, &params, &files, doc, &keys);
+            let links_in = incoming.get(id.as_str()).unwrap_or(&no_links);
+            let key = signature(id, spec, &params, &files, links_in, &keys);
             keys.insert(id.clone(), key);
 
             if !spec.sink {
@@ -505,7 +508,7 @@ impl Executor {
             }
 
             let mut inputs = BTreeMap::new();
-            for link in doc.links_into(id) {
+            for link in links_in {
                 let value = outcome
                     .outputs
                     .get(link.from.node())
@@ -681,7 +684,7 @@ fn signature(
     spec: &NodeSpec,
     params: &BTreeMap<String, ParamValue>,
     files: &BTreeMap<String, (String, Arc<Vec<u8>>)>,
-    doc: &GraphDoc,
+    links_in: &[&nodes::Link],
     keys: &HashMap<String, CacheKey>,
 ) -> CacheKey {
     let mut h = Sha256::new();
@@ -699,7 +702,7 @@ fn signature(
     for (name, (hash, _)) in files {
         field(name, hash.as_bytes());
     }
-    let mut links: Vec<_> = doc.links_into(id).collect();
+    let mut links: Vec<&nodes::Link> = links_in.to_vec();
     links.sort_by(|a, b| a.to.port().cmp(b.to.port()));
     for l in links {
         field("in", l.to.port().as_bytes());

@@ -33,7 +33,11 @@ fn outputs(values: impl IntoIterator<Item = (&'static str, Value)>) -> Outputs {
     values.into_iter().collect::<BTreeMap<_, _>>()
 }
 
+/// The canvas size: from the image on the optional `like` input, else the `w`/`h` parameters.
 fn size_param(ctx: &NodeCtx, w: &str, h: &str) -> Result<(u32, u32)> {
+    if let Some(img) = ctx.opt_image("like")? {
+        return Ok((img.width, img.height));
+    }
     let (width, height) = (ctx.int(w)?, ctx.int(h)?);
     let (width, height) = (
         u32::try_from(width).unwrap_or(0),
@@ -301,10 +305,7 @@ fn texture_node(ctx: &mut NodeCtx) -> Result<Outputs> {
 }
 
 fn shape_mask_node(ctx: &mut NodeCtx) -> Result<Outputs> {
-    let (width, height) = match ctx.opt_image("like")? {
-        Some(img) => (img.width, img.height),
-        None => size_param(ctx, "width", "height")?,
-    };
+    let (width, height) = size_param(ctx, "width", "height")?;
     let p = ShapeParams {
         shape: choice(ctx, "shape", Shape::from_name)?,
         width,

@@ -45,7 +45,10 @@ static ADD: NodeSpec = NodeSpec {
     version: 1,
     category: "Test",
     doc: "a + b.",
-    inputs: &[PortSpec::new("a", PortType::Int, ""), PortSpec::new("b", PortType::Int, "")],
+    inputs: &[
+        PortSpec::new("a", PortType::Int, ""),
+        PortSpec::new("b", PortType::Int, ""),
+    ],
     outputs: &[PortSpec::new("out", PortType::Int, "")],
     params: &[],
     deterministic: true,
@@ -80,7 +83,10 @@ static BLOB: NodeSpec = NodeSpec {
     doc: "A big output.",
     inputs: &[],
     outputs: &[PortSpec::new("out", PortType::Text, "")],
-    params: &[ParamSpec::int("bytes", 0, 1 << 30, 1000, ""), ParamSpec::int("tag", 0, 1000, 0, "")],
+    params: &[
+        ParamSpec::int("bytes", 0, 1 << 30, 1000, ""),
+        ParamSpec::int("tag", 0, 1000, 0, ""),
+    ],
     deterministic: true,
     sink: false,
 };
@@ -136,7 +142,10 @@ fn setup_with_budget(budget: usize) -> (Executor, Log) {
     r.register("Blob", move |ctx: &mut NodeCtx| {
         l.lock().unwrap().push(ctx.node.clone());
         let mut o = Outputs::new();
-        o.insert("out", Value::Text("x".repeat(ctx.int("bytes")? as usize).into()));
+        o.insert(
+            "out",
+            Value::Text("x".repeat(ctx.int("bytes")? as usize).into()),
+        );
         Ok(o)
     });
     let cat = Catalogue::new(vec![&SRC, &FILE_SRC, &SCALE, &ADD, &RANDOM, &SLOW, &BLOB]);
@@ -180,9 +189,20 @@ fn run(exec: &mut Executor, log: &Log, doc: &GraphDoc, target: &str) -> (i64, Ve
     run_in(exec, log, doc, target, Path::new("."))
 }
 
-fn run_in(exec: &mut Executor, log: &Log, doc: &GraphDoc, target: &str, base: &Path) -> (i64, Vec<String>) {
+fn run_in(
+    exec: &mut Executor,
+    log: &Log,
+    doc: &GraphDoc,
+    target: &str,
+    base: &Path,
+) -> (i64, Vec<String>) {
     log.lock().unwrap().clear();
-    let req = RunRequest { doc, targets: Some(vec![target.into()]), run_seed: 0, base_dir: base };
+    let req = RunRequest {
+        doc,
+        targets: Some(vec![target.into()]),
+        run_seed: 0,
+        base_dir: base,
+    };
     let outcome = exec.run(&req, None, &|_| {}, &CancelToken::new()).unwrap();
     let v = match outcome.outputs[target].get("out") {
         Some(Value::Int(i)) => *i,
@@ -210,13 +230,24 @@ fn editing_one_parameter_recomputes_exactly_its_node_and_dependents() {
     let mut g = diamond();
     run(&mut exec, &log, &g, "D");
     let (_, ran) = run(&mut exec, &log, &g, "D");
-    assert!(ran.is_empty(), "an unchanged graph recomputes nothing, ran {ran:?}");
-    g.nodes.get_mut("B").unwrap().params.insert("factor".into(), nodes::ParamValue::Int(4));
+    assert!(
+        ran.is_empty(),
+        "an unchanged graph recomputes nothing, ran {ran:?}"
+    );
+    g.nodes
+        .get_mut("B")
+        .unwrap()
+        .params
+        .insert("factor".into(), nodes::ParamValue::Int(4));
     let (v, ran) = run(&mut exec, &log, &g, "D");
     assert_eq!(ran, ["B", "D"]);
     assert_eq!(v, 3 * 4 + 3 * 5);
     // Back to the old value: everything is still cached.
-    g.nodes.get_mut("B").unwrap().params.insert("factor".into(), nodes::ParamValue::Int(2));
+    g.nodes
+        .get_mut("B")
+        .unwrap()
+        .params
+        .insert("factor".into(), nodes::ParamValue::Int(2));
     let (v, ran) = run(&mut exec, &log, &g, "D");
     assert!(ran.is_empty(), "ran {ran:?}");
     assert_eq!(v, 21);
@@ -228,7 +259,13 @@ fn editing_layout_or_meta_recomputes_nothing() {
     let mut g = diamond();
     run(&mut exec, &log, &g, "D");
     g.layout.get_mut("A").unwrap().pos = [500.0, 20.0];
-    g.layout.insert("D".into(), nodes::NodeLayout { pos: [1.0, 2.0], collapsed: true });
+    g.layout.insert(
+        "D".into(),
+        nodes::NodeLayout {
+            pos: [1.0, 2.0],
+            collapsed: true,
+        },
+    );
     g.meta.title = "renamed".into();
     let (_, ran) = run(&mut exec, &log, &g, "D");
     assert!(ran.is_empty(), "ran {ran:?}");
@@ -240,7 +277,11 @@ fn a_default_written_out_is_the_same_signature() {
     let mut g = diamond();
     run(&mut exec, &log, &g, "D");
     g.nodes.get_mut("D").unwrap().params.clear();
-    g.nodes.get_mut("C").unwrap().params.insert("factor".into(), nodes::ParamValue::Int(5));
+    g.nodes
+        .get_mut("C")
+        .unwrap()
+        .params
+        .insert("factor".into(), nodes::ParamValue::Int(5));
     let (_, ran) = run(&mut exec, &log, &g, "D");
     assert!(ran.is_empty(), "ran {ran:?}");
 }
@@ -301,8 +342,14 @@ fn identical_deterministic_nodes_share_a_key_nondeterministic_ones_do_not() {
     }));
     let (mut exec, log) = setup();
     let (_, ran) = run(&mut exec, &log, &g, "u");
-    assert!(ran.contains(&"p".to_string()) ^ ran.contains(&"q".to_string()), "p and q share one computation: {ran:?}");
-    assert!(ran.contains(&"r1".to_string()) && ran.contains(&"r2".to_string()), "{ran:?}");
+    assert!(
+        ran.contains(&"p".to_string()) ^ ran.contains(&"q".to_string()),
+        "p and q share one computation: {ran:?}"
+    );
+    assert!(
+        ran.contains(&"r1".to_string()) && ran.contains(&"r2".to_string()),
+        "{ran:?}"
+    );
 }
 
 #[test]
@@ -311,15 +358,44 @@ fn events_report_start_finish_and_cache_hits() {
     let g = diamond();
     let events = Mutex::new(Vec::new());
     let emit = |e: Event| events.lock().unwrap().push(e);
-    let req = RunRequest { doc: &g, targets: Some(vec!["D".into()]), run_seed: 0, base_dir: Path::new(".") };
+    let req = RunRequest {
+        doc: &g,
+        targets: Some(vec!["D".into()]),
+        run_seed: 0,
+        base_dir: Path::new("."),
+    };
     exec.run(&req, None, &emit, &CancelToken::new()).unwrap();
     let first: Vec<Event> = std::mem::take(&mut *events.lock().unwrap());
-    assert_eq!(first.iter().filter(|e| matches!(e, Event::NodeStarted { .. })).count(), 4);
-    assert_eq!(first.iter().filter(|e| matches!(e, Event::NodeFinished { cached: false, .. })).count(), 4);
+    assert_eq!(
+        first
+            .iter()
+            .filter(|e| matches!(e, Event::NodeStarted { .. }))
+            .count(),
+        4
+    );
+    assert_eq!(
+        first
+            .iter()
+            .filter(|e| matches!(e, Event::NodeFinished { cached: false, .. }))
+            .count(),
+        4
+    );
     let outcome = exec.run(&req, None, &emit, &CancelToken::new()).unwrap();
     let second = events.lock().unwrap().clone();
-    assert_eq!(second.iter().filter(|e| matches!(e, Event::NodeStarted { .. })).count(), 0);
-    assert_eq!(second.iter().filter(|e| matches!(e, Event::NodeFinished { cached: true, .. })).count(), 4);
+    assert_eq!(
+        second
+            .iter()
+            .filter(|e| matches!(e, Event::NodeStarted { .. }))
+            .count(),
+        0
+    );
+    assert_eq!(
+        second
+            .iter()
+            .filter(|e| matches!(e, Event::NodeFinished { cached: true, .. }))
+            .count(),
+        4
+    );
     assert!(outcome.stats.iter().all(|s| s.cached));
 }
 
@@ -347,10 +423,19 @@ fn cancel_stops_within_one_step() {
             }
         }
     };
-    let req = RunRequest { doc: &g, targets: Some(vec!["after".into()]), run_seed: 0, base_dir: Path::new(".") };
+    let req = RunRequest {
+        doc: &g,
+        targets: Some(vec!["after".into()]),
+        run_seed: 0,
+        base_dir: Path::new("."),
+    };
     let err = exec.run(&req, None, &emit, &cancel).unwrap_err();
     assert!(matches!(err, EngineError::Cancelled), "{err}");
-    assert_eq!(*steps.lock().unwrap(), 3, "the node went on after the cancel");
+    assert_eq!(
+        *steps.lock().unwrap(),
+        3,
+        "the node went on after the cancel"
+    );
     // A cancelled token stops the next run before any node.
     let (mut exec2, log2) = setup();
     let err = exec2.run(&req, None, &|_| {}, &cancel).unwrap_err();
@@ -361,11 +446,20 @@ fn cancel_stops_within_one_step() {
 #[test]
 fn cache_respects_its_memory_budget_lru() {
     let (mut exec, log) = setup_with_budget(2500);
-    let blob = |tag: i64| doc(serde_json::json!({"nodes": {"b": {"kind": "Blob", "version": 1, "params": {"bytes": 1000, "tag": tag}}}}));
+    let blob = |tag: i64| {
+        doc(
+            serde_json::json!({"nodes": {"b": {"kind": "Blob", "version": 1, "params": {"bytes": 1000, "tag": tag}}}}),
+        )
+    };
     let run_blob = |exec: &mut Executor, tag: i64| {
         log.lock().unwrap().clear();
         let g = blob(tag);
-        let req = RunRequest { doc: &g, targets: Some(vec!["b".into()]), run_seed: 0, base_dir: Path::new(".") };
+        let req = RunRequest {
+            doc: &g,
+            targets: Some(vec!["b".into()]),
+            run_seed: 0,
+            base_dir: Path::new("."),
+        };
         exec.run(&req, None, &|_| {}, &CancelToken::new()).unwrap();
         log.lock().unwrap().len()
     };
@@ -374,12 +468,22 @@ fn cache_respects_its_memory_budget_lru() {
     assert_eq!(run_blob(&mut exec, 1), 0, "1 is cached");
     assert_eq!(run_blob(&mut exec, 3), 1); // evicts 2, the least recently used
     let (used, entries) = exec.cache_usage();
-    assert!(used <= 2500 && entries == 2, "{used} bytes in {entries} entries");
+    assert!(
+        used <= 2500 && entries == 2,
+        "{used} bytes in {entries} entries"
+    );
     assert_eq!(run_blob(&mut exec, 1), 0, "1 was used recently and stays");
     assert_eq!(run_blob(&mut exec, 2), 1, "2 was evicted");
     // An output larger than the whole budget is not cached at all.
-    let big = doc(serde_json::json!({"nodes": {"b": {"kind": "Blob", "version": 1, "params": {"bytes": 5000}}}}));
-    let req = RunRequest { doc: &big, targets: Some(vec!["b".into()]), run_seed: 0, base_dir: Path::new(".") };
+    let big = doc(
+        serde_json::json!({"nodes": {"b": {"kind": "Blob", "version": 1, "params": {"bytes": 5000}}}}),
+    );
+    let req = RunRequest {
+        doc: &big,
+        targets: Some(vec!["b".into()]),
+        run_seed: 0,
+        base_dir: Path::new("."),
+    };
     exec.run(&req, None, &|_| {}, &CancelToken::new()).unwrap();
     log.lock().unwrap().clear();
     exec.run(&req, None, &|_| {}, &CancelToken::new()).unwrap();
@@ -389,27 +493,68 @@ fn cache_respects_its_memory_budget_lru() {
 #[test]
 fn errors_name_the_node() {
     let (mut exec, _) = setup();
-    let g = doc(serde_json::json!({"nodes": {"f": {"kind": "FileSrc", "version": 1, "params": {"path": "does-not-exist.txt"}}}}));
+    let g = doc(
+        serde_json::json!({"nodes": {"f": {"kind": "FileSrc", "version": 1, "params": {"path": "does-not-exist.txt"}}}}),
+    );
     let events = Mutex::new(Vec::new());
-    let req = RunRequest { doc: &g, targets: Some(vec!["f".into()]), run_seed: 0, base_dir: Path::new("/nonexistent-dir") };
-    let err = exec.run(&req, None, &|e| events.lock().unwrap().push(e), &CancelToken::new()).unwrap_err();
+    let req = RunRequest {
+        doc: &g,
+        targets: Some(vec!["f".into()]),
+        run_seed: 0,
+        base_dir: Path::new("/nonexistent-dir"),
+    };
+    let err = exec
+        .run(
+            &req,
+            None,
+            &|e| events.lock().unwrap().push(e),
+            &CancelToken::new(),
+        )
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("\"f\"") && msg.contains("does-not-exist.txt"), "{msg}");
-    assert!(events.lock().unwrap().iter().any(|e| matches!(e, Event::NodeError { node, .. } if node == "f")));
+    assert!(
+        msg.contains("\"f\"") && msg.contains("does-not-exist.txt"),
+        "{msg}"
+    );
+    assert!(events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::NodeError { node, .. } if node == "f")));
     // Invalid graphs are refused before anything runs.
     let bad = doc(serde_json::json!({"nodes": {"s": {"kind": "Scale", "version": 1}}}));
-    let req = RunRequest { doc: &bad, targets: Some(vec!["s".into()]), run_seed: 0, base_dir: Path::new(".") };
-    let err = exec.run(&req, None, &|_| {}, &CancelToken::new()).unwrap_err();
-    assert!(matches!(err, EngineError::Invalid(_)) && err.to_string().contains("\"s\""), "{err}");
+    let req = RunRequest {
+        doc: &bad,
+        targets: Some(vec!["s".into()]),
+        run_seed: 0,
+        base_dir: Path::new("."),
+    };
+    let err = exec
+        .run(&req, None, &|_| {}, &CancelToken::new())
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::Invalid(_)) && err.to_string().contains("\"s\""),
+        "{err}"
+    );
     // Unknown targets and graphs without sinks say so.
-    let req = RunRequest { doc: &bad, targets: Some(vec!["zz".into()]), run_seed: 0, base_dir: Path::new(".") };
+    let req = RunRequest {
+        doc: &bad,
+        targets: Some(vec!["zz".into()]),
+        run_seed: 0,
+        base_dir: Path::new("."),
+    };
     assert!(exec.run(&req, None, &|_| {}, &CancelToken::new()).is_err());
 }
 
 #[test]
 fn every_builtin_kind_has_an_executor() {
     let registry = Registry::builtin();
-    let missing: Vec<&str> = Catalogue::builtin().specs().iter().map(|s| s.kind).filter(|k| !registry.contains(k)).collect();
+    let missing: Vec<&str> = Catalogue::builtin()
+        .specs()
+        .iter()
+        .map(|s| s.kind)
+        .filter(|k| !registry.contains(k))
+        .collect();
     assert!(missing.is_empty(), "kinds without an executor: {missing:?}");
     assert!(!registry.contains("NoSuchKind"));
 }
@@ -420,15 +565,28 @@ fn seeds_resolve_from_the_run_seed() {
     // field (and a different cache key), a fixed seed ignores the run seed.
     let mut exec = Executor::builtin();
     let field = |exec: &mut Executor, seed_param: serde_json::Value, run_seed: u64| -> Vec<f32> {
-        let g = doc(serde_json::json!({"nodes": {"n": {"kind": "Noise", "version": 1, "params": {"width": 16, "height": 16, "seed": seed_param}}}}));
-        let req = RunRequest { doc: &g, targets: Some(vec!["n".into()]), run_seed, base_dir: Path::new(".") };
+        let g = doc(
+            serde_json::json!({"nodes": {"n": {"kind": "Noise", "version": 1, "params": {"width": 16, "height": 16, "seed": seed_param}}}}),
+        );
+        let req = RunRequest {
+            doc: &g,
+            targets: Some(vec!["n".into()]),
+            run_seed,
+            base_dir: Path::new("."),
+        };
         let o = exec.run(&req, None, &|_| {}, &CancelToken::new()).unwrap();
         o.outputs["n"]["mask"].as_mask().unwrap().data.clone()
     };
     let run_mode = serde_json::json!({"mode": "run", "offset": 0});
-    assert_ne!(field(&mut exec, run_mode.clone(), 1), field(&mut exec, run_mode.clone(), 2));
+    assert_ne!(
+        field(&mut exec, run_mode.clone(), 1),
+        field(&mut exec, run_mode.clone(), 2)
+    );
     let off = serde_json::json!({"mode": "run", "offset": 1});
     assert_eq!(field(&mut exec, off, 1), field(&mut exec, run_mode, 2));
     let fixed = serde_json::json!({"mode": "fixed", "value": 9});
-    assert_eq!(field(&mut exec, fixed.clone(), 1), field(&mut exec, fixed, 2));
+    assert_eq!(
+        field(&mut exec, fixed.clone(), 1),
+        field(&mut exec, fixed, 2)
+    );
 }

@@ -18,7 +18,12 @@ fn doc(v: serde_json::Value) -> GraphDoc {
 
 fn run_node(g: &GraphDoc, node: &str, base: &Path) -> Result<Arc<Outputs>> {
     let mut exec = Executor::builtin();
-    let req = RunRequest { doc: g, targets: Some(vec![node.into()]), run_seed: 0, base_dir: base };
+    let req = RunRequest {
+        doc: g,
+        targets: Some(vec![node.into()]),
+        run_seed: 0,
+        base_dir: base,
+    };
     let mut o = exec.run(&req, None, &|_| {}, &CancelToken::new())?;
     Ok(o.outputs.remove(node).unwrap())
 }
@@ -40,7 +45,14 @@ fn node_error(e: EngineError, node: &str) -> String {
 }
 
 fn gradient(w: u32, h: u32) -> Image {
-    Image::from_fn(w, h, |x, y| [x as f32 / w as f32, y as f32 / h as f32, 0.5, if x < w / 2 { 1.0 } else { 0.4 }])
+    Image::from_fn(w, h, |x, y| {
+        [
+            x as f32 / w as f32,
+            y as f32 / h as f32,
+            0.5,
+            if x < w / 2 { 1.0 } else { 0.4 },
+        ]
+    })
 }
 
 #[test]
@@ -51,7 +63,10 @@ fn load_image_from_an_embedded_asset_and_a_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("g.png"), &png).unwrap();
     let mut assets = serde_json::Map::new();
-    assets.insert(sha.clone(), serde_json::json!({"mime": "image/png", "data_base64": encode_base64(&png)}));
+    assets.insert(
+        sha.clone(),
+        serde_json::json!({"mime": "image/png", "data_base64": encode_base64(&png)}),
+    );
     let g = doc(serde_json::json!({
         "nodes": {
             "a": {"kind": "LoadImage", "version": 1, "params": {"source": format!("asset:{sha}")}},
@@ -79,8 +94,15 @@ fn bad_image_inputs_name_the_node_and_file() {
     std::fs::write(dir.path().join("fake.png"), "not a png").unwrap();
     let png = encode_image_png(&gradient(64, 64), &[]).unwrap();
     std::fs::write(dir.path().join("cut.png"), &png[..png.len() / 2]).unwrap();
-    for (file, expect) in [("missing.png", "cannot read"), ("notes.txt", "not an image"), ("fake.png", "not an image"), ("cut.png", "cannot decode")] {
-        let g = doc(serde_json::json!({"nodes": {"photo": {"kind": "LoadImage", "version": 1, "params": {"source": file}}}}));
+    for (file, expect) in [
+        ("missing.png", "cannot read"),
+        ("notes.txt", "not an image"),
+        ("fake.png", "not an image"),
+        ("cut.png", "cannot decode"),
+    ] {
+        let g = doc(
+            serde_json::json!({"nodes": {"photo": {"kind": "LoadImage", "version": 1, "params": {"source": file}}}}),
+        );
         let msg = node_error(run_node(&g, "photo", dir.path()).unwrap_err(), "photo");
         assert!(msg.contains(file) && msg.contains(expect), "{file}: {msg}");
     }
@@ -99,7 +121,10 @@ fn load_mask_channels_and_invert() {
         "red": {"kind": "LoadMask", "version": 1, "params": {"source": "m.png", "channel": "red"}},
         "alpha": {"kind": "LoadMask", "version": 1, "params": {"source": "m.png", "channel": "alpha", "invert": true}}
     }}));
-    assert_eq!(mask_of(&run_node(&g, "red", dir.path()).unwrap(), "mask").data, vec![1.0; 4]);
+    assert_eq!(
+        mask_of(&run_node(&g, "red", dir.path()).unwrap(), "mask").data,
+        vec![1.0; 4]
+    );
     let inv = mask_of(&run_node(&g, "alpha", dir.path()).unwrap(), "mask");
     assert!((inv.get(0, 0) - 1.0).abs() < 1e-6 && inv.get(3, 0).abs() < 1e-6);
 }
@@ -114,10 +139,17 @@ fn solid_into(node: serde_json::Value) -> GraphDoc {
 #[test]
 fn resize_modes() {
     let dir = Path::new(".");
-    let g = solid_into(serde_json::json!({"kind": "Resize", "version": 1, "params": {"width": 100, "height": 0}}));
+    let g = solid_into(
+        serde_json::json!({"kind": "Resize", "version": 1, "params": {"width": 100, "height": 0}}),
+    );
     let o = run_node(&g, "n", dir).unwrap();
-    assert_eq!((image_of(&o, "image").width, image_of(&o, "image").height), (100, 50));
-    let g = solid_into(serde_json::json!({"kind": "Resize", "version": 1, "params": {"width": 60, "height": 60, "mode": "fit"}}));
+    assert_eq!(
+        (image_of(&o, "image").width, image_of(&o, "image").height),
+        (100, 50)
+    );
+    let g = solid_into(
+        serde_json::json!({"kind": "Resize", "version": 1, "params": {"width": 60, "height": 60, "mode": "fit"}}),
+    );
     let o = run_node(&g, "n", dir).unwrap();
     let img = image_of(&o, "image");
     assert_eq!((img.width, img.height), (60, 60));
@@ -125,7 +157,9 @@ fn resize_modes() {
     assert!(img.pixel(30, 30)[3] > 0.9999);
     let m = mask_of(&o, "mask");
     assert!(m.get(30, 0) == 0.0 && m.get(30, 30) > 0.9999);
-    let g = solid_into(serde_json::json!({"kind": "Resize", "version": 1, "params": {"width": 60, "height": 60, "mode": "fill"}}));
+    let g = solid_into(
+        serde_json::json!({"kind": "Resize", "version": 1, "params": {"width": 60, "height": 60, "mode": "fill"}}),
+    );
     let img = image_of(&run_node(&g, "n", dir).unwrap(), "image");
     assert_eq!((img.width, img.height), (60, 60));
     assert!(img.data.chunks_exact(4).all(|p| p[3] > 0.9999));
@@ -134,21 +168,31 @@ fn resize_modes() {
 #[test]
 fn absurd_sizes_are_refused_before_allocating() {
     // Within each side's range but 256 Mpx in all: the engine refuses it by name.
-    let g = solid_into(serde_json::json!({"kind": "Resize", "version": 1, "params": {"width": 16384, "height": 16384}}));
+    let g = solid_into(
+        serde_json::json!({"kind": "Resize", "version": 1, "params": {"width": 16384, "height": 16384}}),
+    );
     let msg = node_error(run_node(&g, "n", Path::new(".")).unwrap_err(), "n");
-    assert!(msg.contains("16384×16384") && msg.contains("limit"), "{msg}");
+    assert!(
+        msg.contains("16384×16384") && msg.contains("limit"),
+        "{msg}"
+    );
     // Aspect ratio from a 40×20 image: width 16384 needs no more than the limit, height 0 → 8192.
-    let g = solid_into(serde_json::json!({"kind": "Resize", "version": 1, "params": {"width": 0, "height": 16384}}));
+    let g = solid_into(
+        serde_json::json!({"kind": "Resize", "version": 1, "params": {"width": 0, "height": 16384}}),
+    );
     let msg = node_error(run_node(&g, "n", Path::new(".")).unwrap_err(), "n");
     assert!(msg.contains("32768"), "{msg}");
 }
 
 #[test]
 fn crop_outside_the_image_is_an_error() {
-    let g = solid_into(serde_json::json!({"kind": "Crop", "version": 1, "params": {"x": 30, "y": 0, "width": 20}}));
+    let g = solid_into(
+        serde_json::json!({"kind": "Crop", "version": 1, "params": {"x": 30, "y": 0, "width": 20}}),
+    );
     let msg = node_error(run_node(&g, "n", Path::new(".")).unwrap_err(), "n");
     assert!(msg.contains("40×20"), "{msg}");
-    let g = solid_into(serde_json::json!({"kind": "Crop", "version": 1, "params": {"x": 30, "y": 5}}));
+    let g =
+        solid_into(serde_json::json!({"kind": "Crop", "version": 1, "params": {"x": 30, "y": 5}}));
     let img = image_of(&run_node(&g, "n", Path::new(".")).unwrap(), "image");
     assert_eq!((img.width, img.height), (10, 15));
 }
@@ -170,7 +214,11 @@ fn composite_outputs_the_paste_mask() {
     }));
     let o = run_node(&g, "c", Path::new(".")).unwrap();
     let m = mask_of(&o, "mask");
-    assert_eq!(m.data.iter().filter(|&&v| v > 0.5).count(), 100, "a 10×10 square, whatever the opacity");
+    assert_eq!(
+        m.data.iter().filter(|&&v| v > 0.5).count(),
+        100,
+        "a 10×10 square, whatever the opacity"
+    );
     let img = image_of(&o, "image");
     assert!((img.pixel(32, 32)[0] - 0.5).abs() < 1e-6);
     assert_eq!(img.pixel(0, 0)[0], 1.0);
@@ -197,9 +245,20 @@ fn mask_size_mismatch_is_an_error() {
 struct Collect(Vec<(String, Image, Option<Mask>, String)>);
 
 impl OutputSink for Collect {
-    fn save(&mut self, node: &str, image: &Image, mask: Option<&Mask>, template: &str) -> Result<Saved> {
-        self.0.push((node.into(), image.clone(), mask.cloned(), template.into()));
-        Ok(Saved { path: "x.png".into(), mask_path: None, output_id: None })
+    fn save(
+        &mut self,
+        node: &str,
+        image: &Image,
+        mask: Option<&Mask>,
+        template: &str,
+    ) -> Result<Saved> {
+        self.0
+            .push((node.into(), image.clone(), mask.cloned(), template.into()));
+        Ok(Saved {
+            path: "x.png".into(),
+            mask_path: None,
+            output_id: None,
+        })
     }
 }
 
@@ -218,15 +277,33 @@ fn save_image_hands_image_and_mask_to_the_sink_every_run() {
     }));
     let mut exec = Executor::builtin();
     let mut sink = Collect(Vec::new());
-    let req = RunRequest { doc: &g, targets: None, run_seed: 3, base_dir: Path::new(".") };
-    exec.run(&req, Some(&mut sink), &|_| {}, &CancelToken::new()).unwrap();
-    let again = exec.run(&req, Some(&mut sink), &|_| {}, &CancelToken::new()).unwrap();
-    assert_eq!(sink.0.len(), 2, "a sink runs every time, upstream comes from the cache");
-    assert!(again.stats.iter().filter(|s| s.node != "save").all(|s| s.cached));
+    let req = RunRequest {
+        doc: &g,
+        targets: None,
+        run_seed: 3,
+        base_dir: Path::new("."),
+    };
+    exec.run(&req, Some(&mut sink), &|_| {}, &CancelToken::new())
+        .unwrap();
+    let again = exec
+        .run(&req, Some(&mut sink), &|_| {}, &CancelToken::new())
+        .unwrap();
+    assert_eq!(
+        sink.0.len(),
+        2,
+        "a sink runs every time, upstream comes from the cache"
+    );
+    assert!(again
+        .stats
+        .iter()
+        .filter(|s| s.node != "save")
+        .all(|s| s.cached));
     assert!(sink.0[0].2.is_some());
     assert_eq!(sink.0[0].1, sink.0[1].1);
     // With no sink, saving is an error that names the node.
-    let err = exec.run(&req, None, &|_| {}, &CancelToken::new()).unwrap_err();
+    let err = exec
+        .run(&req, None, &|_| {}, &CancelToken::new())
+        .unwrap_err();
     node_error(err, "save");
 }
 

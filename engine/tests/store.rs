@@ -44,17 +44,32 @@ fn everything_survives_a_reopen() {
         assert_eq!(s.save_graph("plate", "{\"v\":2}").unwrap(), 2);
         assert_eq!(s.save_graph("other", "{}").unwrap(), 1);
         let run = s.begin_run(&run_record("plate")).unwrap();
-        let o1 = s.add_output(&output_record(run, 0), b"png-0", Some(b"mask-0")).unwrap();
-        let o2 = s.add_output(&output_record(run, 1), b"png-1", None).unwrap();
+        let o1 = s
+            .add_output(&output_record(run, 0), b"png-0", Some(b"mask-0"))
+            .unwrap();
+        let o2 = s
+            .add_output(&output_record(run, 1), b"png-1", None)
+            .unwrap();
         assert_eq!((o1, o2), (1, 2));
         let mut rec = s.run(run).unwrap().unwrap();
         rec.status = RunStatus::Succeeded;
         rec.ended_ms = Some(now_ms());
         s.update_run(run, &rec).unwrap();
         s.set_bookmark(o2, "nice scratch").unwrap();
-        s.save_preset("Texture", "steel", &serde_json::json!({"material": "brushed_metal"})).unwrap();
-        s.save_preset("Texture", "oak", &serde_json::json!({"material": "wood_grain"})).unwrap();
-        s.save_preset("Noise", "fine", &serde_json::json!({"scale": 8})).unwrap();
+        s.save_preset(
+            "Texture",
+            "steel",
+            &serde_json::json!({"material": "brushed_metal"}),
+        )
+        .unwrap();
+        s.save_preset(
+            "Texture",
+            "oak",
+            &serde_json::json!({"material": "wood_grain"}),
+        )
+        .unwrap();
+        s.save_preset("Noise", "fine", &serde_json::json!({"scale": 8}))
+            .unwrap();
         s.set_setting("theme", &serde_json::json!("dark")).unwrap();
     }
     let s = Store::open(&path).unwrap();
@@ -70,9 +85,15 @@ fn everything_survives_a_reopen() {
     assert_eq!(s.output_mask_png(1).unwrap().unwrap(), b"mask-0");
     assert_eq!(s.output_mask_png(2).unwrap(), None);
     assert_eq!(s.outputs(Some(99)).unwrap().len(), 0);
-    assert_eq!(s.bookmarks().unwrap(), vec![(2, "nice scratch".to_string())]);
+    assert_eq!(
+        s.bookmarks().unwrap(),
+        vec![(2, "nice scratch".to_string())]
+    );
     let presets = s.presets("Texture").unwrap();
-    assert_eq!(presets.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["oak", "steel"]);
+    assert_eq!(
+        presets.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
+        ["oak", "steel"]
+    );
     s.delete_preset("Texture", "oak").unwrap();
     assert_eq!(s.presets("Texture").unwrap().len(), 1);
     assert_eq!(s.setting("theme").unwrap(), Some(serde_json::json!("dark")));
@@ -86,10 +107,17 @@ fn a_dead_running_run_reads_as_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(&dir.path().join("s.redb")).unwrap();
     let mut rec = run_record("x");
-    assert_eq!(rec.effective_status(), RunStatus::Running, "our own process is alive");
+    assert_eq!(
+        rec.effective_status(),
+        RunStatus::Running,
+        "our own process is alive"
+    );
     rec.pid = u32::MAX - 1; // no such process
     let id = s.begin_run(&rec).unwrap();
-    assert_eq!(s.run(id).unwrap().unwrap().effective_status(), RunStatus::Interrupted);
+    assert_eq!(
+        s.run(id).unwrap().unwrap().effective_status(),
+        RunStatus::Interrupted
+    );
 }
 
 #[test]
@@ -102,27 +130,43 @@ fn a_newer_schema_is_refused_and_left_untouched() {
     }
     {
         // Simulate a store written by a future version.
-        let db = redb::Database::builder().set_concurrency_mode(redb::ConcurrencyMode::MultiWriter).create(&path).unwrap();
+        let db = redb::Database::builder()
+            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+            .create(&path)
+            .unwrap();
         let tx = db.begin_write().unwrap();
         {
-            let mut meta = tx.open_table(redb::TableDefinition::<&str, u64>::new("meta")).unwrap();
+            let mut meta = tx
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
             meta.insert("schema.runs", 9).unwrap();
         }
         tx.commit().unwrap();
     }
     let err = Store::open(&path).err().expect("refused");
-    assert!(err.to_string().contains("runs") && err.to_string().contains("newer"), "{err}");
+    assert!(
+        err.to_string().contains("runs") && err.to_string().contains("newer"),
+        "{err}"
+    );
     // Put the version back: the data is still there.
     {
-        let db = redb::Database::builder().set_concurrency_mode(redb::ConcurrencyMode::MultiWriter).create(&path).unwrap();
+        let db = redb::Database::builder()
+            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+            .create(&path)
+            .unwrap();
         let tx = db.begin_write().unwrap();
         {
-            let mut meta = tx.open_table(redb::TableDefinition::<&str, u64>::new("meta")).unwrap();
+            let mut meta = tx
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
             meta.insert("schema.runs", 1).unwrap();
         }
         tx.commit().unwrap();
     }
-    assert_eq!(Store::open(&path).unwrap().graph_versions().unwrap().len(), 1);
+    assert_eq!(
+        Store::open(&path).unwrap().graph_versions().unwrap().len(),
+        1
+    );
 }
 
 #[test]
@@ -132,5 +176,9 @@ fn a_file_that_is_not_a_store_gives_a_clear_error() {
     std::fs::write(&path, vec![0x42u8; 10000]).unwrap();
     let err = Store::open(&path).err().expect("refused");
     assert!(err.to_string().contains("junk.redb"), "{err}");
-    assert_eq!(std::fs::read(&path).unwrap(), vec![0x42u8; 10000], "the file was changed");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        vec![0x42u8; 10000],
+        "the file was changed"
+    );
 }

@@ -251,8 +251,12 @@ pub static SOLID_COLOR: NodeSpec = NodeSpec {
     kind: "SolidColor",
     version: 1,
     category: GENERATE,
-    doc: "An image of one colour.",
-    inputs: &[],
+    doc: "An image of one colour. Connect 'like' to take the size from an image.",
+    inputs: &[PortSpec::optional(
+        "like",
+        T::Image,
+        "Takes the size from this image (width/height are then ignored).",
+    )],
     outputs: &[PortSpec::new("image", T::Image, "The filled image.")],
     params: &[
         P::int("width", 1, MAX_SIDE, 512, "Width in pixels."),
@@ -270,7 +274,11 @@ pub static NOISE: NodeSpec = NodeSpec {
     category: GENERATE,
     doc: "A seeded noise field (Perlin fBm, value, cellular or white), as a grey image and as a \
           mask; threshold the mask for DRAEM-style blotches.",
-    inputs: &[],
+    inputs: &[PortSpec::optional(
+        "like",
+        T::Image,
+        "Takes the size from this image (width/height are then ignored).",
+    )],
     outputs: &[
         PortSpec::new("image", T::Image, "The field as a grey image."),
         PortSpec::new("mask", T::Mask, "The field as a mask, 0..1."),
@@ -304,7 +312,11 @@ pub static TEXTURE: NodeSpec = NodeSpec {
     category: GENERATE,
     doc: "A procedural industrial surface to put defects on when no product photo is at hand: \
           brushed metal, painted surface, concrete, fabric or wood grain.",
-    inputs: &[],
+    inputs: &[PortSpec::optional(
+        "like",
+        T::Image,
+        "Takes the size from this image (width/height are then ignored).",
+    )],
     outputs: &[PortSpec::new("image", T::Image, "The texture, opaque.")],
     params: &[
         P::choice(

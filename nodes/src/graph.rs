@@ -254,6 +254,16 @@ impl GraphDoc {
         s
     }
 
+    /// Every node's incoming links, by node id (one pass over the links; use it instead of
+    /// [`GraphDoc::links_into`] in loops over all nodes).
+    pub fn links_by_target(&self) -> std::collections::HashMap<&str, Vec<&Link>> {
+        let mut map: std::collections::HashMap<&str, Vec<&Link>> = std::collections::HashMap::new();
+        for l in &self.links {
+            map.entry(l.to.node()).or_default().push(l);
+        }
+        map
+    }
+
     /// The links that end at `node`'s inputs.
     pub fn links_into<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Link> + 'a {
         self.links.iter().filter(move |l| l.to.node() == node)
@@ -271,6 +281,22 @@ impl GraphDoc {
     /// ids on a cycle if there is one.
     pub fn upstream_order(&self, targets: &[&str]) -> Result<Vec<String>, Vec<String>> {
         // Iterative DFS with colours: 0 = new, 1 = on stack, 2 = done.
+        let incoming = self.links_by_target();
+        let deps_of = |node: &str| -> Vec<&str> {
+            let mut d: Vec<&str> = incoming
+                .get(node)
+                .map(|ls| {
+                    ls.iter()
+                        .map(|l| l.from.node())
+                        .filter(|n| self.nodes.contains_key(*n))
+                        .collect()
+                })
+                .unwrap_or_default();
+            // Descending, so that popping yields ascending ids.
+            d.sort_unstable_by(|a, b| b.cmp(a));
+            d.dedup();
+            d
+        };
         let mut colour: BTreeMap<&str, u8> = BTreeMap::new();
         let mut order = Vec::new();
         let mut sorted_targets: Vec<&str> = targets.to_vec();
@@ -279,14 +305,14 @@ impl GraphDoc {
             if colour.get(t).copied().unwrap_or(0) != 0 {
                 continue;
             }
-            let mut stack: Vec<(&str, Vec<&str>)> = vec![(t, self.deps(t))];
+            let mut stack: Vec<(&str, Vec<&str>)> = vec![(t, deps_of(t))];
             colour.insert(t, 1);
             while let Some((node, deps)) = stack.last_mut() {
                 if let Some(dep) = deps.pop() {
                     match colour.get(dep).copied().unwrap_or(0) {
                         0 => {
                             colour.insert(dep, 1);
-                            let d = self.deps(dep);
+                            let d = deps_of(dep);
                             stack.push((dep, d));
                         }
                         1 => {
@@ -307,20 +333,6 @@ impl GraphDoc {
             }
         }
         Ok(order)
-    }
-
-    /// The distinct nodes feeding `node`, sorted descending so that popping yields ascending ids.
-    fn deps<'a>(&'a self, node: &str) -> Vec<&'a str> {
-        let mut d: Vec<&str> = self
-            .links
-            .iter()
-            .filter(|l| l.to.node() == node)
-            .map(|l| l.from.node())
-            .filter(|n| self.nodes.contains_key(*n))
-            .collect();
-        d.sort_unstable_by(|a, b| b.cmp(a));
-        d.dedup();
-        d
     }
 
     /// A title for file names and listings: `meta.title`, or `fallback`.

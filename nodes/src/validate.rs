@@ -435,9 +435,14 @@ pub fn validate(doc: &GraphDoc, catalogue: &Catalogue) -> Result<(), ValidationE
         }
     }
 
+    let connected: std::collections::HashSet<(&str, &str)> = doc
+        .links
+        .iter()
+        .map(|l| (l.to.node(), l.to.port()))
+        .collect();
     for (id, spec) in &specs {
         for input in spec.inputs.iter().filter(|p| !p.optional) {
-            if doc.link_into(id, input.name).is_none() {
+            if !connected.contains(&(*id, input.name)) {
                 push(
                     Some(id),
                     Some(format!("input \"{}\"", input.name)),

@@ -37,7 +37,10 @@ fn expect_one(v: serde_json::Value, node: &str, pred: impl Fn(&Problem) -> bool)
     assert_eq!(e.node.as_deref(), Some(node), "{e}");
     assert!(pred(&e.problem), "unexpected problem: {e}");
     let msg = e.to_string();
-    assert!(msg.contains(&format!("\"{node}\"")), "message does not name the node: {msg}");
+    assert!(
+        msg.contains(&format!("\"{node}\"")),
+        "message does not name the node: {msg}"
+    );
     msg
 }
 
@@ -58,7 +61,16 @@ fn unknown_kind() {
 fn newer_node_version() {
     let mut v = base();
     v["nodes"]["tex"]["version"] = 3.into();
-    expect_one(v, "tex", |p| matches!(p, Problem::NewerNodeVersion { found: 3, supported: 1, .. }));
+    expect_one(v, "tex", |p| {
+        matches!(
+            p,
+            Problem::NewerNodeVersion {
+                found: 3,
+                supported: 1,
+                ..
+            }
+        )
+    });
 }
 
 #[test]
@@ -74,7 +86,10 @@ fn out_of_range_value() {
     let mut v = base();
     v["nodes"]["tex"]["params"] = serde_json::json!({"width": 100000});
     let msg = expect_one(v, "tex", |p| matches!(p, Problem::OutOfRange { .. }));
-    assert!(msg.contains("width") && msg.contains("100000") && msg.contains("16384"), "{msg}");
+    assert!(
+        msg.contains("width") && msg.contains("100000") && msg.contains("16384"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -107,37 +122,57 @@ fn type_mismatch() {
     v["nodes"]["shape"] = serde_json::json!({"kind": "ShapeMask", "version": 1});
     v["links"][0] = serde_json::json!({"from": ["shape", "mask"], "to": ["comp", "top"]});
     let msg = expect_one(v, "comp", |p| matches!(p, Problem::TypeMismatch { .. }));
-    assert!(msg.contains("shape.mask") && msg.contains("Mask") && msg.contains("Image"), "{msg}");
+    assert!(
+        msg.contains("shape.mask") && msg.contains("Mask") && msg.contains("Image"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn missing_required_input() {
     let mut v = base();
     v["links"].as_array_mut().unwrap().remove(1);
-    let msg = expect_one(v, "comp", |p| matches!(p, Problem::MissingRequiredInput { .. }));
+    let msg = expect_one(v, "comp", |p| {
+        matches!(p, Problem::MissingRequiredInput { .. })
+    });
     assert!(msg.contains("bottom"), "{msg}");
 }
 
 #[test]
 fn duplicate_link_into_one_input() {
     let mut v = base();
-    v["links"].as_array_mut().unwrap().push(serde_json::json!({"from": ["tex", "image"], "to": ["comp", "top"]}));
-    let msg = expect_one(v, "comp", |p| matches!(p, Problem::DuplicateInputLink { .. }));
-    assert!(msg.contains("solid.image") && msg.contains("tex.image"), "{msg}");
+    v["links"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"from": ["tex", "image"], "to": ["comp", "top"]}));
+    let msg = expect_one(v, "comp", |p| {
+        matches!(p, Problem::DuplicateInputLink { .. })
+    });
+    assert!(
+        msg.contains("solid.image") && msg.contains("tex.image"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn unknown_ports_and_nodes_in_links() {
     let mut v = base();
     v["links"][2] = serde_json::json!({"from": ["comp", "picture"], "to": ["save", "image"]});
-    let msg = expect_one(v, "save", |p| matches!(p, Problem::UnknownOutputPort { .. }));
+    let msg = expect_one(v, "save", |p| {
+        matches!(p, Problem::UnknownOutputPort { .. })
+    });
     assert!(msg.contains("comp.picture"), "{msg}");
     let mut v = base();
-    v["links"].as_array_mut().unwrap().push(serde_json::json!({"from": ["tex", "image"], "to": ["save", "img"]}));
+    v["links"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"from": ["tex", "image"], "to": ["save", "img"]}));
     expect_one(v, "save", |p| matches!(p, Problem::UnknownInputPort { .. }));
     let mut v = base();
     v["links"][0] = serde_json::json!({"from": ["ghost", "image"], "to": ["comp", "top"]});
-    let msg = expect_one(v, "comp", |p| matches!(p, Problem::LinkFromMissingNode { .. }));
+    let msg = expect_one(v, "comp", |p| {
+        matches!(p, Problem::LinkFromMissingNode { .. })
+    });
     assert!(msg.contains("ghost"), "{msg}");
 }
 
@@ -169,7 +204,16 @@ fn cycle_names_the_nodes_on_it() {
 
 #[test]
 fn output_paths_may_not_escape() {
-    for bad in ["../outside.png", "a/../../b.png", "/etc/cron.d/x.png", "C:\\x.png", "~/x.png", "{unknown}.png", "{seed:5}.png", ""] {
+    for bad in [
+        "../outside.png",
+        "a/../../b.png",
+        "/etc/cron.d/x.png",
+        "C:\\x.png",
+        "~/x.png",
+        "{unknown}.png",
+        "{seed:5}.png",
+        "",
+    ] {
         let mut v = base();
         v["nodes"]["save"]["params"] = serde_json::json!({"filename": bad});
         let msg = expect_one(v, "save", |p| matches!(p, Problem::UnsafeOutputPath { .. }));
@@ -183,7 +227,8 @@ fn output_paths_may_not_escape() {
 #[test]
 fn missing_asset() {
     let mut v = base();
-    v["nodes"]["m"] = serde_json::json!({"kind": "LoadMask", "version": 1, "params": {"source": "asset:abc123"}});
+    v["nodes"]["m"] =
+        serde_json::json!({"kind": "LoadMask", "version": 1, "params": {"source": "asset:abc123"}});
     let msg = expect_one(v, "m", |p| matches!(p, Problem::MissingAsset { .. }));
     assert!(msg.contains("abc123"), "{msg}");
 }

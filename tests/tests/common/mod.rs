@@ -1,0 +1,111 @@
+//! Shared helpers: spawning the CLI in an isolated data folder, reading results.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::Digest;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_defect-studio-e2e")
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn example(name: &str) -> PathBuf {
+    repo().join("examples").join(name)
+}
+
+/// A temporary data folder (DEFECT_STUDIO_HOME) with an output folder.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+    pub fn store(&self) -> PathBuf {
+        self.home().join("store.redb")
+    }
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.env("DEFECT_STUDIO_HOME", self.home());
+        c.env_remove("RUST_BACKTRACE");
+        c
+    }
+    /// Runs the CLI with `args` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+    /// Writes a graph file into the temp folder.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+    pub fn history(&self) -> Vec<serde_json::Value> {
+        let o = self.run(&["history", "--json"]);
+        assert!(
+            o.status.success(),
+            "history failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap()
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Asserts that the CLI failed with one clear `error:` line that contains every needle.
+pub fn assert_clean_failure(o: &Output, needles: &[&str]) {
+    assert!(
+        !o.status.success(),
+        "expected failure, stdout: {}",
+        stdout(o)
+    );
+    let err = stderr(o);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "stderr does not mention {n:?}: {err}");
+    }
+}
+
+/// The paths printed as `saved PATH`.
+pub fn saved_paths(o: &Output) -> Vec<PathBuf> {
+    stdout(o)
+        .lines()
+        .filter_map(|l| l.strip_prefix("saved "))
+        .map(PathBuf::from)
+        .collect()
+}
