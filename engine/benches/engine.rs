@@ -158,6 +158,8 @@ fn bench_store() {
         shard: None,
         out_dir: dir.path().join("out"),
         store_path: dir.path().join("batch.redb"),
+        targets: None,
+        graph_path: None,
     };
     let mut exec = Executor::builtin();
     let t = Instant::now();

@@ -26,6 +26,7 @@ pub(crate) fn registry() -> Registry {
     r.register("Noise", noise);
     r.register("Texture", texture_node);
     r.register("ShapeMask", shape_mask_node);
+    r.register("PaintMask", paint_mask);
     r
 }
 
@@ -318,4 +319,25 @@ fn shape_mask_node(ctx: &mut NodeCtx) -> Result<Outputs> {
         feather_px: ctx.float("feather")? as f32,
     };
     Ok(outputs([("mask", shape_mask(&p).into())]))
+}
+
+fn paint_mask(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let image = ctx.image("image")?;
+    let mask = if ctx.text("painting")?.trim().is_empty() {
+        Mask::filled(image.width, image.height, 0.0)
+    } else {
+        let bytes = ctx.file("painting")?;
+        let painted = decode_image(&bytes, "painting").map_err(EngineError::failed)?;
+        // The painter stores masks as greyscale PNGs: white = 1.
+        let m = Mask {
+            width: painted.width,
+            height: painted.height,
+            data: painted.data.chunks_exact(4).map(|p| p[0]).collect(),
+        };
+        ops::resize_mask(&m, image.width, image.height, Filter::Nearest)
+    };
+    Ok(outputs([
+        ("mask", mask.into()),
+        ("image", Value::Image(image)),
+    ]))
 }

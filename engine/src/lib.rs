@@ -13,7 +13,9 @@
 //!   noise and shapes.
 //! - [`EngineError`]: the crate's error type; errors of a node name the node.
 
+pub mod cleanup;
 pub mod codec;
+pub mod defects;
 mod error;
 pub mod exec;
 pub mod hashing;

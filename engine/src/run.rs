@@ -205,14 +205,34 @@ pub struct BatchJob {
     pub shard: Option<(u32, u32)>,
     pub out_dir: PathBuf,
     pub store_path: PathBuf,
+    /// The nodes to run (with what they need); `None` runs every sink. The studio's "run to
+    /// here" names one node.
+    pub targets: Option<Vec<String>>,
+    /// The graph file this batch came from, if any (kept in the history).
+    pub graph_path: Option<PathBuf>,
 }
 
 /// Progress of a batch.
 #[derive(Clone, Debug)]
 pub enum BatchEvent {
-    RunStarted { run_id: u64, items: usize },
-    ItemStarted { item: usize, index: u64, seed: u64 },
-    Node { item: usize, event: Event },
+    RunStarted {
+        run_id: u64,
+        items: usize,
+    },
+    ItemStarted {
+        item: usize,
+        index: u64,
+        seed: u64,
+    },
+    Node {
+        item: usize,
+        event: Event,
+    },
+    /// Every executed node's outputs for one item (shared, not copied), for previews.
+    ItemFinished {
+        item: usize,
+        outputs: std::collections::BTreeMap<String, std::sync::Arc<crate::value::Outputs>>,
+    },
 }
 
 /// How a batch ended.
@@ -425,6 +445,10 @@ pub fn run_batch(
         ended_ms: None,
         node_timings: Vec::new(),
         error: None,
+        graph_path: job
+            .graph_path
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
     };
     let run_id = store.begin_run(&record)?;
     emit(BatchEvent::RunStarted {
@@ -463,7 +487,7 @@ pub fn run_batch(
         };
         let req = RunRequest {
             doc: &doc,
-            targets: None,
+            targets: job.targets.clone(),
             run_seed: item.seed,
             base_dir: &job.base_dir,
         };
@@ -471,15 +495,21 @@ pub fn run_batch(
         let result = exec.run(&req, Some(&mut sink), &forward, cancel);
         saved.append(&mut sink.saved);
         match result {
-            Ok(o) => record
-                .node_timings
-                .extend(o.stats.into_iter().map(|s| NodeTiming {
-                    item: item.index,
-                    node: s.node,
-                    kind: s.kind,
-                    seconds: s.seconds,
-                    cached: s.cached,
-                })),
+            Ok(o) => {
+                record
+                    .node_timings
+                    .extend(o.stats.into_iter().map(|s| NodeTiming {
+                        item: item.index,
+                        node: s.node,
+                        kind: s.kind,
+                        seconds: s.seconds,
+                        cached: s.cached,
+                    }));
+                emit(BatchEvent::ItemFinished {
+                    item: i,
+                    outputs: o.outputs,
+                });
+            }
             Err(e) => {
                 outcome = Err(e);
                 break;
@@ -528,7 +558,13 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn spawn(mut exec: Executor) -> Worker {
+    pub fn spawn(exec: Executor) -> Worker {
+        Worker::spawn_with_notify(exec, None)
+    }
+
+    /// Like [`Worker::spawn`]; `notify` is called after every event is sent (the studio passes
+    /// `request_repaint`, so the UI wakes up only when something happened).
+    pub fn spawn_with_notify(mut exec: Executor, notify: Option<Box<dyn Fn() + Send>>) -> Worker {
         let (commands, command_rx) = channel::<Command>();
         let (event_tx, events) = channel::<WorkerEvent>();
         let cancel = CancelToken::new();
@@ -538,13 +574,16 @@ impl Worker {
             .spawn(move || {
                 while let Ok(Command::Batch(job)) = command_rx.recv() {
                     token.reset();
-                    let tx = event_tx.clone();
-                    let emit = move |e: BatchEvent| {
-                        let _ = tx.send(WorkerEvent::Batch(e));
+                    let send = |e: WorkerEvent| {
+                        let _ = event_tx.send(e);
+                        if let Some(n) = &notify {
+                            n();
+                        }
                     };
+                    let emit = |e: BatchEvent| send(WorkerEvent::Batch(e));
                     let result =
                         run_batch(&mut exec, &job, &emit, &token).map_err(|e| e.to_string());
-                    let _ = event_tx.send(WorkerEvent::Finished(result));
+                    send(WorkerEvent::Finished(result));
                 }
             })
             .ok();

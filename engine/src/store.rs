@@ -144,6 +144,9 @@ pub struct RunRecord {
     pub node_timings: Vec<NodeTiming>,
     #[serde(default)]
     pub error: Option<String>,
+    /// The graph file the run came from, if any.
+    #[serde(default)]
+    pub graph_path: Option<String>,
 }
 
 impl RunRecord {
@@ -414,6 +417,30 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Deletes an output's record, PNG bytes and mask, and its bookmark (files on disk stay).
+    pub fn delete_output(&self, id: u64) -> Result<()> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            tx.open_table(OUTPUTS)
+                .map_err(|e| self.err(e))?
+                .remove(id)
+                .map_err(|e| self.err(e))?;
+            tx.open_table(OUTPUT_PNG)
+                .map_err(|e| self.err(e))?
+                .remove(id)
+                .map_err(|e| self.err(e))?;
+            tx.open_table(OUTPUT_MASK_PNG)
+                .map_err(|e| self.err(e))?
+                .remove(id)
+                .map_err(|e| self.err(e))?;
+            tx.open_table(BOOKMARKS)
+                .map_err(|e| self.err(e))?
+                .remove(id)
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
     }
 
     /// The PNG bytes of an output.

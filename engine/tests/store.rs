@@ -15,6 +15,7 @@ fn run_record(name: &str) -> RunRecord {
         ended_ms: None,
         node_timings: Vec::new(),
         error: None,
+        graph_path: None,
     }
 }
 

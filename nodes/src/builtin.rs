@@ -58,6 +58,32 @@ pub static LOAD_MASK: NodeSpec = NodeSpec {
     sink: false,
 };
 
+pub static PAINT_MASK: NodeSpec = NodeSpec {
+    kind: "PaintMask",
+    version: 1,
+    category: MASK,
+    doc:
+        "A mask painted by hand over an image in the studio's mask painter (brush, eraser, fill). \
+          The painting travels inside the graph file as an asset. Until something is painted the \
+          mask is empty; a painting of another size is scaled to the image.",
+    inputs: &[PortSpec::new(
+        "image",
+        T::Image,
+        "The image to paint over (sets the mask's size).",
+    )],
+    outputs: &[
+        PortSpec::new("mask", T::Mask, "The painted mask."),
+        PortSpec::new("image", T::Image, "The input image, passed through."),
+    ],
+    params: &[P::input_file(
+        "painting",
+        &["png"],
+        "The painted mask: asset:<sha256> (set by the painter).",
+    )],
+    deterministic: true,
+    sink: false,
+};
+
 pub static SAVE_IMAGE: NodeSpec = NodeSpec {
     kind: "SaveImage",
     version: 1,
@@ -452,6 +478,7 @@ pub static ALL: &[&NodeSpec] = &[
     &COMPOSITE,
     &MASK_OPS,
     &SHAPE_MASK,
+    &PAINT_MASK,
     &SOLID_COLOR,
     &NOISE,
     &TEXTURE,

@@ -74,9 +74,9 @@ pub enum Command {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
-        None => Err(anyhow!(
-            "the studio window is not part of this build yet; use a subcommand (defect-studio --help), e.g. defect-studio run examples/brushed-metal-scratch.json"
-        )),
+        None => crate::app::run_studio(None)
+            .map(|()| 0)
+            .map_err(|e| anyhow!("cannot open the studio window: {e}")),
         Some(cmd) => dispatch(cmd),
     };
     match result {
@@ -255,6 +255,8 @@ fn run_cmd(
         shard,
         out_dir: out_dir.clone(),
         store_path: store_path.clone(),
+        targets: None,
+        graph_path: Some(std::fs::canonicalize(graph).unwrap_or_else(|_| graph.to_path_buf())),
     };
 
     let worker = Worker::spawn(Executor::builtin());
@@ -310,6 +312,7 @@ fn run_cmd(
                 Event::Saved { path, .. } => say(format!("saved {}", path.display())),
                 _ => {}
             },
+            WorkerEvent::Batch(BatchEvent::ItemFinished { .. }) => {}
             WorkerEvent::Finished(result) => break result.map_err(|e| anyhow!(e))?,
         }
     };

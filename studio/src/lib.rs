@@ -5,8 +5,10 @@
 //!   [`engine::Worker`] / [`engine::Executor`], the same code the studio window uses.
 //! - [`graph_file`]: loading a graph document from a file with errors that name the file.
 //!
-//! The studio window (egui/eframe) lands with the GUI issue; until then running the binary with
-//! no arguments explains how to use the CLI.
+//! - [`app`]: the studio window ([`app::StudioApp`], eframe with the wgpu renderer): the node
+//!   editor (egui-snarl), inspector, mask painter, run queue, gallery and history. The binary
+//!   opens it when run with no arguments.
 
+pub mod app;
 pub mod cli;
 pub mod graph_file;

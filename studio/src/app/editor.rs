@@ -1,0 +1,478 @@
+//! The node editor: a [`SnarlViewer`] over the edited document, the add-node menu, and the
+//! per-node run state shown on each node.
+
+use std::collections::HashMap;
+
+use egui::{Color32, Pos2, Ui};
+use egui_snarl::ui::{AnyPins, PinInfo, SnarlViewer};
+use egui_snarl::{InPin, NodeId, OutPin, Snarl};
+use nodes::{Catalogue, NodeSpec, PortType};
+
+use super::doc::EditorNode;
+use super::params::param_ui;
+use super::AppCommand;
+
+/// The colour of a port type (pins and wires).
+pub fn port_color(ty: PortType) -> Color32 {
+    match ty {
+        PortType::Image => Color32::from_rgb(100, 170, 255),
+        PortType::Mask => Color32::from_rgb(230, 230, 230),
+        PortType::Model => Color32::from_rgb(180, 120, 255),
+        PortType::Int => Color32::from_rgb(120, 220, 140),
+        PortType::Float => Color32::from_rgb(160, 230, 100),
+        PortType::Text => Color32::from_rgb(250, 200, 90),
+        PortType::Seed => Color32::from_rgb(250, 140, 90),
+        PortType::Choice => Color32::from_rgb(200, 200, 120),
+    }
+}
+
+/// What the last run did with a node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeRunState {
+    Idle,
+    Queued,
+    Running { step: u32, total: u32 },
+    Cached,
+    Done { seconds: f64 },
+    Error(String),
+}
+
+/// Draws the graph and applies the user's edits to it; actions beyond the graph (run to here,
+/// open the painter) are returned as commands.
+pub struct GraphViewer<'a> {
+    pub catalogue: &'a Catalogue,
+    pub states: &'a HashMap<String, NodeRunState>,
+    /// Why the last link was refused, shown to the user.
+    pub refusal: Option<String>,
+    pub commands: Vec<AppCommand>,
+    /// The search text of the add-node menu.
+    pub search: &'a mut String,
+    /// When set, the view is fitted to all nodes within this screen rectangle.
+    pub frame: Option<egui::Rect>,
+    /// The view transform (graph → screen) seen this frame.
+    pub transform: Option<egui::emath::TSTransform>,
+}
+
+fn spec<'c>(catalogue: &'c Catalogue, node: &EditorNode) -> Option<&'static NodeSpec> {
+    let _ = catalogue;
+    catalogue.get(&node.kind)
+}
+
+impl SnarlViewer<EditorNode> for GraphViewer<'_> {
+    fn title(&mut self, node: &EditorNode) -> String {
+        format!("{} · {}", node.kind, node.id)
+    }
+
+    fn show_header(
+        &mut self,
+        node: NodeId,
+        _inputs: &[InPin],
+        _outputs: &[OutPin],
+        ui: &mut Ui,
+        snarl: &mut Snarl<EditorNode>,
+    ) {
+        let Some(n) = snarl.get_node(node) else {
+            return;
+        };
+        let state = self
+            .states
+            .get(&n.id)
+            .cloned()
+            .unwrap_or(NodeRunState::Idle);
+        let doc = spec(self.catalogue, n)
+            .map(|s| s.doc)
+            .unwrap_or("unknown kind");
+        ui.horizontal(|ui| {
+            let (dot, tip) = match &state {
+                NodeRunState::Idle => (Color32::GRAY, "idle".to_string()),
+                NodeRunState::Queued => (Color32::from_rgb(200, 200, 80), "queued".into()),
+                NodeRunState::Running { step, total } => (
+                    Color32::from_rgb(80, 200, 255),
+                    format!("running {step}/{total}"),
+                ),
+                NodeRunState::Cached => (
+                    Color32::from_rgb(120, 160, 120),
+                    "cached: reused from an earlier run".into(),
+                ),
+                NodeRunState::Done { seconds } => (
+                    Color32::from_rgb(90, 220, 90),
+                    format!("done in {:.0} ms", seconds * 1000.0),
+                ),
+                NodeRunState::Error(m) => (Color32::from_rgb(255, 80, 80), format!("error: {m}")),
+            };
+            let (r, resp) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+            ui.painter().circle_filled(r.center(), 5.0, dot);
+            resp.on_hover_text(tip);
+            let title = ui
+                .label(egui::RichText::new(&n.kind).strong())
+                .on_hover_text(doc);
+            let _ = title;
+            ui.label(egui::RichText::new(&n.id).weak().small());
+            if let NodeRunState::Running { step, total } = state {
+                if total > 0 {
+                    ui.add(egui::ProgressBar::new(step as f32 / total as f32).desired_width(60.0));
+                }
+            }
+            if let NodeRunState::Error(m) = &state {
+                ui.colored_label(Color32::from_rgb(255, 80, 80), "⚠")
+                    .on_hover_text(m);
+            }
+        });
+    }
+
+    fn inputs(&mut self, node: &EditorNode) -> usize {
+        spec(self.catalogue, node)
+            .map(|s| s.inputs.len())
+            .unwrap_or(0)
+    }
+
+    fn outputs(&mut self, node: &EditorNode) -> usize {
+        spec(self.catalogue, node)
+            .map(|s| s.outputs.len())
+            .unwrap_or(0)
+    }
+
+    fn show_input(
+        &mut self,
+        pin: &InPin,
+        ui: &mut Ui,
+        snarl: &mut Snarl<EditorNode>,
+    ) -> impl egui_snarl::ui::SnarlPin + 'static {
+        let port = snarl
+            .get_node(pin.id.node)
+            .and_then(|n| spec(self.catalogue, n))
+            .and_then(|s| s.inputs.get(pin.id.input));
+        match port {
+            Some(p) => {
+                let text = if p.optional {
+                    format!("{} (optional)", p.name)
+                } else {
+                    p.name.to_string()
+                };
+                ui.label(text).on_hover_text(format!("{}: {}", p.ty, p.doc));
+                PinInfo::circle().with_fill(port_color(p.ty))
+            }
+            None => PinInfo::circle(),
+        }
+    }
+
+    fn show_output(
+        &mut self,
+        pin: &OutPin,
+        ui: &mut Ui,
+        snarl: &mut Snarl<EditorNode>,
+    ) -> impl egui_snarl::ui::SnarlPin + 'static {
+        let port = snarl
+            .get_node(pin.id.node)
+            .and_then(|n| spec(self.catalogue, n))
+            .and_then(|s| s.outputs.get(pin.id.output));
+        match port {
+            Some(p) => {
+                ui.label(p.name)
+                    .on_hover_text(format!("{}: {}", p.ty, p.doc));
+                PinInfo::circle().with_fill(port_color(p.ty))
+            }
+            None => PinInfo::circle(),
+        }
+    }
+
+    fn has_body(&mut self, node: &EditorNode) -> bool {
+        spec(self.catalogue, node).is_some_and(|s| !s.params.is_empty())
+    }
+
+    fn show_body(
+        &mut self,
+        node: NodeId,
+        _inputs: &[InPin],
+        _outputs: &[OutPin],
+        ui: &mut Ui,
+        snarl: &mut Snarl<EditorNode>,
+    ) {
+        let Some(n) = snarl.get_node_mut(node) else {
+            return;
+        };
+        let Some(s) = self.catalogue.get(&n.kind) else {
+            return;
+        };
+        ui.vertical(|ui| {
+            for p in s.params {
+                param_ui(ui, p, &mut n.params, true);
+            }
+            if s.kind == "PaintMask" && ui.button("🖌 Paint mask…").clicked() {
+                self.commands.push(AppCommand::OpenPainter(n.id.clone()));
+            }
+        });
+    }
+
+    fn connect(&mut self, from: &OutPin, to: &InPin, snarl: &mut Snarl<EditorNode>) {
+        let out = snarl
+            .get_node(from.id.node)
+            .and_then(|n| spec(self.catalogue, n).map(|s| (n.id.clone(), s)));
+        let inp = snarl
+            .get_node(to.id.node)
+            .and_then(|n| spec(self.catalogue, n).map(|s| (n.id.clone(), s)));
+        let (Some((fid, fs)), Some((tid, ts))) = (out, inp) else {
+            return;
+        };
+        let (Some(op), Some(ip)) = (fs.outputs.get(from.id.output), ts.inputs.get(to.id.input))
+        else {
+            return;
+        };
+        if from.id.node == to.id.node {
+            self.refusal = Some("A node cannot feed itself.".into());
+            return;
+        }
+        if op.ty != ip.ty {
+            self.refusal = Some(format!(
+                "Cannot connect {fid}.{} ({}) to {tid}.{} ({}): the types differ.",
+                op.name, op.ty, ip.name, ip.ty
+            ));
+            return;
+        }
+        // One link per input: a new link replaces the old one.
+        snarl.drop_inputs(to.id);
+        snarl.connect(from.id, to.id);
+        if creates_cycle(snarl, to.id.node) {
+            snarl.disconnect(from.id, to.id);
+            self.refusal = Some(format!("Connecting {fid} to {tid} would make a cycle."));
+        }
+    }
+
+    fn current_transform(
+        &mut self,
+        to_global: &mut egui::emath::TSTransform,
+        snarl: &mut Snarl<EditorNode>,
+    ) {
+        if let Some(view) = self.frame.take() {
+            let pts: Vec<Pos2> = snarl.nodes_pos().map(|(p, _)| p).collect();
+            *to_global = super::fit_transform(&pts, view);
+        }
+        self.transform = Some(*to_global);
+    }
+
+    fn has_graph_menu(&mut self, _pos: Pos2, _snarl: &mut Snarl<EditorNode>) -> bool {
+        true
+    }
+
+    fn show_graph_menu(&mut self, pos: Pos2, ui: &mut Ui, snarl: &mut Snarl<EditorNode>) {
+        ui.label("Add node");
+        if let Some(kind) = add_node_menu_ui(ui, self.catalogue, self.search, None) {
+            let id = fresh_id(snarl, kind.kind);
+            snarl.insert_node(
+                pos,
+                EditorNode {
+                    id,
+                    kind: kind.kind.to_string(),
+                    params: Default::default(),
+                },
+            );
+            self.search.clear();
+            ui.close();
+        }
+    }
+
+    fn has_dropped_wire_menu(&mut self, _src: AnyPins, _snarl: &mut Snarl<EditorNode>) -> bool {
+        true
+    }
+
+    fn show_dropped_wire_menu(
+        &mut self,
+        pos: Pos2,
+        ui: &mut Ui,
+        src: AnyPins,
+        snarl: &mut Snarl<EditorNode>,
+    ) {
+        // Offer only kinds with a matching port, and connect the first one.
+        let ty = match &src {
+            AnyPins::Out(pins) => pins
+                .first()
+                .and_then(|p| snarl.get_node(p.node))
+                .and_then(|n| spec(self.catalogue, n))
+                .and_then(|s| pins.first().and_then(|p| s.outputs.get(p.output)))
+                .map(|p| (p.ty, true)),
+            AnyPins::In(pins) => pins
+                .first()
+                .and_then(|p| snarl.get_node(p.node))
+                .and_then(|n| spec(self.catalogue, n))
+                .and_then(|s| pins.first().and_then(|p| s.inputs.get(p.input)))
+                .map(|p| (p.ty, false)),
+        };
+        let Some((ty, from_output)) = ty else { return };
+        ui.label(format!("Add a node taking {ty}"));
+        if let Some(kind) =
+            add_node_menu_ui(ui, self.catalogue, self.search, Some((ty, from_output)))
+        {
+            let id = fresh_id(snarl, kind.kind);
+            let new = snarl.insert_node(
+                pos,
+                EditorNode {
+                    id,
+                    kind: kind.kind.to_string(),
+                    params: Default::default(),
+                },
+            );
+            match src {
+                AnyPins::Out(pins) => {
+                    if let (Some(p), Some(i)) =
+                        (pins.first(), kind.inputs.iter().position(|p| p.ty == ty))
+                    {
+                        snarl.drop_inputs(egui_snarl::InPinId {
+                            node: new,
+                            input: i,
+                        });
+                        snarl.connect(
+                            *p,
+                            egui_snarl::InPinId {
+                                node: new,
+                                input: i,
+                            },
+                        );
+                    }
+                }
+                AnyPins::In(pins) => {
+                    if let (Some(p), Some(o)) =
+                        (pins.first(), kind.outputs.iter().position(|p| p.ty == ty))
+                    {
+                        snarl.drop_inputs(*p);
+                        snarl.connect(
+                            egui_snarl::OutPinId {
+                                node: new,
+                                output: o,
+                            },
+                            *p,
+                        );
+                    }
+                }
+            }
+            self.search.clear();
+            ui.close();
+        }
+    }
+
+    fn has_node_menu(&mut self, _node: &EditorNode) -> bool {
+        true
+    }
+
+    fn show_node_menu(
+        &mut self,
+        node: NodeId,
+        _inputs: &[InPin],
+        _outputs: &[OutPin],
+        ui: &mut Ui,
+        snarl: &mut Snarl<EditorNode>,
+    ) {
+        let Some(n) = snarl.get_node(node) else {
+            return;
+        };
+        let id = n.id.clone();
+        let kind = n.kind.clone();
+        if ui.button("▶ Run to here").clicked() {
+            self.commands.push(AppCommand::Run {
+                to_node: Some(id.clone()),
+            });
+            ui.close();
+        }
+        if kind == "PaintMask" && ui.button("🖌 Paint mask…").clicked() {
+            self.commands.push(AppCommand::OpenPainter(id.clone()));
+            ui.close();
+        }
+        if ui.button("Duplicate").clicked() {
+            self.commands.push(AppCommand::Duplicate(vec![node]));
+            ui.close();
+        }
+        if ui.button("Remove").clicked() {
+            snarl.remove_node(node);
+            ui.close();
+        }
+    }
+}
+
+/// A unique node id for a kind within a snarl.
+fn fresh_id(snarl: &Snarl<EditorNode>, kind: &str) -> String {
+    let base: String = kind
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let taken: std::collections::HashSet<&str> = snarl.nodes().map(|n| n.id.as_str()).collect();
+    if !taken.contains(base.as_str()) {
+        return base;
+    }
+    (2..)
+        .map(|i| format!("{base}{i}"))
+        .find(|c| !taken.contains(c.as_str()))
+        .unwrap_or(base)
+}
+
+/// Whether `start` reaches itself through the wires.
+fn creates_cycle(snarl: &Snarl<EditorNode>, start: NodeId) -> bool {
+    let wires: Vec<(NodeId, NodeId)> = snarl.wires().map(|(o, i)| (o.node, i.node)).collect();
+    let mut stack = vec![start];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(n) = stack.pop() {
+        for (a, b) in &wires {
+            if *a == n {
+                if *b == start {
+                    return true;
+                }
+                if seen.insert(*b) {
+                    stack.push(*b);
+                }
+            }
+        }
+    }
+    false
+}
+
+/// The searchable add-node menu, grouped by category, with the doc text as tooltip. With
+/// `port`, only kinds with a port of that type on the matching side are listed.
+pub fn add_node_menu_ui(
+    ui: &mut Ui,
+    catalogue: &Catalogue,
+    search: &mut String,
+    port: Option<(PortType, bool)>,
+) -> Option<&'static NodeSpec> {
+    let r = ui.add(
+        egui::TextEdit::singleline(search)
+            .hint_text("search nodes")
+            .desired_width(180.0),
+    );
+    r.request_focus();
+    let needle = search.to_ascii_lowercase();
+    let mut picked = None;
+    let matches = |s: &NodeSpec| {
+        let text_ok = needle.is_empty()
+            || s.kind.to_ascii_lowercase().contains(&needle)
+            || s.doc.to_ascii_lowercase().contains(&needle)
+            || s.category.to_ascii_lowercase().contains(&needle);
+        let port_ok = match port {
+            None => true,
+            Some((ty, true)) => s.inputs.iter().any(|p| p.ty == ty),
+            Some((ty, false)) => s.outputs.iter().any(|p| p.ty == ty),
+        };
+        text_ok && port_ok
+    };
+    let mut first = None;
+    for cat in catalogue.categories() {
+        let kinds: Vec<&'static NodeSpec> = catalogue
+            .specs()
+            .iter()
+            .copied()
+            .filter(|s| s.category == cat && matches(s))
+            .collect();
+        if kinds.is_empty() {
+            continue;
+        }
+        ui.label(egui::RichText::new(cat).weak());
+        for k in kinds {
+            first.get_or_insert(k);
+            if ui.button(k.kind).on_hover_text(k.doc).clicked() {
+                picked = Some(k);
+            }
+        }
+    }
+    if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+        picked = picked.or(first);
+    }
+    picked
+}
