@@ -104,9 +104,14 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
             ui.painter().circle_filled(r.center(), 5.0, dot);
             resp.on_hover_text(tip);
             let title = ui
-                .label(egui::RichText::new(&n.kind).strong())
+                .add(
+                    egui::Label::new(egui::RichText::new(&n.kind).strong())
+                        .sense(egui::Sense::click()),
+                )
                 .on_hover_text(doc);
-            let _ = title;
+            if title.clicked() {
+                self.commands.push(AppCommand::Inspect(n.id.clone()));
+            }
             ui.label(egui::RichText::new(&n.id).weak().small());
             if let NodeRunState::Running { step, total } = state {
                 if total > 0 {

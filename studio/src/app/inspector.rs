@@ -105,9 +105,7 @@ pub fn inspector_ui(
                 .link_into(&node.id, p.name)
                 .map(|l| l.from.to_string());
             ui.horizontal(|ui| {
-                ui.label(format!("{} ({})", p.name, p.ty))
-                    .on_hover_text(p.doc);
-                egui::ComboBox::from_id_salt(("src", &node.id, p.name))
+                egui::ComboBox::new(("src", &node.id, p.name), format!("{} ({})", p.name, p.ty))
                     .selected_text(linked.clone().unwrap_or_else(|| "— not connected —".into()))
                     .show_ui(ui, |ui| {
                         for (n, port, ty) in &sources {

@@ -99,6 +99,8 @@ pub enum AppCommand {
         to: (String, String),
     },
     OpenPainter(String),
+    /// Show this node in the inspector.
+    Inspect(String),
     SavePreset {
         kind: String,
         name: String,
@@ -177,6 +179,9 @@ pub struct StudioApp {
     pub gallery: Gallery,
     pub inspector: Inspector,
     pub painter: Option<MaskPainter>,
+    /// The node the inspector shows (follows the graph selection).
+    pub inspected: Option<String>,
+    last_selection: Vec<NodeId>,
     pub dialog: Option<Dialog>,
     /// A message shown briefly over the graph (e.g. why a link was refused).
     pub toast: Option<String>,
@@ -222,6 +227,8 @@ impl StudioApp {
             gallery: Gallery::default(),
             inspector: Inspector::default(),
             painter: None,
+            inspected: None,
+            last_selection: Vec::new(),
             dialog: store_error.map(|text| Dialog::Error {
                 title: "Cannot open the store".into(),
                 text,
@@ -433,6 +440,7 @@ impl StudioApp {
                 }
             }
             AppCommand::OpenPainter(node) => self.open_painter(ctx, &node),
+            AppCommand::Inspect(node) => self.inspected = Some(node),
             AppCommand::SavePreset { kind, name, params } => {
                 if let Some(s) = &self.store {
                     if let Err(e) = s.save_preset(&kind, &name, &params) {
@@ -852,12 +860,26 @@ impl StudioApp {
         }
         cmds.extend(self.menu_ui(root));
         cmds.extend(self.runs_ui(root));
-        if self.settings.show_inspector {
-            let sel = self.selected(ctx);
-            let node_id = sel
+        let sel = self.selected(ctx);
+        if sel != self.last_selection {
+            if let Some(id) = sel
                 .first()
                 .and_then(|n| self.doc.snarl.get_node(*n))
-                .map(|n| n.id.clone());
+                .map(|n| n.id.clone())
+            {
+                self.inspected = Some(id);
+            }
+            self.last_selection = sel;
+        }
+        if self
+            .inspected
+            .as_ref()
+            .is_some_and(|id| self.doc.find(id).is_none())
+        {
+            self.inspected = None;
+        }
+        if self.settings.show_inspector {
+            let node_id = self.inspected.clone();
             if let Some(id) = &node_id {
                 let kind = self
                     .doc
@@ -1321,7 +1343,11 @@ impl StudioApp {
                     .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
                     .show(ctx, |ui| {
                         ui.label("No file dialog is available here; type a path:");
-                        ui.add(egui::TextEdit::singleline(text).desired_width(400.0));
+                        ui.horizontal(|ui| {
+                            let label = ui.label("Path");
+                            ui.add(egui::TextEdit::singleline(text).desired_width(400.0))
+                                .labelled_by(label.id);
+                        });
                         ui.horizontal(|ui| {
                             if ui.button(if *save { "Save" } else { "Open" }).clicked() {
                                 let p = PathBuf::from(text.trim());

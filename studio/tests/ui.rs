@@ -1,0 +1,269 @@
+//! The studio window driven through egui_kittest: menus, the inspector, the mask painter, a
+//! run, the gallery, and a broken file. Widgets inside the node canvas are clicked through
+//! AccessKit (pointer clicks miss there because of the canvas's zoom and pan).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use egui::{Key, Modifiers, PointerButton};
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use studio::app::{RunState, Settings, StudioApp};
+
+/// One data folder for this test binary (the store path is read from the environment).
+fn home() -> &'static PathBuf {
+    static HOME: OnceLock<PathBuf> = OnceLock::new();
+    HOME.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        std::env::set_var("DEFECT_STUDIO_HOME", &dir);
+        dir
+    })
+}
+
+fn harness() -> Harness<'static, Option<StudioApp>> {
+    home();
+    Harness::builder()
+        .with_size([1600.0, 1000.0])
+        .build_ui_state(
+            |ui, app: &mut Option<StudioApp>| {
+                let a =
+                    app.get_or_insert_with(|| StudioApp::new(ui.ctx(), Settings::default(), None));
+                a.ui(ui);
+            },
+            None,
+        )
+}
+
+fn app<'a>(h: &'a mut Harness<'static, Option<StudioApp>>) -> &'a mut StudioApp {
+    h.state_mut().as_mut().unwrap()
+}
+
+fn doc(h: &mut Harness<'static, Option<StudioApp>>) -> nodes::GraphDoc {
+    let a = app(h);
+    a.doc.to_doc(&a.catalogue)
+}
+
+/// File → New, then two nodes added from the add-node menu (Shift+A).
+fn two_nodes() -> Harness<'static, Option<StudioApp>> {
+    let mut h = harness();
+    h.run_steps(3);
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("New").click();
+    h.run_steps(2);
+    assert!(doc(&mut h).nodes.is_empty());
+    for kind in ["Texture", "SaveImage"] {
+        h.key_press_modifiers(Modifiers::SHIFT, Key::A);
+        h.run_steps(2);
+        h.get_by_label(kind).click();
+        h.run_steps(3);
+    }
+    let d = doc(&mut h);
+    let kinds: Vec<&str> = d.nodes.values().map(|n| n.kind.as_str()).collect();
+    assert_eq!(kinds, ["SaveImage", "Texture"], "{:?}", d.nodes.keys());
+    h
+}
+
+#[test]
+fn add_two_nodes_from_the_menu_and_connect_them() {
+    let mut h = two_nodes();
+    // Inspect the SaveImage node and pick the texture as its image source.
+    h.get_by_label("SaveImage").click_accesskit();
+    h.run_steps(2);
+    h.get_by_label("image (Image)").click();
+    h.run_steps(2);
+    h.get_by_label("texture.image (Image)").click();
+    h.run_steps(3);
+    let d = doc(&mut h);
+    assert_eq!(d.links.len(), 1, "{:?}", d.links);
+    assert_eq!(d.links[0].from.to_string(), "texture.image");
+    assert_eq!(d.links[0].to.to_string(), "saveimage.image");
+    nodes::validate(&d, &nodes::Catalogue::builtin()).unwrap();
+}
+
+#[test]
+fn an_incompatible_link_is_refused_with_a_reason() {
+    let mut h = two_nodes();
+    h.get_by_label("SaveImage").click_accesskit();
+    h.run_steps(2);
+    // The second input is the optional mask: offering it an image is refused.
+    h.get_by_label("mask (Mask)").click();
+    h.run_steps(2);
+    h.get_by_label("texture.image (Image)").click();
+    h.run_steps(3);
+    assert!(doc(&mut h).links.is_empty());
+    h.get_by_label_contains("types differ");
+    h.get_by_label_contains("saveimage.mask (Mask)");
+}
+
+#[test]
+fn edit_a_parameter_and_undo_it() {
+    let mut h = two_nodes();
+    h.get_by_label("Texture").click_accesskit();
+    h.run_steps(2);
+    let before = doc(&mut h);
+    // The inspector's seed "fixed" checkbox comes first (the node body draws later).
+    h.get_all_by_label("fixed").next().unwrap().click();
+    h.run_steps(3);
+    let edited = doc(&mut h);
+    assert_ne!(edited, before);
+    assert!(edited.nodes["texture"].params.contains_key("seed"));
+    h.get_by_label("Edit").click();
+    h.run_steps(2);
+    h.get_by_label("Undo").click();
+    h.run_steps(3);
+    assert_eq!(doc(&mut h), before);
+    h.get_by_label("Edit").click();
+    h.run_steps(2);
+    h.get_by_label("Redo").click();
+    h.run_steps(3);
+    assert_eq!(doc(&mut h), edited);
+}
+
+#[test]
+fn paint_a_stroke_then_undo_then_apply() {
+    let mut h = harness();
+    h.run_steps(3);
+    h.key_press_modifiers(Modifiers::SHIFT, Key::A);
+    h.run_steps(2);
+    h.get_by_label("PaintMask").click();
+    h.run_steps(3);
+    h.get_all_by_label("🖌 Paint mask…")
+        .next()
+        .unwrap()
+        .click_accesskit();
+    h.run_steps(3);
+    assert!(app(&mut h).painter.is_some());
+    let painted = |h: &mut Harness<'static, Option<StudioApp>>| {
+        app(h)
+            .painter
+            .as_ref()
+            .unwrap()
+            .mask
+            .data
+            .iter()
+            .filter(|v| **v > 0.5)
+            .count()
+    };
+    assert_eq!(painted(&mut h), 0);
+    let rect = h.get_by_label("mask canvas").rect();
+    let (a, b) = (
+        rect.center() - egui::vec2(80.0, 20.0),
+        rect.center() + egui::vec2(80.0, 20.0),
+    );
+    h.event(egui::Event::PointerMoved(a));
+    h.run_steps(1);
+    h.event(egui::Event::PointerButton {
+        pos: a,
+        button: PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    h.run_steps(1);
+    for i in 1..=10 {
+        h.event(egui::Event::PointerMoved(a + (b - a) * (i as f32 / 10.0)));
+        h.run_steps(1);
+    }
+    h.event(egui::Event::PointerButton {
+        pos: b,
+        button: PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.run_steps(2);
+    let after_stroke = painted(&mut h);
+    assert!(after_stroke > 500, "the stroke painted {after_stroke} px");
+    h.get_by_label("↶ Undo").click();
+    h.run_steps(2);
+    assert_eq!(painted(&mut h), 0, "undo restores the empty mask");
+    h.get_by_label("↷ Redo").click();
+    h.run_steps(2);
+    assert_eq!(painted(&mut h), after_stroke);
+    h.get_by_label("✔ Apply").click();
+    h.run_steps(3);
+    assert!(app(&mut h).painter.is_none());
+    let d = doc(&mut h);
+    let painting = d.nodes["paintmask"].params["painting"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sha = painting.strip_prefix("asset:").unwrap();
+    assert!(
+        d.assets.contains_key(sha),
+        "the painting travels in the graph's assets"
+    );
+}
+
+#[test]
+fn run_the_example_and_see_the_output_in_the_gallery() {
+    let mut h = harness();
+    h.run_steps(3);
+    let before = app(&mut h).gallery.outputs.len();
+    h.get_by_label("▶ Run").click();
+    let start = Instant::now();
+    loop {
+        h.step();
+        let state = app(&mut h).runs.last().map(|r| r.state.clone());
+        match state {
+            Some(RunState::Succeeded) => break,
+            Some(RunState::Failed(e)) => panic!("run failed: {e}"),
+            _ => {}
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the run did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.run_steps(5);
+    let a = app(&mut h);
+    assert_eq!(a.gallery.outputs.len(), before + 1);
+    assert!(a
+        .states
+        .values()
+        .all(|s| !matches!(s, studio::app::editor::NodeRunState::Error(_))));
+    assert!(
+        a.outputs.contains_key("stamp"),
+        "node outputs are kept for the inspector"
+    );
+    let label = format!("{} outputs", before + 1);
+    h.get_by_label_contains(&label);
+}
+
+#[test]
+fn a_broken_file_shows_its_errors_and_keeps_the_graph() {
+    let mut h = harness();
+    h.run_steps(3);
+    let before = doc(&mut h);
+    let broken = home().join("broken.json");
+    std::fs::write(&broken, r#"{"format": "defect-studio/graph", "version": 1, "nodes": {"x": {"kind": "Teleporter", "version": 1}}}"#).unwrap();
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Open…").click();
+    h.run_steps(3);
+    // No desktop portal here, so the studio asks for a path.
+    h.get_by_label("Path").focus();
+    h.run_steps(1);
+    h.get_by_label("Path").type_text(broken.to_str().unwrap());
+    h.run_steps(2);
+    h.get_by_label("Open").click();
+    h.run_steps(3);
+    h.get_by_label_contains("unknown node kind \"Teleporter\"");
+    assert_eq!(doc(&mut h), before, "the current graph is untouched");
+    h.get_by_label("OK").click();
+    h.run_steps(2);
+    assert!(app(&mut h).dialog.is_none());
+    // A newer format version is refused the same way.
+    let newer = home().join("newer.json");
+    std::fs::write(
+        &newer,
+        r#"{"format": "defect-studio/graph", "version": 99, "nodes": {}}"#,
+    )
+    .unwrap();
+    let ctx = h.ctx.clone();
+    app(&mut h).apply(&ctx, studio::app::AppCommand::Open(newer));
+    h.run_steps(2);
+    h.get_by_label_contains("newer than this Defect Studio supports");
+    assert_eq!(doc(&mut h), before);
+}
