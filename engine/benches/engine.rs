@@ -117,6 +117,8 @@ fn bench_store() {
             mask_path: None,
             mask_sha256: None,
             created_ms: now_ms(),
+            label: "defect".into(),
+            overrides: serde_json::Value::Null,
         };
         store.add_output(&rec, &png, None).expect("commit");
     }

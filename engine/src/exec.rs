@@ -85,12 +85,14 @@ pub struct Saved {
 
 /// Receives the images that sink nodes save (the runner writes files and store records).
 pub trait OutputSink {
+    /// Saves one output: `template` names the file, `label` is its defect class.
     fn save(
         &mut self,
         node: &str,
         image: &Image,
         mask: Option<&Mask>,
         template: &str,
+        label: &str,
     ) -> Result<Saved>;
 }
 
@@ -299,13 +301,19 @@ impl<'a> NodeCtx<'a> {
     }
 
     /// Hands an image (and its mask) to the run's sink. Only sink kinds call this.
-    pub fn save(&mut self, image: &Image, mask: Option<&Mask>, template: &str) -> Result<Saved> {
+    pub fn save(
+        &mut self,
+        image: &Image,
+        mask: Option<&Mask>,
+        template: &str,
+        label: &str,
+    ) -> Result<Saved> {
         let node = self.node.clone();
         let sink = self
             .sink
             .as_deref_mut()
             .ok_or_else(|| EngineError::failed("this run has no output folder to save into"))?;
-        let saved = sink.save(&node, image, mask, template)?;
+        let saved = sink.save(&node, image, mask, template, label)?;
         (self.emit)(Event::Saved {
             node,
             path: saved.path.clone(),

@@ -11,6 +11,7 @@ use crate::procedural::{
     noise_field, shape_mask, texture, NoiseKind, Shape, ShapeParams, TextureKind, TextureParams,
 };
 use crate::value::{Outputs, Value};
+use crate::{cleanup, defects};
 
 /// Every built-in kind's executor.
 pub(crate) fn registry() -> Registry {
@@ -27,6 +28,17 @@ pub(crate) fn registry() -> Registry {
     r.register("Texture", texture_node);
     r.register("ShapeMask", shape_mask_node);
     r.register("PaintMask", paint_mask);
+    r.register("LoadImageFolder", load_image_folder);
+    r.register("Scratch", scratch_node);
+    r.register("Crack", crack_node);
+    r.register("Dent", dent_node);
+    r.register("Stain", stain_node);
+    r.register("Chip", chip_node);
+    r.register("DraemAnomaly", draem_node);
+    r.register("CutPaste", cutpaste_node);
+    r.register("CutPasteScar", scar_node);
+    r.register("NsaPatch", nsa_node);
+    r.register("Cleanup", cleanup_node);
     r
 }
 
@@ -113,7 +125,13 @@ fn save_image(ctx: &mut NodeCtx) -> Result<Outputs> {
         same_size("input \"mask\"", &image, m)?;
     }
     let template = ctx.text("filename")?.to_string();
-    ctx.save(&image, mask.as_deref(), &template)?;
+    let label = ctx.text("label")?.trim().to_string();
+    ctx.save(
+        &image,
+        mask.as_deref(),
+        &template,
+        if label.is_empty() { "defect" } else { &label },
+    )?;
     Ok(Outputs::new())
 }
 
@@ -340,4 +358,224 @@ fn paint_mask(ctx: &mut NodeCtx) -> Result<Outputs> {
         ("mask", mask.into()),
         ("image", Value::Image(image)),
     ]))
+}
+
+/// The inputs every defect node takes: the image and an optional placement mask.
+fn defect_inputs(ctx: &NodeCtx) -> Result<(std::sync::Arc<Image>, Option<std::sync::Arc<Mask>>)> {
+    let image = ctx.image("image")?;
+    let placement = ctx.opt_mask("placement")?;
+    if let Some(p) = &placement {
+        same_size("input \"placement\"", &image, p)?;
+    }
+    Ok((image, placement))
+}
+
+fn defect_outputs(d: std::result::Result<defects::Defect, String>) -> Result<Outputs> {
+    let d = d.map_err(EngineError::failed)?;
+    Ok(outputs([
+        ("image", d.image.into()),
+        ("mask", d.mask.into()),
+    ]))
+}
+
+fn f32p(ctx: &NodeCtx, name: &str) -> Result<f32> {
+    Ok(ctx.float(name)? as f32)
+}
+
+fn u32p(ctx: &NodeCtx, name: &str) -> Result<u32> {
+    Ok(u32::try_from(ctx.int(name)?).unwrap_or(0))
+}
+
+fn scratch_node(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let (img, placement) = defect_inputs(ctx)?;
+    let p = defects::ScratchParams {
+        seed: ctx.seed("seed")?,
+        count: u32p(ctx, "count")?,
+        length: f32p(ctx, "length")?,
+        width: f32p(ctx, "width")?,
+        angle: f32p(ctx, "angle")?,
+        angle_jitter: f32p(ctx, "angle_jitter")?,
+        curvature: f32p(ctx, "curvature")?,
+        depth: f32p(ctx, "depth")?,
+        light_deg: f32p(ctx, "light")?,
+    };
+    defect_outputs(defects::scratch(&img, &p, placement.as_deref()))
+}
+
+fn crack_node(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let (img, placement) = defect_inputs(ctx)?;
+    let p = defects::CrackParams {
+        seed: ctx.seed("seed")?,
+        length: f32p(ctx, "length")?,
+        width: f32p(ctx, "width")?,
+        branches: u32p(ctx, "branches")?,
+        roughness: f32p(ctx, "roughness")?,
+        depth: f32p(ctx, "depth")?,
+        angle: f32p(ctx, "angle")?,
+        angle_jitter: f32p(ctx, "angle_jitter")?,
+    };
+    defect_outputs(defects::crack(&img, &p, placement.as_deref()))
+}
+
+fn dent_node(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let (img, placement) = defect_inputs(ctx)?;
+    let p = defects::DentParams {
+        seed: ctx.seed("seed")?,
+        count: u32p(ctx, "count")?,
+        radius: f32p(ctx, "radius")?,
+        radius_jitter: f32p(ctx, "radius_jitter")?,
+        depth: f32p(ctx, "depth")?,
+        ellipticity: f32p(ctx, "ellipticity")?,
+        angle: f32p(ctx, "angle")?,
+        angle_jitter: f32p(ctx, "angle_jitter")?,
+        light_deg: f32p(ctx, "light")?,
+    };
+    defect_outputs(defects::dent(&img, &p, placement.as_deref()))
+}
+
+fn stain_node(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let (img, placement) = defect_inputs(ctx)?;
+    let p = defects::StainParams {
+        seed: ctx.seed("seed")?,
+        count: u32p(ctx, "count")?,
+        size: f32p(ctx, "size")?,
+        color: ctx.color("color")?,
+        opacity: f32p(ctx, "opacity")?,
+        softness: f32p(ctx, "softness")?,
+        distortion: f32p(ctx, "distortion")?,
+        ring: f32p(ctx, "ring")?,
+    };
+    defect_outputs(defects::stain(&img, &p, placement.as_deref()))
+}
+
+fn chip_node(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let (img, placement) = defect_inputs(ctx)?;
+    let p = defects::ChipParams {
+        seed: ctx.seed("seed")?,
+        count: u32p(ctx, "count")?,
+        size: f32p(ctx, "size")?,
+        roughness: f32p(ctx, "roughness")?,
+        under_color: ctx.color("under_color")?,
+        under_texture: choice(ctx, "under_texture", TextureKind::from_name)?,
+        bevel: f32p(ctx, "bevel")?,
+        light_deg: f32p(ctx, "light")?,
+        edge_affinity: f32p(ctx, "edge_affinity")?,
+    };
+    defect_outputs(defects::chip(&img, &p, placement.as_deref()))
+}
+
+fn draem_node(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let (img, placement) = defect_inputs(ctx)?;
+    let source = ctx.opt_image("source")?;
+    let beta = f32p(ctx, "beta")?;
+    let p = defects::DraemParams {
+        seed: ctx.seed("seed")?,
+        beta: (beta > 0.0).then_some(beta),
+        threshold: f32p(ctx, "threshold")?,
+        min_scale: f32p(ctx, "min_scale")?,
+        max_scale: f32p(ctx, "max_scale")?,
+        min_coverage: f32p(ctx, "min_coverage")?,
+    };
+    defect_outputs(defects::draem(
+        &img,
+        &p,
+        source.as_deref(),
+        placement.as_deref(),
+    ))
+}
+
+/// A `(min, max)` pair from two parameters, refusing min > max by name.
+fn range(ctx: &NodeCtx, lo: &str, hi: &str) -> Result<(f32, f32)> {
+    let (a, b) = (f32p(ctx, lo)?, f32p(ctx, hi)?);
+    if a > b {
+        return Err(EngineError::failed(format!(
+            "parameter \"{lo}\" ({a}) is larger than \"{hi}\" ({b})"
+        )));
+    }
+    Ok((a, b))
+}
+
+fn cutpaste_node(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let (img, placement) = defect_inputs(ctx)?;
+    let p = defects::CutPasteParams {
+        seed: ctx.seed("seed")?,
+        area_ratio: range(ctx, "area_min", "area_max")?,
+        aspect_ratio: range(ctx, "aspect_min", "aspect_max")?,
+        color_jitter: f32p(ctx, "color_jitter")?,
+    };
+    defect_outputs(defects::cutpaste(&img, &p, placement.as_deref()))
+}
+
+fn scar_node(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let (img, placement) = defect_inputs(ctx)?;
+    let p = defects::ScarParams {
+        seed: ctx.seed("seed")?,
+        width: range(ctx, "width_min", "width_max")?,
+        length: range(ctx, "length_min", "length_max")?,
+        angle: range(ctx, "angle_min", "angle_max")?,
+        color_jitter: f32p(ctx, "color_jitter")?,
+    };
+    defect_outputs(defects::cutpaste_scar(&img, &p, placement.as_deref()))
+}
+
+fn nsa_node(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let (img, placement) = defect_inputs(ctx)?;
+    let source = ctx.opt_image("source")?;
+    let p = defects::NsaParams {
+        seed: ctx.seed("seed")?,
+        size: range(ctx, "size_min", "size_max")?,
+        intensity: f32p(ctx, "intensity")?,
+        min_changed: f32p(ctx, "min_changed")?,
+        max_tries: u32p(ctx, "max_tries")?,
+    };
+    defect_outputs(defects::nsa(
+        &img,
+        &p,
+        source.as_deref(),
+        placement.as_deref(),
+    ))
+}
+
+fn cleanup_node(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let image = ctx.image("image")?;
+    let mask = ctx.mask("mask")?;
+    same_size("input \"mask\"", &image, &mask)?;
+    let grow = f32p(ctx, "grow")?;
+    let hole = if grow > 0.0 {
+        ops::grow(&mask, grow)
+    } else {
+        (*mask).clone()
+    };
+    let p = cleanup::FillParams {
+        patch_size: u32p(ctx, "patch_size")?,
+        em_iterations: u32p(ctx, "iterations")?,
+        pm_iterations: u32p(ctx, "search_passes")?,
+        seed: ctx.seed("seed")?,
+        ..cleanup::FillParams::default()
+    };
+    // Progress per EM iteration; a cancel stops the fill within one iteration.
+    let mut step = 0u32;
+    let mut cancelled = false;
+    let result = cleanup::fill(&image, &hole, &p, &mut |pr: &cleanup::Progress| {
+        step += 1;
+        let total = pr.levels.max(1) * p.em_iterations.max(1);
+        if ctx.progress(step.min(total), total, None).is_err() {
+            cancelled = true;
+            return false;
+        }
+        true
+    })
+    .map_err(EngineError::failed)?;
+    match result {
+        Some(filled) => Ok(outputs([("image", filled.into())])),
+        None if cancelled => Err(EngineError::Cancelled),
+        None => Err(EngineError::failed("the fill stopped without a result")),
+    }
+}
+
+fn load_image_folder(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let bytes = ctx.file("folder")?;
+    let img = decode_image(&bytes, ctx.text("folder")?).map_err(EngineError::failed)?;
+    let mask = img.alpha();
+    Ok(outputs([("image", img.into()), ("mask", mask.into())]))
 }

@@ -360,6 +360,7 @@ struct StoreSink<'a> {
     run_id: u64,
     item: u64,
     seed: u64,
+    overrides: serde_json::Value,
     saved: Vec<Saved>,
 }
 
@@ -370,6 +371,7 @@ impl OutputSink for StoreSink<'_> {
         image: &Image,
         mask: Option<&Mask>,
         template: &str,
+        label: &str,
     ) -> Result<Saved> {
         let created_ms = now_ms();
         let vars = TemplateVars {
@@ -409,6 +411,8 @@ impl OutputSink for StoreSink<'_> {
                 .map(|_| mask_path.to_string_lossy().into_owned()),
             mask_sha256: mask_png.as_deref().map(sha256_hex),
             created_ms,
+            label: label.to_string(),
+            overrides: self.overrides.clone(),
         };
         let id = self.store.add_output(&rec, &png, mask_png.as_deref())?;
         let saved = Saved {
@@ -483,6 +487,17 @@ pub fn run_batch(
             run_id,
             item: item.index,
             seed: item.seed,
+            overrides: serde_json::Value::Object(
+                item.overrides
+                    .iter()
+                    .map(|o| {
+                        (
+                            format!("{}.{}", o.node, o.param),
+                            serde_json::to_value(&o.value).unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
+            ),
             saved: Vec::new(),
         };
         let req = RunRequest {

@@ -189,6 +189,13 @@ pub struct OutputRecord {
     #[serde(default)]
     pub mask_sha256: Option<String>,
     pub created_ms: u64,
+    /// The defect class (SaveImage's `label`), used as the category when exporting datasets.
+    #[serde(default)]
+    pub label: String,
+    /// The parameters this work item set on top of the graph (folder items, sweeps), as
+    /// `{"node.param": value}`.
+    #[serde(default)]
+    pub overrides: serde_json::Value,
 }
 
 /// A handle on a store file.

@@ -251,6 +251,7 @@ impl OutputSink for Collect {
         image: &Image,
         mask: Option<&Mask>,
         template: &str,
+        _label: &str,
     ) -> Result<Saved> {
         self.0
             .push((node.into(), image.clone(), mask.cloned(), template.into()));
@@ -320,4 +321,74 @@ fn png_codecs_round_trip_exactly_at_8_bits() {
     assert_eq!(back.alpha().data, vec![1.0; 25]);
     assert_eq!(back.pixel(4, 0)[0], 1.0);
     assert_eq!(back.pixel(0, 0)[0], 0.0);
+}
+
+/// Every defect kind through the executor: image and mask of the input's size, a non-empty
+/// mask, same seed same bytes, another seed another result, and pixels changed only near the mask.
+#[test]
+fn defect_nodes_run_through_the_executor() {
+    let kinds = ["Scratch", "Crack", "Dent", "Stain", "Chip", "DraemAnomaly", "CutPaste", "CutPasteScar", "NsaPatch"];
+    for kind in kinds {
+        let run = |seed: u64| {
+            let g = doc(serde_json::json!({
+                "nodes": {
+                    "tex": {"kind": "Texture", "version": 1, "params": {"width": 160, "height": 128, "material": "painted_surface", "seed": {"mode": "fixed", "value": 3}}},
+                    "d": {"kind": kind, "version": 1, "params": {"seed": {"mode": "fixed", "value": seed}}}
+                },
+                "links": [{"from": ["tex", "image"], "to": ["d", "image"]}]
+            }));
+            let mut exec = Executor::builtin();
+            let req = RunRequest { doc: &g, targets: Some(vec!["d".into(), "tex".into()]), run_seed: 0, base_dir: Path::new(".") };
+            let o = exec.run(&req, None, &|_| {}, &CancelToken::new()).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            (image_of(&o.outputs["tex"], "image"), image_of(&o.outputs["d"], "image"), mask_of(&o.outputs["d"], "mask"))
+        };
+        let (input, a, mask) = run(1);
+        let (_, a2, mask2) = run(1);
+        let (_, b, _) = run(2);
+        assert_eq!((a.width, a.height, mask.width, mask.height), (160, 128, 160, 128), "{kind}");
+        assert_eq!((&a, &mask), (&a2, &mask2), "{kind}: not deterministic");
+        assert_ne!(a, b, "{kind}: the seed changes nothing");
+        assert!(mask.data.iter().any(|v| *v >= 0.5), "{kind}: empty mask");
+        // Changed pixels lie within the mask grown by a few pixels (the documented bands are <= 3).
+        let near = engine::ops::grow(&engine::ops::threshold(&mask, 0.0), 3.5);
+        for (i, (p, q)) in input.data.chunks_exact(4).zip(a.data.chunks_exact(4)).enumerate() {
+            let diff = (0..3).map(|c| (p[c] - q[c]).abs()).fold(0.0f32, f32::max);
+            if diff > 2.0 / 255.0 {
+                assert!(near.data[i] > 0.5, "{kind}: pixel {i} changed by {diff} outside the mask");
+            }
+        }
+    }
+}
+
+#[test]
+fn cleanup_node_fills_only_the_hole() {
+    let g = doc(serde_json::json!({
+        "nodes": {
+            "tex": {"kind": "Texture", "version": 1, "params": {"width": 96, "height": 96, "material": "brushed_metal"}},
+            "hole": {"kind": "ShapeMask", "version": 1, "params": {"width": 96, "height": 96, "size_x": 20.0, "size_y": 14.0, "feather": 0.0}},
+            "ink": {"kind": "SolidColor", "version": 1, "params": {"width": 96, "height": 96, "color": "#000000"}},
+            "blot": {"kind": "Composite", "version": 1},
+            "clean": {"kind": "Cleanup", "version": 1, "params": {"grow": 0.0}}
+        },
+        "links": [
+            {"from": ["ink", "image"], "to": ["blot", "top"]},
+            {"from": ["tex", "image"], "to": ["blot", "bottom"]},
+            {"from": ["hole", "mask"], "to": ["blot", "mask"]},
+            {"from": ["blot", "image"], "to": ["clean", "image"]},
+            {"from": ["hole", "mask"], "to": ["clean", "mask"]}
+        ]
+    }));
+    let mut exec = Executor::builtin();
+    let req = RunRequest { doc: &g, targets: Some(vec!["clean".into(), "blot".into(), "hole".into()]), run_seed: 0, base_dir: Path::new(".") };
+    let o = exec.run(&req, None, &|_| {}, &CancelToken::new()).unwrap();
+    let (blot, clean, hole) = (image_of(&o.outputs["blot"], "image"), image_of(&o.outputs["clean"], "image"), mask_of(&o.outputs["hole"], "mask"));
+    let mut dark = 0;
+    for i in 0..hole.data.len() {
+        if hole.data[i] < 0.5 {
+            assert_eq!(&clean.data[i * 4..i * 4 + 4], &blot.data[i * 4..i * 4 + 4], "pixel {i} outside the hole changed");
+        } else if clean.data[i * 4] < 0.2 {
+            dark += 1;
+        }
+    }
+    assert_eq!(dark, 0, "the black blot is still there");
 }

@@ -32,6 +32,8 @@ fn output_record(run_id: u64, item: u64) -> OutputRecord {
         mask_path: None,
         mask_sha256: None,
         created_ms: now_ms(),
+        label: "scratch".into(),
+        overrides: serde_json::Value::Null,
     }
 }
 
