@@ -158,7 +158,13 @@ pub fn plan(spec: &PlanSpec) -> Result<(Vec<WorkItem>, u64)> {
             overrides.push(Override {
                 node: node.clone(),
                 param: param.clone(),
-                value: ParamValue::Text(file.to_string_lossy().into_owned()),
+                value: ParamValue::Text(
+                    // Relative to the graph's folder again, as the executor resolves it.
+                    file.strip_prefix(spec.base_dir)
+                        .unwrap_or(file)
+                        .to_string_lossy()
+                        .into_owned(),
+                ),
             });
         }
         let mut sweep_idx = vec![0u64; spec.sweeps.len()];

@@ -327,7 +327,17 @@ fn png_codecs_round_trip_exactly_at_8_bits() {
 /// mask, same seed same bytes, another seed another result, and pixels changed only near the mask.
 #[test]
 fn defect_nodes_run_through_the_executor() {
-    let kinds = ["Scratch", "Crack", "Dent", "Stain", "Chip", "DraemAnomaly", "CutPaste", "CutPasteScar", "NsaPatch"];
+    let kinds = [
+        "Scratch",
+        "Crack",
+        "Dent",
+        "Stain",
+        "Chip",
+        "DraemAnomaly",
+        "CutPaste",
+        "CutPasteScar",
+        "NsaPatch",
+    ];
     for kind in kinds {
         let run = |seed: u64| {
             let g = doc(serde_json::json!({
@@ -338,23 +348,46 @@ fn defect_nodes_run_through_the_executor() {
                 "links": [{"from": ["tex", "image"], "to": ["d", "image"]}]
             }));
             let mut exec = Executor::builtin();
-            let req = RunRequest { doc: &g, targets: Some(vec!["d".into(), "tex".into()]), run_seed: 0, base_dir: Path::new(".") };
-            let o = exec.run(&req, None, &|_| {}, &CancelToken::new()).unwrap_or_else(|e| panic!("{kind}: {e}"));
-            (image_of(&o.outputs["tex"], "image"), image_of(&o.outputs["d"], "image"), mask_of(&o.outputs["d"], "mask"))
+            let req = RunRequest {
+                doc: &g,
+                targets: Some(vec!["d".into(), "tex".into()]),
+                run_seed: 0,
+                base_dir: Path::new("."),
+            };
+            let o = exec
+                .run(&req, None, &|_| {}, &CancelToken::new())
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            (
+                image_of(&o.outputs["tex"], "image"),
+                image_of(&o.outputs["d"], "image"),
+                mask_of(&o.outputs["d"], "mask"),
+            )
         };
         let (input, a, mask) = run(1);
         let (_, a2, mask2) = run(1);
         let (_, b, _) = run(2);
-        assert_eq!((a.width, a.height, mask.width, mask.height), (160, 128, 160, 128), "{kind}");
+        assert_eq!(
+            (a.width, a.height, mask.width, mask.height),
+            (160, 128, 160, 128),
+            "{kind}"
+        );
         assert_eq!((&a, &mask), (&a2, &mask2), "{kind}: not deterministic");
         assert_ne!(a, b, "{kind}: the seed changes nothing");
         assert!(mask.data.iter().any(|v| *v >= 0.5), "{kind}: empty mask");
         // Changed pixels lie within the mask grown by a few pixels (the documented bands are <= 3).
         let near = engine::ops::grow(&engine::ops::threshold(&mask, 0.0), 3.5);
-        for (i, (p, q)) in input.data.chunks_exact(4).zip(a.data.chunks_exact(4)).enumerate() {
+        for (i, (p, q)) in input
+            .data
+            .chunks_exact(4)
+            .zip(a.data.chunks_exact(4))
+            .enumerate()
+        {
             let diff = (0..3).map(|c| (p[c] - q[c]).abs()).fold(0.0f32, f32::max);
             if diff > 2.0 / 255.0 {
-                assert!(near.data[i] > 0.5, "{kind}: pixel {i} changed by {diff} outside the mask");
+                assert!(
+                    near.data[i] > 0.5,
+                    "{kind}: pixel {i} changed by {diff} outside the mask"
+                );
             }
         }
     }
@@ -379,13 +412,26 @@ fn cleanup_node_fills_only_the_hole() {
         ]
     }));
     let mut exec = Executor::builtin();
-    let req = RunRequest { doc: &g, targets: Some(vec!["clean".into(), "blot".into(), "hole".into()]), run_seed: 0, base_dir: Path::new(".") };
+    let req = RunRequest {
+        doc: &g,
+        targets: Some(vec!["clean".into(), "blot".into(), "hole".into()]),
+        run_seed: 0,
+        base_dir: Path::new("."),
+    };
     let o = exec.run(&req, None, &|_| {}, &CancelToken::new()).unwrap();
-    let (blot, clean, hole) = (image_of(&o.outputs["blot"], "image"), image_of(&o.outputs["clean"], "image"), mask_of(&o.outputs["hole"], "mask"));
+    let (blot, clean, hole) = (
+        image_of(&o.outputs["blot"], "image"),
+        image_of(&o.outputs["clean"], "image"),
+        mask_of(&o.outputs["hole"], "mask"),
+    );
     let mut dark = 0;
     for i in 0..hole.data.len() {
         if hole.data[i] < 0.5 {
-            assert_eq!(&clean.data[i * 4..i * 4 + 4], &blot.data[i * 4..i * 4 + 4], "pixel {i} outside the hole changed");
+            assert_eq!(
+                &clean.data[i * 4..i * 4 + 4],
+                &blot.data[i * 4..i * 4 + 4],
+                "pixel {i} outside the hole changed"
+            );
         } else if clean.data[i * 4] < 0.2 {
             dark += 1;
         }

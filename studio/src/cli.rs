@@ -53,6 +53,8 @@ pub enum Command {
         #[arg(long)]
         store: Option<PathBuf>,
     },
+    /// Open the studio window with a graph file loaded.
+    Open { graph: PathBuf },
     /// Check a graph file and list every problem.
     Validate { graph: PathBuf },
     /// List the node kinds with their ports and parameters.
@@ -110,6 +112,9 @@ fn dispatch(cmd: Command) -> Result<i32> {
             &sweep,
             store,
         ),
+        Command::Open { graph } => crate::app::run_studio(Some(graph))
+            .map(|()| 0)
+            .map_err(|e| anyhow!("cannot open the studio window: {e}")),
         Command::Validate { graph } => validate_cmd(&graph),
         Command::Nodes { json } => nodes_cmd(json),
         Command::History { json, store } => history_cmd(json, store),

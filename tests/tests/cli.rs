@@ -259,3 +259,59 @@ fn validate_reports_ok_and_problems() {
         &["bad.json", "\"a\"", "width", "\"b\"", "Blur"],
     );
 }
+
+#[test]
+fn every_example_runs_from_the_repository_root() {
+    // Relative paths, as in the README: graphs and their folders resolve against the graph file.
+    let env = Env::new();
+    for name in [
+        "scratches-on-brushed-metal",
+        "cracks-on-concrete",
+        "stains-on-fabric",
+        "photo-folder-chips",
+        "brushed-metal-scratch",
+        "concrete-stain",
+    ] {
+        let o = env
+            .cmd()
+            .current_dir(repo())
+            .args([
+                "run",
+                &format!("examples/{name}.json"),
+                "--out",
+                env.out().to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let saved = saved_paths(&o);
+        let expect = if name == "photo-folder-chips" { 3 } else { 1 };
+        assert_eq!(saved.len(), expect, "{name}: {}", stdout(&o));
+        for p in saved {
+            let mask = p.with_file_name(format!(
+                "{}_mask.png",
+                p.file_stem().unwrap().to_str().unwrap()
+            ));
+            let m = image::open(&mask).unwrap().to_luma8();
+            assert!(m.pixels().any(|p| p.0[0] > 127), "{name}: empty mask");
+        }
+    }
+    let labels: Vec<String> = env
+        .history()
+        .iter()
+        .flat_map(|r| {
+            r["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["label"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for l in ["scratch", "crack", "stain", "chip"] {
+        assert!(
+            labels.iter().any(|x| x == l),
+            "label {l} missing: {labels:?}"
+        );
+    }
+}
