@@ -203,7 +203,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
             for p in s.params {
                 param_ui(ui, p, &mut n.params, true);
             }
-            if s.kind == "PaintMask" && ui.button("🖌 Paint mask…").clicked() {
+            if s.kind == "PaintMask" && ui.button("Paint mask…").clicked() {
                 self.commands.push(AppCommand::OpenPainter(n.id.clone()));
             }
         });
@@ -377,7 +377,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
             });
             ui.close();
         }
-        if kind == "PaintMask" && ui.button("🖌 Paint mask…").clicked() {
+        if kind == "PaintMask" && ui.button("Paint mask…").clicked() {
             self.commands.push(AppCommand::OpenPainter(id.clone()));
             ui.close();
         }

@@ -314,7 +314,7 @@ impl Gallery {
                                         on: !star,
                                     });
                                 }
-                                if ui.small_button("⤢").on_hover_text("Open").clicked() {
+                                if ui.small_button("open").on_hover_text("Open").clicked() {
                                     cmds.push(AppCommand::OpenOutput(*id));
                                 }
                                 if ui

@@ -132,7 +132,7 @@ pub fn inspector_ui(
     for p in spec.params {
         param_ui(ui, p, &mut node.params, false);
     }
-    if spec.kind == "PaintMask" && ui.button("🖌 Paint mask…").clicked() {
+    if spec.kind == "PaintMask" && ui.button("Paint mask…").clicked() {
         cmds.push(AppCommand::OpenPainter(node.id.clone()));
     }
     if ui.button("▶ Run to here").clicked() {

@@ -1033,6 +1033,16 @@ impl StudioApp {
                     ui.checkbox(&mut self.settings.show_gallery, "Gallery");
                 });
                 ui.separator();
+                if ui.button("▶ Run").on_hover_text("Ctrl+Enter").clicked() {
+                    cmds.push(AppCommand::Run { to_node: None });
+                }
+                if ui
+                    .add_enabled(self.running(), egui::Button::new("■ Cancel"))
+                    .clicked()
+                {
+                    cmds.push(AppCommand::Cancel);
+                }
+                ui.separator();
                 let dirty = self.doc.dirty(&self.catalogue);
                 let name = self
                     .doc
@@ -1047,15 +1057,6 @@ impl StudioApp {
                     .on_hover_text("Run seed (0: the graph's meta.seed)");
                 ui.label("count");
                 ui.add(egui::DragValue::new(&mut self.settings.run_count).range(1..=100_000));
-                if ui.button("▶ Run").on_hover_text("Ctrl+Enter").clicked() {
-                    cmds.push(AppCommand::Run { to_node: None });
-                }
-                if ui
-                    .add_enabled(self.running(), egui::Button::new("■ Cancel"))
-                    .clicked()
-                {
-                    cmds.push(AppCommand::Cancel);
-                }
             });
         });
         cmds

@@ -218,7 +218,7 @@ impl MaskPainter {
             }
         }
         ui.horizontal_wrapped(|ui| {
-            ui.selectable_value(&mut self.eraser, false, "🖌 Brush");
+            ui.selectable_value(&mut self.eraser, false, "Brush");
             ui.selectable_value(&mut self.eraser, true, "⌫ Eraser")
                 .on_hover_text("X swaps");
             ui.add(
@@ -238,13 +238,13 @@ impl MaskPainter {
                 self.invert();
             }
             if ui
-                .add_enabled(!self.undo.is_empty(), egui::Button::new("↶ Undo"))
+                .add_enabled(!self.undo.is_empty(), egui::Button::new("Undo"))
                 .clicked()
             {
                 self.undo();
             }
             if ui
-                .add_enabled(!self.redo.is_empty(), egui::Button::new("↷ Redo"))
+                .add_enabled(!self.redo.is_empty(), egui::Button::new("Redo"))
                 .clicked()
             {
                 self.redo();

@@ -222,7 +222,7 @@ fn seed_ui(ui: &mut egui::Ui, value: &mut ParamValue) -> bool {
             ui.add(egui::DragValue::new(offset));
         }
     }
-    if ui.button("🎲").on_hover_text("Randomize").clicked() {
+    if ui.button("random").on_hover_text("Randomize").clicked() {
         let r = random_u32();
         seed = match seed {
             SeedValue::Fixed { .. } => SeedValue::Fixed {

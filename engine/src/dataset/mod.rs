@@ -1,0 +1,405 @@
+//! Dataset export: turns generated defect images and their pixel-exact masks into
+//! the on-disk layouts that training code reads.
+//!
+//! Entry point: [`export`] takes a slice of [`ExportItem`]s, a [`Format`] and an output
+//! directory (which must be empty or absent), and returns an [`ExportReport`].
+//!
+//! | [`Format`] | layout |
+//! |---|---|
+//! | [`Format::Folder`] | `images/<name>.png`, `masks/<name>_mask.png` (0/255 grey, always written) |
+//! | [`Format::Coco`] | `images/<name>.png`, `annotations.json` (instance segmentation, uncompressed RLE) |
+//! | [`Format::Yolo`] | `images/<name>.png`, `labels/<name>.txt` (Ultralytics polygons), `data.yaml` |
+//! | [`Format::Mvtec`] | `train/good/NNN.png`, `test/<label>/NNN.png`, `ground_truth/<label>/NNN_mask.png` |
+//!
+//! Every format also writes `manifest.json` (written last, so its presence marks a
+//! complete export) with one entry per image: file paths, label, instance count and
+//! the item's provenance copied verbatim.
+//!
+//! Conventions:
+//! * A mask pixel is *defect* when its 8-bit luma is ≥ 128 (RGB masks are converted to
+//!   luma first; alpha is ignored).
+//! * An item is defect-free when its label is `good` (case-insensitive) or its mask is
+//!   absent or all black. A `good` item whose mask has defect pixels is an error.
+//! * Instances are the 8-connected components of the binarised mask ([`components`]).
+//! * COCO segmentations are **uncompressed RLE** (`{"size": [h, w], "counts": [...]}`)
+//!   in COCO's column-major (Fortran) order, starting with the count of zeros
+//!   ([`rle_encode`], [`rle_decode`]), so masks stay pixel-exact even with holes.
+//!   `pycocotools` reads these with `iscrowd: 0` through `mask.frPyObjects(segm, h, w)`
+//!   (which `COCO.annToRLE` and detectron2's loader call for list counts).
+//! * YOLO polygons come from [`outer_contour`]: outer boundary on pixel corners,
+//!   lightly simplified; holes are not represented.
+//! * Images are copied byte-for-byte (after checking that they decode), so 16-bit and
+//!   RGBA images are kept as they are.
+//!
+//! [`read_coco`] reads an exported COCO dataset back and validates it.
+//!
+//! Nothing is written until every item has been decoded and checked, and the output
+//! directory must be empty or absent: an existing dataset is never mixed with a new one.
+
+mod coco;
+mod components;
+mod contours;
+mod folder;
+mod manifest;
+mod mvtec;
+mod rle;
+mod yolo;
+
+#[cfg(test)]
+mod tests;
+
+pub use coco::{read_coco, CocoAnnotation, CocoCategory, CocoDataset, CocoImage, CocoSegmentation};
+pub use components::components;
+pub use contours::outer_contour;
+pub use rle::{rle_decode, rle_encode};
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// One image of the dataset.
+#[derive(Clone, Debug)]
+pub struct ExportItem {
+    /// Unique file stem, e.g. `"s0-r12-o345"`; sanitised to `[A-Za-z0-9._-]` on export.
+    pub name: String,
+    /// The image as PNG bytes (RGB or RGBA, 8 or 16 bit); copied verbatim.
+    pub image_png: Vec<u8>,
+    /// The defect mask as PNG (grey or RGB); luma ≥ 128 = defect. `None` = no mask.
+    pub mask_png: Option<Vec<u8>>,
+    /// Defect class, e.g. `"scratch"`; `"good"` (or an empty/all-black mask) = defect-free.
+    pub label: String,
+    /// Graph hash, node, seed, params, model hashes …; copied into the manifest verbatim.
+    pub provenance: serde_json::Value,
+}
+
+/// An on-disk dataset layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `images/`, `masks/` (binary masks), `manifest.json`.
+    Folder,
+    /// COCO instance segmentation: `images/`, `annotations.json` (uncompressed RLE).
+    Coco,
+    /// Ultralytics YOLO segmentation: `images/`, `labels/`, `data.yaml`.
+    Yolo,
+    /// MVTec-AD layout: `train/good/`, `test/<label>/`, `ground_truth/<label>/`.
+    Mvtec,
+}
+
+impl Format {
+    /// All formats, in a stable order.
+    pub const ALL: [Format; 4] = [Format::Folder, Format::Coco, Format::Yolo, Format::Mvtec];
+
+    /// Parses a format name (case-insensitive): `folder`, `coco`, `yolo`, `mvtec`
+    /// (also `mvtec-ad`, `mvtec_ad`).
+    pub fn from_name(s: &str) -> Option<Format> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "folder" => Some(Format::Folder),
+            "coco" => Some(Format::Coco),
+            "yolo" => Some(Format::Yolo),
+            "mvtec" | "mvtec-ad" | "mvtec_ad" => Some(Format::Mvtec),
+            _ => None,
+        }
+    }
+
+    /// The canonical lower-case name, accepted by [`Format::from_name`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Folder => "folder",
+            Format::Coco => "coco",
+            Format::Yolo => "yolo",
+            Format::Mvtec => "mvtec",
+        }
+    }
+}
+
+/// What [`export`] wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExportReport {
+    /// Number of images written.
+    pub images: usize,
+    /// Number of defect instances (8-connected mask components) over all images.
+    pub instances: usize,
+    /// Defect categories, sorted; `good` is never a category.
+    pub categories: Vec<String>,
+    /// Every file written, in write order (`manifest.json` last).
+    pub files: Vec<PathBuf>,
+}
+
+/// Exports `items` to `out` in `format`.
+///
+/// `out` must be an empty directory or not exist yet (it is then created). All items
+/// are decoded and checked before anything is written. Errors (undecodable PNG, mask
+/// size different from the image size, empty item list, non-empty or unwritable
+/// output directory, …) are returned as a message naming the item or path concerned.
+pub fn export(items: &[ExportItem], format: Format, out: &Path) -> Result<ExportReport, String> {
+    if items.is_empty() {
+        return Err("nothing to export: the item list is empty".to_string());
+    }
+    check_output_dir(out)?;
+    let prepared = prepare(items)?;
+    let categories = categories(&prepared);
+    fs::create_dir_all(out)
+        .map_err(|e| format!("cannot create output directory {}: {e}", out.display()))?;
+    let mut writer = Out::new(out);
+    let entries = match format {
+        Format::Folder => folder::write(&prepared, &mut writer)?,
+        Format::Coco => coco::write(&prepared, &categories, &mut writer)?,
+        Format::Yolo => yolo::write(&prepared, &categories, &mut writer)?,
+        Format::Mvtec => mvtec::write(&prepared, &mut writer)?,
+    };
+    let instances = prepared.iter().map(|p| p.instances.len()).sum();
+    manifest::write(format, &categories, instances, entries, &mut writer)?;
+    Ok(ExportReport {
+        images: prepared.len(),
+        instances,
+        categories,
+        files: writer.files,
+    })
+}
+
+/// One defect instance (8-connected component) of an item's mask.
+pub(crate) struct Instance {
+    /// COCO bbox `[x, y, w, h]` in pixels.
+    pub bbox: [u32; 4],
+    /// Pixel count.
+    pub area: u64,
+    /// Full-image uncompressed RLE (column-major).
+    pub rle: Vec<u32>,
+    /// Outer contour on pixel corners.
+    pub polygon: Vec<(f32, f32)>,
+}
+
+/// An item after decoding and checking.
+pub(crate) struct Prepared<'a> {
+    pub item: &'a ExportItem,
+    pub index: usize,
+    /// Sanitised, unique file stem.
+    pub stem: String,
+    pub width: u32,
+    pub height: u32,
+    /// Defect class; `None` for defect-free items.
+    pub class: Option<String>,
+    /// RLE of the whole binarised mask (all zeros for defect-free items).
+    pub mask_rle: Vec<u32>,
+    pub instances: Vec<Instance>,
+}
+
+impl Prepared<'_> {
+    /// Prefixes a message with the item's index and name.
+    pub fn ctx(&self, msg: &str) -> String {
+        item_ctx(self.index, &self.item.name, msg)
+    }
+
+    /// The binarised mask as a 0/255 greyscale PNG.
+    pub fn mask_png(&self) -> Result<Vec<u8>, String> {
+        let mask = rle_decode(&self.mask_rle, self.width, self.height).map_err(|e| self.ctx(&e))?;
+        let grey: Vec<u8> = mask.iter().map(|&v| if v { 255 } else { 0 }).collect();
+        let mut png = Vec::new();
+        ::image::ImageEncoder::write_image(
+            ::image::codecs::png::PngEncoder::new(&mut png),
+            &grey,
+            self.width,
+            self.height,
+            ::image::ExtendedColorType::L8,
+        )
+        .map_err(|e| self.ctx(&format!("cannot encode mask PNG: {e}")))?;
+        Ok(png)
+    }
+}
+
+fn item_ctx(index: usize, name: &str, msg: &str) -> String {
+    format!("item #{index} {name:?}: {msg}")
+}
+
+/// True for the defect-free label.
+fn is_good_label(label: &str) -> bool {
+    label.trim().eq_ignore_ascii_case("good")
+}
+
+/// Makes a safe file stem: keeps `[A-Za-z0-9._-]`, replaces anything else with `_`,
+/// drops leading dots, caps the length and avoids Windows device names.
+pub(crate) fn sanitize(s: &str) -> String {
+    let mut out: String = s
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .skip_while(|&c| c == '.')
+        .take(120)
+        .collect();
+    if out.is_empty() {
+        out.push_str("item");
+    }
+    let base = out.split('.').next().unwrap_or("").to_ascii_uppercase();
+    let reserved = ["CON", "PRN", "AUX", "NUL"];
+    let numbered = (base.starts_with("COM") || base.starts_with("LPT"))
+        && base.len() == 4
+        && base.as_bytes()[3].is_ascii_digit();
+    if reserved.contains(&base.as_str()) || numbered {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// Refuses an output path that exists and is not an empty directory.
+fn check_output_dir(out: &Path) -> Result<(), String> {
+    match fs::metadata(out) {
+        Ok(md) if !md.is_dir() => Err(format!(
+            "output path {} exists and is not a directory",
+            out.display()
+        )),
+        Ok(_) => {
+            let mut entries = fs::read_dir(out)
+                .map_err(|e| format!("cannot read output directory {}: {e}", out.display()))?;
+            match entries.next() {
+                None => Ok(()),
+                Some(entry) => {
+                    let what = entry
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .unwrap_or_else(|_| "an entry".to_string());
+                    Err(format!(
+                        "output directory {} is not empty (it contains {what:?}); refusing to \
+                         mix datasets: choose an empty or new directory",
+                        out.display()
+                    ))
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot access output path {}: {e}", out.display())),
+    }
+}
+
+/// Decodes and checks every item, computing masks and instances.
+fn prepare(items: &[ExportItem]) -> Result<Vec<Prepared<'_>>, String> {
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut prepared = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let ctx = |msg: &str| item_ctx(index, &item.name, msg);
+        let img = ::image::load_from_memory_with_format(&item.image_png, ::image::ImageFormat::Png)
+            .map_err(|e| ctx(&format!("image is not a decodable PNG: {e}")))?;
+        let (width, height) = (img.width(), img.height());
+        drop(img);
+        let n = width as usize * height as usize;
+        let mask: Vec<bool> = match &item.mask_png {
+            None => vec![false; n],
+            Some(bytes) => {
+                let m = ::image::load_from_memory_with_format(bytes, ::image::ImageFormat::Png)
+                    .map_err(|e| ctx(&format!("mask is not a decodable PNG: {e}")))?;
+                if (m.width(), m.height()) != (width, height) {
+                    return Err(ctx(&format!(
+                        "mask is {}x{} but the image is {width}x{height}",
+                        m.width(),
+                        m.height()
+                    )));
+                }
+                m.to_luma8().as_raw().iter().map(|&v| v >= 128).collect()
+            }
+        };
+        let defect_pixels = mask.iter().filter(|&&v| v).count();
+        let label = item.label.trim();
+        let class = if defect_pixels == 0 {
+            None
+        } else if is_good_label(label) {
+            return Err(ctx(&format!(
+                "labelled \"good\" but its mask has {defect_pixels} defect pixels"
+            )));
+        } else if label.is_empty() {
+            return Err(ctx("the mask has defect pixels but the label is empty"));
+        } else {
+            Some(label.to_string())
+        };
+        let instances = if class.is_some() {
+            instances(&mask, width, height)
+        } else {
+            Vec::new()
+        };
+        let mask_rle = rle_encode(&mask, width, height);
+        let mut stem = sanitize(&item.name);
+        let mut k = 1;
+        while !taken.insert(stem.to_ascii_lowercase()) {
+            stem = format!("{}-{index}-{k}", sanitize(&item.name));
+            k += 1;
+        }
+        prepared.push(Prepared {
+            item,
+            index,
+            stem,
+            width,
+            height,
+            class,
+            mask_rle,
+            instances,
+        });
+    }
+    Ok(prepared)
+}
+
+/// Splits a binarised mask into instances with bbox, area, RLE and outer contour.
+fn instances(mask: &[bool], width: u32, height: u32) -> Vec<Instance> {
+    let lab = components::label_components(mask, width, height);
+    lab.comps
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let (x0, y0, x1, y1) = c.bbox;
+            let rle = rle::rle_encode_in_box(width, height, c.bbox, |x, y| {
+                lab.is(k, i64::from(x), i64::from(y))
+            });
+            let exact = contours::trace_outer(width, height, c.first, |x, y| lab.is(k, x, y));
+            Instance {
+                bbox: [x0, y0, x1 - x0 + 1, y1 - y0 + 1],
+                area: c.area,
+                rle,
+                polygon: contours::simplify(&exact),
+            }
+        })
+        .collect()
+}
+
+/// Sorted, distinct defect classes of the prepared items.
+fn categories(prepared: &[Prepared]) -> Vec<String> {
+    let mut cats: Vec<String> = prepared.iter().filter_map(|p| p.class.clone()).collect();
+    cats.sort();
+    cats.dedup();
+    cats
+}
+
+/// Writes files under the output root and records their paths.
+pub(crate) struct Out {
+    root: PathBuf,
+    made: HashSet<PathBuf>,
+    /// Every file written so far.
+    pub files: Vec<PathBuf>,
+}
+
+impl Out {
+    fn new(root: &Path) -> Self {
+        Out {
+            root: root.to_path_buf(),
+            made: HashSet::new(),
+            files: Vec::new(),
+        }
+    }
+
+    /// Writes `bytes` to `rel` (a `/`-separated path under the root), creating folders.
+    pub fn write(&mut self, rel: &str, bytes: &[u8]) -> Result<(), String> {
+        let path = rel
+            .split('/')
+            .fold(self.root.clone(), |p, part| p.join(part));
+        if let Some(parent) = path.parent() {
+            if self.made.insert(parent.to_path_buf()) {
+                fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create directory {}: {e}", parent.display()))?;
+            }
+        }
+        fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        self.files.push(path);
+        Ok(())
+    }
+}
