@@ -94,6 +94,12 @@ pub trait OutputSink {
         template: &str,
         label: &str,
     ) -> Result<Saved>;
+
+    /// Adds a saved output to the dataset `folder` (written in `format` when the run ends).
+    fn collect(&mut self, node: &str, saved: &Saved, format: &str, folder: &str) -> Result<()> {
+        let _ = (node, saved, format, folder);
+        Err(EngineError::failed("this run cannot export datasets"))
+    }
 }
 
 /// A node kind's implementation.
@@ -320,6 +326,16 @@ impl<'a> NodeCtx<'a> {
             output_id: saved.output_id,
         });
         Ok(saved)
+    }
+
+    /// Adds an output saved by this node to a dataset written at the end of the run.
+    pub fn collect(&mut self, saved: &Saved, format: &str, folder: &str) -> Result<()> {
+        let node = self.node.clone();
+        let sink = self
+            .sink
+            .as_deref_mut()
+            .ok_or_else(|| EngineError::failed("this run has no output folder"))?;
+        sink.collect(&node, saved, format, folder)
     }
 }
 

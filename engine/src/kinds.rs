@@ -19,6 +19,7 @@ pub(crate) fn registry() -> Registry {
     r.register("LoadImage", load_image);
     r.register("LoadMask", load_mask);
     r.register("SaveImage", save_image);
+    r.register("ExportDataset", export_dataset);
     r.register("Resize", resize);
     r.register("Crop", crop);
     r.register("MaskOps", mask_ops);
@@ -578,4 +579,28 @@ fn load_image_folder(ctx: &mut NodeCtx) -> Result<Outputs> {
     let img = decode_image(&bytes, ctx.text("folder")?).map_err(EngineError::failed)?;
     let mask = img.alpha();
     Ok(outputs([("image", img.into()), ("mask", mask.into())]))
+}
+
+fn export_dataset(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let image = ctx.image("image")?;
+    let mask = ctx.opt_mask("mask")?;
+    if let Some(m) = &mask {
+        same_size("input \"mask\"", &image, m)?;
+    }
+    let label = ctx.text("label")?.trim().to_string();
+    let label = if label.is_empty() {
+        "defect".to_string()
+    } else {
+        label
+    };
+    let format = ctx.text("format")?.to_string();
+    let folder = ctx.text("folder")?.to_string();
+    let saved = ctx.save(
+        &image,
+        mask.as_deref(),
+        "{graph}/{run:05}-{item:04}-{node}.png",
+        &label,
+    )?;
+    ctx.collect(&saved, &format, &folder)?;
+    Ok(Outputs::new())
 }

@@ -15,9 +15,11 @@
 
 pub mod cleanup;
 pub mod codec;
+pub mod dataset;
 pub mod defects;
 mod error;
 pub mod exec;
+pub mod export;
 pub mod hashing;
 pub mod image;
 mod kinds;

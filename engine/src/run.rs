@@ -247,6 +247,8 @@ pub struct BatchSummary {
     pub run_id: u64,
     pub status: RunStatus,
     pub saved: Vec<Saved>,
+    /// Datasets written by ExportDataset nodes: folder, images, instances.
+    pub datasets: Vec<(PathBuf, usize, usize)>,
     pub error: Option<String>,
     pub seconds: f64,
 }
@@ -282,7 +284,14 @@ struct TemplateVars<'a> {
 }
 
 /// Expands a file name template into a path relative to the output folder.
+/// Expands a template for a PNG file (".png" is added when missing).
 fn expand_template(template: &str, v: &TemplateVars) -> Result<PathBuf> {
+    expand_path(template, v, Some(".png"))
+}
+
+/// Expands a template into a path relative to the output folder, with `ext` appended when the
+/// result does not end with it.
+fn expand_path(template: &str, v: &TemplateVars, ext: Option<&str>) -> Result<PathBuf> {
     nodes::check_output_template(template).map_err(EngineError::failed)?;
     let (y, mo, d, h, mi, s) = crate::store::utc(v.ms);
     let mut out = String::new();
@@ -310,8 +319,10 @@ fn expand_template(template: &str, v: &TemplateVars) -> Result<PathBuf> {
         rest = after.get(close + 1..).unwrap_or("");
     }
     out.push_str(rest);
-    if !out.to_ascii_lowercase().ends_with(".png") {
-        out.push_str(".png");
+    if let Some(ext) = ext {
+        if !out.to_ascii_lowercase().ends_with(ext) {
+            out.push_str(ext);
+        }
     }
     let path = PathBuf::from(out);
     if path
@@ -350,6 +361,21 @@ fn unused_path(path: &Path, with_mask: bool) -> (PathBuf, PathBuf) {
     (path.to_path_buf(), dir.join(format!("{stem}_mask.png")))
 }
 
+/// `dir`, or `dir-1`, `dir-2`, … : the first that does not exist yet.
+fn unused_dir(dir: &Path) -> PathBuf {
+    if !dir.exists() {
+        return dir.to_path_buf();
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (1u64..)
+        .map(|n| dir.with_file_name(format!("{name}-{n}")))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| dir.to_path_buf())
+}
+
 /// Writes a file through a temporary name and a rename, so a crash never leaves half a file
 /// under the final name.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -368,9 +394,28 @@ struct StoreSink<'a> {
     seed: u64,
     overrides: serde_json::Value,
     saved: Vec<Saved>,
+    /// Datasets to write when the run ends: (folder template, format) → output ids.
+    datasets: &'a mut std::collections::BTreeMap<(String, String), Vec<u64>>,
 }
 
 impl OutputSink for StoreSink<'_> {
+    fn collect(&mut self, _node: &str, saved: &Saved, format: &str, folder: &str) -> Result<()> {
+        if crate::dataset::Format::from_name(format).is_none() {
+            return Err(EngineError::failed(format!(
+                "unknown dataset format \"{format}\""
+            )));
+        }
+        nodes::check_output_template(folder).map_err(EngineError::failed)?;
+        let id = saved
+            .output_id
+            .ok_or_else(|| EngineError::failed("the output was not stored"))?;
+        self.datasets
+            .entry((folder.to_string(), format.to_string()))
+            .or_default()
+            .push(id);
+        Ok(())
+    }
+
     fn save(
         &mut self,
         node: &str,
@@ -466,6 +511,7 @@ pub fn run_batch(
         items: job.items.len(),
     });
     let mut saved = Vec::new();
+    let mut datasets = std::collections::BTreeMap::new();
     let mut outcome: Result<()> = Ok(());
     for (i, item) in job.items.iter().enumerate() {
         if cancel.is_cancelled() {
@@ -505,6 +551,7 @@ pub fn run_batch(
                     .collect(),
             ),
             saved: Vec::new(),
+            datasets: &mut datasets,
         };
         let req = RunRequest {
             doc: &doc,
@@ -537,6 +584,36 @@ pub fn run_batch(
             }
         }
     }
+    // Datasets are written once every item has run.
+    let mut written = Vec::new();
+    if outcome.is_ok() {
+        for ((folder, format), ids) in &datasets {
+            let vars = TemplateVars {
+                graph: &job.graph_name,
+                node: "",
+                run: run_id,
+                item: 0,
+                seed: job.base_seed,
+                ms: now_ms(),
+            };
+            let result = expand_path(folder, &vars, None).and_then(|rel| {
+                let dir = unused_dir(&job.out_dir.join(rel));
+                let fmt = crate::dataset::Format::from_name(format)
+                    .ok_or_else(|| EngineError::Plan(format!("unknown dataset format {format}")))?;
+                let items = crate::export::items_from_store(&store, 0, ids)?;
+                let report =
+                    crate::dataset::export(&items, fmt, &dir).map_err(EngineError::Plan)?;
+                Ok((dir, report.images, report.instances))
+            });
+            match result {
+                Ok(w) => written.push(w),
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+        }
+    }
     let (status, error) = match &outcome {
         Ok(()) => (RunStatus::Succeeded, None),
         Err(EngineError::Cancelled) => (RunStatus::Cancelled, None),
@@ -550,6 +627,7 @@ pub fn run_batch(
         run_id,
         status,
         saved,
+        datasets: written,
         error,
         seconds: started.elapsed().as_secs_f64(),
     })

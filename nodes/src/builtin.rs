@@ -114,6 +114,27 @@ pub static SAVE_IMAGE: NodeSpec = NodeSpec {
     sink: true,
 };
 
+pub static EXPORT_DATASET: NodeSpec = NodeSpec {
+    kind: "ExportDataset",
+    version: 1,
+    category: IO,
+    doc: "Saves the image and its mask like SaveImage, and at the end of the run writes every item as a \
+          training dataset (folder, COCO instance segmentation with RLE masks, YOLO segmentation or \
+          MVTec-AD layout) with a provenance manifest, in a new folder under the output folder.",
+    inputs: &[
+        PortSpec::new("image", T::Image, "The defect image."),
+        PortSpec::optional("mask", T::Mask, "Its exact defect mask (white = defect)."),
+    ],
+    outputs: &[],
+    params: &[
+        P::choice("format", &["folder", "coco", "yolo", "mvtec"], "coco", "Dataset format."),
+        P::output_template("folder", "{graph}-dataset", "Dataset folder inside the output folder; a new one (-1, -2, …) if it exists."),
+        P::text("label", "defect", "The defect class (category); \"good\" for defect-free images."),
+    ],
+    deterministic: true,
+    sink: true,
+};
+
 pub static RESIZE: NodeSpec = NodeSpec {
     kind: "Resize",
     version: 1,
@@ -482,6 +503,7 @@ pub static ALL: &[&NodeSpec] = &[
     &LOAD_IMAGE_FOLDER,
     &LOAD_MASK,
     &SAVE_IMAGE,
+    &EXPORT_DATASET,
     &RESIZE,
     &CROP,
     &COMPOSITE,

@@ -11,7 +11,7 @@ use studio::app::{Settings, StudioApp};
 /// 50 chains of Texture → Scratch → Composite ← SolidColor: 200 nodes, 150 links.
 fn big_graph() -> GraphDoc {
     let mut g = GraphDoc::new();
-    let mut add = |g: &mut GraphDoc, id: String, kind: &str, x: f32, y: f32| {
+    let add = |g: &mut GraphDoc, id: String, kind: &str, x: f32, y: f32| {
         g.nodes.insert(
             id.clone(),
             NodeDoc {

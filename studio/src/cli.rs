@@ -62,6 +62,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Export stored outputs (image + mask + provenance) as a dataset. Several --store paths
+    /// (e.g. the shards of one batch) are merged into one dataset.
+    Export {
+        /// Store files to read (default: the user store). Repeatable.
+        #[arg(long = "store")]
+        stores: Vec<PathBuf>,
+        /// folder, coco, yolo or mvtec.
+        #[arg(long)]
+        format: String,
+        /// The dataset folder (must be empty or new).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List past runs and their outputs from the store.
     History {
         #[arg(long)]
@@ -118,6 +131,11 @@ fn dispatch(cmd: Command) -> Result<i32> {
         Command::Validate { graph } => validate_cmd(&graph),
         Command::Nodes { json } => nodes_cmd(json),
         Command::History { json, store } => history_cmd(json, store),
+        Command::Export {
+            stores,
+            format,
+            out,
+        } => export_cmd(stores, &format, &out),
     }
 }
 
@@ -334,6 +352,12 @@ fn run_cmd(
                 out_dir.display(),
                 summary.seconds
             );
+            for (dir, images, instances) in &summary.datasets {
+                println!(
+                    "dataset {} ({images} image(s), {instances} instance(s))",
+                    dir.display()
+                );
+            }
             Ok(0)
         }
         status => {
@@ -506,5 +530,30 @@ fn history_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
             );
         }
     }
+    Ok(0)
+}
+
+fn export_cmd(stores: Vec<PathBuf>, format: &str, out: &Path) -> Result<i32> {
+    let fmt = engine::dataset::Format::from_name(format).ok_or_else(|| {
+        let names: Vec<&str> = engine::dataset::Format::ALL
+            .iter()
+            .map(|f| f.name())
+            .collect();
+        anyhow!("--format {format}: expected one of {}", names.join(", "))
+    })?;
+    let stores = if stores.is_empty() {
+        vec![engine::paths::store_path()]
+    } else {
+        stores
+    };
+    let report = engine::export::export_stores(&stores, fmt, out)?;
+    println!(
+        "exported {} image(s), {} instance(s), categories [{}] as {} to {}",
+        report.images,
+        report.instances,
+        report.categories.join(", "),
+        fmt.name(),
+        out.display()
+    );
     Ok(0)
 }

@@ -340,21 +340,54 @@ fn prepare(items: &[ExportItem]) -> Result<Vec<Prepared<'_>>, String> {
     Ok(prepared)
 }
 
-/// Splits a binarised mask into instances with bbox, area, RLE and outer contour.
+/// Pieces of a mask closer than this (in pixels) form one instance: a stain's broken rim or a
+/// crack's thin branch belongs to the defect it surrounds, not to an instance of its own.
+pub const INSTANCE_JOIN_PX: f32 = 3.0;
+
+/// Splits a binarised mask into instances with bbox, area, RLE and outer contour. Connected
+/// pieces within [`INSTANCE_JOIN_PX`] of each other are one instance; its RLE holds exactly
+/// the mask's pixels, and its polygon is the outline of its largest piece.
 fn instances(mask: &[bool], width: u32, height: u32) -> Vec<Instance> {
     let lab = components::label_components(mask, width, height);
-    lab.comps
-        .iter()
-        .enumerate()
-        .map(|(k, c)| {
-            let (x0, y0, x1, y1) = c.bbox;
-            let rle = rle::rle_encode_in_box(width, height, c.bbox, |x, y| {
-                lab.is(k, i64::from(x), i64::from(y))
+    // Group pieces by the connected component of the mask grown by the join distance.
+    let near = crate::ops::distance_to(mask, width as usize, height as usize);
+    let grown: Vec<bool> = near.iter().map(|d| *d <= INSTANCE_JOIN_PX).collect();
+    let glab = components::label_components(&grown, width, height);
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); glab.comps.len()];
+    for (k, c) in lab.comps.iter().enumerate() {
+        let (fx, fy) = c.first;
+        let g =
+            glab.labels[(fy as usize) * width as usize + fx as usize].saturating_sub(1) as usize;
+        if let Some(v) = groups.get_mut(g) {
+            v.push(k);
+        }
+    }
+    groups
+        .into_iter()
+        .filter(|g| !g.is_empty())
+        .map(|g| {
+            let bb = g
+                .iter()
+                .map(|&k| lab.comps[k].bbox)
+                .fold((u32::MAX, u32::MAX, 0, 0), |a, b| {
+                    (a.0.min(b.0), a.1.min(b.1), a.2.max(b.2), a.3.max(b.3))
+                });
+            let area = g.iter().map(|&k| lab.comps[k].area).sum();
+            let member = |x: i64, y: i64| g.iter().any(|&k| lab.is(k, x, y));
+            let rle = rle::rle_encode_in_box(width, height, bb, |x, y| {
+                member(i64::from(x), i64::from(y))
             });
-            let exact = contours::trace_outer(width, height, c.first, |x, y| lab.is(k, x, y));
+            let main = *g
+                .iter()
+                .max_by_key(|&&k| lab.comps[k].area)
+                .unwrap_or(&g[0]);
+            let exact = contours::trace_outer(width, height, lab.comps[main].first, |x, y| {
+                lab.is(main, x, y)
+            });
+            let (x0, y0, x1, y1) = bb;
             Instance {
                 bbox: [x0, y0, x1 - x0 + 1, y1 - y0 + 1],
-                area: c.area,
+                area,
                 rle,
                 polygon: contours::simplify(&exact),
             }

@@ -609,3 +609,32 @@ fn export_timing() {
         );
     }
 }
+
+#[test]
+fn nearby_pieces_form_one_instance_far_ones_two() {
+    // A 10×10 blob, a 1-px sliver 2 px to its right (a broken rim), and a blob 20 px away.
+    let (w, h) = (60u32, 20u32);
+    let mut m = vec![false; (w * h) as usize];
+    let mut set = |x: u32, y: u32| m[(y * w + x) as usize] = true;
+    for y in 5..15 {
+        for x in 5..15 {
+            set(x, y);
+        }
+        set(17, y);
+        for x in 40..48 {
+            set(x, y);
+        }
+    }
+    let inst = super::instances(&m, w, h);
+    assert_eq!(
+        inst.len(),
+        2,
+        "{:?}",
+        inst.iter().map(|i| i.bbox).collect::<Vec<_>>()
+    );
+    let areas: Vec<u64> = inst.iter().map(|i| i.area).collect();
+    assert!(areas.contains(&110) && areas.contains(&80), "{areas:?}");
+    // The grouped instance's RLE holds exactly its pixels (no gap pixels added).
+    let total: u64 = areas.iter().sum();
+    assert_eq!(total, m.iter().filter(|b| **b).count() as u64);
+}

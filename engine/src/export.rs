@@ -1,0 +1,97 @@
+//! Exporting stored outputs as datasets: reads one or several stores (shards of one batch, or
+//! separate runs) and hands their images, masks, labels and provenance to [`crate::dataset`].
+
+use std::path::{Path, PathBuf};
+
+use crate::dataset::{self, ExportItem, ExportReport, Format};
+use crate::error::{EngineError, Result};
+use crate::hashing::sha256_hex;
+use crate::store::{format_utc, Store};
+
+/// Every output of every store as an export item, with its provenance: the store, run,
+/// graph name and sha256, node, seed, item, parameter overrides, label and model references.
+/// Names are `s<store>-r<run>-o<output>`, unique across the merged stores.
+pub fn items_from_stores(paths: &[PathBuf]) -> Result<Vec<ExportItem>> {
+    let mut items = Vec::new();
+    for (si, path) in paths.iter().enumerate() {
+        if !path.exists() {
+            return Err(EngineError::Store {
+                path: path.clone(),
+                message: "no such store".into(),
+            });
+        }
+        let store = Store::open(path)?;
+        let ids: Vec<u64> = store.outputs(None)?.into_iter().map(|(id, _)| id).collect();
+        items.extend(items_from_store(&store, si, &ids)?);
+    }
+    Ok(items)
+}
+
+/// The given outputs of one store as export items (`si` numbers the store in the names).
+pub fn items_from_store(store: &Store, si: usize, ids: &[u64]) -> Result<Vec<ExportItem>> {
+    let path = store.path().to_path_buf();
+    let runs = store.runs()?;
+    let outputs = store.outputs(None)?;
+    let mut items = Vec::new();
+    for id in ids {
+        let Some((oid, rec)) = outputs.iter().find(|(o, _)| o == id) else {
+            return Err(EngineError::Store {
+                path: path.clone(),
+                message: format!("no output {id}"),
+            });
+        };
+        let run = runs
+            .iter()
+            .find(|(rid, _)| *rid == rec.run_id)
+            .map(|(_, r)| r);
+        let png = store.output_png(*oid)?.ok_or_else(|| EngineError::Store {
+            path: path.clone(),
+            message: format!("output {oid} has no image bytes"),
+        })?;
+        let mask = store.output_mask_png(*oid)?;
+        let models = run
+            .and_then(|r| nodes::GraphDoc::from_json(&r.graph_json).ok())
+            .map(|d| d.models)
+            .unwrap_or_default();
+        let provenance = serde_json::json!({
+            "store": path.to_string_lossy(),
+            "run": rec.run_id,
+            "output": oid,
+            "graph": run.map(|r| r.graph_name.clone()),
+            "graph_sha256": run.map(|r| sha256_hex(r.graph_json.as_bytes())),
+            "graph_file": run.and_then(|r| r.graph_path.clone()),
+            "node": rec.node,
+            "seed": rec.seed,
+            "item": rec.item,
+            "parameters": rec.overrides,
+            "models": models.iter().map(|m| serde_json::json!({"name": m.name, "sha256": m.sha256, "arch": m.arch})).collect::<Vec<_>>(),
+            "image_sha256": rec.sha256,
+            "source_file": rec.path,
+            "created": format_utc(rec.created_ms),
+        });
+        let label = if rec.label.trim().is_empty() {
+            "defect".to_string()
+        } else {
+            rec.label.clone()
+        };
+        items.push(ExportItem {
+            name: format!("s{si}-r{}-o{oid}", rec.run_id),
+            image_png: png,
+            mask_png: mask,
+            label,
+            provenance,
+        });
+    }
+    Ok(items)
+}
+
+/// Exports the outputs of `stores` in `format` into `out` (which must be empty or new).
+pub fn export_stores(stores: &[PathBuf], format: Format, out: &Path) -> Result<ExportReport> {
+    let items = items_from_stores(stores)?;
+    if items.is_empty() {
+        return Err(EngineError::Plan(
+            "the store(s) hold no outputs to export".into(),
+        ));
+    }
+    dataset::export(&items, format, out).map_err(EngineError::Plan)
+}
