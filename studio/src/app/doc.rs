@@ -152,11 +152,14 @@ impl EditorDoc {
     }
 
     /// Whether the document differs from the file.
-    pub fn dirty(&self, catalogue: &Catalogue) -> bool {
-        self.to_doc(catalogue) != self.saved
+    /// Whether the document differs from the file, as of the last committed edit (see
+    /// [`EditorDoc::commit_edits`]); cheap enough to ask every frame.
+    pub fn dirty(&self, _catalogue: &Catalogue) -> bool {
+        self.committed != self.saved
     }
 
     pub fn mark_saved(&mut self, doc: GraphDoc, path: PathBuf) {
+        self.committed = doc.clone();
         self.saved = doc;
         self.path = Some(path);
     }

@@ -26,6 +26,12 @@ pub fn port_color(ty: PortType) -> Color32 {
     }
 }
 
+/// How far (graph units) a node may reach from its position, for culling.
+const NODE_REACH: f32 = 500.0;
+
+/// Below this zoom, node bodies (parameter widgets) are not drawn.
+pub const LOD_SCALE: f32 = 0.5;
+
 /// What the last run did with a node.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NodeRunState {
@@ -51,6 +57,10 @@ pub struct GraphViewer<'a> {
     pub frame: Option<egui::Rect>,
     /// The view transform (graph → screen) seen this frame.
     pub transform: Option<egui::emath::TSTransform>,
+    /// The graph widget's screen rectangle, for culling.
+    pub view: Option<egui::Rect>,
+    /// Ids of the nodes near the screen this frame (None: not computed, draw all).
+    pub visible: Option<std::collections::HashSet<String>>,
 }
 
 fn spec<'c>(catalogue: &'c Catalogue, node: &EditorNode) -> Option<&'static NodeSpec> {
@@ -182,7 +192,12 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
     }
 
     fn has_body(&mut self, node: &EditorNode) -> bool {
-        spec(self.catalogue, node).is_some_and(|s| !s.params.is_empty())
+        // Level of detail: zoomed far out, parameter widgets are unreadable and only cost time;
+        // nodes then show their header and ports (the inspector still edits everything).
+        let readable = self.transform.is_none_or(|t| t.scaling >= LOD_SCALE);
+        // Culling: egui-snarl lays out every node; bodies of nodes far off screen are skipped.
+        let on_screen = self.visible.as_ref().is_none_or(|v| v.contains(&node.id));
+        readable && on_screen && spec(self.catalogue, node).is_some_and(|s| !s.params.is_empty())
     }
 
     fn show_body(
@@ -253,6 +268,22 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
             *to_global = super::fit_transform(&pts, view);
         }
         self.transform = Some(*to_global);
+        if let Some(view) = self.view {
+            // A generous node size, so bodies appear before a node scrolls into view.
+            let margin = egui::vec2(NODE_REACH, NODE_REACH);
+            let t = *to_global;
+            self.visible = Some(
+                snarl
+                    .nodes_pos()
+                    .filter(|(p, _)| {
+                        let r =
+                            egui::Rect::from_min_max(t * (*p - margin), t * (*p + margin * 2.0));
+                        r.intersects(view)
+                    })
+                    .map(|(_, n)| n.id.clone())
+                    .collect(),
+            );
+        }
     }
 
     fn has_graph_menu(&mut self, _pos: Pos2, _snarl: &mut Snarl<EditorNode>) -> bool {

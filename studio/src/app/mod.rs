@@ -194,6 +194,8 @@ pub struct StudioApp {
     show_settings: Option<Settings>,
     allow_close: bool,
     pending: Vec<AppCommand>,
+    /// An edit may be in progress (a drag): check again next frame even without input.
+    doc_maybe_changed: bool,
 }
 
 impl StudioApp {
@@ -243,6 +245,7 @@ impl StudioApp {
             show_settings: None,
             allow_close: false,
             pending: Vec::new(),
+            doc_maybe_changed: false,
         };
         if let Some(p) = initial {
             app.apply(ctx, AppCommand::Open(p));
@@ -433,6 +436,8 @@ impl StudioApp {
                     search: &mut search,
                     frame: None,
                     transform: None,
+                    view: None,
+                    visible: None,
                 };
                 egui_snarl::ui::SnarlViewer::connect(&mut viewer, &out, &inp, &mut self.doc.snarl);
                 if let Some(r) = viewer.refusal {
@@ -912,11 +917,18 @@ impl StudioApp {
         }
         egui::CentralPanel::default().show(root, |ui| cmds.extend(self.graph_ui(ui)));
         self.windows_ui(ctx, &mut cmds);
+        // The document only changes through input or commands: frames with neither (repaints
+        // for progress) skip the edit check.
+        let changed =
+            !cmds.is_empty() || ctx.input(|i| !i.events.is_empty()) || self.doc_maybe_changed;
         for c in cmds {
             self.apply(ctx, c);
         }
-        let pointer_down = ctx.input(|i| i.pointer.any_down());
-        self.doc.commit_edits(&self.catalogue, pointer_down);
+        if changed {
+            let pointer_down = ctx.input(|i| i.pointer.any_down());
+            self.doc_maybe_changed =
+                !self.doc.commit_edits(&self.catalogue, pointer_down) && pointer_down;
+        }
         if self.running() {
             ctx.request_repaint_after(std::time::Duration::from_millis(250));
         }
@@ -1121,6 +1133,8 @@ impl StudioApp {
             search: &mut self.search,
             frame,
             transform: None,
+            view: Some(ui.max_rect()),
+            visible: None,
         };
         let style = SnarlStyle::new();
         SnarlWidget::new().id(Id::new(GRAPH_ID)).style(style).show(
