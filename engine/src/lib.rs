@@ -15,6 +15,7 @@
 
 pub mod cleanup;
 pub mod codec;
+pub mod contact;
 pub mod dataset;
 pub mod defects;
 mod error;

@@ -268,6 +268,16 @@ fn run_cmd(
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create output folder {}", out_dir.display()))?;
     let graph_name = graph_file::graph_name(&doc, graph);
+    let graph_name_for_files: String = graph_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let n_items = items.len();
     let job = BatchJob {
         doc,
@@ -352,6 +362,24 @@ fn run_cmd(
                 out_dir.display(),
                 summary.seconds
             );
+            if !sweeps.is_empty() && !summary.saved.is_empty() {
+                let keys: Vec<String> = sweeps
+                    .iter()
+                    .map(|s| format!("{}.{}", s.node, s.param))
+                    .collect();
+                let columns = sweeps.last().map(|s| s.values.len() as u32).unwrap_or(1);
+                let ids: Vec<u64> = summary.saved.iter().filter_map(|s| s.output_id).collect();
+                let store = Store::open(&store_path)?;
+                let sheet = engine::contact::sheet_for_outputs(&store, &ids, &keys, columns)?;
+                let path = out_dir.join(format!(
+                    "{}-contact-run{:05}.png",
+                    graph_name_for_files, summary.run_id
+                ));
+                let png = engine::codec::encode_image_png(&sheet, &[]).map_err(|e| anyhow!(e))?;
+                std::fs::write(&path, png)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("contact sheet {}", path.display());
+            }
             for (dir, images, instances) in &summary.datasets {
                 println!(
                     "dataset {} ({images} image(s), {instances} instance(s))",

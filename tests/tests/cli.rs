@@ -123,6 +123,19 @@ fn set_and_sweep_override_parameters() {
         .collect();
     assert_eq!(hashes.len(), 4, "every sweep cell differs");
     assert_eq!(image::open(&saved[0]).unwrap().width(), 96);
+    // A sweep also writes a contact sheet: 2×2 cells (image + mask each), labelled.
+    let sheet = stdout(&o)
+        .lines()
+        .find_map(|l| l.strip_prefix("contact sheet "))
+        .map(std::path::PathBuf::from)
+        .expect("a contact sheet");
+    let img = image::open(&sheet).unwrap();
+    assert!(
+        img.width() > 2 * 2 * 192 && img.height() > 2 * 192,
+        "{}×{}",
+        img.width(),
+        img.height()
+    );
     for (args, needle) in [
         (vec!["--set", "ghost.width=3"], "ghost"),
         (vec!["--set", "plate.colour=#fff"], "colour"),
