@@ -119,45 +119,6 @@ fn text(img: &mut Image, line: &str, x: u32, y: u32) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cells_land_in_a_grid_with_labels() {
-        let red = Image::filled(40, 20, [1.0, 0.0, 0.0, 1.0]);
-        let cells: Vec<Cell> = (0..5)
-            .map(|i| Cell {
-                image: red.clone(),
-                mask: Some(Mask::filled(40, 20, 1.0)),
-                label: format!("cell {i}"),
-            })
-            .collect();
-        let sheet = contact_sheet(&cells, 3, 32);
-        // Two rows of three cells, each image + mask side by side.
-        let cell_w = 32 * 2 + PAD;
-        assert_eq!(sheet.width, 3 * (cell_w + PAD) + PAD);
-        // The image is scaled to 32×16 at the cell's corner; the mask (white) beside it.
-        assert_eq!(sheet.pixel(PAD + 1, PAD + 1), [1.0, 0.0, 0.0, 1.0]);
-        let white = sheet.pixel(PAD + 32 + PAD + 1, PAD + 1);
-        assert!(white[0] > 0.99 && white[1] > 0.99);
-        // Some label pixels are drawn under the first tile.
-        let label_row: usize = (PAD + 32 + 4..PAD + 32 + 12)
-            .map(|y| (PAD..PAD + 60).filter(|&x| sheet.pixel(x, y) == FG).count())
-            .sum();
-        assert!(label_row > 20, "{label_row}");
-        // The sixth slot is empty background.
-        let (x6, y6) = (PAD + 2 * (cell_w + PAD) + 2, sheet.height - PAD - 10);
-        assert_eq!(sheet.pixel(x6, y6), BG);
-    }
-
-    #[test]
-    fn long_labels_wrap() {
-        assert_eq!(wrap("abcdefghij", 32), vec!["abcd", "efgh", "ij"]);
-        assert_eq!(wrap("a\nb", 80), vec!["a", "b"]);
-    }
-}
-
 /// A contact sheet of stored outputs: each labelled with the values of `keys` (`node.param`
 /// overrides of its work item) and its seed.
 pub fn sheet_for_outputs(
@@ -208,4 +169,43 @@ pub fn sheet_for_outputs(
         });
     }
     Ok(contact_sheet(&cells, columns, 192))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_land_in_a_grid_with_labels() {
+        let red = Image::filled(40, 20, [1.0, 0.0, 0.0, 1.0]);
+        let cells: Vec<Cell> = (0..5)
+            .map(|i| Cell {
+                image: red.clone(),
+                mask: Some(Mask::filled(40, 20, 1.0)),
+                label: format!("cell {i}"),
+            })
+            .collect();
+        let sheet = contact_sheet(&cells, 3, 32);
+        // Two rows of three cells, each image + mask side by side.
+        let cell_w = 32 * 2 + PAD;
+        assert_eq!(sheet.width, 3 * (cell_w + PAD) + PAD);
+        // The image is scaled to 32×16 at the cell's corner; the mask (white) beside it.
+        assert_eq!(sheet.pixel(PAD + 1, PAD + 1), [1.0, 0.0, 0.0, 1.0]);
+        let white = sheet.pixel(PAD + 32 + PAD + 1, PAD + 1);
+        assert!(white[0] > 0.99 && white[1] > 0.99);
+        // Some label pixels are drawn under the first tile.
+        let label_row: usize = (PAD + 32 + 4..PAD + 32 + 12)
+            .map(|y| (PAD..PAD + 60).filter(|&x| sheet.pixel(x, y) == FG).count())
+            .sum();
+        assert!(label_row > 20, "{label_row}");
+        // The sixth slot is empty background.
+        let (x6, y6) = (PAD + 2 * (cell_w + PAD) + 2, sheet.height - PAD - 10);
+        assert_eq!(sheet.pixel(x6, y6), BG);
+    }
+
+    #[test]
+    fn long_labels_wrap() {
+        assert_eq!(wrap("abcdefghij", 32), vec!["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("a\nb", 80), vec!["a", "b"]);
+    }
 }

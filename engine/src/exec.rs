@@ -638,6 +638,9 @@ fn effective_params(
         .collect()
 }
 
+/// A node's input files by parameter name: (content hash, bytes).
+type InputFiles = BTreeMap<String, (String, Arc<Vec<u8>>)>;
+
 /// Reads every input file a node names: `(content hash, bytes)` by parameter name. Assets come
 /// from the document; paths resolve against `base_dir`.
 fn read_input_files(
@@ -645,7 +648,7 @@ fn read_input_files(
     params: &BTreeMap<String, ParamValue>,
     doc: &GraphDoc,
     base_dir: &Path,
-) -> std::result::Result<BTreeMap<String, (String, Arc<Vec<u8>>)>, String> {
+) -> std::result::Result<InputFiles, String> {
     let mut out = BTreeMap::new();
     for p in spec
         .params
@@ -707,7 +710,7 @@ fn signature(
     id: &str,
     spec: &NodeSpec,
     params: &BTreeMap<String, ParamValue>,
-    files: &BTreeMap<String, (String, Arc<Vec<u8>>)>,
+    files: &InputFiles,
     links_in: &[&nodes::Link],
     keys: &HashMap<String, CacheKey>,
 ) -> CacheKey {

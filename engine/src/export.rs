@@ -49,10 +49,24 @@ pub fn items_from_store(store: &Store, si: usize, ids: &[u64]) -> Result<Vec<Exp
             message: format!("output {oid} has no image bytes"),
         })?;
         let mask = store.output_mask_png(*oid)?;
-        let models = run
-            .and_then(|r| nodes::GraphDoc::from_json(&r.graph_json).ok())
-            .map(|d| d.models)
-            .unwrap_or_default();
+        let doc = run.and_then(|r| nodes::GraphDoc::from_json(&r.graph_json).ok());
+        let models = doc.as_ref().map(|d| d.models.clone()).unwrap_or_default();
+        // Every node's parameters as this item ran them: the graph's values, then the item's
+        // overrides (folder items, sweeps).
+        let mut node_params = serde_json::Map::new();
+        if let Some(d) = &doc {
+            for (id, n) in &d.nodes {
+                let mut p = serde_json::to_value(&n.params).unwrap_or_default();
+                if let (Some(obj), Some(over)) = (p.as_object_mut(), rec.overrides.as_object()) {
+                    for (k, v) in over {
+                        if let Some(param) = k.strip_prefix(&format!("{id}.")) {
+                            obj.insert(param.to_string(), v.clone());
+                        }
+                    }
+                }
+                node_params.insert(id.clone(), serde_json::json!({"kind": n.kind, "params": p}));
+            }
+        }
         let provenance = serde_json::json!({
             "store": path.to_string_lossy(),
             "run": rec.run_id,
@@ -64,6 +78,7 @@ pub fn items_from_store(store: &Store, si: usize, ids: &[u64]) -> Result<Vec<Exp
             "seed": rec.seed,
             "item": rec.item,
             "parameters": rec.overrides,
+            "nodes": node_params,
             "models": models.iter().map(|m| serde_json::json!({"name": m.name, "sha256": m.sha256, "arch": m.arch})).collect::<Vec<_>>(),
             "image_sha256": rec.sha256,
             "source_file": rec.path,

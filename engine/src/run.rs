@@ -354,7 +354,7 @@ fn unused_path(path: &Path, with_mask: bool) -> (PathBuf, PathBuf) {
         };
         let img = dir.join(format!("{base}.png"));
         let mask = dir.join(format!("{base}_mask.png"));
-        if !img.exists() && !(with_mask && mask.exists()) {
+        if !img.exists() && (!with_mask || !mask.exists()) {
             return (img, mask);
         }
     }

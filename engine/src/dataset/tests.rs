@@ -364,7 +364,7 @@ fn yolo_polygons_match_components() {
             let class: usize = fields.next().unwrap().parse().unwrap();
             assert_eq!(names[class], it.label);
             let coords: Vec<f32> = fields.map(|f| f.parse().unwrap()).collect();
-            assert!(coords.len() >= 6 && coords.len() % 2 == 0);
+            assert!(coords.len() >= 6 && coords.len().is_multiple_of(2));
             assert!(coords.iter().all(|&c| (0.0..=1.0).contains(&c)));
             let poly: Vec<(f32, f32)> = coords
                 .chunks(2)

@@ -166,20 +166,7 @@ impl EditorDoc {
 
     /// A node id not used yet, from the kind's name (`texture`, `texture2`, …).
     pub fn fresh_id(&self, kind: &str) -> String {
-        let base: String = kind
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect::<String>()
-            .to_ascii_lowercase();
-        let taken: std::collections::HashSet<&str> =
-            self.snarl.nodes().map(|n| n.id.as_str()).collect();
-        if !taken.contains(base.as_str()) {
-            return base;
-        }
-        (2..)
-            .map(|i| format!("{base}{i}"))
-            .find(|c| !taken.contains(c.as_str()))
-            .unwrap_or(base)
+        fresh_id(&self.snarl, kind)
     }
 
     /// Adds a node of `kind` with default parameters.
@@ -295,6 +282,23 @@ impl EditorDoc {
             .collect();
         self.extra.assets.retain(|k, _| used.contains(k));
     }
+}
+
+/// A node id not used in `snarl` yet, from the kind's name (`texture`, `texture2`, …).
+pub fn fresh_id(snarl: &Snarl<EditorNode>, kind: &str) -> String {
+    let base: String = kind
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let taken: std::collections::HashSet<&str> = snarl.nodes().map(|n| n.id.as_str()).collect();
+    if !taken.contains(base.as_str()) {
+        return base;
+    }
+    (2..)
+        .map(|i| format!("{base}{i}"))
+        .find(|c| !taken.contains(c.as_str()))
+        .unwrap_or(base)
 }
 
 /// Connects output port `from_port` of `from` to input `to_port` of `to`, by name.

@@ -8,7 +8,7 @@ use egui_snarl::ui::{AnyPins, PinInfo, SnarlViewer};
 use egui_snarl::{InPin, NodeId, OutPin, Snarl};
 use nodes::{Catalogue, NodeSpec, PortType};
 
-use super::doc::EditorNode;
+use super::doc::{fresh_id, EditorNode};
 use super::params::param_ui;
 use super::AppCommand;
 
@@ -63,8 +63,7 @@ pub struct GraphViewer<'a> {
     pub visible: Option<std::collections::HashSet<String>>,
 }
 
-fn spec<'c>(catalogue: &'c Catalogue, node: &EditorNode) -> Option<&'static NodeSpec> {
-    let _ = catalogue;
+fn spec(catalogue: &Catalogue, node: &EditorNode) -> Option<&'static NodeSpec> {
     catalogue.get(&node.kind)
 }
 
@@ -421,23 +420,6 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
             ui.close();
         }
     }
-}
-
-/// A unique node id for a kind within a snarl.
-fn fresh_id(snarl: &Snarl<EditorNode>, kind: &str) -> String {
-    let base: String = kind
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect::<String>()
-        .to_ascii_lowercase();
-    let taken: std::collections::HashSet<&str> = snarl.nodes().map(|n| n.id.as_str()).collect();
-    if !taken.contains(base.as_str()) {
-        return base;
-    }
-    (2..)
-        .map(|i| format!("{base}{i}"))
-        .find(|c| !taken.contains(c.as_str()))
-        .unwrap_or(base)
 }
 
 /// Whether `start` reaches itself through the wires.
