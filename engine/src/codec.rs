@@ -119,3 +119,44 @@ pub fn encode_mask_png(mask: &Mask, text: PngText) -> Result<Vec<u8>, String> {
         text,
     )
 }
+
+/// Decodes an image file to 8-bit RGB (and its alpha, if it has one) without going through
+/// floats, for memory-lean whole-image paths (`remove-bg` on 48-megapixel photos).
+pub fn decode_rgb8(
+    bytes: &[u8],
+    name: &str,
+) -> Result<(u32, u32, Vec<u8>, Option<Vec<u8>>), String> {
+    let mut reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("{name}: cannot read: {e}"))?;
+    if reader.format().is_none() {
+        return Err(format!(
+            "{name}: not an image file (PNG, JPEG, BMP, TIFF or WebP expected)"
+        ));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(2 * 1024 * 1024 * 1024);
+    reader.limits(limits);
+    let img = reader
+        .decode()
+        .map_err(|e| format!("{name}: cannot decode: {e}"))?;
+    check_size(img.width(), img.height()).map_err(|e| format!("{name}: {e}"))?;
+    let alpha = img
+        .color()
+        .has_alpha()
+        .then(|| img.to_rgba8().pixels().map(|p| p.0[3]).collect());
+    let rgb = img.to_rgb8();
+    Ok((rgb.width(), rgb.height(), rgb.into_raw(), alpha))
+}
+
+/// Encodes 8-bit RGBA pixels as a PNG.
+pub fn encode_rgba8_png(width: u32, height: u32, rgba: &[u8]) -> Result<Vec<u8>, String> {
+    encode_png(width, height, png::ColorType::Rgba, rgba, &[])
+}
+
+/// Encodes 8-bit grey pixels as a PNG.
+pub fn encode_gray8_png(width: u32, height: u32, grey: &[u8]) -> Result<Vec<u8>, String> {
+    encode_png(width, height, png::ColorType::Grayscale, grey, &[])
+}

@@ -40,6 +40,7 @@ pub(crate) fn registry() -> Registry {
     r.register("CutPasteScar", scar_node);
     r.register("NsaPatch", nsa_node);
     r.register("Cleanup", cleanup_node);
+    r.register("RemoveBackground", remove_background);
     r
 }
 
@@ -603,4 +604,41 @@ fn export_dataset(ctx: &mut NodeCtx) -> Result<Outputs> {
     )?;
     ctx.collect(&saved, &format, &folder)?;
     Ok(Outputs::new())
+}
+
+fn remove_background(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let image = ctx.image("image")?;
+    let net = crate::models::background::load_isnet(ctx.text("model")?)?;
+    let to_u8 = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    let rgb: Vec<u8> = image
+        .data
+        .chunks_exact(4)
+        .flat_map(|p| [to_u8(p[0]), to_u8(p[1]), to_u8(p[2])])
+        .collect();
+    let refine = crate::models::background::Refine {
+        threshold: (ctx.text("alpha")? == "hard").then_some(f32p(ctx, "threshold")?),
+        grow: f32p(ctx, "grow")?,
+        feather: f32p(ctx, "feather")?,
+    };
+    ctx.progress(0, 1, None)?;
+    let mask =
+        crate::models::background::alpha_mask(&net, &rgb, image.width, image.height, &refine)?;
+    ctx.progress(1, 1, None)?;
+    let mut cutout = (*image).clone();
+    for (p, a) in cutout.data.chunks_exact_mut(4).zip(&mask.data) {
+        p[3] *= a;
+    }
+    let bottom = match ctx.opt_image("background")? {
+        Some(bg) => ops::resize_image(&bg, image.width, image.height, Filter::Bilinear),
+        None => {
+            let [r, g, b] = ctx.color("background_color")?;
+            Image::filled(image.width, image.height, [r, g, b, 1.0])
+        }
+    };
+    let (composite, _) = ops::composite(&bottom, &cutout, Some(&mask), 0, 0, 1.0, Blend::Normal);
+    Ok(outputs([
+        ("image", cutout.into()),
+        ("mask", mask.into()),
+        ("composite", composite.into()),
+    ]))
 }

@@ -24,6 +24,7 @@ pub mod export;
 pub mod hashing;
 pub mod image;
 mod kinds;
+pub mod models;
 pub mod ops;
 pub mod paths;
 

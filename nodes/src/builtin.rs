@@ -302,6 +302,65 @@ pub static COMPOSITE: NodeSpec = NodeSpec {
     sink: false,
 };
 
+pub static REMOVE_BACKGROUND: NodeSpec = NodeSpec {
+    kind: "RemoveBackground",
+    version: 1,
+    category: IMAGE,
+    doc: "Cuts the product out of a photo with the ISNet network (real weights: fetch them with \
+          `defect-studio models fetch isnet`). Outputs the RGBA cut-out, its alpha mask, and a \
+          composite onto a colour or another image. Works at any size (the network runs at 1024²).",
+    inputs: &[
+        PortSpec::new("image", T::Image, "The photo."),
+        PortSpec::optional(
+            "background",
+            T::Image,
+            "A new background for the composite (scaled to the photo).",
+        ),
+    ],
+    outputs: &[
+        PortSpec::new(
+            "image",
+            T::Image,
+            "The cut-out, transparent where the background was.",
+        ),
+        PortSpec::new("mask", T::Mask, "The alpha mask (white = product)."),
+        PortSpec::new(
+            "composite",
+            T::Image,
+            "The cut-out over the background image or colour.",
+        ),
+    ],
+    params: &[
+        P::text(
+            "model",
+            "isnet-medium",
+            "The ISNet model file in the model folders.",
+        ),
+        P::choice(
+            "alpha",
+            &["soft", "hard"],
+            "soft",
+            "Keep the network's soft alpha, or binarise it.",
+        ),
+        P::float("threshold", 0.0, 1.0, 0.5, "Level for a hard alpha."),
+        P::float(
+            "grow",
+            -64.0,
+            64.0,
+            0.0,
+            "Grow (> 0) or shrink (< 0) the mask, pixels.",
+        ),
+        P::float("feather", 0.0, 64.0, 0.0, "Soften the mask's edge, pixels."),
+        P::color(
+            "background_color",
+            "#ffffff",
+            "Composite background when no image is connected.",
+        ),
+    ],
+    deterministic: true,
+    sink: false,
+};
+
 pub static SOLID_COLOR: NodeSpec = NodeSpec {
     kind: "SolidColor",
     version: 1,
@@ -523,6 +582,7 @@ pub static ALL: &[&NodeSpec] = &[
     &CUTPASTE_SCAR,
     &NSA,
     &CLEANUP,
+    &REMOVE_BACKGROUND,
 ];
 
 pub const DEFECTS: &str = "Defects";

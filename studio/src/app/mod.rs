@@ -325,6 +325,14 @@ impl StudioApp {
                     self.states.clear();
                     self.frame_all = true;
                     self.remember(path);
+                    // Models are found by hash first, then by name; missing ones are listed.
+                    let manager = engine::models::manager::ModelManager::new(
+                        self.settings.model_dirs.clone(),
+                        engine::paths::home().join("model-hashes.json"),
+                    );
+                    if let Err(e) = manager.resolve(&doc.models) {
+                        self.error("Missing models", e.to_string());
+                    }
                 }
                 Err(e) => self.error("Cannot open the graph", e),
             },

@@ -1,0 +1,400 @@
+//! The model manager: model folders, scanning `.safetensors` files (checkpoints, LoRAs, our
+//! converted models), their sha256 (computed once and cached by path, size and modification
+//! time, with progress for large files), A1111's AutoV2 short hash, the architecture detected
+//! from tensor names and shapes, size and metadata; and resolving a graph's model references by
+//! hash first, then by file name.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{EngineError, Result};
+use crate::hashing::to_hex;
+
+/// One model file found in a model folder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: String,
+    /// A1111's short hash: the first 10 hex digits of the sha256.
+    pub autov2: String,
+    /// e.g. `sd1`, `sd1-inpaint`, `sd2`, `sdxl`, `lora-sd1`, `lora-sdxl`, `vae`, `isnet`.
+    pub arch: String,
+    /// The file's `__metadata__` (kohya writes `ss_*` keys there).
+    pub metadata: BTreeMap<String, String>,
+    pub tensors: usize,
+}
+
+/// A safetensors header: tensor names with dtype and shape, and metadata.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Header {
+    pub tensors: BTreeMap<String, (String, Vec<u64>)>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Reads a safetensors header (the first 8 bytes give its length, then JSON), checking that
+/// every tensor's byte range lies inside the file. Errors name the file and the bad tensor.
+pub fn read_header(path: &Path) -> Result<Header> {
+    let bad = |m: String| EngineError::Plan(format!("{}: {m}", path.display()));
+    let mut f = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
+    let size = f.metadata().map_err(|e| EngineError::io(path, e))?.len();
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)
+        .map_err(|_| bad("too short to be a safetensors file".into()))?;
+    let n = u64::from_le_bytes(len);
+    if n == 0 || n > 100 << 20 || 8 + n > size {
+        return Err(bad(format!(
+            "not a safetensors file (header length {n}, file size {size})"
+        )));
+    }
+    let mut json = vec![0u8; n as usize];
+    f.read_exact(&mut json)
+        .map_err(|e| bad(format!("cannot read the header: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&json).map_err(|e| bad(format!("corrupt header: {e}")))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| bad("corrupt header: not a JSON object".into()))?;
+    let data_len = size - 8 - n;
+    let mut header = Header::default();
+    for (name, v) in obj {
+        if name == "__metadata__" {
+            if let Some(m) = v.as_object() {
+                for (k, v) in m {
+                    header.metadata.insert(
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    );
+                }
+            }
+            continue;
+        }
+        let dtype = v
+            .get("dtype")
+            .and_then(|d| d.as_str())
+            .ok_or_else(|| bad(format!("tensor {name}: no dtype")))?;
+        let shape: Vec<u64> = v
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .ok_or_else(|| bad(format!("tensor {name}: no shape")))?
+            .iter()
+            .filter_map(|d| d.as_u64())
+            .collect();
+        let offs: Vec<u64> = v
+            .get("data_offsets")
+            .and_then(|s| s.as_array())
+            .ok_or_else(|| bad(format!("tensor {name}: no data_offsets")))?
+            .iter()
+            .filter_map(|d| d.as_u64())
+            .collect();
+        if offs.len() != 2 || offs[0] > offs[1] || offs[1] > data_len {
+            return Err(bad(format!("tensor {name}: data {offs:?} lies outside the file's {data_len} data bytes (truncated?)")));
+        }
+        let elem = match dtype {
+            "F64" | "I64" | "U64" => 8,
+            "F32" | "I32" | "U32" => 4,
+            "F16" | "BF16" | "I16" | "U16" => 2,
+            "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => 1,
+            other => return Err(bad(format!("tensor {name}: unknown dtype {other}"))),
+        };
+        let expect = shape.iter().product::<u64>() * elem;
+        if offs[1] - offs[0] != expect {
+            return Err(bad(format!(
+                "tensor {name}: {} bytes for shape {shape:?} {dtype}, expected {expect}",
+                offs[1] - offs[0]
+            )));
+        }
+        header
+            .tensors
+            .insert(name.clone(), (dtype.to_string(), shape));
+    }
+    Ok(header)
+}
+
+/// The architecture a set of tensor names and shapes belongs to.
+pub fn detect_arch(h: &Header) -> String {
+    let has = |p: &str| h.tensors.keys().any(|k| k.starts_with(p));
+    let shape = |k: &str| h.tensors.get(k).map(|(_, s)| s.clone()).unwrap_or_default();
+    if has("stage1.rebnconvin") && has("conv_in") {
+        return "isnet".into();
+    }
+    if has("lora_unet_") || has("lora_te") {
+        let sdxl = has("lora_te1_")
+            || has("lora_te2_")
+            || has("lora_unet_input_blocks")
+            || has("lora_unet_output_blocks");
+        return if sdxl {
+            "lora-sdxl".into()
+        } else {
+            "lora-sd1".into()
+        };
+    }
+    if h.tensors
+        .keys()
+        .any(|k| k.contains("lora_A") || k.contains("lora_B") || k.contains("lora.down"))
+    {
+        return "lora-peft".into();
+    }
+    let inpaint = shape("model.diffusion_model.input_blocks.0.0.weight").get(1) == Some(&9);
+    if has("conditioner.embedders.1") {
+        return "sdxl".into();
+    }
+    if has("cond_stage_model.model.transformer") {
+        return if inpaint {
+            "sd2-inpaint".into()
+        } else {
+            "sd2".into()
+        };
+    }
+    if has("model.diffusion_model.") {
+        return if inpaint {
+            "sd1-inpaint".into()
+        } else {
+            "sd1".into()
+        };
+    }
+    if has("down_blocks.") && has("conv_in.") && has("time_embedding") {
+        let ctx = shape("down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight");
+        return match ctx.get(1) {
+            Some(2048) => "diffusers-unet-sdxl".into(),
+            Some(1024) => "diffusers-unet-sd2".into(),
+            _ => "diffusers-unet-sd1".into(),
+        };
+    }
+    if has("encoder.conv_in") && has("decoder.conv_in") {
+        return "vae".into();
+    }
+    if has("text_model.") || has("encoder.layers.") {
+        return "clip-text".into();
+    }
+    "unknown".into()
+}
+
+/// sha256 of a file, streaming; `progress(done, total)` is called as it goes.
+pub fn hash_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
+    let total = f.metadata().map_err(|e| EngineError::io(path, e))?.len();
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut done = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| EngineError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        done += n as u64;
+        progress(done, total);
+    }
+    Ok(to_hex(&h.finalize()))
+}
+
+/// A cached hash: valid while the file's size and modification time are unchanged.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CachedHash {
+    size: u64,
+    mtime_ns: u128,
+    sha256: String,
+}
+
+/// Model folders, with a cache of file hashes kept in `hash_cache`.
+pub struct ModelManager {
+    pub dirs: Vec<PathBuf>,
+    hash_cache: PathBuf,
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+impl ModelManager {
+    /// A manager over `dirs`, caching hashes in `hash_cache` (a JSON file).
+    pub fn new(dirs: Vec<PathBuf>, hash_cache: PathBuf) -> ModelManager {
+        ModelManager { dirs, hash_cache }
+    }
+
+    /// The default: the data folder's `models/`, plus folders in `DEFECT_STUDIO_MODEL_DIRS`
+    /// (separated like `PATH`).
+    pub fn default_dirs() -> ModelManager {
+        let mut dirs = vec![crate::paths::models_dir()];
+        if let Some(extra) = std::env::var_os("DEFECT_STUDIO_MODEL_DIRS") {
+            dirs.extend(std::env::split_paths(&extra).filter(|p| !p.as_os_str().is_empty()));
+        }
+        ModelManager::new(dirs, crate::paths::home().join("model-hashes.json"))
+    }
+
+    fn load_cache(&self) -> BTreeMap<String, CachedHash> {
+        std::fs::read(&self.hash_cache)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_cache(&self, cache: &BTreeMap<String, CachedHash>) {
+        if let Some(dir) = self.hash_cache.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = self.hash_cache.with_extension("json.part");
+        if std::fs::write(&tmp, serde_json::to_vec_pretty(cache).unwrap_or_default()).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.hash_cache);
+        }
+    }
+
+    /// Every `.safetensors` file in the model folders (recursively), with hashes (cached),
+    /// architecture and metadata. `progress(file, done, total)` reports hashing of large files.
+    /// Files that cannot be read are listed with arch `unreadable: <reason>`.
+    pub fn scan(&self, progress: &mut dyn FnMut(&Path, u64, u64)) -> Result<Vec<ModelInfo>> {
+        let mut files = Vec::new();
+        for d in &self.dirs {
+            collect(d, &mut files);
+        }
+        files.sort();
+        let mut cache = self.load_cache();
+        let mut out = Vec::new();
+        let mut dirty = false;
+        for path in files {
+            let meta = std::fs::metadata(&path).map_err(|e| EngineError::io(&path, e))?;
+            let key = path.to_string_lossy().into_owned();
+            let (size, mtime) = (meta.len(), mtime_ns(&meta));
+            let sha256 = match cache.get(&key) {
+                Some(c) if c.size == size && c.mtime_ns == mtime => c.sha256.clone(),
+                _ => {
+                    let sha = hash_file(&path, &mut |d, t| progress(&path, d, t))?;
+                    cache.insert(
+                        key,
+                        CachedHash {
+                            size,
+                            mtime_ns: mtime,
+                            sha256: sha.clone(),
+                        },
+                    );
+                    dirty = true;
+                    sha
+                }
+            };
+            let (arch, metadata, tensors) = match read_header(&path) {
+                Ok(h) => (detect_arch(&h), h.metadata.clone(), h.tensors.len()),
+                Err(e) => (format!("unreadable: {e}"), BTreeMap::new(), 0),
+            };
+            out.push(ModelInfo {
+                name: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                autov2: sha256[..10.min(sha256.len())].to_string(),
+                path,
+                size,
+                sha256,
+                arch,
+                metadata,
+                tensors,
+            });
+        }
+        if dirty {
+            self.save_cache(&cache);
+        }
+        Ok(out)
+    }
+
+    /// Finds a model by file name (`isnet-medium.safetensors` or `isnet-medium`).
+    pub fn find_by_name(&self, name: &str) -> Option<PathBuf> {
+        let mut files = Vec::new();
+        for d in &self.dirs {
+            collect(d, &mut files);
+        }
+        files.sort();
+        files.into_iter().find(|p| {
+            let file = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            file == name || p.file_stem().is_some_and(|s| s.to_string_lossy() == name)
+        })
+    }
+
+    /// Resolves a graph's model references: by sha256 first, then by file name. Missing ones
+    /// are all listed in one error.
+    pub fn resolve(&self, refs: &[nodes::ModelRef]) -> Result<Vec<(nodes::ModelRef, ModelInfo)>> {
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let models = self.scan(&mut |_, _, _| {})?;
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for r in refs {
+            let by_hash = models
+                .iter()
+                .find(|m| !r.sha256.is_empty() && m.sha256.eq_ignore_ascii_case(&r.sha256));
+            let by_name = || {
+                models.iter().find(|m| {
+                    m.name == r.name
+                        || Path::new(&m.name)
+                            .file_stem()
+                            .is_some_and(|s| s.to_string_lossy() == r.name)
+                })
+            };
+            match by_hash.or_else(|| if r.sha256.is_empty() { by_name() } else { None }) {
+                Some(m) => found.push((r.clone(), m.clone())),
+                None => {
+                    // A file with the right name but other content is not silently used.
+                    let note = match by_name() {
+                        Some(m) => format!(
+                            " (a file {} exists but its sha256 is {}, not {})",
+                            m.path.display(),
+                            m.autov2,
+                            &r.sha256[..10.min(r.sha256.len())]
+                        ),
+                        None => String::new(),
+                    };
+                    missing.push(format!(
+                        "{} [{}] sha256 {}{note}",
+                        r.name,
+                        if r.arch.is_empty() { "?" } else { &r.arch },
+                        if r.sha256.is_empty() { "-" } else { &r.sha256 }
+                    ));
+                }
+            }
+        }
+        if missing.is_empty() {
+            Ok(found)
+        } else {
+            let dirs: Vec<String> = self.dirs.iter().map(|d| d.display().to_string()).collect();
+            Err(EngineError::Plan(format!(
+                "missing models: {} (searched {})",
+                missing.join("; "),
+                dirs.join(", ")
+            )))
+        }
+    }
+}
+
+/// `.safetensors` files below `dir`, recursively (symlinked folders are not followed).
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => collect(&p, out),
+            Ok(_)
+                if p.extension()
+                    .is_some_and(|x| x.eq_ignore_ascii_case("safetensors")) =>
+            {
+                out.push(p)
+            }
+            _ => {}
+        }
+    }
+}

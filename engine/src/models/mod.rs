@@ -1,0 +1,10 @@
+//! Models: the [`manager::ModelManager`] (folders, hashes, architectures, resolving a graph's
+//! model references by hash), fetching and converting the ISNet weights
+//! ([`isnet_weights`], with a small ONNX reader in [`onnx`]), the ISNet network itself
+//! ([`isnet::IsNet`], on candle) and background removal built on it ([`background`]).
+
+pub mod background;
+pub mod isnet;
+pub mod isnet_weights;
+pub mod manager;
+pub mod onnx;
