@@ -120,6 +120,9 @@ pub fn encode_mask_png(mask: &Mask, text: PngText) -> Result<Vec<u8>, String> {
     )
 }
 
+/// An 8-bit photo: width, height, RGB bytes and, when the file has one, its alpha channel.
+pub type Rgb8 = (u32, u32, Vec<u8>, Option<Vec<u8>>);
+
 /// Decodes an image file to 8-bit RGB (and its alpha, if it has one) without going through
 /// floats, for memory-lean whole-image paths (`remove-bg` on 48-megapixel photos).
 pub fn decode_rgb8(

@@ -197,7 +197,7 @@ pub fn format_tensor_summary(t: &OnnxTensor) -> String {
 fn small_tensor_values(t: &OnnxTensor, max: usize) -> Option<Vec<String>> {
     let size = element_size(t.data_type)?;
     let n = t.raw.len() / size;
-    if n > max || t.raw.len() % size != 0 {
+    if n > max || !t.raw.len().is_multiple_of(size) {
         return None;
     }
     let out = t
