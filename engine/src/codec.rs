@@ -125,10 +125,7 @@ pub type Rgb8 = (u32, u32, Vec<u8>, Option<Vec<u8>>);
 
 /// Decodes an image file to 8-bit RGB (and its alpha, if it has one) without going through
 /// floats, for memory-lean whole-image paths (`remove-bg` on 48-megapixel photos).
-pub fn decode_rgb8(
-    bytes: &[u8],
-    name: &str,
-) -> Result<(u32, u32, Vec<u8>, Option<Vec<u8>>), String> {
+pub fn decode_rgb8(bytes: &[u8], name: &str) -> Result<Rgb8, String> {
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| format!("{name}: cannot read: {e}"))?;
