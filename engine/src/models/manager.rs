@@ -204,6 +204,19 @@ struct CachedHash {
     sha256: String,
 }
 
+fn extra_dirs() -> &'static std::sync::RwLock<Vec<PathBuf>> {
+    static EXTRA: std::sync::OnceLock<std::sync::RwLock<Vec<PathBuf>>> = std::sync::OnceLock::new();
+    EXTRA.get_or_init(|| std::sync::RwLock::new(Vec::new()))
+}
+
+/// Adds model folders for this process (the studio passes its settings' folders); every
+/// [`ModelManager::default_dirs`] after this searches them too.
+pub fn set_extra_dirs(dirs: Vec<PathBuf>) {
+    if let Ok(mut d) = extra_dirs().write() {
+        *d = dirs;
+    }
+}
+
 /// Model folders, with a cache of file hashes kept in `hash_cache`.
 pub struct ModelManager {
     pub dirs: Vec<PathBuf>,
@@ -224,13 +237,17 @@ impl ModelManager {
         ModelManager { dirs, hash_cache }
     }
 
-    /// The default: the data folder's `models/`, plus folders in `DEFECT_STUDIO_MODEL_DIRS`
-    /// (separated like `PATH`).
+    /// The default: the data folder's `models/`, the folders set with [`set_extra_dirs`] (the
+    /// studio's settings), and those in `DEFECT_STUDIO_MODEL_DIRS` (separated like `PATH`).
     pub fn default_dirs() -> ModelManager {
         let mut dirs = vec![crate::paths::models_dir()];
+        if let Ok(extra) = extra_dirs().read() {
+            dirs.extend(extra.iter().cloned());
+        }
         if let Some(extra) = std::env::var_os("DEFECT_STUDIO_MODEL_DIRS") {
             dirs.extend(std::env::split_paths(&extra).filter(|p| !p.as_os_str().is_empty()));
         }
+        dirs.dedup();
         ModelManager::new(dirs, crate::paths::home().join("model-hashes.json"))
     }
 

@@ -213,6 +213,7 @@ impl StudioApp {
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(e.to_string())),
         };
+        engine::models::manager::set_extra_dirs(settings.model_dirs.clone());
         let example = GraphDoc::from_json(EXAMPLE).unwrap_or_default();
         let doc = EditorDoc::new(&example, &catalogue, None);
         let mut app = StudioApp {
@@ -326,10 +327,7 @@ impl StudioApp {
                     self.frame_all = true;
                     self.remember(path);
                     // Models are found by hash first, then by name; missing ones are listed.
-                    let manager = engine::models::manager::ModelManager::new(
-                        self.settings.model_dirs.clone(),
-                        engine::paths::home().join("model-hashes.json"),
-                    );
+                    let manager = engine::models::manager::ModelManager::default_dirs();
                     if let Err(e) = manager.resolve(&doc.models) {
                         self.error("Missing models", e.to_string());
                     }
@@ -527,6 +525,7 @@ impl StudioApp {
             }
             AppCommand::ApplySettings(s) => {
                 self.settings = s;
+                engine::models::manager::set_extra_dirs(self.settings.model_dirs.clone());
                 if self.settings.cache_budget_mib != self.worker_budget && !self.running() {
                     let notify_ctx = ctx.clone();
                     self.worker = Worker::spawn_with_notify(
