@@ -25,8 +25,8 @@ pub fn check_size(width: u32, height: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// Decodes PNG, JPEG, BMP, TIFF or WebP bytes into an RGBA image. `name` is used in messages.
-pub fn decode_image(bytes: &[u8], name: &str) -> Result<Image, String> {
+/// A reader for `bytes` with its format guessed and allocation limits set.
+fn reader<'a>(bytes: &'a [u8], name: &str) -> Result<image::ImageReader<Cursor<&'a [u8]>>, String> {
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| format!("{name}: cannot read: {e}"))?;
@@ -40,20 +40,23 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<Image, String> {
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(2 * 1024 * 1024 * 1024);
     reader.limits(limits);
-    let (w, h) = reader
+    Ok(reader)
+}
+
+/// Decodes an image file after checking its size against the limits (before allocating).
+fn decode_checked(bytes: &[u8], name: &str) -> Result<image::DynamicImage, String> {
+    let (w, h) = reader(bytes, name)?
         .into_dimensions()
         .map_err(|e| format!("{name}: cannot decode: {e}"))?;
     check_size(w, h).map_err(|e| format!("{name}: {e}"))?;
-    let mut reader = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| format!("{name}: cannot read: {e}"))?;
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(2 * 1024 * 1024 * 1024);
-    reader.limits(limits);
-    let decoded = reader
+    reader(bytes, name)?
         .decode()
-        .map_err(|e| format!("{name}: cannot decode: {e}"))?;
-    let rgba = decoded.to_rgba32f();
+        .map_err(|e| format!("{name}: cannot decode: {e}"))
+}
+
+/// Decodes PNG, JPEG, BMP, TIFF or WebP bytes into an RGBA image. `name` is used in messages.
+pub fn decode_image(bytes: &[u8], name: &str) -> Result<Image, String> {
+    let rgba = decode_checked(bytes, name)?.to_rgba32f();
     Ok(Image {
         width: rgba.width(),
         height: rgba.height(),
@@ -126,23 +129,7 @@ pub type Rgb8 = (u32, u32, Vec<u8>, Option<Vec<u8>>);
 /// Decodes an image file to 8-bit RGB (and its alpha, if it has one) without going through
 /// floats, for memory-lean whole-image paths (`remove-bg` on 48-megapixel photos).
 pub fn decode_rgb8(bytes: &[u8], name: &str) -> Result<Rgb8, String> {
-    let mut reader = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| format!("{name}: cannot read: {e}"))?;
-    if reader.format().is_none() {
-        return Err(format!(
-            "{name}: not an image file (PNG, JPEG, BMP, TIFF or WebP expected)"
-        ));
-    }
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(2 * 1024 * 1024 * 1024);
-    reader.limits(limits);
-    let img = reader
-        .decode()
-        .map_err(|e| format!("{name}: cannot decode: {e}"))?;
-    check_size(img.width(), img.height()).map_err(|e| format!("{name}: {e}"))?;
+    let img = decode_checked(bytes, name)?;
     let alpha = img
         .color()
         .has_alpha()
