@@ -1200,6 +1200,19 @@ impl StudioApp {
     }
 
     fn windows_ui(&mut self, ctx: &egui::Context, cmds: &mut Vec<AppCommand>) {
+        // Once the run to the painted node has produced its input image, show it under the mask.
+        if let Some(node) = self
+            .painter
+            .as_ref()
+            .filter(|p| !p.has_background())
+            .map(|p| p.node.clone())
+        {
+            if let Some(img) = self.input_image(&node) {
+                if let Some(p) = &mut self.painter {
+                    p.set_background(&img, ctx);
+                }
+            }
+        }
         if let Some(p) = &mut self.painter {
             let mut open = true;
             let mut action = None;
@@ -1209,9 +1222,6 @@ impl StudioApp {
                 .show(ctx, |ui| {
                     action = p.painter_ui(ui);
                 });
-            if p.message.is_some() {
-                // Pick up the background once the run to this node has finished.
-            }
             match action {
                 Some(PainterAction::Apply(mask)) => {
                     let node = p.node.clone();

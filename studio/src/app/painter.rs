@@ -34,6 +34,29 @@ pub struct MaskPainter {
 }
 
 impl MaskPainter {
+    /// Whether the painter shows an image under the mask.
+    pub fn has_background(&self) -> bool {
+        self.background.is_some()
+    }
+
+    /// Puts `image` under the mask (once a run has produced it), scaling the painting to it.
+    pub fn set_background(&mut self, image: &Image, ctx: &egui::Context) {
+        if (image.width, image.height) != (self.mask.width, self.mask.height) {
+            self.mask = engine::ops::resize_mask(
+                &self.mask,
+                image.width,
+                image.height,
+                engine::ops::Filter::Nearest,
+            );
+            self.undo.clear();
+            self.redo.clear();
+            self.dirty = true;
+        }
+        self.background =
+            Some(ctx.load_texture("painter-bg", image_to_color(image), TextureOptions::LINEAR));
+        self.message = None;
+    }
+
     /// A painter over `image` (which sets the size), starting from `mask` if given.
     pub fn new(
         node: &str,
