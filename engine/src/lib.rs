@@ -8,6 +8,13 @@
 //!   output folder, and the [`Worker`] thread that the studio and the CLI both drive.
 //! - [`store`]: the redb [`Store`] of graphs, runs, outputs, bookmarks, presets and settings,
 //!   shared safely between processes.
+//! - [`defects`]: defect generators (scratch, crack, dent, stain, chip, DRAEM, CutPaste, NSA
+//!   with Poisson blending), each returning the image and its exact mask; [`cleanup`]:
+//!   PatchMatch object removal.
+//! - [`dataset`] and [`export`]: folder, COCO, YOLO and MVTec datasets with provenance, from
+//!   one or several stores; [`contact`]: labelled contact sheets.
+//! - [`models`]: the model manager (folders, hashes, architectures, resolving a graph's model
+//!   references), ISNet on candle and background removal, fetching and converting its weights.
 //! - [`image`], [`codec`], [`ops`], [`procedural`]: pixel buffers ([`Image`], [`Mask`]), file
 //!   decoding/encoding with size limits, classical image operations, and procedural textures,
 //!   noise and shapes.

@@ -8,7 +8,7 @@ use crate::procedural::Rng;
 /// Width in px of the slightly lighter lip just outside the crack outline.
 const LIP: f32 = 1.5;
 
-/// Soft-edge band of [`crack`] in px: the lip is at most [`LIP`] px outside the outline.
+/// Soft-edge band of [`crack`] in px: the lip is at most `LIP` px outside the outline.
 pub const CRACK_BAND: f32 = 3.0;
 
 /// Parameters of [`crack`].
