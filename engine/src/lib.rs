@@ -15,6 +15,7 @@
 //!   one or several stores; [`contact`]: labelled contact sheets.
 //! - [`models`]: the model manager (folders, hashes, architectures, resolving a graph's model
 //!   references), ISNet on candle and background removal, fetching and converting its weights.
+//! - [`sd`]: groundwork for the Stable Diffusion engine (a bit-exact torch CPU generator).
 //! - [`image`], [`codec`], [`ops`], [`procedural`]: pixel buffers ([`Image`], [`Mask`]), file
 //!   decoding/encoding with size limits, classical image operations, and procedural textures,
 //!   noise and shapes.
@@ -34,6 +35,7 @@ mod kinds;
 pub mod models;
 pub mod ops;
 pub mod paths;
+pub mod sd;
 
 pub mod procedural;
 pub mod run;
