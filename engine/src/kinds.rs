@@ -41,6 +41,7 @@ pub(crate) fn registry() -> Registry {
     r.register("NsaPatch", nsa_node);
     r.register("Cleanup", cleanup_node);
     r.register("RemoveBackground", remove_background);
+    crate::sd::nodes::register(&mut r);
     r
 }
 

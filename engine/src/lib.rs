@@ -21,6 +21,8 @@
 //!   noise and shapes.
 //! - [`EngineError`]: the crate's error type; errors of a node name the node.
 
+#![recursion_limit = "256"]
+
 pub mod cleanup;
 pub mod codec;
 pub mod contact;

@@ -15,6 +15,8 @@ pub enum Value {
     Int(i64),
     Float(f64),
     Text(Arc<str>),
+    /// A loaded checkpoint (shared: the weights live in the model cache).
+    Model(Arc<crate::sd::ModelHandle>),
 }
 
 impl Value {
@@ -25,6 +27,7 @@ impl Value {
             Value::Int(_) => PortType::Int,
             Value::Float(_) => PortType::Float,
             Value::Text(_) => PortType::Text,
+            Value::Model(_) => PortType::Model,
         }
     }
 
@@ -35,12 +38,21 @@ impl Value {
             Value::Mask(m) => m.size_bytes(),
             Value::Text(t) => t.len(),
             Value::Int(_) | Value::Float(_) => 8,
+            // The weights are counted by the model cache, not the value cache.
+            Value::Model(_) => 64,
         }
     }
 
     pub fn as_image(&self) -> Option<&Arc<Image>> {
         match self {
             Value::Image(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    pub fn as_model(&self) -> Option<&Arc<crate::sd::ModelHandle>> {
+        match self {
+            Value::Model(m) => Some(m),
             _ => None,
         }
     }

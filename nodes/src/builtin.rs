@@ -583,6 +583,10 @@ pub static ALL: &[&NodeSpec] = &[
     &NSA,
     &CLEANUP,
     &REMOVE_BACKGROUND,
+    &crate::diffusion::LOAD_CHECKPOINT,
+    &crate::diffusion::TXT2IMG,
+    &crate::diffusion::IMG2IMG,
+    &crate::diffusion::INPAINT,
 ];
 
 pub const DEFECTS: &str = "Defects";

@@ -6,7 +6,7 @@
 //! - [`NodeSpec`], [`PortSpec`], [`ParamSpec`]: a node kind, declared once as a `static` table
 //!   with its typed ports ([`PortType`]) and named parameters ([`ParamKind`], [`Widget`]).
 //! - [`Catalogue`]: the set of kinds; [`Catalogue::builtin`] holds the shipped ones
-//!   (see [`builtin`]).
+//!   (see [`builtin`]; the Stable Diffusion kinds are in [`diffusion`]).
 //! - [`GraphDoc`]: the versioned JSON graph document (`"format": "defect-studio/graph"`), with
 //!   named [`ParamValue`]s, [`Link`]s by port name, model references, embedded assets, layout and
 //!   meta. [`GraphDoc::from_json`] migrates older versions ([`migrate`]) and refuses newer ones;
@@ -17,6 +17,7 @@
 
 pub mod builtin;
 mod catalogue;
+pub mod diffusion;
 mod error;
 mod graph;
 pub mod migrate;

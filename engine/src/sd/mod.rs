@@ -1,5 +1,51 @@
-//! Groundwork for the Stable Diffusion engine: [`torch_rng::TorchGenerator`], a bit-exact port
-//! of torch's CPU generator (`torch.Generator("cpu").manual_seed(s)` with `randn`/`rand`), so
-//! that initial noise equals what diffusers draws for the same seed.
+//! The Stable Diffusion engine, our own code on candle, equal to diffusers for the same seed.
+//!
+//! - [`model::SdModel`]: a checkpoint (diffusers folder or single-file LDM `.safetensors`,
+//!   SD 1.x / 2.x / SDXL, 4- or 9-channel UNet), loaded once through [`model::load_cached`].
+//! - [`unet::UNet2DConditionModel`], [`vae::AutoencoderKL`] (tiled for large images) and
+//!   [`clip::text_model::ClipTextModel`] mirror the diffusers/transformers weight names; all
+//!   attention goes through [`attention::attention`] (chunked on the CPU).
+//! - [`clip`]: the real CLIP BPE tokenizer and A1111-style prompt weighting.
+//! - [`scheduler::Scheduler`]: DDIM, Euler, Euler a, DPM++ 2M (Karras), LMS, PNDM, UniPC, each
+//!   equal to its diffusers class built from the model's scheduler config.
+//! - [`torch_rng::TorchGenerator`]: torch's CPU generator, bit for bit, in diffusers' draw order.
+//! - [`pipeline::generate`]: txt2img, img2img, inpaint; [`nodes`] holds the node executors.
+//! - [`ldm`]: single-file checkpoint key mapping and architecture detection.
 
+use std::path::Path;
+use std::sync::Arc;
+
+pub mod attention;
+pub mod clip;
+pub mod config;
+mod layers;
+pub mod ldm;
+pub mod model;
+pub mod nodes;
+pub mod pipeline;
+pub mod scheduler;
 pub mod torch_rng;
+pub mod unet;
+pub mod vae;
+
+/// What flows on a Model port: a loaded checkpoint and how to condition it.
+pub struct ModelHandle {
+    pub model: Arc<model::SdModel>,
+    /// A1111 numbering: 1 = the text encoder's last layer.
+    pub clip_skip: usize,
+}
+
+impl std::fmt::Debug for ModelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelHandle")
+            .field("source", &self.model.source)
+            .field("clip_skip", &self.clip_skip)
+            .finish()
+    }
+}
+
+/// Checks a safetensors file before mapping it: a readable header, and every tensor's bytes
+/// inside the file with the size its shape and dtype need. Errors name the file and tensor.
+pub fn check_safetensors(path: &Path) -> crate::error::Result<()> {
+    crate::models::manager::read_header(path).map(|_| ())
+}

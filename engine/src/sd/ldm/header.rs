@@ -1,0 +1,155 @@
+//! Reading and checking a single-file checkpoint's safetensors header.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use candle_core::{bail, DType, Result};
+
+/// Names and shapes of every tensor in a checkpoint (its safetensors header), sorted by name.
+///
+/// Architecture detection, the name maps and the config inference only ever look at this,
+/// so they can be exercised without any tensor data.
+#[derive(Debug, Clone, Default)]
+pub struct Header {
+    tensors: BTreeMap<String, (Vec<usize>, DType)>,
+}
+
+impl Header {
+    /// Builds a header from `(name, shape, dtype)` triples.
+    pub fn from_entries<I, S>(entries: I) -> Self
+    where
+        I: IntoIterator<Item = (S, Vec<usize>, DType)>,
+        S: Into<String>,
+    {
+        let tensors = entries
+            .into_iter()
+            .map(|(n, s, d)| (n.into(), (s, d)))
+            .collect();
+        Self { tensors }
+    }
+
+    /// Shape of `name`, if the checkpoint has it.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.tensors.get(name).map(|(s, _)| s.as_slice())
+    }
+
+    /// Storage dtype of `name`, if the checkpoint has it.
+    pub fn dtype(&self, name: &str) -> Option<DType> {
+        self.tensors.get(name).map(|(_, d)| *d)
+    }
+
+    /// Whether the checkpoint has a tensor called `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// Whether any tensor name starts with `prefix`.
+    pub fn has_prefix(&self, prefix: &str) -> bool {
+        self.with_prefix(prefix).next().is_some()
+    }
+
+    /// All `(name, shape)` pairs whose name starts with `prefix`, in name order.
+    pub fn with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a [usize])> + 'a {
+        self.tensors
+            .range(prefix.to_string()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(k, (s, _))| (k.as_str(), s.as_slice()))
+    }
+
+    /// All tensor names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(|k| k.as_str())
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Whether the header lists no tensor.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// Shape of `name` or an error naming the tensor and `what` needed it.
+    pub(crate) fn require(&self, name: &str, what: &str) -> Result<&[usize]> {
+        match self.shape(name) {
+            Some(s) => Ok(s),
+            None => bail!("checkpoint has no tensor `{name}` (needed for {what})"),
+        }
+    }
+
+    /// Dimension `dim` of tensor `name`, with errors naming the tensor.
+    pub(crate) fn dim(&self, name: &str, dim: usize, what: &str) -> Result<usize> {
+        let s = self.require(name, what)?;
+        match s.get(dim) {
+            Some(&d) => Ok(d),
+            None => bail!(
+                "tensor `{name}` has shape {s:?}, expected at least {} dims (for {what})",
+                dim + 1
+            ),
+        }
+    }
+}
+
+/// Extensions of pickle-based PyTorch checkpoints, which are never opened.
+const PICKLE_EXTENSIONS: &[&str] = &["ckpt", "pt", "pth", "bin", "pkl", "pickle"];
+
+/// Refuses pickle checkpoints by extension, before the file is touched.
+pub(crate) fn refuse_pickle_extension(path: &Path) -> Result<()> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    if let Some(ext) = ext {
+        if PICKLE_EXTENSIONS.contains(&ext.as_str()) {
+            bail!(
+                "{}: `.{ext}` files are Python pickles, which can run arbitrary code when loaded and are not \
+                 supported; convert the checkpoint to .safetensors first (for example with the \
+                 `safetensors` convert script or by re-saving it with safetensors.torch.save_file)",
+                path.display()
+            )
+        }
+    }
+    Ok(())
+}
+
+/// Checks the first bytes of the file: refuses zip/pickle payloads whatever the extension, and
+/// checks that the declared safetensors header fits in the file.
+pub(crate) fn precheck_file(path: &Path) -> Result<()> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => bail!("{}: cannot open checkpoint: {e}", path.display()),
+    };
+    let size = match file.metadata() {
+        Ok(m) => m.len(),
+        Err(e) => bail!("{}: cannot read file metadata: {e}", path.display()),
+    };
+    let mut first = [0u8; 8];
+    if size < 8 || file.read_exact(&mut first).is_err() {
+        bail!(
+            "{}: file is truncated or not a safetensors file ({size} bytes, a safetensors file starts with an 8-byte header length)",
+            path.display()
+        )
+    }
+    // PyTorch >= 1.6 checkpoints are zip archives ("PK\x03\x04"), older ones raw pickles (0x80 proto).
+    if first.starts_with(b"PK\x03\x04") || first[0] == 0x80 {
+        bail!(
+            "{}: this is a PyTorch pickle checkpoint (zip/pickle data), not safetensors; pickles are not \
+             supported because they can run arbitrary code: convert it to .safetensors first",
+            path.display()
+        )
+    }
+    let header_len = u64::from_le_bytes(first);
+    if header_len == 0 || header_len > size - 8 {
+        bail!(
+            "{}: corrupt or truncated safetensors file: header length {header_len} does not fit in a file of {size} bytes",
+            path.display()
+        )
+    }
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! Load original-LDM single-file Stable Diffusion checkpoints (A1111 / ComfyUI style
+//! `.safetensors`) as if they were diffusers folders.
+//!
+//! * [`open_single_file`] opens a checkpoint and returns a [`SingleFile`]: pickle files
+//!   (`.ckpt`, `.pt`, `.bin`, ...) are refused before reading, truncated or corrupt files give an
+//!   error naming the file.
+//! * [`detect_arch`] tells the [`Arch`] (sd1, sd1-inpaint, sd2, sd2-inpaint, sdxl, sdxl-inpaint;
+//!   SDXL refiners are refused) from the tensor names and shapes alone ([`Header`]).
+//! * [`component_map`] builds, per [`Component`], a [`TensorMap`] from each diffusers parameter
+//!   name to a [`Source`]: the LDM tensor plus a [`Transform`] (q/k/v slices of OpenCLIP's fused
+//!   `in_proj`, `[C, C, 1, 1]` → `[C, C]` for the VAE attention, transposed `text_projection`).
+//!   It is the inverse of diffusers' `convert_ldm_unet_checkpoint`, `convert_ldm_vae_checkpoint`,
+//!   `convert_ldm_clip_checkpoint` and `convert_open_clip_checkpoint`.
+//! * [`infer_config`] returns each component's diffusers `config.json` as a
+//!   `serde_json::Value`, read from the shapes (with overrides for what weights cannot tell).
+//! * [`LdmBackend`] is a `candle_nn::var_builder::SimpleBackend` serving diffusers names out of
+//!   the memory-mapped file, so models are built exactly as from a diffusers folder through
+//!   [`SingleFile::var_builder`].
+//!
+//! ```no_run
+//! # fn main() -> candle_core::Result<()> {
+//! use engine::sd::ldm::{open_single_file, Component};
+//! let ckpt = open_single_file("model.safetensors")?;
+//! println!("{}", ckpt.arch());
+//! let unet_cfg = ckpt.config(Component::Unet)?;
+//! let vb = ckpt.var_builder(Component::Unet, candle_core::DType::F32, &candle_core::Device::Cpu)?;
+//! # let _ = (unet_cfg, vb); Ok(()) }
+//! ```
+
+mod arch;
+mod backend;
+mod config;
+mod header;
+mod mapping;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{bail, DType, Device, Result};
+use candle_nn::VarBuilder;
+use serde_json::{Map, Value};
+
+pub use arch::{detect_arch, Arch, Component};
+pub use backend::LdmBackend;
+pub use config::infer_config;
+pub use header::Header;
+pub use mapping::{component_map, Source, TensorMap, Transform, UnetLayout};
+
+/// An opened single-file checkpoint: its architecture, per-component name maps and configs.
+pub struct SingleFile {
+    path: PathBuf,
+    st: Arc<MmapedSafetensors>,
+    header: Header,
+    arch: Arch,
+    maps: BTreeMap<Component, Arc<TensorMap>>,
+    unmapped: Vec<String>,
+    overrides: BTreeMap<Component, Map<String, Value>>,
+}
+
+/// Opens an LDM single-file `.safetensors` checkpoint.
+///
+/// Pickle checkpoints are refused by extension before the file is opened, and by their first
+/// bytes otherwise; a truncated or corrupt file gives an error naming the file. The
+/// architecture is detected and the name maps of every component present are built.
+pub fn open_single_file(path: impl AsRef<Path>) -> Result<SingleFile> {
+    let path = path.as_ref();
+    header::refuse_pickle_extension(path)?;
+    header::precheck_file(path)?;
+    // SAFETY: the file is mapped read-only; as for every memory-mapped checkpoint, it must not
+    // be modified by another process while it is open.
+    let st = match unsafe { MmapedSafetensors::new(path) } {
+        Ok(st) => st,
+        Err(e) => bail!(
+            "{}: corrupt or truncated safetensors file, cannot read its header: {e}",
+            path.display()
+        ),
+    };
+    let header = Header::from_entries(st.tensors().into_iter().map(|(name, view)| {
+        let dtype = DType::try_from(view.dtype()).unwrap_or(DType::U8);
+        (name, view.shape().to_vec(), dtype)
+    }));
+    let arch = match detect_arch(&header) {
+        Ok(a) => a,
+        Err(e) => bail!("{}: {e}", path.display()),
+    };
+    let mut maps = BTreeMap::new();
+    let mut used = BTreeSet::new();
+    for &c in arch.components() {
+        let present = match c {
+            Component::Unet => true,
+            Component::Vae => arch::vae_prefix(&header).is_some(),
+            _ => arch::text_encoder_location(arch, c).is_some_and(|(p, _)| header.has_prefix(p)),
+        };
+        if !present {
+            continue;
+        }
+        let (map, _) = match component_map(&header, arch, c) {
+            Ok(m) => m,
+            Err(e) => bail!("{}: {c}: {e}", path.display()),
+        };
+        used.extend(map.values().map(|s| s.ldm_name.clone()));
+        maps.insert(c, Arc::new(map));
+    }
+    let unmapped = header
+        .names()
+        .filter(|n| !used.contains(*n))
+        .map(str::to_string)
+        .collect();
+    Ok(SingleFile {
+        path: path.to_path_buf(),
+        st: Arc::new(st),
+        header,
+        arch,
+        maps,
+        unmapped,
+        overrides: BTreeMap::new(),
+    })
+}
+
+impl SingleFile {
+    /// The checkpoint's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The detected architecture.
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// Tensor names and shapes of the file.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Components present in the file (a UNet-only file has just `Unet`).
+    pub fn components(&self) -> Vec<Component> {
+        self.maps.keys().copied().collect()
+    }
+
+    /// Whether `component` is in the file.
+    pub fn has(&self, component: Component) -> bool {
+        self.maps.contains_key(&component)
+    }
+
+    /// LDM tensors not served to any component (EMA copies, `position_ids`, SD2's unused last
+    /// text layer, `alphas_cumprod`, ...).
+    pub fn unmapped(&self) -> &[String] {
+        &self.unmapped
+    }
+
+    /// The diffusers-name map of `component`.
+    pub fn tensor_map(&self, component: Component) -> Result<&TensorMap> {
+        match self.maps.get(&component) {
+            Some(m) => Ok(m),
+            None => bail!(
+                "{}: checkpoint ({}) has no {component}",
+                self.path.display(),
+                self.arch
+            ),
+        }
+    }
+
+    /// Adds config overrides for `component` (a JSON object merged over the inferred config;
+    /// also consulted for values the weights cannot tell, e.g. `attention_head_dim`,
+    /// `num_attention_heads`, `sample_size`, `scaling_factor`).
+    pub fn with_config_override(mut self, component: Component, overrides: Value) -> Result<Self> {
+        let Value::Object(m) = overrides else {
+            bail!("config override for {component} must be a JSON object")
+        };
+        self.overrides.entry(component).or_default().extend(m);
+        Ok(self)
+    }
+
+    /// The diffusers `config.json` of `component`, inferred from the shapes.
+    pub fn config(&self, component: Component) -> Result<Value> {
+        self.tensor_map(component)?;
+        let empty = Map::new();
+        let ov = self.overrides.get(&component).unwrap_or(&empty);
+        match infer_config(&self.header, self.arch, component, ov) {
+            Ok(v) => Ok(v),
+            Err(e) => bail!("{}: {component} config: {e}", self.path.display()),
+        }
+    }
+
+    /// A backend serving `component`'s diffusers names.
+    pub fn backend(&self, component: Component) -> Result<LdmBackend> {
+        let map = Arc::clone(self.maps.get(&component).ok_or_else(|| {
+            candle_core::Error::Msg(format!(
+                "{}: checkpoint ({}) has no {component}",
+                self.path.display(),
+                self.arch
+            ))
+        })?);
+        Ok(LdmBackend::new(
+            Arc::clone(&self.st),
+            self.path.clone(),
+            component,
+            map,
+        ))
+    }
+
+    /// A `VarBuilder` over `component`'s diffusers names, producing `dtype` tensors on `device`.
+    pub fn var_builder(
+        &self,
+        component: Component,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<VarBuilder<'static>> {
+        let backend = self.backend(component)?;
+        Ok(VarBuilder::from_backend(
+            Box::new(backend),
+            dtype,
+            device.clone(),
+        ))
+    }
+}
+
+/// A `VarBuilder` over a stand-alone LDM-named VAE file (`encoder.down.0.block.0…`, with or
+/// without a `first_stage_model.` prefix), serving diffusers names.
+pub fn vae_file_var_builder(
+    path: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<VarBuilder<'static>> {
+    header::refuse_pickle_extension(path)?;
+    header::precheck_file(path)?;
+    // SAFETY: mapped read-only, as every checkpoint.
+    let st = match unsafe { MmapedSafetensors::new(path) } {
+        Ok(st) => st,
+        Err(e) => bail!(
+            "{}: corrupt or truncated safetensors file: {e}",
+            path.display()
+        ),
+    };
+    let header = Header::from_entries(st.tensors().into_iter().map(|(name, view)| {
+        let dtype = DType::try_from(view.dtype()).unwrap_or(DType::U8);
+        (name, view.shape().to_vec(), dtype)
+    }));
+    let prefix = arch::vae_prefix(&header).unwrap_or("");
+    let (map, _) = match mapping::vae_map(&header, prefix) {
+        Ok(m) => m,
+        Err(e) => bail!("{}: VAE: {e}", path.display()),
+    };
+    if map.is_empty() {
+        bail!("{}: no VAE tensors found", path.display());
+    }
+    let backend = LdmBackend::new(
+        Arc::new(st),
+        path.to_path_buf(),
+        Component::Vae,
+        Arc::new(map),
+    );
+    Ok(VarBuilder::from_backend(
+        Box::new(backend),
+        dtype,
+        device.clone(),
+    ))
+}

@@ -1,0 +1,256 @@
+//! The Stable Diffusion node kinds: [`LOAD_CHECKPOINT`], [`TXT2IMG`], [`IMG2IMG`], [`INPAINT`].
+//!
+//! Nodes are coarse, as users think of them: a sampler node takes a Model, the prompts and the
+//! sampling parameters and outputs an Image. Their results equal `defect-studio generate` (and
+//! diffusers) for the same model, prompt, seed, steps, guidance and scheduler.
+
+use crate::catalogue::{NodeSpec, ParamSpec as P, PortSpec, PortType as T, Widget};
+
+pub const DIFFUSION: &str = "Diffusion";
+
+/// Scheduler names, as on the command line; `default` is the model's own scheduler config.
+pub const SCHEDULERS: &[&str] = &[
+    "default",
+    "ddim",
+    "euler",
+    "euler_a",
+    "dpmpp_2m",
+    "dpmpp_2m_karras",
+    "lms",
+    "pndm",
+    "unipc",
+];
+
+const SIZE_DOC_TXT: &str = "Width in pixels, a multiple of 8; 0 = the model's native size.";
+const SIZE_DOC_IMG: &str = "Output size in pixels, a multiple of 8; 0 = the input image's size \
+                            (rounded down to a multiple of 8).";
+
+const MODEL_IN: PortSpec = PortSpec::new("model", T::Model, "A loaded checkpoint.");
+
+const PROMPT: P = P::text("prompt", "", "What to generate.").with_widget(Widget::TextArea);
+const NEGATIVE: P = P::text(
+    "negative",
+    "",
+    "What to avoid (empty = no negative prompt, as diffusers does).",
+)
+.with_widget(Widget::TextArea);
+const STEPS: P = P::int("steps", 1, 500, 20, "Sampling steps.");
+const CFG: P = P::float(
+    "cfg",
+    0.0,
+    30.0,
+    7.5,
+    "Classifier-free guidance scale; 1 or below turns guidance off.",
+)
+.with_widget(Widget::DragValue);
+const SCHEDULER: P = P::choice(
+    "scheduler",
+    SCHEDULERS,
+    "default",
+    "Sampler, as in diffusers; `default` uses the model's scheduler config.",
+);
+const SEED: P = P::seed(
+    "seed",
+    "Seed of the initial noise (and every sampler draw): torch's CPU generator, so the same \
+     seed gives the same image as diffusers.",
+);
+const WEIGHTING: P = P::bool(
+    "prompt_weighting",
+    false,
+    "A1111-style (word:1.3), (word), [word] and prompts longer than 75 tokens in chunks. Off = \
+     diffusers' behaviour (plain text, cut at 77 tokens).",
+);
+
+pub static LOAD_CHECKPOINT: NodeSpec = NodeSpec {
+    kind: "LoadCheckpoint",
+    version: 1,
+    category: DIFFUSION,
+    doc: "Loads a Stable Diffusion checkpoint (SD 1.x, 2.x, SDXL, their Turbo and inpainting \
+          variants): a single-file .safetensors (A1111/ComfyUI) or a diffusers folder. Looked up \
+          in the model folders by name, or by path. Loaded once and kept in memory.",
+    inputs: &[],
+    outputs: &[PortSpec::new(
+        "model",
+        T::Model,
+        "UNet, VAE and text encoders.",
+    )],
+    params: &[
+        P::text(
+            "checkpoint",
+            "",
+            "File name in the model folders, or a path (file or diffusers folder).",
+        ),
+        P::text(
+            "vae",
+            "",
+            "Optional separate VAE file (.safetensors) replacing the checkpoint's.",
+        ),
+        P::int(
+            "clip_skip",
+            1,
+            12,
+            1,
+            "Use the text encoder's N-th layer from the end (1 = last, 2 = penultimate, as in \
+             A1111).",
+        ),
+        P::choice(
+            "prediction",
+            &["auto", "epsilon", "v_prediction"],
+            "auto",
+            "What the UNet predicts; auto reads the scheduler config (SD 2.x 768 models are \
+             v_prediction).",
+        ),
+        P::choice(
+            "dtype",
+            &["auto", "f32", "f16", "bf16"],
+            "auto",
+            "Weights' precision: auto = f32 on the CPU, f16 on CUDA.",
+        ),
+        P::choice(
+            "device",
+            &["auto", "cpu", "cuda"],
+            "auto",
+            "Where to run: auto = CUDA when built with it and present, else the CPU.",
+        ),
+    ],
+    deterministic: true,
+    sink: false,
+};
+
+pub static TXT2IMG: NodeSpec = NodeSpec {
+    kind: "Txt2Img",
+    version: 1,
+    category: DIFFUSION,
+    doc: "Generates an image from a prompt (diffusers' StableDiffusion(XL)Pipeline). Shows a \
+          preview at every step.",
+    inputs: &[MODEL_IN],
+    outputs: &[PortSpec::new("image", T::Image, "The generated image.")],
+    params: &[
+        PROMPT,
+        NEGATIVE,
+        P::int("width", 0, 4096, 0, SIZE_DOC_TXT),
+        P::int(
+            "height",
+            0,
+            4096,
+            0,
+            "Height in pixels, a multiple of 8; 0 = native.",
+        ),
+        STEPS,
+        CFG,
+        SCHEDULER,
+        SEED,
+        WEIGHTING,
+    ],
+    deterministic: true,
+    sink: false,
+};
+
+pub static IMG2IMG: NodeSpec = NodeSpec {
+    kind: "Img2Img",
+    version: 1,
+    category: DIFFUSION,
+    doc: "Re-draws an image guided by a prompt (diffusers' Img2ImgPipeline): strength 0 keeps \
+          it, 1 replaces it.",
+    inputs: &[
+        MODEL_IN,
+        PortSpec::new("image", T::Image, "The starting image."),
+    ],
+    outputs: &[PortSpec::new("image", T::Image, "The re-drawn image.")],
+    params: &[
+        PROMPT,
+        NEGATIVE,
+        P::float(
+            "strength",
+            0.0,
+            1.0,
+            0.75,
+            "How much to change: the fraction of the steps that run.",
+        ),
+        P::int("width", 0, 4096, 0, SIZE_DOC_IMG),
+        P::int("height", 0, 4096, 0, SIZE_DOC_IMG),
+        STEPS,
+        CFG,
+        SCHEDULER,
+        SEED,
+        WEIGHTING,
+    ],
+    deterministic: true,
+    sink: false,
+};
+
+pub static INPAINT: NodeSpec = NodeSpec {
+    kind: "Inpaint",
+    version: 1,
+    category: DIFFUSION,
+    doc: "Repaints the masked part of an image (white = repaint), with an inpainting model \
+          (9-channel UNet) or any normal model (latent blending, as diffusers does). Options as \
+          in A1111: mask blur, only-masked (work on a padded crop at full resolution, paste it \
+          back with a feathered seam). Pixels outside the mask are kept exactly when \
+          `paste_back` is on.",
+    inputs: &[
+        MODEL_IN,
+        PortSpec::new("image", T::Image, "The image to repaint."),
+        PortSpec::new(
+            "mask",
+            T::Mask,
+            "Where to repaint (white). Must have the image's size.",
+        ),
+    ],
+    outputs: &[
+        PortSpec::new("image", T::Image, "The repainted image."),
+        PortSpec::new(
+            "mask",
+            T::Mask,
+            "The region that changed: the blend mask used to paste back (the binarised input \
+             mask when there is no blur).",
+        ),
+    ],
+    params: &[
+        PROMPT,
+        NEGATIVE,
+        P::float(
+            "strength",
+            0.0,
+            1.0,
+            1.0,
+            "How much to change inside the mask (1 = start from pure noise).",
+        ),
+        P::int("width", 0, 4096, 0, SIZE_DOC_IMG),
+        P::int("height", 0, 4096, 0, SIZE_DOC_IMG),
+        STEPS,
+        CFG,
+        SCHEDULER,
+        SEED,
+        WEIGHTING,
+        P::float(
+            "mask_blur",
+            0.0,
+            64.0,
+            4.0,
+            "Gaussian blur (sigma, px) of the mask used to paste the result back.",
+        )
+        .with_widget(Widget::DragValue),
+        P::bool(
+            "only_masked",
+            false,
+            "Inpaint only a padded crop around the mask, at the node's width/height (0 = the \
+             model's native size), then paste it back.",
+        ),
+        P::int(
+            "padding",
+            0,
+            1024,
+            32,
+            "Only-masked: context around the mask's bounding box, px.",
+        ),
+        P::bool(
+            "paste_back",
+            true,
+            "Keep every pixel outside the (blurred) mask exactly as in the input. Off = \
+             diffusers' output (the whole image goes through the VAE).",
+        ),
+    ],
+    deterministic: true,
+    sink: false,
+};
