@@ -265,3 +265,100 @@ fn single_file_equals_folder() {
         assert!(r.worst_step <= 1e-4 && r.float_db >= 80.0 && r.png_db >= 55.0);
     }
 }
+
+/// The CLIP tokenizer gives transformers' ids (SD1's pad, SDXL's second tokenizer's pad 0).
+#[test]
+fn tokenizer_matches_transformers() {
+    use engine::sd::clip::ClipTokenizer;
+    let text = std::fs::read_to_string(fixtures().join("text/tokens.json")).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let prompts = doc["prompts"].as_array().unwrap();
+    assert!(prompts.len() >= 10);
+    let (sd1, sdxl2) = (ClipTokenizer::new(49407), ClipTokenizer::new(0));
+    let ids = |v: &Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    for p in prompts {
+        let prompt = p["prompt"].as_str().unwrap();
+        assert_eq!(sd1.encode_plain(prompt), ids(&p["sd1"]), "sd1: {prompt:?}");
+        assert_eq!(
+            sdxl2.encode_plain(prompt),
+            ids(&p["sdxl_2"]),
+            "sdxl_2: {prompt:?}"
+        );
+    }
+}
+
+/// Prompt weighting changes the conditioning (and so the image) only where the prompt asks:
+/// a plain prompt gives the diffusers result; an emphasised word gives another image.
+#[test]
+fn prompt_weighting_is_opt_in_and_effective() {
+    let name = "sd15_txt2img_euler";
+    let c = case(name);
+    let m = model("sd15");
+    let mut p = params(&c);
+    p.weighting = true;
+    let mut none = |_: usize, _: usize, _: &Tensor| Ok(());
+    let plain = generate(&m, &p, &mut none).unwrap();
+    let reference = generate(&m, &params(&c), &mut none).unwrap();
+    let db = psnr(&rgb(&plain.images[0]), &rgb(&reference.images[0]));
+    assert!(
+        db > 80.0,
+        "weighting a plain prompt changed the image: {db:.1} dB"
+    );
+    p.prompt = format!("({}:1.6)", p.prompt);
+    let weighted = generate(&m, &p, &mut none).unwrap();
+    let db = psnr(&rgb(&weighted.images[0]), &rgb(&reference.images[0]));
+    assert!(
+        db < 60.0,
+        "an emphasised prompt should change the image: {db:.1} dB"
+    );
+}
+
+/// `--vae`: a separate VAE file replaces the checkpoint's, in diffusers names or in LDM names
+/// (a stand-alone `encoder.down.0…` file as A1111 users download). The same weights give the
+/// same image; another VAE changes it.
+#[test]
+fn vae_override_diffusers_and_ldm_names() {
+    let name = "sd15_txt2img_euler";
+    let dir = tempfile::tempdir().unwrap();
+    // An LDM-named VAE: the single file's first_stage_model.* without the prefix.
+    let all =
+        candle_core::safetensors::load(fixtures().join("models/sd15.safetensors"), &Device::Cpu)
+            .unwrap();
+    let vae: HashMap<String, Tensor> = all
+        .into_iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("first_stage_model.")
+                .map(|k| (k.to_string(), v))
+        })
+        .collect();
+    assert!(vae.len() > 50);
+    let ldm_vae = dir.path().join("vae-ldm.safetensors");
+    candle_core::safetensors::save(&vae, &ldm_vae).unwrap();
+    let folder_vae = fixtures().join("models/sd15/vae/diffusion_pytorch_model.safetensors");
+    for file in [folder_vae.clone(), ldm_vae] {
+        let opts = LoadOptions {
+            vae: Some(file),
+            ..LoadOptions::default()
+        };
+        let m = load(&fixtures().join("models/sd15"), &opts).expect("loads with a VAE override");
+        let r = check_case_with(name, &m);
+        assert!(r.float_db >= 80.0);
+    }
+    // The SDXL fixture's VAE has other weights: the image must change.
+    let opts = LoadOptions {
+        vae: Some(fixtures().join("models/sdxl/vae/diffusion_pytorch_model.safetensors")),
+        ..LoadOptions::default()
+    };
+    let m = load(&fixtures().join("models/sd15"), &opts).unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check_case_with(name, &m)));
+    assert!(
+        r.is_err(),
+        "a different VAE must not reproduce the reference"
+    );
+}

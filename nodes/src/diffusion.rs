@@ -1,4 +1,5 @@
-//! The Stable Diffusion node kinds: [`LOAD_CHECKPOINT`], [`TXT2IMG`], [`IMG2IMG`], [`INPAINT`].
+//! The Stable Diffusion node kinds: [`LOAD_CHECKPOINT`], [`LORA_LOADER`], [`TXT2IMG`],
+//! [`IMG2IMG`], [`INPAINT`].
 //!
 //! Nodes are coarse, as users think of them: a sampler node takes a Model, the prompts and the
 //! sampling parameters and outputs an Image. Their results equal `defect-studio generate` (and
@@ -112,6 +113,47 @@ pub static LOAD_CHECKPOINT: NodeSpec = NodeSpec {
             "auto",
             "Where to run: auto = CUDA when built with it and present, else the CPU.",
         ),
+    ],
+    deterministic: true,
+    sink: false,
+};
+
+pub static LORA_LOADER: NodeSpec = NodeSpec {
+    kind: "LoraLoader",
+    version: 1,
+    category: DIFFUSION,
+    doc: "Applies a LoRA (kohya, diffusers/PEFT or LyCORIS LoCon .safetensors) to a model. Chain \
+          several to stack them. The base weights stay cached: changing a strength does not \
+          reload the checkpoint. The node's status lists how many modules it changed and every \
+          key that matched nothing.",
+    inputs: &[MODEL_IN],
+    outputs: &[PortSpec::new(
+        "model",
+        T::Model,
+        "The model with the LoRA applied.",
+    )],
+    params: &[
+        P::text(
+            "lora",
+            "",
+            "LoRA file name in the model folders, or a path.",
+        ),
+        P::float(
+            "strength",
+            -4.0,
+            4.0,
+            1.0,
+            "Weight of the LoRA on the UNet (scaled by alpha/rank, as kohya and diffusers do).",
+        )
+        .with_widget(Widget::DragValue),
+        P::float(
+            "text_strength",
+            -4.0,
+            4.0,
+            1.0,
+            "Weight of the LoRA on the text encoder(s).",
+        )
+        .with_widget(Widget::DragValue),
     ],
     deterministic: true,
     sink: false,

@@ -51,6 +51,12 @@ pub fn parse_dtype(name: &str, device: &Device) -> Result<DType> {
         "" | "auto" => DType::F16,
         "f32" => DType::F32,
         "f16" => DType::F16,
+        "bf16" if device.is_cpu() => {
+            return Err(EngineError::failed(
+                "dtype bf16 is not available on the CPU (candle has no bf16 convolution there): \
+                 use f32 or f16",
+            ))
+        }
         "bf16" => DType::BF16,
         other => {
             return Err(EngineError::failed(format!(
