@@ -48,6 +48,11 @@ pub enum Event {
         node: String,
         message: String,
     },
+    /// A node's status line for the user (e.g. what a LoRA matched).
+    NodeStatus {
+        node: String,
+        message: String,
+    },
     /// A sink wrote a file (and, through the runner, a store record).
     Saved {
         node: String,
@@ -288,6 +293,14 @@ impl<'a> NodeCtx<'a> {
         self.files.get(param).cloned().ok_or_else(|| {
             EngineError::failed(format!("parameter \"{param}\": no file was chosen"))
         })
+    }
+
+    /// A status line for the user, shown on the node (studio) and printed by the CLI.
+    pub fn status(&self, message: impl Into<String>) {
+        (self.emit)(Event::NodeStatus {
+            node: self.node.clone(),
+            message: message.into(),
+        });
     }
 
     /// Reports step `step` of `total`; returns `Err(Cancelled)` once the run is cancelled, so a

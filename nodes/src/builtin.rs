@@ -584,6 +584,7 @@ pub static ALL: &[&NodeSpec] = &[
     &CLEANUP,
     &REMOVE_BACKGROUND,
     &crate::diffusion::LOAD_CHECKPOINT,
+    &crate::diffusion::LORA_LOADER,
     &crate::diffusion::TXT2IMG,
     &crate::diffusion::IMG2IMG,
     &crate::diffusion::INPAINT,

@@ -99,7 +99,7 @@ pub enum Command {
     /// Generate images with a Stable Diffusion checkpoint, exactly as diffusers' pipelines do
     /// for the same seed: txt2img; img2img with --init-image; inpaint with --init-image and
     /// --mask (white = repaint).
-    Generate(GenerateArgs),
+    Generate(Box<GenerateArgs>),
     /// The model manager: list the models in the model folders, or fetch one.
     Models {
         #[command(subcommand)]
@@ -155,6 +155,10 @@ pub struct GenerateArgs {
     pub only_masked: bool,
     #[arg(long, default_value_t = 32)]
     pub padding: u32,
+    /// Apply a LoRA: PATH:WEIGHT[:TEXT_WEIGHT] (a path or a name in the model folders).
+    /// Repeatable; stacked in order.
+    #[arg(long = "lora", value_name = "PATH:WEIGHT[:TE_WEIGHT]")]
+    pub lora: Vec<String>,
     /// A separate VAE file.
     #[arg(long)]
     pub vae: Option<PathBuf>,
@@ -492,6 +496,7 @@ fn run_cmd(
                     }
                 }
                 Event::Saved { path, .. } => say(format!("saved {}", path.display())),
+                Event::NodeStatus { node, message } => say(format!("{node}: {message}")),
                 _ => {}
             },
             WorkerEvent::Batch(BatchEvent::ItemFinished { .. }) => {}
@@ -888,7 +893,16 @@ fn generate_cmd(a: &GenerateArgs) -> Result<i32> {
         dtype,
         device,
     };
-    let loaded = model::load_cached(&path, &opts)?;
+    let base = model::load_cached(&path, &opts)?;
+    let stack = a
+        .lora
+        .iter()
+        .map(|s| parse_lora_arg(s))
+        .collect::<Result<Vec<_>>>()?;
+    let (loaded, reports) = engine::sd::lora::apply_cached(&base, &stack)?;
+    for r in &reports {
+        println!("{}", r.summary());
+    }
     let params = pipeline::GenerateParams {
         prompt: a.prompt.clone(),
         negative: a.negative.clone(),
@@ -972,4 +986,31 @@ fn progress_bar(n: u64) -> Option<indicatif::ProgressBar> {
     );
     b.enable_steady_tick(Duration::from_millis(120));
     Some(b)
+}
+
+/// `PATH:WEIGHT[:TE_WEIGHT]` → a LoRA of the stack (the text weight defaults to the weight).
+fn parse_lora_arg(s: &str) -> Result<engine::sd::lora::LoraSpec> {
+    let parts: Vec<&str> = s.rsplitn(3, ':').collect();
+    let num = |t: &str| t.parse::<f64>().ok();
+    // rsplitn gives the pieces from the right: [te?, weight?, path].
+    let (path, unet, text) = match parts.as_slice() {
+        [te, w, p] if num(te).is_some() && num(w).is_some() => {
+            (p.to_string(), num(w).unwrap_or(1.0), num(te).unwrap_or(1.0))
+        }
+        [w, rest @ ..] if num(w).is_some() => {
+            let p: Vec<&str> = rest.iter().rev().copied().collect();
+            let w = num(w).unwrap_or(1.0);
+            (p.join(":"), w, w)
+        }
+        _ => (s.to_string(), 1.0, 1.0),
+    };
+    if path.is_empty() {
+        bail!("--lora {s}: expected PATH:WEIGHT[:TE_WEIGHT]");
+    }
+    let resolved = engine::sd::nodes::resolve_checkpoint(&path)?;
+    Ok(engine::sd::lora::LoraSpec {
+        path: resolved,
+        unet,
+        text,
+    })
 }

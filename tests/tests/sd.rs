@@ -60,7 +60,7 @@ fn case_args(c: &serde_json::Value) -> Vec<String> {
         "--scheduler".into(),
         c["scheduler"].as_str().unwrap().into(),
         "--batch".into(),
-        c["batch"].to_string(),
+        c["batch"].as_u64().unwrap_or(1).to_string(),
     ];
     if let Some(n) = c["negative"].as_str() {
         a.extend(["--negative".into(), n.into()]);
@@ -350,4 +350,122 @@ fn bad_input_fails_with_one_clear_line() {
         &["nope.safetensors", "not found"],
     );
     assert!(!out.exists(), "nothing may be written on failure");
+}
+
+fn lora_case(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(sd().join("lora/cases.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    doc["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()
+        .clone()
+}
+
+/// `generate --lora PATH:WEIGHT` equals diffusers with the LoRA, and reports what it applied.
+#[test]
+fn generate_with_lora_reports_and_matches_diffusers() {
+    let env = Env::new();
+    let c = lora_case("lora_kohya_a_08");
+    let out = env.dir.path().join("lora.png");
+    let lora = sd().join("lora/kohya_a.safetensors");
+    let mut args = case_args(&c);
+    args.extend([
+        "--lora".into(),
+        format!("{}:0.8", lora.display()),
+        "--out".into(),
+        out.display().to_string(),
+    ]);
+    let o = run_ok(&env, &args);
+    let text = stdout(&o);
+    assert!(
+        text.contains("72 UNet + 18 text-encoder modules applied, every key used"),
+        "{text}"
+    );
+    let db = psnr8(&rgb8(&out), &rgb8(&sd().join("lora/lora_kohya_a_08.png")));
+    assert!(db >= 55.0, "{db:.1} dB");
+    // A LoRA with keys that match nothing says which.
+    let extra = sd().join("lora/extra_keys.safetensors");
+    let mut args = case_args(&c);
+    args.extend([
+        "--lora".into(),
+        format!("{}:0.8", extra.display()),
+        "--out".into(),
+        out.display().to_string(),
+    ]);
+    let o = run_ok(&env, &args);
+    assert!(
+        stdout(&o).contains("matched nothing: lora_unet_nonexistent_block"),
+        "{}",
+        stdout(&o)
+    );
+    // An SDXL LoRA on an SD1.5 model is refused with one clear line.
+    let mut args = case_args(&c);
+    args.extend([
+        "--lora".into(),
+        format!("{}:1", sd().join("lora/sdxl_kohya.safetensors").display()),
+        "--out".into(),
+        out.display().to_string(),
+    ]);
+    let o = env.cmd().args(&args).output().unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("SDXL LoRA"), "{}", stderr(&o));
+}
+
+/// Two chained LoraLoader nodes equal diffusers' stacked adapters; the run prints each LoRA's
+/// report.
+#[test]
+fn chained_lora_nodes_equal_diffusers_stack() {
+    let env = Env::new();
+    let c = lora_case("lora_stack_07_05");
+    let graph = format!(
+        r#"{{"format": "defect-studio/graph", "version": 1,
+            "nodes": {{
+                "ckpt": {{"kind": "LoadCheckpoint", "version": 1, "params": {{"checkpoint": {model:?}}}}},
+                "a": {{"kind": "LoraLoader", "version": 1, "params": {{"lora": {a:?}, "strength": 0.7, "text_strength": 0.7}}}},
+                "b": {{"kind": "LoraLoader", "version": 1, "params": {{"lora": {b:?}, "strength": 0.5, "text_strength": 0.5}}}},
+                "gen": {{"kind": "Txt2Img", "version": 1, "params": {{
+                    "prompt": {prompt:?}, "negative": {negative:?}, "width": 64, "height": 64,
+                    "steps": {steps}, "cfg": {cfg}, "scheduler": "euler", "seed": {seed}}}}},
+                "save": {{"kind": "SaveImage", "version": 1, "params": {{"filename": "stack.png"}}}}
+            }},
+            "links": [
+                {{"from": ["ckpt", "model"], "to": ["a", "model"]}},
+                {{"from": ["a", "model"], "to": ["b", "model"]}},
+                {{"from": ["b", "model"], "to": ["gen", "model"]}},
+                {{"from": ["gen", "image"], "to": ["save", "image"]}}
+            ]}}"#,
+        model = sd().join("models/sd15").display().to_string(),
+        a = sd().join("lora/kohya_a.safetensors").display().to_string(),
+        b = sd().join("lora/kohya_b.safetensors").display().to_string(),
+        prompt = c["prompt"].as_str().unwrap(),
+        negative = c["negative"].as_str().unwrap(),
+        steps = c["steps"],
+        cfg = c["cfg"],
+        seed = c["seed"],
+    );
+    let g = env.write("stack.json", &graph);
+    let o = env.run(&[
+        "run",
+        g.to_str().unwrap(),
+        "--out",
+        env.out().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("a: LoRA kohya_a.safetensors: 72 UNet"),
+        "{text}"
+    );
+    assert!(
+        text.contains("b: LoRA kohya_b.safetensors: 24 UNet"),
+        "{text}"
+    );
+    let db = psnr8(
+        &rgb8(&env.out().join("stack.png")),
+        &rgb8(&sd().join("lora/lora_stack_07_05.png")),
+    );
+    assert!(db >= 55.0, "{db:.1} dB");
 }

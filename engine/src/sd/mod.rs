@@ -11,6 +11,7 @@
 //! - [`torch_rng::TorchGenerator`]: torch's CPU generator, bit for bit, in diffusers' draw order.
 //! - [`pipeline::generate`]: txt2img, img2img, inpaint; [`nodes`] holds the node executors.
 //! - [`ldm`]: single-file checkpoint key mapping and architecture detection.
+//! - [`lora`]: kohya / PEFT / LoCon LoRAs merged into a model, with a report of what matched.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub mod clip;
 pub mod config;
 mod layers;
 pub mod ldm;
+pub mod lora;
 pub mod model;
 pub mod nodes;
 pub mod pipeline;
@@ -28,17 +30,28 @@ pub mod torch_rng;
 pub mod unet;
 pub mod vae;
 
-/// What flows on a Model port: a loaded checkpoint and how to condition it.
+/// What flows on a Model port: a loaded checkpoint, the LoRAs to apply to it, and how to
+/// condition it. LoRAs are merged lazily (and cached) when a sampler needs the model.
 pub struct ModelHandle {
+    /// The base checkpoint, shared with the model cache.
     pub model: Arc<model::SdModel>,
+    pub loras: Vec<lora::LoraSpec>,
     /// A1111 numbering: 1 = the text encoder's last layer.
     pub clip_skip: usize,
+}
+
+impl ModelHandle {
+    /// The model with the LoRA stack merged, and a report per LoRA.
+    pub fn resolve(&self) -> crate::error::Result<(Arc<model::SdModel>, Vec<lora::LoraReport>)> {
+        lora::apply_cached(&self.model, &self.loras)
+    }
 }
 
 impl std::fmt::Debug for ModelHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ModelHandle")
             .field("source", &self.model.source)
+            .field("loras", &self.loras)
             .field("clip_skip", &self.clip_skip)
             .finish()
     }

@@ -2,10 +2,11 @@
 //! LDM/A1111 `.safetensors`, with an optional VAE override, kept in a process-wide
 //! [`cache`](load_cached) so a second run does not reload.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde_json::Value as Json;
 
@@ -89,9 +90,26 @@ pub struct SdModel {
     pub device: Device,
     /// What was loaded, for messages.
     pub source: String,
+    /// The weights the modules were built from (shared, for LoRA merging).
+    pub weights: Weights,
+    pub options: LoadOptions,
 }
 
 impl SdModel {
+    /// The same model built from other weights (e.g. with LoRA deltas merged); the configs,
+    /// scheduler and source stay.
+    pub fn with_weights(&self, weights: Weights, source: String) -> Result<SdModel> {
+        let parts = Parts {
+            family: self.family,
+            unet_config: self.unet_config.clone(),
+            vae_config: self.vae_config.clone(),
+            te_config: self.text_encoder.config.clone(),
+            te2_config: self.text_encoder_2.as_ref().map(|t| t.config.clone()),
+            scheduler_config: self.scheduler_config.clone(),
+        };
+        assemble(parts, weights, &self.options, source)
+    }
+
     /// A 9-channel inpainting UNet.
     pub fn is_inpaint(&self) -> bool {
         self.unet_config.in_channels == 9
@@ -193,13 +211,59 @@ fn component_weights(dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
     )))
 }
 
-fn mmap_vb(files: &[PathBuf], dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
+/// One component's weights in memory, by diffusers name. Shared: a model with LoRAs applied
+/// reuses every tensor it does not change.
+pub type WeightMap = Arc<HashMap<String, Tensor>>;
+
+/// The weights of every component, kept so that LoRAs can be merged without touching the disk.
+#[derive(Clone)]
+pub struct Weights {
+    pub unet: WeightMap,
+    pub vae: WeightMap,
+    pub text_encoder: WeightMap,
+    pub text_encoder_2: Option<WeightMap>,
+}
+
+/// Reads every tensor of safetensors `files` in `dtype`.
+fn read_files(files: &[PathBuf], dtype: DType, device: &Device) -> Result<WeightMap> {
+    let mut map = HashMap::new();
     for f in files {
         super::check_safetensors(f)?;
+        // SAFETY: the file is memory-mapped read-only while its tensors are copied out.
+        let st =
+            unsafe { candle_core::safetensors::MmapedSafetensors::new(f) }.map_err(candle(f))?;
+        for (name, _) in st.tensors() {
+            let t = st
+                .load(&name, device)
+                .and_then(|t| t.to_dtype(dtype))
+                .map_err(|e| EngineError::failed(format!("{}: tensor {name}: {e}", f.display())))?;
+            map.insert(name, t);
+        }
     }
-    // SAFETY: the files are memory-mapped read-only; we never write to them while mapped.
-    unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, device) }
-        .map_err(|e| EngineError::failed(format!("{}: {e}", files[0].display())))
+    Ok(Arc::new(map))
+}
+
+/// Reads every tensor a single-file component serves, by diffusers name.
+fn read_component(
+    file: &ldm::SingleFile,
+    c: ldm::Component,
+    dtype: DType,
+    device: &Device,
+) -> Result<WeightMap> {
+    let path = file.path();
+    let backend = file.backend(c).map_err(candle(path))?;
+    let mut map = HashMap::new();
+    for name in file.tensor_map(c).map_err(candle(path))?.keys() {
+        map.insert(
+            name.clone(),
+            backend.load(name, dtype, device).map_err(candle(path))?,
+        );
+    }
+    Ok(Arc::new(map))
+}
+
+fn vb_of(map: &WeightMap, dtype: DType, device: &Device) -> VarBuilder<'static> {
+    VarBuilder::from_tensors((**map).clone(), dtype, device)
 }
 
 fn family_of(unet: &UNetConfig, has_te2: bool, te1: &ClipTextConfig) -> Family {
@@ -271,7 +335,9 @@ fn vae_dtype(cfg: &VaeConfig, dtype: DType) -> DType {
     }
 }
 
-fn load_vae_override(path: &Path, base: &VaeConfig, opts: &LoadOptions) -> Result<AutoencoderKL> {
+/// The weights of a separate VAE file (diffusers names, or LDM names with or without the
+/// `first_stage_model.` prefix), checked by building the VAE from them.
+fn load_vae_override(path: &Path, base: &VaeConfig, opts: &LoadOptions) -> Result<WeightMap> {
     refuse_pickle(path)?;
     let dtype = vae_dtype(base, opts.dtype);
     let header = crate::models::manager::read_header(path)?;
@@ -279,12 +345,17 @@ fn load_vae_override(path: &Path, base: &VaeConfig, opts: &LoadOptions) -> Resul
         .tensors
         .keys()
         .any(|k| k.starts_with("encoder.down.") || k.starts_with("first_stage_model."));
-    let vb = if ldm_names {
-        ldm::vae_file_var_builder(path, dtype, &opts.device).map_err(candle(path))?
-    } else {
-        mmap_vb(&[path.to_path_buf()], dtype, &opts.device)?
-    };
-    AutoencoderKL::new(vb, base).map_err(candle(path))
+    if !ldm_names {
+        return read_files(&[path.to_path_buf()], dtype, &opts.device);
+    }
+    let vb = ldm::vae_file_var_builder(path, dtype, &opts.device).map_err(candle(path))?;
+    let names = ldm::vae_file_names(path).map_err(candle(path))?;
+    let mut map = HashMap::new();
+    for n in names {
+        let t = vb.get_unchecked(&n).map_err(candle(path))?;
+        map.insert(n, t);
+    }
+    Ok(Arc::new(map))
 }
 
 /// Loads a checkpoint (a diffusers folder or a single `.safetensors` file).
@@ -307,8 +378,10 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<SdModel> {
         }
     }
     if let Some(vae) = &opts.vae {
-        model.vae = load_vae_override(vae, &model.vae_config, opts)?;
-        model.source = format!("{} + VAE {}", model.source, vae.display());
+        let mut weights = model.weights.clone();
+        weights.vae = load_vae_override(vae, &model.vae_config, opts)?;
+        let source = format!("{} + VAE {}", model.source, vae.display());
+        model = model.with_weights(weights, source)?;
     }
     Ok(model)
 }
@@ -336,46 +409,88 @@ fn load_folder(dir: &Path, opts: &LoadOptions) -> Result<SdModel> {
     };
     let (dtype, device) = (opts.dtype, &opts.device);
     let unet_files = component_weights(&sub("unet"), "diffusion_pytorch_model")?;
-    let unet = UNet2DConditionModel::new(mmap_vb(&unet_files, dtype, device)?, &unet_config)
-        .map_err(candle(&unet_files[0]))?;
-    let vdt = vae_dtype(&vae_config, dtype);
     let vae_files = component_weights(&sub("vae"), "diffusion_pytorch_model")?;
-    let vae = AutoencoderKL::new(mmap_vb(&vae_files, vdt, device)?, &vae_config)
-        .map_err(candle(&vae_files[0]))?;
     let te_files = component_weights(&sub("text_encoder"), "model")?;
-    let text_encoder = build_text_encoder(
-        mmap_vb(&te_files, dtype, device)?,
-        te_config,
-        false,
-        false,
-        &te_files[0],
-    )?;
-    let text_encoder_2 = match te2_config {
-        Some(cfg) => {
-            let files = component_weights(&sub("text_encoder_2"), "model")?;
-            Some(build_text_encoder(
-                mmap_vb(&files, dtype, device)?,
-                cfg,
-                true,
-                true,
-                &files[0],
-            )?)
-        }
+    let te2_files = match &te2_config {
+        Some(_) => Some(component_weights(&sub("text_encoder_2"), "model")?),
         None => None,
     };
-    Ok(SdModel {
+    let weights = Weights {
+        unet: read_files(&unet_files, dtype, device)?,
+        vae: read_files(&vae_files, vae_dtype(&vae_config, dtype), device)?,
+        text_encoder: read_files(&te_files, dtype, device)?,
+        text_encoder_2: match &te2_files {
+            Some(f) => Some(read_files(f, dtype, device)?),
+            None => None,
+        },
+    };
+    let parts = Parts {
         family,
-        unet,
         unet_config,
-        vae,
         vae_config,
+        te_config,
+        te2_config,
+        scheduler_config,
+    };
+    assemble(parts, weights, opts, dir.display().to_string())
+}
+
+/// Everything but the weights.
+struct Parts {
+    family: Family,
+    unet_config: UNetConfig,
+    vae_config: VaeConfig,
+    te_config: ClipTextConfig,
+    te2_config: Option<ClipTextConfig>,
+    scheduler_config: Json,
+}
+
+/// Builds the modules from in-memory weights.
+fn assemble(parts: Parts, weights: Weights, opts: &LoadOptions, source: String) -> Result<SdModel> {
+    let (dtype, device) = (opts.dtype, &opts.device);
+    let what = PathBuf::from(&source);
+    let unet = UNet2DConditionModel::new(vb_of(&weights.unet, dtype, device), &parts.unet_config)
+        .map_err(candle(&what))?;
+    let vdt = vae_dtype(&parts.vae_config, dtype);
+    let vae = AutoencoderKL::new(vb_of(&weights.vae, vdt, device), &parts.vae_config)
+        .map_err(candle(&what))?;
+    let text_encoder = build_text_encoder(
+        vb_of(&weights.text_encoder, dtype, device),
+        parts.te_config,
+        false,
+        false,
+        &what,
+    )?;
+    let text_encoder_2 = match (parts.te2_config, &weights.text_encoder_2) {
+        (Some(cfg), Some(w)) => Some(build_text_encoder(
+            vb_of(w, dtype, device),
+            cfg,
+            true,
+            true,
+            &what,
+        )?),
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(EngineError::failed(format!(
+                "{source}: the second text encoder's weights are missing"
+            )))
+        }
+    };
+    Ok(SdModel {
+        family: parts.family,
+        unet,
+        unet_config: parts.unet_config,
+        vae,
+        vae_config: parts.vae_config,
         vae_dtype: vdt,
         text_encoder,
         text_encoder_2,
-        scheduler_config,
+        scheduler_config: parts.scheduler_config,
         dtype,
         device: device.clone(),
-        source: dir.display().to_string(),
+        source,
+        weights,
+        options: opts.clone(),
     })
 }
 
@@ -411,40 +526,25 @@ fn load_single_file(path: &Path, opts: &LoadOptions) -> Result<SdModel> {
         _ => default_scheduler_config(family),
     };
     let (dtype, device) = (opts.dtype, &opts.device);
-    let vb = |component: ldm::Component, dt: DType| {
-        file.var_builder(component, dt, device)
-            .map_err(candle(path))
+    let weights = Weights {
+        unet: read_component(&file, C::Unet, dtype, device)?,
+        vae: read_component(&file, C::Vae, vae_dtype(&vae_config, dtype), device)?,
+        text_encoder: read_component(&file, C::TextEncoder, dtype, device)?,
+        text_encoder_2: if te2_config.is_some() {
+            Some(read_component(&file, C::TextEncoder2, dtype, device)?)
+        } else {
+            None
+        },
     };
-    let unet =
-        UNet2DConditionModel::new(vb(C::Unet, dtype)?, &unet_config).map_err(candle(path))?;
-    let vdt = vae_dtype(&vae_config, dtype);
-    let vae = AutoencoderKL::new(vb(C::Vae, vdt)?, &vae_config).map_err(candle(path))?;
-    let text_encoder =
-        build_text_encoder(vb(C::TextEncoder, dtype)?, te_config, false, false, path)?;
-    let text_encoder_2 = match te2_config {
-        Some(cfg) => Some(build_text_encoder(
-            vb(C::TextEncoder2, dtype)?,
-            cfg,
-            true,
-            true,
-            path,
-        )?),
-        None => None,
-    };
-    Ok(SdModel {
+    let parts = Parts {
         family,
-        unet,
         unet_config,
-        vae,
         vae_config,
-        vae_dtype: vdt,
-        text_encoder,
-        text_encoder_2,
+        te_config,
+        te2_config,
         scheduler_config,
-        dtype,
-        device: device.clone(),
-        source: path.display().to_string(),
-    })
+    };
+    assemble(parts, weights, opts, path.display().to_string())
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device};
 
+use super::lora::LoraSpec;
 use super::model::{load_cached, LoadOptions};
 use super::pipeline::{self, GenerateParams};
 use super::scheduler::SchedulerKind;
@@ -17,6 +18,7 @@ use crate::value::{Outputs, Value};
 
 pub(crate) fn register(r: &mut Registry) {
     r.register("LoadCheckpoint", load_checkpoint);
+    r.register("LoraLoader", lora_loader);
     r.register("Txt2Img", txt2img);
     r.register("Img2Img", img2img);
     r.register("Inpaint", inpaint);
@@ -124,8 +126,37 @@ fn load_checkpoint(ctx: &mut NodeCtx) -> Result<Outputs> {
     let model = load_cached(&path, &opts)?;
     ctx.progress(1, 1, None)?;
     let clip_skip = ctx.int("clip_skip")?.max(1) as usize;
-    let handle = ModelHandle { model, clip_skip };
+    let handle = ModelHandle {
+        model,
+        loras: Vec::new(),
+        clip_skip,
+    };
     Ok([("model", Value::Model(Arc::new(handle)))]
+        .into_iter()
+        .collect())
+}
+
+fn lora_loader(ctx: &mut NodeCtx) -> Result<Outputs> {
+    let handle = model_input(ctx)?;
+    let path = resolve_checkpoint(ctx.text("lora")?)?;
+    let spec = LoraSpec {
+        path,
+        unet: ctx.float("strength")?,
+        text: ctx.float("text_strength")?,
+    };
+    let mut loras = handle.loras.clone();
+    loras.push(spec);
+    let next = ModelHandle {
+        model: handle.model.clone(),
+        loras,
+        clip_skip: handle.clip_skip,
+    };
+    // Merge now, so a bad or mismatched LoRA fails on this node, and report what it did.
+    let (_, reports) = next.resolve()?;
+    if let Some(r) = reports.last() {
+        ctx.status(r.summary());
+    }
+    Ok([("model", Value::Model(Arc::new(next)))]
         .into_iter()
         .collect())
 }
@@ -163,12 +194,13 @@ fn sample(
     handle: &ModelHandle,
     p: &GenerateParams,
 ) -> Result<pipeline::Generated> {
-    let model = handle.model.clone();
+    let (model, _) = handle.resolve()?;
     let mut on_step = |step: usize, total: usize, latents: &candle_core::Tensor| -> Result<()> {
         let preview = pipeline::preview(&model, latents).ok().map(Arc::new);
         ctx.progress(step as u32, total as u32, preview)
     };
-    pipeline::generate(&handle.model, p, &mut on_step)
+    let m = model.clone();
+    pipeline::generate(&m, p, &mut on_step)
 }
 
 fn first_image(g: pipeline::Generated) -> Result<crate::image::Image> {

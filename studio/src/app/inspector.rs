@@ -66,6 +66,7 @@ pub fn inspector_ui(
     node_id: &str,
     catalogue: &Catalogue,
     outputs: &HashMap<String, Arc<Outputs>>,
+    status: Option<&str>,
 ) -> Vec<AppCommand> {
     let mut cmds = Vec::new();
     let Some(nid) = doc.find(node_id) else {
@@ -97,6 +98,9 @@ pub fn inspector_ui(
     };
     ui.heading(format!("{} · {}", spec.kind, node.id));
     ui.label(egui::RichText::new(spec.doc).weak());
+    if let Some(s) = status {
+        ui.label(egui::RichText::new(s).color(egui::Color32::from_rgb(150, 200, 255)));
+    }
     ui.separator();
     if !spec.inputs.is_empty() {
         ui.label(egui::RichText::new("Inputs").strong());

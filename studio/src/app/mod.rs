@@ -173,6 +173,8 @@ pub struct StudioApp {
     worker_budget: u64,
     pub store: Option<Store>,
     pub states: HashMap<String, NodeRunState>,
+    /// Status lines nodes reported in the last run (e.g. what a LoRA matched).
+    pub statuses: HashMap<String, String>,
     pub outputs: HashMap<String, Arc<Outputs>>,
     preview: Option<egui::TextureHandle>,
     pub runs: Vec<RunView>,
@@ -224,6 +226,7 @@ impl StudioApp {
             worker_budget: budget,
             store,
             states: HashMap::new(),
+            statuses: HashMap::new(),
             outputs: HashMap::new(),
             preview: None,
             runs: Vec::new(),
@@ -710,6 +713,9 @@ impl StudioApp {
                     Event::NodeError { node, message } => {
                         self.states.insert(node, NodeRunState::Error(message));
                     }
+                    Event::NodeStatus { node, message } => {
+                        self.statuses.insert(node, message);
+                    }
                     Event::Saved { path, .. } => {
                         let msg = format!("saved {}", path.display());
                         self.notify(ctx, msg);
@@ -905,7 +911,7 @@ impl StudioApp {
             }
             egui::Panel::right("inspector").default_size(340.0).show(root, |ui| {
                 egui::ScrollArea::vertical().id_salt("inspector-scroll").show(ui, |ui| match &node_id {
-                    Some(id) => cmds.extend(inspector::inspector_ui(ui, &mut self.inspector, &mut self.doc, id, &self.catalogue, &self.outputs)),
+                    Some(id) => cmds.extend(inspector::inspector_ui(ui, &mut self.inspector, &mut self.doc, id, &self.catalogue, &self.outputs, self.statuses.get(id).map(String::as_str))),
                     None => {
                         ui.heading("Inspector");
                         ui.label("Select a node to see all its parameters, its last outputs and its presets.");

@@ -259,3 +259,22 @@ pub fn vae_file_var_builder(
         device.clone(),
     ))
 }
+
+/// The diffusers names a stand-alone VAE file serves (see [`vae_file_var_builder`]).
+pub fn vae_file_names(path: &Path) -> Result<Vec<String>> {
+    // SAFETY: mapped read-only.
+    let st = match unsafe { MmapedSafetensors::new(path) } {
+        Ok(st) => st,
+        Err(e) => bail!(
+            "{}: corrupt or truncated safetensors file: {e}",
+            path.display()
+        ),
+    };
+    let header = Header::from_entries(st.tensors().into_iter().map(|(name, view)| {
+        let dtype = DType::try_from(view.dtype()).unwrap_or(DType::U8);
+        (name, view.shape().to_vec(), dtype)
+    }));
+    let prefix = arch::vae_prefix(&header).unwrap_or("");
+    let (map, _) = mapping::vae_map(&header, prefix)?;
+    Ok(map.into_keys().collect())
+}
