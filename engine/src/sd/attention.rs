@@ -38,16 +38,20 @@ pub fn attention_chunked(
         );
     }
     let out_dtype = v.dtype();
-    let q = q.to_dtype(DType::F32)?;
-    let kt = k.to_dtype(DType::F32)?.transpose(2, 3)?.contiguous()?;
+    let q = q.to_dtype(DType::F32)?.contiguous()?;
+    // The gemm reads the transposed view directly (no copy of k).
+    let kt = k.to_dtype(DType::F32)?.contiguous()?.transpose(2, 3)?;
+    let scale_t = Tensor::new(scale as f32, q.device())?;
     let row_bytes = b * h * lk * 4;
     let chunk = (budget_bytes / row_bytes.max(1)).clamp(1, lq.max(1));
     let mut outs = Vec::with_capacity(lq.div_ceil(chunk));
     let mut start = 0;
     while start < lq {
         let len = chunk.min(lq - start);
-        let qc = q.narrow(2, start, len)?.contiguous()?;
-        let scores = (qc.matmul(&kt)? * scale)?;
+        // A row range of a contiguous q is a valid strided gemm operand: no copy.
+        let qc = q.narrow(2, start, len)?;
+        // Scalar-tensor multiply runs on candle's parallel binary path (`affine` is serial).
+        let scores = qc.matmul(&kt)?.broadcast_mul(&scale_t)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         drop(scores);
         let probs = probs.to_dtype(out_dtype)?;
@@ -64,7 +68,7 @@ pub fn attention_chunked(
 
 /// Reference attention building the full score matrix (used in tests).
 pub fn naive_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
-    let q = q.to_dtype(DType::F32)?;
+    let q = q.to_dtype(DType::F32)?.contiguous()?;
     let k = k.to_dtype(DType::F32)?;
     let s = (q.matmul(&k.t()?)? * scale)?;
     let m = s.max_keepdim(D::Minus1)?;

@@ -1,12 +1,14 @@
 //! Building blocks shared by the UNet and the VAE, mirroring diffusers' module and weight names:
 //! [`GroupNorm`], [`ResnetBlock2D`], [`Downsample2D`], [`Upsample2D`] and the sinusoidal
-//! [`timestep_embedding`].
+//! [`timestep_embedding`], plus [`conv_forward`], the CPU convolution (tiled im2col + gemm)
+//! every convolution of the crate goes through, and detached weight loaders.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 
-/// `torch.nn.GroupNorm` with affine weights; statistics are accumulated in f64 so the result
-/// does not depend on summation order (torch uses a blocked f32 reduction).
+/// `torch.nn.GroupNorm` with affine weights. Statistics: f32 per-channel sums (candle's
+/// 32-accumulator reduction), combined per group in f64, two-pass variance; no f64 copy of the
+/// activation is made.
 #[derive(Debug, Clone)]
 pub struct GroupNorm {
     weight: Tensor,
@@ -25,8 +27,12 @@ impl GroupNorm {
             );
         }
         Ok(Self {
-            weight: vb.get_with_hints(channels, "weight", candle_nn::Init::Const(1.0))?,
-            bias: vb.get_with_hints(channels, "bias", candle_nn::Init::Const(0.0))?,
+            weight: vb
+                .get_with_hints(channels, "weight", candle_nn::Init::Const(1.0))?
+                .detach(),
+            bias: vb
+                .get_with_hints(channels, "bias", candle_nn::Init::Const(0.0))?
+                .detach(),
             groups,
             eps,
         })
@@ -34,44 +40,263 @@ impl GroupNorm {
 }
 
 impl Module for GroupNorm {
+    /// Same arithmetic as torch's CPU kernel: per-group mean and (two-pass) variance, folded
+    /// into a per-(batch, channel) `scale = rstd·γ` and `shift = β − mean·scale`, then
+    /// `y = x·scale + shift`. Only `[B, G]` statistics are computed in f64; the activation is
+    /// never copied to f64 (sums use candle's f32 reductions with 32 partial accumulators).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         if dims.len() < 3 {
             candle_core::bail!("GroupNorm expects rank >= 3, got {:?}", dims);
         }
         let (b, c) = (dims[0], dims[1]);
-        let n = x.elem_count() / (b * self.groups);
+        let cg = c / self.groups;
+        let spatial = x.elem_count() / (b * c);
+        let n = cg * spatial;
         let dtype = x.dtype();
-        let xg = x.reshape((b, self.groups, n))?;
-        let x64 = xg.to_dtype(DType::F64)?;
-        let mean = x64.mean_keepdim(2)?;
-        let var = x64.broadcast_sub(&mean)?.sqr()?.mean_keepdim(2)?;
-        drop(x64);
-        let rstd = (var + self.eps)?.sqrt()?.recip()?;
         let compute = if dtype == DType::F64 {
             DType::F64
         } else {
             DType::F32
         };
-        let mean = mean.to_dtype(compute)?;
-        let rstd = rstd.to_dtype(compute)?;
-        let normed = xg
-            .to_dtype(compute)?
-            .broadcast_sub(&mean)?
-            .broadcast_mul(&rstd)?;
-        let mut wdims = vec![1usize; dims.len()];
-        wdims[1] = c;
-        let w = self.weight.to_dtype(compute)?.reshape(wdims.clone())?;
-        let bias = self.bias.to_dtype(compute)?.reshape(wdims)?;
-        normed
+        let xc = x.to_dtype(compute)?.contiguous()?;
+        // Two-level sums (per channel, then per group) keep the f32 rounding error small.
+        let x4 = xc.reshape((b, self.groups, cg, spatial))?;
+        let mean = (x4.sum_keepdim(3)?.to_dtype(DType::F64)?.sum_keepdim(2)? / n as f64)?;
+        let centered = x4.broadcast_sub(&mean.to_dtype(compute)?)?;
+        let var = (centered
+            .sqr()?
+            .sum_keepdim(3)?
+            .to_dtype(DType::F64)?
+            .sum_keepdim(2)?
+            / n as f64)?;
+        drop(centered);
+        let rstd = (var + self.eps)?.sqrt()?.recip()?; // [b, g, 1, 1]
+        let w = self
+            .weight
+            .to_dtype(DType::F64)?
+            .reshape((1, self.groups, cg, 1))?;
+        let bias = self
+            .bias
+            .to_dtype(DType::F64)?
+            .reshape((1, self.groups, cg, 1))?;
+        let scale = w.broadcast_mul(&rstd)?; // [b, g, cg, 1]
+        let shift = bias.broadcast_sub(&scale.broadcast_mul(&mean)?)?;
+        let scale = scale.to_dtype(compute)?;
+        let shift = shift.to_dtype(compute)?;
+        x4.broadcast_mul(&scale)?
+            .broadcast_add(&shift)?
             .reshape(dims)?
-            .broadcast_mul(&w)?
-            .broadcast_add(&bias)?
             .to_dtype(dtype)
     }
 }
 
+/// Bytes of one im2col tile built by [`conv_forward`] (the output rows of a tile are chosen
+/// so that its column buffer stays under this bound).
+pub const IM2COL_BUDGET_BYTES: usize = 32 << 20;
+
+/// Builds the im2col matrix `[C·kh·kw, nb·ny·W_out]` of images `b0..b0+nb`, output rows
+/// `y0..y0+ny`, from a contiguous NCHW input (rows ordered `(c, ky, kx)` like a PyTorch
+/// weight reshaped to `[C_out, C·kh·kw]`, columns ordered `(b, y, x)`).
+struct Im2ColTile {
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    padding: usize,
+    w_out: usize,
+    b0: usize,
+    nb: usize,
+    y0: usize,
+    ny: usize,
+}
+
+impl Im2ColTile {
+    fn fill<T: candle_core::WithDType>(
+        &self,
+        src: &[T],
+        dims: (usize, usize, usize, usize),
+    ) -> Vec<T> {
+        let (_b, c, h, w) = dims;
+        let (s, p) = (self.stride as isize, self.padding as isize);
+        let cols = self.nb * self.ny * self.w_out;
+        let mut col = vec![T::zero(); c * self.kh * self.kw * cols];
+        let mut row = 0;
+        for ci in 0..c {
+            for ky in 0..self.kh {
+                for kx in 0..self.kw {
+                    let dst_row = &mut col[row * cols..(row + 1) * cols];
+                    row += 1;
+                    // Output columns x whose input column x·s + kx − p lies inside [0, w).
+                    let off = kx as isize - p;
+                    let x_lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s };
+                    let x_hi =
+                        ((w as isize - 1 - off).div_euclid(s) + 1).clamp(0, self.w_out as isize);
+                    if x_hi <= x_lo {
+                        continue;
+                    }
+                    let (x_lo, x_hi) = (x_lo as usize, x_hi as usize);
+                    for bi in 0..self.nb {
+                        let plane = ((self.b0 + bi) * c + ci) * h * w;
+                        for yi in 0..self.ny {
+                            let iy = ((self.y0 + yi) * self.stride) as isize + ky as isize - p;
+                            if iy < 0 || iy >= h as isize {
+                                continue;
+                            }
+                            let src_row =
+                                &src[plane + iy as usize * w..plane + (iy as usize + 1) * w];
+                            let d = &mut dst_row[(bi * self.ny + yi) * self.w_out..];
+                            let ix0 = (x_lo as isize * s + off) as usize;
+                            if self.stride == 1 {
+                                d[x_lo..x_hi].copy_from_slice(&src_row[ix0..ix0 + (x_hi - x_lo)]);
+                            } else {
+                                for (j, v) in d[x_lo..x_hi].iter_mut().enumerate() {
+                                    *v = src_row[ix0 + j * self.stride];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        col
+    }
+}
+
+impl candle_core::CustomOp1 for Im2ColTile {
+    fn name(&self) -> &'static str {
+        "sdunet-im2col"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use candle_core::CpuStorage as S;
+        let dims = layout.shape().dims4()?;
+        let (start, end) = match layout.contiguous_offsets() {
+            Some(o) => o,
+            None => candle_core::bail!("im2col: input must be contiguous"),
+        };
+        let shape =
+            candle_core::Shape::from((dims.1 * self.kh * self.kw, self.nb * self.ny * self.w_out));
+        let out = match storage {
+            S::F32(v) => S::F32(self.fill(&v[start..end], dims)),
+            S::F64(v) => S::F64(self.fill(&v[start..end], dims)),
+            S::F16(v) => S::F16(self.fill(&v[start..end], dims)),
+            S::BF16(v) => S::BF16(self.fill(&v[start..end], dims)),
+            _ => candle_core::bail!("im2col: unsupported dtype (f16, bf16, f32, f64 only)"),
+        };
+        Ok((out, shape))
+    }
+}
+
+/// Forward of a (diffusers-built) [`Conv2d`]. On CPU this replaces candle's convolution, which
+/// re-lays-out the whole weight and the whole input on every call, by a row-tiled im2col
+/// (bounded by [`IM2COL_BUDGET_BYTES`]) and one gemm per tile against the weight viewed as
+/// `[C_out, C_in·kh·kw]` (no copy); 1×1 convolutions are a single batched matmul. Other
+/// devices, groups and dilation fall back to candle.
+pub fn conv_forward(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
+    conv_forward_budget(conv, x, IM2COL_BUDGET_BYTES)
+}
+
+/// [`conv_forward`] with an explicit im2col tile budget in bytes (for tests).
+fn conv_forward_budget(conv: &Conv2d, x: &Tensor, budget: usize) -> Result<Tensor> {
+    let cfg = conv.config();
+    if !x.device().is_cpu() || cfg.groups != 1 || cfg.dilation != 1 || x.rank() != 4 {
+        return conv.forward(x);
+    }
+    let wt = conv.weight();
+    let (c_out, c_in, kh, kw) = wt.dims4()?;
+    let (b, c, h, w) = x.dims4()?;
+    if c != c_in {
+        candle_core::bail!(
+            "conv2d: input {:?} has {c} channels, weight {:?} expects {c_in}",
+            x.shape(),
+            wt.shape()
+        );
+    }
+    let (s, p) = (cfg.stride, cfg.padding);
+    if h + 2 * p < kh || w + 2 * p < kw || s == 0 {
+        candle_core::bail!(
+            "conv2d: input {:?} too small for kernel {:?}",
+            x.shape(),
+            wt.shape()
+        );
+    }
+    let (h_out, w_out) = ((h + 2 * p - kh) / s + 1, (w + 2 * p - kw) / s + 1);
+    let k = c_in * kh * kw;
+    let w2 = wt.reshape((c_out, k))?;
+    let x = x.contiguous()?;
+    let out = if kh == 1 && kw == 1 && s == 1 && p == 0 {
+        let x3 = x.reshape((b, c, h * w))?;
+        if b == 1 {
+            w2.matmul(&x3.squeeze(0)?)?.unsqueeze(0)?
+        } else {
+            w2.broadcast_left(b)?.matmul(&x3)?
+        }
+    } else {
+        let elem = x.dtype().size_in_bytes();
+        let per_row = k * w_out * elem;
+        let plane = h_out * w_out;
+        let tile = |b0: usize, nb: usize, y0: usize, ny: usize| -> Result<Tensor> {
+            let op = Im2ColTile {
+                kh,
+                kw,
+                stride: s,
+                padding: p,
+                w_out,
+                b0,
+                nb,
+                y0,
+                ny,
+            };
+            let col = x.apply_op1_no_bwd(&op)?;
+            w2.matmul(&col)
+        };
+        if b > 1 && b * h_out * per_row <= budget {
+            // Small images: one gemm for the whole batch (the weight is streamed once).
+            tile(0, b, 0, h_out)?
+                .reshape((c_out, b, plane))?
+                .transpose(0, 1)?
+                .contiguous()?
+        } else {
+            let rows = (budget / per_row.max(1)).clamp(1, h_out);
+            let mut imgs = Vec::with_capacity(b);
+            for bi in 0..b {
+                let mut parts = Vec::with_capacity(h_out.div_ceil(rows));
+                let mut y0 = 0;
+                while y0 < h_out {
+                    let ny = rows.min(h_out - y0);
+                    parts.push(tile(bi, 1, y0, ny)?);
+                    y0 += ny;
+                }
+                let img = if parts.len() == 1 {
+                    parts.remove(0)
+                } else {
+                    Tensor::cat(&parts, 1)?
+                };
+                imgs.push(img.unsqueeze(0)?);
+            }
+            if imgs.len() == 1 {
+                imgs.remove(0)
+            } else {
+                Tensor::cat(&imgs, 0)?
+            }
+        }
+    };
+    let out = out.reshape((b, c_out, h_out, w_out))?;
+    match conv.bias() {
+        Some(bias) => out.broadcast_add(&bias.reshape((1, c_out, 1, 1))?),
+        None => Ok(out),
+    }
+}
+
 /// `nn.Conv2d` with `padding`, `stride` 1 unless given.
+///
+/// All weights of this crate are loaded *detached*: the models are inference-only, and a weight
+/// that is a candle `Var` (e.g. from a `VarMap`) would otherwise make every activation record
+/// its inputs for backprop, keeping the whole forward graph alive until the output is dropped.
 pub fn conv2d(
     cin: usize,
     cout: usize,
@@ -85,7 +310,34 @@ pub fn conv2d(
         stride,
         ..Default::default()
     };
-    candle_nn::conv2d(cin, cout, k, cfg, vb)
+    let c = candle_nn::conv2d(cin, cout, k, cfg, vb)?;
+    Ok(Conv2d::new(
+        c.weight().detach(),
+        c.bias().map(|b| b.detach()),
+        cfg,
+    ))
+}
+
+/// `nn.Linear` (weight `[out, in]`, bias `[out]`), detached like [`conv2d`].
+pub fn linear(cin: usize, cout: usize, vb: VarBuilder) -> Result<Linear> {
+    let l = candle_nn::linear(cin, cout, vb)?;
+    Ok(Linear::new(
+        l.weight().detach(),
+        l.bias().map(|b| b.detach()),
+    ))
+}
+
+/// `nn.Linear(bias=False)`, detached like [`conv2d`].
+pub fn linear_no_bias(cin: usize, cout: usize, vb: VarBuilder) -> Result<Linear> {
+    let l = candle_nn::linear_no_bias(cin, cout, vb)?;
+    Ok(Linear::new(l.weight().detach(), None))
+}
+
+/// `nn.LayerNorm(dim, eps)` with affine weight and bias, detached like [`conv2d`].
+pub fn layer_norm(dim: usize, eps: f64, vb: VarBuilder) -> Result<candle_nn::LayerNorm> {
+    let w = vb.get_with_hints(dim, "weight", candle_nn::Init::Const(1.0))?;
+    let b = vb.get_with_hints(dim, "bias", candle_nn::Init::Const(0.0))?;
+    Ok(candle_nn::LayerNorm::new(w.detach(), b.detach(), eps))
 }
 
 /// diffusers `ResnetBlock2D` (`resnet_time_scale_shift = "default"`, SiLU).
@@ -112,7 +364,7 @@ impl ResnetBlock2D {
         output_scale_factor: f64,
     ) -> Result<Self> {
         let time_emb_proj = match temb_channels {
-            Some(t) => Some(candle_nn::linear(t, cout, vb.pp("time_emb_proj"))?),
+            Some(t) => Some(linear(t, cout, vb.pp("time_emb_proj"))?),
             None => None,
         };
         let conv_shortcut = if cin != cout {
@@ -133,14 +385,14 @@ impl ResnetBlock2D {
 
     /// `x` `[B, C, H, W]`, `temb` `[B, T]` (required when the block has `time_emb_proj`).
     pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
-        let mut h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
+        let mut h = conv_forward(&self.conv1, &self.norm1.forward(x)?.silu()?)?;
         if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb) {
             let t = proj.forward(&t.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
             h = h.broadcast_add(&t)?;
         }
-        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let h = conv_forward(&self.conv2, &self.norm2.forward(&h)?.silu()?)?;
         let skip = match &self.conv_shortcut {
-            Some(c) => c.forward(x)?,
+            Some(c) => conv_forward(c, x)?,
             None => x.clone(),
         };
         let out = (skip + h)?;
@@ -174,9 +426,9 @@ impl Module for Downsample2D {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if self.padding == 0 {
             let x = x.pad_with_zeros(3, 0, 1)?.pad_with_zeros(2, 0, 1)?;
-            self.conv.forward(&x)
+            conv_forward(&self.conv, &x)
         } else {
-            self.conv.forward(x)
+            conv_forward(&self.conv, x)
         }
     }
 }
@@ -200,7 +452,7 @@ impl Upsample2D {
         let (_, _, h, w) = x.dims4()?;
         let (th, tw) = size.unwrap_or((2 * h, 2 * w));
         let up = x.upsample_nearest2d(th, tw)?;
-        self.conv.forward(&up)
+        conv_forward(&self.conv, &up)
     }
 }
 
@@ -254,8 +506,8 @@ impl TimestepEmbedding {
     /// Loads `linear_1` (in → out) and `linear_2` (out → out).
     pub fn new(vb: VarBuilder, cin: usize, cout: usize) -> Result<Self> {
         Ok(Self {
-            linear_1: candle_nn::linear(cin, cout, vb.pp("linear_1"))?,
-            linear_2: candle_nn::linear(cout, cout, vb.pp("linear_2"))?,
+            linear_1: linear(cin, cout, vb.pp("linear_1"))?,
+            linear_2: linear(cout, cout, vb.pp("linear_2"))?,
         })
     }
 }
@@ -263,5 +515,90 @@ impl TimestepEmbedding {
 impl Module for TimestepEmbedding {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.linear_2.forward(&self.linear_1.forward(x)?.silu()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn conv_matches_candle() {
+        let dev = Device::Cpu;
+        // (cin, cout, k, stride, padding, b, h, w)
+        let cases = [
+            (5, 7, 3, 1, 1, 2, 9, 11),
+            (5, 7, 3, 2, 1, 2, 9, 11),
+            (5, 7, 3, 2, 0, 1, 10, 8),
+            (4, 6, 1, 1, 0, 2, 5, 3),
+            (3, 4, 1, 2, 0, 1, 7, 7),
+            (3, 4, 5, 1, 2, 3, 6, 4),
+        ];
+        for (cin, cout, k, stride, padding, b, h, w) in cases {
+            let wt = Tensor::randn(0f32, 1.0, (cout, cin, k, k), &dev).unwrap();
+            let bias = Tensor::randn(0f32, 1.0, cout, &dev).unwrap();
+            let cfg = Conv2dConfig {
+                padding,
+                stride,
+                ..Default::default()
+            };
+            let conv = Conv2d::new(wt, Some(bias), cfg);
+            let x = Tensor::randn(0f32, 1.0, (b, cin, h, w), &dev).unwrap();
+            let want = conv.forward(&x).unwrap();
+            // Whole batch in one tile, one image per tile, and one output row per tile.
+            for budget in [IM2COL_BUDGET_BYTES, cin * k * k * w * 4 * h, 1] {
+                let got = conv_forward_budget(&conv, &x, budget).unwrap();
+                assert_eq!(got.dims(), want.dims());
+                let d = max_abs(&got, &want);
+                assert!(
+                    d < 1e-5,
+                    "case {cin} {cout} {k} {stride} {padding}: diff {d}"
+                );
+            }
+            // Non-contiguous input.
+            let xt = x.transpose(2, 3).unwrap();
+            let got = conv_forward(&conv, &xt).unwrap();
+            let want = conv.forward(&xt.contiguous().unwrap()).unwrap();
+            assert!(max_abs(&got, &want) < 1e-5);
+        }
+    }
+
+    #[test]
+    fn group_norm_matches_f64_reference() {
+        let dev = Device::Cpu;
+        let vm = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+        let gn = GroupNorm::new(4, 8, 1e-5, vb.pp("gn")).unwrap();
+        // Large offset relative to the spread: stresses the mean/variance computation.
+        let x = (Tensor::randn(0f32, 0.5, (2, 8, 33, 17), &dev).unwrap() + 100.0).unwrap();
+        let got = gn.forward(&x).unwrap();
+        let x64 = x
+            .to_dtype(DType::F64)
+            .unwrap()
+            .reshape((2, 4, 2 * 33 * 17))
+            .unwrap();
+        let m = x64.mean_keepdim(2).unwrap();
+        let c = x64.broadcast_sub(&m).unwrap();
+        let v = c.sqr().unwrap().mean_keepdim(2).unwrap();
+        let want = c
+            .broadcast_div(&(v + 1e-5).unwrap().sqrt().unwrap())
+            .unwrap()
+            .reshape((2, 8, 33, 17))
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
+        let d = max_abs(&got, &want);
+        assert!(d < 2e-4, "diff {d}");
     }
 }

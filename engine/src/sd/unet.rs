@@ -8,10 +8,10 @@
 use super::attention::attention;
 use super::config::UNetConfig;
 use super::layers::{
-    conv2d, timestep_embedding, Downsample2D, GroupNorm, ResnetBlock2D, TimestepEmbedding,
-    Upsample2D,
+    conv2d, conv_forward, timestep_embedding, Downsample2D, GroupNorm, ResnetBlock2D,
+    TimestepEmbedding, Upsample2D,
 };
-use candle_core::{bail, Module, Result, Tensor, D};
+use candle_core::{bail, Module, Result, Tensor};
 use candle_nn::{Conv2d, LayerNorm, Linear, VarBuilder};
 
 /// SDXL additional conditioning (`added_cond_kwargs`).
@@ -44,10 +44,10 @@ impl CrossAttention {
     ) -> Result<Self> {
         let inner = heads * head_dim;
         Ok(Self {
-            to_q: candle_nn::linear_no_bias(query_dim, inner, vb.pp("to_q"))?,
-            to_k: candle_nn::linear_no_bias(context_dim, inner, vb.pp("to_k"))?,
-            to_v: candle_nn::linear_no_bias(context_dim, inner, vb.pp("to_v"))?,
-            to_out: candle_nn::linear(inner, query_dim, vb.pp("to_out").pp("0"))?,
+            to_q: super::layers::linear_no_bias(query_dim, inner, vb.pp("to_q"))?,
+            to_k: super::layers::linear_no_bias(context_dim, inner, vb.pp("to_k"))?,
+            to_v: super::layers::linear_no_bias(context_dim, inner, vb.pp("to_v"))?,
+            to_out: super::layers::linear(inner, query_dim, vb.pp("to_out").pp("0"))?,
             heads,
             head_dim,
         })
@@ -75,27 +75,43 @@ impl CrossAttention {
 }
 
 /// GEGLU feed-forward: `ff.net.0.proj` (dim → 2·inner), `hidden * gelu_erf(gate)`, `ff.net.2`.
+///
+/// The projection is evaluated as two matmuls against the (contiguous, copy-free) halves of
+/// its weight, so `hidden` and `gate` come out contiguous and the GELU/product run on the fast
+/// parallel element-wise paths instead of strided views of one `[.., 2·inner]` tensor.
 #[derive(Debug, Clone)]
 struct FeedForward {
-    proj: Linear,
+    proj_hidden: Linear,
+    proj_gate: Linear,
     out: Linear,
 }
 
 impl FeedForward {
     fn new(vb: VarBuilder, dim: usize) -> Result<Self> {
         let inner = dim * 4;
+        let proj = super::layers::linear(dim, inner * 2, vb.pp("net.0.proj"))?;
+        let half = |t: &Tensor, i: usize| t.narrow(0, i * inner, inner);
+        let (w, b) = (proj.weight(), proj.bias());
+        let part = |i: usize| -> Result<Linear> {
+            Ok(Linear::new(
+                half(w, i)?,
+                match b {
+                    Some(b) => Some(half(b, i)?),
+                    None => None,
+                },
+            ))
+        };
         Ok(Self {
-            proj: candle_nn::linear(dim, inner * 2, vb.pp("net.0.proj"))?,
-            out: candle_nn::linear(inner, dim, vb.pp("net.2"))?,
+            proj_hidden: part(0)?,
+            proj_gate: part(1)?,
+            out: super::layers::linear(inner, dim, vb.pp("net.2"))?,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.proj.forward(x)?;
-        let half = h.dim(D::Minus1)? / 2;
-        let hidden = h.narrow(D::Minus1, 0, half)?;
-        let gate = h.narrow(D::Minus1, half, half)?;
-        self.out.forward(&(hidden * gate.gelu_erf()?)?)
+        let gate = self.proj_gate.forward(x)?.gelu_erf()?;
+        let hidden = self.proj_hidden.forward(x)?;
+        self.out.forward(&(hidden * gate)?)
     }
 }
 
@@ -119,11 +135,11 @@ impl BasicTransformerBlock {
         context_dim: usize,
     ) -> Result<Self> {
         Ok(Self {
-            norm1: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm1"))?,
+            norm1: super::layers::layer_norm(dim, 1e-5, vb.pp("norm1"))?,
             attn1: CrossAttention::new(vb.pp("attn1"), dim, dim, heads, head_dim)?,
-            norm2: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm2"))?,
+            norm2: super::layers::layer_norm(dim, 1e-5, vb.pp("norm2"))?,
             attn2: CrossAttention::new(vb.pp("attn2"), dim, context_dim, heads, head_dim)?,
-            norm3: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm3"))?,
+            norm3: super::layers::layer_norm(dim, 1e-5, vb.pp("norm3"))?,
             ff: FeedForward::new(vb.pp("ff"), dim)?,
         })
     }
@@ -168,8 +184,8 @@ impl Transformer2D {
         let inner = heads * head_dim;
         let (proj_in, proj_out) = if linear {
             (
-                Proj::Linear(candle_nn::linear(channels, inner, vb.pp("proj_in"))?),
-                Proj::Linear(candle_nn::linear(inner, channels, vb.pp("proj_out"))?),
+                Proj::Linear(super::layers::linear(channels, inner, vb.pp("proj_in"))?),
+                Proj::Linear(super::layers::linear(inner, channels, vb.pp("proj_out"))?),
             )
         } else {
             (
@@ -204,7 +220,7 @@ impl Transformer2D {
             t.permute((0, 2, 3, 1))?.reshape((b, h * w, ch))
         };
         let mut hs = match &self.proj_in {
-            Proj::Conv(conv) => to_seq(&conv.forward(&n)?)?,
+            Proj::Conv(conv) => to_seq(&conv_forward(conv, &n)?)?,
             Proj::Linear(lin) => lin.forward(&to_seq(&n)?.contiguous()?)?,
         };
         for blk in &self.blocks {
@@ -221,7 +237,7 @@ impl Transformer2D {
                     .reshape((b, h, w, inner))?
                     .permute((0, 3, 1, 2))?
                     .contiguous()?;
-                conv.forward(&hs)?
+                conv_forward(conv, &hs)?
             }
         };
         out + x
@@ -572,7 +588,7 @@ impl UNet2DConditionModel {
     ) -> Result<Tensor> {
         let emb = self.embed(sample, timestep, added)?;
         let ctx = encoder_hidden_states;
-        let mut h = self.conv_in.forward(sample)?;
+        let mut h = conv_forward(&self.conv_in, sample)?;
         let mut skips = vec![h.clone()];
         for blk in &self.down_blocks {
             h = blk.forward(&h, &emb, ctx, &mut skips)?;
@@ -602,6 +618,6 @@ impl UNet2DConditionModel {
             h = blk.forward(&h, &emb, ctx, &mut mine, size)?;
         }
         let h = self.conv_norm_out.forward(&h)?.silu()?;
-        self.conv_out.forward(&h)
+        conv_forward(&self.conv_out, &h)
     }
 }

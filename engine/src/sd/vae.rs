@@ -3,7 +3,7 @@
 
 use super::attention::attention;
 use super::config::VaeConfig;
-use super::layers::{conv2d, Downsample2D, GroupNorm, ResnetBlock2D, Upsample2D};
+use super::layers::{conv2d, conv_forward, Downsample2D, GroupNorm, ResnetBlock2D, Upsample2D};
 use candle_core::{bail, Module, Result, Tensor};
 use candle_nn::{Conv2d, Linear, VarBuilder};
 
@@ -24,10 +24,10 @@ impl SpatialAttention {
     fn new(vb: VarBuilder, channels: usize, groups: usize) -> Result<Self> {
         Ok(Self {
             group_norm: GroupNorm::new(groups, channels, VAE_EPS, vb.pp("group_norm"))?,
-            to_q: candle_nn::linear(channels, channels, vb.pp("to_q"))?,
-            to_k: candle_nn::linear(channels, channels, vb.pp("to_k"))?,
-            to_v: candle_nn::linear(channels, channels, vb.pp("to_v"))?,
-            to_out: candle_nn::linear(channels, channels, vb.pp("to_out").pp("0"))?,
+            to_q: super::layers::linear(channels, channels, vb.pp("to_q"))?,
+            to_k: super::layers::linear(channels, channels, vb.pp("to_k"))?,
+            to_v: super::layers::linear(channels, channels, vb.pp("to_v"))?,
+            to_out: super::layers::linear(channels, channels, vb.pp("to_out").pp("0"))?,
         })
     }
 
@@ -127,7 +127,7 @@ impl Encoder {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = self.conv_in.forward(x)?;
+        let mut h = conv_forward(&self.conv_in, x)?;
         for (resnets, down) in &self.blocks {
             for r in resnets {
                 h = r.forward(&h, None)?;
@@ -137,7 +137,7 @@ impl Encoder {
             }
         }
         h = self.mid.forward(&h)?;
-        self.conv_out.forward(&self.norm_out.forward(&h)?.silu()?)
+        conv_forward(&self.conv_out, &self.norm_out.forward(&h)?.silu()?)
     }
 }
 
@@ -187,7 +187,7 @@ impl Decoder {
     }
 
     fn forward(&self, z: &Tensor) -> Result<Tensor> {
-        let mut h = self.mid.forward(&self.conv_in.forward(z)?)?;
+        let mut h = self.mid.forward(&conv_forward(&self.conv_in, z)?)?;
         for (resnets, up) in &self.blocks {
             for r in resnets {
                 h = r.forward(&h, None)?;
@@ -196,7 +196,7 @@ impl Decoder {
                 h = u.forward(&h, None)?;
             }
         }
-        self.conv_out.forward(&self.norm_out.forward(&h)?.silu()?)
+        conv_forward(&self.conv_out, &self.norm_out.forward(&h)?.silu()?)
     }
 }
 
@@ -282,14 +282,14 @@ impl AutoencoderKL {
     fn encode_moments(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.encoder.forward(x)?;
         match &self.quant_conv {
-            Some(q) => q.forward(&h),
+            Some(q) => conv_forward(q, &h),
             None => Ok(h),
         }
     }
 
     fn decode_tile(&self, z: &Tensor) -> Result<Tensor> {
         let z = match &self.post_quant_conv {
-            Some(p) => p.forward(z)?,
+            Some(p) => conv_forward(p, z)?,
             None => z.clone(),
         };
         self.decoder.forward(&z)
