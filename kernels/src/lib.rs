@@ -1,9 +1,110 @@
-//! Custom compute kernels of Defect Studio.
+//! Custom compute kernels of Defect Studio: fused attention, GroupNorm(+SiLU) and GEGLU.
 //!
-//! This crate will hold one file per op: a `cpu_ref` reference implementation and a candle
-//! `CustomOp` whose `cpu_fwd` uses it, with `cuda_fwd` behind the optional `cuda` feature and the
-//! CUDA sources in `kernels/cuda/*.cu`, compiled at run time with NVRTC through the `cudarc` that
-//! candle re-exports (see DESIGN.md §2 and §4).
+//! One module per op. Each has a `cpu_ref` (f32 math on candle CPU tensors: the reference, and
+//! the CPU path) and a candle custom op whose `cpu_fwd` calls it and whose `cuda_fwd` (behind the
+//! optional `cuda` feature) launches a CUDA kernel:
 //!
-//! It is empty until the first kernel lands (the attention kernel of the kernels issue): no
-//! operation is declared here yet, so nothing can call an unimplemented one.
+//! | module | entry point | custom op | CUDA source |
+//! | --- | --- | --- | --- |
+//! | [`attention`] | [`attention::flash_attention`] | [`attention::FlashAttention`] (`CustomOp3`) | `cuda/flash_attn.cu` |
+//! | [`group_norm`] | [`group_norm::group_norm`] | [`group_norm::GroupNorm`] (`CustomOp3`) | `cuda/group_norm.cu` |
+//! | [`geglu`] | [`geglu::geglu`] | [`geglu::Geglu`] (`CustomOp1`) | `cuda/geglu.cu` |
+//!
+//! The CUDA sources are embedded with `include_str!` ([`sources`]) and compiled at first use
+//! with NVRTC, through the `cudarc` that candle re-exports (`candle_core::cuda_backend::cudarc`;
+//! see DESIGN.md §4 for why not a cudarc of our own). PTX is cached per compute capability, in a
+//! process-wide map and on disk under the user's cache directory (`cuda` module, private).
+//! NVRTC needs `cuda_fp16.h`/`cuda_bf16.h` at run time: it looks in `DEFECT_STUDIO_CUDA_INCLUDE`
+//! (a `:`-separated list), then `$CUDA_ROOT`, `$CUDA_PATH`, `$CUDA_HOME` + `/include`, then
+//! `/usr/local/cuda/include`.
+//!
+//! Nothing in the default build needs CUDA: `cargo test -p kernels` checks every `cpu_ref`
+//! against a naive reference, and `scripts/nvrtc_check.py` compiles the CUDA sources to PTX
+//! without a GPU. `scripts/gpu-check.sh` runs the kernels against their references on a GPU.
+
+pub mod attention;
+pub mod geglu;
+pub mod group_norm;
+
+#[cfg(feature = "cuda")]
+mod cuda;
+
+/// The CUDA C++ sources, embedded in the binary and compiled at run time with NVRTC.
+pub mod sources {
+    /// `flash_attn_fwd_{f32,f16,bf16}_d{40,64,80,128,160,512}`.
+    pub const FLASH_ATTN: &str = include_str!("../cuda/flash_attn.cu");
+    /// `group_norm_{f32,f16,bf16}`.
+    pub const GROUP_NORM: &str = include_str!("../cuda/group_norm.cu");
+    /// `geglu_{f32,f16,bf16}`.
+    pub const GEGLU: &str = include_str!("../cuda/geglu.cu");
+}
+
+/// Helpers shared by the `cpu_fwd`s: storage ⇄ f32 CPU tensors.
+mod cpu {
+    use candle_core::backend::BackendStorage;
+    use candle_core::{bail, CpuStorage, DType, Device, Layout, Result, Tensor};
+
+    /// A contiguous CPU storage view as an f32 tensor of the layout's shape.
+    pub(crate) fn to_f32_tensor(s: &CpuStorage, l: &Layout, op: &'static str) -> Result<Tensor> {
+        let Some((a, b)) = l.contiguous_offsets() else {
+            bail!("{op}: the inputs must be contiguous")
+        };
+        let v: Vec<f32> = match s {
+            CpuStorage::F32(v) => v[a..b].to_vec(),
+            CpuStorage::F64(v) => v[a..b].iter().map(|&x| x as f32).collect(),
+            CpuStorage::F16(v) => v[a..b].iter().map(|x| x.to_f32()).collect(),
+            CpuStorage::BF16(v) => v[a..b].iter().map(|x| x.to_f32()).collect(),
+            other => bail!("{op}: unsupported dtype {:?}", other.dtype()),
+        };
+        Tensor::from_vec(v, l.shape(), &Device::Cpu)
+    }
+
+    /// An f32 tensor converted to `dtype`, as a CPU storage (shape given separately).
+    pub(crate) fn to_storage(t: &Tensor, dtype: DType) -> Result<CpuStorage> {
+        let t = t.flatten_all()?;
+        Ok(match dtype {
+            DType::F32 => CpuStorage::F32(t.to_dtype(DType::F32)?.to_vec1()?),
+            DType::F64 => CpuStorage::F64(t.to_dtype(DType::F64)?.to_vec1()?),
+            DType::F16 => CpuStorage::F16(t.to_dtype(DType::F16)?.to_vec1()?),
+            DType::BF16 => CpuStorage::BF16(t.to_dtype(DType::BF16)?.to_vec1()?),
+            other => bail!("unsupported output dtype {other:?}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sources;
+
+    #[test]
+    fn sources_are_embedded_with_their_kernels() {
+        for dt in ["f32", "f16", "bf16"] {
+            for d in crate::attention::CUDA_HEAD_DIMS {
+                let name = format!("DEFINE_FLASH_ATTN(flash_attn_fwd_{dt}_d{d},");
+                assert!(sources::FLASH_ATTN.contains(&name), "missing {name}");
+            }
+            let gn = format!("DEFINE_GROUP_NORM(group_norm_{dt},");
+            assert!(sources::GROUP_NORM.contains(&gn), "missing {gn}");
+            let gg = format!("DEFINE_GEGLU(geglu_{dt},");
+            assert!(sources::GEGLU.contains(&gg), "missing {gg}");
+        }
+        for src in [sources::FLASH_ATTN, sources::GROUP_NORM, sources::GEGLU] {
+            assert!(
+                src.contains("#include <cuda_fp16.h>") && src.contains("#include <cuda_bf16.h>")
+            );
+            assert!(src.contains("extern \"C\" __global__"));
+        }
+    }
+
+    /// The host's shared-memory formula and per-head-dim tiles match the kernel's instantiations.
+    #[test]
+    fn attention_tile_table_matches_source() {
+        for &(d, rq) in crate::attention::TILES {
+            let line = format!("DEFINE_FLASH_ATTN(flash_attn_fwd_f16_d{d}, __half, {d}, {rq})");
+            assert!(sources::FLASH_ATTN.contains(&line), "missing {line}");
+        }
+        assert!(sources::FLASH_ATTN.contains("#define FA_WARPS 4"));
+        assert!(sources::FLASH_ATTN.contains("#define FA_BK 32"));
+        assert!(sources::FLASH_ATTN.contains("constexpr int KS = D + 4;"));
+    }
+}

@@ -1,8 +1,9 @@
 //! The single scaled-dot-product attention entry point used by every attention layer of the
 //! UNet and the VAE.
 //!
-//! [`attention`] is the hook where an accelerated kernel can be plugged in later. The portable
-//! implementation processes the queries in chunks so that the score buffer of one chunk stays
+//! [`attention`] sends CUDA tensors to the fused flash-attention kernel of the `kernels` crate
+//! (online softmax, never a full score matrix) for the head dims it covers. The portable
+//! implementation (the CPU path) processes the queries in chunks so that the score buffer of one chunk stays
 //! under [`SCORE_BUDGET_BYTES`]; this keeps e.g. SDXL's VAE mid-block attention at 1024²
 //! (one 512-wide head, L = 16384, a 1 GiB full score matrix) within a small, bounded buffer.
 
@@ -14,6 +15,9 @@ pub const SCORE_BUDGET_BYTES: usize = 64 << 20;
 /// `softmax(q kᵀ · scale) v` for q `[B, H, Lq, D]`, k/v `[B, H, Lk, D]`, returning `[B, H, Lq, D]`
 /// in v's dtype. Scores and softmax are computed in f32 whatever the input dtype.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    if q.device().is_cuda() && kernels::attention::cuda_supports(q.dim(D::Minus1)?, q.dtype()) {
+        return kernels::attention::flash_attention(q, k, v, scale);
+    }
     attention_chunked(q, k, v, scale, SCORE_BUDGET_BYTES)
 }
 

@@ -1,0 +1,464 @@
+//! Fused scaled-dot-product attention: `softmax(q kᵀ · scale) v`, never building the full score
+//! matrix.
+//!
+//! * [`flash_attention`]: the entry point, for q `[B, H, Lq, D]` and k, v `[B, H, Lk, D]`
+//!   (self-attention: Lk = Lq; SD's cross-attention: Lk = 77). The output has q's shape and dtype.
+//! * [`FlashAttention`]: the candle `CustomOp3`. On CPU it runs [`cpu_ref`]; on CUDA the kernel
+//!   of `cuda/flash_attn.cu` (online softmax over 32-key tiles in shared memory, f32 accumulation,
+//!   f32/f16/bf16 in and out) for the head dims in [`CUDA_HEAD_DIMS`].
+//! * [`cpu_ref`]: f32 math on CPU tensors, chunked over queries so the score buffer stays under
+//!   [`SCORE_BUDGET`] elements (the VAE's 16384² scores would be 1 GiB).
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, DType, Device, Layout, Result, Shape, Tensor, D};
+
+/// Head dims the CUDA kernel is instantiated for: SD1.5's 40/80/160, SDXL's 64, the VAE's 512,
+/// and 128.
+pub const CUDA_HEAD_DIMS: [usize; 6] = [40, 64, 80, 128, 160, 512];
+
+/// `(head dim, query rows per warp)` of each CUDA instantiation; a block holds 4 warps. Must match
+/// the `DEFINE_FLASH_ATTN` lines of `cuda/flash_attn.cu` (a test checks it).
+pub const TILES: &[(usize, usize)] = &[(40, 8), (64, 8), (80, 8), (128, 8), (160, 8), (512, 4)];
+
+/// Largest score buffer [`cpu_ref`] builds at once, in f32 elements (16 MiB).
+pub const SCORE_BUDGET: usize = 1 << 22;
+
+/// Whether the CUDA kernel covers this head dim and dtype (otherwise `cuda_fwd` errors and the
+/// caller should take its unfused path).
+pub fn cuda_supports(head_dim: usize, dtype: DType) -> bool {
+    CUDA_HEAD_DIMS.contains(&head_dim) && matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
+}
+
+/// `(dims of q, lk)` after checking the shapes of q, k and v.
+fn check_shapes(q: &Shape, k: &Shape, v: &Shape) -> Result<([usize; 4], usize)> {
+    let (Ok(qd), Ok(kd), Ok(vd)) = (q.dims4(), k.dims4(), v.dims4()) else {
+        bail!("flash_attention: q, k, v must be [B, H, L, D], got {q:?}, {k:?}, {v:?}")
+    };
+    let (b, h, lq, d) = qd;
+    if kd != vd || kd.0 != b || kd.1 != h || kd.3 != d || lq == 0 || kd.2 == 0 {
+        bail!("flash_attention: q {q:?} needs k and v of shape [{b}, {h}, Lk > 0, {d}], got {k:?}, {v:?}")
+    }
+    Ok(([b, h, lq, d], kd.2))
+}
+
+/// Reference attention in f32 on CPU tensors (any input dtype; the result is f32).
+pub fn cpu_ref(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    cpu_ref_with_budget(q, k, v, scale, SCORE_BUDGET)
+}
+
+/// [`cpu_ref`] with an explicit score budget (in f32 elements; at least one query row per chunk).
+pub fn cpu_ref_with_budget(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    budget: usize,
+) -> Result<Tensor> {
+    let ([b, h, lq, _], lk) = check_shapes(q.shape(), k.shape(), v.shape())?;
+    let cpu = Device::Cpu;
+    let q = q.to_device(&cpu)?.to_dtype(DType::F32)?;
+    let kt = k.to_device(&cpu)?.to_dtype(DType::F32)?.t()?.contiguous()?; // [B, H, D, Lk]
+    let v = v.to_device(&cpu)?.to_dtype(DType::F32)?.contiguous()?;
+    let rows = (budget / (b * h * lk)).clamp(1, lq);
+    let mut outs = Vec::with_capacity(lq.div_ceil(rows));
+    let mut start = 0;
+    while start < lq {
+        let n = rows.min(lq - start);
+        let qc = q.narrow(2, start, n)?.contiguous()?;
+        let s = (qc.matmul(&kt)? * scale)?; // [B, H, n, Lk]
+        let m = s.max_keepdim(D::Minus1)?;
+        let e = s.broadcast_sub(&m)?.exp()?;
+        let p = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?;
+        outs.push(p.matmul(&v)?);
+        start += n;
+    }
+    Tensor::cat(&outs, 2)
+}
+
+/// Fused attention with q `[B, H, Lq, D]`, k and v `[B, H, Lk, D]` (same dtype and device):
+/// `softmax(q kᵀ · scale) v`, shape and dtype of q. Non-contiguous inputs are copied first.
+pub fn flash_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    check_shapes(q.shape(), k.shape(), v.shape())?;
+    if q.dtype() != k.dtype() || q.dtype() != v.dtype() {
+        bail!(
+            "flash_attention: q, k, v dtypes differ: {:?}, {:?}, {:?}",
+            q.dtype(),
+            k.dtype(),
+            v.dtype()
+        )
+    }
+    let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+    q.apply_op3_no_bwd(
+        &k,
+        &v,
+        &FlashAttention {
+            scale: scale as f32,
+        },
+    )
+}
+
+/// The attention custom op (`q.apply_op3_no_bwd(&k, &v, &FlashAttention { scale })`); inputs
+/// must be contiguous (use [`flash_attention`], which sees to it).
+#[derive(Debug, Clone, Copy)]
+pub struct FlashAttention {
+    pub scale: f32,
+}
+
+impl candle_core::CustomOp3 for FlashAttention {
+    fn name(&self) -> &'static str {
+        "flash-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let op = self.name();
+        let q = crate::cpu::to_f32_tensor(s1, l1, op)?;
+        let k = crate::cpu::to_f32_tensor(s2, l2, op)?;
+        let v = crate::cpu::to_f32_tensor(s3, l3, op)?;
+        let out = cpu_ref(&q, &k, &v, self.scale as f64)?;
+        Ok((
+            crate::cpu::to_storage(&out, s1.dtype())?,
+            l1.shape().clone(),
+        ))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        cuda::fwd(self.scale, s1, l1, s2, l2, s3, l3)
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::{check_shapes, TILES};
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::{
+        sys::CUfunction_attribute_enum, DeviceRepr, LaunchConfig, PushKernelArg,
+    };
+    use candle_core::cuda_backend::{CudaDType, WrapErr};
+    use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
+
+    /// Dynamic shared memory of one block, in bytes (the formula at the top of flash_attn.cu).
+    pub(super) fn smem_bytes(d: usize, rq: usize) -> usize {
+        let bq = 4 * rq;
+        4 * (bq * d + 32 * (d + 4) + 32 * d)
+    }
+
+    pub(super) fn fwd(
+        scale: f32,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+        s3: &CudaStorage,
+        l3: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        match s1.dtype() {
+            DType::F32 => launch::<f32>("f32", scale, s1, l1, s2, l2, s3, l3),
+            DType::F16 => launch::<half::f16>("f16", scale, s1, l1, s2, l2, s3, l3),
+            DType::BF16 => launch::<half::bf16>("bf16", scale, s1, l1, s2, l2, s3, l3),
+            other => bail!("flash_attention: no CUDA kernel for dtype {other:?}"),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch<T: CudaDType + DeviceRepr>(
+        tname: &str,
+        scale: f32,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+        s3: &CudaStorage,
+        l3: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let ([b, h, lq, d], lk) = check_shapes(l1.shape(), l2.shape(), l3.shape())?;
+        let Some(&(_, rq)) = TILES.iter().find(|(td, _)| *td == d) else {
+            bail!(
+                "flash_attention: no CUDA kernel for head dim {d} (have {:?})",
+                super::CUDA_HEAD_DIMS
+            )
+        };
+        if lq > i32::MAX as usize || lk > i32::MAX as usize || b * h > 65535 {
+            bail!(
+                "flash_attention: shape too large for the CUDA kernel: {:?}",
+                l1.shape()
+            )
+        }
+        let op = "flash_attention";
+        let q = crate::cuda::view::<T>(s1, l1, op)?;
+        let k = crate::cuda::view::<T>(s2, l2, op)?;
+        let v = crate::cuda::view::<T>(s3, l3, op)?;
+        let dev = s1.device().clone();
+        let name = format!("flash_attn_fwd_{tname}_d{d}");
+        let func = crate::cuda::function(&dev, "flash_attn", crate::sources::FLASH_ATTN, &name)?;
+        let smem = smem_bytes(d, rq);
+        if smem > 48 * 1024 {
+            let max = crate::cuda::max_smem_optin(&dev)?;
+            if smem > max {
+                bail!("flash_attention: head dim {d} needs {smem} B of shared memory, the GPU allows {max}")
+            }
+            func.set_attribute(
+                CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                smem as i32,
+            )
+            .w()?;
+        }
+        // SAFETY: every element is written by the kernel (each query row < Lq, each head dim).
+        let out = unsafe { dev.alloc::<T>(b * h * lq * d)? };
+        let cfg = LaunchConfig {
+            grid_dim: (lq.div_ceil(4 * rq) as u32, (b * h) as u32, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        let (lq_i, lk_i) = (lq as i32, lk as i32);
+        let scale_log2 = scale * std::f32::consts::LOG2_E;
+        let stream = dev.cuda_stream();
+        let mut builder = stream.launch_builder(&func);
+        builder
+            .arg(&q)
+            .arg(&k)
+            .arg(&v)
+            .arg(&out)
+            .arg(&lq_i)
+            .arg(&lk_i)
+            .arg(&scale_log2);
+        // SAFETY: argument types and order match the kernel signature in flash_attn.cu; the
+        // buffers hold B*H*L*D elements as the kernel indexes them.
+        unsafe { builder.launch(cfg) }.w()?;
+        Ok((CudaStorage::wrap_cuda_slice(out, dev), l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Naive attention in f64 over plain vectors: the full score matrix, no candle ops.
+    fn naive(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Vec<f32> {
+        let (b, h, lq, d) = q.dims4().unwrap();
+        let lk = k.dim(2).unwrap();
+        let flat = |t: &Tensor| -> Vec<f32> {
+            t.to_dtype(DType::F32)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        let (q, k, v) = (flat(q), flat(k), flat(v));
+        let mut out = vec![0f32; b * h * lq * d];
+        for bh in 0..b * h {
+            let (qo, ko) = (bh * lq * d, bh * lk * d);
+            let scores: Vec<Vec<f64>> = (0..lq)
+                .map(|i| {
+                    (0..lk)
+                        .map(|j| {
+                            (0..d)
+                                .map(|x| q[qo + i * d + x] as f64 * k[ko + j * d + x] as f64)
+                                .sum::<f64>()
+                                * scale
+                        })
+                        .collect()
+                })
+                .collect();
+            for (i, row) in scores.iter().enumerate() {
+                let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = row.iter().map(|s| (s - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for x in 0..d {
+                    let o: f64 = (0..lk).map(|j| e[j] * v[ko + j * d + x] as f64).sum();
+                    out[qo + i * d + x] = (o / z) as f32;
+                }
+            }
+        }
+        out
+    }
+
+    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    fn qkv(
+        b: usize,
+        h: usize,
+        lq: usize,
+        lk: usize,
+        d: usize,
+        seed: u64,
+    ) -> (Tensor, Tensor, Tensor) {
+        // Deterministic pseudo-random values in [-2, 2) (a tiny LCG, no RNG crate needed).
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut gen = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+                })
+                .collect()
+        };
+        let t = |v: Vec<f32>, l: usize| Tensor::from_vec(v, (b, h, l, d), &Device::Cpu).unwrap();
+        (
+            t(gen(b * h * lq * d), lq),
+            t(gen(b * h * lk * d), lk),
+            t(gen(b * h * lk * d), lk),
+        )
+    }
+
+    fn flat(t: &Tensor) -> Vec<f32> {
+        t.to_dtype(DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    /// f32 reference vs naive f64 attention: max abs diff ≤ 1e-5 (|v| ≤ 2, so outputs ≤ 2).
+    const TOL_F32: f32 = 1e-5;
+
+    #[test]
+    fn cpu_ref_matches_naive_at_sd_head_dims() {
+        // (head dim, Lq, Lk): SD1.5 40/80/160, SDXL 64, VAE 512; self and cross (Lk = 77).
+        for (i, &(d, lq, lk)) in [
+            (40, 64, 64),
+            (40, 33, 77),
+            (64, 48, 48),
+            (64, 16, 77),
+            (80, 40, 77),
+            (160, 24, 24),
+            (160, 9, 77),
+            (512, 20, 20),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let (q, k, v) = qkv(2, 2, lq, lk, d, i as u64);
+            let scale = 1.0 / (d as f64).sqrt();
+            let want = naive(&q, &k, &v, scale);
+            let got = flat(&cpu_ref(&q, &k, &v, scale).unwrap());
+            let diff = max_abs_diff(&got, &want);
+            assert!(
+                diff <= TOL_F32,
+                "d={d} lq={lq} lk={lk}: max abs diff {diff}"
+            );
+        }
+    }
+
+    #[test]
+    fn chunking_over_queries_gives_the_same_result() {
+        let (q, k, v) = qkv(1, 2, 37, 77, 64, 7);
+        let whole = flat(&cpu_ref_with_budget(&q, &k, &v, 0.125, usize::MAX).unwrap());
+        // 2*77*1 = 154 elements per query row: budget 500 → 3 rows per chunk, a ragged last one.
+        let chunked = flat(&cpu_ref_with_budget(&q, &k, &v, 0.125, 500).unwrap());
+        let one_row = flat(&cpu_ref_with_budget(&q, &k, &v, 0.125, 0).unwrap());
+        assert_eq!(max_abs_diff(&whole, &chunked), 0.0);
+        assert_eq!(max_abs_diff(&whole, &one_row), 0.0);
+    }
+
+    #[test]
+    fn vae_shape_chunks_under_budget() {
+        // The VAE's single 512-wide head at a long sequence: the score buffer never exceeds the
+        // budget (here 4096 keys, budget 64 rows' worth), and the result still matches naive.
+        let (q, k, v) = qkv(1, 1, 70, 4096, 512, 11);
+        let scale = 1.0 / 512f64.sqrt();
+        let got = flat(&cpu_ref_with_budget(&q, &k, &v, scale, 64 * 4096).unwrap());
+        let diff = max_abs_diff(&got, &naive(&q, &k, &v, scale));
+        assert!(diff <= TOL_F32, "max abs diff {diff}");
+    }
+
+    #[test]
+    fn custom_op_matches_naive_in_f32_f16_bf16() {
+        let (q, k, v) = qkv(2, 3, 45, 77, 40, 3);
+        let scale = 1.0 / 40f64.sqrt();
+        // f16/bf16: the inputs are rounded first, so the naive reference sees the same inputs;
+        // what remains is the output's rounding: half an ulp at |o| < 2 (f16 2^-10, bf16 2^-7).
+        for (dt, tol) in [
+            (DType::F32, TOL_F32),
+            (DType::F16, 1e-3),
+            (DType::BF16, 8e-3),
+        ] {
+            let (q, k, v) = (
+                q.to_dtype(dt).unwrap(),
+                k.to_dtype(dt).unwrap(),
+                v.to_dtype(dt).unwrap(),
+            );
+            let out = flash_attention(&q, &k, &v, scale).unwrap();
+            assert_eq!(out.dtype(), dt);
+            assert_eq!(out.dims(), q.dims());
+            let diff = max_abs_diff(&flat(&out), &naive(&q, &k, &v, scale));
+            assert!(diff <= tol, "{dt:?}: max abs diff {diff} > {tol}");
+        }
+    }
+
+    #[test]
+    fn non_contiguous_inputs_are_handled() {
+        // [B, L, H, D] viewed as [B, H, L, D], as a model's projections produce it.
+        let (b, h, lq, lk, d) = (2, 3, 10, 77, 80);
+        let (q, _, _) = qkv(b, lq, h, h, d, 5); // q [B, Lq, H, D]
+        let (k, v, _) = qkv(b, lk, h, h, d, 6); // k, v [B, Lk, H, D]
+        let (q, k, v) = (
+            q.transpose(1, 2).unwrap(),
+            k.transpose(1, 2).unwrap(),
+            v.transpose(1, 2).unwrap(),
+        );
+        assert!(!q.is_contiguous());
+        assert_eq!(k.dims(), &[b, h, lk, d]);
+        let out = flash_attention(&q, &k, &v, 0.1).unwrap();
+        let diff = max_abs_diff(&flat(&out), &naive(&q, &k, &v, 0.1));
+        assert!(diff <= TOL_F32, "max abs diff {diff}");
+    }
+
+    #[test]
+    fn the_comparison_can_fail() {
+        // A wrong scale is caught: the tolerance is far tighter than a real error.
+        let (q, k, v) = qkv(1, 1, 16, 16, 64, 9);
+        let got = flat(&cpu_ref(&q, &k, &v, 0.125).unwrap());
+        let wrong = naive(&q, &k, &v, 0.126);
+        assert!(max_abs_diff(&got, &wrong) > 100.0 * TOL_F32);
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let (q, k, _) = qkv(1, 2, 8, 8, 40, 1);
+        let v_bad = Tensor::zeros((1, 2, 9, 40), DType::F32, &Device::Cpu).unwrap();
+        assert!(flash_attention(&q, &k, &v_bad, 1.0).is_err());
+        assert!(flash_attention(&q, &k.to_dtype(DType::F16).unwrap(), &k, 1.0).is_err());
+        assert!(cpu_ref(&q.flatten_all().unwrap(), &k, &k, 1.0).is_err());
+    }
+
+    #[test]
+    fn cuda_support_table() {
+        assert!(cuda_supports(40, DType::F16) && cuda_supports(512, DType::BF16));
+        assert!(!cuda_supports(48, DType::F16) && !cuda_supports(64, DType::F64));
+        assert_eq!(
+            TILES.iter().map(|t| t.0).collect::<Vec<_>>(),
+            CUDA_HEAD_DIMS.to_vec()
+        );
+    }
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# GPU check of the `kernels` crate: correctness of every CUDA kernel against its cpu_ref, and
+# attention TFLOP/s at SD shapes next to PyTorch SDPA on the same GPU.
+#
+#   scripts/gpu-check.sh build   # HERE (no GPU needed): CUDA 13.0.x pip wheels + release build of
+#                                # kernels/examples/gpu_check.rs into .gpu-check/ (binary + libs)
+#   scripts/gpu-check.sh run     # ON THE GPU MACHINE, from the repo root, with .gpu-check carried:
+#                                # correctness, then benchmarks, then PyTorch SDPA at the same shapes
+#
+# Why this shape:
+# - candle's `cuda` feature builds candle-kernels with nvcc at build time and links cudarc with
+#   `dynamic-linking`, so the build needs a CUDA toolkit and the CUDA libraries. The toolkit comes
+#   from pip wheels pinned to 13.0.x: the GPU machines' driver 580 is CUDA 13.0, and PTX from a
+#   newer toolkit does not load there (DESIGN.md §4). CUDA_COMPUTE_CAP=90 (H100/H200).
+# - Linking wants libcuda.so (the driver), which no wheel ships: we link against a stub made from
+#   the driver symbols cudarc declares (soname libcuda.so.1); the real driver library is loaded on
+#   the GPU machine.
+# - Our own kernels are NOT built here: NVRTC compiles kernels/cuda/*.cu at first use on the GPU
+#   machine (PTX cached under $DEFECT_STUDIO_PTX_CACHE), with the CUDA headers found through
+#   $DEFECT_STUDIO_CUDA_INCLUDE / $CUDA_HOME / /usr/local/cuda/include.
+#
+# Device tool call (see /work/.library/device/README.md), after `echo /.gpu-check/ >> .git/info/exclude`:
+#   run(command="bash scripts/gpu-check.sh run 2>&1 | tee $OUT/gpu-check.log", carry=[".gpu-check"])
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE=${1:-}
+OUTDIR=.gpu-check
+
+build() {
+  VENV=${CUDA_VENV:-$HOME/.cache/defect-studio-cuda13}
+  [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "nvidia-cuda-nvcc==13.0.*" "nvidia-cuda-crt==13.0.*" "nvidia-nvvm==13.0.*" \
+    "nvidia-cuda-runtime==13.0.*" "nvidia-cuda-cccl==13.0.*" "nvidia-cuda-nvrtc==13.0.*" \
+    "nvidia-cublas==13.0.*" "nvidia-curand"
+  SP=$("$VENV/bin/python" -c 'import site; print(site.getsitepackages()[0])')
+  export CUDA_ROOT=$SP/nvidia/cu13 CUDA_PATH=$SP/nvidia/cu13 CUDA_HOME=$SP/nvidia/cu13
+  export PATH=$CUDA_ROOT/bin:$PATH CUDA_COMPUTE_CAP=90
+  # Link directory: unversioned names for the wheels' libraries, and the libcuda stub.
+  LINKDIR=$PWD/$OUTDIR/link
+  mkdir -p "$LINKDIR"
+  for lib in cublas cublasLt curand nvrtc cudart; do
+    f=$(ls "$CUDA_ROOT"/lib/lib$lib.so.* 2>/dev/null | grep -v alt | head -n1 || true)
+    [ -n "$f" ] || { echo "gpu-check: lib$lib.so.* not found under $CUDA_ROOT/lib" >&2; exit 1; }
+    ln -sf "$f" "$LINKDIR/lib$lib.so"
+  done
+  CUDARC=$(ls -d "$HOME"/.cargo/registry/src/*/cudarc-0.19.* | tail -n1)
+  grep -oE '^\s+(pub )?fn cu[A-Za-z0-9_]+\(' "$CUDARC/src/driver/sys/mod.rs" \
+    | sed -E 's/.*fn (cu[A-Za-z0-9_]+)\(/\1/' | sort -u \
+    | awk '{print "void " $1 "(void) {}"}' > "$LINKDIR/cuda_stub.c"
+  cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$LINKDIR/libcuda.so" "$LINKDIR/cuda_stub.c"
+  export LIBRARY_PATH=$LINKDIR:${LIBRARY_PATH:-}
+  CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/kernels-target} \
+    cargo build --release -p kernels --features cuda --example gpu_check
+  cp "${CARGO_TARGET_DIR:-/work/kernels-target}/release/examples/gpu_check" "$OUTDIR/gpu_check"
+  rm -rf "$LINKDIR"
+  ls -l "$OUTDIR"
+}
+
+run() {
+  [ -x "$OUTDIR/gpu_check" ] || { echo "gpu-check: build first (scripts/gpu-check.sh build) and carry $OUTDIR" >&2; exit 1; }
+  nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv || true
+  # The CUDA 13 libraries from the machine's PyTorch wheels (cuBLAS, cuRAND, NVRTC) and headers.
+  PYLIBS=$(python3 - <<'PY'
+import glob, os, site
+dirs = set()
+for sp in site.getsitepackages():
+    for f in glob.glob(os.path.join(sp, "nvidia", "**", "lib*.so*"), recursive=True):
+        dirs.add(os.path.dirname(f))
+print(":".join(sorted(dirs)))
+PY
+)
+  export LD_LIBRARY_PATH=$PYLIBS:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+  [ -f /usr/local/cuda/include/cuda_fp16.h ] && export DEFECT_STUDIO_CUDA_INCLUDE=/usr/local/cuda/include
+  export DEFECT_STUDIO_PTX_CACHE=/tmp/defect-studio-ptx
+  ldd "$OUTDIR/gpu_check" | grep -E "not found|cuda|cublas|curand|nvrtc" || true
+  set +e
+  "$OUTDIR/gpu_check" check; CHECK=$?
+  "$OUTDIR/gpu_check" bench
+  set -e
+  # PyTorch SDPA at the same shapes (flash backend where it applies), for the side-by-side ratio.
+  python3 - <<'PY'
+import json, torch
+import torch.nn.functional as F
+shapes = [("sd15_512_self_d40", 2, 8, 4096, 4096, 40), ("sd15_512_cross_d40", 2, 8, 4096, 77, 40),
+          ("sd15_512_self_d80", 2, 8, 1024, 1024, 80), ("sd15_512_self_d160", 2, 8, 256, 256, 160),
+          ("sdxl_1024_self_d64", 2, 10, 4096, 4096, 64), ("sdxl_1024_cross_d64", 2, 10, 4096, 77, 64),
+          ("sdxl_1024_self_d64_h20", 2, 20, 1024, 1024, 64), ("vae_512_d512", 1, 1, 4096, 4096, 512),
+          ("vae_1024_d512", 1, 1, 16384, 16384, 512)]
+for dt in (torch.float16, torch.bfloat16):
+    for label, b, h, lq, lk, d in shapes:
+        q = torch.randn(b, h, lq, d, device="cuda", dtype=dt)
+        k = torch.randn(b, h, lk, d, device="cuda", dtype=dt)
+        v = torch.randn(b, h, lk, d, device="cuda", dtype=dt)
+        flops = 4.0 * b * h * lq * lk * d
+        iters = max(3, min(200, int(2e12 / flops)))
+        for _ in range(3):
+            F.scaled_dot_product_attention(q, k, v)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(iters):
+            F.scaled_dot_product_attention(q, k, v)
+        end.record()
+        torch.cuda.synchronize()
+        ms = start.elapsed_time(end) / iters
+        print(json.dumps({"bench": label, "dtype": str(dt).split(".")[-1].replace("float16", "f16").replace("bfloat16", "bf16"),
+                          "torch_sdpa_ms": round(ms, 4), "torch_sdpa_tflops": round(flops / ms / 1e9, 2),
+                          "torch": torch.__version__}))
+PY
+  exit $CHECK
+}
+
+case "$MODE" in
+  build) build ;;
+  run) run ;;
+  *) sed -n '2,25p' "$0"; exit 2 ;;
+esac
