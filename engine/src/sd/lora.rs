@@ -350,14 +350,14 @@ fn ldm_unet_path(m: &str, cfg: &UNetConfig) -> Option<String> {
                         .up_block_types
                         .get(b)
                         .is_some_and(|t| t.contains("CrossAttn"));
-                    let tail = rest.get(1..)?;
+                    // upsamplers.0.conv → output_blocks.K.{1|2}.conv
                     Some(join(
                         format!(
                             "output_blocks.{}.{}",
                             base + up_layers[b] - 1,
                             if has_attn { 2 } else { 1 }
                         ),
-                        tail,
+                        rest,
                     ))
                 }
                 _ => None,
@@ -424,8 +424,15 @@ fn lookup(model: &SdModel) -> HashMap<String, (Part, String)> {
     out
 }
 
-/// `up · down` reshaped to the target weight's shape, in f32.
-fn delta(m: &LoraModule, target: &Tensor, name: &str, file: &Path) -> Result<Tensor> {
+/// `strength · alpha/rank · up · down` reshaped to the target weight's shape, in f32 (the scale
+/// is applied to the small `up` factor, not to the full-size product).
+fn delta(
+    m: &LoraModule,
+    strength: f64,
+    target: &Tensor,
+    name: &str,
+    file: &Path,
+) -> Result<Tensor> {
     let f = |e: candle_core::Error| EngineError::failed(format!("{}: {name}: {e}", file.display()));
     let rank = m.down.dim(0).map_err(f)?;
     let down = m
@@ -446,7 +453,8 @@ fn delta(m: &LoraModule, target: &Tensor, name: &str, file: &Path) -> Result<Ten
             m.down.dims()
         )));
     }
-    let d = up.matmul(&down).map_err(f)?;
+    let scale = m.alpha.map(|a| f64::from(a) / rank as f64).unwrap_or(1.0) * strength;
+    let d = (up * scale).and_then(|u| u.matmul(&down)).map_err(f)?;
     if d.elem_count() != target.elem_count() {
         return Err(EngineError::failed(format!(
             "{}: {name}: the LoRA changes a {:?} weight but the model's is {:?} — a LoRA made \
@@ -456,10 +464,7 @@ fn delta(m: &LoraModule, target: &Tensor, name: &str, file: &Path) -> Result<Ten
             target.dims()
         )));
     }
-    let scale = m.alpha.map(|a| f64::from(a) / rank as f64).unwrap_or(1.0);
-    (d * scale)
-        .and_then(|d| d.reshape(target.shape()))
-        .map_err(f)
+    d.reshape(target.shape()).map_err(f)
 }
 
 /// The family a LoRA was made for, from its key names; `None` when they do not say.
@@ -525,8 +530,7 @@ pub fn apply(model: &SdModel, stack: &[LoraSpec]) -> Result<(SdModel, Vec<LoraRe
             } else {
                 spec.text
             };
-            let d = (delta(m, base, module, &spec.path)? * strength)
-                .map_err(|e| EngineError::failed(e.to_string()))?;
+            let d = delta(m, strength, base, module, &spec.path)?;
             let slot = (*part, key.clone());
             let sum = match deltas.remove(&slot) {
                 Some(prev) => (prev + d).map_err(|e| EngineError::failed(e.to_string()))?,
@@ -569,11 +573,17 @@ pub fn apply(model: &SdModel, stack: &[LoraSpec]) -> Result<(SdModel, Vec<LoraRe
         let base = map
             .get(&key)
             .ok_or_else(|| EngineError::failed(format!("no weight {key}")))?;
-        let merged = base
-            .to_dtype(DType::F32)
-            .and_then(|b| b + d.to_device(base.device())?)
-            .and_then(|m| m.to_dtype(base.dtype()))
-            .map_err(|e| EngineError::failed(format!("{key}: {e}")))?;
+        let d = d
+            .to_device(base.device())
+            .map_err(|e| EngineError::failed(e.to_string()))?;
+        let merged = if base.dtype() == DType::F32 {
+            base + d
+        } else {
+            base.to_dtype(DType::F32)
+                .and_then(|b| b + d)
+                .and_then(|m| m.to_dtype(base.dtype()))
+        }
+        .map_err(|e| EngineError::failed(format!("{key}: {e}")))?;
         map.insert(key, merged);
     }
     for (part, map) in maps {
