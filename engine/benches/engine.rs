@@ -162,6 +162,7 @@ fn bench_store() {
         store_path: dir.path().join("batch.redb"),
         targets: None,
         graph_path: None,
+        embed_assets: false,
     };
     let mut exec = Executor::builtin();
     let t = Instant::now();

@@ -28,6 +28,17 @@ pub enum EngineError {
     Store { path: PathBuf, message: String },
     #[error("{0}")]
     Plan(String),
+    /// An A1111 "parameters" text could not be read (names the key and the value).
+    #[error("A1111 parameters: {0}")]
+    A1111(String),
+    /// Bytes that are not a PNG we can read, or a chunk that could not be written.
+    #[error("PNG: {0}")]
+    Png(String),
+    /// A ComfyUI file of a shape we do not understand (names the node and the field).
+    #[error("ComfyUI workflow: {0}")]
+    Comfy(String),
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 impl EngineError {

@@ -678,12 +678,27 @@ fn read_input_files(
             let asset = doc.assets.get(sha).ok_or_else(|| {
                 format!("parameter \"{}\": asset {sha} is not in the graph", p.name)
             })?;
-            let bytes = crate::hashing::decode_base64(&asset.data_base64).map_err(|e| {
-                format!(
-                    "parameter \"{}\": asset {sha} is not valid base64: {e}",
-                    p.name
-                )
-            })?;
+            let bytes = if asset.external {
+                external_asset(sha).ok_or_else(|| {
+                    format!(
+                        "parameter \"{}\": asset {sha} ({} bytes) was left out of this graph \
+                         (large inputs are referenced by hash in output PNGs) and is not in {}",
+                        p.name,
+                        asset
+                            .size
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| "?".into()),
+                        crate::paths::home().join("assets").display()
+                    )
+                })?
+            } else {
+                crate::hashing::decode_base64(&asset.data_base64).map_err(|e| {
+                    format!(
+                        "parameter \"{}\": asset {sha} is not valid base64: {e}",
+                        p.name
+                    )
+                })?
+            };
             (sha.to_string(), Arc::new(bytes))
         } else {
             let path = resolve_path(base_dir, value);
@@ -780,4 +795,31 @@ fn check_outputs(spec: &NodeSpec, out: Outputs) -> Result<Outputs> {
         }
     }
     Ok(out)
+}
+
+/// The bytes of an external asset from the data folder's `assets/<sha256>`, if present and
+/// intact.
+fn external_asset(sha: &str) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(crate::paths::home().join("assets").join(sha)).ok()?;
+    (crate::hashing::sha256_hex(&bytes).eq_ignore_ascii_case(sha)).then_some(bytes)
+}
+
+/// Keeps a copy of every embedded asset larger than `min_bytes` in the data folder's
+/// `assets/<sha256>`, so a graph that refers to it by hash (an output PNG's recipe) still runs
+/// on this machine.
+pub fn keep_assets(doc: &GraphDoc, min_bytes: usize) {
+    let dir = crate::paths::home().join("assets");
+    for (sha, asset) in &doc.assets {
+        if asset.external || asset.data_base64.len() / 4 * 3 <= min_bytes {
+            continue;
+        }
+        let path = dir.join(sha);
+        if path.exists() {
+            continue;
+        }
+        if let Ok(bytes) = crate::hashing::decode_base64(&asset.data_base64) {
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(&path, bytes);
+        }
+    }
 }

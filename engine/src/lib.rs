@@ -33,6 +33,7 @@ pub mod exec;
 pub mod export;
 pub mod hashing;
 pub mod image;
+pub mod interop;
 mod kinds;
 pub mod models;
 pub mod ops;

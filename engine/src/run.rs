@@ -216,6 +216,9 @@ pub struct BatchJob {
     pub targets: Option<Vec<String>>,
     /// The graph file this batch came from, if any (kept in the history).
     pub graph_path: Option<PathBuf>,
+    /// Embed input assets larger than 256 KB in the recipe each output PNG carries (by default
+    /// they are referenced by hash, so outputs do not leak inputs by accident).
+    pub embed_assets: bool,
 }
 
 /// Progress of a batch.
@@ -393,6 +396,9 @@ struct StoreSink<'a> {
     item: u64,
     seed: u64,
     overrides: serde_json::Value,
+    /// Text chunks every PNG carries: the recipe as run (`defect-studio/graph`) and A1111's
+    /// `parameters` when it has a sampler node.
+    chunks: Vec<(String, String)>,
     saved: Vec<Saved>,
     /// Datasets to write when the run ends: (folder template, format) → output ids.
     datasets: &'a mut std::collections::BTreeMap<(String, String), Vec<u64>>,
@@ -439,7 +445,12 @@ impl OutputSink for StoreSink<'_> {
             std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
         }
         let (path, mask_path) = unused_path(&wanted, mask.is_some());
-        let png = codec::encode_image_png(image, &[]).map_err(EngineError::failed)?;
+        let chunks: Vec<(&str, &str)> = self
+            .chunks
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let png = codec::encode_image_png(image, &chunks).map_err(EngineError::failed)?;
         let mask_png = mask
             .map(|m| codec::encode_mask_png(m, &[]))
             .transpose()
@@ -532,7 +543,9 @@ pub fn run_batch(
             outcome = Err(e);
             break;
         }
+        let chunks = recipe_chunks(&doc, item.seed, &job.base_dir, job.embed_assets);
         let mut sink = StoreSink {
+            chunks,
             store: &store,
             out_dir: &job.out_dir,
             graph_name: &job.graph_name,
@@ -719,6 +732,50 @@ impl Drop for Worker {
             let _ = t.join();
         }
     }
+}
+
+/// The text chunks of an output PNG: the recipe as this work item ran it (its seed as the
+/// graph's seed, so `defect-studio run OUTPUT.png` repeats it; inputs over 256 KB referenced by
+/// hash and kept in the data folder's `assets/`), and A1111's `parameters`.
+fn recipe_chunks(
+    doc: &GraphDoc,
+    seed: u64,
+    base_dir: &Path,
+    embed_assets: bool,
+) -> Vec<(String, String)> {
+    use crate::interop::{a1111, png_meta};
+    let mut run_doc = doc.clone();
+    run_doc.meta.seed = Some(seed);
+    // Input files by absolute path: the PNG does not live beside the graph file.
+    let catalogue = nodes::Catalogue::builtin();
+    for node in run_doc.nodes.values_mut() {
+        let Some(spec) = catalogue.get(&node.kind) else {
+            continue;
+        };
+        for p in spec.params {
+            if !matches!(p.kind, ParamKind::InputFile { .. }) {
+                continue;
+            }
+            if let Some(ParamValue::Text(v)) = node.params.get_mut(p.name) {
+                if !v.is_empty() && !v.starts_with("asset:") && Path::new(v.as_str()).is_relative()
+                {
+                    *v = resolve_path(base_dir, v).to_string_lossy().into_owned();
+                }
+            }
+        }
+    }
+    crate::exec::keep_assets(&run_doc, png_meta::LARGE_ASSET_BYTES);
+    let mut chunks = vec![(
+        png_meta::GRAPH_KEYWORD.to_string(),
+        png_meta::prepare_assets(&run_doc, embed_assets).to_json(),
+    )];
+    if let Some(p) = a1111::from_graph(&run_doc, seed) {
+        chunks.push((
+            png_meta::A1111_KEYWORD.to_string(),
+            a1111::format_parameters(&p),
+        ));
+    }
+    chunks
 }
 
 #[cfg(test)]

@@ -153,7 +153,16 @@ pub struct ModelRef {
 #[serde(deny_unknown_fields)]
 pub struct Asset {
     pub mime: String,
+    /// The bytes, base64; empty for an external asset.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub data_base64: String,
+    /// Bytes left out of the document (a large input written into an output PNG): found by
+    /// their sha256 key in the data folder's `assets/`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    /// Decoded size in bytes of an external asset, so the user knows what is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 /// Where a node sits in the editor. Ignored by the executor.

@@ -52,6 +52,10 @@ pub enum Command {
         /// Store file (default: the user store; with --shard, the shard's own store).
         #[arg(long)]
         store: Option<PathBuf>,
+        /// Embed input images over 256 KB in the recipe each output PNG carries (default: they
+        /// are referenced by hash, so outputs do not leak inputs).
+        #[arg(long = "embed-assets")]
+        embed_assets: bool,
     },
     /// Open the studio window with a graph file loaded.
     Open { graph: PathBuf },
@@ -100,6 +104,13 @@ pub enum Command {
     /// for the same seed: txt2img; img2img with --init-image; inpaint with --init-image and
     /// --mask (white = repaint).
     Generate(Box<GenerateArgs>),
+    /// Convert a ComfyUI workflow (API or UI JSON, or a PNG carrying one) into a recipe. Nodes
+    /// that have no equivalent are listed; nothing is guessed silently.
+    ImportComfy {
+        file: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// The model manager: list the models in the model folders, or fetch one.
     Models {
         #[command(subcommand)]
@@ -229,6 +240,7 @@ fn dispatch(cmd: Command) -> Result<i32> {
             shard,
             sweep,
             store,
+            embed_assets,
         } => run_cmd(
             &graph,
             &set,
@@ -238,6 +250,7 @@ fn dispatch(cmd: Command) -> Result<i32> {
             shard.as_deref(),
             &sweep,
             store,
+            embed_assets,
         ),
         Command::Open { graph } => crate::app::run_studio(Some(graph))
             .map(|()| 0)
@@ -254,6 +267,7 @@ fn dispatch(cmd: Command) -> Result<i32> {
             command: ModelsCommand::List { json },
         } => models_list_cmd(json),
         Command::Generate(args) => generate_cmd(&args),
+        Command::ImportComfy { file, out } => import_comfy_cmd(&file, &out),
         Command::RemoveBg {
             input,
             out,
@@ -364,6 +378,7 @@ fn run_cmd(
     shard: Option<&str>,
     sweep: &[String],
     store: Option<PathBuf>,
+    embed_assets: bool,
 ) -> Result<i32> {
     let catalogue = Catalogue::builtin();
     let mut doc = graph_file::load(graph)?;
@@ -443,6 +458,7 @@ fn run_cmd(
         store_path: store_path.clone(),
         targets: None,
         graph_path: Some(std::fs::canonicalize(graph).unwrap_or_else(|_| graph.to_path_buf())),
+        embed_assets,
     };
 
     let worker = Worker::spawn(Executor::builtin());
@@ -1013,4 +1029,25 @@ fn parse_lora_arg(s: &str) -> Result<engine::sd::lora::LoraSpec> {
         unet,
         text,
     })
+}
+
+fn import_comfy_cmd(file: &Path, out: &Path) -> Result<i32> {
+    let is_png = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    let doc = if is_png {
+        graph_file::load(file)?
+    } else {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        graph_file::import_comfy(file, &text)?
+    };
+    if let Err(e) = nodes::validate(&doc, &Catalogue::builtin()) {
+        bail!("{}: the imported recipe is not valid:\n{e}", file.display());
+    }
+    std::fs::write(out, doc.to_json())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote {} ({} nodes)", out.display(), doc.nodes.len());
+    Ok(0)
 }

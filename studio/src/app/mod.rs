@@ -306,7 +306,7 @@ impl StudioApp {
                 self.states.clear();
             }
             AppCommand::OpenDialog => match rfd::FileDialog::new()
-                .add_filter("graph", &["json"])
+                .add_filter("graph, ComfyUI workflow or output PNG", &["json", "png"])
                 .pick_file()
             {
                 Some(p) => self.apply(ctx, AppCommand::Open(p)),
@@ -324,7 +324,10 @@ impl StudioApp {
                         self.dialog = Some(Dialog::Unsaved(Box::new(AppCommand::Open(path))));
                         return;
                     }
-                    self.doc = EditorDoc::new(&doc, &self.catalogue, Some(path.clone()));
+                    // A PNG's recipe or an imported workflow opens untitled: saving must not
+                    // overwrite the file it came from.
+                    let own = crate::graph_file::is_native(&path).then(|| path.clone());
+                    self.doc = EditorDoc::new(&doc, &self.catalogue, own);
                     self.outputs.clear();
                     self.states.clear();
                     self.frame_all = true;
@@ -634,6 +637,7 @@ impl StudioApp {
             store_path: engine::paths::store_path(),
             targets: to_node.map(|n| vec![n]),
             graph_path: self.doc.path.clone(),
+            embed_assets: false,
         };
         match self.worker.submit(job) {
             Ok(()) => self.runs.push(RunView {
@@ -806,6 +810,8 @@ impl StudioApp {
             nodes::Asset {
                 mime: "image/png".into(),
                 data_base64: engine::hashing::encode_base64(&png),
+                external: false,
+                size: None,
             },
         );
         let nid = self
@@ -1005,6 +1011,16 @@ impl StudioApp {
                         cmds.push(AppCommand::NewGraph);
                     }
                     if ui.button("Open…").clicked() {
+                        cmds.push(AppCommand::OpenDialog);
+                    }
+                    if ui
+                        .button("Import…")
+                        .on_hover_text(
+                            "A ComfyUI workflow (.json, API or UI format), or a PNG carrying a \
+                             recipe (ours, A1111 parameters or ComfyUI)",
+                        )
+                        .clicked()
+                    {
                         cmds.push(AppCommand::OpenDialog);
                     }
                     ui.menu_button("Open recent", |ui| {
