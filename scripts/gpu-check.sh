@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check of the `kernels` crate: correctness of every CUDA kernel against its cpu_ref, and
-# attention TFLOP/s at SD shapes next to PyTorch SDPA on the same GPU.
+# attention TFLOP/s at SD shapes next to PyTorch SDPA on the same GPU; whole UNet it/s (SD1.5 at
+# 512², SDXL at 1024², random weights, f16) next to diffusers on the same GPU.
 #
 #   scripts/gpu-check.sh build   # HERE (no GPU needed): CUDA 13.0.x pip wheels + release build of
 #                                # kernels/examples/gpu_check.rs into .gpu-check/ (binary + libs)
@@ -52,6 +53,11 @@ build() {
   CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/kernels-target} \
     cargo build --release -p kernels --features cuda --example gpu_check
   cp "${CARGO_TARGET_DIR:-/work/kernels-target}/release/examples/gpu_check" "$OUTDIR/gpu_check"
+  # The UNet benchmark (engine/benches/unet.rs) with the cuda feature: whole UNet steps.
+  CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/kernels-target} \
+    cargo bench -p engine --features cuda --bench unet --no-run
+  UNET=$(ls -t "${CARGO_TARGET_DIR:-/work/kernels-target}"/release/deps/unet-* | grep -v '\.d$' | head -n1)
+  cp "$UNET" "$OUTDIR/unet_bench"
   rm -rf "$LINKDIR"
   ls -l "$OUTDIR"
 }
@@ -106,6 +112,13 @@ for dt in (torch.float16, torch.bfloat16):
                           "torch_sdpa_ms": round(ms, 4), "torch_sdpa_tflops": round(flops / ms / 1e9, 2),
                           "torch": torch.__version__}))
 PY
+  # Whole UNet evaluations (random weights, batch 1, f16): ours next to diffusers eager + SDPA.
+  if [ -x "$OUTDIR/unet_bench" ]; then
+    "$OUTDIR/unet_bench" 512 10 --arch sd15 --device cuda --dtype f16 || CHECK=1
+    python3 scripts/bench_unet_torch.py --arch sd15 --size 512 --runs 10 --device cuda --dtype f16
+    "$OUTDIR/unet_bench" 1024 10 --arch sdxl --device cuda --dtype f16 || CHECK=1
+    python3 scripts/bench_unet_torch.py --arch sdxl --size 1024 --runs 10 --device cuda --dtype f16
+  fi
   exit $CHECK
 }
 

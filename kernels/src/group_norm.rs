@@ -200,6 +200,7 @@ mod tests {
     }
 
     /// The textbook formula in f64, element by element.
+    #[allow(clippy::too_many_arguments)]
     fn naive(
         x: &[f32],
         gamma: &[f32],
