@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 use candle_nn::{VarBuilder, VarMap};
 use engine::sd::config::UNetConfig;
 use engine::sd::unet::{AddedCond, UNet2DConditionModel};
