@@ -75,7 +75,10 @@ fn main() {
             i += 1;
         }
     }
-    let size: usize = positional.first().and_then(|s| s.parse().ok()).unwrap_or(256);
+    let size: usize = positional
+        .first()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256);
     let runs: usize = positional.get(1).and_then(|s| s.parse().ok()).unwrap_or(3);
     let arch = flag(&all, "--arch", "sd15");
     let dev = engine::sd::nodes::parse_device(&flag(&all, "--device", "cpu")).expect("device");

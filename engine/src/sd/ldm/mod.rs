@@ -59,13 +59,8 @@ pub struct SingleFile {
     overrides: BTreeMap<Component, Map<String, Value>>,
 }
 
-/// Opens an LDM single-file `.safetensors` checkpoint.
-///
-/// Pickle checkpoints are refused by extension before the file is opened, and by their first
-/// bytes otherwise; a truncated or corrupt file gives an error naming the file. The
-/// architecture is detected and the name maps of every component present are built.
-pub fn open_single_file(path: impl AsRef<Path>) -> Result<SingleFile> {
-    let path = path.as_ref();
+/// Refuses pickles, checks the file, maps it and reads its tensor names and shapes.
+fn map_file(path: &Path) -> Result<(MmapedSafetensors, Header)> {
     header::refuse_pickle_extension(path)?;
     header::precheck_file(path)?;
     // SAFETY: the file is mapped read-only; as for every memory-mapped checkpoint, it must not
@@ -81,6 +76,17 @@ pub fn open_single_file(path: impl AsRef<Path>) -> Result<SingleFile> {
         let dtype = DType::try_from(view.dtype()).unwrap_or(DType::U8);
         (name, view.shape().to_vec(), dtype)
     }));
+    Ok((st, header))
+}
+
+/// Opens an LDM single-file `.safetensors` checkpoint.
+///
+/// Pickle checkpoints are refused by extension before the file is opened, and by their first
+/// bytes otherwise; a truncated or corrupt file gives an error naming the file. The
+/// architecture is detected and the name maps of every component present are built.
+pub fn open_single_file(path: impl AsRef<Path>) -> Result<SingleFile> {
+    let path = path.as_ref();
+    let (st, header) = map_file(path)?;
     let arch = match detect_arch(&header) {
         Ok(a) => a,
         Err(e) => bail!("{}: {e}", path.display()),
@@ -225,20 +231,7 @@ pub fn vae_file_var_builder(
     dtype: DType,
     device: &Device,
 ) -> Result<VarBuilder<'static>> {
-    header::refuse_pickle_extension(path)?;
-    header::precheck_file(path)?;
-    // SAFETY: mapped read-only, as every checkpoint.
-    let st = match unsafe { MmapedSafetensors::new(path) } {
-        Ok(st) => st,
-        Err(e) => bail!(
-            "{}: corrupt or truncated safetensors file: {e}",
-            path.display()
-        ),
-    };
-    let header = Header::from_entries(st.tensors().into_iter().map(|(name, view)| {
-        let dtype = DType::try_from(view.dtype()).unwrap_or(DType::U8);
-        (name, view.shape().to_vec(), dtype)
-    }));
+    let (st, header) = map_file(path)?;
     let prefix = arch::vae_prefix(&header).unwrap_or("");
     let (map, _) = match mapping::vae_map(&header, prefix) {
         Ok(m) => m,
@@ -262,18 +255,7 @@ pub fn vae_file_var_builder(
 
 /// The diffusers names a stand-alone VAE file serves (see [`vae_file_var_builder`]).
 pub fn vae_file_names(path: &Path) -> Result<Vec<String>> {
-    // SAFETY: mapped read-only.
-    let st = match unsafe { MmapedSafetensors::new(path) } {
-        Ok(st) => st,
-        Err(e) => bail!(
-            "{}: corrupt or truncated safetensors file: {e}",
-            path.display()
-        ),
-    };
-    let header = Header::from_entries(st.tensors().into_iter().map(|(name, view)| {
-        let dtype = DType::try_from(view.dtype()).unwrap_or(DType::U8);
-        (name, view.shape().to_vec(), dtype)
-    }));
+    let (_, header) = map_file(path)?;
     let prefix = arch::vae_prefix(&header).unwrap_or("");
     let (map, _) = mapping::vae_map(&header, prefix)?;
     Ok(map.into_keys().collect())
