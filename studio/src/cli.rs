@@ -104,6 +104,9 @@ pub enum Command {
     /// for the same seed: txt2img; img2img with --init-image; inpaint with --init-image and
     /// --mask (white = repaint).
     Generate(Box<GenerateArgs>),
+    /// Train a LoRA (UNet attention layers) on a folder of images with optional same-name .txt
+    /// captions; writes a kohya-format .safetensors and resumable checkpoints.
+    TrainLora(Box<TrainLoraArgs>),
     /// Convert a ComfyUI workflow (API or UI JSON, or a PNG carrying one) into a recipe. Nodes
     /// that have no equivalent are listed; nothing is guessed silently.
     ImportComfy {
@@ -124,6 +127,68 @@ pub enum Command {
         #[arg(long)]
         store: Option<PathBuf>,
     },
+}
+
+/// The options of `train-lora`.
+#[derive(clap::Args, Debug)]
+pub struct TrainLoraArgs {
+    /// Base checkpoint: a .safetensors file, a diffusers folder, or a name in the model folders.
+    #[arg(long)]
+    pub model: String,
+    /// Folder of training images (captions in same-name .txt files).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The LoRA file to write (.safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 500)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 8)]
+    pub rank: usize,
+    /// Default: the rank.
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    /// Linear warm-up steps.
+    #[arg(long, default_value_t = 0)]
+    pub warmup: usize,
+    /// Cosine decay after the warm-up (default: constant).
+    #[arg(long)]
+    pub cosine: bool,
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: usize,
+    /// Square training resolution in pixels (multiple of 8; images are centre-cropped).
+    #[arg(long, default_value_t = 512)]
+    pub resolution: u32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Caption for images without a .txt file.
+    #[arg(long)]
+    pub instance_prompt: Option<String>,
+    /// Min-SNR-gamma loss weighting (e.g. 5).
+    #[arg(long)]
+    pub min_snr: Option<f64>,
+    /// Also adapt the transformer feed-forward layers.
+    #[arg(long)]
+    pub ff: bool,
+    /// No random horizontal flips.
+    #[arg(long)]
+    pub no_flip: bool,
+    /// Save the LoRA tensors in f16.
+    #[arg(long)]
+    pub f16: bool,
+    /// Write a checkpoint (and the LoRA) every N steps (0 = only at the end).
+    #[arg(long, default_value_t = 0)]
+    pub save_every: usize,
+    /// Continue from OUT's checkpoint (<out stem>.ckpt.safetensors) if there is one.
+    #[arg(long)]
+    pub resume: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 /// The options of `generate` (DESIGN.md §3).
@@ -267,6 +332,7 @@ fn dispatch(cmd: Command) -> Result<i32> {
             command: ModelsCommand::List { json },
         } => models_list_cmd(json),
         Command::Generate(args) => generate_cmd(&args),
+        Command::TrainLora(args) => train_lora_cmd(&args),
         Command::ImportComfy { file, out } => import_comfy_cmd(&file, &out),
         Command::RemoveBg {
             input,
@@ -989,6 +1055,96 @@ fn batch_paths(out: &Path, n: usize) -> Vec<PathBuf> {
 }
 
 /// A step progress bar on a terminal (none when stderr is not one).
+fn train_lora_cmd(a: &TrainLoraArgs) -> Result<i32> {
+    use engine::sd::{model, nodes as sdn, train};
+    let path = sdn::resolve_checkpoint(&a.model)?;
+    let device = sdn::parse_device(&a.device)?;
+    let opts = model::LoadOptions {
+        dtype: candle_core::DType::F32,
+        device,
+        ..model::LoadOptions::default()
+    };
+    let base = model::load_cached(&path, &opts)?;
+    let cfg = train::TrainConfig {
+        steps: a.steps,
+        rank: a.rank,
+        alpha: a.alpha.unwrap_or(a.rank as f64),
+        lr: a.lr,
+        warmup: a.warmup,
+        schedule: if a.cosine {
+            train::LrSchedule::Cosine
+        } else {
+            train::LrSchedule::Constant
+        },
+        batch: a.batch,
+        grad_accum: a.grad_accum,
+        resolution: a.resolution,
+        seed: a.seed,
+        instance_prompt: a.instance_prompt.clone(),
+        min_snr_gamma: a.min_snr,
+        targets: train::Targets {
+            attention: true,
+            feed_forward: a.ff,
+        },
+        flip: !a.no_flip,
+        save_dtype: if a.f16 {
+            candle_core::DType::F16
+        } else {
+            candle_core::DType::F32
+        },
+        ..train::TrainConfig::default()
+    };
+    let run = train::RunOptions {
+        out: a.out.clone(),
+        checkpoint: None,
+        save_every: a.save_every,
+        resume: a.resume,
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(a.steps as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.enable_steady_tick(Duration::from_millis(120));
+        Some(b)
+    } else {
+        None
+    };
+    let mut on_step = |s: &train::StepInfo| {
+        if let Some(b) = &bar {
+            b.set_length(s.total as u64);
+            b.set_position(s.step as u64);
+            b.set_message(format!("loss {:.4} lr {:.2e}", s.loss, s.lr));
+        }
+        Ok(())
+    };
+    let summary = train::train_lora(&base, cfg, &a.data, &run, &mut on_step)?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    println!(
+        "{}: {} steps{} on {} images, {} UNet modules, last loss {}; checkpoint {}",
+        a.out.display(),
+        summary.steps,
+        if summary.resumed_from > 0 {
+            format!(" (resumed at {})", summary.resumed_from)
+        } else {
+            String::new()
+        },
+        summary.images,
+        summary.modules,
+        summary
+            .last_loss
+            .map(|l| format!("{l:.4}"))
+            .unwrap_or_else(|| "-".into()),
+        run.checkpoint_path().display()
+    );
+    Ok(0)
+}
+
 fn progress_bar(n: u64) -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;

@@ -91,6 +91,32 @@ impl Module for GroupNorm {
     }
 }
 
+thread_local! {
+    /// Set while a trainer builds and runs a differentiable forward pass on this thread.
+    static GRAD_MODE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the current thread is in training (differentiable) mode: the im2col convolution
+/// records a backward (col2im), attention uses a softmax made of differentiable ops, and linear
+/// weights computed from trainable `Var`s keep their graph.
+pub(crate) fn grad_mode() -> bool {
+    GRAD_MODE.with(|g| g.get())
+}
+
+/// Turns [`grad_mode`] on for this thread until the guard is dropped.
+pub(crate) struct GradModeGuard(bool);
+
+pub(crate) fn enable_grad_mode() -> GradModeGuard {
+    GradModeGuard(GRAD_MODE.with(|g| g.replace(true)))
+}
+
+impl Drop for GradModeGuard {
+    fn drop(&mut self) {
+        let prev = self.0;
+        GRAD_MODE.with(|g| g.set(prev));
+    }
+}
+
 /// Bytes of one im2col tile built by [`conv_forward`] (the output rows of a tile are chosen
 /// so that its column buffer stays under this bound).
 pub const IM2COL_BUDGET_BYTES: usize = 32 << 20;
@@ -98,6 +124,7 @@ pub const IM2COL_BUDGET_BYTES: usize = 32 << 20;
 /// Builds the im2col matrix `[C·kh·kw, nb·ny·W_out]` of images `b0..b0+nb`, output rows
 /// `y0..y0+ny`, from a contiguous NCHW input (rows ordered `(c, ky, kx)` like a PyTorch
 /// weight reshaped to `[C_out, C·kh·kw]`, columns ordered `(b, y, x)`).
+#[derive(Clone)]
 struct Im2ColTile {
     kh: usize,
     kw: usize,
@@ -189,6 +216,90 @@ impl candle_core::CustomOp1 for Im2ColTile {
         };
         Ok((out, shape))
     }
+
+    /// The gradient w.r.t. the whole input: the column gradient scattered back (col2im).
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let dims = arg.dims4()?;
+        let op = Col2ImTile {
+            tile: self.clone(),
+            dims,
+        };
+        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&op)?))
+    }
+}
+
+/// The adjoint of an [`Im2ColTile`]: accumulates a column matrix into a `[B, C, H, W]` input
+/// gradient (zero outside the tile's receptive field).
+struct Col2ImTile {
+    tile: Im2ColTile,
+    dims: (usize, usize, usize, usize),
+}
+
+impl Col2ImTile {
+    fn fill<T: candle_core::WithDType + std::ops::AddAssign>(&self, src: &[T]) -> Vec<T> {
+        let t = &self.tile;
+        let (b, c, h, w) = self.dims;
+        let (s, p) = (t.stride as isize, t.padding as isize);
+        let cols = t.nb * t.ny * t.w_out;
+        let mut dst = vec![T::zero(); b * c * h * w];
+        let mut row = 0;
+        for ci in 0..c {
+            for ky in 0..t.kh {
+                for kx in 0..t.kw {
+                    let src_row = &src[row * cols..(row + 1) * cols];
+                    row += 1;
+                    let off = kx as isize - p;
+                    let x_lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s };
+                    let x_hi =
+                        ((w as isize - 1 - off).div_euclid(s) + 1).clamp(0, t.w_out as isize);
+                    if x_hi <= x_lo {
+                        continue;
+                    }
+                    let (x_lo, x_hi) = (x_lo as usize, x_hi as usize);
+                    for bi in 0..t.nb {
+                        let plane = ((t.b0 + bi) * c + ci) * h * w;
+                        for yi in 0..t.ny {
+                            let iy = ((t.y0 + yi) * t.stride) as isize + ky as isize - p;
+                            if iy < 0 || iy >= h as isize {
+                                continue;
+                            }
+                            let base = plane + iy as usize * w;
+                            let g = &src_row[(bi * t.ny + yi) * t.w_out..];
+                            let ix0 = (x_lo as isize * s + off) as usize;
+                            for (j, v) in g[x_lo..x_hi].iter().enumerate() {
+                                dst[base + ix0 + j * t.stride] += *v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        dst
+    }
+}
+
+impl candle_core::CustomOp1 for Col2ImTile {
+    fn name(&self) -> &'static str {
+        "sdunet-col2im"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use candle_core::CpuStorage as S;
+        let (start, end) = match layout.contiguous_offsets() {
+            Some(o) => o,
+            None => candle_core::bail!("col2im: input must be contiguous"),
+        };
+        let out = match storage {
+            S::F32(v) => S::F32(self.fill(&v[start..end])),
+            S::F64(v) => S::F64(self.fill(&v[start..end])),
+            _ => candle_core::bail!("col2im: unsupported dtype (f32, f64 only)"),
+        };
+        Ok((out, candle_core::Shape::from(self.dims)))
+    }
 }
 
 /// Forward of a (diffusers-built) [`Conv2d`]. On CPU this replaces candle's convolution, which
@@ -203,7 +314,8 @@ pub fn conv_forward(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
 /// [`conv_forward`] with an explicit im2col tile budget in bytes (for tests).
 fn conv_forward_budget(conv: &Conv2d, x: &Tensor, budget: usize) -> Result<Tensor> {
     let cfg = conv.config();
-    if !x.device().is_cpu() || cfg.groups != 1 || cfg.dilation != 1 || x.rank() != 4 {
+    if grad_mode() || !x.device().is_cpu() || cfg.groups != 1 || cfg.dilation != 1 || x.rank() != 4
+    {
         return conv.forward(x);
     }
     let wt = conv.weight();
@@ -251,7 +363,12 @@ fn conv_forward_budget(conv: &Conv2d, x: &Tensor, budget: usize) -> Result<Tenso
                 y0,
                 ny,
             };
-            let col = x.apply_op1_no_bwd(&op)?;
+            // In grad mode the tile has a backward (col2im) so that gradients flow to the input.
+            let col = if grad_mode() {
+                x.apply_op1(op)?
+            } else {
+                x.apply_op1_no_bwd(&op)?
+            };
             w2.matmul(&col)
         };
         if b > 1 && b * h_out * per_row <= budget {
@@ -318,19 +435,31 @@ pub fn conv2d(
     ))
 }
 
-/// `nn.Linear` (weight `[out, in]`, bias `[out]`), detached like [`conv2d`].
+/// A linear weight as the layer keeps it: a `Var` is detached like in [`conv2d`]; in
+/// [`grad_mode`] a weight *computed* from trainable `Var`s (a LoRA-merged `W + s·up·down`)
+/// keeps its graph so that gradients reach the adapters.
+fn linear_weight(t: &Tensor) -> Tensor {
+    if grad_mode() && !t.is_variable() {
+        t.clone()
+    } else {
+        t.detach()
+    }
+}
+
+/// `nn.Linear` (weight `[out, in]`, bias `[out]`), detached like [`conv2d`] (see
+/// [`linear_weight`] for training).
 pub fn linear(cin: usize, cout: usize, vb: VarBuilder) -> Result<Linear> {
     let l = candle_nn::linear(cin, cout, vb)?;
     Ok(Linear::new(
-        l.weight().detach(),
+        linear_weight(l.weight()),
         l.bias().map(|b| b.detach()),
     ))
 }
 
-/// `nn.Linear(bias=False)`, detached like [`conv2d`].
+/// `nn.Linear(bias=False)`, detached like [`conv2d`] (see [`linear_weight`] for training).
 pub fn linear_no_bias(cin: usize, cout: usize, vb: VarBuilder) -> Result<Linear> {
     let l = candle_nn::linear_no_bias(cin, cout, vb)?;
-    Ok(Linear::new(l.weight().detach(), None))
+    Ok(Linear::new(linear_weight(l.weight()), None))
 }
 
 /// `nn.LayerNorm(dim, eps)` with affine weight and bias, detached like [`conv2d`].

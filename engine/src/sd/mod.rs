@@ -12,6 +12,7 @@
 //! - [`pipeline::generate`]: txt2img, img2img, inpaint; [`nodes`] holds the node executors.
 //! - [`ldm`]: single-file checkpoint key mapping and architecture detection.
 //! - [`lora`]: kohya / PEFT / LoCon LoRAs merged into a model, with a report of what matched.
+//! - [`train`]: UNet LoRA training on candle's autograd, writing kohya-format LoRAs.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub mod nodes;
 pub mod pipeline;
 pub mod scheduler;
 pub mod torch_rng;
+pub mod train;
 pub mod unet;
 pub mod vae;
 

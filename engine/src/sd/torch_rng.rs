@@ -136,6 +136,18 @@ pub enum BoxMullerKernel {
     Scalar,
 }
 
+/// A saved [`TorchGenerator`] state (see [`TorchGenerator::state`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GeneratorState {
+    /// The 624 MT19937 words.
+    pub mt: Vec<u32>,
+    /// The position of the next word (624 = twist before the next draw).
+    pub index: usize,
+    /// The cached second output of the scalar `f64` Box–Muller transform.
+    pub cached_normal: Option<f64>,
+    pub kernel: BoxMullerKernel,
+}
+
 /// A stateful equivalent of `torch.Generator("cpu")`.
 ///
 /// Successive calls continue the same random stream, exactly as successive
@@ -169,6 +181,34 @@ impl TorchGenerator {
     /// the engine and drops any cached normal sample. The kernel is kept.
     pub fn manual_seed(&mut self, seed: u64) {
         *self = Self::with_kernel(seed, self.kernel);
+    }
+
+    /// The generator's complete state (engine words, position, cached normal, kernel), e.g.
+    /// for a training checkpoint; [`TorchGenerator::from_state`] continues the same stream.
+    pub fn state(&self) -> GeneratorState {
+        GeneratorState {
+            mt: self.engine.state.to_vec(),
+            index: self.engine.index,
+            cached_normal: self.next_double_normal,
+            kernel: self.kernel,
+        }
+    }
+
+    /// A generator continuing exactly where the one that gave `state` was; `None` if the state
+    /// is malformed (not 624 words, or a position past the block).
+    pub fn from_state(state: &GeneratorState) -> Option<Self> {
+        let words: [u32; MT_N] = state.mt.as_slice().try_into().ok()?;
+        if state.index > MT_N {
+            return None;
+        }
+        Some(Self {
+            engine: Mt19937 {
+                state: words,
+                index: state.index,
+            },
+            next_double_normal: state.cached_normal,
+            kernel: state.kernel,
+        })
     }
 
     /// The Box–Muller kernel used for `randn` calls of 16 elements or more.

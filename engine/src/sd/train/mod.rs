@@ -1,0 +1,976 @@
+//! LoRA training on candle's autograd (UNet only; the text encoder is not trained).
+//!
+//! [`LoraTrainer`] holds one low-rank adapter per targeted UNet linear layer (kohya names:
+//! `lora_unet_<diffusers module path with . → _>.lora_down.weight` `[rank, in]`,
+//! `.lora_up.weight` `[out, rank]`, `.alpha`) as candle `Var`s. The base weights stay frozen:
+//! every optimizer step rebuilds the UNet from the model's weight map in which each targeted
+//! weight is replaced by `W + alpha/rank · up · down`, computed from the `Var`s, and runs it in
+//! [`layers::grad_mode`](super::layers) (differentiable convolution and softmax) so that the
+//! backward pass reaches the adapters.
+//!
+//! Loss: MSE between the UNet output and the noise (`epsilon`) or the velocity
+//! (`v_prediction`), as the model's scheduler config says; timesteps uniform in
+//! `[0, num_train_timesteps)`; noisy latents from the config's `alphas_cumprod`; optional
+//! min-SNR-γ weighting. AdamW (decoupled weight decay, the update of `candle_nn::AdamW`, kept
+//! here so that its moments can be checkpointed), linear warm-up then a constant or cosine
+//! learning rate, gradient accumulation.
+//!
+//! Every random draw comes from one [`TorchGenerator`] seeded by the user seed, in this order:
+//! the `lora_down` initialisation (kohya's Kaiming-uniform, `U(-1/√in, 1/√in)`; `lora_up` is
+//! zero), the VAE posterior samples when [`TrainConfig::sample_latents`] is set, then per
+//! sample of each step: the example index, the flip, the timestep and the noise. A checkpoint
+//! (see [`LoraTrainer::save_checkpoint`]) holds the adapters, the AdamW moments, the step and
+//! the generator state, so a resumed run gives the same weights as an uninterrupted one.
+
+pub mod data;
+pub mod io;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarBuilder;
+
+use super::model::{Family, SdModel};
+use super::scheduler::config::Prediction;
+use super::scheduler::{schedule, SchedulerKind};
+use super::torch_rng::{GeneratorState, TorchGenerator};
+use super::unet::UNet2DConditionModel;
+use crate::error::{EngineError, Result};
+
+/// The learning-rate curve after the warm-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LrSchedule {
+    Constant,
+    /// Half a cosine from the base rate to 0 over the steps after the warm-up.
+    Cosine,
+}
+
+/// Which UNet layers get an adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Targets {
+    /// Attention `to_q`, `to_k`, `to_v`, `to_out.0` (self and cross attention).
+    pub attention: bool,
+    /// Feed-forward `ff.net.0.proj` and `ff.net.2` of the transformer blocks.
+    pub feed_forward: bool,
+}
+
+impl Default for Targets {
+    fn default() -> Self {
+        Targets {
+            attention: true,
+            feed_forward: false,
+        }
+    }
+}
+
+impl Targets {
+    fn suffixes(&self) -> Vec<&'static str> {
+        let mut s = Vec::new();
+        if self.attention {
+            s.extend([
+                ".to_q.weight",
+                ".to_k.weight",
+                ".to_v.weight",
+                ".to_out.0.weight",
+            ]);
+        }
+        if self.feed_forward {
+            s.extend([".ff.net.0.proj.weight", ".ff.net.2.weight"]);
+        }
+        s
+    }
+}
+
+/// Training parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    /// Optimizer steps.
+    pub steps: usize,
+    pub rank: usize,
+    pub alpha: f64,
+    pub lr: f64,
+    pub warmup: usize,
+    pub schedule: LrSchedule,
+    /// Examples per micro-batch.
+    pub batch: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// Square training size in pixels (a multiple of 8).
+    pub resolution: u32,
+    pub seed: u64,
+    /// The caption of images without a `.txt` file.
+    pub instance_prompt: Option<String>,
+    /// Min-SNR-γ loss weighting (Hang et al. 2023); `None` = plain MSE.
+    pub min_snr_gamma: Option<f64>,
+    pub targets: Targets,
+    /// Random horizontal flips (both orientations are encoded once, before training).
+    pub flip: bool,
+    /// Cache a posterior sample (seeded) instead of the posterior mean.
+    pub sample_latents: bool,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// dtype of the saved LoRA tensors (F32 or F16).
+    pub save_dtype: DType,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            steps: 500,
+            rank: 8,
+            alpha: 8.0,
+            lr: 1e-4,
+            warmup: 0,
+            schedule: LrSchedule::Constant,
+            batch: 1,
+            grad_accum: 1,
+            resolution: 512,
+            seed: 0,
+            instance_prompt: None,
+            min_snr_gamma: None,
+            targets: Targets::default(),
+            flip: true,
+            sample_latents: false,
+            weight_decay: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            save_dtype: DType::F32,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The learning rate of optimizer step `step` (0-based): linear warm-up
+    /// `lr·(step+1)/(warmup+1)`, then constant or cosine.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        if step < self.warmup {
+            return self.lr * (step + 1) as f64 / (self.warmup + 1) as f64;
+        }
+        match self.schedule {
+            LrSchedule::Constant => self.lr,
+            LrSchedule::Cosine => {
+                let span = self.steps.saturating_sub(self.warmup).max(1) as f64;
+                let p = ((step - self.warmup) as f64 / span).min(1.0);
+                self.lr * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+            }
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |m: &str| Err(EngineError::failed(format!("train-lora: {m}")));
+        if self.rank == 0 {
+            return bad("the rank must be at least 1");
+        }
+        if self.batch == 0 || self.grad_accum == 0 {
+            return bad("batch and grad-accum must be at least 1");
+        }
+        if self.resolution == 0 || !self.resolution.is_multiple_of(8) {
+            return bad("the resolution must be a positive multiple of 8");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("the learning rate must be positive");
+        }
+        if !matches!(self.save_dtype, DType::F32 | DType::F16) {
+            return bad("LoRAs are saved in f32 or f16");
+        }
+        if !self.targets.attention && !self.targets.feed_forward {
+            return bad("no target layers");
+        }
+        Ok(())
+    }
+
+    /// What a checkpoint must agree on to be resumed (everything but the step count).
+    fn fingerprint(&self) -> String {
+        format!(
+            "rank={} alpha={} lr={} warmup={} schedule={:?} batch={} accum={} res={} seed={} \
+             prompt={:?} snr={:?} targets={:?} flip={} sample={} wd={} b1={} b2={} eps={}",
+            self.rank,
+            self.alpha,
+            self.lr,
+            self.warmup,
+            self.schedule,
+            self.batch,
+            self.grad_accum,
+            self.resolution,
+            self.seed,
+            self.instance_prompt,
+            self.min_snr_gamma,
+            self.targets,
+            self.flip,
+            self.sample_latents,
+            self.weight_decay,
+            self.beta1,
+            self.beta2,
+            self.eps
+        )
+    }
+}
+
+/// One adapter: the target weight's key in the UNet weight map, and its factors.
+struct Adapter {
+    /// kohya module name (`lora_unet_…`).
+    name: String,
+    key: String,
+    down: Var,
+    up: Var,
+}
+
+/// One cached example: latents (unflipped, and flipped when flips are on) and text embedding.
+struct Cached {
+    latents: Vec<Tensor>,
+    embeds: Tensor,
+}
+
+/// AdamW moments, in the order of [`LoraTrainer::vars`].
+struct AdamState {
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    t: usize,
+}
+
+/// What one optimizer step did.
+#[derive(Clone, Copy, Debug)]
+pub struct StepInfo {
+    /// Optimizer steps done (1-based after the step).
+    pub step: usize,
+    pub total: usize,
+    /// The (weighted) loss of the step, averaged over its samples.
+    pub loss: f32,
+    pub lr: f64,
+}
+
+fn ce(e: candle_core::Error) -> EngineError {
+    EngineError::failed(format!("train-lora: {e}"))
+}
+
+/// A LoRA trainer over a loaded model and a cached data set.
+pub struct LoraTrainer<'m> {
+    model: &'m SdModel,
+    cfg: TrainConfig,
+    adapters: Vec<Adapter>,
+    opt: AdamState,
+    data: Vec<Cached>,
+    alphas_cumprod: Vec<f32>,
+    prediction: Prediction,
+    gen: TorchGenerator,
+    step: usize,
+    data_dir: PathBuf,
+    examples: Vec<data::Example>,
+}
+
+impl<'m> LoraTrainer<'m> {
+    /// Prepares training: creates the adapters, then encodes every image of `data_dir` with the
+    /// VAE and every caption with the text encoder (once).
+    pub fn new(model: &'m SdModel, cfg: TrainConfig, data_dir: &Path) -> Result<Self> {
+        cfg.check()?;
+        if model.family == Family::Sdxl {
+            return Err(EngineError::failed(format!(
+                "{}: LoRA training supports SD 1.x and 2.x models (not SDXL yet)",
+                model.source
+            )));
+        }
+        if model.is_inpaint() {
+            return Err(EngineError::failed(format!(
+                "{}: LoRA training needs a 4-channel (non-inpainting) UNet",
+                model.source
+            )));
+        }
+        let examples = data::scan_folder(data_dir, cfg.instance_prompt.as_deref())?;
+        let sched = super::scheduler::config::resolve(SchedulerKind::Ddim, &model.scheduler_config)
+            .map_err(|e| EngineError::failed(format!("{}: scheduler config: {e}", model.source)))?;
+        let betas = schedule::betas(&sched)
+            .map_err(|e| EngineError::failed(format!("{}: scheduler config: {e}", model.source)))?;
+        let alphas_cumprod = schedule::alphas_cumprod(&betas);
+        if sched.prediction == Prediction::Sample {
+            return Err(EngineError::failed(format!(
+                "{}: prediction_type `sample` is not supported for training",
+                model.source
+            )));
+        }
+        let mut gen = TorchGenerator::new(cfg.seed);
+        let adapters = make_adapters(model, &cfg, &mut gen)?;
+        if adapters.is_empty() {
+            return Err(EngineError::failed(format!(
+                "{}: no UNet layer matches the LoRA targets",
+                model.source
+            )));
+        }
+        let mut vars = Vec::new();
+        for a in &adapters {
+            vars.push(a.down.as_tensor().zeros_like().map_err(ce)?);
+            vars.push(a.up.as_tensor().zeros_like().map_err(ce)?);
+        }
+        let opt = AdamState {
+            m: vars.clone(),
+            v: vars,
+            t: 0,
+        };
+        let data = cache_examples(model, &cfg, &examples, &mut gen)?;
+        Ok(LoraTrainer {
+            model,
+            cfg,
+            adapters,
+            opt,
+            data,
+            alphas_cumprod,
+            prediction: sched.prediction,
+            gen,
+            step: 0,
+            data_dir: data_dir.to_path_buf(),
+            examples,
+        })
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// Optimizer steps done.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    /// Changes the total number of steps (e.g. to extend a resumed run).
+    pub fn set_total_steps(&mut self, steps: usize) {
+        self.cfg.steps = steps;
+    }
+
+    /// Number of adapted UNet layers.
+    pub fn num_modules(&self) -> usize {
+        self.adapters.len()
+    }
+
+    pub fn examples(&self) -> &[data::Example] {
+        &self.examples
+    }
+
+    fn vars(&self) -> Vec<&Var> {
+        self.adapters
+            .iter()
+            .flat_map(|a| [&a.down, &a.up])
+            .collect()
+    }
+
+    /// The UNet with the current adapters merged into its weights, differentiable w.r.t. them.
+    /// Must be built (and run) in grad mode.
+    fn unet(&self) -> Result<UNet2DConditionModel> {
+        let model = self.model;
+        let scale = self.cfg.alpha / self.cfg.rank as f64;
+        let mut map: HashMap<String, Tensor> = (*model.weights.unet).clone();
+        for a in &self.adapters {
+            let w = map.get(&a.key).ok_or_else(|| {
+                EngineError::failed(format!("{}: missing UNet weight {}", model.source, a.key))
+            })?;
+            let delta =
+                (a.up.as_tensor().matmul(a.down.as_tensor()).map_err(ce)? * scale).map_err(ce)?;
+            let merged = w
+                .to_dtype(DType::F32)
+                .and_then(|w| w + delta)
+                .and_then(|w| w.to_dtype(model.dtype))
+                .map_err(ce)?;
+            map.insert(a.key.clone(), merged);
+        }
+        let vb = VarBuilder::from_tensors(map, model.dtype, &model.device);
+        UNet2DConditionModel::new(vb, &model.unet_config).map_err(ce)
+    }
+
+    /// The loss of one example at timestep `t` with `noise` (unweighted MSE and its min-SNR
+    /// weight), as a scalar tensor carrying the graph.
+    fn sample_loss(
+        &self,
+        unet: &UNet2DConditionModel,
+        x0: &Tensor,
+        embeds: &Tensor,
+        t: usize,
+        noise: &Tensor,
+    ) -> Result<Tensor> {
+        let a = f64::from(self.alphas_cumprod[t]);
+        let (sa, s1) = (a.sqrt(), (1.0 - a).sqrt());
+        let xt = ((x0 * sa).map_err(ce)? + (noise * s1).map_err(ce)?).map_err(ce)?;
+        let target = match self.prediction {
+            Prediction::VPrediction => {
+                ((noise * sa).map_err(ce)? - (x0 * s1).map_err(ce)?).map_err(ce)?
+            }
+            _ => noise.clone(),
+        };
+        let pred = unet
+            .forward(
+                &xt.to_dtype(self.model.dtype).map_err(ce)?,
+                t as f64,
+                embeds,
+                None,
+            )
+            .and_then(|p| p.to_dtype(DType::F32))
+            .map_err(ce)?;
+        let mse = (pred - target)
+            .and_then(|d| d.sqr())
+            .and_then(|d| d.mean_all())
+            .map_err(ce)?;
+        let w = match self.cfg.min_snr_gamma {
+            Some(gamma) => {
+                let snr = a / (1.0 - a);
+                match self.prediction {
+                    Prediction::VPrediction => snr.min(gamma) / (snr + 1.0),
+                    _ => snr.min(gamma) / snr,
+                }
+            }
+            None => 1.0,
+        };
+        (mse * w).map_err(ce)
+    }
+
+    fn randn(&mut self, like: &Tensor) -> Result<Tensor> {
+        let v = self.gen.randn(like.elem_count());
+        Tensor::from_vec(v, like.shape(), like.device()).map_err(ce)
+    }
+
+    /// One optimizer step (`grad_accum` micro-batches of `batch` examples); returns its loss.
+    pub fn train_step(&mut self) -> Result<StepInfo> {
+        let _grad = super::layers::enable_grad_mode();
+        let unet = self.unet()?;
+        let n_vars = self.adapters.len() * 2;
+        let mut acc: Vec<Option<Tensor>> = vec![None; n_vars];
+        let denom = (self.cfg.batch * self.cfg.grad_accum) as f64;
+        let mut total = 0f64;
+        let nt = self.alphas_cumprod.len();
+        for _ in 0..self.cfg.grad_accum {
+            let mut losses = Vec::with_capacity(self.cfg.batch);
+            for _ in 0..self.cfg.batch {
+                let n = self.data.len();
+                let idx = ((self.gen.rand_f64(1)[0] * n as f64) as usize).min(n - 1);
+                let flip = self.cfg.flip && self.gen.rand_f64(1)[0] < 0.5;
+                let t = ((self.gen.rand_f64(1)[0] * nt as f64) as usize).min(nt - 1);
+                let x0 = self.data[idx].latents[usize::from(flip)].clone();
+                let embeds = self.data[idx].embeds.clone();
+                let noise = self.randn(&x0)?;
+                losses.push(self.sample_loss(&unet, &x0, &embeds, t, &noise)?);
+            }
+            let loss = (Tensor::stack(&losses, 0)
+                .and_then(|l| l.sum_all())
+                .map_err(ce)?
+                / denom)
+                .map_err(ce)?;
+            total += f64::from(loss.to_scalar::<f32>().map_err(ce)?);
+            let grads = loss.backward().map_err(ce)?;
+            for (slot, var) in acc.iter_mut().zip(self.vars()) {
+                if let Some(g) = grads.get(var.as_tensor()) {
+                    *slot = Some(match slot.take() {
+                        Some(prev) => (prev + g).map_err(ce)?,
+                        None => g.clone(),
+                    });
+                }
+            }
+        }
+        drop(unet);
+        let lr = self.cfg.lr_at(self.step);
+        self.adamw(&acc, lr)?;
+        self.step += 1;
+        Ok(StepInfo {
+            step: self.step,
+            total: self.cfg.steps,
+            loss: total as f32,
+            lr,
+        })
+    }
+
+    /// AdamW with decoupled weight decay (the update of `candle_nn::AdamW`).
+    fn adamw(&mut self, grads: &[Option<Tensor>], lr: f64) -> Result<()> {
+        self.opt.t += 1;
+        let (b1, b2, eps, wd) = (
+            self.cfg.beta1,
+            self.cfg.beta2,
+            self.cfg.eps,
+            self.cfg.weight_decay,
+        );
+        let t = self.opt.t as i32;
+        let scale_m = 1.0 / (1.0 - b1.powi(t));
+        let scale_v = 1.0 / (1.0 - b2.powi(t));
+        let vars: Vec<Var> = self.vars().into_iter().cloned().collect();
+        for (i, var) in vars.iter().enumerate() {
+            let Some(g) = &grads[i] else { continue };
+            let update = || -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+                let m = ((&self.opt.m[i] * b1)? + (g * (1.0 - b1))?)?;
+                let v = ((&self.opt.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+                let step = ((&m * scale_m)? / ((&v * scale_v)?.sqrt()? + eps)?)?;
+                let theta = ((var.as_tensor() * (1.0 - lr * wd))? - (step * lr)?)?;
+                Ok((m, v, theta))
+            };
+            let (m, v, theta) = update().map_err(ce)?;
+            var.set(&theta).map_err(ce)?;
+            self.opt.m[i] = m;
+            self.opt.v[i] = v;
+        }
+        Ok(())
+    }
+
+    /// The mean (unweighted) loss over every cached example (unflipped) at `timesteps`, with
+    /// noise drawn from a separate generator seeded by `seed`: a fixed validation set that does
+    /// not touch the training stream.
+    pub fn validation_loss(&self, timesteps: &[usize], seed: u64) -> Result<f32> {
+        let _grad = super::layers::enable_grad_mode();
+        let unet = self.unet()?;
+        let mut gen = TorchGenerator::new(seed);
+        let nt = self.alphas_cumprod.len();
+        let mut sum = 0f64;
+        let mut count = 0usize;
+        for ex in &self.data {
+            for &t in timesteps {
+                let x0 = &ex.latents[0];
+                let noise = Tensor::from_vec(gen.randn(x0.elem_count()), x0.shape(), x0.device())
+                    .map_err(ce)?;
+                let a = f64::from(self.alphas_cumprod[t.min(nt - 1)]);
+                let xt = ((x0 * a.sqrt()).map_err(ce)?
+                    + (&noise * (1.0 - a).sqrt()).map_err(ce)?)
+                .map_err(ce)?;
+                let target = match self.prediction {
+                    Prediction::VPrediction => ((&noise * a.sqrt()).map_err(ce)?
+                        - (x0 * (1.0 - a).sqrt()).map_err(ce)?)
+                    .map_err(ce)?,
+                    _ => noise.clone(),
+                };
+                let pred = unet
+                    .forward(
+                        &xt.to_dtype(self.model.dtype).map_err(ce)?,
+                        t as f64,
+                        &ex.embeds,
+                        None,
+                    )
+                    .and_then(|p| p.to_dtype(DType::F32))
+                    .map_err(ce)?
+                    .detach();
+                let mse = (pred - target)
+                    .and_then(|d| d.sqr())
+                    .and_then(|d| d.mean_all())
+                    .and_then(|d| d.to_scalar::<f32>())
+                    .map_err(ce)?;
+                sum += f64::from(mse);
+                count += 1;
+            }
+        }
+        Ok((sum / count.max(1) as f64) as f32)
+    }
+
+    /// The LoRA tensors in kohya's layout (`lora_down`, `lora_up`, `alpha`), in f32.
+    pub fn lora_tensors(&self) -> Result<BTreeMap<String, Tensor>> {
+        let mut out = BTreeMap::new();
+        let alpha = Tensor::new(self.cfg.alpha as f32, &Device::Cpu).map_err(ce)?;
+        for a in &self.adapters {
+            let cpu = |v: &Var| {
+                v.as_tensor()
+                    .detach()
+                    .to_device(&Device::Cpu)
+                    .and_then(|t| t.to_dtype(DType::F32))
+            };
+            out.insert(
+                format!("{}.lora_down.weight", a.name),
+                cpu(&a.down).map_err(ce)?,
+            );
+            out.insert(
+                format!("{}.lora_up.weight", a.name),
+                cpu(&a.up).map_err(ce)?,
+            );
+            out.insert(format!("{}.alpha", a.name), alpha.clone());
+        }
+        Ok(out)
+    }
+
+    /// kohya's `ss_*` metadata for the saved LoRA.
+    pub fn metadata(&self) -> BTreeMap<String, String> {
+        let c = &self.cfg;
+        let model_name = Path::new(&self.model.source)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.model.source.clone());
+        let v2 = self.model.family == Family::Sd2;
+        let tags = data::tag_frequency(&self.data_dir, &self.examples);
+        let mut m = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            m.insert(k.to_string(), v);
+        };
+        put(
+            "ss_base_model_version",
+            if v2 { "sd_v2" } else { "sd_v1" }.into(),
+        );
+        put("ss_v2", if v2 { "True" } else { "False" }.into());
+        put(
+            "ss_v_parameterization",
+            if self.prediction == Prediction::VPrediction {
+                "True"
+            } else {
+                "False"
+            }
+            .into(),
+        );
+        put("ss_sd_model_name", model_name);
+        put(
+            "ss_resolution",
+            format!("({}, {})", c.resolution, c.resolution),
+        );
+        put("ss_max_train_steps", c.steps.to_string());
+        put("ss_steps", self.step.to_string());
+        put("ss_network_module", "networks.lora".into());
+        put("ss_network_dim", c.rank.to_string());
+        put("ss_network_alpha", format!("{}", c.alpha));
+        put("ss_network_train_unet_only", "True".into());
+        put("ss_learning_rate", format!("{}", c.lr));
+        put("ss_unet_lr", format!("{}", c.lr));
+        put("ss_text_encoder_lr", "0".into());
+        put(
+            "ss_lr_scheduler",
+            match c.schedule {
+                LrSchedule::Constant => "constant_with_warmup",
+                LrSchedule::Cosine => "cosine_with_warmup",
+            }
+            .into(),
+        );
+        put("ss_lr_warmup_steps", c.warmup.to_string());
+        put("ss_train_batch_size", c.batch.to_string());
+        put("ss_gradient_accumulation_steps", c.grad_accum.to_string());
+        put("ss_optimizer", "AdamW".into());
+        put("ss_seed", c.seed.to_string());
+        put(
+            "ss_min_snr_gamma",
+            c.min_snr_gamma
+                .map(|g| g.to_string())
+                .unwrap_or_else(|| "None".into()),
+        );
+        put("ss_flip_aug", if c.flip { "True" } else { "False" }.into());
+        put("ss_num_train_images", self.examples.len().to_string());
+        put(
+            "ss_tag_frequency",
+            serde_json::to_string(&tags).unwrap_or_else(|_| "{}".into()),
+        );
+        put("ss_training_comment", "trained by Defect Studio".into());
+        m
+    }
+
+    /// Writes the LoRA (kohya format, `save_dtype`, `ss_*` metadata) atomically.
+    pub fn save_lora(&self, path: &Path) -> Result<()> {
+        let tensors = self
+            .lora_tensors()?
+            .into_iter()
+            .map(|(k, t)| {
+                let t = if k.ends_with(".alpha") {
+                    t
+                } else {
+                    t.to_dtype(self.cfg.save_dtype).map_err(ce)?
+                };
+                Ok((k, t))
+            })
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        io::write_safetensors(path, &tensors, &self.metadata())
+    }
+
+    /// Writes a checkpoint: the LoRA tensors (f32), the AdamW moments (`optimizer.m.<key>`,
+    /// `optimizer.v.<key>`), the generator words (`trainer.rng_mt`) and, in the metadata, the
+    /// step, the AdamW step, the generator position and cached normal, and the config
+    /// fingerprint a resume must match.
+    pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
+        let mut tensors = self.lora_tensors()?;
+        for (i, a) in self.adapters.iter().enumerate() {
+            for (j, part) in ["lora_down", "lora_up"].iter().enumerate() {
+                let k = 2 * i + j;
+                let cpu = |t: &Tensor| t.to_device(&Device::Cpu).map_err(ce);
+                tensors.insert(
+                    format!("optimizer.m.{}.{part}.weight", a.name),
+                    cpu(&self.opt.m[k])?,
+                );
+                tensors.insert(
+                    format!("optimizer.v.{}.{part}.weight", a.name),
+                    cpu(&self.opt.v[k])?,
+                );
+            }
+        }
+        let st = self.gen.state();
+        tensors.insert(
+            "trainer.rng_mt".into(),
+            Tensor::from_vec(st.mt.clone(), st.mt.len(), &Device::Cpu).map_err(ce)?,
+        );
+        let mut meta = self.metadata();
+        meta.insert("trainer.step".into(), self.step.to_string());
+        meta.insert("trainer.adam_t".into(), self.opt.t.to_string());
+        meta.insert("trainer.rng_index".into(), st.index.to_string());
+        meta.insert(
+            "trainer.rng_cached".into(),
+            st.cached_normal
+                .map(|v| format!("{:016x}", v.to_bits()))
+                .unwrap_or_else(|| "none".into()),
+        );
+        meta.insert(
+            "trainer.rng_kernel".into(),
+            format!("{:?}", self.gen.kernel()),
+        );
+        meta.insert("trainer.fingerprint".into(), self.cfg.fingerprint());
+        io::write_safetensors(path, &tensors, &meta)
+    }
+
+    /// Restores a checkpoint written by [`save_checkpoint`](Self::save_checkpoint) for the
+    /// same model, data and configuration (the step count may differ).
+    pub fn load_checkpoint(&mut self, path: &Path) -> Result<()> {
+        let bad = |m: String| EngineError::failed(format!("{}: {m}", path.display()));
+        let header = crate::models::manager::read_header(path)?;
+        let meta = &header.metadata;
+        let get = |k: &str| {
+            meta.get(k)
+                .cloned()
+                .ok_or_else(|| bad(format!("not a training checkpoint (no {k})")))
+        };
+        let fp = get("trainer.fingerprint")?;
+        if fp != self.cfg.fingerprint() {
+            return Err(bad(format!(
+                "was made with other training settings ({fp}); now: {}",
+                self.cfg.fingerprint()
+            )));
+        }
+        let num = |k: &str| -> Result<usize> {
+            get(k)?
+                .parse::<usize>()
+                .map_err(|e| bad(format!("{k}: {e}")))
+        };
+        let step = num("trainer.step")?;
+        let adam_t = num("trainer.adam_t")?;
+        let index = num("trainer.rng_index")?;
+        let cached = match get("trainer.rng_cached")?.as_str() {
+            "none" => None,
+            hex => Some(f64::from_bits(
+                u64::from_str_radix(hex, 16)
+                    .map_err(|e| bad(format!("trainer.rng_cached: {e}")))?,
+            )),
+        };
+        let tensors = candle_core::safetensors::load(path, &self.model.device)
+            .map_err(|e| bad(e.to_string()))?;
+        let take = |k: &str| {
+            tensors
+                .get(k)
+                .cloned()
+                .ok_or_else(|| bad(format!("tensor {k} is missing")))
+        };
+        let mt = take("trainer.rng_mt")?
+            .to_vec1::<u32>()
+            .map_err(|e| bad(format!("trainer.rng_mt: {e}")))?;
+        let gen = TorchGenerator::from_state(&GeneratorState {
+            mt,
+            index,
+            cached_normal: cached,
+            kernel: self.gen.kernel(),
+        })
+        .ok_or_else(|| bad("trainer.rng_mt: malformed generator state".into()))?;
+        let mut restored = Vec::new();
+        for a in &self.adapters {
+            for (part, var) in [("lora_down", &a.down), ("lora_up", &a.up)] {
+                let key = format!("{}.{part}.weight", a.name);
+                let w = take(&key)?;
+                let m = take(&format!("optimizer.m.{key}"))?;
+                let v = take(&format!("optimizer.v.{key}"))?;
+                for t in [&w, &m, &v] {
+                    if t.dims() != var.as_tensor().dims() {
+                        return Err(bad(format!(
+                            "{key}: shape {:?}, expected {:?}",
+                            t.dims(),
+                            var.as_tensor().dims()
+                        )));
+                    }
+                }
+                restored.push((var.clone(), w, m, v));
+            }
+        }
+        for (i, (var, w, m, v)) in restored.into_iter().enumerate() {
+            var.set(&w.to_dtype(DType::F32).map_err(ce)?).map_err(ce)?;
+            self.opt.m[i] = m.to_dtype(DType::F32).map_err(ce)?;
+            self.opt.v[i] = v.to_dtype(DType::F32).map_err(ce)?;
+        }
+        self.opt.t = adam_t;
+        self.step = step;
+        self.gen = gen;
+        Ok(())
+    }
+}
+
+/// The adapters for every targeted 2-D weight of the UNet, sorted by key, `lora_down`
+/// initialised from `gen`.
+fn make_adapters(
+    model: &SdModel,
+    cfg: &TrainConfig,
+    gen: &mut TorchGenerator,
+) -> Result<Vec<Adapter>> {
+    let suffixes = cfg.targets.suffixes();
+    let mut keys: Vec<&String> = model
+        .weights
+        .unet
+        .keys()
+        .filter(|k| k.contains(".transformer_blocks.") && suffixes.iter().any(|s| k.ends_with(s)))
+        .collect();
+    keys.sort();
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let w = &model.weights.unet[key];
+        let (o, i) = w.dims2().map_err(|e| {
+            EngineError::failed(format!("{}: {key}: not a linear weight: {e}", model.source))
+        })?;
+        let bound = 1.0 / (i as f32).sqrt();
+        let init: Vec<f32> = gen
+            .rand(cfg.rank * i)
+            .into_iter()
+            .map(|u| (2.0 * u - 1.0) * bound)
+            .collect();
+        let dev = &model.device;
+        let down = Tensor::from_vec(init, (cfg.rank, i), dev).map_err(ce)?;
+        let down = Var::from_tensor(&down).map_err(ce)?;
+        let up = Var::zeros((o, cfg.rank), DType::F32, dev).map_err(ce)?;
+        let module = key.strip_suffix(".weight").unwrap_or(key);
+        out.push(Adapter {
+            name: format!("lora_unet_{}", module.replace('.', "_")),
+            key: key.clone(),
+            down,
+            up,
+        });
+    }
+    Ok(out)
+}
+
+/// Encodes every example once: latents (× scaling factor; posterior mean or a seeded sample;
+/// flipped too when flips are on) and the caption's text embedding.
+fn cache_examples(
+    model: &SdModel,
+    cfg: &TrainConfig,
+    examples: &[data::Example],
+    gen: &mut TorchGenerator,
+) -> Result<Vec<Cached>> {
+    let dev = &model.device;
+    let te = &model.text_encoder;
+    let mut embeds_by_caption: HashMap<String, Tensor> = HashMap::new();
+    let mut out = Vec::with_capacity(examples.len());
+    for ex in examples {
+        let at =
+            |e: candle_core::Error| EngineError::failed(format!("{}: {e}", ex.image.display()));
+        let mut latents = Vec::new();
+        for flipped in [false, true] {
+            if flipped && !cfg.flip {
+                break;
+            }
+            let img = data::load_image(&ex.image, cfg.resolution, flipped, dev)?
+                .to_dtype(model.vae_dtype)
+                .map_err(at)?;
+            let dist = model.vae.encode(&img).map_err(at)?;
+            let z = if cfg.sample_latents {
+                let noise =
+                    Tensor::from_vec(gen.randn(dist.mean.elem_count()), dist.mean.shape(), dev)
+                        .and_then(|n| n.to_dtype(model.vae_dtype))
+                        .map_err(at)?;
+                dist.sample_with(&noise).map_err(at)?
+            } else {
+                dist.mean.clone()
+            };
+            let mut z = (z.to_dtype(DType::F32).map_err(at)? * model.vae_config.scaling_factor)
+                .map_err(at)?;
+            if let Some(shift) = model.vae_config.shift_factor {
+                z = (z - shift * model.vae_config.scaling_factor).map_err(at)?;
+            }
+            latents.push(z.detach());
+        }
+        let embeds = match embeds_by_caption.get(&ex.caption) {
+            Some(e) => e.clone(),
+            None => {
+                let e = super::clip::text_model::encode_sd(
+                    &te.model,
+                    &te.tokenizer,
+                    &ex.caption,
+                    1,
+                    false,
+                )
+                .and_then(|e| e.to_dtype(model.dtype))
+                .map_err(at)?
+                .detach();
+                embeds_by_caption.insert(ex.caption.clone(), e.clone());
+                e
+            }
+        };
+        out.push(Cached { latents, embeds });
+    }
+    Ok(out)
+}
+
+/// Where to write, and how often.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The LoRA `.safetensors`.
+    pub out: PathBuf,
+    /// The checkpoint file; `None` = `<out stem>.ckpt.safetensors` beside `out`.
+    pub checkpoint: Option<PathBuf>,
+    /// Write a checkpoint (and the LoRA) every N steps; 0 = only at the end.
+    pub save_every: usize,
+    /// Continue from the checkpoint if it exists.
+    pub resume: bool,
+}
+
+impl RunOptions {
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.checkpoint.clone().unwrap_or_else(|| {
+            let stem = self
+                .out
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "lora".into());
+            self.out.with_file_name(format!("{stem}.ckpt.safetensors"))
+        })
+    }
+}
+
+/// How a run went.
+#[derive(Clone, Debug)]
+pub struct TrainSummary {
+    pub steps: usize,
+    /// The step the run started from (0, or the checkpoint's).
+    pub resumed_from: usize,
+    pub modules: usize,
+    pub images: usize,
+    pub last_loss: Option<f32>,
+}
+
+/// Trains a LoRA: prepares the trainer, resumes from the checkpoint if asked, steps to
+/// `cfg.steps` calling `on_step` after each (an error from it — e.g.
+/// [`EngineError::Cancelled`] — stops the run, keeping the last checkpoint), writes a
+/// checkpoint and the LoRA every `save_every` steps and at the end.
+pub fn train_lora(
+    model: &SdModel,
+    cfg: TrainConfig,
+    data_dir: &Path,
+    run: &RunOptions,
+    on_step: &mut dyn FnMut(&StepInfo) -> Result<()>,
+) -> Result<TrainSummary> {
+    let mut trainer = LoraTrainer::new(model, cfg, data_dir)?;
+    let ckpt = run.checkpoint_path();
+    if run.resume && ckpt.is_file() {
+        trainer.load_checkpoint(&ckpt)?;
+    }
+    let resumed_from = trainer.step();
+    let mut last_loss = None;
+    while trainer.step() < trainer.config().steps {
+        let info = trainer.train_step()?;
+        last_loss = Some(info.loss);
+        if !info.loss.is_finite() {
+            return Err(EngineError::failed(format!(
+                "train-lora: the loss became {} at step {} (lower the learning rate?)",
+                info.loss, info.step
+            )));
+        }
+        if run.save_every > 0 && info.step % run.save_every == 0 && info.step < info.total {
+            trainer.save_checkpoint(&ckpt)?;
+            trainer.save_lora(&run.out)?;
+        }
+        on_step(&info)?;
+    }
+    trainer.save_checkpoint(&ckpt)?;
+    trainer.save_lora(&run.out)?;
+    Ok(TrainSummary {
+        steps: trainer.step(),
+        resumed_from,
+        modules: trainer.num_modules(),
+        images: trainer.examples().len(),
+        last_loss,
+    })
+}
