@@ -223,7 +223,8 @@ pub struct ModelManager {
     hash_cache: PathBuf,
 }
 
-fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
+/// A file's modification time in nanoseconds since the epoch (0 when unknown).
+pub(crate) fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
     meta.modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())

@@ -192,12 +192,7 @@ pub fn read_cached(path: &Path) -> Result<Arc<LoraFile>> {
     type Cache = Mutex<Vec<((PathBuf, u64, u128), Arc<LoraFile>)>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let meta = std::fs::metadata(path).map_err(|e| EngineError::io(path, e))?;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let mtime = crate::models::manager::mtime_ns(&meta);
     let key = (path.to_path_buf(), meta.len(), mtime);
     let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
     if let Ok(c) = cache.lock() {
@@ -625,7 +620,7 @@ pub fn apply_cached(
     static CACHE: OnceLock<Mutex<Vec<Entry>>> = OnceLock::new();
     let stamp = |p: &Path| {
         std::fs::metadata(p)
-            .map(|m| (m.len(), m.modified().ok()))
+            .map(|m| (m.len(), crate::models::manager::mtime_ns(&m)))
             .ok()
     };
     let key = format!(

@@ -348,13 +348,7 @@ fn load_vae_override(path: &Path, base: &VaeConfig, opts: &LoadOptions) -> Resul
     if !ldm_names {
         return read_files(&[path.to_path_buf()], dtype, &opts.device);
     }
-    let vb = ldm::vae_file_var_builder(path, dtype, &opts.device).map_err(candle(path))?;
-    let names = ldm::vae_file_names(path).map_err(candle(path))?;
-    let mut map = HashMap::new();
-    for n in names {
-        let t = vb.get_unchecked(&n).map_err(candle(path))?;
-        map.insert(n, t);
-    }
+    let map = ldm::vae_file_tensors(path, dtype, &opts.device).map_err(candle(path))?;
     Ok(Arc::new(map))
 }
 
@@ -557,15 +551,7 @@ struct CacheKey {
 fn stamp(path: &Path) -> Vec<(u64, u128)> {
     let one = |p: &Path| {
         std::fs::metadata(p)
-            .map(|m| {
-                let t = m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
-                (m.len(), t)
-            })
+            .map(|m| (m.len(), crate::models::manager::mtime_ns(&m)))
             .unwrap_or((0, 0))
     };
     let mut out = vec![one(path)];

@@ -417,24 +417,6 @@ pub fn crop_region(mask: &Mask, width: u32, height: u32, pad: u32) -> Option<(u3
     Some((x1 as u32, y1 as u32, x2 as u32, y2 as u32))
 }
 
-fn crop_image(img: &Image, (x1, y1, x2, y2): (u32, u32, u32, u32)) -> Image {
-    Image::from_fn(x2 - x1, y2 - y1, |x, y| img.pixel(x1 + x, y1 + y))
-}
-
-fn crop_mask(m: &Mask, (x1, y1, x2, y2): (u32, u32, u32, u32)) -> Mask {
-    let w = x2 - x1;
-    let mut data = Vec::with_capacity((w * (y2 - y1)) as usize);
-    for y in y1..y2 {
-        let row = (y * m.width) as usize;
-        data.extend_from_slice(&m.data[row + x1 as usize..row + x2 as usize]);
-    }
-    Mask {
-        width: w,
-        height: y2 - y1,
-        data,
-    }
-}
-
 /// Generates images. `on_step` is called after every sampler step with the latents.
 pub fn generate(model: &SdModel, p: &GenerateParams, on_step: &mut StepFn) -> Result<Generated> {
     if p.batch == 0 || p.batch > 64 {
@@ -569,9 +551,15 @@ fn only_masked(
     let region = crop_region(&bin, w, h, p.padding).ok_or_else(|| {
         EngineError::failed("the mask is empty: nothing to inpaint (only-masked)")
     })?;
-    let crop_img = ops::resize_image(&crop_image(img, region), w, h, Filter::Lanczos);
+    let (x1, y1, x2, y2) = region;
+    let crop_img = ops::resize_image(
+        &ops::crop_image(img, x1, y1, x2 - x1, y2 - y1),
+        w,
+        h,
+        Filter::Lanczos,
+    );
     let crop_m = binarise(&ops::resize_mask(
-        &crop_mask(&bin, region),
+        &ops::crop_mask(&bin, x1, y1, x2 - x1, y2 - y1),
         w,
         h,
         Filter::Bilinear,

@@ -224,13 +224,13 @@ impl SingleFile {
     }
 }
 
-/// A `VarBuilder` over a stand-alone LDM-named VAE file (`encoder.down.0.block.0…`, with or
-/// without a `first_stage_model.` prefix), serving diffusers names.
-pub fn vae_file_var_builder(
+/// Every tensor of a stand-alone LDM-named VAE file (`encoder.down.0.block.0…`, with or
+/// without a `first_stage_model.` prefix), by diffusers name, in `dtype` on `device`.
+pub fn vae_file_tensors(
     path: &Path,
     dtype: DType,
     device: &Device,
-) -> Result<VarBuilder<'static>> {
+) -> Result<std::collections::HashMap<String, candle_core::Tensor>> {
     let (st, header) = map_file(path)?;
     let prefix = arch::vae_prefix(&header).unwrap_or("");
     let (map, _) = match mapping::vae_map(&header, prefix) {
@@ -240,23 +240,15 @@ pub fn vae_file_var_builder(
     if map.is_empty() {
         bail!("{}: no VAE tensors found", path.display());
     }
+    let names: Vec<String> = map.keys().cloned().collect();
     let backend = LdmBackend::new(
         Arc::new(st),
         path.to_path_buf(),
         Component::Vae,
         Arc::new(map),
     );
-    Ok(VarBuilder::from_backend(
-        Box::new(backend),
-        dtype,
-        device.clone(),
-    ))
-}
-
-/// The diffusers names a stand-alone VAE file serves (see [`vae_file_var_builder`]).
-pub fn vae_file_names(path: &Path) -> Result<Vec<String>> {
-    let (_, header) = map_file(path)?;
-    let prefix = arch::vae_prefix(&header).unwrap_or("");
-    let (map, _) = mapping::vae_map(&header, prefix)?;
-    Ok(map.into_keys().collect())
+    names
+        .into_iter()
+        .map(|n| backend.load(&n, dtype, device).map(|t| (n, t)))
+        .collect()
 }
