@@ -6,7 +6,7 @@
 
 mod sd_common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use engine::sd::lora::{apply, LoraSpec};
 use sd_common::*;
@@ -22,13 +22,14 @@ fn lora_cases() -> Vec<Value> {
     doc["cases"].as_array().expect("cases").clone()
 }
 
-fn stack(c: &Value) -> Vec<LoraSpec> {
+/// The LoRA stack of case `c`, files in `dir`.
+fn stack(c: &Value, dir: &Path) -> Vec<LoraSpec> {
     c["loras"]
         .as_array()
         .unwrap()
         .iter()
         .map(|l| LoraSpec {
-            path: lora_dir().join(l["file"].as_str().unwrap()),
+            path: dir.join(l["file"].as_str().unwrap()),
             unet: l["weight"].as_f64().unwrap(),
             text: l["te_weight"].as_f64().unwrap(),
         })
@@ -41,22 +42,27 @@ fn image_of(c: &Value, m: &engine::sd::model::SdModel) -> Vec<f32> {
     rgb(&g.images[0])
 }
 
-#[test]
-fn every_lora_case_matches_diffusers_and_changes_the_image() {
-    let cases = lora_cases();
-    assert!(cases.len() >= 7);
+/// Checks every case of `dir/cases.json` against diffusers (the three parity bars) and that
+/// each LoRA case clearly changes the base image; returns the failures.
+fn check_lora_cases(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("cases.json")).expect("cases");
+    let doc: Value = serde_json::from_str(&text).expect("parses");
+    let cases = doc["cases"].as_array().expect("cases").clone();
     let mut failures = Vec::new();
     for c in &cases {
         let name = c["name"].as_str().unwrap().to_string();
         let base = model(c["model"].as_str().unwrap());
-        let specs = stack(c);
+        let specs = stack(c, dir);
+        // A UNet-only LoRA (e.g. one our trainer made) leaves the text encoder alone.
+        let text_expected = c["applied"]["text_encoder"].as_u64() != Some(0);
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let (merged, reports) = apply(&base, &specs).unwrap_or_else(|e| panic!("{e}"));
             for r in &reports {
                 assert!(r.unmatched.is_empty(), "{}", r.summary());
-                assert!(r.unet_modules > 0 && r.text_modules > 0, "{}", r.summary());
+                assert!(r.unet_modules > 0, "{}", r.summary());
+                assert_eq!(r.text_modules > 0, text_expected, "{}", r.summary());
             }
-            let rep = check_against(c, &lora_dir(), &merged);
+            let rep = check_against(c, dir, &merged);
             if !specs.is_empty() {
                 // The LoRA must clearly change the result.
                 let db = psnr(&image_of(c, &merged), &image_of(c, &base));
@@ -73,6 +79,30 @@ fn every_lora_case_matches_diffusers_and_changes_the_image() {
             failures.push(format!("{name}: {msg}"));
         }
     }
+    failures
+}
+
+#[test]
+fn every_lora_case_matches_diffusers_and_changes_the_image() {
+    assert!(lora_cases().len() >= 7);
+    let failures = check_lora_cases(&lora_dir());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The LoRA our trainer made (committed; `sd_train.rs` checks the trainer still makes it),
+/// loaded in diffusers by `make_train_fixtures.py`: our engine gives diffusers' image with it.
+#[test]
+fn the_lora_our_trainer_made_matches_diffusers() {
+    let dir = fixtures().join("train");
+    let text = std::fs::read_to_string(dir.join("cases.json")).expect("train cases");
+    let doc: Value = serde_json::from_str(&text).expect("parses");
+    let case = &doc["cases"][0];
+    assert_eq!(
+        case["applied"]["unet"], 48,
+        "diffusers applied every module"
+    );
+    assert!(case["psnr_vs_base_db"].as_f64().unwrap() < 30.0);
+    let failures = check_lora_cases(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

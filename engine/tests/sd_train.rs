@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
 use engine::sd::lora::{apply, LoraSpec};
-use engine::sd::pipeline::{generate, GenerateParams};
-use engine::sd::train::{train_lora, LoraTrainer, RunOptions, TrainConfig};
+use engine::sd::pipeline::generate;
+use engine::sd::train::{train_lora, LoraTrainer, Progress, RunOptions, TrainConfig};
 use sd_common::*;
 
 /// Four 64×64 images: a coloured horizontal stripe on grey, each with a caption file.
@@ -192,12 +192,12 @@ fn resume_after_kill_equals_uninterrupted_run() {
         save_every: 3,
         resume: true,
     };
-    let killed = train_lora(&m, config(6), data.path(), &opts, &mut |s| {
-        if s.step == 3 {
+    let killed = train_lora(&m, config(6), data.path(), &opts, &mut |p| match p {
+        Progress::Step { info, saved, .. } if info.step == 3 => {
+            assert!(saved, "step 3 wrote a checkpoint");
             Err(engine::EngineError::Cancelled)
-        } else {
-            Ok(())
         }
+        _ => Ok(()),
     });
     assert!(matches!(killed, Err(engine::EngineError::Cancelled)));
     assert!(opts.checkpoint_path().is_file());
@@ -221,44 +221,89 @@ fn resume_after_kill_equals_uninterrupted_run() {
     assert!(other.is_err());
 }
 
+/// The settings of the committed LoRA (`tests/fixtures/sd/train/trained_sd15.safetensors`).
+fn committed_config() -> TrainConfig {
+    TrainConfig {
+        steps: 24,
+        rank: 4,
+        alpha: 4.0,
+        lr: 1.5e-2,
+        warmup: 2,
+        batch: 2,
+        resolution: 64,
+        seed: 11,
+        min_snr_gamma: Some(5.0),
+        ..TrainConfig::default()
+    }
+}
+
+/// The trainer reproduces the committed LoRA (within 1e-5; `DEFECT_STUDIO_UPDATE_FIXTURES=1`
+/// rewrites it, then `make_train_fixtures.py` remakes the diffusers reference that
+/// `sd_lora.rs` checks), the file carries kohya's metadata, loads with every key matched, and
+/// clearly changes the image of the LoRA reference case.
 #[test]
-fn trained_lora_loads_and_changes_the_image() {
-    let data = data_dir();
+fn the_committed_trained_lora_is_reproduced_and_loads() {
     let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("stripes");
+    std::fs::create_dir_all(&data).unwrap();
+    make_images(&data);
     let out = run(
-        data.path(),
-        &dir.path().join("lora.safetensors"),
-        config(8),
+        &data,
+        &dir.path().join("trained_sd15.safetensors"),
+        committed_config(),
         0,
         false,
     );
-    let file = engine::sd::lora::read(&out).unwrap();
-    assert_eq!(file.metadata["ss_network_dim"], "4");
-    assert_eq!(file.metadata["ss_steps"], "8");
-    assert_eq!(file.metadata["ss_resolution"], "(64, 64)");
-    assert!(file.metadata["ss_tag_frequency"].contains("a defect stripe"));
+    let committed = fixtures().join("train").join("trained_sd15.safetensors");
+    if std::env::var_os("DEFECT_STUDIO_UPDATE_FIXTURES").is_some() {
+        std::fs::create_dir_all(committed.parent().unwrap()).unwrap();
+        std::fs::copy(&out, &committed).unwrap();
+    }
+    let d = max_diff(&tensors(&out), &tensors(&committed));
+    eprintln!("retrained vs committed LoRA: max diff {d:e}");
+    assert!(
+        d <= 1e-5,
+        "the trainer no longer makes the committed LoRA: {d:e}"
+    );
+
+    let file = engine::sd::lora::read(&committed).unwrap();
+    let md = &file.metadata;
+    assert_eq!(md["ss_network_dim"], "4");
+    assert_eq!(md["ss_network_alpha"], "4");
+    assert_eq!(md["ss_steps"], "24");
+    assert_eq!(md["ss_resolution"], "(64, 64)");
+    assert_eq!(md["ss_seed"], "11");
+    assert_eq!(md["ss_min_snr_gamma"], "5");
+    assert!(md["ss_tag_frequency"].contains("\"stripes\""));
+    assert!(md["ss_tag_frequency"].contains("\"a defect stripe\":4"));
+    let unet_file = fixtures().join("models/sd15/unet/diffusion_pytorch_model.safetensors");
+    let sha = engine::models::manager::hash_file(&unet_file, &mut |_, _| {}).unwrap();
+    assert_eq!(md["ss_new_sd_model_hash"], sha, "base model hash");
+    assert_eq!(md["ss_sd_model_hash"].len(), 8);
+
     let base = model("sd15");
     let spec = LoraSpec {
-        path: out.clone(),
+        path: committed.clone(),
         unet: 1.0,
         text: 1.0,
     };
     let (merged, reports) = apply(&base, &[spec]).unwrap();
     assert!(reports[0].unmatched.is_empty(), "{}", reports[0].summary());
     assert_eq!(reports[0].unet_modules, 48);
-    let p = GenerateParams {
-        prompt: "a defect stripe, colour 1".into(),
-        width: 64,
-        height: 64,
-        steps: 8,
-        cfg: 5.0,
-        seed: 3,
-        ..GenerateParams::default()
-    };
+    let text = std::fs::read_to_string(fixtures().join("lora/cases.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let case = doc["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "base_sd15")
+        .unwrap()
+        .clone();
+    let p = params(&case);
     let mut none = |_: usize, _: usize, _: &Tensor| Ok(());
     let a = rgb(&generate(&base, &p, &mut none).unwrap().images[0]);
     let b = rgb(&generate(&merged, &p, &mut none).unwrap().images[0]);
     let db = psnr(&a, &b);
     eprintln!("trained LoRA vs base: {db:.1} dB");
-    assert!(db < 40.0, "the LoRA barely changes the image: {db:.1} dB");
+    assert!(db < 30.0, "the LoRA barely changes the image: {db:.1} dB");
 }

@@ -1,5 +1,9 @@
 //! Training data: a folder of images with optional same-name `.txt` captions (kohya's
-//! convention) or one instance prompt, centre-cropped and resized to a square resolution.
+//! convention) or one instance prompt, plus an optional class (regularisation) folder with its
+//! class prompt (DreamBooth's prior preservation). Images are centre-cropped to the square
+//! resolution, or, with aspect-ratio bucketing, resized to cover the bucket of the nearest
+//! aspect ratio (kohya's buckets: sides multiples of 64, area at most resolution²) and
+//! centre-cropped to it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -87,40 +91,98 @@ pub fn tag_frequency(dir: &Path, examples: &[Example]) -> BTreeMap<String, BTree
     BTreeMap::from([(name, tags)])
 }
 
-/// Reads `path`, centre-crops it to a square and resizes it to `size`² (Lanczos 3); returns
-/// `[1, 3, size, size]` in `[-1, 1]`, and the mirrored image when `flipped`.
-pub fn load_image(path: &Path, size: u32, flipped: bool, device: &Device) -> Result<Tensor> {
+/// kohya's bucket sizes for a training resolution: `(width, height)` pairs with sides
+/// multiples of 64 between 256 (or less for small resolutions) and twice the resolution, whose
+/// area is at most `resolution²`; for each width the tallest height that fits.
+pub fn buckets(resolution: u32) -> Vec<(u32, u32)> {
+    let step = if resolution >= 256 { 64 } else { 8 };
+    let area = u64::from(resolution) * u64::from(resolution);
+    let min_side = (resolution / 2).max(step);
+    let max_side = resolution * 2;
+    let mut out = Vec::new();
+    let mut w = min_side;
+    while w <= max_side {
+        let h = ((area / u64::from(w)) as u32 / step * step).min(max_side);
+        if h >= min_side {
+            out.push((w, h));
+        }
+        w += step;
+    }
+    out
+}
+
+/// The bucket whose aspect ratio is nearest the image's (ties: the larger area).
+pub fn bucket_for(width: u32, height: u32, buckets: &[(u32, u32)]) -> Option<(u32, u32)> {
+    let ar = (f64::from(width) / f64::from(height.max(1))).ln();
+    buckets.iter().copied().min_by(|a, b| {
+        let da = ((f64::from(a.0) / f64::from(a.1)).ln() - ar).abs();
+        let db = ((f64::from(b.0) / f64::from(b.1)).ln() - ar).abs();
+        da.total_cmp(&db)
+            .then((u64::from(b.0) * u64::from(b.1)).cmp(&(u64::from(a.0) * u64::from(a.1))))
+    })
+}
+
+/// Reads `path` as RGB, with an error naming the file.
+pub fn open_rgb(path: &Path) -> Result<image::RgbImage> {
     let img = image::open(path)
         .map_err(|e| {
             EngineError::failed(format!("{}: cannot read the image: {e}", path.display()))
         })?
         .to_rgb8();
-    let (w, h) = img.dimensions();
-    let side = w.min(h);
-    if side == 0 {
+    if img.width() == 0 || img.height() == 0 {
         return Err(EngineError::failed(format!(
             "{}: empty image",
             path.display()
         )));
     }
-    let crop =
-        image::imageops::crop_imm(&img, (w - side) / 2, (h - side) / 2, side, side).to_image();
-    let mut img = if side == size {
+    Ok(img)
+}
+
+/// Centre-crops `img` to the aspect ratio of `width × height` and resizes the crop to that
+/// size (Lanczos 3); returns `[1, 3, height, width]` in `[-1, 1]`, mirrored when `flipped`.
+pub fn prepare_image(
+    img: &image::RgbImage,
+    (width, height): (u32, u32),
+    flipped: bool,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let (w, h) = img.dimensions();
+    // The largest centred region with the target's aspect ratio.
+    let (cw, ch) = if u64::from(w) * u64::from(height) > u64::from(h) * u64::from(width) {
+        (
+            ((u64::from(h) * u64::from(width) / u64::from(height)) as u32).max(1),
+            h,
+        )
+    } else {
+        (
+            w,
+            ((u64::from(w) * u64::from(height) / u64::from(width)) as u32).max(1),
+        )
+    };
+    let crop = image::imageops::crop_imm(img, (w - cw) / 2, (h - ch) / 2, cw, ch).to_image();
+    let mut out = if (cw, ch) == (width, height) {
         crop
     } else {
-        image::imageops::resize(&crop, size, size, image::imageops::FilterType::Lanczos3)
+        image::imageops::resize(&crop, width, height, image::imageops::FilterType::Lanczos3)
     };
     if flipped {
-        image::imageops::flip_horizontal_in_place(&mut img);
+        image::imageops::flip_horizontal_in_place(&mut out);
     }
-    let s = size as usize;
-    let mut chw = vec![0f32; 3 * s * s];
-    for (i, px) in img.pixels().enumerate() {
+    let (wu, hu) = (width as usize, height as usize);
+    let plane = wu * hu;
+    let mut chw = vec![0f32; 3 * plane];
+    for (i, px) in out.pixels().enumerate() {
         for c in 0..3 {
-            chw[c * s * s + i] = f32::from(px[c]) / 127.5 - 1.0;
+            chw[c * plane + i] = f32::from(px[c]) / 127.5 - 1.0;
         }
     }
-    Tensor::from_vec(chw, (1, 3, s, s), device)
-        .and_then(|t| t.to_dtype(DType::F32))
+    Tensor::from_vec(chw, (1, 3, hu, wu), device)?.to_dtype(DType::F32)
+}
+
+/// Reads `path`, centre-crops it to a square and resizes it to `size`² (Lanczos 3); returns
+/// `[1, 3, size, size]` in `[-1, 1]`, and the mirrored image when `flipped`.
+pub fn load_image(path: &Path, size: u32, flipped: bool, device: &Device) -> Result<Tensor> {
+    let img = open_rgb(path)?;
+    prepare_image(&img, (size, size), flipped, device)
         .map_err(|e| EngineError::failed(format!("{}: {e}", path.display())))
 }

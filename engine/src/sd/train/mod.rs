@@ -15,15 +15,24 @@
 //! here so that its moments can be checkpointed), linear warm-up then a constant or cosine
 //! learning rate, gradient accumulation.
 //!
+//! Data (see [`data`]): a caption folder or an instance prompt, centre-cropped or bucketed by
+//! aspect ratio; with a class folder, every sample also draws a class image whose loss is added
+//! with [`TrainConfig::prior_loss_weight`] (DreamBooth's prior preservation).
+//!
 //! Every random draw comes from one [`TorchGenerator`] seeded by the user seed, in this order:
 //! the `lora_down` initialisation (kohya's Kaiming-uniform, `U(-1/√in, 1/√in)`; `lora_up` is
 //! zero), the VAE posterior samples when [`TrainConfig::sample_latents`] is set, then per
-//! sample of each step: the example index, the flip, the timestep and the noise. A checkpoint
+//! sample of each step: the example index, the flip, the timestep and the noise (then the same
+//! four for its class image, if any). A checkpoint
 //! (see [`LoraTrainer::save_checkpoint`]) holds the adapters, the AdamW moments, the step and
 //! the generator state, so a resumed run gives the same weights as an uninterrupted one.
+//!
+//! [`job`] wraps a run for the studio and the CLI: model loading, cancellation, speed and ETA,
+//! sample images every N steps, and the record in the store.
 
 pub mod data;
 pub mod io;
+pub mod job;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -114,6 +123,14 @@ pub struct TrainConfig {
     pub eps: f64,
     /// dtype of the saved LoRA tensors (F32 or F16).
     pub save_dtype: DType,
+    /// Aspect-ratio bucketing instead of square centre crops.
+    pub buckets: bool,
+    /// DreamBooth class (regularisation) images, captioned with `class_prompt` where they have
+    /// no `.txt` file.
+    pub class_data: Option<PathBuf>,
+    pub class_prompt: Option<String>,
+    /// Weight of the class images' loss.
+    pub prior_loss_weight: f64,
 }
 
 impl Default for TrainConfig {
@@ -139,6 +156,10 @@ impl Default for TrainConfig {
             beta2: 0.999,
             eps: 1e-8,
             save_dtype: DType::F32,
+            buckets: false,
+            class_data: None,
+            class_prompt: None,
+            prior_loss_weight: 1.0,
         }
     }
 }
@@ -180,6 +201,12 @@ impl TrainConfig {
         if !self.targets.attention && !self.targets.feed_forward {
             return bad("no target layers");
         }
+        if self.class_data.is_some() && self.class_prompt.is_none() {
+            return bad("a class folder needs a class prompt");
+        }
+        if !(self.prior_loss_weight.is_finite() && self.prior_loss_weight >= 0.0) {
+            return bad("the prior loss weight must be 0 or more");
+        }
         Ok(())
     }
 
@@ -187,7 +214,8 @@ impl TrainConfig {
     fn fingerprint(&self) -> String {
         format!(
             "rank={} alpha={} lr={} warmup={} schedule={:?} batch={} accum={} res={} seed={} \
-             prompt={:?} snr={:?} targets={:?} flip={} sample={} wd={} b1={} b2={} eps={}",
+             prompt={:?} snr={:?} targets={:?} flip={} sample={} wd={} b1={} b2={} eps={} \
+             buckets={} class={:?} class_prompt={:?} prior={}",
             self.rank,
             self.alpha,
             self.lr,
@@ -205,7 +233,11 @@ impl TrainConfig {
             self.weight_decay,
             self.beta1,
             self.beta2,
-            self.eps
+            self.eps,
+            self.buckets,
+            self.class_data,
+            self.class_prompt,
+            self.prior_loss_weight
         )
     }
 }
@@ -254,12 +286,17 @@ pub struct LoraTrainer<'m> {
     adapters: Vec<Adapter>,
     opt: AdamState,
     data: Vec<Cached>,
+    /// DreamBooth class images (empty without a class folder).
+    class: Vec<Cached>,
     alphas_cumprod: Vec<f32>,
     prediction: Prediction,
     gen: TorchGenerator,
     step: usize,
     data_dir: PathBuf,
     examples: Vec<data::Example>,
+    class_examples: Vec<data::Example>,
+    /// The base model's sha256 and A1111's legacy 8-digit hash, for the metadata.
+    model_hash: Option<(String, String)>,
 }
 
 impl<'m> LoraTrainer<'m> {
@@ -280,6 +317,10 @@ impl<'m> LoraTrainer<'m> {
             )));
         }
         let examples = data::scan_folder(data_dir, cfg.instance_prompt.as_deref())?;
+        let class_examples = match &cfg.class_data {
+            Some(dir) => data::scan_folder(dir, cfg.class_prompt.as_deref())?,
+            None => Vec::new(),
+        };
         let sched = super::scheduler::config::resolve(SchedulerKind::Ddim, &model.scheduler_config)
             .map_err(|e| EngineError::failed(format!("{}: scheduler config: {e}", model.source)))?;
         let betas = schedule::betas(&sched)
@@ -310,18 +351,22 @@ impl<'m> LoraTrainer<'m> {
             t: 0,
         };
         let data = cache_examples(model, &cfg, &examples, &mut gen)?;
+        let class = cache_examples(model, &cfg, &class_examples, &mut gen)?;
         Ok(LoraTrainer {
             model,
             cfg,
             adapters,
             opt,
             data,
+            class,
             alphas_cumprod,
             prediction: sched.prediction,
             gen,
             step: 0,
             data_dir: data_dir.to_path_buf(),
             examples,
+            class_examples,
+            model_hash: model_hashes(Path::new(&model.source)),
         })
     }
 
@@ -358,6 +403,30 @@ impl<'m> LoraTrainer<'m> {
     /// The UNet with the current adapters merged into its weights, differentiable w.r.t. them.
     /// Must be built (and run) in grad mode.
     fn unet(&self) -> Result<UNet2DConditionModel> {
+        let vb =
+            VarBuilder::from_tensors(self.merged_unet()?, self.model.dtype, &self.model.device);
+        UNet2DConditionModel::new(vb, &self.model.unet_config).map_err(ce)
+    }
+
+    /// The model with the current adapters merged (detached), e.g. to draw sample images.
+    pub fn merged_model(&self) -> Result<SdModel> {
+        let unet: HashMap<String, Tensor> = self
+            .merged_unet()?
+            .into_iter()
+            .map(|(k, t)| (k, t.detach()))
+            .collect();
+        let weights = super::model::Weights {
+            unet: std::sync::Arc::new(unet),
+            ..self.model.weights.clone()
+        };
+        self.model.with_weights(
+            weights,
+            format!("{} + LoRA at step {}", self.model.source, self.step),
+        )
+    }
+
+    /// The UNet weight map with every adapter merged: `W + alpha/rank · up · down`.
+    fn merged_unet(&self) -> Result<HashMap<String, Tensor>> {
         let model = self.model;
         let scale = self.cfg.alpha / self.cfg.rank as f64;
         let mut map: HashMap<String, Tensor> = (*model.weights.unet).clone();
@@ -374,8 +443,7 @@ impl<'m> LoraTrainer<'m> {
                 .map_err(ce)?;
             map.insert(a.key.clone(), merged);
         }
-        let vb = VarBuilder::from_tensors(map, model.dtype, &model.device);
-        UNet2DConditionModel::new(vb, &model.unet_config).map_err(ce)
+        Ok(map)
     }
 
     /// The loss of one example at timestep `t` with `noise` (unweighted MSE and its min-SNR
@@ -440,14 +508,13 @@ impl<'m> LoraTrainer<'m> {
         for _ in 0..self.cfg.grad_accum {
             let mut losses = Vec::with_capacity(self.cfg.batch);
             for _ in 0..self.cfg.batch {
-                let n = self.data.len();
-                let idx = ((self.gen.rand_f64(1)[0] * n as f64) as usize).min(n - 1);
-                let flip = self.cfg.flip && self.gen.rand_f64(1)[0] < 0.5;
-                let t = ((self.gen.rand_f64(1)[0] * nt as f64) as usize).min(nt - 1);
-                let x0 = self.data[idx].latents[usize::from(flip)].clone();
-                let embeds = self.data[idx].embeds.clone();
-                let noise = self.randn(&x0)?;
+                let (x0, embeds, t, noise) = self.draw(false, nt)?;
                 losses.push(self.sample_loss(&unet, &x0, &embeds, t, &noise)?);
+                if !self.class.is_empty() {
+                    let (x0, embeds, t, noise) = self.draw(true, nt)?;
+                    let prior = self.sample_loss(&unet, &x0, &embeds, t, &noise)?;
+                    losses.push((prior * self.cfg.prior_loss_weight).map_err(ce)?);
+                }
             }
             let loss = (Tensor::stack(&losses, 0)
                 .and_then(|l| l.sum_all())
@@ -475,6 +542,28 @@ impl<'m> LoraTrainer<'m> {
             loss: total as f32,
             lr,
         })
+    }
+
+    /// Draws one training sample (from the class images when `class`): the example, its flip,
+    /// the timestep and the noise; returns the clean latents, the text embedding, `t` and the
+    /// noise.
+    fn draw(&mut self, class: bool, nt: usize) -> Result<(Tensor, Tensor, usize, Tensor)> {
+        let n = if class {
+            self.class.len()
+        } else {
+            self.data.len()
+        };
+        let idx = ((self.gen.rand_f64(1)[0] * n as f64) as usize).min(n - 1);
+        let flip = self.cfg.flip && self.gen.rand_f64(1)[0] < 0.5;
+        let t = ((self.gen.rand_f64(1)[0] * nt as f64) as usize).min(nt - 1);
+        let ex = if class {
+            &self.class[idx]
+        } else {
+            &self.data[idx]
+        };
+        let (x0, embeds) = (ex.latents[usize::from(flip)].clone(), ex.embeds.clone());
+        let noise = self.randn(&x0)?;
+        Ok((x0, embeds, t, noise))
     }
 
     /// AdamW with decoupled weight decay (the update of `candle_nn::AdamW`).
@@ -606,6 +695,10 @@ impl<'m> LoraTrainer<'m> {
             .into(),
         );
         put("ss_sd_model_name", model_name);
+        if let Some((sha, legacy)) = &self.model_hash {
+            put("ss_new_sd_model_hash", sha.clone());
+            put("ss_sd_model_hash", legacy.clone());
+        }
         put(
             "ss_resolution",
             format!("({}, {})", c.resolution, c.resolution),
@@ -640,6 +733,26 @@ impl<'m> LoraTrainer<'m> {
         );
         put("ss_flip_aug", if c.flip { "True" } else { "False" }.into());
         put("ss_num_train_images", self.examples.len().to_string());
+        put("ss_num_reg_images", self.class_examples.len().to_string());
+        put("ss_prior_loss_weight", format!("{}", c.prior_loss_weight));
+        put(
+            "ss_enable_bucket",
+            if c.buckets { "True" } else { "False" }.into(),
+        );
+        if c.buckets {
+            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            for ex in &self.data {
+                let d = ex.latents[0].dims();
+                let f = self.model.vae_scale();
+                *counts
+                    .entry(format!("({}, {})", d[3] * f, d[2] * f))
+                    .or_default() += 1;
+            }
+            put(
+                "ss_bucket_info",
+                serde_json::to_string(&counts).unwrap_or_else(|_| "{}".into()),
+            );
+        }
         put(
             "ss_tag_frequency",
             serde_json::to_string(&tags).unwrap_or_else(|_| "{}".into()),
@@ -844,16 +957,24 @@ fn cache_examples(
     let te = &model.text_encoder;
     let mut embeds_by_caption: HashMap<String, Tensor> = HashMap::new();
     let mut out = Vec::with_capacity(examples.len());
+    let buckets = data::buckets(cfg.resolution);
     for ex in examples {
         let at =
             |e: candle_core::Error| EngineError::failed(format!("{}: {e}", ex.image.display()));
+        let rgb = data::open_rgb(&ex.image)?;
+        let size = if cfg.buckets {
+            data::bucket_for(rgb.width(), rgb.height(), &buckets)
+                .unwrap_or((cfg.resolution, cfg.resolution))
+        } else {
+            (cfg.resolution, cfg.resolution)
+        };
         let mut latents = Vec::new();
         for flipped in [false, true] {
             if flipped && !cfg.flip {
                 break;
             }
-            let img = data::load_image(&ex.image, cfg.resolution, flipped, dev)?
-                .to_dtype(model.vae_dtype)
+            let img = data::prepare_image(&rgb, size, flipped, dev)
+                .and_then(|t| t.to_dtype(model.vae_dtype))
                 .map_err(at)?;
             let dist = model.vae.encode(&img).map_err(at)?;
             let z = if cfg.sample_latents {
@@ -894,6 +1015,31 @@ fn cache_examples(
     Ok(out)
 }
 
+/// The sha256 of a model file (for a diffusers folder: of its UNet weights) and A1111's legacy
+/// hash (sha256 of the 64 KiB at offset 1 MiB, 8 hex digits), as kohya records them; `None`
+/// when the file cannot be read.
+fn model_hashes(source: &Path) -> Option<(String, String)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let file = if source.is_dir() {
+        [
+            "unet/diffusion_pytorch_model.safetensors",
+            "unet/diffusion_pytorch_model.fp16.safetensors",
+        ]
+        .iter()
+        .map(|f| source.join(f))
+        .find(|p| p.is_file())?
+    } else {
+        source.to_path_buf()
+    };
+    let sha = crate::models::manager::hash_file(&file, &mut |_, _| {}).ok()?;
+    let mut f = std::fs::File::open(&file).ok()?;
+    let mut buf = vec![0u8; 0x10000];
+    f.seek(SeekFrom::Start(0x100000)).ok()?;
+    let n = f.read(&mut buf).ok()?;
+    let legacy = crate::hashing::sha256_hex(&buf[..n]);
+    Some((sha, legacy[..8].to_string()))
+}
+
 /// Where to write, and how often.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -928,11 +1074,24 @@ pub struct TrainSummary {
     pub resumed_from: usize,
     pub modules: usize,
     pub images: usize,
+    pub class_images: usize,
     pub last_loss: Option<f32>,
 }
 
+/// What [`train_lora`] reports as it goes.
+pub enum Progress<'a, 'm> {
+    /// The trainer is ready (data cached, checkpoint restored): nothing trained yet this run.
+    Ready(&'a LoraTrainer<'m>),
+    /// An optimizer step is done; `saved` = a checkpoint and the LoRA were just written.
+    Step {
+        trainer: &'a LoraTrainer<'m>,
+        info: StepInfo,
+        saved: bool,
+    },
+}
+
 /// Trains a LoRA: prepares the trainer, resumes from the checkpoint if asked, steps to
-/// `cfg.steps` calling `on_step` after each (an error from it — e.g.
+/// `cfg.steps` calling `on_progress` after each (an error from it — e.g.
 /// [`EngineError::Cancelled`] — stops the run, keeping the last checkpoint), writes a
 /// checkpoint and the LoRA every `save_every` steps and at the end.
 pub fn train_lora(
@@ -940,14 +1099,20 @@ pub fn train_lora(
     cfg: TrainConfig,
     data_dir: &Path,
     run: &RunOptions,
-    on_step: &mut dyn FnMut(&StepInfo) -> Result<()>,
+    on_progress: &mut dyn FnMut(Progress) -> Result<()>,
 ) -> Result<TrainSummary> {
-    let mut trainer = LoraTrainer::new(model, cfg, data_dir)?;
     let ckpt = run.checkpoint_path();
+    for file in [&run.out, &ckpt] {
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+        }
+    }
+    let mut trainer = LoraTrainer::new(model, cfg, data_dir)?;
     if run.resume && ckpt.is_file() {
         trainer.load_checkpoint(&ckpt)?;
     }
     let resumed_from = trainer.step();
+    on_progress(Progress::Ready(&trainer))?;
     let mut last_loss = None;
     while trainer.step() < trainer.config().steps {
         let info = trainer.train_step()?;
@@ -958,11 +1123,16 @@ pub fn train_lora(
                 info.loss, info.step
             )));
         }
-        if run.save_every > 0 && info.step % run.save_every == 0 && info.step < info.total {
+        let saved = run.save_every > 0 && info.step % run.save_every == 0 && info.step < info.total;
+        if saved {
             trainer.save_checkpoint(&ckpt)?;
             trainer.save_lora(&run.out)?;
         }
-        on_step(&info)?;
+        on_progress(Progress::Step {
+            trainer: &trainer,
+            info,
+            saved,
+        })?;
     }
     trainer.save_checkpoint(&ckpt)?;
     trainer.save_lora(&run.out)?;
@@ -971,6 +1141,7 @@ pub fn train_lora(
         resumed_from,
         modules: trainer.num_modules(),
         images: trainer.examples().len(),
+        class_images: trainer.class_examples.len(),
         last_loss,
     })
 }
