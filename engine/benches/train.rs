@@ -1,6 +1,7 @@
-//! LoRA training speed on an SD1.5-shaped checkpoint (real configs, random weights) at 256²:
-//! optimizer steps per second on this machine, batch 1, rank 8, attention targets, f32.
-//! `cargo bench -p engine --bench train -- [STEPS]`
+//! LoRA training speed on an SD1.5-shaped checkpoint (real configs, random weights): optimizer
+//! steps per second, batch 1, rank 8, attention targets.
+//! `cargo bench -p engine --bench train -- [STEPS] [--size 256] [--device cpu|cuda] [--dtype auto|f32|f16]`
+//! (CUDA needs `--features cuda`; `scripts/gpu-check.sh` samples the GPU memory beside it).
 
 #[path = "common/sd15.rs"]
 mod sd15;
@@ -11,24 +12,42 @@ use engine::sd::model::{load, LoadOptions};
 use engine::sd::train::{LoraTrainer, TrainConfig};
 
 fn main() {
-    let steps: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str, default: &str| {
+        all.iter()
+            .position(|a| a == name)
+            .and_then(|i| all.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
+    };
+    let steps: usize = all
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || all[i - 1] == "--bench" || !all[i - 1].starts_with("--"))
+        .find_map(|(_, a)| a.parse().ok())
         .unwrap_or(3);
+    let size: u32 = flag("--size", "256").parse().expect("--size");
+    let device = engine::sd::nodes::parse_device(&flag("--device", "cpu")).expect("device");
+    let dtype = engine::sd::nodes::parse_dtype(&flag("--dtype", "auto"), &device).expect("dtype");
     let tmp = sd15::write_sd15_checkpoint("train");
     let data = tmp.join("data");
     std::fs::create_dir_all(&data).expect("data dir");
     for i in 0..2u8 {
-        let img = image::RgbImage::from_fn(256, 256, |x, y| {
+        let img = image::RgbImage::from_fn(size, size, |x, y| {
             image::Rgb([(x as u8).wrapping_mul(i + 1), y as u8, 128])
         });
         img.save(data.join(format!("img{i}.png"))).expect("image");
         std::fs::write(data.join(format!("img{i}.txt")), "a scratch on metal").expect("caption");
     }
-    let model = load(&tmp, &LoadOptions::default()).expect("load");
+    let opts = LoadOptions {
+        device: device.clone(),
+        dtype,
+        ..LoadOptions::default()
+    };
+    let model = load(&tmp, &opts).expect("load");
     let cfg = TrainConfig {
         steps,
-        resolution: 256,
+        resolution: size,
         ..TrainConfig::default()
     };
     let t = Instant::now();
@@ -42,7 +61,7 @@ fn main() {
     }
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     println!(
-        "{{\"arch\": \"sd15\", \"size\": 256, \"prepare_s\": {prep:.1}, \"step_s\": {times:?}, \"steps_per_s\": {:.4}}}",
+        "{{\"arch\": \"sd15\", \"size\": {size}, \"device\": \"{device:?}\", \"dtype\": \"{dtype:?}\", \"prepare_s\": {prep:.1}, \"step_s\": {times:?}, \"steps_per_s\": {:.4}}}",
         1.0 / mean
     );
     let _ = std::fs::remove_dir_all(&tmp);

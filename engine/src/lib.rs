@@ -6,8 +6,8 @@
 //!   [`NodeFn`]s in a [`Registry`] ([`Registry::builtin`] for the shipped kinds).
 //! - [`run`]: batches ([`BatchJob`]: variations × folder items × sweep cells, sharded), the
 //!   output folder, and the [`Worker`] thread that the studio and the CLI both drive.
-//! - [`store`]: the redb [`Store`] of graphs, runs, outputs, bookmarks, presets and settings,
-//!   shared safely between processes.
+//! - [`store`]: the redb [`Store`] of graphs, runs, outputs, LoRA trainings
+//!   ([`TrainingRecord`]), bookmarks, presets and settings, shared safely between processes.
 //! - [`defects`]: defect generators (scratch, crack, dent, stain, chip, DRAEM, CutPaste, NSA
 //!   with Poisson blending), each returning the image and its exact mask; [`cleanup`]:
 //!   PatchMatch object removal.
@@ -15,7 +15,10 @@
 //!   one or several stores; [`contact`]: labelled contact sheets.
 //! - [`models`]: the model manager (folders, hashes, architectures, resolving a graph's model
 //!   references), ISNet on candle and background removal, fetching and converting its weights.
-//! - [`sd`]: groundwork for the Stable Diffusion engine (a bit-exact torch CPU generator).
+//! - [`sd`]: the Stable Diffusion engine on candle: UNet, VAE and CLIP mirroring diffusers'
+//!   weight names, single-file checkpoints, eight schedulers, txt2img/img2img/inpaint pipelines
+//!   equal to diffusers', LoRA loading and LoRA training ([`sd::train`], run by the [`Worker`]
+//!   as a [`sd::train::job::TrainJob`]).
 //! - [`image`], [`codec`], [`ops`], [`procedural`]: pixel buffers ([`Image`], [`Mask`]), file
 //!   decoding/encoding with size limits, classical image operations, and procedural textures,
 //!   noise and shapes.
@@ -52,5 +55,5 @@ pub use exec::{
 };
 pub use image::{Image, Mask};
 pub use run::{BatchEvent, BatchJob, BatchSummary, Worker, WorkerEvent};
-pub use store::{RunRecord, RunStatus, Store};
+pub use store::{RunRecord, RunStatus, Store, TrainingRecord};
 pub use value::{Outputs, Value};

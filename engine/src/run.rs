@@ -20,6 +20,7 @@ use crate::error::{EngineError, Result};
 use crate::exec::{resolve_path, CancelToken, Event, Executor, OutputSink, RunRequest, Saved};
 use crate::hashing::sha256_hex;
 use crate::image::{Image, Mask};
+use crate::sd::train::job::{run_job, TrainEvent, TrainJob, TrainOutcome};
 use crate::store::{now_ms, NodeTiming, OutputRecord, RunRecord, RunStatus, Store};
 
 /// One parameter set to a value for a work item.
@@ -649,6 +650,8 @@ pub fn run_batch(
 /// Commands to the worker thread.
 pub enum Command {
     Batch(Box<BatchJob>),
+    /// A LoRA training run (queued like a batch: one job at a time uses the device).
+    Train(Box<TrainJob>),
     Shutdown,
 }
 
@@ -658,6 +661,9 @@ pub enum WorkerEvent {
     Batch(BatchEvent),
     /// A batch ended (or could not start: the error says why).
     Finished(std::result::Result<BatchSummary, String>),
+    Train(TrainEvent),
+    /// A training run ended (the error is `cancelled` when it was cancelled).
+    TrainFinished(std::result::Result<TrainOutcome, String>),
 }
 
 /// The engine's worker thread. It owns the [`Executor`] (and so its cache) and runs queued
@@ -684,18 +690,32 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name("defect-studio-engine".into())
             .spawn(move || {
-                while let Ok(Command::Batch(job)) = command_rx.recv() {
-                    token.reset();
-                    let send = |e: WorkerEvent| {
-                        let _ = event_tx.send(e);
-                        if let Some(n) = &notify {
-                            n();
+                let send = |e: WorkerEvent| {
+                    let _ = event_tx.send(e);
+                    if let Some(n) = &notify {
+                        n();
+                    }
+                };
+                loop {
+                    match command_rx.recv() {
+                        Ok(Command::Batch(job)) => {
+                            token.reset();
+                            let emit = |e: BatchEvent| send(WorkerEvent::Batch(e));
+                            let result = run_batch(&mut exec, &job, &emit, &token)
+                                .map_err(|e| e.to_string());
+                            send(WorkerEvent::Finished(result));
                         }
-                    };
-                    let emit = |e: BatchEvent| send(WorkerEvent::Batch(e));
-                    let result =
-                        run_batch(&mut exec, &job, &emit, &token).map_err(|e| e.to_string());
-                    send(WorkerEvent::Finished(result));
+                        Ok(Command::Train(job)) => {
+                            token.reset();
+                            // Training needs the memory the cached node outputs hold.
+                            exec.clear_cache();
+                            let result =
+                                run_job(&job, &token, &mut |e| send(WorkerEvent::Train(e)))
+                                    .map_err(|e| e.to_string());
+                            send(WorkerEvent::TrainFinished(result));
+                        }
+                        Ok(Command::Shutdown) | Err(_) => break,
+                    }
                 }
             })
             .ok();
@@ -714,7 +734,14 @@ impl Worker {
             .map_err(|_| EngineError::Plan("the engine worker has stopped".into()))
     }
 
-    /// Cancels the running batch (within one node step).
+    /// Queues a LoRA training run.
+    pub fn submit_training(&self, job: TrainJob) -> Result<()> {
+        self.commands
+            .send(Command::Train(Box::new(job)))
+            .map_err(|_| EngineError::Plan("the engine worker has stopped".into()))
+    }
+
+    /// Cancels the running batch or training (within one step).
     pub fn cancel(&self) {
         self.cancel.cancel();
     }

@@ -1,5 +1,6 @@
 //! The redb store: graphs (every save kept as a version), runs (history), outputs (PNG bytes and
-//! metadata), bookmarks, presets and settings. Every table is declared in this module.
+//! metadata), LoRA training runs, bookmarks, presets and settings. Every table is declared in
+//! this module.
 //!
 //! **Several processes, one store.** The studio keeps the user store open while the CLI runs
 //! batches against the same file. redb locks a database to one process by default, so every
@@ -29,6 +30,7 @@ const OUTPUT_MASK_PNG: TableDefinition<u64, &[u8]> = TableDefinition::new("outpu
 const BOOKMARKS: TableDefinition<u64, &[u8]> = TableDefinition::new("bookmarks");
 const PRESETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("presets");
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
+const TRAININGS: TableDefinition<u64, &[u8]> = TableDefinition::new("trainings");
 
 /// Schema version of each table, recorded in `meta` as `schema.<table>`.
 pub const SCHEMA: &[(&str, u64)] = &[
@@ -40,6 +42,7 @@ pub const SCHEMA: &[(&str, u64)] = &[
     ("bookmarks", 1),
     ("presets", 1),
     ("settings", 1),
+    ("trainings", 1),
 ];
 
 /// Milliseconds since the Unix epoch.
@@ -171,6 +174,56 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// A LoRA training run: what it trained on, how far it got, and the LoRA it wrote.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingRecord {
+    /// The LoRA's name (its file stem).
+    pub name: String,
+    /// The base model as given, and its sha256 when known.
+    pub model: String,
+    #[serde(default)]
+    pub model_sha256: Option<String>,
+    pub data: String,
+    /// The LoRA file (written at every checkpoint and at the end).
+    pub lora_path: String,
+    #[serde(default)]
+    pub lora_sha256: Option<String>,
+    pub checkpoint_path: String,
+    /// The training parameters (as the CLI/panel named them).
+    pub params: serde_json::Value,
+    pub status: RunStatus,
+    pub pid: u32,
+    pub started_ms: u64,
+    #[serde(default)]
+    pub ended_ms: Option<u64>,
+    pub steps_done: u64,
+    pub steps_total: u64,
+    #[serde(default)]
+    pub resumed_from: u64,
+    /// `(step, loss)` of every step, so the loss curve can be drawn again later.
+    #[serde(default)]
+    pub losses: Vec<(u64, f32)>,
+    /// Sample images written during the run, `(step, path)`.
+    #[serde(default)]
+    pub samples: Vec<(u64, String)>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl TrainingRecord {
+    /// The status, with a run whose process died while training reported as interrupted.
+    pub fn effective_status(&self) -> RunStatus {
+        if self.status == RunStatus::Running
+            && self.pid != std::process::id()
+            && !process_alive(self.pid)
+        {
+            RunStatus::Interrupted
+        } else {
+            self.status
+        }
+    }
+}
+
 /// Metadata of one saved output image.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OutputRecord {
@@ -284,6 +337,7 @@ impl Store {
             tx.open_table(BOOKMARKS).map_err(|e| self.err(e))?;
             tx.open_table(PRESETS).map_err(|e| self.err(e))?;
             tx.open_table(SETTINGS).map_err(|e| self.err(e))?;
+            tx.open_table(TRAININGS).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -376,6 +430,30 @@ impl Store {
         for row in t.iter().map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
             out.push((k.value(), self.decode(v.value(), "run")?));
+        }
+        Ok(out)
+    }
+
+    // ---- LoRA trainings ----
+
+    /// Records a new training run; returns its id.
+    pub fn begin_training(&self, rec: &TrainingRecord) -> Result<u64> {
+        self.insert_next(TRAININGS, &json(rec))
+    }
+
+    /// Replaces a training run's record (progress, status, LoRA hash).
+    pub fn update_training(&self, id: u64, rec: &TrainingRecord) -> Result<()> {
+        self.put(TRAININGS, id, &json(rec))
+    }
+
+    /// Every training run, oldest first.
+    pub fn trainings(&self) -> Result<Vec<(u64, TrainingRecord)>> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = tx.open_table(TRAININGS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            out.push((k.value(), self.decode(v.value(), "training")?));
         }
         Ok(out)
     }

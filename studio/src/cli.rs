@@ -186,9 +186,31 @@ pub struct TrainLoraArgs {
     /// Continue from OUT's checkpoint (<out stem>.ckpt.safetensors) if there is one.
     #[arg(long)]
     pub resume: bool,
+    /// Aspect-ratio bucketing (kohya's buckets) instead of square centre crops.
+    #[arg(long)]
+    pub buckets: bool,
+    /// DreamBooth class (regularisation) images; needs --class-prompt.
+    #[arg(long)]
+    pub class_data: Option<PathBuf>,
+    /// Caption of the class images without a .txt file (e.g. "a photo of a metal part").
+    #[arg(long)]
+    pub class_prompt: Option<String>,
+    /// Weight of the class images' loss.
+    #[arg(long, default_value_t = 1.0)]
+    pub prior_weight: f64,
+    /// Draw a sample image with the LoRA every N steps (and at the end); needs --sample-prompt.
+    #[arg(long, default_value_t = 0)]
+    pub sample_every: usize,
+    #[arg(long)]
+    pub sample_prompt: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub sample_steps: usize,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Base weights' dtype: auto (f32 on the CPU, f16 on CUDA), f32, f16, bf16.
+    #[arg(long, default_value = "auto")]
+    pub dtype: String,
 }
 
 /// The options of `generate` (DESIGN.md §3).
@@ -583,6 +605,8 @@ fn run_cmd(
             },
             WorkerEvent::Batch(BatchEvent::ItemFinished { .. }) => {}
             WorkerEvent::Finished(result) => break result.map_err(|e| anyhow!(e))?,
+            // `run` submits no training.
+            WorkerEvent::Train(_) | WorkerEvent::TrainFinished(_) => {}
         }
     };
     if let Some(b) = &bar {
@@ -1056,15 +1080,10 @@ fn batch_paths(out: &Path, n: usize) -> Vec<PathBuf> {
 
 /// A step progress bar on a terminal (none when stderr is not one).
 fn train_lora_cmd(a: &TrainLoraArgs) -> Result<i32> {
-    use engine::sd::{model, nodes as sdn, train};
-    let path = sdn::resolve_checkpoint(&a.model)?;
-    let device = sdn::parse_device(&a.device)?;
-    let opts = model::LoadOptions {
-        dtype: candle_core::DType::F32,
-        device,
-        ..model::LoadOptions::default()
-    };
-    let base = model::load_cached(&path, &opts)?;
+    use engine::sd::train::{self, job};
+    if a.sample_every > 0 && a.sample_prompt.is_none() {
+        bail!("--sample-every needs --sample-prompt");
+    }
     let cfg = train::TrainConfig {
         steps: a.steps,
         rank: a.rank,
@@ -1092,19 +1111,40 @@ fn train_lora_cmd(a: &TrainLoraArgs) -> Result<i32> {
         } else {
             candle_core::DType::F32
         },
+        buckets: a.buckets,
+        class_data: a.class_data.clone(),
+        class_prompt: a.class_prompt.clone(),
+        prior_loss_weight: a.prior_weight,
         ..train::TrainConfig::default()
     };
-    let run = train::RunOptions {
-        out: a.out.clone(),
-        checkpoint: None,
-        save_every: a.save_every,
-        resume: a.resume,
+    let train_job = job::TrainJob {
+        model: a.model.clone(),
+        device: a.device.clone(),
+        dtype: a.dtype.clone(),
+        data: a.data.clone(),
+        cfg,
+        run: train::RunOptions {
+            out: a.out.clone(),
+            checkpoint: None,
+            save_every: a.save_every,
+            resume: a.resume,
+        },
+        sample: a.sample_prompt.as_ref().map(|p| job::SampleSpec {
+            every: a.sample_every,
+            prompt: p.clone(),
+            negative: None,
+            steps: a.sample_steps,
+            cfg: 7.5,
+            seed: a.seed,
+        }),
+        samples_dir: None,
+        store: Some(engine::paths::store_path()),
     };
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(a.steps as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} ETA {eta} {msg}",
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {msg}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
@@ -1113,20 +1153,44 @@ fn train_lora_cmd(a: &TrainLoraArgs) -> Result<i32> {
     } else {
         None
     };
-    let mut on_step = |s: &train::StepInfo| {
-        if let Some(b) = &bar {
-            b.set_length(s.total as u64);
-            b.set_position(s.step as u64);
-            b.set_message(format!("loss {:.4} lr {:.2e}", s.loss, s.lr));
+    let mut on_event = |e: job::TrainEvent| match e {
+        job::TrainEvent::Status(m) => match &bar {
+            Some(b) => b.set_message(m),
+            None => eprintln!("{m}"),
+        },
+        job::TrainEvent::Step {
+            step,
+            total,
+            loss,
+            lr,
+            steps_per_s,
+            eta_s,
+        } => {
+            if let Some(b) = &bar {
+                b.set_length(total as u64);
+                b.set_position(step as u64);
+                b.set_message(format!(
+                    "loss {loss:.4} lr {lr:.2e} {steps_per_s:.3} steps/s ETA {}",
+                    format_duration(eta_s)
+                ));
+            }
         }
-        Ok(())
+        job::TrainEvent::Sample { step, path, .. } => {
+            let m = format!("sample at step {step}: {}", path.display());
+            match &bar {
+                Some(b) => b.println(m),
+                None => eprintln!("{m}"),
+            }
+        }
+        job::TrainEvent::Started { .. } | job::TrainEvent::Saved { .. } => {}
     };
-    let summary = train::train_lora(&base, cfg, &a.data, &run, &mut on_step)?;
+    let outcome = job::run_job(&train_job, &engine::CancelToken::new(), &mut on_event)?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    let summary = &outcome.summary;
     println!(
-        "{}: {} steps{} on {} images, {} UNet modules, last loss {}; checkpoint {}",
+        "{}: {} steps{} on {} images{}, {} UNet modules, last loss {}; sha256 {}; checkpoint {}",
         a.out.display(),
         summary.steps,
         if summary.resumed_from > 0 {
@@ -1135,14 +1199,33 @@ fn train_lora_cmd(a: &TrainLoraArgs) -> Result<i32> {
             String::new()
         },
         summary.images,
+        if summary.class_images > 0 {
+            format!(" + {} class images", summary.class_images)
+        } else {
+            String::new()
+        },
         summary.modules,
         summary
             .last_loss
             .map(|l| format!("{l:.4}"))
             .unwrap_or_else(|| "-".into()),
-        run.checkpoint_path().display()
+        &outcome.lora_sha256[..10.min(outcome.lora_sha256.len())],
+        train_job.run.checkpoint_path().display()
     );
     Ok(0)
+}
+
+/// `1h02m`, `3m05s`, `42s`.
+pub fn format_duration(seconds: f64) -> String {
+    if !seconds.is_finite() {
+        return "?".into();
+    }
+    let s = seconds.round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
 }
 
 fn progress_bar(n: u64) -> Option<indicatif::ProgressBar> {
