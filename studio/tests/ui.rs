@@ -267,3 +267,114 @@ fn a_broken_file_shows_its_errors_and_keeps_the_graph() {
     h.get_by_label_contains("newer than this Defect Studio supports");
     assert_eq!(doc(&mut h), before);
 }
+
+/// Train → Train LoRA…: a short run on the tiny SD 1.5 fixture through the panel shows the loss
+/// curve and the samples, records the run in the store, writes the LoRA where the model manager
+/// finds it, and "Use in graph" adds a LoraLoader with it.
+#[test]
+fn train_a_lora_in_the_training_panel() {
+    let mut h = harness();
+    h.run_steps(3);
+    h.get_by_label("Train").click();
+    h.run_steps(2);
+    h.get_by_label("Train LoRA…").click();
+    h.run_steps(3);
+    assert!(app(&mut h).training.open);
+    let data = tempfile::tempdir().unwrap();
+    for i in 0..2u32 {
+        let img = image::RgbImage::from_fn(64, 64, |x, y| {
+            if (16 + i * 20..28 + i * 20).contains(&y) {
+                image::Rgb([220, 40, 40])
+            } else {
+                image::Rgb([120 + (x % 8) as u8, 120, 120])
+            }
+        });
+        img.save(data.path().join(format!("s{i}.png"))).unwrap();
+    }
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sd/models/sd15");
+    app(&mut h).settings.training = studio::app::training::TrainForm {
+        name: "ui-lora".into(),
+        model: model.display().to_string(),
+        data: data.path().display().to_string(),
+        instance_prompt: "a red scratch".into(),
+        steps: 4,
+        rank: 2,
+        alpha: 2.0,
+        lr: 1e-2,
+        warmup: 0,
+        resolution: 64,
+        buckets: false,
+        save_every: 2,
+        sample_every: 2,
+        sample_prompt: "a red scratch".into(),
+        sample_steps: 2,
+        resume: false,
+        ..Default::default()
+    };
+    h.run_steps(2);
+    h.get_by_label("▶ Start training").click();
+    let start = Instant::now();
+    loop {
+        h.step();
+        match app(&mut h).training.state.clone() {
+            studio::app::training::TrainState::Succeeded(_) => break,
+            studio::app::training::TrainState::Failed(e) => panic!("training failed: {e}"),
+            _ => {}
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "the training did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.run_steps(3);
+    let lora = home().join("models/loras/ui-lora.safetensors");
+    {
+        let t = &app(&mut h).training;
+        assert_eq!(
+            t.losses.iter().map(|l| l.0).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        assert!(t.losses.iter().all(|l| l.1.is_finite() && l.1 > 0.0));
+        assert_eq!(
+            t.samples.iter().map(|s| s.0).collect::<Vec<_>>(),
+            [2, 4],
+            "a sample every 2 steps"
+        );
+        assert!(t.steps_per_s > 0.0);
+        let (_, rec) = t.history.last().expect("the run is in the store");
+        assert_eq!(rec.name, "ui-lora");
+        assert_eq!(rec.status, engine::RunStatus::Succeeded);
+        assert_eq!(rec.steps_done, 4);
+        assert_eq!(rec.losses.len(), 4);
+        assert_eq!(rec.samples.len(), 2);
+        assert!(std::path::Path::new(&rec.samples[1].1).is_file());
+        assert_eq!(rec.lora_path, lora.display().to_string());
+        assert!(rec.model_sha256.is_some(), "base model hash recorded");
+        let sha = engine::models::manager::hash_file(&lora, &mut |_, _| {}).unwrap();
+        assert_eq!(rec.lora_sha256.as_deref(), Some(sha.as_str()));
+    }
+    h.get_by_label_contains("step 4/4");
+    // The model manager lists it as an SD1 LoRA with kohya metadata.
+    let listed = engine::models::manager::ModelManager::default_dirs()
+        .scan(&mut |_, _, _| {})
+        .unwrap();
+    let info = listed
+        .iter()
+        .find(|m| m.path == lora)
+        .expect("the LoRA is in the model manager");
+    assert_eq!(info.arch, "lora-sd1");
+    assert_eq!(info.metadata["ss_steps"], "4");
+    h.get_by_label("Use in graph").click();
+    h.run_steps(3);
+    let d = doc(&mut h);
+    let loader = d
+        .nodes
+        .values()
+        .find(|n| n.kind == "LoraLoader")
+        .expect("a LoraLoader node was added");
+    assert_eq!(
+        loader.params.get("lora"),
+        Some(&nodes::ParamValue::Text(lora.display().to_string()))
+    );
+}

@@ -8,6 +8,7 @@ pub mod gallery;
 pub mod inspector;
 pub mod painter;
 pub mod params;
+pub mod training;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ use editor::{GraphViewer, NodeRunState};
 use gallery::Gallery;
 use inspector::Inspector;
 use painter::{MaskPainter, PainterAction};
+use training::{TrainForm, TrainingPanel};
 
 /// The example recipe the studio opens with on a fresh machine.
 pub const EXAMPLE: &str = include_str!("../../../examples/brushed-metal-scratch.json");
@@ -49,6 +51,8 @@ pub struct Settings {
     pub show_gallery: bool,
     pub run_count: u64,
     pub run_seed: u64,
+    /// The Training panel's form.
+    pub training: TrainForm,
 }
 
 impl Default for Settings {
@@ -63,6 +67,7 @@ impl Default for Settings {
             show_gallery: true,
             run_count: 1,
             run_seed: 0,
+            training: TrainForm::default(),
         }
     }
 }
@@ -123,7 +128,14 @@ pub enum AppCommand {
     OpenOutput(u64),
     RestoreGraph(u64),
     RefreshGallery,
-    ApplySettings(Settings),
+    ApplySettings(Box<Settings>),
+    OpenTraining,
+    /// Queue a LoRA training run with these settings.
+    StartTraining(Box<TrainForm>),
+    CancelTraining,
+    RefreshTrainings,
+    /// Add a LoraLoader node with this LoRA file to the graph.
+    AddLora(PathBuf),
 }
 
 /// A queued or finished run, as the run panel shows it.
@@ -181,6 +193,7 @@ pub struct StudioApp {
     pub gallery: Gallery,
     pub inspector: Inspector,
     pub painter: Option<MaskPainter>,
+    pub training: TrainingPanel,
     /// The node the inspector shows (follows the graph selection).
     pub inspected: Option<String>,
     last_selection: Vec<NodeId>,
@@ -233,6 +246,7 @@ impl StudioApp {
             gallery: Gallery::default(),
             inspector: Inspector::default(),
             painter: None,
+            training: TrainingPanel::default(),
             inspected: None,
             last_selection: Vec::new(),
             dialog: store_error.map(|text| Dialog::Error {
@@ -375,7 +389,35 @@ impl StudioApp {
                 }
             }
             AppCommand::Run { to_node } => self.run(ctx, to_node),
-            AppCommand::Cancel => self.worker.cancel(),
+            AppCommand::Cancel | AppCommand::CancelTraining => self.worker.cancel(),
+            AppCommand::OpenTraining => {
+                self.training.open = true;
+                self.apply(ctx, AppCommand::RefreshTrainings);
+            }
+            AppCommand::RefreshTrainings => {
+                if let Some(s) = &self.store {
+                    self.training.history = s.trainings().unwrap_or_default();
+                }
+                self.refresh_presets(training::PRESET_KIND);
+            }
+            AppCommand::StartTraining(form) => match form.to_job(&self.settings.device) {
+                Ok(job) => match self.worker.submit_training(job) {
+                    Ok(()) => self.training.started(),
+                    Err(e) => self.error("Cannot start training", e.to_string()),
+                },
+                Err(m) => self.training.message = Some(m),
+            },
+            AppCommand::AddLora(path) => {
+                let pos = self.graph_transform.inverse() * ctx.content_rect().center();
+                let node = self.doc.add_node("LoraLoader", pos);
+                if let Some(n) = self.doc.snarl.get_node_mut(node) {
+                    n.params
+                        .insert("lora".into(), ParamValue::Text(path.display().to_string()));
+                    let id = n.id.clone();
+                    self.inspected = Some(id.clone());
+                    self.notify(ctx, format!("added {id} with {}", path.display()));
+                }
+            }
             AppCommand::Undo => self.doc.undo(&self.catalogue),
             AppCommand::Redo => self.doc.redo(&self.catalogue),
             AppCommand::FrameAll => self.frame_all = true,
@@ -530,7 +572,7 @@ impl StudioApp {
                 }
             }
             AppCommand::ApplySettings(s) => {
-                self.settings = s;
+                self.settings = *s;
                 engine::models::manager::set_extra_dirs(self.settings.model_dirs.clone());
                 if self.settings.cache_budget_mib != self.worker_budget && !self.running() {
                     let notify_ctx = ctx.clone();
@@ -553,15 +595,20 @@ impl StudioApp {
     fn refresh_presets(&mut self, kind: &str) {
         if let Some(s) = &self.store {
             let list = s.presets(kind).unwrap_or_default();
+            if kind == training::PRESET_KIND {
+                self.training.user_presets = list.clone();
+            }
             self.inspector.presets.insert(kind.to_string(), list);
         }
     }
 
     /// Whether a run is queued or running.
     pub fn running(&self) -> bool {
-        self.runs
-            .iter()
-            .any(|r| matches!(r.state, RunState::Queued | RunState::Running))
+        self.training.busy()
+            || self
+                .runs
+                .iter()
+                .any(|r| matches!(r.state, RunState::Queued | RunState::Running))
     }
 
     fn out_dir(&self) -> PathBuf {
@@ -725,6 +772,18 @@ impl StudioApp {
                         self.notify(ctx, msg);
                     }
                 },
+                WorkerEvent::Train(e) => self.training.on_event(ctx, e),
+                WorkerEvent::TrainFinished(result) => {
+                    if let Err(e) = &result {
+                        if e != &engine::EngineError::Cancelled.to_string() {
+                            self.notify(ctx, format!("training failed: {e}"));
+                        }
+                    }
+                    self.training.on_finished(result);
+                    if let Some(s) = &self.store {
+                        self.training.history = s.trainings().unwrap_or_default();
+                    }
+                }
                 WorkerEvent::Batch(BatchEvent::ItemFinished { outputs, .. }) => {
                     if let Some(r) = current {
                         r.done += 1;
@@ -1069,6 +1128,15 @@ impl StudioApp {
                         cmds.push(AppCommand::FrameAll);
                     }
                 });
+                ui.menu_button("Train", |ui| {
+                    if ui
+                        .button("Train LoRA…")
+                        .on_hover_text("Train a LoRA on a folder of product or defect photos")
+                        .clicked()
+                    {
+                        cmds.push(AppCommand::OpenTraining);
+                    }
+                });
                 ui.menu_button("View", |ui| {
                     ui.checkbox(&mut self.settings.show_inspector, "Inspector");
                     ui.checkbox(&mut self.settings.show_gallery, "Gallery");
@@ -1258,6 +1326,9 @@ impl StudioApp {
             }
         }
         self.gallery.viewer_ui(ctx);
+        if self.training.open {
+            cmds.extend(self.training.training_ui(ctx, &mut self.settings.training));
+        }
         if let Some(mut s) = self.show_settings.take() {
             let mut open = true;
             let mut apply = false;
@@ -1309,6 +1380,12 @@ impl StudioApp {
                                 .selected_text(s.device.clone())
                                 .show_ui(ui, |ui| {
                                     ui.selectable_value(&mut s.device, "cpu".to_string(), "CPU");
+                                    #[cfg(feature = "cuda")]
+                                    ui.selectable_value(
+                                        &mut s.device,
+                                        "cuda:0".to_string(),
+                                        "CUDA GPU 0",
+                                    );
                                 });
                             ui.end_row();
                             ui.label("Cache memory budget (MiB)");
@@ -1329,7 +1406,7 @@ impl StudioApp {
                     }
                 });
             if apply {
-                cmds.push(AppCommand::ApplySettings(s));
+                cmds.push(AppCommand::ApplySettings(Box::new(s)));
             } else if open {
                 self.show_settings = Some(s);
             }
