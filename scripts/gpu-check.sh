@@ -56,8 +56,13 @@ build() {
   # The UNet benchmark (engine/benches/unet.rs) with the cuda feature: whole UNet steps.
   CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/kernels-target} \
     cargo bench -p engine --features cuda --bench unet --no-run
-  UNET=$(ls -t "${CARGO_TARGET_DIR:-/work/kernels-target}"/release/deps/unet-* | grep -v '\.d$' | head -n1)
-  cp "$UNET" "$OUTDIR/unet_bench"
+  CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/kernels-target} \
+    cargo bench -p engine --features cuda --bench train --no-run
+  for b in unet train; do
+    BIN=$(ls -t "${CARGO_TARGET_DIR:-/work/kernels-target}"/release/deps/$b-* | grep -v '\.d$' | head -n1)
+    cp "$BIN" "$OUTDIR/${b}_bench"
+  done
+  strip "$OUTDIR"/gpu_check "$OUTDIR"/*_bench
   rm -rf "$LINKDIR"
   ls -l "$OUTDIR"
 }
@@ -80,8 +85,8 @@ PY
   export DEFECT_STUDIO_PTX_CACHE=/tmp/defect-studio-ptx
   ldd "$OUTDIR/gpu_check" | grep -E "not found|cuda|cublas|curand|nvrtc" || true
   set +e
-  "$OUTDIR/gpu_check" check; CHECK=$?
-  "$OUTDIR/gpu_check" bench
+  timeout 120 "$OUTDIR/gpu_check" check; CHECK=$?
+  timeout 120 "$OUTDIR/gpu_check" bench
   set -e
   # PyTorch SDPA at the same shapes (flash backend where it applies), for the side-by-side ratio.
   python3 - <<'PY'
@@ -113,11 +118,23 @@ for dt in (torch.float16, torch.bfloat16):
                           "torch": torch.__version__}))
 PY
   # Whole UNet evaluations (random weights, batch 1, f16): ours next to diffusers eager + SDPA.
+  # Each step is bounded, so that one hang does not eat the whole device budget.
   if [ -x "$OUTDIR/unet_bench" ]; then
-    "$OUTDIR/unet_bench" 512 10 --arch sd15 --device cuda --dtype f16 || CHECK=1
-    python3 scripts/bench_unet_torch.py --arch sd15 --size 512 --runs 10 --device cuda --dtype f16
-    "$OUTDIR/unet_bench" 1024 10 --arch sdxl --device cuda --dtype f16 || CHECK=1
-    python3 scripts/bench_unet_torch.py --arch sdxl --size 1024 --runs 10 --device cuda --dtype f16
+    timeout 120 "$OUTDIR/unet_bench" 512 10 --arch sd15 --device cuda --dtype f16 || CHECK=1
+    timeout 120 python3 scripts/bench_unet_torch.py --arch sd15 --size 512 --runs 10 --device cuda --dtype f16
+    timeout 150 "$OUTDIR/unet_bench" 1024 10 --arch sdxl --device cuda --dtype f16 || CHECK=1
+    timeout 150 python3 scripts/bench_unet_torch.py --arch sdxl --size 1024 --runs 10 --device cuda --dtype f16
+  fi
+  # LoRA training steps/s (SD1.5-shaped, batch 1, rank 8) at 512², with the peak GPU memory
+  # in use sampled beside it (issue: it must fit a 24 GB card).
+  if [ -x "$OUTDIR/train_bench" ]; then
+    for dt in f16 f32; do
+      nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > /tmp/gpu-mem.txt &
+      SMI=$!
+      timeout 150 "$OUTDIR/train_bench" 10 --size 512 --device cuda --dtype $dt || CHECK=1
+      kill $SMI 2>/dev/null || true
+      echo "{\"train_gpu_mem_peak_mib\": $(sort -n /tmp/gpu-mem.txt | tail -n1), \"dtype\": \"$dt\"}"
+    done
   fi
   exit $CHECK
 }
