@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Compile every kernels/cuda/*.cu to PTX with NVRTC, without a GPU (CI check).
 
-NVRTC is loaded with ctypes from the pip wheels `nvidia-cuda-nvrtc-cu12` (libnvrtc) and
-`nvidia-cuda-runtime-cu12` (cuda_fp16.h, cuda_bf16.h). The CUDA 13 layout of the wheels
+NVRTC is loaded with ctypes from the pip wheels `nvidia-cuda-nvrtc-cu12` (libnvrtc),
+`nvidia-cuda-runtime-cu12` (cuda_fp16.h, cuda_bf16.h, mma.h) and `nvidia-cuda-nvcc-cu12`
+(crt/mma.h, for the tensor-core kernel). The CUDA 13 layout of the wheels
 (`nvidia/cu13/{lib,include}`) is accepted too. Run it with the Python of the venv that holds them:
 
     python3 -m venv ~/.cache/defect-studio-nvrtc
-    ~/.cache/defect-studio-nvrtc/bin/pip install -q nvidia-cuda-nvrtc-cu12 nvidia-cuda-runtime-cu12
+    ~/.cache/defect-studio-nvrtc/bin/pip install -q nvidia-cuda-nvrtc-cu12 nvidia-cuda-runtime-cu12 \
+        nvidia-cuda-nvcc-cu12
     ~/.cache/defect-studio-nvrtc/bin/python scripts/nvrtc_check.py
 
 For each source and each architecture (compute_90 and compute_80 by default) it prints NVRTC's log,
@@ -64,6 +66,10 @@ def find_includes(explicit):
             d = os.path.join(sp, sub)
             if os.path.isfile(os.path.join(d, "cuda_fp16.h")):
                 incs.append(d)
+        # mma.h (WMMA) includes crt/mma.h, which the cu12 wheels ship in nvidia-cuda-nvcc-cu12.
+        d = os.path.join(sp, "nvidia/cuda_nvcc/include")
+        if os.path.isfile(os.path.join(d, "crt", "mma.h")):
+            incs.append(d)
     return incs
 
 

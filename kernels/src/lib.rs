@@ -6,7 +6,7 @@
 //!
 //! | module | entry point | custom op | CUDA source |
 //! | --- | --- | --- | --- |
-//! | [`attention`] | [`attention::flash_attention`] | [`attention::FlashAttention`] (`CustomOp3`) | `cuda/flash_attn.cu` |
+//! | [`attention`] | [`attention::flash_attention`] | [`attention::FlashAttention`] (`CustomOp3`) | `cuda/flash_attn_tc.cu` (tensor cores), `cuda/flash_attn.cu` |
 //! | [`group_norm`] | [`group_norm::group_norm`] | [`group_norm::GroupNorm`] (`CustomOp3`) | `cuda/group_norm.cu` |
 //! | [`geglu`] | [`geglu::geglu`] | [`geglu::Geglu`] (`CustomOp1`) | `cuda/geglu.cu` |
 //!
@@ -33,6 +33,8 @@ mod cuda;
 pub mod sources {
     /// `flash_attn_fwd_{f32,f16,bf16}_d{40,64,80,128,160,512}`.
     pub const FLASH_ATTN: &str = include_str!("../cuda/flash_attn.cu");
+    /// `flash_attn_tc_{f16,bf16}_d{40,64,80,128,160}` (tensor cores, sm_80+).
+    pub const FLASH_ATTN_TC: &str = include_str!("../cuda/flash_attn_tc.cu");
     /// `group_norm_{f32,f16,bf16}`.
     pub const GROUP_NORM: &str = include_str!("../cuda/group_norm.cu");
     /// `geglu_{f32,f16,bf16}`.
@@ -88,7 +90,18 @@ mod tests {
             let gg = format!("DEFINE_GEGLU(geglu_{dt},");
             assert!(sources::GEGLU.contains(&gg), "missing {gg}");
         }
-        for src in [sources::FLASH_ATTN, sources::GROUP_NORM, sources::GEGLU] {
+        for dt in ["f16", "bf16"] {
+            for d in crate::attention::TC_HEAD_DIMS {
+                let name = format!("DEFINE_FLASH_ATTN_TC(flash_attn_tc_{dt}_d{d},");
+                assert!(sources::FLASH_ATTN_TC.contains(&name), "missing {name}");
+            }
+        }
+        for src in [
+            sources::FLASH_ATTN,
+            sources::FLASH_ATTN_TC,
+            sources::GROUP_NORM,
+            sources::GEGLU,
+        ] {
             assert!(
                 src.contains("#include <cuda_fp16.h>") && src.contains("#include <cuda_bf16.h>")
             );
@@ -106,5 +119,15 @@ mod tests {
         assert!(sources::FLASH_ATTN.contains("#define FA_WARPS 4"));
         assert!(sources::FLASH_ATTN.contains("#define FA_BK 32"));
         assert!(sources::FLASH_ATTN.contains("constexpr int KS = D + 4;"));
+        // The tensor-core kernel's constants that `tc_smem_bytes` assumes.
+        for line in [
+            "#define TC_WARPS 4",
+            "#define TC_BK 64",
+            "#define TC_LDS (TC_BK + 4)",
+            "#define TC_LDP (TC_BK + 8)",
+            "constexpr int LDT = DP + 8;",
+        ] {
+            assert!(sources::FLASH_ATTN_TC.contains(line), "missing {line}");
+        }
     }
 }
