@@ -20,7 +20,8 @@
 #   machine (PTX cached under $DEFECT_STUDIO_PTX_CACHE), with the CUDA headers found through
 #   $DEFECT_STUDIO_CUDA_INCLUDE / $CUDA_HOME / /usr/local/cuda/include.
 #
-# Device tool call (see /work/.library/device/README.md), after `echo /.gpu-check/ >> .git/info/exclude`:
+# Device tool call (see /work/.library/device/README.md), after `echo /.gpu-check/ >> .git/info/exclude`
+# (the binaries travel as .gpu-check/bins.tar.xz, under the tool's 64 MiB limit):
 #   run(command="bash scripts/gpu-check.sh run 2>&1 | tee $OUT/gpu-check.log", carry=[".gpu-check"])
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,12 @@ build() {
     | sed -E 's/.*fn (cu[A-Za-z0-9_]+)\(/\1/' | sort -u \
     | awk '{print "void " $1 "(void) {}"}' > "$LINKDIR/cuda_stub.c"
   cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$LINKDIR/libcuda.so" "$LINKDIR/cuda_stub.c"
+  # diffusers for the side-by-side UNet benchmark, in case the GPU machine's PyTorch venv lacks it
+  # (pure-Python wheels, installed there with --no-deps beside its torch/transformers).
+  rm -rf "$OUTDIR/wheels"
+  "$VENV/bin/pip" download -q --no-deps -d "$OUTDIR/wheels" "diffusers==0.42.1" importlib_metadata zipp
+  "$VENV/bin/pip" download -q --no-deps -d "$OUTDIR/wheels" pillow --python-version 3.12 \
+    --only-binary=:all: --platform manylinux_2_28_x86_64
   export LIBRARY_PATH=$LINKDIR:${LIBRARY_PATH:-}
   CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/kernels-target} \
     cargo build --release -p kernels --features cuda --example gpu_check
@@ -63,11 +70,16 @@ build() {
     cp "$BIN" "$OUTDIR/${b}_bench"
   done
   strip "$OUTDIR"/gpu_check "$OUTDIR"/*_bench
+  # The device tool carries at most 64 MiB; the binaries embed candle's PTX (text), which xz
+  # shrinks several-fold.
+  tar -cJf "$OUTDIR/bins.tar.xz" -C "$OUTDIR" gpu_check unet_bench train_bench
+  rm -f "$OUTDIR"/gpu_check "$OUTDIR"/*_bench
   rm -rf "$LINKDIR"
   ls -l "$OUTDIR"
 }
 
 run() {
+  [ -f "$OUTDIR/bins.tar.xz" ] && tar -xJf "$OUTDIR/bins.tar.xz" -C "$OUTDIR"
   [ -x "$OUTDIR/gpu_check" ] || { echo "gpu-check: build first (scripts/gpu-check.sh build) and carry $OUTDIR" >&2; exit 1; }
   nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv || true
   # The CUDA 13 libraries from the machine's PyTorch wheels (cuBLAS, cuRAND, NVRTC) and headers.
@@ -81,15 +93,34 @@ print(":".join(sorted(dirs)))
 PY
 )
   export LD_LIBRARY_PATH=$PYLIBS:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-  [ -f /usr/local/cuda/include/cuda_fp16.h ] && export DEFECT_STUDIO_CUDA_INCLUDE=/usr/local/cuda/include
+  if ! python3 -c "import diffusers" 2>/dev/null && ls "$OUTDIR"/wheels/diffusers-*.whl >/dev/null 2>&1; then
+    rm -rf /tmp/ds-pylib
+    W=$(ls "$OUTDIR"/wheels/*.whl | grep -v pillow)
+    python3 -c "import PIL" 2>/dev/null || W="$W $(ls "$OUTDIR"/wheels/pillow-*.whl)"
+    python3 -m pip install -q --no-deps --target /tmp/ds-pylib $W
+    export PYTHONPATH=/tmp/ds-pylib${PYTHONPATH:+:$PYTHONPATH}
+  fi
+  (nvcc --version | tail -n2; python3 -c "import torch, diffusers; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'diffusers', diffusers.__version__)") 2>&1 || true
+  # Any CUDA 13 library still missing: look for it anywhere on the machine.
+  for lib in $(ldd "$OUTDIR/train_bench" "$OUTDIR/gpu_check" | awk '/not found/ {print $1}' | sort -u); do
+    f=$(timeout 30 find / \( -path /proc -o -path /sys \) -prune -o -name "$lib*" -print 2>/dev/null | head -n1)
+    [ -n "$f" ] && export LD_LIBRARY_PATH=$(dirname "$f"):$LD_LIBRARY_PATH
+    echo "gpu-check: $lib -> ${f:-MISSING}"
+  done
+  for inc in /usr/local/cuda/include $(timeout 30 find / \( -path /proc -o -path /sys \) -prune -o -name cuda_fp16.h -printf '%h\n' 2>/dev/null | head -n3); do
+    [ -f "$inc/cuda_fp16.h" ] && { export DEFECT_STUDIO_CUDA_INCLUDE=$inc; break; }
+  done
+  echo "gpu-check: CUDA headers ${DEFECT_STUDIO_CUDA_INCLUDE:-MISSING}"
   export DEFECT_STUDIO_PTX_CACHE=/tmp/defect-studio-ptx
   ldd "$OUTDIR/gpu_check" | grep -E "not found|cuda|cublas|curand|nvrtc" || true
   set +e
   timeout 120 "$OUTDIR/gpu_check" check; CHECK=$?
   timeout 120 "$OUTDIR/gpu_check" bench
+  # The same shapes on the CUDA-core kernel, for comparison with the tensor-core one.
+  DEFECT_STUDIO_NO_TC_ATTENTION=1 timeout 120 "$OUTDIR/gpu_check" bench | sed 's/"bench"/"no_tc":true,"bench"/' 
   set -e
   # PyTorch SDPA at the same shapes (flash backend where it applies), for the side-by-side ratio.
-  python3 - <<'PY'
+  python3 - <<'PY' || CHECK=1
 import json, torch
 import torch.nn.functional as F
 shapes = [("sd15_512_self_d40", 2, 8, 4096, 4096, 40), ("sd15_512_cross_d40", 2, 8, 4096, 77, 40),
@@ -121,9 +152,9 @@ PY
   # Each step is bounded, so that one hang does not eat the whole device budget.
   if [ -x "$OUTDIR/unet_bench" ]; then
     timeout 120 "$OUTDIR/unet_bench" 512 10 --arch sd15 --device cuda --dtype f16 || CHECK=1
-    timeout 120 python3 scripts/bench_unet_torch.py --arch sd15 --size 512 --runs 10 --device cuda --dtype f16
+    timeout 120 python3 scripts/bench_unet_torch.py --arch sd15 --size 512 --runs 10 --device cuda --dtype f16 || CHECK=1
     timeout 150 "$OUTDIR/unet_bench" 1024 10 --arch sdxl --device cuda --dtype f16 || CHECK=1
-    timeout 150 python3 scripts/bench_unet_torch.py --arch sdxl --size 1024 --runs 10 --device cuda --dtype f16
+    timeout 150 python3 scripts/bench_unet_torch.py --arch sdxl --size 1024 --runs 10 --device cuda --dtype f16 || CHECK=1
   fi
   # LoRA training steps/s (SD1.5-shaped, batch 1, rank 8) at 512², with the peak GPU memory
   # in use sampled beside it (issue: it must fit a 24 GB card).
