@@ -19,11 +19,10 @@ pub enum EngineError {
     Invalid(nodes::ValidationErrors),
     #[error(transparent)]
     Graph(#[from] nodes::NodesError),
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// The message includes the I/O error (not a `#[source]`, so a chained report such as
+    /// anyhow's `{:#}` does not print it twice).
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("store {}: {message}", path.display())]
     Store { path: PathBuf, message: String },
     #[error("{0}")]
@@ -50,7 +49,7 @@ impl EngineError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> EngineError {
         EngineError::Io {
             path: path.into(),
-            source,
+            err: source,
         }
     }
 }

@@ -123,6 +123,9 @@ pub enum Command {
     History {
         #[arg(long)]
         json: bool,
+        /// List the LoRA training runs instead of the recipe runs.
+        #[arg(long)]
+        trainings: bool,
         /// Store file (default: the user store).
         #[arg(long)]
         store: Option<PathBuf>,
@@ -344,7 +347,12 @@ fn dispatch(cmd: Command) -> Result<i32> {
             .map_err(|e| anyhow!("cannot open the studio window: {e}")),
         Command::Validate { graph } => validate_cmd(&graph),
         Command::Nodes { json } => nodes_cmd(json),
-        Command::History { json, store } => history_cmd(json, store),
+        Command::History {
+            json,
+            trainings: true,
+            store,
+        } => trainings_cmd(json, store),
+        Command::History { json, store, .. } => history_cmd(json, store),
         Command::Export {
             stores,
             format,
@@ -821,6 +829,53 @@ fn history_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
     Ok(0)
 }
 
+/// `history --trainings`: the LoRA training runs in the store.
+fn trainings_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
+    let path = store.unwrap_or_else(engine::paths::store_path);
+    let list = if path.exists() {
+        Store::open(&path)?.trainings()?
+    } else {
+        Vec::new()
+    };
+    if json {
+        let v: Vec<serde_json::Value> = list
+            .iter()
+            .map(|(id, r)| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("id".into(), (*id).into());
+                    o.insert("status".into(), r.effective_status().name().into());
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    if list.is_empty() {
+        println!("no trainings yet ({})", path.display());
+    }
+    for (id, r) in &list {
+        println!(
+            "#{id:<4} {:<11} {}  {:<24} steps {}/{}  loss {}  {}",
+            r.effective_status().name(),
+            engine::store::format_utc(r.started_ms),
+            r.name,
+            r.steps_done,
+            r.steps_total,
+            r.losses
+                .last()
+                .map(|l| format!("{:.4}", l.1))
+                .unwrap_or_else(|| "-".into()),
+            r.lora_path
+        );
+        if let Some(e) = &r.error {
+            println!("      error: {e}");
+        }
+    }
+    Ok(0)
+}
+
 fn export_cmd(stores: Vec<PathBuf>, format: &str, out: &Path) -> Result<i32> {
     let fmt = engine::dataset::Format::from_name(format).ok_or_else(|| {
         let names: Vec<&str> = engine::dataset::Format::ALL
@@ -1154,10 +1209,11 @@ fn train_lora_cmd(a: &TrainLoraArgs) -> Result<i32> {
         None
     };
     let mut on_event = |e: job::TrainEvent| match e {
-        job::TrainEvent::Status(m) => match &bar {
-            Some(b) => b.set_message(m),
-            None => eprintln!("{m}"),
-        },
+        job::TrainEvent::Status(m) => {
+            if let Some(b) = &bar {
+                b.set_message(m);
+            }
+        }
         job::TrainEvent::Step {
             step,
             total,
@@ -1178,8 +1234,8 @@ fn train_lora_cmd(a: &TrainLoraArgs) -> Result<i32> {
         job::TrainEvent::Sample { step, path, .. } => {
             let m = format!("sample at step {step}: {}", path.display());
             match &bar {
-                Some(b) => b.println(m),
-                None => eprintln!("{m}"),
+                Some(b) => b.suspend(|| println!("{m}")),
+                None => println!("{m}"),
             }
         }
         job::TrainEvent::Started { .. } | job::TrainEvent::Saved { .. } => {}

@@ -469,3 +469,148 @@ fn chained_lora_nodes_equal_diffusers_stack() {
     );
     assert!(db >= 55.0, "{db:.1} dB");
 }
+
+/// `train-lora` end to end: it writes a kohya LoRA and sample images, records the run in the
+/// store (`history --trainings`), the LoRA works in `generate --lora`, a second call resumes
+/// from the checkpoint, and bad input fails with one clear line.
+#[test]
+fn train_lora_cli_trains_records_and_resumes() {
+    let env = Env::new();
+    let data = env.dir.path().join("stripes");
+    std::fs::create_dir_all(&data).unwrap();
+    for i in 0..2u32 {
+        let img = image::RgbImage::from_fn(80, 64, |_, y| {
+            if (12 + i * 24..24 + i * 24).contains(&y) {
+                image::Rgb([40, 200, 60])
+            } else {
+                image::Rgb([128, 128, 128])
+            }
+        });
+        img.save(data.join(format!("s{i}.png"))).unwrap();
+        std::fs::write(data.join(format!("s{i}.txt")), "a green stripe").unwrap();
+    }
+    let model = sd().join("models/sd15").display().to_string();
+    let out = env.dir.path().join("loras/stripe.safetensors");
+    let train = |steps: &str, extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "train-lora",
+            "--model",
+            model.as_str(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            steps,
+            "--rank",
+            "2",
+            "--resolution",
+            "64",
+            "--lr",
+            "0.01",
+            "--save-every",
+            "2",
+            "--seed",
+            "3",
+            "--buckets",
+            "--sample-every",
+            "4",
+            "--sample-prompt",
+            "a green stripe",
+            "--sample-steps",
+            "2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let o = run_ok(&env, &train("4", &[]));
+    let text = stdout(&o);
+    assert!(
+        text.contains("4 steps on 2 images, 48 UNet modules"),
+        "{text}"
+    );
+    assert!(out.is_file());
+    let sample = env.dir.path().join("loras/stripe-samples/step-000004.png");
+    assert!(sample.is_file(), "sample image at step 4");
+    let file = safetensors_metadata(&out);
+    assert_eq!(file["ss_enable_bucket"], "True");
+    // 80×64 (1.25) goes to the nearest bucket of area ≤ 64²: 72×56.
+    assert_eq!(file["ss_bucket_info"], r#"{"(72, 56)":2}"#);
+
+    let o = env.run(&["history", "--trainings", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list.len(), 1);
+    let rec = &list[0];
+    assert_eq!(rec["status"], "succeeded");
+    assert_eq!(rec["steps_done"], 4);
+    assert_eq!(rec["losses"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        rec["lora_sha256"].as_str().unwrap(),
+        sha256(&std::fs::read(&out).unwrap())
+    );
+    assert!(stdout(&env.run(&["history", "--trainings"])).contains("stripe"));
+
+    // The LoRA drives `generate`.
+    let png = env.dir.path().join("with-lora.png");
+    let o = run_ok(
+        &env,
+        &[
+            "generate".to_string(),
+            "--model".into(),
+            model.clone(),
+            "--prompt".into(),
+            "a green stripe".into(),
+            "--steps".into(),
+            "2".into(),
+            "--lora".into(),
+            format!("{}:1.0", out.display()),
+            "--out".into(),
+            png.display().to_string(),
+        ],
+    );
+    assert!(
+        stdout(&o).contains("48 UNet + 0 text-encoder modules applied, every key used"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Resume: two more steps from the step-4 checkpoint.
+    let o = run_ok(&env, &train("6", &["--resume"]));
+    assert!(
+        stdout(&o).contains("6 steps (resumed at 4)"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Bad input: one clear line each.
+    let missing = env.dir.path().join("no-such-folder");
+    let mut args = train("2", &[]);
+    let i = args.iter().position(|a| a == "--data").unwrap();
+    args[i + 1] = missing.display().to_string();
+    let o = env.cmd().args(&args).output().unwrap();
+    assert_clean_failure(&o, &["no-such-folder"]);
+    let o = env.run(&[
+        "train-lora",
+        "--model",
+        &model,
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--sample-every",
+        "5",
+    ]);
+    assert_clean_failure(&o, &["--sample-prompt"]);
+}
+
+/// The `__metadata__` of a safetensors file.
+fn safetensors_metadata(path: &Path) -> std::collections::BTreeMap<String, String> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    serde_json::from_value(header["__metadata__"].clone()).unwrap()
+}

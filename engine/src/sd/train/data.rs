@@ -26,6 +26,12 @@ pub struct Example {
 /// on the file system). Each takes the caption of `<stem>.txt` beside it if there is one, else
 /// `instance_prompt`; an image with neither is an error naming it.
 pub fn scan_folder(dir: &Path, instance_prompt: Option<&str>) -> Result<Vec<Example>> {
+    if !dir.is_dir() {
+        return Err(EngineError::failed(format!(
+            "{}: the training data folder does not exist",
+            dir.display()
+        )));
+    }
     let entries = std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, e))?;
     let mut images = Vec::new();
     for entry in entries {
