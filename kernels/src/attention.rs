@@ -11,6 +11,11 @@
 //! * Wide heads (the VAE's single 512-wide head) on CUDA: [`flash_attention`] takes the chunked
 //!   cuBLAS path ([`chunked`]) instead, which measured ~8× faster there than a fused kernel with
 //!   one head (it still never builds more than [`GPU_SCORE_BUDGET`] scores at once).
+//! * [`attention_trainable`] / [`TrainableAttention`]: the same forward (kernel on CUDA,
+//!   [`cpu_ref`] on CPU) with a backward pass ([`attention_grads`]) that recomputes the
+//!   probabilities chunk by chunk from q, k, v, the output and its gradient, as FlashAttention's
+//!   backward does: training never stores a score matrix, so SD1.5 at 512² trains in bounded
+//!   memory.
 //! * [`cpu_ref`]: f32 math on CPU tensors, chunked over queries so the score buffer stays under
 //!   [`SCORE_BUDGET`] elements (the VAE's 16384² scores would be 1 GiB).
 
@@ -141,6 +146,126 @@ fn candle_nn_softmax_f32(s: &Tensor) -> Result<Tensor> {
     let m = s.max_keepdim(D::Minus1)?;
     let e = s.broadcast_sub(&m)?.exp()?;
     e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+/// Attention that candle can differentiate: `softmax(q kᵀ · scale) v` with [`TrainableAttention`]
+/// (forward as [`flash_attention`], backward by [`attention_grads`] in chunks of queries under
+/// [`GPU_SCORE_BUDGET`] / 4 scores on a GPU and [`SCORE_BUDGET`] on the CPU).
+pub fn attention_trainable(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    check_shapes(q.shape(), k.shape(), v.shape())?;
+    let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+    let budget = if q.device().is_cuda() {
+        GPU_SCORE_BUDGET / 4
+    } else {
+        SCORE_BUDGET
+    };
+    q.apply_op3(
+        &k,
+        &v,
+        TrainableAttention {
+            scale: scale as f32,
+            budget,
+        },
+    )
+}
+
+/// The gradients of `out = softmax(q kᵀ · scale) v` w.r.t. q, k and v given `d_out`, in f32 on
+/// the inputs' device, returned in q's dtype. For each chunk of queries (at most `budget`
+/// scores): `P = softmax(S)`, `dV += Pᵀ dO`, `dP = dO Vᵀ`, `dS = P ⊙ (dP − rowsum(dO ⊙ O))`,
+/// `dQ = scale · dS K`, `dK += scale · dSᵀ Q`.
+pub fn attention_grads(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    out: &Tensor,
+    d_out: &Tensor,
+    scale: f64,
+    budget: usize,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let ([b, h, lq, _], lk) = check_shapes(q.shape(), k.shape(), v.shape())?;
+    let dtype = q.dtype();
+    let f32c = |t: &Tensor| t.detach().to_dtype(DType::F32)?.contiguous();
+    let (q, k, v, o, d_o) = (f32c(q)?, f32c(k)?, f32c(v)?, f32c(out)?, f32c(d_out)?);
+    let kt = k.t()?.contiguous()?; // [B, H, D, Lk]
+    let vt = v.t()?.contiguous()?; // [B, H, D, Lk]
+    let delta = (&d_o * &o)?.sum_keepdim(D::Minus1)?; // [B, H, Lq, 1]
+    let rows = (budget / (b * h * lk).max(1)).clamp(1, lq);
+    let mut dq = Vec::with_capacity(lq.div_ceil(rows));
+    let mut dk = k.zeros_like()?;
+    let mut dv = v.zeros_like()?;
+    let mut start = 0;
+    while start < lq {
+        let n = rows.min(lq - start);
+        let qc = q.narrow(2, start, n)?;
+        let doc = d_o.narrow(2, start, n)?;
+        let s = (qc.matmul(&kt)? * scale)?;
+        let e = s.broadcast_sub(&s.max_keepdim(D::Minus1)?)?.exp()?;
+        let p = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?;
+        dv = (dv + p.t()?.matmul(&doc)?)?;
+        let dp = doc.matmul(&vt)?;
+        let ds = (p * dp.broadcast_sub(&delta.narrow(2, start, n)?)?)?;
+        dq.push((ds.matmul(&k)? * scale)?);
+        dk = (dk + (ds.t()?.matmul(&qc)? * scale)?)?;
+        start += n;
+    }
+    let dq = Tensor::cat(&dq, 2)?;
+    Ok((
+        dq.to_dtype(dtype)?,
+        dk.to_dtype(dtype)?,
+        dv.to_dtype(dtype)?,
+    ))
+}
+
+/// [`FlashAttention`] with a backward pass; see [`attention_trainable`].
+#[derive(Debug, Clone, Copy)]
+pub struct TrainableAttention {
+    pub scale: f32,
+    /// Scores per chunk in the backward pass.
+    pub budget: usize,
+}
+
+impl candle_core::CustomOp3 for TrainableAttention {
+    fn name(&self) -> &'static str {
+        "flash-attention-trainable"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let fwd = FlashAttention { scale: self.scale };
+        candle_core::CustomOp3::cpu_fwd(&fwd, s1, l1, s2, l2, s3, l3)
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        cuda::fwd(self.scale, s1, l1, s2, l2, s3, l3)
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        out: &Tensor,
+        d_out: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dq, dk, dv) = attention_grads(q, k, v, out, d_out, self.scale as f64, self.budget)?;
+        Ok((Some(dq), Some(dk), Some(dv)))
+    }
 }
 
 /// The attention custom op (`q.apply_op3_no_bwd(&k, &v, &FlashAttention { scale })`); inputs
@@ -446,6 +571,54 @@ mod tests {
         let one_row = flat(&cpu_ref_with_budget(&q, &k, &v, 0.125, 0).unwrap());
         assert_eq!(max_abs_diff(&whole, &chunked), 0.0);
         assert_eq!(max_abs_diff(&whole, &one_row), 0.0);
+    }
+
+    /// The trainable op's gradients equal candle's autograd through plain ops (matmul,
+    /// softmax as exp / sum), with the backward chunked over queries.
+    #[test]
+    fn trainable_attention_gradients_match_autograd() {
+        use candle_core::Var;
+        let (q, k, v) = qkv(2, 3, 29, 41, 40, 13);
+        let scale = 1.0 / 40f64.sqrt();
+        let w = qkv(2, 3, 29, 29, 40, 17).0; // weights of the loss sum(out ⊙ w)
+        let (qv, kv, vv) = (
+            Var::from_tensor(&q).unwrap(),
+            Var::from_tensor(&k).unwrap(),
+            Var::from_tensor(&v).unwrap(),
+        );
+        let grads = |out: Tensor| {
+            let g = (out * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            [&qv, &kv, &vv].map(|t| flat(g.get(t.as_tensor()).expect("a gradient")))
+        };
+        let s = (qv.as_tensor().matmul(&kv.as_tensor().t().unwrap()).unwrap() * scale).unwrap();
+        let e = s
+            .broadcast_sub(&s.max_keepdim(D::Minus1).unwrap().detach())
+            .unwrap()
+            .exp()
+            .unwrap();
+        let p = e.broadcast_div(&e.sum_keepdim(D::Minus1).unwrap()).unwrap();
+        let want = grads(p.matmul(vv.as_tensor()).unwrap());
+        let out = qv
+            .as_tensor()
+            .apply_op3(
+                kv.as_tensor(),
+                vv.as_tensor(),
+                TrainableAttention {
+                    scale: scale as f32,
+                    // 2·3·41 scores per query row: 5 rows per chunk, a ragged last one.
+                    budget: 5 * 2 * 3 * 41,
+                },
+            )
+            .unwrap();
+        let got = grads(out);
+        for (name, (g, w)) in ["q", "k", "v"].iter().zip(got.iter().zip(want.iter())) {
+            let diff = max_abs_diff(g, w);
+            let scale_of = w.iter().fold(0f32, |m, x| m.max(x.abs()));
+            assert!(
+                diff <= 1e-5 * scale_of.max(1.0),
+                "d{name}: max abs diff {diff}"
+            );
+        }
     }
 
     /// The cuBLAS path for wide heads (here run on the CPU): chunked over queries, equal to

@@ -2,7 +2,10 @@
 //! UNet and the VAE.
 //!
 //! [`attention`] sends CUDA tensors to the fused flash-attention kernel of the `kernels` crate
-//! (online softmax, never a full score matrix) for the head dims it covers. The portable
+//! (online softmax, never a full score matrix) for the head dims it covers. In grad mode (LoRA
+//! training) it uses `kernels::attention::attention_trainable`: the same forward (the kernel on
+//! CUDA) with a backward that recomputes the probabilities in chunks, so training keeps no score
+//! matrix either. The portable
 //! implementation (the CPU path) processes the queries in chunks so that the score buffer of one chunk stays
 //! under [`SCORE_BUDGET_BYTES`]; this keeps e.g. SDXL's VAE mid-block attention at 1024²
 //! (one 512-wide head, L = 16384, a 1 GiB full score matrix) within a small, bounded buffer.
@@ -15,6 +18,11 @@ pub const SCORE_BUDGET_BYTES: usize = 64 << 20;
 /// `softmax(q kᵀ · scale) v` for q `[B, H, Lq, D]`, k/v `[B, H, Lk, D]`, returning `[B, H, Lq, D]`
 /// in v's dtype. Scores and softmax are computed in f32 whatever the input dtype.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    if crate::sd::layers::grad_mode() {
+        // Training: the kernel's forward (cpu_ref on the CPU) with a chunked backward that
+        // recomputes the probabilities, so no score matrix is kept for the backward pass.
+        return kernels::attention::attention_trainable(q, k, v, scale);
+    }
     if q.device().is_cuda() && kernels::attention::cuda_supports(q.dim(D::Minus1)?, q.dtype()) {
         return kernels::attention::flash_attention(q, k, v, scale);
     }
