@@ -177,6 +177,10 @@ pub struct TrainLoraArgs {
     /// Also adapt the transformer feed-forward layers.
     #[arg(long)]
     pub ff: bool,
+    /// Also adapt the convolutions (ResNet conv1/conv2/shortcut, down/upsamplers; kohya's LoCon
+    /// layout, rank and alpha as for the linear layers).
+    #[arg(long)]
+    pub conv: bool,
     /// No random horizontal flips.
     #[arg(long)]
     pub no_flip: bool,
@@ -1159,6 +1163,7 @@ fn train_lora_cmd(a: &TrainLoraArgs) -> Result<i32> {
         targets: train::Targets {
             attention: true,
             feed_forward: a.ff,
+            conv: a.conv,
         },
         flip: !a.no_flip,
         save_dtype: if a.f16 {

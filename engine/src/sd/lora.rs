@@ -262,7 +262,7 @@ enum Part {
 /// The LDM (original Stable Diffusion) path of a diffusers UNet module, for kohya's SDXL names:
 /// `down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q` →
 /// `input_blocks.4.1.transformer_blocks.0.attn1.to_q`.
-fn ldm_unet_path(m: &str, cfg: &UNetConfig) -> Option<String> {
+pub(crate) fn ldm_unet_path(m: &str, cfg: &UNetConfig) -> Option<String> {
     let layers = cfg.layers_per_block_list().ok()?;
     let n = layers.len();
     let seg: Vec<&str> = m.split('.').collect();

@@ -49,6 +49,8 @@ pub struct TrainForm {
     /// Min-SNR-γ; 0 = off.
     pub min_snr: f64,
     pub feed_forward: bool,
+    /// Convolution layers too (LoCon).
+    pub conv: bool,
     pub flip: bool,
     pub buckets: bool,
     pub save_every: usize,
@@ -81,6 +83,7 @@ impl Default for TrainForm {
             seed: 0,
             min_snr: 5.0,
             feed_forward: false,
+            conv: false,
             flip: true,
             buckets: true,
             save_every: 100,
@@ -106,6 +109,7 @@ const PRESET_FIELDS: &[&str] = &[
     "resolution",
     "min_snr",
     "feed_forward",
+    "conv",
     "flip",
     "buckets",
     "save_every",
@@ -117,10 +121,10 @@ const PRESET_FIELDS: &[&str] = &[
 pub const TRAIN_PRESETS: &[(&str, &str, &str)] = &[
     (
         "Defect look (SD 1.5, 512²)",
-        "A defect's appearance from 20–100 cropped photos with captions.",
+        "A defect's appearance (texture too: conv layers) from 20–100 cropped photos with captions.",
         r#"{"steps": 1500, "rank": 16, "alpha": 16, "lr": 1e-4, "warmup": 100, "cosine": true,
             "batch": 1, "grad_accum": 2, "resolution": 512, "min_snr": 5, "feed_forward": false,
-            "flip": true, "buckets": true, "save_every": 250, "sample_every": 250}"#,
+            "conv": true, "flip": true, "buckets": true, "save_every": 250, "sample_every": 250}"#,
     ),
     (
         "Product identity (DreamBooth)",
@@ -235,6 +239,7 @@ impl TrainForm {
             targets: Targets {
                 attention: true,
                 feed_forward: self.feed_forward,
+                conv: self.conv,
             },
             flip: self.flip,
             buckets: self.buckets,
@@ -599,6 +604,7 @@ impl TrainingPanel {
             ui.checkbox(&mut f.flip, "random flips");
             ui.checkbox(&mut f.buckets, "aspect buckets");
             ui.checkbox(&mut f.feed_forward, "feed-forward layers");
+            ui.checkbox(&mut f.conv, "conv layers");
             ui.checkbox(&mut f.resume, "resume from checkpoint");
         });
         ui.separator();

@@ -144,16 +144,9 @@ pub fn open_rgb(path: &Path) -> Result<image::RgbImage> {
     Ok(img)
 }
 
-/// Centre-crops `img` to the aspect ratio of `width × height` and resizes the crop to that
-/// size (Lanczos 3); returns `[1, 3, height, width]` in `[-1, 1]`, mirrored when `flipped`.
-pub fn prepare_image(
-    img: &image::RgbImage,
-    (width, height): (u32, u32),
-    flipped: bool,
-    device: &Device,
-) -> candle_core::Result<Tensor> {
-    let (w, h) = img.dimensions();
-    // The largest centred region with the target's aspect ratio.
+/// The largest centred region of a `w × h` image with the aspect ratio of `width × height`:
+/// `(x, y, crop width, crop height)`.
+pub fn crop_box(w: u32, h: u32, (width, height): (u32, u32)) -> (u32, u32, u32, u32) {
     let (cw, ch) = if u64::from(w) * u64::from(height) > u64::from(h) * u64::from(width) {
         (
             ((u64::from(h) * u64::from(width) / u64::from(height)) as u32).max(1),
@@ -165,7 +158,36 @@ pub fn prepare_image(
             ((u64::from(w) * u64::from(height) / u64::from(width)) as u32).max(1),
         )
     };
-    let crop = image::imageops::crop_imm(img, (w - cw) / 2, (h - ch) / 2, cw, ch).to_image();
+    ((w - cw) / 2, (h - ch) / 2, cw, ch)
+}
+
+/// SDXL's micro-conditioning for a `w × h` image trained at `target` (width, height): original
+/// size, the crop's top-left in the resized image, target size, as diffusers' SDXL training
+/// computes them: `[orig_h, orig_w, crop_top, crop_left, target_h, target_w]`.
+pub fn sdxl_time_ids(w: u32, h: u32, target: (u32, u32)) -> [f32; 6] {
+    let (x, y, cw, _) = crop_box(w, h, target);
+    let scale = target.0 as f32 / cw as f32;
+    [
+        h as f32,
+        w as f32,
+        (y as f32 * scale).round(),
+        (x as f32 * scale).round(),
+        target.1 as f32,
+        target.0 as f32,
+    ]
+}
+
+/// Centre-crops `img` to the aspect ratio of `width × height` and resizes the crop to that
+/// size (Lanczos 3); returns `[1, 3, height, width]` in `[-1, 1]`, mirrored when `flipped`.
+pub fn prepare_image(
+    img: &image::RgbImage,
+    (width, height): (u32, u32),
+    flipped: bool,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let (w, h) = img.dimensions();
+    let (x, y, cw, ch) = crop_box(w, h, (width, height));
+    let crop = image::imageops::crop_imm(img, x, y, cw, ch).to_image();
     let mut out = if (cw, ch) == (width, height) {
         crop
     } else {

@@ -76,6 +76,7 @@ impl TrainJob {
             "batch": c.batch, "grad_accum": c.grad_accum, "resolution": c.resolution,
             "seed": c.seed, "instance_prompt": c.instance_prompt, "min_snr": c.min_snr_gamma,
             "attention": c.targets.attention, "feed_forward": c.targets.feed_forward,
+            "conv": c.targets.conv,
             "flip": c.flip, "buckets": c.buckets,
             "class_data": c.class_data.as_ref().map(|p| p.display().to_string()),
             "class_prompt": c.class_prompt, "prior_loss_weight": c.prior_loss_weight,

@@ -1,8 +1,15 @@
-//! LoRA training on candle's autograd (UNet only; the text encoder is not trained).
+//! LoRA training on candle's autograd, for SD 1.x, 2.x and SDXL (UNet only; the text encoders
+//! are not trained).
 //!
-//! [`LoraTrainer`] holds one low-rank adapter per targeted UNet linear layer (kohya names:
-//! `lora_unet_<diffusers module path with . → _>.lora_down.weight` `[rank, in]`,
-//! `.lora_up.weight` `[out, rank]`, `.alpha`) as candle `Var`s. The base weights stay frozen:
+//! [`LoraTrainer`] holds one low-rank adapter per targeted UNet layer as candle `Var`s, saved
+//! with kohya's names: `lora_unet_<module path with . → _>.lora_down.weight` `[rank, in]` (convs:
+//! `[rank, in, kh, kw]`), `.lora_up.weight` `[out, rank]` (convs: `[out, rank, 1, 1]`, LoCon's
+//! layout), `.alpha`; the module path is diffusers' for SD 1.x/2.x and the LDM one
+//! (`input_blocks.4.1…`) for SDXL, as kohya writes them. Targets ([`Targets`]): attention
+//! q/k/v/out, optionally the transformer feed-forward and the ResNet/sampler convolutions. SDXL
+//! conditions on both text encoders, the pooled embedding and the micro-conditioning time ids
+//! (original size, crop top-left, target size), as diffusers' SDXL training does. The base
+//! weights stay frozen:
 //! every optimizer step rebuilds the UNet from the model's weight map in which each targeted
 //! weight is replaced by `W + alpha/rank · up · down`, computed from the `Var`s, and runs it in
 //! [`layers::grad_mode`](super::layers) (differentiable convolution and softmax) so that the
@@ -62,6 +69,9 @@ pub struct Targets {
     pub attention: bool,
     /// Feed-forward `ff.net.0.proj` and `ff.net.2` of the transformer blocks.
     pub feed_forward: bool,
+    /// Convolutions (kohya's LoCon `conv_dim`): ResNet `conv1`, `conv2`, `conv_shortcut`, and
+    /// the down/upsampler convs.
+    pub conv: bool,
 }
 
 impl Default for Targets {
@@ -69,25 +79,31 @@ impl Default for Targets {
         Targets {
             attention: true,
             feed_forward: false,
+            conv: false,
         }
     }
 }
 
 impl Targets {
-    fn suffixes(&self) -> Vec<&'static str> {
-        let mut s = Vec::new();
-        if self.attention {
-            s.extend([
+    /// Whether the UNet weight `key` gets an adapter.
+    fn covers(&self, key: &str) -> bool {
+        let ends = |list: &[&str]| list.iter().any(|s| key.ends_with(s));
+        let in_transformer = key.contains(".transformer_blocks.");
+        (self.attention
+            && in_transformer
+            && ends(&[
                 ".to_q.weight",
                 ".to_k.weight",
                 ".to_v.weight",
                 ".to_out.0.weight",
-            ]);
-        }
-        if self.feed_forward {
-            s.extend([".ff.net.0.proj.weight", ".ff.net.2.weight"]);
-        }
-        s
+            ]))
+            || (self.feed_forward
+                && in_transformer
+                && ends(&[".ff.net.0.proj.weight", ".ff.net.2.weight"]))
+            || (self.conv
+                && ((key.contains(".resnets.")
+                    && ends(&[".conv1.weight", ".conv2.weight", ".conv_shortcut.weight"]))
+                    || ends(&[".downsamplers.0.conv.weight", ".upsamplers.0.conv.weight"])))
     }
 }
 
@@ -198,7 +214,7 @@ impl TrainConfig {
         if !matches!(self.save_dtype, DType::F32 | DType::F16) {
             return bad("LoRAs are saved in f32 or f16");
         }
-        if !self.targets.attention && !self.targets.feed_forward {
+        if !self.targets.attention && !self.targets.feed_forward && !self.targets.conv {
             return bad("no target layers");
         }
         if self.class_data.is_some() && self.class_prompt.is_none() {
@@ -242,19 +258,36 @@ impl TrainConfig {
     }
 }
 
-/// One adapter: the target weight's key in the UNet weight map, and its factors.
+/// One adapter: the target weight's key in the UNet weight map, its shape, and its factors
+/// (`down` `[rank, in·kh·kw]`, `up` `[out, rank]`; reshaped to kohya's 4-D layout for convs).
 struct Adapter {
     /// kohya module name (`lora_unet_…`).
     name: String,
     key: String,
+    shape: Vec<usize>,
     down: Var,
     up: Var,
 }
 
-/// One cached example: latents (unflipped, and flipped when flips are on) and text embedding.
+impl Adapter {
+    /// kohya's shapes of `lora_down` and `lora_up`.
+    fn kohya_shapes(&self) -> (Vec<usize>, Vec<usize>) {
+        let r = self.up.as_tensor().dim(1).unwrap_or(0);
+        if self.shape.len() == 4 {
+            let s = &self.shape;
+            (vec![r, s[1], s[2], s[3]], vec![s[0], r, 1, 1])
+        } else {
+            (vec![r, self.shape[1]], vec![self.shape[0], r])
+        }
+    }
+}
+
+/// One cached example: latents (unflipped, and flipped when flips are on), the text embedding,
+/// and for SDXL the pooled embedding and the time ids `[1, 6]`.
 struct Cached {
     latents: Vec<Tensor>,
     embeds: Tensor,
+    added: Option<super::unet::AddedCond>,
 }
 
 /// AdamW moments, in the order of [`LoraTrainer::vars`].
@@ -304,12 +337,6 @@ impl<'m> LoraTrainer<'m> {
     /// VAE and every caption with the text encoder (once).
     pub fn new(model: &'m SdModel, cfg: TrainConfig, data_dir: &Path) -> Result<Self> {
         cfg.check()?;
-        if model.family == Family::Sdxl {
-            return Err(EngineError::failed(format!(
-                "{}: LoRA training supports SD 1.x and 2.x models (not SDXL yet)",
-                model.source
-            )));
-        }
         if model.is_inpaint() {
             return Err(EngineError::failed(format!(
                 "{}: LoRA training needs a 4-channel (non-inpainting) UNet",
@@ -434,8 +461,9 @@ impl<'m> LoraTrainer<'m> {
             let w = map.get(&a.key).ok_or_else(|| {
                 EngineError::failed(format!("{}: missing UNet weight {}", model.source, a.key))
             })?;
-            let delta =
-                (a.up.as_tensor().matmul(a.down.as_tensor()).map_err(ce)? * scale).map_err(ce)?;
+            let delta = (a.up.as_tensor().matmul(a.down.as_tensor()).map_err(ce)? * scale)
+                .and_then(|d| d.reshape(a.shape.as_slice()))
+                .map_err(ce)?;
             let merged = w
                 .to_dtype(DType::F32)
                 .and_then(|w| w + delta)
@@ -452,7 +480,7 @@ impl<'m> LoraTrainer<'m> {
         &self,
         unet: &UNet2DConditionModel,
         x0: &Tensor,
-        embeds: &Tensor,
+        ex: &Cached,
         t: usize,
         noise: &Tensor,
     ) -> Result<Tensor> {
@@ -469,8 +497,8 @@ impl<'m> LoraTrainer<'m> {
             .forward(
                 &xt.to_dtype(self.model.dtype).map_err(ce)?,
                 t as f64,
-                embeds,
-                None,
+                &ex.embeds,
+                ex.added.as_ref(),
             )
             .and_then(|p| p.to_dtype(DType::F32))
             .map_err(ce)?;
@@ -508,11 +536,11 @@ impl<'m> LoraTrainer<'m> {
         for _ in 0..self.cfg.grad_accum {
             let mut losses = Vec::with_capacity(self.cfg.batch);
             for _ in 0..self.cfg.batch {
-                let (x0, embeds, t, noise) = self.draw(false, nt)?;
-                losses.push(self.sample_loss(&unet, &x0, &embeds, t, &noise)?);
+                let (idx, x0, t, noise) = self.draw(false, nt)?;
+                losses.push(self.sample_loss(&unet, &x0, &self.data[idx], t, &noise)?);
                 if !self.class.is_empty() {
-                    let (x0, embeds, t, noise) = self.draw(true, nt)?;
-                    let prior = self.sample_loss(&unet, &x0, &embeds, t, &noise)?;
+                    let (idx, x0, t, noise) = self.draw(true, nt)?;
+                    let prior = self.sample_loss(&unet, &x0, &self.class[idx], t, &noise)?;
                     losses.push((prior * self.cfg.prior_loss_weight).map_err(ce)?);
                 }
             }
@@ -545,9 +573,9 @@ impl<'m> LoraTrainer<'m> {
     }
 
     /// Draws one training sample (from the class images when `class`): the example, its flip,
-    /// the timestep and the noise; returns the clean latents, the text embedding, `t` and the
+    /// the timestep and the noise; returns the example's index, the clean latents, `t` and the
     /// noise.
-    fn draw(&mut self, class: bool, nt: usize) -> Result<(Tensor, Tensor, usize, Tensor)> {
+    fn draw(&mut self, class: bool, nt: usize) -> Result<(usize, Tensor, usize, Tensor)> {
         let n = if class {
             self.class.len()
         } else {
@@ -561,9 +589,9 @@ impl<'m> LoraTrainer<'m> {
         } else {
             &self.data[idx]
         };
-        let (x0, embeds) = (ex.latents[usize::from(flip)].clone(), ex.embeds.clone());
+        let x0 = ex.latents[usize::from(flip)].clone();
         let noise = self.randn(&x0)?;
-        Ok((x0, embeds, t, noise))
+        Ok((idx, x0, t, noise))
     }
 
     /// AdamW with decoupled weight decay (the update of `candle_nn::AdamW`).
@@ -626,7 +654,7 @@ impl<'m> LoraTrainer<'m> {
                         &xt.to_dtype(self.model.dtype).map_err(ce)?,
                         t as f64,
                         &ex.embeds,
-                        None,
+                        ex.added.as_ref(),
                     )
                     .and_then(|p| p.to_dtype(DType::F32))
                     .map_err(ce)?
@@ -654,13 +682,18 @@ impl<'m> LoraTrainer<'m> {
                     .to_device(&Device::Cpu)
                     .and_then(|t| t.to_dtype(DType::F32))
             };
+            let (ds, us) = a.kohya_shapes();
             out.insert(
                 format!("{}.lora_down.weight", a.name),
-                cpu(&a.down).map_err(ce)?,
+                cpu(&a.down)
+                    .and_then(|t| t.reshape(ds.as_slice()))
+                    .map_err(ce)?,
             );
             out.insert(
                 format!("{}.lora_up.weight", a.name),
-                cpu(&a.up).map_err(ce)?,
+                cpu(&a.up)
+                    .and_then(|t| t.reshape(us.as_slice()))
+                    .map_err(ce)?,
             );
             out.insert(format!("{}.alpha", a.name), alpha.clone());
         }
@@ -675,6 +708,7 @@ impl<'m> LoraTrainer<'m> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| self.model.source.clone());
         let v2 = self.model.family == Family::Sd2;
+        let xl = self.model.family == Family::Sdxl;
         let tags = data::tag_frequency(&self.data_dir, &self.examples);
         let mut m = BTreeMap::new();
         let mut put = |k: &str, v: String| {
@@ -682,7 +716,12 @@ impl<'m> LoraTrainer<'m> {
         };
         put(
             "ss_base_model_version",
-            if v2 { "sd_v2" } else { "sd_v1" }.into(),
+            match (xl, v2) {
+                (true, _) => "sdxl_base_v1-0",
+                (_, true) => "sd_v2",
+                _ => "sd_v1",
+            }
+            .into(),
         );
         put("ss_v2", if v2 { "True" } else { "False" }.into());
         put(
@@ -709,6 +748,13 @@ impl<'m> LoraTrainer<'m> {
         put("ss_network_dim", c.rank.to_string());
         put("ss_network_alpha", format!("{}", c.alpha));
         put("ss_network_train_unet_only", "True".into());
+        if c.targets.conv {
+            put(
+                "ss_network_args",
+                serde_json::json!({"conv_dim": c.rank.to_string(), "conv_alpha": format!("{}", c.alpha)})
+                    .to_string(),
+            );
+        }
         put("ss_learning_rate", format!("{}", c.lr));
         put("ss_unet_lr", format!("{}", c.lr));
         put("ss_text_encoder_lr", "0".into());
@@ -876,18 +922,28 @@ impl<'m> LoraTrainer<'m> {
         for a in &self.adapters {
             for (part, var) in [("lora_down", &a.down), ("lora_up", &a.up)] {
                 let key = format!("{}.{part}.weight", a.name);
-                let w = take(&key)?;
-                let m = take(&format!("optimizer.m.{key}"))?;
-                let v = take(&format!("optimizer.v.{key}"))?;
-                for t in [&w, &m, &v] {
-                    if t.dims() != var.as_tensor().dims() {
+                let want = var.as_tensor().dims().to_vec();
+                let mut fetched = Vec::with_capacity(3);
+                for k in [
+                    key.clone(),
+                    format!("optimizer.m.{key}"),
+                    format!("optimizer.v.{key}"),
+                ] {
+                    let t = take(&k)?;
+                    // The LoRA tensors are stored in kohya's (4-D for convs) layout.
+                    if t.elem_count() != want.iter().product::<usize>() {
                         return Err(bad(format!(
-                            "{key}: shape {:?}, expected {:?}",
+                            "{k}: shape {:?}, expected {:?}",
                             t.dims(),
-                            var.as_tensor().dims()
+                            want
                         )));
                     }
+                    fetched.push(t.reshape(want.as_slice()).map_err(|e| bad(e.to_string()))?);
                 }
+                let (Some(v), Some(m), Some(w)) = (fetched.pop(), fetched.pop(), fetched.pop())
+                else {
+                    return Err(bad(format!("{key}: incomplete")));
+                };
                 restored.push((var.clone(), w, m, v));
             }
         }
@@ -910,20 +966,27 @@ fn make_adapters(
     cfg: &TrainConfig,
     gen: &mut TorchGenerator,
 ) -> Result<Vec<Adapter>> {
-    let suffixes = cfg.targets.suffixes();
     let mut keys: Vec<&String> = model
         .weights
         .unet
         .keys()
-        .filter(|k| k.contains(".transformer_blocks.") && suffixes.iter().any(|s| k.ends_with(s)))
+        .filter(|k| cfg.targets.covers(k))
         .collect();
     keys.sort();
     let mut out = Vec::with_capacity(keys.len());
     for key in keys {
-        let w = &model.weights.unet[key];
-        let (o, i) = w.dims2().map_err(|e| {
-            EngineError::failed(format!("{}: {key}: not a linear weight: {e}", model.source))
-        })?;
+        let shape = model.weights.unet[key].dims().to_vec();
+        // A linear [out, in] or a conv [out, in, kh, kw]: the factors see it as [out, in·kh·kw].
+        let (o, i) = match shape.as_slice() {
+            [o, i] => (*o, *i),
+            [o, i, kh, kw] => (*o, i * kh * kw),
+            _ => {
+                return Err(EngineError::failed(format!(
+                    "{}: {key}: shape {shape:?} is neither a linear nor a conv weight",
+                    model.source
+                )))
+            }
+        };
         let bound = 1.0 / (i as f32).sqrt();
         let init: Vec<f32> = gen
             .rand(cfg.rank * i)
@@ -935,9 +998,22 @@ fn make_adapters(
         let down = Var::from_tensor(&down).map_err(ce)?;
         let up = Var::zeros((o, cfg.rank), DType::F32, dev).map_err(ce)?;
         let module = key.strip_suffix(".weight").unwrap_or(key);
+        // kohya names SDXL modules by their LDM path.
+        let named = match model.family {
+            Family::Sdxl => {
+                super::lora::ldm_unet_path(module, &model.unet_config).ok_or_else(|| {
+                    EngineError::failed(format!(
+                        "{}: {module}: no LDM name for this UNet module",
+                        model.source
+                    ))
+                })?
+            }
+            _ => module.to_string(),
+        };
         out.push(Adapter {
-            name: format!("lora_unet_{}", module.replace('.', "_")),
+            name: format!("lora_unet_{}", named.replace('.', "_")),
             key: key.clone(),
+            shape,
             down,
             up,
         });
@@ -955,7 +1031,8 @@ fn cache_examples(
 ) -> Result<Vec<Cached>> {
     let dev = &model.device;
     let te = &model.text_encoder;
-    let mut embeds_by_caption: HashMap<String, Tensor> = HashMap::new();
+    // Per caption: the text embedding, and for SDXL the pooled one.
+    let mut embeds_by_caption: HashMap<String, (Tensor, Option<Tensor>)> = HashMap::new();
     let mut out = Vec::with_capacity(examples.len());
     let buckets = data::buckets(cfg.resolution);
     for ex in examples {
@@ -993,24 +1070,57 @@ fn cache_examples(
             }
             latents.push(z.detach());
         }
-        let embeds = match embeds_by_caption.get(&ex.caption) {
+        let (embeds, pooled) = match embeds_by_caption.get(&ex.caption) {
             Some(e) => e.clone(),
             None => {
-                let e = super::clip::text_model::encode_sd(
-                    &te.model,
-                    &te.tokenizer,
-                    &ex.caption,
-                    1,
-                    false,
-                )
-                .and_then(|e| e.to_dtype(model.dtype))
-                .map_err(at)?
-                .detach();
+                let e = match &model.text_encoder_2 {
+                    Some(te2) => super::clip::text_model::encode_sdxl(
+                        &te.model,
+                        &te.tokenizer,
+                        &te2.model,
+                        &te2.tokenizer,
+                        &ex.caption,
+                        false,
+                    )
+                    .and_then(|(e, p)| {
+                        Ok((e.to_dtype(model.dtype)?, Some(p.to_dtype(model.dtype)?)))
+                    })
+                    .map_err(at)?,
+                    None => (
+                        super::clip::text_model::encode_sd(
+                            &te.model,
+                            &te.tokenizer,
+                            &ex.caption,
+                            1,
+                            false,
+                        )
+                        .and_then(|e| e.to_dtype(model.dtype))
+                        .map_err(at)?,
+                        None,
+                    ),
+                };
+                let e = (e.0.detach(), e.1.map(|p| p.detach()));
                 embeds_by_caption.insert(ex.caption.clone(), e.clone());
                 e
             }
         };
-        out.push(Cached { latents, embeds });
+        let added = match pooled {
+            Some(text_embeds) => {
+                let ids = data::sdxl_time_ids(rgb.width(), rgb.height(), size);
+                Some(super::unet::AddedCond {
+                    text_embeds,
+                    time_ids: Tensor::from_vec(ids.to_vec(), (1, 6), dev)
+                        .and_then(|t| t.to_dtype(model.dtype))
+                        .map_err(at)?,
+                })
+            }
+            None => None,
+        };
+        out.push(Cached {
+            latents,
+            embeds,
+            added,
+        });
     }
     Ok(out)
 }
