@@ -11,6 +11,19 @@ use std::time::Instant;
 use engine::sd::model::{load, LoadOptions};
 use engine::sd::train::{LoraTrainer, TrainConfig};
 
+/// Peak resident memory of this process (`VmHWM`), in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
 fn main() {
     let all: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str, default: &str| {
@@ -44,6 +57,9 @@ fn main() {
         dtype,
         ..LoadOptions::default()
     };
+    // Reset the peak-RSS mark (Linux `clear_refs` 5): the peak reported below is loading plus
+    // training, not writing the random checkpoint.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     let model = load(&tmp, &opts).expect("load");
     let cfg = TrainConfig {
         steps,
@@ -61,8 +77,9 @@ fn main() {
     }
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     println!(
-        "{{\"arch\": \"sd15\", \"size\": {size}, \"device\": \"{device:?}\", \"dtype\": \"{dtype:?}\", \"prepare_s\": {prep:.1}, \"step_s\": {times:?}, \"steps_per_s\": {:.4}}}",
-        1.0 / mean
+        "{{\"arch\": \"sd15\", \"size\": {size}, \"device\": \"{device:?}\", \"dtype\": \"{dtype:?}\", \"prepare_s\": {prep:.1}, \"step_s\": {times:?}, \"steps_per_s\": {:.4}, \"peak_rss_mib\": {:.0}}}",
+        1.0 / mean,
+        peak_rss_mib()
     );
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -292,22 +292,25 @@ fn train_a_lora_in_the_training_panel() {
         img.save(data.path().join(format!("s{i}.png"))).unwrap();
     }
     let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sd/models/sd15");
+    // A longer run when the README's screenshot is being made, for a real loss curve.
+    let shots = std::env::var_os("DEFECT_STUDIO_SCREENSHOTS");
+    let steps = if shots.is_some() { 40 } else { 4 };
     app(&mut h).settings.training = studio::app::training::TrainForm {
         name: "ui-lora".into(),
         model: model.display().to_string(),
         data: data.path().display().to_string(),
         instance_prompt: "a red scratch".into(),
-        steps: 4,
+        steps,
         rank: 2,
         alpha: 2.0,
         lr: 1e-2,
         warmup: 0,
         resolution: 64,
         buckets: false,
-        save_every: 2,
-        sample_every: 2,
+        save_every: steps / 2,
+        sample_every: steps / 2,
         sample_prompt: "a red scratch".into(),
-        sample_steps: 2,
+        sample_steps: if shots.is_some() { 8 } else { 2 },
         resume: false,
         ..Default::default()
     };
@@ -333,20 +336,21 @@ fn train_a_lora_in_the_training_panel() {
         let t = &app(&mut h).training;
         assert_eq!(
             t.losses.iter().map(|l| l.0).collect::<Vec<_>>(),
-            [1, 2, 3, 4]
+            (1..=steps).collect::<Vec<_>>()
         );
         assert!(t.losses.iter().all(|l| l.1.is_finite() && l.1 > 0.0));
         assert_eq!(
             t.samples.iter().map(|s| s.0).collect::<Vec<_>>(),
-            [2, 4],
-            "a sample every 2 steps"
+            [steps / 2, steps],
+            "a sample every {} steps",
+            steps / 2
         );
         assert!(t.steps_per_s > 0.0);
         let (_, rec) = t.history.last().expect("the run is in the store");
         assert_eq!(rec.name, "ui-lora");
         assert_eq!(rec.status, engine::RunStatus::Succeeded);
-        assert_eq!(rec.steps_done, 4);
-        assert_eq!(rec.losses.len(), 4);
+        assert_eq!(rec.steps_done, steps as u64);
+        assert_eq!(rec.losses.len(), steps);
         assert_eq!(rec.samples.len(), 2);
         assert!(std::path::Path::new(&rec.samples[1].1).is_file());
         assert_eq!(rec.lora_path, lora.display().to_string());
@@ -354,7 +358,13 @@ fn train_a_lora_in_the_training_panel() {
         let sha = engine::models::manager::hash_file(&lora, &mut |_, _| {}).unwrap();
         assert_eq!(rec.lora_sha256.as_deref(), Some(sha.as_str()));
     }
-    h.get_by_label_contains("step 4/4");
+    h.get_by_label_contains(&format!("step {steps}/{steps}"));
+    // `DEFECT_STUDIO_SCREENSHOTS=DIR` saves the panel as the README shows it.
+    if let Some(dir) = shots {
+        let img = h.render().expect("render");
+        img.save(PathBuf::from(dir).join("training-panel.png"))
+            .unwrap();
+    }
     // The model manager lists it as an SD1 LoRA with kohya metadata.
     let listed = engine::models::manager::ModelManager::default_dirs()
         .scan(&mut |_, _, _| {})
@@ -364,7 +374,7 @@ fn train_a_lora_in_the_training_panel() {
         .find(|m| m.path == lora)
         .expect("the LoRA is in the model manager");
     assert_eq!(info.arch, "lora-sd1");
-    assert_eq!(info.metadata["ss_steps"], "4");
+    assert_eq!(info.metadata["ss_steps"], steps.to_string());
     h.get_by_label("Use in graph").click();
     h.run_steps(3);
     let d = doc(&mut h);
