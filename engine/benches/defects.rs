@@ -112,8 +112,16 @@ fn main() {
     );
     let sheet = contact_sheet(&cells, 3, 256);
     let png = engine::codec::encode_image_png(&sheet, &[]).expect("png");
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/defect-contact-sheet.png");
+    let out = manifest_dir().join("../target/defect-contact-sheet.png");
     if std::fs::write(&out, png).is_ok() {
         println!("contact sheet: {}", out.display());
     }
+}
+
+/// This package's folder, read when the test runs: a test binary reused from another checkout
+/// that shared the target folder would otherwise read that checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

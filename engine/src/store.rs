@@ -155,14 +155,16 @@ pub struct RunRecord {
 impl RunRecord {
     /// The status, with a run whose process died while running reported as interrupted.
     pub fn effective_status(&self) -> RunStatus {
-        if self.status == RunStatus::Running
-            && self.pid != std::process::id()
-            && !process_alive(self.pid)
-        {
-            RunStatus::Interrupted
-        } else {
-            self.status
-        }
+        effective_status(self.status, self.pid)
+    }
+}
+
+/// `status`, or `Interrupted` when it says running but process `pid` is gone.
+fn effective_status(status: RunStatus, pid: u32) -> RunStatus {
+    if status == RunStatus::Running && pid != std::process::id() && !process_alive(pid) {
+        RunStatus::Interrupted
+    } else {
+        status
     }
 }
 
@@ -213,14 +215,7 @@ pub struct TrainingRecord {
 impl TrainingRecord {
     /// The status, with a run whose process died while training reported as interrupted.
     pub fn effective_status(&self) -> RunStatus {
-        if self.status == RunStatus::Running
-            && self.pid != std::process::id()
-            && !process_alive(self.pid)
-        {
-            RunStatus::Interrupted
-        } else {
-            self.status
-        }
+        effective_status(self.status, self.pid)
     }
 }
 

@@ -5,10 +5,7 @@ use engine::interop::ImportResult;
 use nodes::{GraphDoc, ParamValue, SeedValue};
 
 fn load(name: &str) -> ImportResult {
-    let path = format!(
-        "{}/../tests/fixtures/interop/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = manifest_dir().join("../tests/fixtures/interop").join(name);
     let text = std::fs::read_to_string(&path).unwrap();
     import_workflow(&text).unwrap()
 }
@@ -266,4 +263,12 @@ fn malformed_input_is_an_error() {
     assert!(import_workflow("[1,2]").is_err());
     assert!(import_workflow(r#"{"1": {"inputs": {}}}"#).is_err());
     assert!(import_workflow(r#"{"nodes": [{"type": "KSampler"}], "links": []}"#).is_err());
+}
+
+/// This package's folder, read when the test runs: a test binary reused from another checkout
+/// that shared the target folder would otherwise read that checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

@@ -33,11 +33,7 @@ fn png_with(text: &[(&str, &str)], ztxt: &[(&str, &str)], itxt: &[(&str, &str)])
 }
 
 fn data(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/../tests/fixtures/interop/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    std::fs::read_to_string(manifest_dir().join("../tests/fixtures/interop").join(name)).unwrap()
 }
 
 #[test]
@@ -216,4 +212,12 @@ fn large_assets_become_references() {
     let back = graph_from_png(&png).unwrap().unwrap();
     assert_eq!(back, small_only);
     assert!(png.len() < LARGE_ASSET_BYTES, "{}", png.len());
+}
+
+/// This package's folder, read when the test runs: a test binary reused from another checkout
+/// that shared the target folder would otherwise read that checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

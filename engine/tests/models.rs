@@ -80,6 +80,17 @@ fn scan_hashes_detects_and_caches() {
         )],
         &[],
     );
+    write_st(
+        &models.join("scratch-style.ckpt.safetensors"),
+        &[
+            (
+                "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight",
+                &[320, 4],
+            ),
+            ("trainer.rng_mt", &[624]),
+        ],
+        &[],
+    );
     std::fs::write(models.join("notes.txt"), "not a model").unwrap();
     let m = ModelManager::new(vec![models.clone()], dir.path().join("hashes.json"));
     let mut hashed = 0;
@@ -93,6 +104,7 @@ fn scan_hashes_detects_and_caches() {
         [
             ("isnet-medium.safetensors", "isnet"),
             ("scratch-style.safetensors", "lora-sd1"),
+            ("scratch-style.ckpt.safetensors", "lora-training-checkpoint"),
             ("sdxl-lora.safetensors", "lora-sdxl"),
             ("v15.safetensors", "sd1-inpaint")
         ]
@@ -102,7 +114,7 @@ fn scan_hashes_detects_and_caches() {
         assert_eq!(i.autov2, &i.sha256[..10]);
     }
     assert_eq!(list[1].metadata["ss_base_model_version"], "sd_v1");
-    assert!(hashed >= 4);
+    assert!(hashed >= 5);
     // The second scan reuses the cached hashes: no hashing at all.
     let mut again = 0;
     let list2 = m.scan(&mut |_, _, _| again += 1).unwrap();

@@ -14,9 +14,7 @@ use std::path::PathBuf;
 const TOL: f32 = 1e-4;
 
 fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/sd/unit")
-        .join(name)
+    manifest_dir().join("../tests/fixtures/sd/unit").join(name)
 }
 
 fn refs(name: &str) -> HashMap<String, Tensor> {
@@ -181,4 +179,12 @@ fn config_defaults_and_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("act_fn"), "{e}");
+}
+
+/// This package's folder, read when the test runs: a test binary reused from another checkout
+/// that shared the target folder would otherwise read that checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

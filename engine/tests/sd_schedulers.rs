@@ -18,7 +18,7 @@ const VARIANTS: [&str; 4] = ["sd15_v", "sdxl_trailing", "linear_prk", "cos_linsp
 const STEP_TOL: f64 = 1e-5;
 
 fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sd/unit/sched")
+    manifest_dir().join("../tests/fixtures/sd/unit/sched")
 }
 
 struct Fixture {
@@ -299,4 +299,12 @@ fn parity_with_diffusers() {
             w.cases, w.step, w.closed, w.scaled, w.add_noise, w.sigma, w.lms
         );
     }
+}
+
+/// This package's folder, read when the test runs: a test binary reused from another checkout
+/// that shared the target folder would otherwise read that checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

@@ -221,6 +221,29 @@ fn resume_after_kill_equals_uninterrupted_run() {
     assert!(other.is_err());
 }
 
+/// PSNR between the images of the LoRA reference case `case` (lora/cases.json) made with
+/// `base` and with `merged`.
+fn lora_vs_base_db(
+    base: &engine::sd::model::SdModel,
+    merged: &engine::sd::model::SdModel,
+    case: &str,
+) -> f64 {
+    let text = std::fs::read_to_string(fixtures().join("lora/cases.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let case = doc["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == case)
+        .unwrap()
+        .clone();
+    let p = params(&case);
+    let mut none = |_: usize, _: usize, _: &Tensor| Ok(());
+    let a = rgb(&generate(base, &p, &mut none).unwrap().images[0]);
+    let b = rgb(&generate(merged, &p, &mut none).unwrap().images[0]);
+    psnr(&a, &b)
+}
+
 /// The settings of the committed LoRA (`tests/fixtures/sd/train/trained_sd15.safetensors`).
 fn committed_config() -> TrainConfig {
     TrainConfig {
@@ -303,20 +326,7 @@ fn the_committed_trained_lora_is_reproduced_and_loads() {
     let (merged, reports) = apply(&base, &[spec]).unwrap();
     assert!(reports[0].unmatched.is_empty(), "{}", reports[0].summary());
     assert_eq!(reports[0].unet_modules, 48);
-    let text = std::fs::read_to_string(fixtures().join("lora/cases.json")).unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let case = doc["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "base_sd15")
-        .unwrap()
-        .clone();
-    let p = params(&case);
-    let mut none = |_: usize, _: usize, _: &Tensor| Ok(());
-    let a = rgb(&generate(&base, &p, &mut none).unwrap().images[0]);
-    let b = rgb(&generate(&merged, &p, &mut none).unwrap().images[0]);
-    let db = psnr(&a, &b);
+    let db = lora_vs_base_db(&base, &merged, "base_sd15");
     eprintln!("trained LoRA vs base: {db:.1} dB");
     assert!(db < 30.0, "the LoRA barely changes the image: {db:.1} dB");
 }
@@ -397,20 +407,7 @@ fn sdxl_with_conv_layers_trains_resumes_and_loads() {
     let (merged, reports) = apply(&m, &[spec]).unwrap();
     assert!(reports[0].unmatched.is_empty(), "{}", reports[0].summary());
     assert_eq!(reports[0].unet_modules * 3, t.len(), "every module applied");
-    let text = std::fs::read_to_string(fixtures().join("lora/cases.json")).unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let case = doc["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "base_sdxl")
-        .unwrap()
-        .clone();
-    let p = params(&case);
-    let mut none = |_: usize, _: usize, _: &Tensor| Ok(());
-    let a = rgb(&generate(&m, &p, &mut none).unwrap().images[0]);
-    let b = rgb(&generate(&merged, &p, &mut none).unwrap().images[0]);
-    let db = psnr(&a, &b);
+    let db = lora_vs_base_db(&m, &merged, "base_sdxl");
     eprintln!("SDXL LoRA (attention + conv, 4 steps) vs base: {db:.1} dB");
     assert!(db < 40.0, "the LoRA barely changes the image: {db:.1} dB");
 }

@@ -6,7 +6,7 @@ use nodes::migrate::{migrate, DocMigration};
 use nodes::{Catalogue, GraphDoc, NodesError, ParamValue, SeedValue};
 
 fn golden_files() -> Vec<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest_dir();
     let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("tests/golden"))
         .unwrap()
         .chain(std::fs::read_dir(root.join("../examples")).unwrap())
@@ -45,11 +45,7 @@ fn golden_files_validate() {
 
 #[test]
 fn values_keep_their_types() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/all-kinds.json"
-    ))
-    .unwrap();
+    let text = std::fs::read_to_string(manifest_dir().join("tests/golden/all-kinds.json")).unwrap();
     let doc = GraphDoc::from_json(&text).unwrap();
     let p = |n: &str, k: &str| doc.nodes[n].params[k].clone();
     assert_eq!(p("comp", "x"), ParamValue::Int(-12));
@@ -150,11 +146,7 @@ fn migration_steps_apply_in_order_and_set_the_version() {
 #[test]
 fn upstream_order_is_topological_and_minimal() {
     let doc = GraphDoc::from_json(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/golden/all-kinds.json"
-        ))
-        .unwrap(),
+        &std::fs::read_to_string(manifest_dir().join("tests/golden/all-kinds.json")).unwrap(),
     )
     .unwrap();
     let order = doc.upstream_order(&["comp"]).unwrap();
@@ -190,4 +182,12 @@ fn param_values_parse_from_text() {
         ParamValue::Int(3)
     );
     assert!(spec.param("octaves").unwrap().parse_value("3.5").is_err());
+}
+
+/// This package's folder, read when the test runs: a test binary reused from another checkout
+/// that shared the target folder would otherwise read that checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

@@ -291,7 +291,7 @@ fn train_a_lora_in_the_training_panel() {
         });
         img.save(data.path().join(format!("s{i}.png"))).unwrap();
     }
-    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sd/models/sd15");
+    let model = manifest_dir().join("../tests/fixtures/sd/models/sd15");
     // A longer run when the README's screenshot is being made, for a real loss curve.
     let shots = std::env::var_os("DEFECT_STUDIO_SCREENSHOTS");
     let steps = if shots.is_some() { 40 } else { 4 };
@@ -387,4 +387,12 @@ fn train_a_lora_in_the_training_panel() {
         loader.params.get("lora"),
         Some(&nodes::ParamValue::Text(lora.display().to_string()))
     );
+}
+
+/// This package's folder, read when the test runs: a test binary reused from another checkout
+/// that shared the target folder would otherwise read that checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

@@ -125,6 +125,10 @@ pub fn detect_arch(h: &Header) -> String {
     if has("stage1.rebnconvin") && has("conv_in") {
         return "isnet".into();
     }
+    // A LoRA trainer's checkpoint (adapters + optimizer state), not a LoRA to load.
+    if has("trainer.rng_mt") {
+        return "lora-training-checkpoint".into();
+    }
     if has("lora_unet_") || has("lora_te") {
         let sdxl = has("lora_te1_")
             || has("lora_te2_")

@@ -15,7 +15,7 @@ use engine::sd::scheduler::SchedulerKind;
 use serde_json::Value;
 
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sd")
+    manifest_dir().join("../tests/fixtures/sd")
 }
 
 pub fn cases() -> Vec<Value> {
@@ -197,4 +197,12 @@ pub fn check_case(name: &str) -> Report {
     let c = case(name);
     let m = model(c["model"].as_str().expect("model"));
     check_case_with(name, &m)
+}
+
+/// This package's folder, read when the test runs: a test binary reused from another checkout
+/// that shared the target folder would otherwise read that checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }
