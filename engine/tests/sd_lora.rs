@@ -71,11 +71,7 @@ fn check_lora_cases(dir: &Path) -> Vec<String> {
             rep
         }));
         if let Err(e) = r {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let msg = panic_message(e);
             failures.push(format!("{name}: {msg}"));
         }
     }

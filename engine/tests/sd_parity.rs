@@ -24,11 +24,7 @@ fn every_case_matches_diffusers() {
         let name = c["name"].as_str().unwrap().to_string();
         let r = std::panic::catch_unwind(|| check_case(&name));
         if let Err(e) = r {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let msg = panic_message(e);
             failures.push(format!("{name}: {msg}"));
         }
     }

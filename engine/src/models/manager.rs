@@ -200,6 +200,35 @@ pub fn hash_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Stri
     Ok(to_hex(&h.finalize()))
 }
 
+/// `path`'s sha256 and size from `cache` if its size and modification time match, else hashed
+/// (reporting `progress`) and stored in `cache` (setting `dirty`).
+fn cached_sha256(
+    cache: &mut BTreeMap<String, CachedHash>,
+    dirty: &mut bool,
+    path: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(String, u64)> {
+    let meta = std::fs::metadata(path).map_err(|e| EngineError::io(path, e))?;
+    let key = path.to_string_lossy().into_owned();
+    let (size, mtime) = (meta.len(), mtime_ns(&meta));
+    if let Some(c) = cache.get(&key) {
+        if c.size == size && c.mtime_ns == mtime {
+            return Ok((c.sha256.clone(), size));
+        }
+    }
+    let sha = hash_file(path, progress)?;
+    cache.insert(
+        key,
+        CachedHash {
+            size,
+            mtime_ns: mtime,
+            sha256: sha.clone(),
+        },
+    );
+    *dirty = true;
+    Ok((sha, size))
+}
+
 /// A cached hash: valid while the file's size and modification time are unchanged.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct CachedHash {
@@ -286,25 +315,9 @@ impl ModelManager {
         let mut out = Vec::new();
         let mut dirty = false;
         for path in files {
-            let meta = std::fs::metadata(&path).map_err(|e| EngineError::io(&path, e))?;
-            let key = path.to_string_lossy().into_owned();
-            let (size, mtime) = (meta.len(), mtime_ns(&meta));
-            let sha256 = match cache.get(&key) {
-                Some(c) if c.size == size && c.mtime_ns == mtime => c.sha256.clone(),
-                _ => {
-                    let sha = hash_file(&path, &mut |d, t| progress(&path, d, t))?;
-                    cache.insert(
-                        key,
-                        CachedHash {
-                            size,
-                            mtime_ns: mtime,
-                            sha256: sha.clone(),
-                        },
-                    );
-                    dirty = true;
-                    sha
-                }
-            };
+            let (sha256, size) = cached_sha256(&mut cache, &mut dirty, &path, &mut |d, t| {
+                progress(&path, d, t)
+            })?;
             let (arch, metadata, tensors) = match read_header(&path) {
                 Ok(h) => (detect_arch(&h), h.metadata.clone(), h.tensors.len()),
                 Err(e) => (format!("unreadable: {e}"), BTreeMap::new(), 0),
@@ -327,6 +340,18 @@ impl ModelManager {
             self.save_cache(&cache);
         }
         Ok(out)
+    }
+
+    /// The sha256 of one file, from the hash cache when its size and modification time are
+    /// unchanged (else computed and cached), wherever the file lives.
+    pub fn sha256(&self, path: &Path) -> Result<String> {
+        let mut cache = self.load_cache();
+        let mut dirty = false;
+        let (sha, _) = cached_sha256(&mut cache, &mut dirty, path, &mut |_, _| {})?;
+        if dirty {
+            self.save_cache(&cache);
+        }
+        Ok(sha)
     }
 
     /// Finds a model by file name (`isnet-medium.safetensors` or `isnet-medium`).

@@ -130,21 +130,8 @@ pub fn check_against(c: &Value, dir: &Path, m: &SdModel) -> Report {
     assert_eq!(steps.len(), n_ref, "{name}: number of steps");
     for (i, ours) in steps.iter().enumerate() {
         let r = &refs[&format!("latents_step_{i:03}")];
-        let max = r
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap() as f64;
-        let diff = (ours - r)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap() as f64;
+        let max = max_abs(r) as f64;
+        let diff = max_abs(&(ours - r).unwrap()) as f64;
         let rel = diff / max;
         worst = worst.max(rel);
         assert!(
@@ -201,8 +188,30 @@ pub fn check_case(name: &str) -> Report {
 
 /// This package's folder, read when the test runs: a test binary reused from another checkout
 /// that shared the target folder would otherwise read that checkout's files.
-fn manifest_dir() -> std::path::PathBuf {
+pub fn manifest_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
+/// The message of a caught panic (`catch_unwind`), so a case list can report every failure.
+pub fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Max |t| over all elements, as f32.
+pub fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_dtype(candle_core::DType::F32)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }

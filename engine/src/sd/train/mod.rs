@@ -226,35 +226,15 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// What a checkpoint must agree on to be resumed (everything but the step count).
+    /// What a checkpoint must agree on to be resumed: every setting but the step count (a run
+    /// may be extended) and the saved dtype (it only affects the written file).
     fn fingerprint(&self) -> String {
-        format!(
-            "rank={} alpha={} lr={} warmup={} schedule={:?} batch={} accum={} res={} seed={} \
-             prompt={:?} snr={:?} targets={:?} flip={} sample={} wd={} b1={} b2={} eps={} \
-             buckets={} class={:?} class_prompt={:?} prior={}",
-            self.rank,
-            self.alpha,
-            self.lr,
-            self.warmup,
-            self.schedule,
-            self.batch,
-            self.grad_accum,
-            self.resolution,
-            self.seed,
-            self.instance_prompt,
-            self.min_snr_gamma,
-            self.targets,
-            self.flip,
-            self.sample_latents,
-            self.weight_decay,
-            self.beta1,
-            self.beta2,
-            self.eps,
-            self.buckets,
-            self.class_data,
-            self.class_prompt,
-            self.prior_loss_weight
-        )
+        let c = TrainConfig {
+            steps: 0,
+            save_dtype: DType::F32,
+            ..self.clone()
+        };
+        format!("{c:?}")
     }
 }
 
@@ -1125,8 +1105,8 @@ fn cache_examples(
     Ok(out)
 }
 
-/// The sha256 of a model file (for a diffusers folder: of its UNet weights) and A1111's legacy
-/// hash (sha256 of the 64 KiB at offset 1 MiB, 8 hex digits), as kohya records them; `None`
+/// The sha256 of a model file (for a diffusers folder: of its UNet weights; cached by the model
+/// manager) and A1111's legacy hash (sha256 of the 64 KiB at offset 1 MiB, 8 hex digits), as kohya records them; `None`
 /// when the file cannot be read.
 fn model_hashes(source: &Path) -> Option<(String, String)> {
     use std::io::{Read, Seek, SeekFrom};
@@ -1141,7 +1121,10 @@ fn model_hashes(source: &Path) -> Option<(String, String)> {
     } else {
         source.to_path_buf()
     };
-    let sha = crate::models::manager::hash_file(&file, &mut |_, _| {}).ok()?;
+    // The manager's hash cache: a multi-GB checkpoint is hashed once, not at every run.
+    let sha = crate::models::manager::ModelManager::default_dirs()
+        .sha256(&file)
+        .ok()?;
     let mut f = std::fs::File::open(&file).ok()?;
     let mut buf = vec![0u8; 0x10000];
     f.seek(SeekFrom::Start(0x100000)).ok()?;
