@@ -1,10 +1,13 @@
 //! A1111 infotext: parsing, writing back, sampler mapping and recipes built from it.
 
+mod interop_common;
+
 use engine::interop::a1111::{
     format_parameters, map_sampler, parse_parameters, to_graph, to_graph_with_report, GraphOptions,
     LoraTag,
 };
-use nodes::{GraphDoc, ParamValue, SeedValue};
+use interop_common::*;
+use nodes::{ParamValue, SeedValue};
 
 const BASIC: &str = "a photo of a scratched aluminium panel, macro, sharp focus
 Negative prompt: blurry, lowres, watermark
@@ -48,35 +51,6 @@ const ALL: &[&str] = &[
     INPAINT,
     QUOTED,
 ];
-
-fn valid(g: &GraphDoc) {
-    if let Err(e) = nodes::validate(g, &engine::interop::catalogue()) {
-        panic!("invalid graph:\n{e}\n{}", g.to_json());
-    }
-}
-
-fn p(g: &GraphDoc, id: &str, name: &str) -> ParamValue {
-    g.nodes
-        .get(id)
-        .unwrap_or_else(|| panic!("no node {id}: {}", g.to_json()))
-        .params
-        .get(name)
-        .unwrap_or_else(|| panic!("node {id} has no param {name}"))
-        .clone()
-}
-
-fn t(s: &str) -> ParamValue {
-    ParamValue::Text(s.into())
-}
-
-fn linked(g: &GraphDoc, from: (&str, &str), to: (&str, &str)) -> bool {
-    g.links.iter().any(|l| {
-        l.from.node() == from.0
-            && l.from.port() == from.1
-            && l.to.node() == to.0
-            && l.to.port() == to.1
-    })
-}
 
 #[test]
 fn basic_fields() {
@@ -156,25 +130,21 @@ fn lora_tags_and_hashes() {
     );
     let g = &r.graph;
     assert_eq!(
-        p_of(g, "checkpoint", "checkpoint"),
+        param(g, "checkpoint", "checkpoint"),
         t("dreamshaper_8.safetensors")
     );
-    assert_eq!(p_of(g, "lora1", "lora"), t("rust_stain.safetensors"));
-    assert_eq!(p_of(g, "lora1", "strength"), ParamValue::Float(0.8));
-    assert_eq!(p_of(g, "lora2", "lora"), t("scratch_v2.safetensors"));
-    assert_eq!(p_of(g, "lora2", "strength"), ParamValue::Float(0.9));
-    assert_eq!(p_of(g, "lora2", "text_strength"), ParamValue::Float(0.6));
+    assert_eq!(param(g, "lora1", "lora"), t("rust_stain.safetensors"));
+    assert_eq!(param(g, "lora1", "strength"), ParamValue::Float(0.8));
+    assert_eq!(param(g, "lora2", "lora"), t("scratch_v2.safetensors"));
+    assert_eq!(param(g, "lora2", "strength"), ParamValue::Float(0.9));
+    assert_eq!(param(g, "lora2", "text_strength"), ParamValue::Float(0.6));
     assert!(linked(g, ("checkpoint", "model"), ("lora1", "model")));
     assert!(linked(g, ("lora1", "model"), ("lora2", "model")));
     assert!(linked(g, ("lora2", "model"), ("txt2img", "model")));
-    assert_eq!(p_of(g, "txt2img", "prompt"), t("rusty pipe, photo"));
-    assert_eq!(p_of(g, "txt2img", "width"), ParamValue::Int(640));
-    assert_eq!(p_of(g, "txt2img", "height"), ParamValue::Int(448));
+    assert_eq!(param(g, "txt2img", "prompt"), t("rusty pipe, photo"));
+    assert_eq!(param(g, "txt2img", "width"), ParamValue::Int(640));
+    assert_eq!(param(g, "txt2img", "height"), ParamValue::Int(448));
     valid(g);
-}
-
-fn p_of(g: &GraphDoc, id: &str, name: &str) -> ParamValue {
-    p(g, id, name)
 }
 
 #[test]
@@ -194,7 +164,7 @@ fn quoted_values_and_unsupported_sampler() {
         .contains(&("Sampler".to_string(), "DPM++ SDE Karras".to_string())));
     assert!(!r.graph.nodes["txt2img"].params.contains_key("scheduler"));
     assert_eq!(
-        p_of(&r.graph, "checkpoint", "vae"),
+        param(&r.graph, "checkpoint", "vae"),
         t("vae-ft-mse-840000-ema-pruned.safetensors")
     );
     assert!(r
@@ -239,23 +209,23 @@ fn txt2img_graph() {
     assert_eq!(g.nodes.len(), 3);
     assert_eq!(g.nodes["checkpoint"].kind, "LoadCheckpoint");
     assert_eq!(
-        p_of(&g, "checkpoint", "checkpoint"),
+        param(&g, "checkpoint", "checkpoint"),
         t("v1-5-pruned-emaonly.safetensors")
     );
     assert_eq!(g.nodes["txt2img"].kind, "Txt2Img");
-    assert_eq!(p_of(&g, "txt2img", "steps"), ParamValue::Int(20));
-    assert_eq!(p_of(&g, "txt2img", "cfg"), ParamValue::Float(7.0));
-    assert_eq!(p_of(&g, "txt2img", "scheduler"), t("dpmpp_2m_karras"));
+    assert_eq!(param(&g, "txt2img", "steps"), ParamValue::Int(20));
+    assert_eq!(param(&g, "txt2img", "cfg"), ParamValue::Float(7.0));
+    assert_eq!(param(&g, "txt2img", "scheduler"), t("dpmpp_2m_karras"));
     assert_eq!(
-        p_of(&g, "txt2img", "seed"),
+        param(&g, "txt2img", "seed"),
         ParamValue::Seed(SeedValue::Fixed { value: 1234567890 })
     );
     assert_eq!(
-        p_of(&g, "txt2img", "negative"),
+        param(&g, "txt2img", "negative"),
         t("blurry, lowres, watermark")
     );
     assert_eq!(
-        p_of(&g, "txt2img", "prompt_weighting"),
+        param(&g, "txt2img", "prompt_weighting"),
         ParamValue::Bool(true)
     );
     assert_eq!(g.nodes["save"].kind, "SaveImage");
@@ -271,10 +241,10 @@ fn img2img_graph_uses_the_given_image() {
     assert_eq!(p.denoising_strength, Some(0.6));
     let g = to_graph(&p, Some("sd15.safetensors"), "photos/door.png");
     assert_eq!(g.nodes["img2img"].kind, "Img2Img");
-    assert_eq!(p_of(&g, "img2img", "strength"), ParamValue::Float(0.6));
-    assert_eq!(p_of(&g, "img2img", "scheduler"), t("unipc"));
+    assert_eq!(param(&g, "img2img", "strength"), ParamValue::Float(0.6));
+    assert_eq!(param(&g, "img2img", "scheduler"), t("unipc"));
     assert_eq!(g.nodes["image"].kind, "LoadImage");
-    assert_eq!(p_of(&g, "image", "source"), t("photos/door.png"));
+    assert_eq!(param(&g, "image", "source"), t("photos/door.png"));
     assert!(linked(&g, ("image", "image"), ("img2img", "image")));
     assert!(linked(&g, ("checkpoint", "model"), ("img2img", "model")));
     valid(&g);
@@ -288,10 +258,10 @@ fn hires_fix_becomes_resize_and_img2img() {
     let g = &r.graph;
     assert_eq!(g.nodes["txt2img"].kind, "Txt2Img");
     assert_eq!(g.nodes["hires_resize"].kind, "Resize");
-    assert_eq!(p_of(g, "hires_resize", "width"), ParamValue::Int(1024));
+    assert_eq!(param(g, "hires_resize", "width"), ParamValue::Int(1024));
     assert_eq!(g.nodes["hires"].kind, "Img2Img");
-    assert_eq!(p_of(g, "hires", "steps"), ParamValue::Int(10));
-    assert_eq!(p_of(g, "hires", "strength"), ParamValue::Float(0.55));
+    assert_eq!(param(g, "hires", "steps"), ParamValue::Int(10));
+    assert_eq!(param(g, "hires", "strength"), ParamValue::Float(0.55));
     assert!(linked(g, ("txt2img", "image"), ("hires_resize", "image")));
     assert!(linked(g, ("hires_resize", "image"), ("hires", "image")));
     assert!(linked(g, ("hires", "image"), ("save", "image")));
@@ -313,12 +283,12 @@ fn inpaint_graph() {
     );
     let g = &r.graph;
     assert_eq!(g.nodes["inpaint"].kind, "Inpaint");
-    assert_eq!(p_of(g, "inpaint", "mask_blur"), ParamValue::Float(4.0));
-    assert_eq!(p_of(g, "inpaint", "only_masked"), ParamValue::Bool(true));
-    assert_eq!(p_of(g, "inpaint", "padding"), ParamValue::Int(32));
-    assert_eq!(p_of(g, "inpaint", "strength"), ParamValue::Float(0.75));
-    assert_eq!(p_of(g, "inpaint", "scheduler"), t("lms"));
-    assert_eq!(p_of(g, "mask", "source"), t("a_mask.png"));
+    assert_eq!(param(g, "inpaint", "mask_blur"), ParamValue::Float(4.0));
+    assert_eq!(param(g, "inpaint", "only_masked"), ParamValue::Bool(true));
+    assert_eq!(param(g, "inpaint", "padding"), ParamValue::Int(32));
+    assert_eq!(param(g, "inpaint", "strength"), ParamValue::Float(0.75));
+    assert_eq!(param(g, "inpaint", "scheduler"), t("lms"));
+    assert_eq!(param(g, "mask", "source"), t("a_mask.png"));
     assert!(linked(g, ("mask", "mask"), ("inpaint", "mask")));
     assert!(linked(g, ("image", "image"), ("inpaint", "image")));
     // RNG: CPU means no GPU-noise caveat.

@@ -1,7 +1,10 @@
 //! ComfyUI import: real-shaped files under tests/data, checked node by node and validated.
 
+mod interop_common;
+
 use engine::interop::comfy::{import_workflow, map_sampler, widget_names};
 use engine::interop::ImportResult;
+use interop_common::*;
 use nodes::{GraphDoc, ParamValue, SeedValue};
 
 fn load(name: &str) -> ImportResult {
@@ -10,69 +13,35 @@ fn load(name: &str) -> ImportResult {
     import_workflow(&text).unwrap()
 }
 
-fn valid(g: &GraphDoc) {
-    if let Err(e) = nodes::validate(g, &engine::interop::catalogue()) {
-        panic!("invalid graph:\n{e}\n{}", g.to_json());
-    }
-    // The canonical JSON loads back to the same document.
-    assert_eq!(GraphDoc::from_json(&g.to_json()).unwrap(), *g);
-}
-
-fn kind(g: &GraphDoc, id: &str) -> String {
-    g.nodes
-        .get(id)
-        .unwrap_or_else(|| panic!("no node {id}: {}", g.to_json()))
-        .kind
-        .clone()
-}
-
-fn p(g: &GraphDoc, id: &str, name: &str) -> ParamValue {
-    g.nodes[id]
-        .params
-        .get(name)
-        .unwrap_or_else(|| panic!("node {id} has no param {name}"))
-        .clone()
-}
-
-fn t(s: &str) -> ParamValue {
-    ParamValue::Text(s.into())
-}
-
-fn linked(g: &GraphDoc, from: (&str, &str), to: (&str, &str)) -> bool {
-    g.links.iter().any(|l| {
-        l.from.node() == from.0
-            && l.from.port() == from.1
-            && l.to.node() == to.0
-            && l.to.port() == to.1
-    })
-}
-
 fn check_default_txt2img(g: &GraphDoc) {
     assert_eq!(g.nodes.len(), 3, "{}", g.to_json());
     assert_eq!(kind(g, "4"), "LoadCheckpoint");
     assert_eq!(
-        p(g, "4", "checkpoint"),
+        param(g, "4", "checkpoint"),
         t("v1-5-pruned-emaonly.safetensors")
     );
     assert_eq!(kind(g, "3"), "Txt2Img");
     assert_eq!(
-        p(g, "3", "prompt"),
+        param(g, "3", "prompt"),
         t("beautiful scenery nature glass bottle landscape, , purple galaxy bottle,")
     );
-    assert_eq!(p(g, "3", "negative"), t("text, watermark"));
-    assert_eq!(p(g, "3", "width"), ParamValue::Int(512));
-    assert_eq!(p(g, "3", "height"), ParamValue::Int(512));
-    assert_eq!(p(g, "3", "steps"), ParamValue::Int(20));
-    assert_eq!(p(g, "3", "cfg"), ParamValue::Float(8.0));
-    assert_eq!(p(g, "3", "scheduler"), t("euler"));
+    assert_eq!(param(g, "3", "negative"), t("text, watermark"));
+    assert_eq!(param(g, "3", "width"), ParamValue::Int(512));
+    assert_eq!(param(g, "3", "height"), ParamValue::Int(512));
+    assert_eq!(param(g, "3", "steps"), ParamValue::Int(20));
+    assert_eq!(param(g, "3", "cfg"), ParamValue::Float(8.0));
+    assert_eq!(param(g, "3", "scheduler"), t("euler"));
     assert_eq!(
-        p(g, "3", "seed"),
+        param(g, "3", "seed"),
         ParamValue::Seed(SeedValue::Fixed {
             value: 156680208700286
         })
     );
     assert_eq!(kind(g, "9"), "SaveImage");
-    assert_eq!(p(g, "9", "filename"), t("ComfyUI_{run:05}-{item:04}.png"));
+    assert_eq!(
+        param(g, "9", "filename"),
+        t("ComfyUI_{run:05}-{item:04}.png")
+    );
     assert!(linked(g, ("4", "model"), ("3", "model")));
     assert!(linked(g, ("3", "image"), ("9", "image")));
     assert_eq!(g.links.len(), 2);
@@ -111,29 +80,29 @@ fn img2img_ui_with_scale_and_reroute() {
     let g = &r.graph;
     assert_eq!(g.nodes.len(), 5, "{}", g.to_json());
     assert_eq!(kind(g, "3"), "Img2Img");
-    assert_eq!(p(g, "3", "strength"), ParamValue::Float(0.6));
-    assert_eq!(p(g, "3", "scheduler"), t("dpmpp_2m_karras"));
-    assert_eq!(p(g, "3", "cfg"), ParamValue::Float(7.5));
-    assert_eq!(p(g, "3", "steps"), ParamValue::Int(25));
+    assert_eq!(param(g, "3", "strength"), ParamValue::Float(0.6));
+    assert_eq!(param(g, "3", "scheduler"), t("dpmpp_2m_karras"));
+    assert_eq!(param(g, "3", "cfg"), ParamValue::Float(7.5));
+    assert_eq!(param(g, "3", "steps"), ParamValue::Int(25));
     assert_eq!(
-        p(g, "3", "seed"),
+        param(g, "3", "seed"),
         ParamValue::Seed(SeedValue::Fixed { value: 42 })
     );
-    assert_eq!(p(g, "3", "negative"), t("cartoon, drawing, lowres"));
+    assert_eq!(param(g, "3", "negative"), t("cartoon, drawing, lowres"));
     assert_eq!(kind(g, "10"), "LoadImage");
-    assert_eq!(p(g, "10", "source"), t("product_photo.png"));
+    assert_eq!(param(g, "10", "source"), t("product_photo.png"));
     assert_eq!(kind(g, "12"), "Resize");
-    assert_eq!(p(g, "12", "width"), ParamValue::Int(768));
-    assert_eq!(p(g, "12", "height"), ParamValue::Int(512));
-    assert_eq!(p(g, "12", "filter"), t("bilinear"));
-    assert_eq!(p(g, "12", "mode"), t("stretch"));
+    assert_eq!(param(g, "12", "width"), ParamValue::Int(768));
+    assert_eq!(param(g, "12", "height"), ParamValue::Int(512));
+    assert_eq!(param(g, "12", "filter"), t("bilinear"));
+    assert_eq!(param(g, "12", "mode"), t("stretch"));
     assert!(linked(g, ("10", "image"), ("12", "image")));
     assert!(linked(g, ("12", "image"), ("3", "image")));
     assert!(linked(g, ("4", "model"), ("3", "model")));
     // Through the Reroute.
     assert!(linked(g, ("3", "image"), ("9", "image")));
     assert_eq!(
-        p(g, "9", "filename"),
+        param(g, "9", "filename"),
         t("defects/img2img_{run:05}-{item:04}.png")
     );
     assert!(r.report.unsupported.is_empty(), "{:?}", r.report);
@@ -146,23 +115,23 @@ fn inpaint_api_with_loadimage_mask() {
     let r = load("inpaint_api.json");
     let g = &r.graph;
     assert_eq!(kind(g, "6"), "Inpaint");
-    assert_eq!(p(g, "6", "strength"), ParamValue::Float(1.0));
-    assert_eq!(p(g, "6", "scheduler"), t("unipc"));
+    assert_eq!(param(g, "6", "strength"), ParamValue::Float(1.0));
+    assert_eq!(param(g, "6", "scheduler"), t("unipc"));
     assert_eq!(
-        p(g, "6", "prompt"),
+        param(g, "6", "prompt"),
         t("a deep scratch on brushed steel, macro photo")
     );
-    assert_eq!(p(g, "6", "negative"), t("blurry, painting"));
-    assert_eq!(p(g, "6", "paste_back"), ParamValue::Bool(false));
-    assert_eq!(p(g, "6", "mask_blur"), ParamValue::Float(0.0));
+    assert_eq!(param(g, "6", "negative"), t("blurry, painting"));
+    assert_eq!(param(g, "6", "paste_back"), ParamValue::Bool(false));
+    assert_eq!(param(g, "6", "mask_blur"), ParamValue::Float(0.0));
     assert_eq!(kind(g, "2"), "LoadImage");
-    assert_eq!(p(g, "2", "source"), t("metal_plate.png"));
+    assert_eq!(param(g, "2", "source"), t("metal_plate.png"));
     // ComfyUI's mask = 1 - alpha: our alpha mask, inverted, then grown by grow_mask_by.
     assert_eq!(kind(g, "2_mask_invert"), "MaskOps");
-    assert_eq!(p(g, "2_mask_invert", "op"), t("invert"));
+    assert_eq!(param(g, "2_mask_invert", "op"), t("invert"));
     assert_eq!(kind(g, "3_grow"), "MaskOps");
-    assert_eq!(p(g, "3_grow", "op"), t("grow"));
-    assert_eq!(p(g, "3_grow", "radius"), ParamValue::Float(6.0));
+    assert_eq!(param(g, "3_grow", "op"), t("grow"));
+    assert_eq!(param(g, "3_grow", "radius"), ParamValue::Float(6.0));
     assert!(linked(g, ("2", "mask"), ("2_mask_invert", "mask")));
     assert!(linked(g, ("2_mask_invert", "mask"), ("3_grow", "mask")));
     assert!(linked(g, ("3_grow", "mask"), ("6", "mask")));
@@ -170,7 +139,7 @@ fn inpaint_api_with_loadimage_mask() {
     assert!(linked(g, ("1", "model"), ("6", "model")));
     assert!(linked(g, ("6", "image"), ("8", "image")));
     assert_eq!(
-        p(g, "8", "filename"),
+        param(g, "8", "filename"),
         t("inpaint/scratch_{run:05}-{item:04}.png")
     );
     assert_eq!(g.nodes.len(), 6);
@@ -184,30 +153,30 @@ fn lora_chain_ui() {
     let r = load("lora_chain_ui.json");
     let g = &r.graph;
     assert_eq!(kind(g, "10"), "LoraLoader");
-    assert_eq!(p(g, "10", "lora"), t("scratch_v2.safetensors"));
-    assert_eq!(p(g, "10", "strength"), ParamValue::Float(0.8));
-    assert_eq!(p(g, "10", "text_strength"), ParamValue::Float(0.6));
+    assert_eq!(param(g, "10", "lora"), t("scratch_v2.safetensors"));
+    assert_eq!(param(g, "10", "strength"), ParamValue::Float(0.8));
+    assert_eq!(param(g, "10", "text_strength"), ParamValue::Float(0.6));
     assert_eq!(kind(g, "11"), "LoraLoader");
-    assert_eq!(p(g, "11", "strength"), ParamValue::Float(0.5));
-    assert_eq!(p(g, "11", "text_strength"), ParamValue::Float(1.0));
+    assert_eq!(param(g, "11", "strength"), ParamValue::Float(0.5));
+    assert_eq!(param(g, "11", "text_strength"), ParamValue::Float(1.0));
     // The bypassed third LoRA is not imported; the chain goes around it.
     assert!(!g.nodes.contains_key("14"));
     assert!(linked(g, ("4", "model"), ("10", "model")));
     assert!(linked(g, ("10", "model"), ("11", "model")));
     assert!(linked(g, ("11", "model"), ("3", "model")));
     // CLIPSetLastLayer -2 and the VAELoader fold into the checkpoint.
-    assert_eq!(p(g, "4", "clip_skip"), ParamValue::Int(2));
+    assert_eq!(param(g, "4", "clip_skip"), ParamValue::Int(2));
     assert_eq!(
-        p(g, "4", "vae"),
+        param(g, "4", "vae"),
         t("vae-ft-mse-840000-ema-pruned.safetensors")
     );
     assert_eq!(kind(g, "3"), "Txt2Img");
-    assert_eq!(p(g, "3", "width"), ParamValue::Int(640));
-    assert_eq!(p(g, "3", "height"), ParamValue::Int(448));
-    assert_eq!(p(g, "3", "scheduler"), t("euler_a"));
-    assert_eq!(p(g, "3", "cfg"), ParamValue::Float(6.5));
+    assert_eq!(param(g, "3", "width"), ParamValue::Int(640));
+    assert_eq!(param(g, "3", "height"), ParamValue::Int(448));
+    assert_eq!(param(g, "3", "scheduler"), t("euler_a"));
+    assert_eq!(param(g, "3", "cfg"), ParamValue::Float(6.5));
     assert_eq!(
-        p(g, "3", "prompt"),
+        param(g, "3", "prompt"),
         t("rusty scratched steel pipe, (deep scratch:1.2), photo")
     );
     assert_eq!(g.nodes.len(), 5, "{}", g.to_json());
@@ -237,7 +206,10 @@ fn unsupported_nodes_are_reported() {
         "{ids:?}"
     );
     // The prompt is found through the ControlNetApply's conditioning, and that is said.
-    assert_eq!(p(g, "3", "prompt"), t("a cracked ceramic tile, top view"));
+    assert_eq!(
+        param(g, "3", "prompt"),
+        t("a cracked ceramic tile, top view")
+    );
     assert!(!g.nodes["3"].params.contains_key("scheduler"));
     assert!(r.report.notes.iter().any(|n| n.contains("ControlNetApply")));
     assert!(g.meta.notes.contains("ControlNetApply"));
@@ -263,12 +235,4 @@ fn malformed_input_is_an_error() {
     assert!(import_workflow("[1,2]").is_err());
     assert!(import_workflow(r#"{"1": {"inputs": {}}}"#).is_err());
     assert!(import_workflow(r#"{"nodes": [{"type": "KSampler"}], "links": []}"#).is_err());
-}
-
-/// This package's folder, read when the test runs: a test binary reused from another checkout
-/// that shared the target folder would otherwise read that checkout's files.
-fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

@@ -1,5 +1,8 @@
 //! Text chunks in PNGs, our graph chunk, and finding a recipe in a PNG.
 
+mod interop_common;
+
+use interop_common::*;
 use std::collections::BTreeMap;
 
 use engine::interop::png_meta::{
@@ -212,12 +215,4 @@ fn large_assets_become_references() {
     let back = graph_from_png(&png).unwrap().unwrap();
     assert_eq!(back, small_only);
     assert!(png.len() < LARGE_ASSET_BYTES, "{}", png.len());
-}
-
-/// This package's folder, read when the test runs: a test binary reused from another checkout
-/// that shared the target folder would otherwise read that checkout's files.
-fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

@@ -3,6 +3,8 @@
 //! end to end by sd_parity.rs; this keeps the SD2-style UNet and the VAE, tiled included). Tolerance: max |got - ref| <= 1e-4 * max |ref| (diffs are printed; run with
 //! `--nocapture` to see them).
 
+mod sd_common;
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use engine::sd::config::{UNetConfig, VaeConfig};
@@ -10,6 +12,8 @@ use engine::sd::unet::{AddedCond, UNet2DConditionModel};
 use engine::sd::vae::AutoencoderKL;
 use std::collections::HashMap;
 use std::path::PathBuf;
+
+use sd_common::manifest_dir;
 
 const TOL: f32 = 1e-4;
 
@@ -179,12 +183,4 @@ fn config_defaults_and_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("act_fn"), "{e}");
-}
-
-/// This package's folder, read when the test runs: a test binary reused from another checkout
-/// that shared the target folder would otherwise read that checkout's files.
-fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }

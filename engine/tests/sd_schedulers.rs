@@ -5,8 +5,12 @@
 //! `init_noise_sigma` within 2e-7 relative (float32 ulp level); per-step
 //! tensors within 1e-5 x max |reference|; LMS coefficients within 1e-9 relative.
 
+mod sd_common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use sd_common::manifest_dir;
 
 use candle_core::{Device, Tensor};
 use engine::sd::scheduler::{lms_coefficient, Scheduler, SchedulerKind};
@@ -299,12 +303,4 @@ fn parity_with_diffusers() {
             w.cases, w.step, w.closed, w.scaled, w.add_noise, w.sigma, w.lms
         );
     }
-}
-
-/// This package's folder, read when the test runs: a test binary reused from another checkout
-/// that shared the target folder would otherwise read that checkout's files.
-fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }
