@@ -1,0 +1,30 @@
+//! `export`: stored outputs as a dataset, merged from one or several stores.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Result};
+
+pub(crate) fn export_cmd(stores: Vec<PathBuf>, format: &str, out: &Path) -> Result<i32> {
+    let fmt = engine::dataset::Format::from_name(format).ok_or_else(|| {
+        let names: Vec<&str> = engine::dataset::Format::ALL
+            .iter()
+            .map(|f| f.name())
+            .collect();
+        anyhow!("--format {format}: expected one of {}", names.join(", "))
+    })?;
+    let stores = if stores.is_empty() {
+        vec![engine::paths::store_path()]
+    } else {
+        stores
+    };
+    let report = engine::export::export_stores(&stores, fmt, out)?;
+    println!(
+        "exported {} image(s), {} instance(s), categories [{}] as {} to {}",
+        report.images,
+        report.instances,
+        report.categories.join(", "),
+        fmt.name(),
+        out.display()
+    );
+    Ok(0)
+}

