@@ -2,6 +2,7 @@
 //! scripts call it. One module per command group; each command builds a graph (or a job) and
 //! runs it through the engine, the same code the studio window uses.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
