@@ -50,7 +50,8 @@ pub static LOAD_MASK: NodeSpec = NodeSpec {
             "channel",
             &["luma", "alpha", "red", "green", "blue"],
             "luma",
-            "Which channel of the file holds the mask.",
+            "Which channel of the file holds the mask; luma is PIL's `convert('L')` (ITU-R \
+             601), as diffusers reads mask images.",
         ),
         P::bool("invert", false, "Invert the mask after loading."),
     ],

@@ -2,8 +2,10 @@
 //! [`IMG2IMG`], [`INPAINT`].
 //!
 //! Nodes are coarse, as users think of them: a sampler node takes a Model, the prompts and the
-//! sampling parameters and outputs an Image. Their results equal `defect-studio generate` (and
-//! diffusers) for the same model, prompt, seed, steps, guidance and scheduler.
+//! sampling parameters and outputs an Image. `defect-studio generate` builds a graph of these
+//! nodes, so its flags and defaults are these parameters and defaults. Where a node mirrors a
+//! diffusers pipeline, its defaults are that pipeline's defaults, and its result equals the
+//! pipeline's for the same model, prompt, seed, steps, guidance and scheduler.
 
 use crate::catalogue::{NodeSpec, ParamSpec as P, PortSpec, PortType as T, Widget};
 
@@ -54,6 +56,26 @@ const SEED: P = P::seed(
     "seed",
     "Seed of the initial noise (and every sampler draw): torch's CPU generator, so the same \
      seed gives the same image as diffusers.",
+);
+const BATCH: P = P::int(
+    "batch",
+    1,
+    64,
+    1,
+    "Images per prompt (diffusers' num_images_per_prompt): one generator, the noise drawn as one \
+     tensor. The output carries them all; SaveImage writes each (`-0`, `-1`, … after the stem) \
+     and nodes that take one image use the first.",
+);
+/// VAE tiling modes; `off` is diffusers' default, `on` equals diffusers after `enable_tiling()`.
+pub const VAE_TILING: &[&str] = &["off", "on", "auto"];
+const TILING: P = P::choice(
+    "vae_tiling",
+    VAE_TILING,
+    "off",
+    "Encode and decode the image in overlapping tiles (diffusers' `enable_tiling()`): off = \
+     diffusers' default (one pass); on = always tile when the image exceeds the VAE's tile size; \
+     auto = tile only when one pass would need more than the VAE memory budget (4 GiB, or \
+     DEFECT_STUDIO_VAE_BUDGET_MB), saying so in the node's status.",
 );
 const WEIGHTING: P = P::bool(
     "prompt_weighting",
@@ -109,9 +131,17 @@ pub static LOAD_CHECKPOINT: NodeSpec = NodeSpec {
         ),
         P::choice(
             "device",
-            &["auto", "cpu", "cuda"],
+            &["auto", "cpu", "cuda", "cuda:1", "cuda:2", "cuda:3"],
             "auto",
-            "Where to run: auto = CUDA when built with it and present, else the CPU.",
+            "Where to run: auto = CUDA when built with it and present, else the CPU; cuda is \
+             the first GPU (cuda:0).",
+        ),
+        P::text(
+            "config",
+            "",
+            "Optional diffusers folder whose `*/config.json` and scheduler config describe a \
+             single-file checkpoint (diffusers' `from_single_file(config=…)`), for checkpoints \
+             whose configuration cannot be inferred from the weights.",
         ),
     ],
     deterministic: true,
@@ -183,6 +213,8 @@ pub static TXT2IMG: NodeSpec = NodeSpec {
         SCHEDULER,
         SEED,
         WEIGHTING,
+        BATCH,
+        TILING,
     ],
     deterministic: true,
     sink: false,
@@ -190,10 +222,10 @@ pub static TXT2IMG: NodeSpec = NodeSpec {
 
 pub static IMG2IMG: NodeSpec = NodeSpec {
     kind: "Img2Img",
-    version: 1,
+    version: 2,
     category: DIFFUSION,
-    doc: "Re-draws an image guided by a prompt (diffusers' Img2ImgPipeline): strength 0 keeps \
-          it, 1 replaces it.",
+    doc: "Re-draws an image guided by a prompt (diffusers' StableDiffusion(XL)Img2ImgPipeline, \
+          with its defaults: strength 0.8): strength 0 keeps it, 1 replaces it.",
     inputs: &[
         MODEL_IN,
         PortSpec::new("image", T::Image, "The starting image."),
@@ -206,8 +238,8 @@ pub static IMG2IMG: NodeSpec = NodeSpec {
             "strength",
             0.0,
             1.0,
-            0.75,
-            "How much to change: the fraction of the steps that run.",
+            0.8,
+            "How much to change: the fraction of the steps that run (diffusers' default 0.8).",
         ),
         P::int("width", 0, 4096, 0, SIZE_DOC_IMG),
         P::int("height", 0, 4096, 0, SIZE_DOC_IMG),
@@ -216,6 +248,8 @@ pub static IMG2IMG: NodeSpec = NodeSpec {
         SCHEDULER,
         SEED,
         WEIGHTING,
+        BATCH,
+        TILING,
     ],
     deterministic: true,
     sink: false,
@@ -223,13 +257,14 @@ pub static IMG2IMG: NodeSpec = NodeSpec {
 
 pub static INPAINT: NodeSpec = NodeSpec {
     kind: "Inpaint",
-    version: 1,
+    version: 2,
     category: DIFFUSION,
-    doc: "Repaints the masked part of an image (white = repaint), with an inpainting model \
-          (9-channel UNet) or any normal model (latent blending, as diffusers does). Options as \
-          in A1111: mask blur, only-masked (work on a padded crop at full resolution, paste it \
-          back with a feathered seam). Pixels outside the mask are kept exactly when \
-          `paste_back` is on.",
+    doc: "Repaints the masked part of an image (white = repaint; the mask is read as PIL's \
+          `convert('L')` and binarised at 0.5, as diffusers does), with an inpainting model \
+          (9-channel UNet) or any normal model (latent blending). With its defaults (strength \
+          1, no blur, no paste-back) it equals diffusers' StableDiffusion(XL)InpaintPipeline. \
+          Options as in A1111: mask blur and paste-back (pixels outside the blurred mask kept \
+          exactly), only-masked (work on a padded crop at full resolution, then paste it back).",
     inputs: &[
         MODEL_IN,
         PortSpec::new("image", T::Image, "The image to repaint."),
@@ -256,7 +291,7 @@ pub static INPAINT: NodeSpec = NodeSpec {
             0.0,
             1.0,
             1.0,
-            "How much to change inside the mask (1 = start from pure noise).",
+            "How much to change inside the mask (1 = start from pure noise; diffusers' default).",
         ),
         P::int("width", 0, 4096, 0, SIZE_DOC_IMG),
         P::int("height", 0, 4096, 0, SIZE_DOC_IMG),
@@ -265,12 +300,15 @@ pub static INPAINT: NodeSpec = NodeSpec {
         SCHEDULER,
         SEED,
         WEIGHTING,
+        BATCH,
+        TILING,
         P::float(
             "mask_blur",
             0.0,
             64.0,
-            4.0,
-            "Gaussian blur (sigma, px) of the mask used to paste the result back.",
+            0.0,
+            "Gaussian blur (sigma, px) of the mask used to paste the result back (with \
+             `paste_back` or `only_masked`); 0 = a hard edge, diffusers' default.",
         )
         .with_widget(Widget::DragValue),
         P::bool(
@@ -288,9 +326,10 @@ pub static INPAINT: NodeSpec = NodeSpec {
         ),
         P::bool(
             "paste_back",
-            true,
+            false,
             "Keep every pixel outside the (blurred) mask exactly as in the input. Off = \
-             diffusers' output (the whole image goes through the VAE).",
+             diffusers' output (the whole image goes through the VAE). Only-masked always \
+             pastes back.",
         ),
     ],
     deterministic: true,

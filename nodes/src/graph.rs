@@ -248,6 +248,7 @@ impl GraphDoc {
         if version < u64::from(VERSION) {
             value = migrate::migrate(value, version as u32, migrate::DOC_MIGRATIONS)?;
         }
+        migrate::migrate_nodes(&mut value, migrate::NODE_MIGRATIONS);
         let de = value;
         serde_path_to_error::deserialize(de).map_err(|e| NodesError::Schema {
             path: e.path().to_string(),

@@ -4,6 +4,10 @@
 //! [`migrate`] applies them in order. Version 1 is the first published format, so
 //! [`DOC_MIGRATIONS`] is empty until the format changes; the mechanism is tested with its own
 //! steps.
+//!
+//! Node kinds have versions of their own (`kind@version`): when a kind's parameters or defaults
+//! change, its version goes up and a [`NodeMigration`] rewrites older nodes so that they keep
+//! giving the result they gave (for example by writing the old default explicitly).
 
 use crate::error::NodesError;
 
@@ -16,6 +20,67 @@ pub struct DocMigration {
 
 /// The migrations of the shipped format, oldest first.
 pub const DOC_MIGRATIONS: &[DocMigration] = &[];
+
+/// One node kind's step: rewrites the parameters of a `kind@from` node into `kind@(from + 1)`.
+pub struct NodeMigration {
+    pub kind: &'static str,
+    pub from: u32,
+    pub describe: &'static str,
+    pub apply: fn(&mut serde_json::Map<String, serde_json::Value>),
+}
+
+/// The node migrations of the shipped kinds, oldest first.
+pub const NODE_MIGRATIONS: &[NodeMigration] = &[
+    NodeMigration {
+        kind: "Img2Img",
+        from: 1,
+        describe: "strength's default became diffusers' 0.8 (was 0.75)",
+        apply: |p| {
+            p.entry("strength").or_insert(serde_json::json!(0.75));
+        },
+    },
+    NodeMigration {
+        kind: "Inpaint",
+        from: 1,
+        describe: "defaults became diffusers' (mask_blur 0, no paste-back; were 4 and on)",
+        apply: |p| {
+            p.entry("mask_blur").or_insert(serde_json::json!(4.0));
+            p.entry("paste_back").or_insert(serde_json::json!(true));
+        },
+    },
+];
+
+/// Brings every node of a raw document up to the newest version `steps` know for its kind.
+/// Nodes of unknown kinds or without a step are left alone (validation reports them).
+pub fn migrate_nodes(value: &mut serde_json::Value, steps: &[NodeMigration]) {
+    let Some(nodes) = value.get_mut("nodes").and_then(|n| n.as_object_mut()) else {
+        return;
+    };
+    for node in nodes.values_mut() {
+        let Some(obj) = node.as_object_mut() else {
+            continue;
+        };
+        let kind = obj
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let mut version = obj.get("version").and_then(|v| v.as_u64()).unwrap_or(1);
+        while let Some(step) = steps
+            .iter()
+            .find(|m| m.kind == kind && u64::from(m.from) == version)
+        {
+            let params = obj
+                .entry("params")
+                .or_insert_with(|| serde_json::Value::Object(Default::default()));
+            if let Some(p) = params.as_object_mut() {
+                (step.apply)(p);
+            }
+            version += 1;
+            obj.insert("version".into(), serde_json::Value::from(version));
+        }
+    }
+}
 
 /// Applies `steps` from version `from` upward, updating the `version` field after each.
 pub fn migrate(
