@@ -86,6 +86,14 @@ fn load_image(ctx: &mut NodeCtx) -> Result<Outputs> {
     Ok(outputs([("image", img.into()), ("mask", mask.into())]))
 }
 
+/// Luma as PIL's `convert('L')` computes it on 8-bit values (ITU-R 601-2, fixed point), which
+/// is how diffusers reads a mask image: `(R·19595 + G·38470 + B·7471 + 2¹⁵) >> 16`.
+pub(crate) fn luma_pil(p: &[f32]) -> f32 {
+    let u8v = |v: f32| u32::from((v.clamp(0.0, 1.0) * 255.0).round() as u8);
+    let l = (u8v(p[0]) * 19595 + u8v(p[1]) * 38470 + u8v(p[2]) * 7471 + 0x8000) >> 16;
+    l as f32 / 255.0
+}
+
 fn load_mask(ctx: &mut NodeCtx) -> Result<Outputs> {
     let bytes = ctx.file("source")?;
     let img = decode_image(&bytes, ctx.text("source")?).map_err(EngineError::failed)?;
@@ -95,7 +103,7 @@ fn load_mask(ctx: &mut NodeCtx) -> Result<Outputs> {
         "red" => |p| p[0],
         "green" => |p| p[1],
         "blue" => |p| p[2],
-        _ => |p| 0.2126 * p[0] + 0.7152 * p[1] + 0.0722 * p[2],
+        _ => luma_pil,
     };
     let invert = ctx.bool("invert")?;
     let data = img
@@ -122,20 +130,37 @@ fn load_mask(ctx: &mut NodeCtx) -> Result<Outputs> {
 }
 
 fn save_image(ctx: &mut NodeCtx) -> Result<Outputs> {
-    let image = ctx.image("image")?;
+    // A batch (diffusers' num_images_per_prompt) is written image by image, `-0`, `-1`, …
+    // after the file stem.
+    let images = ctx.input("image").map(Value::images).unwrap_or_default();
+    if images.is_empty() {
+        ctx.image("image")?;
+    }
     let mask = ctx.opt_mask("mask")?;
-    if let Some(m) = &mask {
-        same_size("input \"mask\"", &image, m)?;
+    if let (Some(m), Some(first)) = (&mask, images.first()) {
+        same_size("input \"mask\"", first, m)?;
     }
     let template = ctx.text("filename")?.to_string();
     let label = ctx.text("label")?.trim().to_string();
-    ctx.save(
-        &image,
-        mask.as_deref(),
-        &template,
-        if label.is_empty() { "defect" } else { &label },
-    )?;
+    let label = if label.is_empty() { "defect" } else { &label };
+    let n = images.len();
+    for (k, image) in images.iter().enumerate() {
+        let name = if n > 1 {
+            batch_name(&template, k)
+        } else {
+            template.clone()
+        };
+        ctx.save(image, mask.as_deref(), &name, label)?;
+    }
     Ok(Outputs::new())
+}
+
+/// `dir/name.png` → `dir/name-K.png` (the name of image K of a batch).
+fn batch_name(template: &str, k: usize) -> String {
+    match template.strip_suffix(".png") {
+        Some(stem) => format!("{stem}-{k}.png"),
+        None => format!("{template}-{k}"),
+    }
 }
 
 /// The target size of a resize: 0 keeps the aspect ratio from the other side.

@@ -11,6 +11,9 @@ use crate::image::{Image, Mask};
 #[derive(Clone, Debug)]
 pub enum Value {
     Image(Arc<Image>),
+    /// Several images on one Image port (diffusers' `num_images_per_prompt`): nodes that take
+    /// one image use the first; SaveImage writes each.
+    ImageBatch(Arc<Vec<Arc<Image>>>),
     Mask(Arc<Mask>),
     Int(i64),
     Float(f64),
@@ -22,7 +25,7 @@ pub enum Value {
 impl Value {
     pub fn port_type(&self) -> PortType {
         match self {
-            Value::Image(_) => PortType::Image,
+            Value::Image(_) | Value::ImageBatch(_) => PortType::Image,
             Value::Mask(_) => PortType::Mask,
             Value::Int(_) => PortType::Int,
             Value::Float(_) => PortType::Float,
@@ -35,6 +38,7 @@ impl Value {
     pub fn size_bytes(&self) -> usize {
         match self {
             Value::Image(i) => i.size_bytes(),
+            Value::ImageBatch(b) => b.iter().map(|i| i.size_bytes()).sum(),
             Value::Mask(m) => m.size_bytes(),
             Value::Text(t) => t.len(),
             Value::Int(_) | Value::Float(_) => 8,
@@ -43,11 +47,32 @@ impl Value {
         }
     }
 
+    /// The image on an Image port: for a batch, its first image.
     pub fn as_image(&self) -> Option<&Arc<Image>> {
         match self {
             Value::Image(i) => Some(i),
+            Value::ImageBatch(b) => b.first(),
             _ => None,
         }
+    }
+
+    /// Every image on an Image port (one, or a batch's).
+    pub fn images(&self) -> Vec<Arc<Image>> {
+        match self {
+            Value::Image(i) => vec![i.clone()],
+            Value::ImageBatch(b) => b.as_ref().clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// One image as is, several as an [`Value::ImageBatch`].
+    pub fn from_images(mut images: Vec<Image>) -> Value {
+        if images.len() == 1 {
+            if let Some(i) = images.pop() {
+                return Value::Image(Arc::new(i));
+            }
+        }
+        Value::ImageBatch(Arc::new(images.into_iter().map(Arc::new).collect()))
     }
 
     pub fn as_model(&self) -> Option<&Arc<crate::sd::ModelHandle>> {

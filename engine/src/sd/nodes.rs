@@ -9,7 +9,7 @@ use candle_core::{DType, Device};
 
 use super::lora::LoraSpec;
 use super::model::{load_cached, LoadOptions};
-use super::pipeline::{self, GenerateParams};
+use super::pipeline::{self, GenerateParams, VaeTiling};
 use super::scheduler::SchedulerKind;
 use super::ModelHandle;
 use crate::error::{EngineError, Result};
@@ -115,9 +115,22 @@ fn load_checkpoint(ctx: &mut NodeCtx) -> Result<Outputs> {
         "auto" => None,
         p => Some(p.to_string()),
     };
+    let config = ctx.text("config")?.trim().to_string();
+    let config_dir = if config.is_empty() {
+        None
+    } else {
+        let dir = PathBuf::from(&config);
+        if !dir.is_dir() {
+            return Err(EngineError::failed(format!(
+                "config \"{config}\": not a folder (expected a diffusers folder with \
+                 unet/config.json, vae/config.json, …)"
+            )));
+        }
+        Some(dir)
+    };
     let opts = LoadOptions {
         vae,
-        config_dir: None,
+        config_dir,
         prediction,
         dtype,
         device,
@@ -179,6 +192,12 @@ fn common(ctx: &NodeCtx, handle: &ModelHandle) -> Result<GenerateParams> {
         scheduler,
         clip_skip: handle.clip_skip,
         weighting: ctx.bool("prompt_weighting")?,
+        batch: ctx.int("batch")?.max(1) as usize,
+        vae_tiling: match ctx.text("vae_tiling")? {
+            "on" => VaeTiling::On,
+            "auto" => VaeTiling::Auto,
+            _ => VaeTiling::Off,
+        },
         ..GenerateParams::default()
     })
 }
@@ -200,21 +219,26 @@ fn sample(
         ctx.progress(step as u32, total as u32, preview)
     };
     let m = model.clone();
-    pipeline::generate(&m, p, &mut on_step)
+    let g = pipeline::generate(&m, p, &mut on_step)?;
+    for note in &g.notes {
+        ctx.status(note.clone());
+    }
+    Ok(g)
 }
 
-fn first_image(g: pipeline::Generated) -> Result<crate::image::Image> {
-    g.images
-        .into_iter()
-        .next()
-        .ok_or_else(|| EngineError::failed("the pipeline returned no image"))
+/// The generated images as the `image` output: one image, or a batch.
+fn images(g: pipeline::Generated) -> Result<Value> {
+    if g.images.is_empty() {
+        return Err(EngineError::failed("the pipeline returned no image"));
+    }
+    Ok(Value::from_images(g.images))
 }
 
 fn txt2img(ctx: &mut NodeCtx) -> Result<Outputs> {
     let handle = model_input(ctx)?;
     let p = common(ctx, &handle)?;
     let g = sample(ctx, &handle, &p)?;
-    Ok([("image", first_image(g)?.into())].into_iter().collect())
+    Ok([("image", images(g)?)].into_iter().collect())
 }
 
 fn img2img(ctx: &mut NodeCtx) -> Result<Outputs> {
@@ -223,7 +247,7 @@ fn img2img(ctx: &mut NodeCtx) -> Result<Outputs> {
     p.init_image = Some((*ctx.image("image")?).clone());
     p.strength = ctx.float("strength")?;
     let g = sample(ctx, &handle, &p)?;
-    Ok([("image", first_image(g)?.into())].into_iter().collect())
+    Ok([("image", images(g)?)].into_iter().collect())
 }
 
 fn inpaint(ctx: &mut NodeCtx) -> Result<Outputs> {
@@ -241,7 +265,7 @@ fn inpaint(ctx: &mut NodeCtx) -> Result<Outputs> {
         .mask
         .clone()
         .ok_or_else(|| EngineError::failed("the pipeline returned no mask"))?;
-    Ok([("image", first_image(g)?.into()), ("mask", mask.into())]
+    Ok([("image", images(g)?), ("mask", mask.into())]
         .into_iter()
         .collect())
 }

@@ -42,6 +42,68 @@ pub struct GenerateParams {
     /// A1111 numbering: 1 = last layer.
     pub clip_skip: usize,
     pub weighting: bool,
+    /// Whether the VAE works in tiles (diffusers' `enable_tiling()`).
+    pub vae_tiling: VaeTiling,
+}
+
+/// The VAE tiling choice: `Off` is diffusers' default (one pass), `On` equals diffusers after
+/// `enable_tiling()` (tiles whenever the image exceeds the VAE's tile size), `Auto` tiles only
+/// when one pass is estimated to need more than [`vae_budget_bytes`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VaeTiling {
+    #[default]
+    Off,
+    On,
+    Auto,
+}
+
+/// The VAE memory budget of [`VaeTiling::Auto`]: 4 GiB, or `DEFECT_STUDIO_VAE_BUDGET_MB`.
+pub fn vae_budget_bytes() -> u64 {
+    std::env::var("DEFECT_STUDIO_VAE_BUDGET_MB")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|mb| mb.saturating_mul(1 << 20))
+        .unwrap_or(4 << 30)
+}
+
+/// Estimated peak bytes of one untiled VAE pass over a `w`×`h` image: the decoder's
+/// full-resolution activations (`block_out_channels[0]` channels, about six alive at once) plus
+/// the mid-block attention's score matrix at latent resolution.
+pub fn vae_pass_bytes(model: &SdModel, w: u32, h: u32) -> u64 {
+    let cfg = &model.vae_config;
+    let elem = model.vae_dtype.size_in_bytes() as u64;
+    let c0 = cfg.block_out_channels.first().copied().unwrap_or(128) as u64;
+    let px = u64::from(w) * u64::from(h);
+    let scale = model.vae_scale().max(1) as u64;
+    let tokens = px / (scale * scale);
+    6 * c0 * px * elem + tokens * tokens * 4
+}
+
+/// Whether to tile the VAE at `w`×`h`, and the note to show when `Auto` decided to.
+fn decide_tiling(model: &SdModel, mode: VaeTiling, w: u32, h: u32) -> (bool, Option<String>) {
+    match mode {
+        VaeTiling::Off => (false, None),
+        VaeTiling::On => (true, None),
+        VaeTiling::Auto => {
+            let need = vae_pass_bytes(model, w, h);
+            let budget = vae_budget_bytes();
+            if need > budget {
+                let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+                (
+                    true,
+                    Some(format!(
+                        "VAE tiling (auto): on, one pass at {w}×{h} would need about {:.1} GiB, \
+                         over the {:.1} GiB budget",
+                        gib(need),
+                        gib(budget)
+                    )),
+                )
+            } else {
+                (false, None)
+            }
+        }
+    }
 }
 
 impl Default for GenerateParams {
@@ -65,6 +127,7 @@ impl Default for GenerateParams {
             batch: 1,
             clip_skip: 1,
             weighting: false,
+            vae_tiling: VaeTiling::Off,
         }
     }
 }
@@ -78,6 +141,8 @@ pub struct Generated {
     pub scheduler: SchedulerKind,
     pub width: u32,
     pub height: u32,
+    /// What the user should know about how it ran (e.g. that auto VAE tiling switched on).
+    pub notes: Vec<String>,
 }
 
 /// Step callback: `(step, total, latents)`; returning an error (e.g. cancelled) stops the run.
@@ -342,9 +407,19 @@ fn encode_text(
 }
 
 /// VAE posterior sample × scaling factor (diffusers' `retrieve_latents(..., generator)`).
-fn encode_sample(model: &SdModel, image: &Tensor, gen: &mut TorchGenerator) -> Result<Tensor> {
+fn encode_sample(
+    model: &SdModel,
+    image: &Tensor,
+    gen: &mut TorchGenerator,
+    tiled: bool,
+) -> Result<Tensor> {
     let x = image.to_dtype(model.vae_dtype).map_err(c)?;
-    let dist = model.vae.encode_auto(&x).map_err(c)?;
+    let dist = if tiled {
+        model.vae.encode_auto(&x)
+    } else {
+        model.vae.encode(&x)
+    }
+    .map_err(c)?;
     let shape = dist.mean.dims().to_vec();
     let noise = randn(gen, &shape, &model.device)?
         .to_dtype(model.vae_dtype)
@@ -354,11 +429,16 @@ fn encode_sample(model: &SdModel, image: &Tensor, gen: &mut TorchGenerator) -> R
     Ok(z)
 }
 
-fn decode(model: &SdModel, latents: &Tensor) -> Result<Tensor> {
+fn decode(model: &SdModel, latents: &Tensor, tiled: bool) -> Result<Tensor> {
     let z = (latents.to_dtype(DType::F32).map_err(c)? / model.vae_config.scaling_factor)
         .and_then(|z| z.to_dtype(model.vae_dtype))
         .map_err(c)?;
-    model.vae.decode_auto(&z).map_err(c)
+    if tiled {
+        model.vae.decode_auto(&z)
+    } else {
+        model.vae.decode(&z)
+    }
+    .map_err(c)
 }
 
 /// The region "only masked" works on: the mask's bounding box grown by `pad`, then grown to
@@ -516,6 +596,7 @@ pub fn generate(model: &SdModel, p: &GenerateParams, on_step: &mut StepFn) -> Re
         scheduler: out.1,
         width: w,
         height: h,
+        notes: out.2.into_iter().collect(),
     })
 }
 
@@ -564,7 +645,8 @@ fn only_masked(
         h,
         Filter::Bilinear,
     ));
-    let (gen_images, kind) = run(model, p, w, h, Some(&crop_img), Some(&crop_m), on_step)?;
+    let (gen_images, kind, note) =
+        run(model, p, w, h, Some(&crop_img), Some(&crop_m), on_step)?;
     let blend = if p.mask_blur > 0.0 {
         ops::blur_mask(&bin, p.mask_blur)
     } else {
@@ -593,6 +675,7 @@ fn only_masked(
         scheduler: kind,
         width: img.width,
         height: img.height,
+        notes: note.into_iter().collect(),
     })
 }
 
@@ -605,8 +688,9 @@ fn run(
     init: Option<&Image>,
     mask: Option<&Mask>,
     on_step: &mut StepFn,
-) -> Result<(Vec<Image>, SchedulerKind)> {
+) -> Result<(Vec<Image>, SchedulerKind, Option<String>)> {
     let dev = &model.device;
+    let (tiled, note) = decide_tiling(model, p.vae_tiling, w, h);
     let kind = scheduler_kind(model, p.scheduler)?;
     let mut sched = Scheduler::new(kind, &model.scheduler_config, p.steps).map_err(c)?;
     let cfg_on = p.cfg > 1.0;
@@ -661,7 +745,7 @@ fn run(
                     (randn(&mut gen, &lat_shape, dev)? * sched.init_noise_sigma()).map_err(c)?;
             }
             Some(x) => {
-                let z = encode_sample(model, x, &mut gen)?;
+                let z = encode_sample(model, x, &mut gen, tiled)?;
                 let z = repeat_batch(&z, b)?;
                 let noise = randn(&mut gen, &lat_shape, dev)?;
                 latents = sched.add_noise(&z, &noise, start).map_err(c)?;
@@ -672,7 +756,7 @@ fn run(
             .as_ref()
             .ok_or_else(|| EngineError::failed("inpaint needs an image"))?;
         if !nine || !strength_max {
-            let z = encode_sample(model, x, &mut gen)?;
+            let z = encode_sample(model, x, &mut gen, tiled)?;
             image_latents = Some(repeat_batch(&z, b)?);
         }
         let noise = randn(&mut gen, &lat_shape, dev)?;
@@ -698,7 +782,7 @@ fn run(
             .and_then(|k| k.to_dtype(DType::F32))
             .map_err(c)?;
         let masked = x.broadcast_mul(&keep).map_err(c)?;
-        let masked_latents = encode_sample(model, &masked, &mut gen)?;
+        let masked_latents = encode_sample(model, &masked, &mut gen, tiled)?;
         let small = nearest_resize(&mt, mh / scale, mw / scale)?;
         let small = repeat_batch(&small, b)?;
         let masked_latents = repeat_batch(&masked_latents, b)?;
@@ -766,8 +850,8 @@ fn run(
         }
         on_step(k + 1, total, &latents)?;
     }
-    let decoded = decode(model, &latents)?;
-    Ok((to_images(&decoded)?, kind))
+    let decoded = decode(model, &latents, tiled)?;
+    Ok((to_images(&decoded)?, kind, note))
 }
 
 fn repeat_batch(t: &Tensor, b: usize) -> Result<Tensor> {
@@ -831,32 +915,4 @@ pub fn preview(model: &SdModel, latents: &Tensor) -> Result<Image> {
         let m = |v: f32| ((v + 1.0) / 2.0).clamp(0.0, 1.0);
         [m(rgb[0]), m(rgb[1]), m(rgb[2]), 1.0]
     }))
-}
-
-/// The A1111-style "parameters" text for a generated image (what PNG-info readers show).
-pub fn parameters_text(p: &GenerateParams, g: &Generated, model: &SdModel) -> String {
-    let mut s = p.prompt.clone();
-    if let Some(n) = &p.negative {
-        s.push_str(&format!("\nNegative prompt: {n}"));
-    }
-    s.push_str(&format!(
-        "\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
-        p.steps,
-        g.scheduler.name(),
-        p.cfg,
-        p.seed,
-        g.width,
-        g.height,
-        model.source
-    ));
-    if p.init_image.is_some() {
-        s.push_str(&format!(", Denoising strength: {}", p.strength));
-    }
-    if p.clip_skip > 1 {
-        s.push_str(&format!(", Clip skip: {}", p.clip_skip));
-    }
-    if p.mask.is_some() && p.mask_blur > 0.0 {
-        s.push_str(&format!(", Mask blur: {}", p.mask_blur));
-    }
-    s
 }

@@ -3,6 +3,10 @@
 use candle_core::{bail, Result};
 use serde_json::{json, Map, Value};
 
+/// What to do when a value cannot be inferred from the weights.
+const CONFIG_HINT: &str =
+    "give a diffusers folder with the configs: `generate --config DIR` or LoadCheckpoint's `config`";
+
 use crate::sd::ldm::arch::{
     text_encoder_location, vae_prefix, Arch, Component, TextLayout, UNET_PREFIX,
 };
@@ -119,7 +123,7 @@ fn unet_config(
                 if c % 64 != 0 {
                     bail!(
                         "cannot infer attention heads for {c} channels (SD2/SDXL use head dim 64); \
-                         pass `attention_head_dim` as a unet config override"
+                         {CONFIG_HINT}"
                     )
                 }
                 heads.push(c / 64);
@@ -162,7 +166,7 @@ fn unet_config(
                 if adm_in <= pooled || !(adm_in - pooled).is_multiple_of(6) {
                     bail!(
                         "cannot infer addition_time_embed_dim from `{label}` input {adm_in} and pooled width {pooled}; \
-                         pass it as a unet config override"
+                         {CONFIG_HINT}"
                     )
                 }
                 (adm_in - pooled) / 6
@@ -334,7 +338,7 @@ fn clip_config(
         None if hidden_size % 64 == 0 => json!(hidden_size / 64),
         None => bail!(
             "cannot infer {component} num_attention_heads for hidden size {hidden_size} (real CLIP models use \
-             head dim 64); pass `num_attention_heads` as a {component} config override"
+             head dim 64); {CONFIG_HINT}"
         ),
     };
     let with_projection = component == Component::TextEncoder2;
