@@ -1,239 +1,393 @@
-//! `generate` and `remove-bg`.
+//! `generate` and `remove-bg`: each builds the equivalent recipe and runs it through the same
+//! executor, store and SaveImage sink as `run` (docs/ARCHITECTURE.md, "One path"):
+//!
+//! - `generate`: LoadCheckpoint → LoraLoader* → Txt2Img | Img2Img (with `--init-image`) |
+//!   Inpaint (with `--init-image` and `--mask`) → SaveImage;
+//! - `remove-bg`: LoadImage → RemoveBackground → SaveImage.
+//!
+//! Their node-parameter flags are made from the catalogue ([`super::flags`]), so an omitted flag
+//! leaves the node's default, and their PNGs carry the recipe and the A1111 `parameters` text
+//! that `run` writes; the runs are in `history`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use engine::run::{plan, BatchJob, PlanSpec};
+use nodes::diffusion::{IMG2IMG, INPAINT, LOAD_CHECKPOINT, LORA_LOADER, TXT2IMG};
+use nodes::{Catalogue, GraphDoc, Link, NodeDoc, NodeSpec, ParamValue, PortRef};
 
-use super::progress_bar;
+use super::flags::{FlagSet, ParamFlags};
+use super::run::{execute, succeeded};
 
-/// The options of `generate` (DESIGN.md §3).
+/// The node kinds `generate`'s flags come from.
+#[derive(Debug, Clone)]
+pub struct GenerateFlags;
+
+impl FlagSet for GenerateFlags {
+    fn specs() -> Vec<&'static NodeSpec> {
+        vec![&TXT2IMG, &IMG2IMG, &INPAINT, &LOAD_CHECKPOINT]
+    }
+    /// `checkpoint` is `--model`; `seed` is the run seed (`--seed`), which the sampler's seed
+    /// follows (mode "from run", offset 0), as in `run --seed`.
+    fn skip() -> &'static [&'static str] {
+        &["checkpoint", "seed"]
+    }
+    fn required() -> &'static [&'static str] {
+        &["prompt"]
+    }
+    fn aliases(param: &str) -> &'static [&'static str] {
+        match param {
+            "config" => &["config-dir"],
+            _ => &[],
+        }
+    }
+}
+
+/// The options of `generate` (docs/ARCHITECTURE.md, "CLI"). Besides these, every parameter of
+/// LoadCheckpoint, Txt2Img, Img2Img and Inpaint is a flag (see `--help`).
 #[derive(clap::Args, Debug)]
 pub struct GenerateArgs {
     /// Checkpoint: a .safetensors file, a diffusers folder, or a name in the model folders.
     #[arg(long)]
     pub model: String,
-    #[arg(long)]
-    pub prompt: String,
-    #[arg(long)]
-    pub negative: Option<String>,
-    /// Default: the init image's width, else the model's native size. A multiple of 8.
-    #[arg(long)]
-    pub width: Option<u32>,
-    #[arg(long)]
-    pub height: Option<u32>,
-    #[arg(long, default_value_t = 20)]
-    pub steps: usize,
-    #[arg(long, default_value_t = 7.5)]
-    pub cfg: f64,
+    /// The run seed: the sampler's seed follows it (torch's CPU generator, as diffusers).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, lms, pndm, unipc (default: the
-    /// model's scheduler config).
-    #[arg(long)]
-    pub scheduler: Option<String>,
+    /// The image to start from: img2img, or inpaint with --mask.
     #[arg(long = "init-image")]
     pub init_image: Option<PathBuf>,
-    #[arg(long, default_value_t = 0.8)]
-    pub strength: f64,
     /// Inpainting mask (white = repaint); must have the init image's size.
     #[arg(long)]
     pub mask: Option<PathBuf>,
-    /// Blur (Gaussian sigma, px) of the mask used to paste the result over the input.
-    #[arg(long = "mask-blur", default_value_t = 0.0)]
-    pub mask_blur: f32,
-    /// Inpaint a padded crop around the mask at --width×--height, then paste it back.
-    #[arg(long = "only-masked")]
-    pub only_masked: bool,
-    #[arg(long, default_value_t = 32)]
-    pub padding: u32,
     /// Apply a LoRA: PATH:WEIGHT[:TEXT_WEIGHT] (a path or a name in the model folders).
-    /// Repeatable; stacked in order.
+    /// Repeatable; stacked in order (one LoraLoader node each).
     #[arg(long = "lora", value_name = "PATH:WEIGHT[:TE_WEIGHT]")]
     pub lora: Vec<String>,
-    /// A separate VAE file.
-    #[arg(long)]
-    pub vae: Option<PathBuf>,
-    /// 1 = the text encoder's last layer, 2 = penultimate (A1111 numbering).
-    #[arg(long = "clip-skip", default_value_t = 1)]
-    pub clip_skip: usize,
-    /// A1111-style (word:1.3) weights and prompts longer than 75 tokens.
-    #[arg(long = "prompt-weighting")]
-    pub prompt_weighting: bool,
-    /// diffusers' num_images_per_prompt; files are OUT-0.png, OUT-1.png, …
-    #[arg(long, default_value_t = 1)]
-    pub batch: usize,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// f32, f16 or bf16 (default: f32 on the CPU, f16 on CUDA).
-    #[arg(long)]
-    pub dtype: Option<String>,
-    /// A diffusers folder whose config.json files describe a single-file checkpoint.
-    #[arg(long = "config-dir", hide = true)]
-    pub config_dir: Option<PathBuf>,
-    /// epsilon or v_prediction (default: the scheduler config's).
-    #[arg(long)]
-    pub prediction: Option<String>,
+    /// The PNG to write; a batch writes OUT's stem + `-0`, `-1`, … An existing file is never
+    /// overwritten (a numeric suffix is added, as SaveImage does).
     #[arg(long)]
     pub out: PathBuf,
+    /// Store file to record the run in (default: the user store).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    #[command(flatten)]
+    pub params: ParamFlags<GenerateFlags>,
 }
 
-pub(crate) fn remove_bg_cmd(
-    input: &Path,
-    out: &Path,
-    mask_out: Option<&Path>,
-    model: &str,
-    refine: &engine::models::background::Refine,
-) -> Result<i32> {
-    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
-    let (w, h, rgb, alpha_in) =
-        engine::codec::decode_rgb8(&bytes, &input.display().to_string()).map_err(|e| anyhow!(e))?;
-    drop(bytes);
-    let net = engine::models::background::load_isnet(model)?;
-    let mask = engine::models::background::alpha_mask(&net, &rgb, w, h, refine)?;
-    let to_u8 = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
-    let mut rgba = Vec::with_capacity(rgb.len() / 3 * 4);
-    for (i, p) in rgb.chunks_exact(3).enumerate() {
-        let a = to_u8(mask.data[i]);
-        let a = match &alpha_in {
-            Some(src) => ((u16::from(a) * u16::from(src[i]) + 127) / 255) as u8,
-            None => a,
+/// The node kinds `remove-bg`'s flags come from.
+#[derive(Debug, Clone)]
+pub struct RemoveBgFlags;
+
+impl FlagSet for RemoveBgFlags {
+    fn specs() -> Vec<&'static NodeSpec> {
+        vec![&nodes::builtin::REMOVE_BACKGROUND]
+    }
+    /// The command saves the cut-out, not the composite.
+    fn skip() -> &'static [&'static str] {
+        &["background_color"]
+    }
+}
+
+/// The options of `remove-bg`. Besides these, every parameter of RemoveBackground that shapes
+/// the cut-out is a flag (`--model`, `--alpha`, `--threshold`, `--grow`, `--feather`).
+#[derive(clap::Args, Debug)]
+pub struct RemoveBgArgs {
+    /// The photo.
+    pub input: PathBuf,
+    /// The RGBA cut-out PNG to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the alpha mask here (SaveImage writes it beside OUT as OUT_mask.png; this is
+    /// a copy of that file).
+    #[arg(long = "mask-out")]
+    pub mask_out: Option<PathBuf>,
+    /// Store file to record the run in (default: the user store).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    #[command(flatten)]
+    pub params: ParamFlags<RemoveBgFlags>,
+}
+
+/// A recipe under construction: nodes at their current kind version, params by name.
+struct Recipe {
+    doc: GraphDoc,
+}
+
+impl Recipe {
+    fn new(title: &str) -> Recipe {
+        let mut doc = GraphDoc::new();
+        doc.meta.title = title.to_string();
+        Recipe { doc }
+    }
+
+    fn node(&mut self, id: &str, spec: &NodeSpec, params: BTreeMap<String, ParamValue>) {
+        self.doc.nodes.insert(
+            id.to_string(),
+            NodeDoc {
+                kind: spec.kind.to_string(),
+                version: spec.version,
+                params,
+            },
+        );
+    }
+
+    fn link(&mut self, from: (&str, &str), to: (&str, &str)) {
+        self.doc.links.push(Link {
+            from: PortRef(from.0.to_string(), from.1.to_string()),
+            to: PortRef(to.0.to_string(), to.1.to_string()),
+        });
+    }
+}
+
+fn text(s: impl Into<String>) -> ParamValue {
+    ParamValue::Text(s.into())
+}
+
+/// An existing path as an absolute one (so the recipe in the PNG runs from anywhere); a name
+/// that is not a path (a model in the model folders) as given.
+fn absolute_if_exists(s: &str) -> String {
+    let p = Path::new(s);
+    if p.exists() {
+        std::fs::canonicalize(p)
+            .map(|a| a.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| s.to_string())
+    } else {
+        s.to_string()
+    }
+}
+
+/// An input file that must exist, as an absolute path; the error names the flag and the file.
+fn input_file(flag: &str, p: &Path) -> Result<String> {
+    let a = std::fs::canonicalize(p).with_context(|| format!("{flag} {}", p.display()))?;
+    if !a.is_file() {
+        bail!("{flag} {}: not a file", p.display());
+    }
+    Ok(a.to_string_lossy().into_owned())
+}
+
+/// The recipe `generate` runs: LoadCheckpoint → LoraLoader* → sampler → SaveImage, with every
+/// given flag set on its node and nothing else (so the rest keeps the nodes' defaults).
+pub fn generate_recipe(a: &GenerateArgs) -> Result<GraphDoc> {
+    let sampler: &NodeSpec = match (&a.init_image, &a.mask) {
+        (Some(_), Some(_)) => &INPAINT,
+        (Some(_), None) => &IMG2IMG,
+        (None, None) => &TXT2IMG,
+        (None, Some(_)) => bail!("--mask needs --init-image (the image to inpaint)"),
+    };
+    let mut ckpt = BTreeMap::new();
+    ckpt.insert("checkpoint".into(), text(absolute_if_exists(&a.model)));
+    let mut gen = BTreeMap::new();
+    for p in ParamFlags::<GenerateFlags>::params() {
+        let (target, spec) = if let Some(s) = LOAD_CHECKPOINT.param(p.name) {
+            (&mut ckpt, s)
+        } else if let Some(s) = sampler.param(p.name) {
+            (&mut gen, s)
+        } else {
+            if a.params.values.contains_key(p.name) {
+                let users: Vec<&str> = GenerateFlags::specs()
+                    .iter()
+                    .filter(|s| s.param(p.name).is_some())
+                    .map(|s| s.kind)
+                    .collect();
+                bail!(
+                    "{} is a parameter of {} and does not apply to {} (give {})",
+                    ParamFlags::<GenerateFlags>::flag(p.name),
+                    users.join(" and "),
+                    sampler.kind,
+                    if users.contains(&INPAINT.kind) && !users.contains(&IMG2IMG.kind) {
+                        "--init-image and --mask"
+                    } else {
+                        "--init-image"
+                    }
+                );
+            }
+            continue;
         };
-        rgba.extend_from_slice(&[p[0], p[1], p[2], a]);
+        if let Some(mut v) = a.params.parse(spec)? {
+            if matches!(p.name, "vae" | "config") {
+                if let ParamValue::Text(s) = &v {
+                    v = text(absolute_if_exists(s));
+                }
+            }
+            target.insert(p.name.to_string(), v);
+        }
     }
-    drop(rgb);
-    let png = engine::codec::encode_rgba8_png(w, h, &rgba).map_err(|e| anyhow!(e))?;
-    drop(rgba);
-    std::fs::write(out, png).with_context(|| format!("cannot write {}", out.display()))?;
-    if let Some(m) = mask_out {
-        let grey: Vec<u8> = mask.data.iter().map(|v| to_u8(*v)).collect();
-        let png = engine::codec::encode_gray8_png(w, h, &grey).map_err(|e| anyhow!(e))?;
-        std::fs::write(m, png).with_context(|| format!("cannot write {}", m.display()))?;
+    let mut r = Recipe::new("generate");
+    r.node("ckpt", &LOAD_CHECKPOINT, ckpt);
+    let mut model_from = "ckpt".to_string();
+    for (k, s) in a.lora.iter().enumerate() {
+        let (path, unet, te) = parse_lora_arg(s)?;
+        let id = format!("lora{}", k + 1);
+        let params = BTreeMap::from([
+            ("lora".to_string(), text(absolute_if_exists(&path))),
+            ("strength".to_string(), ParamValue::Float(unet)),
+            ("text_strength".to_string(), ParamValue::Float(te)),
+        ]);
+        r.node(&id, &LORA_LOADER, params);
+        r.link((&model_from, "model"), (&id, "model"));
+        model_from = id;
     }
-    println!("wrote {} ({w}×{h})", out.display());
-    Ok(0)
+    r.node("gen", sampler, gen);
+    r.link((&model_from, "model"), ("gen", "model"));
+    if let Some(init) = &a.init_image {
+        let source = input_file("--init-image", init)?;
+        r.node(
+            "init",
+            &nodes::builtin::LOAD_IMAGE,
+            BTreeMap::from([("source".to_string(), text(source))]),
+        );
+        r.link(("init", "image"), ("gen", "image"));
+    }
+    if let Some(mask) = &a.mask {
+        let source = input_file("--mask", mask)?;
+        r.node(
+            "mask",
+            &nodes::builtin::LOAD_MASK,
+            BTreeMap::from([("source".to_string(), text(source))]),
+        );
+        r.link(("mask", "mask"), ("gen", "mask"));
+    }
+    r.node("save", &nodes::builtin::SAVE_IMAGE, save_params(&a.out)?);
+    r.link(("gen", "image"), ("save", "image"));
+    r.doc.meta.seed = Some(a.seed);
+    Ok(r.doc)
+}
+
+/// SaveImage's parameters for an `--out FILE`: the file name as the template (the folder is
+/// the run's output folder).
+fn save_params(out: &Path) -> Result<BTreeMap<String, ParamValue>> {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| anyhow!("--out {}: not a file name", out.display()))?;
+    let name = if name.to_ascii_lowercase().ends_with(".png") {
+        format!("{}.png", &name[..name.len() - 4])
+    } else {
+        format!("{name}.png")
+    };
+    Ok(BTreeMap::from([("filename".to_string(), text(name))]))
+}
+
+/// The folder `--out FILE` writes into (created if missing).
+fn out_folder(out: &Path) -> Result<PathBuf> {
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Validates a built recipe and runs it once (run seed `seed`) into `out_dir`, recording it in
+/// `store`; returns the saved files.
+fn run_recipe(
+    doc: GraphDoc,
+    what: &str,
+    seed: u64,
+    out_dir: PathBuf,
+    store: Option<PathBuf>,
+) -> Result<Vec<PathBuf>> {
+    nodes::validate(&doc, &Catalogue::builtin()).map_err(|e| {
+        anyhow!(
+            "{what}: the flags make an invalid recipe: {}",
+            e.to_string().replace('\n', "; ")
+        )
+    })?;
+    let base_dir = std::env::current_dir().context("cannot read the current folder")?;
+    let (items, _) = plan(&PlanSpec {
+        doc: &doc,
+        base_dir: &base_dir,
+        count: 1,
+        seed,
+        sweeps: &[],
+        shard: None,
+    })?;
+    let n_items = items.len();
+    let job = BatchJob {
+        graph_name: what.to_string(),
+        doc,
+        base_dir,
+        items,
+        base_seed: seed,
+        shard: None,
+        out_dir,
+        store_path: store.unwrap_or_else(engine::paths::store_path),
+        targets: None,
+        graph_path: None,
+        embed_assets: false,
+    };
+    let summary = succeeded(execute(job, n_items, |_| {})?)?;
+    Ok(summary.saved.into_iter().map(|s| s.path).collect())
 }
 
 pub(crate) fn generate_cmd(a: &GenerateArgs) -> Result<i32> {
-    use engine::sd::{model, nodes as sdn, pipeline, scheduler::SchedulerKind};
-    let path = sdn::resolve_checkpoint(&a.model)?;
-    let device = sdn::parse_device(&a.device)?;
-    let dtype = sdn::parse_dtype(a.dtype.as_deref().unwrap_or("auto"), &device)?;
-    let scheduler = match &a.scheduler {
-        Some(s) => Some(SchedulerKind::parse(s).map_err(|e| anyhow!("--scheduler: {e}"))?),
-        None => None,
-    };
-    let read_image = |p: &Path| -> Result<engine::image::Image> {
-        let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-        engine::codec::decode_image(&bytes, &p.display().to_string()).map_err(|e| anyhow!(e))
-    };
-    let init_image = a.init_image.as_deref().map(read_image).transpose()?;
-    let mask = match &a.mask {
-        Some(p) => {
-            let img = read_image(p)?;
-            Some(engine::image::Mask {
-                width: img.width,
-                height: img.height,
-                data: img
-                    .data
-                    .chunks_exact(4)
-                    .map(|px| 0.299 * px[0] + 0.587 * px[1] + 0.114 * px[2])
-                    .collect(),
-            })
-        }
-        None => None,
-    };
-    if mask.is_some() && init_image.is_none() {
-        bail!("--mask needs --init-image (the image to inpaint)");
-    }
-    let opts = model::LoadOptions {
-        vae: a.vae.clone(),
-        config_dir: a.config_dir.clone(),
-        prediction: a.prediction.clone(),
-        dtype,
-        device,
-    };
-    let base = model::load_cached(&path, &opts)?;
-    let stack = a
-        .lora
-        .iter()
-        .map(|s| parse_lora_arg(s))
-        .collect::<Result<Vec<_>>>()?;
-    let (loaded, reports) = engine::sd::lora::apply_cached(&base, &stack)?;
-    for r in &reports {
-        println!("{}", r.summary());
-    }
-    let params = pipeline::GenerateParams {
-        prompt: a.prompt.clone(),
-        negative: a.negative.clone(),
-        width: a.width.unwrap_or(0),
-        height: a.height.unwrap_or(0),
-        steps: a.steps,
-        cfg: a.cfg,
-        seed: a.seed,
-        scheduler,
-        strength: if init_image.is_some() {
-            a.strength
-        } else {
-            1.0
-        },
-        init_image,
-        mask,
-        mask_blur: a.mask_blur,
-        only_masked: a.only_masked,
-        padding: a.padding,
-        paste_back: a.only_masked || a.mask_blur > 0.0,
-        batch: a.batch,
-        clip_skip: a.clip_skip.max(1),
-        weighting: a.prompt_weighting,
-    };
-    let bar = progress_bar(a.steps as u64);
-    let mut on_step = |step: usize, total: usize, _: &candle_core::Tensor| {
-        if let Some(b) = &bar {
-            b.set_length(total as u64);
-            b.set_position(step as u64);
-        }
-        Ok(())
-    };
-    let g = pipeline::generate(&loaded, &params, &mut on_step)?;
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    let text = pipeline::parameters_text(&params, &g, &loaded);
-    let paths = batch_paths(&a.out, g.images.len());
-    for (img, p) in g.images.iter().zip(&paths) {
-        let png = engine::codec::encode_image_png(img, &[("parameters", &text)])
-            .map_err(|e| anyhow!(e))?;
-        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        std::fs::write(p, png).with_context(|| format!("cannot write {}", p.display()))?;
-        println!("wrote {} ({}×{})", p.display(), img.width, img.height);
+    let doc = generate_recipe(a)?;
+    let out_dir = out_folder(&a.out)?;
+    let saved = run_recipe(doc, "generate", a.seed, out_dir, a.store.clone())?;
+    for p in &saved {
+        println!("wrote {}", p.display());
     }
     Ok(0)
 }
 
-/// OUT for one image; OUT's stem + `-0`, `-1`, … for a batch.
-fn batch_paths(out: &Path, n: usize) -> Vec<PathBuf> {
-    if n == 1 {
-        return vec![out.to_path_buf()];
+/// The recipe `remove-bg` runs: LoadImage → RemoveBackground → SaveImage (with the mask when
+/// `--mask-out` is given).
+pub fn remove_bg_recipe(a: &RemoveBgArgs) -> Result<GraphDoc> {
+    let spec = &nodes::builtin::REMOVE_BACKGROUND;
+    let mut params = BTreeMap::new();
+    for p in ParamFlags::<RemoveBgFlags>::params() {
+        if let Some(v) = a.params.parse(p)? {
+            params.insert(p.name.to_string(), v);
+        }
     }
+    let mut r = Recipe::new("remove-bg");
+    let source = input_file("remove-bg", &a.input)?;
+    r.node(
+        "photo",
+        &nodes::builtin::LOAD_IMAGE,
+        BTreeMap::from([("source".to_string(), text(source))]),
+    );
+    r.node("cut", spec, params);
+    r.link(("photo", "image"), ("cut", "image"));
+    r.node("save", &nodes::builtin::SAVE_IMAGE, save_params(&a.out)?);
+    r.link(("cut", "image"), ("save", "image"));
+    if a.mask_out.is_some() {
+        r.link(("cut", "mask"), ("save", "mask"));
+    }
+    Ok(r.doc)
+}
+
+pub(crate) fn remove_bg_cmd(a: &RemoveBgArgs) -> Result<i32> {
+    let doc = remove_bg_recipe(a)?;
+    let out_dir = out_folder(&a.out)?;
+    let saved = run_recipe(doc, "remove-bg", 0, out_dir, a.store.clone())?;
+    let out = saved
+        .first()
+        .ok_or_else(|| anyhow!("remove-bg: the recipe saved nothing"))?;
+    println!("wrote {}", out.display());
+    if let Some(m) = &a.mask_out {
+        let beside = mask_path(out);
+        std::fs::copy(&beside, m)
+            .with_context(|| format!("cannot copy {} to {}", beside.display(), m.display()))?;
+        println!("wrote {}", m.display());
+    }
+    Ok(0)
+}
+
+/// Where SaveImage puts an output's mask: `<stem>_mask.png` beside it.
+fn mask_path(out: &Path) -> PathBuf {
     let stem = out
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let ext = out
-        .extension()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "png".into());
-    (0..n)
-        .map(|i| out.with_file_name(format!("{stem}-{i}.{ext}")))
-        .collect()
+        .unwrap_or_default();
+    out.with_file_name(format!("{stem}_mask.png"))
 }
 
-/// `PATH:WEIGHT[:TE_WEIGHT]` → a LoRA of the stack (the text weight defaults to the weight).
-fn parse_lora_arg(s: &str) -> Result<engine::sd::lora::LoraSpec> {
+/// `PATH:WEIGHT[:TE_WEIGHT]` → (path, UNet weight, text weight); the text weight defaults to the
+/// weight, the weight to 1.
+fn parse_lora_arg(s: &str) -> Result<(String, f64, f64)> {
     let parts: Vec<&str> = s.rsplitn(3, ':').collect();
     let num = |t: &str| t.parse::<f64>().ok();
     // rsplitn gives the pieces from the right: [te?, weight?, path].
@@ -251,10 +405,5 @@ fn parse_lora_arg(s: &str) -> Result<engine::sd::lora::LoraSpec> {
     if path.is_empty() {
         bail!("--lora {s}: expected PATH:WEIGHT[:TE_WEIGHT]");
     }
-    let resolved = engine::sd::nodes::resolve_checkpoint(&path)?;
-    Ok(engine::sd::lora::LoraSpec {
-        path: resolved,
-        unet,
-        text,
-    })
+    Ok((path, unet, text))
 }

@@ -2,14 +2,13 @@
 //! scripts call it. One module per command group; each command builds a graph (or a job) and
 //! runs it through the engine, the same code the studio window uses.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 
 mod export;
+pub mod flags;
 mod generate;
 mod import;
 mod info;
@@ -17,7 +16,9 @@ mod models;
 mod run;
 mod train;
 
-pub use generate::GenerateArgs;
+pub use generate::{
+    generate_recipe, remove_bg_recipe, GenerateArgs, GenerateFlags, RemoveBgArgs, RemoveBgFlags,
+};
 pub use train::TrainLoraArgs;
 
 #[derive(Parser, Debug)]
@@ -86,30 +87,13 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Cut the product out of a photo (ISNet): writes an RGBA PNG, and optionally the mask.
-    RemoveBg {
-        input: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long = "mask-out")]
-        mask_out: Option<PathBuf>,
-        /// soft (the network's alpha) or hard (binarised at --threshold).
-        #[arg(long, default_value = "soft")]
-        alpha: String,
-        #[arg(long, default_value_t = 0.5)]
-        threshold: f32,
-        /// Grow (> 0) or shrink (< 0) the mask, pixels.
-        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-        grow: f32,
-        /// Soften the edge, pixels.
-        #[arg(long, default_value_t = 0.0)]
-        feather: f32,
-        #[arg(long, default_value = "isnet-medium")]
-        model: String,
-    },
+    /// Cut the product out of a photo (ISNet): writes an RGBA PNG, and optionally the mask. Runs
+    /// the recipe LoadImage → RemoveBackground → SaveImage.
+    RemoveBg(Box<RemoveBgArgs>),
     /// Generate images with a Stable Diffusion checkpoint, exactly as diffusers' pipelines do
     /// for the same seed: txt2img; img2img with --init-image; inpaint with --init-image and
-    /// --mask (white = repaint).
+    /// --mask (white = repaint). Runs the recipe LoadCheckpoint → LoraLoader* → Txt2Img |
+    /// Img2Img | Inpaint → SaveImage; every node parameter is a flag with the node's default.
     Generate(Box<GenerateArgs>),
     /// Train a LoRA (UNet attention layers) on a folder of images with optional same-name .txt
     /// captions; writes a kohya-format .safetensors and resumable checkpoints.
@@ -153,6 +137,9 @@ pub enum ModelsCommand {
 
 /// Runs the CLI and returns the process exit code. Errors print one line on stderr.
 pub fn main() -> i32 {
+    // Errors are one line for the user: library errors (candle's) must not capture backtraces,
+    // whatever RUST_BACKTRACE says (it still governs panics). Set before any thread starts.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     let cli = Cli::parse();
     let result = match cli.command {
         None => crate::app::run_studio(None)
@@ -163,11 +150,45 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            let msg = format!("{e:#}").replace('\n', "; ");
-            eprintln!("error: {msg}");
+            eprintln!("error: {}", error_line(&e));
             1
         }
     }
+}
+
+/// An error as one line: its chain of causes joined by ": ", with any backtrace dropped, causes
+/// already said (in full or as the previous cause's prefix) left out, and a file path named once.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        // A backtrace starts on a line of its own ("stack backtrace:", or numbered frames).
+        let lines: Vec<&str> = text
+            .lines()
+            .take_while(|l| {
+                let t = l.trim_start();
+                !(t.starts_with("stack backtrace:")
+                    || t.split_once(": ").is_some_and(|(n, _)| {
+                        !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())
+                    }))
+            })
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let mut text = lines.join("; ");
+        let said = parts.join(": ");
+        // "PATH: message" where PATH was already named: keep the message only.
+        if let Some((head, rest)) = text.split_once(": ") {
+            if head.len() > 1 && said.contains(head) && !rest.is_empty() {
+                text = rest.to_string();
+            }
+        }
+        if text.is_empty() || said.contains(&text) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
 }
 
 fn dispatch(cmd: Command) -> Result<i32> {
@@ -215,33 +236,7 @@ fn dispatch(cmd: Command) -> Result<i32> {
         Command::Generate(args) => generate::generate_cmd(&args),
         Command::TrainLora(args) => train::train_lora_cmd(&args),
         Command::ImportComfy { file, out } => import::import_comfy_cmd(&file, &out),
-        Command::RemoveBg {
-            input,
-            out,
-            mask_out,
-            alpha,
-            threshold,
-            grow,
-            feather,
-            model,
-        } => {
-            let threshold = match alpha.as_str() {
-                "soft" => None,
-                "hard" => Some(threshold),
-                other => bail!("--alpha {other}: expected soft or hard"),
-            };
-            generate::remove_bg_cmd(
-                &input,
-                &out,
-                mask_out.as_deref(),
-                &model,
-                &engine::models::background::Refine {
-                    threshold,
-                    grow,
-                    feather,
-                },
-            )
-        }
+        Command::RemoveBg(args) => generate::remove_bg_cmd(&args),
         Command::Models {
             command: ModelsCommand::Fetch { name },
         } => models::models_fetch_cmd(&name),
@@ -261,18 +256,27 @@ pub fn format_duration(seconds: f64) -> String {
     }
 }
 
-/// A step progress bar on a terminal (none when stderr is not one).
-pub(crate) fn progress_bar(n: u64) -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+    use anyhow::anyhow;
+
+    #[test]
+    fn error_lines_drop_backtraces_and_repeats() {
+        let inner = anyhow!(
+            "corrupt header\nstack backtrace:\n   0: candle_core::error::Error::bt\n   1: main"
+        );
+        let e = inner
+            .context("/m/x.safetensors: corrupt header")
+            .context("cannot load /m/x.safetensors");
+        assert_eq!(
+            error_line(&e),
+            "cannot load /m/x.safetensors: corrupt header"
+        );
+        let frames = anyhow!("bad value\n   0: std::backtrace::Backtrace::create\n   1: x");
+        assert_eq!(error_line(&frames), "bad value");
+        let multi = anyhow!("invalid graph:\nnode a: bad\nnode b: worse");
+        assert_eq!(error_line(&multi), "invalid graph:; node a: bad; node b: worse");
     }
-    let b = indicatif::ProgressBar::new(n);
-    b.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    b.enable_steady_tick(Duration::from_millis(120));
-    Some(b)
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use engine::run::{plan, BatchEvent, BatchJob, PlanSpec, Sweep};
+use engine::run::{plan, BatchEvent, BatchJob, BatchSummary, PlanSpec, Sweep};
 use engine::{Event, Executor, RunStatus, Store, Worker, WorkerEvent};
 use nodes::{Catalogue, GraphDoc, ParamValue};
 
@@ -171,6 +171,83 @@ pub(crate) fn run_cmd(
         embed_assets,
     };
 
+    let summary = execute(job, n_items, |say| {
+        if let Some((i, n)) = shard {
+            say(format!("shard {i}/{n}: {n_items} of {total} work items"));
+        }
+    })?;
+    let summary = succeeded(summary)?;
+    println!(
+        "run #{}: {} output(s) in {} ({:.2} s)",
+        summary.run_id,
+        summary.saved.len(),
+        out_dir.display(),
+        summary.seconds
+    );
+    if !sweeps.is_empty() && !summary.saved.is_empty() {
+        let keys: Vec<String> = sweeps
+            .iter()
+            .map(|s| format!("{}.{}", s.node, s.param))
+            .collect();
+        let columns = sweeps.last().map(|s| s.values.len() as u32).unwrap_or(1);
+        let ids: Vec<u64> = summary.saved.iter().filter_map(|s| s.output_id).collect();
+        let store = Store::open(&store_path)?;
+        let sheet = engine::contact::sheet_for_outputs(&store, &ids, &keys, columns)?;
+        let path = out_dir.join(format!(
+            "{}-contact-run{:05}.png",
+            graph_name_for_files, summary.run_id
+        ));
+        let png = engine::codec::encode_image_png(&sheet, &[]).map_err(|e| anyhow!(e))?;
+        std::fs::write(&path, png).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("contact sheet {}", path.display());
+    }
+    for (dir, images, instances) in &summary.datasets {
+        println!(
+            "dataset {} ({images} image(s), {instances} instance(s))",
+            dir.display()
+        );
+    }
+    Ok(0)
+}
+
+/// The summary of a run that succeeded; a failed or cancelled run is an error naming why.
+pub(crate) fn succeeded(summary: BatchSummary) -> Result<BatchSummary> {
+    match summary.status {
+        RunStatus::Succeeded => Ok(summary),
+        status => {
+            let why = summary.error.unwrap_or_else(|| status.name().to_string());
+            bail!(
+                "run #{} {} after {} output(s): {}",
+                summary.run_id,
+                status.name(),
+                summary.saved.len(),
+                why
+            )
+        }
+    }
+}
+
+pub(crate) fn validate_cmd(graph: &Path) -> Result<i32> {
+    let doc = graph_file::load(graph)?;
+    validated(&doc, &Catalogue::builtin(), graph)?;
+    println!(
+        "ok: {} ({} nodes, {} links)",
+        graph.display(),
+        doc.nodes.len(),
+        doc.links.len()
+    );
+    Ok(0)
+}
+
+/// Runs a batch on the engine worker (the same worker the studio drives), with a progress bar
+/// on a terminal and a line per saved file; returns the batch summary. `first` may print lines
+/// before the run starts.
+pub(crate) fn execute(
+    job: BatchJob,
+    n_items: usize,
+    first: impl FnOnce(&dyn Fn(String)),
+) -> Result<BatchSummary> {
+    let store_path = job.store_path.clone();
     let worker = Worker::spawn(Executor::builtin());
     worker.submit(job)?;
     let bar = if std::io::stderr().is_terminal() {
@@ -190,9 +267,7 @@ pub(crate) fn run_cmd(
         Some(b) => b.println(line),
         None => println!("{line}"),
     };
-    if let Some((i, n)) = shard {
-        say(format!("shard {i}/{n}: {n_items} of {total} work items"));
-    }
+    first(&say);
     let summary = loop {
         let Ok(ev) = worker.events().recv() else {
             bail!("the engine worker stopped unexpectedly")
@@ -227,70 +302,12 @@ pub(crate) fn run_cmd(
             },
             WorkerEvent::Batch(BatchEvent::ItemFinished { .. }) => {}
             WorkerEvent::Finished(result) => break result.map_err(|e| anyhow!(e))?,
-            // `run` submits no training.
+            // A batch submits no training.
             WorkerEvent::Train(_) | WorkerEvent::TrainFinished(_) => {}
         }
     };
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let n_saved = summary.saved.len();
-    match summary.status {
-        RunStatus::Succeeded => {
-            println!(
-                "run #{}: {} output(s) in {} ({:.2} s)",
-                summary.run_id,
-                n_saved,
-                out_dir.display(),
-                summary.seconds
-            );
-            if !sweeps.is_empty() && !summary.saved.is_empty() {
-                let keys: Vec<String> = sweeps
-                    .iter()
-                    .map(|s| format!("{}.{}", s.node, s.param))
-                    .collect();
-                let columns = sweeps.last().map(|s| s.values.len() as u32).unwrap_or(1);
-                let ids: Vec<u64> = summary.saved.iter().filter_map(|s| s.output_id).collect();
-                let store = Store::open(&store_path)?;
-                let sheet = engine::contact::sheet_for_outputs(&store, &ids, &keys, columns)?;
-                let path = out_dir.join(format!(
-                    "{}-contact-run{:05}.png",
-                    graph_name_for_files, summary.run_id
-                ));
-                let png = engine::codec::encode_image_png(&sheet, &[]).map_err(|e| anyhow!(e))?;
-                std::fs::write(&path, png)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                println!("contact sheet {}", path.display());
-            }
-            for (dir, images, instances) in &summary.datasets {
-                println!(
-                    "dataset {} ({images} image(s), {instances} instance(s))",
-                    dir.display()
-                );
-            }
-            Ok(0)
-        }
-        status => {
-            let why = summary.error.unwrap_or_else(|| status.name().to_string());
-            bail!(
-                "run #{} {} after {} output(s): {}",
-                summary.run_id,
-                status.name(),
-                n_saved,
-                why
-            )
-        }
-    }
-}
-
-pub(crate) fn validate_cmd(graph: &Path) -> Result<i32> {
-    let doc = graph_file::load(graph)?;
-    validated(&doc, &Catalogue::builtin(), graph)?;
-    println!(
-        "ok: {} ({} nodes, {} links)",
-        graph.display(),
-        doc.nodes.len(),
-        doc.links.len()
-    );
-    Ok(0)
+    Ok(summary)
 }
