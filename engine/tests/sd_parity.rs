@@ -1,7 +1,7 @@
 //! Parity with Hugging Face diffusers on tiny random-weight models
 //! (`tests/fixtures/sd/make_fixtures.py` made the models and the reference outputs).
 //!
-//! Three bars (DESIGN.md §5): every step's latents within 1e-4 × their max magnitude, the
+//! Three bars (docs/ARCHITECTURE.md, "Conventions"): every step's latents within 1e-4 × their max magnitude, the
 //! decoded float image ≥ 80 dB PSNR, the 8-bit PNG ≥ 55 dB.
 
 mod sd_common;

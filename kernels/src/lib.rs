@@ -12,8 +12,9 @@
 //!
 //! The CUDA sources are embedded with `include_str!` ([`sources`]) and compiled at first use
 //! with NVRTC, through the `cudarc` that candle re-exports (`candle_core::cuda_backend::cudarc`;
-//! see DESIGN.md §4 for why not a cudarc of our own). PTX is cached per compute capability, in a
-//! process-wide map and on disk under the user's cache directory (`cuda` module, private).
+//! docs/ARCHITECTURE.md, "Kernels", says why not a cudarc of our own). PTX is cached per compute
+//! capability, in a process-wide map and on disk under the user's cache directory (`cuda`
+//! module, private).
 //! NVRTC needs `cuda_fp16.h`/`cuda_bf16.h` at run time: it looks in `DEFECT_STUDIO_CUDA_INCLUDE`
 //! (a `:`-separated list), then `$CUDA_ROOT`, `$CUDA_PATH`, `$CUDA_HOME` + `/include`, then
 //! `/usr/local/cuda/include`.

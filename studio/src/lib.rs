@@ -1,6 +1,6 @@
 //! Defect Studio's front ends: the studio app and the `defect-studio` command line, one binary.
 //!
-//! - [`cli`]: the command-line contract of DESIGN.md §3 (`run`, `validate`, `nodes`,
+//! - [`cli`]: the command-line contract (docs/ARCHITECTURE.md, "One path") (`run`, `validate`, `nodes`,
 //!   `history`), built on clap. Every command goes through the engine's
 //!   [`engine::Worker`] / [`engine::Executor`], the same code the studio window uses.
 //! - [`graph_file`]: loading a graph document from a file with errors that name the file.

@@ -1,5 +1,5 @@
 //! Helpers shared by the Stable Diffusion parity tests: the fixtures, running a reference case
-//! and checking it at DESIGN.md §5's three bars.
+//! and checking it at the three parity bars of docs/ARCHITECTURE.md, "Conventions".
 
 #![allow(dead_code)]
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use candle_core::{Device, Tensor};
 use engine::image::{Image, Mask};
 use engine::sd::model::{load, LoadOptions, SdModel};
-use engine::sd::pipeline::{generate, GenerateParams};
+use engine::sd::pipeline::{generate, GenerateParams, VaeTiling};
 use engine::sd::scheduler::SchedulerKind;
 use serde_json::Value;
 
@@ -72,6 +72,11 @@ pub fn params(c: &Value) -> GenerateParams {
         init_image,
         mask,
         batch: c["batch"].as_u64().unwrap_or(1) as usize,
+        vae_tiling: match c["vae_tiling"].as_str() {
+            Some("on") => VaeTiling::On,
+            Some("auto") => VaeTiling::Auto,
+            _ => VaeTiling::Off,
+        },
         ..GenerateParams::default()
     }
 }
