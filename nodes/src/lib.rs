@@ -22,6 +22,7 @@
 pub mod builtin;
 mod catalogue;
 pub mod diffusion;
+mod dupkeys;
 mod error;
 mod graph;
 pub mod migrate;
