@@ -44,6 +44,7 @@ pub mod paths;
 pub mod sd;
 
 pub mod procedural;
+mod registry;
 pub mod run;
 pub mod store;
 mod value;

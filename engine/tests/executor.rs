@@ -93,6 +93,18 @@ static BLOB: NodeSpec = NodeSpec {
 
 type Log = Arc<Mutex<Vec<String>>>;
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Value1 {
+    value: i64,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Factor {
+    factor: i64,
+}
+
 fn setup() -> (Executor, Log) {
     setup_with_budget(1 << 30)
 }
@@ -105,9 +117,9 @@ fn setup_with_budget(budget: usize) -> (Executor, Log) {
         _ => 0,
     };
     let l = log.clone();
-    r.register("Src", move |ctx: &mut NodeCtx| {
+    r.register_typed("Src", move |ctx: &mut NodeCtx, p: Value1| {
         l.lock().unwrap().push(ctx.node.clone());
-        Ok(out(ctx.int("value")?))
+        Ok(out(p.value))
     });
     let l = log.clone();
     r.register("FileSrc", move |ctx: &mut NodeCtx| {
@@ -115,9 +127,9 @@ fn setup_with_budget(budget: usize) -> (Executor, Log) {
         Ok(out(ctx.file("path")?.len() as i64))
     });
     let l = log.clone();
-    r.register("Scale", move |ctx: &mut NodeCtx| {
+    r.register_typed("Scale", move |ctx: &mut NodeCtx, p: Factor| {
         l.lock().unwrap().push(ctx.node.clone());
-        Ok(out(int(ctx, "x") * ctx.int("factor")?))
+        Ok(out(int(ctx, "x") * p.factor))
     });
     let l = log.clone();
     r.register("Add", move |ctx: &mut NodeCtx| {
@@ -588,5 +600,87 @@ fn seeds_resolve_from_the_run_seed() {
     assert_eq!(
         field(&mut exec, fixed.clone(), 1),
         field(&mut exec, fixed, 2)
+    );
+}
+
+#[test]
+fn every_builtin_kind_takes_a_parameter_struct_that_fits_its_spec() {
+    let registry = Registry::builtin();
+    let mut problems = Vec::new();
+    for spec in Catalogue::builtin().specs() {
+        match registry.check_params(spec) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => problems.push(format!("{}: {e}", spec.kind)),
+            None => problems.push(format!("{}: no typed executor", spec.kind)),
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+static RENAMED: NodeSpec = NodeSpec {
+    kind: "Renamed",
+    version: 1,
+    category: "Test",
+    doc: "A spec whose parameter the struct names differently.",
+    inputs: &[],
+    outputs: &[PortSpec::new("out", PortType::Int, "")],
+    params: &[
+        ParamSpec::float("radius", 0.0, 10.0, 1.0, ""),
+        ParamSpec::int("count", 1, 10, 2, ""),
+    ],
+    deterministic: true,
+    sink: false,
+};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RenamedParams {
+    radius_px: f32,
+    count: u32,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct FittingParams {
+    radius: f32,
+    count: u32,
+}
+
+#[test]
+fn a_parameter_renamed_on_one_side_fails_the_spec_check() {
+    let mut r = Registry::new();
+    r.register_typed("Renamed", |_: &mut NodeCtx, _: RenamedParams| Ok(out(0)));
+    let e = r.check_params(&RENAMED).unwrap().unwrap_err();
+    assert!(e.contains("radius"), "{e}");
+    r.register_typed("Renamed", |_: &mut NodeCtx, p: FittingParams| {
+        Ok(out(p.count as i64))
+    });
+    assert_eq!(r.check_params(&RENAMED), Some(Ok(())));
+    // An untyped registration has no check.
+    r.register("Renamed", |_: &mut NodeCtx| Ok(out(0)));
+    assert_eq!(r.check_params(&RENAMED), None);
+
+    // At run time the same mismatch is an error naming the node, not a panic.
+    r.register_typed("Renamed", |_: &mut NodeCtx, _: RenamedParams| Ok(out(0)));
+    let mut exec = Executor::new(Catalogue::new(vec![&RENAMED]), r, 1 << 20);
+    let g = GraphDoc::from_json(
+        r#"{"format":"defect-studio/graph","version":1,"nodes":{"n":{"kind":"Renamed","version":1}}}"#,
+    )
+    .unwrap();
+    let req = RunRequest {
+        doc: &g,
+        targets: Some(vec!["n".into()]),
+        run_seed: 0,
+        base_dir: Path::new("."),
+    };
+    let e = exec
+        .run(&req, None, &|_| {}, &CancelToken::new())
+        .unwrap_err();
+    assert!(
+        matches!(&e, EngineError::Node { node, .. } if node == "n")
+            && e.to_string().contains("radius"),
+        "{e}"
     );
 }

@@ -663,12 +663,12 @@ pub static CRACK: NodeSpec = NodeSpec {
         SEED,
         P::float(
             "length",
-            1.0,
+            4.0,
             8192.0,
             260.0,
             "Length of the main path in pixels.",
         ),
-        P::float("width", 0.5, 64.0, 4.0, "Width at the start in pixels."),
+        P::float("width", 0.8, 64.0, 4.0, "Width at the start in pixels."),
         P::int("branches", 0, 32, 4, "Number of branches."),
         P::float("roughness", 0.0, 1.0, 0.5, "How jagged the path is."),
         P::float("depth", 0.0, 1.0, 0.8, "Darkness of the interior."),
@@ -768,7 +768,7 @@ pub static CHIP: NodeSpec = NodeSpec {
     params: &[
         SEED,
         P::int("count", 1, 50, 1, "Number of chips."),
-        P::float("size", 1.0, 2048.0, 30.0, "Mean radius in pixels."),
+        P::float("size", 2.0, 2048.0, 30.0, "Mean radius in pixels."),
         P::float("roughness", 0.0, 1.0, 0.5, "Irregularity of the outline."),
         P::color("under_color", "#9e998f", "Colour of the exposed under-layer."),
         P::choice(
@@ -797,7 +797,7 @@ pub static DRAEM: NodeSpec = NodeSpec {
         P::float("beta", 0.0, 1.0, 0.0, "Opacity of the source in the blend; 0 = random in 0.1..1 by seed."),
         P::float("threshold", 0.0, 1.0, 0.7, "Perlin threshold (higher = smaller blotches)."),
         P::float("min_scale", 1.0, 2048.0, 16.0, "Smallest noise scale in pixels."),
-        P::float("max_scale", 1.0, 4096.0, 128.0, "Largest noise scale in pixels."),
+        P::float("max_scale", 1.0, 4096.0, 128.0, "Largest noise scale in pixels.").at_least("min_scale"),
         P::float("min_coverage", 0.0, 1.0, 0.005, "Minimum fraction of the image covered."),
     ],
     deterministic: true,
@@ -814,9 +814,10 @@ pub static CUTPASTE: NodeSpec = NodeSpec {
     params: &[
         SEED,
         P::float("area_min", 0.001, 1.0, 0.02, "Smallest patch area, fraction of the image."),
-        P::float("area_max", 0.001, 1.0, 0.15, "Largest patch area, fraction of the image."),
+        P::float("area_max", 0.001, 1.0, 0.15, "Largest patch area, fraction of the image.")
+            .at_least("area_min"),
         P::float("aspect_min", 0.05, 20.0, 0.3, "Smallest aspect ratio."),
-        P::float("aspect_max", 0.05, 20.0, 3.3, "Largest aspect ratio."),
+        P::float("aspect_max", 0.05, 20.0, 3.3, "Largest aspect ratio.").at_least("aspect_min"),
         P::float("color_jitter", 0.0, 1.0, 0.1, "Random colour change of the patch."),
     ],
     deterministic: true,
@@ -839,7 +840,7 @@ pub static CUTPASTE_SCAR: NodeSpec = NodeSpec {
             2.0,
             "Smallest width in pixels (at 256 px; scales with the image).",
         ),
-        P::float("width_max", 1.0, 256.0, 16.0, "Largest width in pixels."),
+        P::float("width_max", 1.0, 256.0, 16.0, "Largest width in pixels.").at_least("width_min"),
         P::float(
             "length_min",
             1.0,
@@ -847,7 +848,8 @@ pub static CUTPASTE_SCAR: NodeSpec = NodeSpec {
             10.0,
             "Smallest length in pixels.",
         ),
-        P::float("length_max", 1.0, 1024.0, 25.0, "Largest length in pixels."),
+        P::float("length_max", 1.0, 1024.0, 25.0, "Largest length in pixels.")
+            .at_least("length_min"),
         P::float(
             "angle_min",
             -180.0,
@@ -861,7 +863,8 @@ pub static CUTPASTE_SCAR: NodeSpec = NodeSpec {
             180.0,
             45.0,
             "Largest rotation, degrees.",
-        ),
+        )
+        .at_least("angle_min"),
         P::float(
             "color_jitter",
             0.0,
@@ -883,8 +886,9 @@ pub static NSA: NodeSpec = NodeSpec {
     outputs: DEFECT_OUT,
     params: &[
         SEED,
-        P::float("size_min", 0.01, 1.0, 0.08, "Smallest patch side, fraction of the image."),
-        P::float("size_max", 0.01, 1.0, 0.2, "Largest patch side, fraction of the image."),
+        P::float("size_min", 0.01, 0.9, 0.08, "Smallest patch side, fraction of the image's shorter side."),
+        P::float("size_max", 0.01, 0.9, 0.2, "Largest patch side, fraction of the image's shorter side.")
+            .at_least("size_min"),
         P::float("intensity", 0.0, 1.0, 0.12, "Contrast and brightness change of the patch."),
         P::float("min_changed", 0.0, 1.0, 0.95, "Fraction of the patch that must visibly change."),
         P::int("max_tries", 1, 100, 6, "Placement attempts."),

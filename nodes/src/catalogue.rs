@@ -165,6 +165,9 @@ pub struct ParamSpec {
     pub kind: ParamKind,
     pub widget: Widget,
     pub doc: &'static str,
+    /// For the upper end of a range: the parameter of the same node that holds the lower end.
+    /// [`crate::validate()`] refuses a lower end above the upper one.
+    pub at_least: Option<&'static str>,
 }
 
 impl ParamSpec {
@@ -180,6 +183,7 @@ impl ParamSpec {
             kind: ParamKind::Int { min, max, default },
             widget: Widget::DragValue,
             doc,
+            at_least: None,
         }
     }
     pub const fn float(
@@ -194,6 +198,7 @@ impl ParamSpec {
             kind: ParamKind::Float { min, max, default },
             widget: Widget::Slider,
             doc,
+            at_least: None,
         }
     }
     pub const fn bool(name: &'static str, default: bool, doc: &'static str) -> Self {
@@ -202,6 +207,7 @@ impl ParamSpec {
             kind: ParamKind::Bool { default },
             widget: Widget::Checkbox,
             doc,
+            at_least: None,
         }
     }
     pub const fn text(name: &'static str, default: &'static str, doc: &'static str) -> Self {
@@ -210,6 +216,7 @@ impl ParamSpec {
             kind: ParamKind::Text { default },
             widget: Widget::TextLine,
             doc,
+            at_least: None,
         }
     }
     pub const fn choice(
@@ -223,6 +230,7 @@ impl ParamSpec {
             kind: ParamKind::Choice { options, default },
             widget: Widget::Dropdown,
             doc,
+            at_least: None,
         }
     }
     pub const fn seed(name: &'static str, doc: &'static str) -> Self {
@@ -231,6 +239,7 @@ impl ParamSpec {
             kind: ParamKind::Seed,
             widget: Widget::SeedField,
             doc,
+            at_least: None,
         }
     }
     pub const fn color(name: &'static str, default: &'static str, doc: &'static str) -> Self {
@@ -239,6 +248,7 @@ impl ParamSpec {
             kind: ParamKind::Color { default },
             widget: Widget::ColorPicker,
             doc,
+            at_least: None,
         }
     }
     pub const fn input_file(
@@ -251,6 +261,7 @@ impl ParamSpec {
             kind: ParamKind::InputFile { extensions },
             widget: Widget::FilePicker,
             doc,
+            at_least: None,
         }
     }
     pub const fn output_template(
@@ -263,8 +274,16 @@ impl ParamSpec {
             kind: ParamKind::OutputTemplate { default },
             widget: Widget::OutputPath,
             doc,
+            at_least: None,
         }
     }
+    /// The upper end of a range whose lower end is the parameter `min` (see
+    /// [`ParamSpec::at_least`]).
+    pub const fn at_least(mut self, min: &'static str) -> Self {
+        self.at_least = Some(min);
+        self
+    }
+
     /// The same parameter edited with another widget.
     pub const fn with_widget(mut self, widget: Widget) -> Self {
         self.widget = widget;

@@ -27,7 +27,7 @@ pub enum NodesError {
     Schema { path: String, message: String },
     #[error("{0}")]
     Invalid(ValidationErrors),
-    #[error("cannot parse value {value:?} for {node}.{param}: {message}")]
+    #[error("cannot parse value {} for {node}.{param}: {message}", crate::quote::quote(.value))]
     BadValue {
         node: String,
         param: String,

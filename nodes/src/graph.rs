@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::NodesError;
 use crate::migrate;
+use crate::quote::clip;
 
 /// The value of the document's `format` field.
 pub const FORMAT: &str = "defect-studio/graph";
@@ -219,12 +220,15 @@ impl GraphDoc {
     /// Parses a document, migrating older versions and refusing newer ones. This checks the
     /// shape of the file only; call [`crate::validate()`] to check it against a catalogue.
     pub fn from_json(text: &str) -> Result<GraphDoc, NodesError> {
-        let mut value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| NodesError::Json {
-                line: e.line(),
-                column: e.column(),
-                message: e.to_string(),
-            })?;
+        let json_error = |e: serde_json::Error| NodesError::Json {
+            line: e.line(),
+            column: e.column(),
+            message: clip(&e.to_string()),
+        };
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(json_error)?;
+        // Duplicate keys (two nodes of one id, two values of one parameter) are refused: the
+        // parse above silently keeps the last.
+        crate::dupkeys::check(text).map_err(json_error)?;
         let format = value
             .get("format")
             .cloned()
@@ -251,8 +255,8 @@ impl GraphDoc {
         migrate::migrate_nodes(&mut value, migrate::NODE_MIGRATIONS);
         let de = value;
         serde_path_to_error::deserialize(de).map_err(|e| NodesError::Schema {
-            path: e.path().to_string(),
-            message: e.inner().to_string(),
+            path: clip(&e.path().to_string()),
+            message: clip(&e.inner().to_string()),
         })
     }
 

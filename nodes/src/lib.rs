@@ -13,14 +13,21 @@
 //!   [`GraphDoc::to_json`] writes the canonical, byte-stable form.
 //! - [`validate()`]: checks a document against a catalogue and returns every problem as a
 //!   [`ValidationError`] that names the node, the port or parameter, and what was expected.
+//! - [`typed`]: a node's effective parameters as the JSON object its executor's parameter
+//!   struct deserialises from ([`typed::from_params`], [`typed::check_defaults`]).
+//! - [`clip`] and [`quote`]: every message that echoes a user value quotes at most
+//!   [`QUOTE_MAX`] characters of it.
 //! - [`NodesError`]: the crate's error type.
 
 pub mod builtin;
 mod catalogue;
 pub mod diffusion;
+mod dupkeys;
 mod error;
 mod graph;
 pub mod migrate;
+mod quote;
+pub mod typed;
 mod validate;
 
 pub use catalogue::{
@@ -31,6 +38,7 @@ pub use graph::{
     Asset, GraphDoc, Link, Meta, ModelRef, NodeDoc, NodeLayout, ParamValue, PortRef, SeedValue,
     FORMAT, VERSION,
 };
+pub use quote::{clip, quote, QUOTE_MAX};
 pub use validate::{
     check_output_template, parse_hex_color, validate, Problem, ValidationError, ValidationErrors,
 };

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::catalogue::{Catalogue, NodeSpec, ParamKind, OUTPUT_TEMPLATE_VARS};
 use crate::graph::{GraphDoc, ParamValue};
+use crate::quote::{clip, quote};
 
 /// One problem in a graph, located at a node and (usually) a port or parameter.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +42,13 @@ pub enum Problem {
     OutOfRange {
         value: String,
         expected: String,
+    },
+    /// The lower end of a declared range is above its upper end.
+    InvertedRange {
+        min: String,
+        min_value: f64,
+        max: String,
+        max_value: f64,
     },
     UnsafeOutputPath {
         reason: String,
@@ -80,14 +88,14 @@ pub enum Problem {
 impl std::fmt::Display for ValidationError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(node) = &self.node {
-            write!(f, "node \"{node}\"")?;
+            write!(f, "node \"{}\"", clip(node))?;
             if let Some(field) = &self.field {
-                write!(f, " {}", field)?;
+                write!(f, " {}", clip(field))?;
             }
             f.write_str(": ")?;
         }
         match &self.problem {
-            Problem::UnknownKind { kind } => write!(f, "unknown node kind \"{kind}\""),
+            Problem::UnknownKind { kind } => write!(f, "unknown node kind {}", quote(kind)),
             Problem::NewerNodeVersion {
                 kind,
                 found,
@@ -112,6 +120,15 @@ impl std::fmt::Display for ValidationError {
             Problem::OutOfRange { value, expected } => {
                 write!(f, "value {value} is out of range, expected {expected}")
             }
+            Problem::InvertedRange {
+                min,
+                min_value,
+                max,
+                max_value,
+            } => write!(
+                f,
+                "\"{min}\" ({min_value}) is larger than \"{max}\" ({max_value}); the range needs {min} <= {max}"
+            ),
             Problem::UnsafeOutputPath { reason } => write!(f, "unsafe output path: {reason}"),
             Problem::MissingAsset { sha256 } => {
                 write!(
@@ -131,11 +148,13 @@ impl std::fmt::Display for ValidationError {
             }
             Problem::UnknownOutputPort { node, port, known } => write!(
                 f,
-                "link comes from unknown output port {node}.{port} (outputs: {})",
+                "link comes from unknown output port {}.{} (outputs: {})",
+                clip(node),
+                clip(port),
                 list(known)
             ),
             Problem::LinkFromMissingNode { from } => {
-                write!(f, "link comes from node \"{from}\", which does not exist")
+                write!(f, "link comes from node {}, which does not exist", quote(from))
             }
             Problem::LinkToMissingNode => write!(f, "link goes into a node that does not exist"),
             Problem::TypeMismatch {
@@ -144,13 +163,16 @@ impl std::fmt::Display for ValidationError {
                 to_ty,
             } => write!(
                 f,
-                "type mismatch: {from} gives {from_ty}, this input expects {to_ty}"
+                "type mismatch: {} gives {from_ty}, this input expects {to_ty}",
+                clip(from)
             ),
             Problem::DuplicateInputLink { first, second } => write!(
                 f,
-                "two links go into this input (from {first} and {second}); an input takes one"
+                "two links go into this input (from {} and {}); an input takes one",
+                clip(first),
+                clip(second)
             ),
-            Problem::Cycle { path } => write!(f, "cycle: {}", path.join(" -> ")),
+            Problem::Cycle { path } => write!(f, "cycle: {}", clip(&path.join(" -> "))),
         }
     }
 }
@@ -181,42 +203,72 @@ impl std::fmt::Display for ValidationErrors {
 
 impl std::error::Error for ValidationErrors {}
 
-/// Checks an output file name template: relative, inside the output folder, known variables.
+/// Characters that reorder or hide text (bidi overrides, isolates and marks): refused in
+/// output names, where they make a file name read differently from what it is.
+const BIDI_CONTROLS: &[char] = &[
+    '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}',
+    '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}',
+];
+
+/// Checks an output file name template: relative, inside the output folder, known variables,
+/// no control or bidi characters, and a real name: after expanding the variables the last
+/// component has a stem (`.`, `..png`, `sub/.`, `.png` and `sub/` are refused). Messages
+/// quote at most [`crate::QUOTE_MAX`] characters of the template.
 pub fn check_output_template(template: &str) -> Result<(), String> {
     let t = template.trim();
+    let q = quote(t);
     if t.is_empty() {
         return Err("the file name is empty".into());
-    }
-    if t.starts_with('/') || t.starts_with('\\') || t.starts_with('~') {
-        return Err(format!(
-            "\"{t}\" is an absolute path; use a path inside the output folder"
-        ));
-    }
-    if t.len() >= 2 && t.as_bytes()[1] == b':' {
-        return Err(format!(
-            "\"{t}\" names a drive; use a path inside the output folder"
-        ));
     }
     if t.contains('\0') {
         return Err("the file name contains a NUL byte".into());
     }
+    // Checked before trimming: a trailing newline is a control character too.
+    if let Some(c) = template.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "{q} contains the control character U+{:04X}; use printable characters",
+            u32::from(c)
+        ));
+    }
+    if let Some(c) = template.chars().find(|c| BIDI_CONTROLS.contains(c)) {
+        return Err(format!(
+            "{q} contains the text-direction character U+{:04X}, which makes the name read \
+             differently from what it is",
+            u32::from(c)
+        ));
+    }
+    if t.starts_with('/') || t.starts_with('\\') || t.starts_with('~') {
+        return Err(format!(
+            "{q} is an absolute path; use a path inside the output folder"
+        ));
+    }
+    if t.len() >= 2 && t.as_bytes()[1] == b':' {
+        return Err(format!(
+            "{q} names a drive; use a path inside the output folder"
+        ));
+    }
     for part in t.split(['/', '\\']) {
         if part == ".." {
-            return Err(format!("\"{t}\" leaves the output folder through \"..\""));
+            return Err(format!("{q} leaves the output folder through \"..\""));
         }
     }
+    // Variables, and the name with each replaced by a placeholder (they expand to non-empty
+    // text: a title, an id or a number).
+    let mut expanded = String::new();
     let mut rest = t;
     while let Some(open) = rest.find('{') {
+        expanded.push_str(&rest[..open]);
         let after = &rest[open + 1..];
         let close = after
             .find('}')
-            .ok_or_else(|| format!("\"{t}\" has an unclosed '{{'"))?;
+            .ok_or_else(|| format!("{q} has an unclosed '{{'"))?;
         let var = &after[..close];
         let name = var.split(':').next().unwrap_or("");
         if !OUTPUT_TEMPLATE_VARS.iter().any(|(n, _)| *n == name) {
             let known: Vec<&str> = OUTPUT_TEMPLATE_VARS.iter().map(|(n, _)| *n).collect();
             return Err(format!(
-                "unknown variable {{{var}}} (known: {})",
+                "unknown variable {{{}}} (known: {})",
+                clip(var),
                 known.join(", ")
             ));
         }
@@ -224,11 +276,30 @@ pub fn check_output_template(template: &str) -> Result<(), String> {
             let ok = fmt.len() >= 2 && fmt.starts_with('0') && fmt[1..].parse::<u8>().is_ok();
             if !ok {
                 return Err(format!(
-                    "bad format \"{fmt}\" in {{{var}}}: use {{{name}:0N}}"
+                    "bad format {} in {{{name}}}: use {{{name}:0N}}",
+                    quote(fmt)
                 ));
             }
         }
+        expanded.push('x');
         rest = &after[close + 1..];
+    }
+    expanded.push_str(rest);
+    let last = expanded.rsplit(['/', '\\']).next().unwrap_or("");
+    let stem = match last.rfind('.') {
+        Some(dot) => &last[..dot],
+        None => last,
+    };
+    if stem.chars().all(|c| c == '.' || c.is_whitespace()) {
+        return Err(format!(
+            "{q} has no real name: its last part {} needs a stem (e.g. \"out.png\")",
+            quote(last)
+        ));
+    }
+    for part in expanded.split(['/', '\\']) {
+        if part == "." {
+            return Err(format!("{q} has a \".\" folder; name folders plainly"));
+        }
     }
     Ok(())
 }
@@ -240,11 +311,11 @@ fn check_param(
     doc: &GraphDoc,
 ) -> Option<crate::validate::Problem> {
     let bad = || Problem::BadParamValue {
-        value: value.to_json(),
+        value: clip(&value.to_json()),
         expected: spec.expected(),
     };
     let out_of_range = || Problem::OutOfRange {
-        value: value.to_json(),
+        value: clip(&value.to_json()),
         expected: spec.expected(),
     };
     match (&spec.kind, value) {
@@ -264,9 +335,7 @@ fn check_param(
         (ParamKind::Color { .. }, ParamValue::Text(s)) => parse_hex_color(s).is_none().then(bad),
         (ParamKind::InputFile { .. }, ParamValue::Text(s)) => {
             let sha = s.strip_prefix("asset:")?;
-            (!doc.assets.contains_key(sha)).then(|| Problem::MissingAsset {
-                sha256: sha.to_string(),
-            })
+            (!doc.assets.contains_key(sha)).then(|| Problem::MissingAsset { sha256: clip(sha) })
         }
         (ParamKind::OutputTemplate { .. }, ParamValue::Text(s)) => check_output_template(s)
             .err()
@@ -359,6 +428,31 @@ pub fn validate(doc: &GraphDoc, catalogue: &Catalogue) -> Result<(), ValidationE
             if !node.params.contains_key(p.name) {
                 if let Some(problem) = check_param(p, &p.default_value(), doc) {
                     push(Some(id), Some(format!("param \"{}\"", p.name)), problem);
+                }
+            }
+        }
+        // Declared ranges: the lower end may not exceed the upper one.
+        let number = |name: &str| {
+            node.params
+                .get(name)
+                .cloned()
+                .or_else(|| spec.param(name).map(|p| p.default_value()))
+                .and_then(|v| v.as_f64())
+        };
+        for p in spec.params {
+            let Some(lo) = p.at_least else { continue };
+            if let (Some(min_value), Some(max_value)) = (number(lo), number(p.name)) {
+                if min_value > max_value {
+                    push(
+                        Some(id),
+                        Some(format!("params \"{lo}\" and \"{}\"", p.name)),
+                        Problem::InvertedRange {
+                            min: lo.to_string(),
+                            min_value,
+                            max: p.name.to_string(),
+                            max_value,
+                        },
+                    );
                 }
             }
         }

@@ -11,7 +11,8 @@ use crate::procedural::{fbm, texture, Rng, TextureKind, TextureParams};
 pub const CHIP_BAND: f32 = 1.0;
 
 /// Parameters of [`chip`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChipParams {
     /// Seed of every random choice.
     pub seed: u64,
@@ -28,6 +29,7 @@ pub struct ChipParams {
     /// Width of the bevel (broken edge) in px.
     pub bevel: f32,
     /// Direction towards the light in degrees (225 = top-left).
+    #[serde(rename = "light")]
     pub light_deg: f32,
     /// Preference for the placement mask's boundary (0 = anywhere; k: weight
     /// `exp(-k * distance_to_boundary / size)`). Ignored without a placement mask.

@@ -12,7 +12,8 @@ const LIP: f32 = 1.5;
 pub const CRACK_BAND: f32 = 3.0;
 
 /// Parameters of [`crack`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CrackParams {
     /// Seed of every random choice.
     pub seed: u64,

@@ -13,14 +13,17 @@ pub const CUTPASTE_BAND: f32 = 0.0;
 pub const SCAR_BAND: f32 = 1.0;
 
 /// Parameters of [`cutpaste`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CutPasteParams {
     /// Seed of every random choice.
     pub seed: u64,
-    /// Patch area as a fraction of the image area: uniform in `[lo, hi)`.
-    pub area_ratio: (f32, f32),
-    /// Patch aspect ratio (width / height): log-uniform in `[lo, hi)`.
-    pub aspect_ratio: (f32, f32),
+    /// Patch area as a fraction of the image area: uniform in `[area_min, area_max)`.
+    pub area_min: f32,
+    pub area_max: f32,
+    /// Patch aspect ratio (width / height): log-uniform in `[aspect_min, aspect_max)`.
+    pub aspect_min: f32,
+    pub aspect_max: f32,
     /// Colour jitter strength, 0..1: brightness, contrast and per-channel gain change by up
     /// to this relative amount (0 = exact copy).
     pub color_jitter: f32,
@@ -30,8 +33,10 @@ impl Default for CutPasteParams {
     fn default() -> Self {
         CutPasteParams {
             seed: 0,
-            area_ratio: (0.02, 0.15),
-            aspect_ratio: (0.3, 3.3),
+            area_min: 0.02,
+            area_max: 0.15,
+            aspect_min: 0.3,
+            aspect_max: 3.3,
             color_jitter: 0.1,
         }
     }
@@ -39,16 +44,20 @@ impl Default for CutPasteParams {
 
 /// Parameters of [`cutpaste_scar`]. Sizes are given for a 256 px image and scaled by
 /// `min(width, height) / 256`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScarParams {
     /// Seed of every random choice.
     pub seed: u64,
-    /// Scar width in px at 256 px: uniform in `[lo, hi)`.
-    pub width: (f32, f32),
-    /// Scar length in px at 256 px: uniform in `[lo, hi)`.
-    pub length: (f32, f32),
-    /// Rotation in degrees: uniform in `[lo, hi)`.
-    pub angle: (f32, f32),
+    /// Scar width in px at 256 px: uniform in `[width_min, width_max)`.
+    pub width_min: f32,
+    pub width_max: f32,
+    /// Scar length in px at 256 px: uniform in `[length_min, length_max)`.
+    pub length_min: f32,
+    pub length_max: f32,
+    /// Rotation in degrees: uniform in `[angle_min, angle_max)`.
+    pub angle_min: f32,
+    pub angle_max: f32,
     /// Colour jitter strength, as in [`CutPasteParams::color_jitter`].
     pub color_jitter: f32,
 }
@@ -57,9 +66,12 @@ impl Default for ScarParams {
     fn default() -> Self {
         ScarParams {
             seed: 0,
-            width: (2.0, 16.0),
-            length: (10.0, 25.0),
-            angle: (-45.0, 45.0),
+            width_min: 2.0,
+            width_max: 16.0,
+            length_min: 10.0,
+            length_max: 25.0,
+            angle_min: -45.0,
+            angle_max: 45.0,
             color_jitter: 0.1,
         }
     }
@@ -70,7 +82,9 @@ fn check_range(name: &str, r: (f32, f32), lo: f32) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{name} must be an ordered finite range with lo >= {lo}, got {r:?}"
+            "{name}_min and {name}_max must be finite with {lo} <= {name}_min <= {name}_max, got {} and {}",
+            r.0,
+            r.1
         ))
     }
 }
@@ -118,20 +132,18 @@ pub fn cutpaste(
     placement: Option<&Mask>,
 ) -> Result<Defect, String> {
     check_input(img, placement)?;
-    check_range("area_ratio", p.area_ratio, 0.0)?;
-    check_range("aspect_ratio", p.aspect_ratio, 0.01)?;
-    if p.area_ratio.1 > 1.0 {
-        return Err("area_ratio must be <= 1".to_string());
+    check_range("area", (p.area_min, p.area_max), 0.0)?;
+    check_range("aspect", (p.aspect_min, p.aspect_max), 0.01)?;
+    if p.area_max > 1.0 {
+        return Err("area_max must be <= 1".to_string());
     }
     let (w, h) = (img.width, img.height);
     if w < 4 || h < 4 {
         return Err(format!("image too small for cutpaste ({w}x{h})"));
     }
     let mut rng = Rng::new(p.seed);
-    let area = rng.range_f32(p.area_ratio.0, p.area_ratio.1) * (w * h) as f32;
-    let aspect = rng
-        .range_f32(p.aspect_ratio.0.ln(), p.aspect_ratio.1.ln())
-        .exp();
+    let area = rng.range_f32(p.area_min, p.area_max) * (w * h) as f32;
+    let aspect = rng.range_f32(p.aspect_min.ln(), p.aspect_max.ln()).exp();
     let pw = ((area * aspect).sqrt().round() as u32).clamp(1, w - 1);
     let ph = ((area / aspect).sqrt().round() as u32).clamp(1, h - 1);
     let anchors = Anchors::new(w, h, placement);
@@ -178,15 +190,15 @@ pub fn cutpaste_scar(
     placement: Option<&Mask>,
 ) -> Result<Defect, String> {
     check_input(img, placement)?;
-    check_range("width", p.width, 0.5)?;
-    check_range("length", p.length, 0.5)?;
-    check_range("angle", p.angle, -3600.0)?;
+    check_range("width", (p.width_min, p.width_max), 0.5)?;
+    check_range("length", (p.length_min, p.length_max), 0.5)?;
+    check_range("angle", (p.angle_min, p.angle_max), -3600.0)?;
     let (w, h) = (img.width, img.height);
     let scale = w.min(h) as f32 / 256.0;
     let mut rng = Rng::new(p.seed);
-    let sw = (rng.range_f32(p.width.0, p.width.1) * scale).max(1.0);
-    let sl = (rng.range_f32(p.length.0, p.length.1) * scale).max(1.0);
-    let ang = rng.range_f32(p.angle.0, p.angle.1).to_radians();
+    let sw = (rng.range_f32(p.width_min, p.width_max) * scale).max(1.0);
+    let sl = (rng.range_f32(p.length_min, p.length_max) * scale).max(1.0);
+    let ang = rng.range_f32(p.angle_min, p.angle_max).to_radians();
     let (ca, sa) = (ang.cos(), ang.sin());
     let c = Anchors::new(w, h, placement).pick(&mut rng);
     // Source centre: anywhere the upright patch fits, preferably away from the paste.

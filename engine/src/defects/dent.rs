@@ -10,7 +10,8 @@ use crate::procedural::Rng;
 pub const DENT_BAND: f32 = 3.0;
 
 /// Parameters of [`dent`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DentParams {
     /// Seed of every random choice.
     pub seed: u64,
@@ -29,6 +30,7 @@ pub struct DentParams {
     /// Maximum deviation from `angle` in degrees.
     pub angle_jitter: f32,
     /// Direction towards the light in degrees (225 = top-left).
+    #[serde(rename = "light")]
     pub light_deg: f32,
 }
 

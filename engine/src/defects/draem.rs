@@ -10,11 +10,13 @@ use crate::procedural::{noise_field, texture, NoiseKind, Rng, TextureKind, Textu
 pub const DRAEM_BAND: f32 = 0.0;
 
 /// Parameters of [`draem`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DraemParams {
     /// Seed of every random choice.
     pub seed: u64,
     /// Opacity of the source texture in the anomaly, 0..1; `None`: uniform in `[0.1, 1.0)`.
+    #[serde(deserialize_with = "super::zero_is_none")]
     pub beta: Option<f32>,
     /// Threshold on the `0..1` Perlin field; higher gives smaller anomalies (0.5 = half).
     pub threshold: f32,

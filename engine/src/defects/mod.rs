@@ -68,6 +68,12 @@ pub use poisson::{poisson_blend, poisson_residual, POISSON_MAX_ITER, POISSON_TOL
 pub use scratch::{scratch, ScratchParams, SCRATCH_BAND};
 pub use stain::{stain, StainParams, STAIN_BAND};
 
+/// Reads a number where 0 means "not set" (DRAEM's `beta`: 0 = random by seed).
+fn zero_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
+    let v = <f32 as serde::Deserialize>::deserialize(d)?;
+    Ok((v != 0.0).then_some(v))
+}
+
 /// A generated defect: the modified image and its mask (same size, 1 = defect).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Defect {

@@ -16,13 +16,15 @@ use crate::procedural::Rng;
 pub const NSA_BAND: f32 = 3.0;
 
 /// Parameters of [`nsa`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NsaParams {
     /// Seed of every random choice.
     pub seed: u64,
     /// Patch width and height as fractions of `min(width, height)`: each uniform in
-    /// `[lo, hi)`.
-    pub size: (f32, f32),
+    /// `[size_min, size_max)`, with `0 < size_min <= size_max <= 0.9`.
+    pub size_min: f32,
+    pub size_max: f32,
     /// Strength of the appearance change of the cloned patch, 0..1: contrast gain
     /// `1 + intensity..1 + 2 intensity` and a smooth brightness dome of height `±intensity`
     /// that is zero on the patch rim (a constant offset would vanish in the Poisson solve).
@@ -38,7 +40,8 @@ impl Default for NsaParams {
     fn default() -> Self {
         NsaParams {
             seed: 0,
-            size: (0.08, 0.2),
+            size_min: 0.08,
+            size_max: 0.2,
             intensity: 0.12,
             min_changed: 0.95,
             max_tries: 6,
@@ -81,10 +84,10 @@ pub fn nsa(
 ) -> Result<Defect, String> {
     check_input(img, placement)?;
     let ok = |v: f32| v.is_finite() && v > 0.0;
-    if !(ok(p.size.0) && ok(p.size.1) && p.size.1 >= p.size.0 && p.size.1 <= 0.9) {
+    if !(ok(p.size_min) && ok(p.size_max) && p.size_max >= p.size_min && p.size_max <= 0.9) {
         return Err(format!(
-            "size must be an ordered range in (0, 0.9], got {:?}",
-            p.size
+            "size_min and size_max must satisfy 0 < size_min <= size_max <= 0.9, got {} and {}",
+            p.size_min, p.size_max
         ));
     }
     if !p.intensity.is_finite() || p.intensity < 0.0 {
@@ -105,8 +108,8 @@ pub fn nsa(
     let base = w.min(h) as f32;
     let mut best: Option<(f32, Image, Mask)> = None;
     for _ in 0..p.max_tries.max(1) {
-        let pw = (rng.range_f32(p.size.0, p.size.1) * base) as u32;
-        let ph = (rng.range_f32(p.size.0, p.size.1) * base) as u32;
+        let pw = (rng.range_f32(p.size_min, p.size_max) * base) as u32;
+        let ph = (rng.range_f32(p.size_min, p.size_max) * base) as u32;
         let pw = pw.clamp(min_side, (w - 2).min(src.width));
         let ph = ph.clamp(min_side, (h - 2).min(src.height));
         let c = anchors.pick(&mut rng);

@@ -13,7 +13,8 @@ use crate::procedural::Rng;
 pub const SCRATCH_BAND: f32 = 2.5;
 
 /// Parameters of [`scratch`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScratchParams {
     /// Seed of every random choice.
     pub seed: u64,
@@ -32,6 +33,7 @@ pub struct ScratchParams {
     /// Contrast / depth of the groove, 0..1.
     pub depth: f32,
     /// Direction towards the light in degrees, same convention as `angle` (225 = top-left).
+    #[serde(rename = "light")]
     pub light_deg: f32,
 }
 

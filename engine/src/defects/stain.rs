@@ -10,7 +10,8 @@ use crate::procedural::{fbm, Rng};
 pub const STAIN_BAND: f32 = 1.0;
 
 /// Parameters of [`stain`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StainParams {
     /// Seed of every random choice.
     pub seed: u64,

@@ -324,7 +324,8 @@ fn bad_input_is_an_error() {
     };
     assert!(dent(img, &bad, None).is_err());
     let bad = CutPasteParams {
-        area_ratio: (0.5, 0.1),
+        area_min: 0.5,
+        area_max: 0.1,
         ..Default::default()
     };
     assert!(cutpaste(img, &bad, None).is_err());

@@ -143,7 +143,8 @@ pub fn fbm(seed: u64, x: f32, y: f32, octaves: u32, lacunarity: f32, gain: f32) 
 }
 
 /// The kinds of noise [`noise_field`] can make.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NoiseKind {
     /// Smooth gradient noise ([`perlin2`]): soft, isotropic blobs.
     Perlin,

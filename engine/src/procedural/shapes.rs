@@ -4,7 +4,8 @@ use super::sin_cos_deg;
 use crate::image::Mask;
 
 /// The shapes [`shape_mask`] can draw.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Shape {
     /// An ellipse with full axes `size_x` × `size_y`.
     Ellipse,

@@ -17,7 +17,8 @@ use super::sin_cos_deg;
 use crate::image::Image;
 
 /// The kinds of surface [`texture`] can make.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TextureKind {
     /// Brushed metal: fine streaks along `angle_deg`, subtle low-frequency sheen.
     BrushedMetal,

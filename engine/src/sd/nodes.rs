@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::{DType, Device};
+use serde::Deserialize;
 
 use super::lora::LoraSpec;
 use super::model::{load_cached, LoadOptions};
@@ -13,15 +14,16 @@ use super::pipeline::{self, GenerateParams, VaeTiling};
 use super::scheduler::SchedulerKind;
 use super::ModelHandle;
 use crate::error::{EngineError, Result};
-use crate::exec::{NodeCtx, Registry};
+use crate::exec::NodeCtx;
+use crate::registry::Registry;
 use crate::value::{Outputs, Value};
 
 pub(crate) fn register(r: &mut Registry) {
-    r.register("LoadCheckpoint", load_checkpoint);
-    r.register("LoraLoader", lora_loader);
-    r.register("Txt2Img", txt2img);
-    r.register("Img2Img", img2img);
-    r.register("Inpaint", inpaint);
+    r.register_typed("LoadCheckpoint", load_checkpoint);
+    r.register_typed("LoraLoader", lora_loader);
+    r.register_typed("Txt2Img", txt2img);
+    r.register_typed("Img2Img", img2img);
+    r.register_typed("Inpaint", inpaint);
 }
 
 /// Parses `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available).
@@ -101,32 +103,43 @@ pub fn resolve_checkpoint(name: &str) -> Result<PathBuf> {
     )))
 }
 
-fn load_checkpoint(ctx: &mut NodeCtx) -> Result<Outputs> {
-    let path = resolve_checkpoint(ctx.text("checkpoint")?)?;
-    let device = parse_device(ctx.text("device")?)?;
-    let dtype = parse_dtype(ctx.text("dtype")?, &device)?;
-    let vae = ctx.text("vae")?.trim().to_string();
-    let vae = if vae.is_empty() {
-        None
-    } else {
-        Some(resolve_checkpoint(&vae)?)
+/// LoadCheckpoint's parameters (`nodes::diffusion::LOAD_CHECKPOINT`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadCheckpointParams {
+    checkpoint: String,
+    vae: String,
+    clip_skip: u32,
+    prediction: String,
+    dtype: String,
+    device: String,
+    config: String,
+}
+
+fn load_checkpoint(ctx: &mut NodeCtx, p: LoadCheckpointParams) -> Result<Outputs> {
+    let path = resolve_checkpoint(&p.checkpoint)?;
+    let device = parse_device(&p.device)?;
+    let dtype = parse_dtype(&p.dtype, &device)?;
+    let vae = match p.vae.trim() {
+        "" => None,
+        v => Some(resolve_checkpoint(v)?),
     };
-    let prediction = match ctx.text("prediction")? {
+    let prediction = match p.prediction.as_str() {
         "auto" => None,
-        p => Some(p.to_string()),
+        other => Some(other.to_string()),
     };
-    let config = ctx.text("config")?.trim().to_string();
-    let config_dir = if config.is_empty() {
-        None
-    } else {
-        let dir = PathBuf::from(&config);
-        if !dir.is_dir() {
-            return Err(EngineError::failed(format!(
-                "config \"{config}\": not a folder (expected a diffusers folder with \
-                 unet/config.json, vae/config.json, …)"
-            )));
+    let config_dir = match p.config.trim() {
+        "" => None,
+        c => {
+            let dir = PathBuf::from(c);
+            if !dir.is_dir() {
+                return Err(EngineError::failed(format!(
+                    "config \"{c}\": not a folder (expected a diffusers folder with \
+                     unet/config.json, vae/config.json, …)"
+                )));
+            }
+            Some(dir)
         }
-        Some(dir)
     };
     let opts = LoadOptions {
         vae,
@@ -138,24 +151,31 @@ fn load_checkpoint(ctx: &mut NodeCtx) -> Result<Outputs> {
     ctx.progress(0, 1, None)?;
     let model = load_cached(&path, &opts)?;
     ctx.progress(1, 1, None)?;
-    let clip_skip = ctx.int("clip_skip")?.max(1) as usize;
     let handle = ModelHandle {
         model,
         loras: Vec::new(),
-        clip_skip,
+        clip_skip: p.clip_skip.max(1) as usize,
     };
     Ok([("model", Value::Model(Arc::new(handle)))]
         .into_iter()
         .collect())
 }
 
-fn lora_loader(ctx: &mut NodeCtx) -> Result<Outputs> {
+/// LoraLoader's parameters (`nodes::diffusion::LORA_LOADER`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoraLoaderParams {
+    lora: String,
+    strength: f64,
+    text_strength: f64,
+}
+
+fn lora_loader(ctx: &mut NodeCtx, p: LoraLoaderParams) -> Result<Outputs> {
     let handle = model_input(ctx)?;
-    let path = resolve_checkpoint(ctx.text("lora")?)?;
     let spec = LoraSpec {
-        path,
-        unet: ctx.float("strength")?,
-        text: ctx.float("text_strength")?,
+        path: resolve_checkpoint(&p.lora)?,
+        unet: p.strength,
+        text: p.text_strength,
     };
     let mut loras = handle.loras.clone();
     loras.push(spec);
@@ -174,32 +194,59 @@ fn lora_loader(ctx: &mut NodeCtx) -> Result<Outputs> {
         .collect())
 }
 
-fn common(ctx: &NodeCtx, handle: &ModelHandle) -> Result<GenerateParams> {
-    let scheduler = match ctx.text("scheduler")? {
-        "default" => None,
-        name => Some(SchedulerKind::parse(name).map_err(|e| EngineError::failed(e.to_string()))?),
-    };
-    let negative = ctx.text("negative")?;
-    let size = |name: &str| -> Result<u32> { Ok(u32::try_from(ctx.int(name)?).unwrap_or(0)) };
-    Ok(GenerateParams {
-        prompt: ctx.text("prompt")?.to_string(),
-        negative: (!negative.is_empty()).then(|| negative.to_string()),
-        width: size("width")?,
-        height: size("height")?,
-        steps: ctx.int("steps")?.max(1) as usize,
-        cfg: ctx.float("cfg")?,
-        seed: ctx.seed("seed")?,
-        scheduler,
-        clip_skip: handle.clip_skip,
-        weighting: ctx.bool("prompt_weighting")?,
-        batch: ctx.int("batch")?.max(1) as usize,
-        vae_tiling: match ctx.text("vae_tiling")? {
-            "on" => VaeTiling::On,
-            "auto" => VaeTiling::Auto,
-            _ => VaeTiling::Off,
-        },
-        ..GenerateParams::default()
-    })
+/// The parameters of the sampler kinds (`nodes::diffusion::{TXT2IMG, IMG2IMG, INPAINT}`); the
+/// optional ones exist on Img2Img and Inpaint only (their spec declares them, so the catalogue
+/// check still fails if a name drifts).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SamplerParams {
+    prompt: String,
+    negative: String,
+    width: u32,
+    height: u32,
+    steps: u32,
+    cfg: f64,
+    scheduler: String,
+    seed: u64,
+    prompt_weighting: bool,
+    batch: u32,
+    vae_tiling: VaeTiling,
+    strength: Option<f64>,
+    mask_blur: Option<f64>,
+    only_masked: Option<bool>,
+    padding: Option<u32>,
+    paste_back: Option<bool>,
+}
+
+impl SamplerParams {
+    fn generate_params(&self, handle: &ModelHandle) -> Result<GenerateParams> {
+        let scheduler = match self.scheduler.as_str() {
+            "default" => None,
+            name => {
+                Some(SchedulerKind::parse(name).map_err(|e| EngineError::failed(e.to_string()))?)
+            }
+        };
+        Ok(GenerateParams {
+            prompt: self.prompt.clone(),
+            negative: (!self.negative.is_empty()).then(|| self.negative.clone()),
+            width: self.width,
+            height: self.height,
+            steps: self.steps.max(1) as usize,
+            cfg: self.cfg,
+            seed: self.seed,
+            scheduler,
+            clip_skip: handle.clip_skip,
+            weighting: self.prompt_weighting,
+            batch: self.batch.max(1) as usize,
+            vae_tiling: self.vae_tiling,
+            strength: self.strength.unwrap_or(1.0),
+            mask_blur: self.mask_blur.unwrap_or(0.0) as f32,
+            only_masked: self.only_masked.unwrap_or(false),
+            padding: self.padding.unwrap_or(0),
+            paste_back: self.paste_back.unwrap_or(false),
+            ..GenerateParams::default()
+        })
+    }
 }
 
 fn model_input(ctx: &NodeCtx) -> Result<Arc<ModelHandle>> {
@@ -234,33 +281,26 @@ fn images(g: pipeline::Generated) -> Result<Value> {
     Ok(Value::from_images(g.images))
 }
 
-fn txt2img(ctx: &mut NodeCtx) -> Result<Outputs> {
+fn txt2img(ctx: &mut NodeCtx, p: SamplerParams) -> Result<Outputs> {
     let handle = model_input(ctx)?;
-    let p = common(ctx, &handle)?;
-    let g = sample(ctx, &handle, &p)?;
+    let g = sample(ctx, &handle, &p.generate_params(&handle)?)?;
     Ok([("image", images(g)?)].into_iter().collect())
 }
 
-fn img2img(ctx: &mut NodeCtx) -> Result<Outputs> {
+fn img2img(ctx: &mut NodeCtx, p: SamplerParams) -> Result<Outputs> {
     let handle = model_input(ctx)?;
-    let mut p = common(ctx, &handle)?;
-    p.init_image = Some((*ctx.image("image")?).clone());
-    p.strength = ctx.float("strength")?;
-    let g = sample(ctx, &handle, &p)?;
+    let mut gp = p.generate_params(&handle)?;
+    gp.init_image = Some((*ctx.image("image")?).clone());
+    let g = sample(ctx, &handle, &gp)?;
     Ok([("image", images(g)?)].into_iter().collect())
 }
 
-fn inpaint(ctx: &mut NodeCtx) -> Result<Outputs> {
+fn inpaint(ctx: &mut NodeCtx, p: SamplerParams) -> Result<Outputs> {
     let handle = model_input(ctx)?;
-    let mut p = common(ctx, &handle)?;
-    p.init_image = Some((*ctx.image("image")?).clone());
-    p.mask = Some((*ctx.mask("mask")?).clone());
-    p.strength = ctx.float("strength")?;
-    p.mask_blur = ctx.float("mask_blur")? as f32;
-    p.only_masked = ctx.bool("only_masked")?;
-    p.padding = u32::try_from(ctx.int("padding")?).unwrap_or(0);
-    p.paste_back = ctx.bool("paste_back")?;
-    let g = sample(ctx, &handle, &p)?;
+    let mut gp = p.generate_params(&handle)?;
+    gp.init_image = Some((*ctx.image("image")?).clone());
+    gp.mask = Some((*ctx.mask("mask")?).clone());
+    let g = sample(ctx, &handle, &gp)?;
     let mask = g
         .mask
         .clone()

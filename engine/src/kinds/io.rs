@@ -1,0 +1,169 @@
+//! Inputs and outputs: LoadImage, LoadImageFolder, LoadMask, SaveImage, ExportDataset.
+
+use serde::Deserialize;
+
+use super::{label_or_defect, outputs, same_size};
+use crate::codec::decode_image;
+use crate::error::{EngineError, Result};
+use crate::exec::NodeCtx;
+use crate::image::Mask;
+use crate::registry::Registry;
+use crate::value::{Outputs, Value};
+
+pub(super) fn register(r: &mut Registry) {
+    r.register_typed("LoadImage", load_image);
+    r.register_typed("LoadImageFolder", load_image_folder);
+    r.register_typed("LoadMask", load_mask);
+    r.register_typed("SaveImage", save_image);
+    r.register_typed("ExportDataset", export_dataset);
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadImage {
+    source: String,
+}
+
+fn load_image(ctx: &mut NodeCtx, p: LoadImage) -> Result<Outputs> {
+    let bytes = ctx.file("source")?;
+    let img = decode_image(&bytes, &p.source).map_err(EngineError::failed)?;
+    let mask = img.alpha();
+    Ok(outputs([("image", img.into()), ("mask", mask.into())]))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadImageFolder {
+    folder: String,
+}
+
+fn load_image_folder(ctx: &mut NodeCtx, p: LoadImageFolder) -> Result<Outputs> {
+    let bytes = ctx.file("folder")?;
+    let img = decode_image(&bytes, &p.folder).map_err(EngineError::failed)?;
+    let mask = img.alpha();
+    Ok(outputs([("image", img.into()), ("mask", mask.into())]))
+}
+
+/// Which channel of a file holds a mask.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Channel {
+    /// Luma as PIL's `convert('L')` computes it (ITU-R 601-2), as diffusers reads masks.
+    Luma,
+    Alpha,
+    Red,
+    Green,
+    Blue,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadMask {
+    source: String,
+    channel: Channel,
+    invert: bool,
+}
+
+/// Luma as PIL's `convert('L')` computes it on 8-bit values (ITU-R 601-2, fixed point):
+/// `(R·19595 + G·38470 + B·7471 + 2¹⁵) >> 16`.
+pub(crate) fn luma_pil(p: &[f32]) -> f32 {
+    let u8v = |v: f32| u32::from((v.clamp(0.0, 1.0) * 255.0).round() as u8);
+    let l = (u8v(p[0]) * 19595 + u8v(p[1]) * 38470 + u8v(p[2]) * 7471 + 0x8000) >> 16;
+    l as f32 / 255.0
+}
+
+fn load_mask(ctx: &mut NodeCtx, p: LoadMask) -> Result<Outputs> {
+    let bytes = ctx.file("source")?;
+    let img = decode_image(&bytes, &p.source).map_err(EngineError::failed)?;
+    let pick: fn(&[f32]) -> f32 = match p.channel {
+        Channel::Alpha => |p| p[3],
+        Channel::Red => |p| p[0],
+        Channel::Green => |p| p[1],
+        Channel::Blue => |p| p[2],
+        Channel::Luma => luma_pil,
+    };
+    let data = img
+        .data
+        .chunks_exact(4)
+        .map(|px| {
+            let v = pick(px).clamp(0.0, 1.0);
+            if p.invert {
+                1.0 - v
+            } else {
+                v
+            }
+        })
+        .collect();
+    Ok(outputs([(
+        "mask",
+        Mask {
+            width: img.width,
+            height: img.height,
+            data,
+        }
+        .into(),
+    )]))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SaveImage {
+    filename: String,
+    label: String,
+}
+
+fn save_image(ctx: &mut NodeCtx, p: SaveImage) -> Result<Outputs> {
+    // A batch (diffusers' num_images_per_prompt) is written image by image, `-0`, `-1`, …
+    // after the file stem.
+    let images = ctx.input("image").map(Value::images).unwrap_or_default();
+    if images.is_empty() {
+        ctx.image("image")?;
+    }
+    let mask = ctx.opt_mask("mask")?;
+    if let (Some(m), Some(first)) = (&mask, images.first()) {
+        same_size("input \"mask\"", first, m)?;
+    }
+    let label = label_or_defect(&p.label);
+    let n = images.len();
+    for (k, image) in images.iter().enumerate() {
+        let name = if n > 1 {
+            batch_name(&p.filename, k)
+        } else {
+            p.filename.clone()
+        };
+        ctx.save(image, mask.as_deref(), &name, &label)?;
+    }
+    Ok(Outputs::new())
+}
+
+/// `dir/name.png` → `dir/name-K.png` (the name of image K of a batch).
+fn batch_name(template: &str, k: usize) -> String {
+    match template.strip_suffix(".png") {
+        Some(stem) => format!("{stem}-{k}.png"),
+        None => format!("{template}-{k}"),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportDataset {
+    format: String,
+    folder: String,
+    label: String,
+}
+
+fn export_dataset(ctx: &mut NodeCtx, p: ExportDataset) -> Result<Outputs> {
+    let image = ctx.image("image")?;
+    let mask = ctx.opt_mask("mask")?;
+    if let Some(m) = &mask {
+        same_size("input \"mask\"", &image, m)?;
+    }
+    let saved = ctx.save(
+        &image,
+        mask.as_deref(),
+        "{graph}/{run:05}-{item:04}-{node}.png",
+        &label_or_defect(&p.label),
+    )?;
+    ctx.collect(&saved, &p.format, &p.folder)?;
+    Ok(Outputs::new())
+}
