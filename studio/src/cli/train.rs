@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use super::format_duration;
+use crate::fmt::format_duration;
 
 /// The options of `train-lora`.
 #[derive(clap::Args, Debug)]
