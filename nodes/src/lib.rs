@@ -21,6 +21,7 @@ pub mod diffusion;
 mod error;
 mod graph;
 pub mod migrate;
+pub mod schedulers;
 mod validate;
 
 pub use catalogue::{

@@ -208,49 +208,13 @@ fn parse_f64(s: &str) -> Option<f64> {
 
 /// Maps an A1111 sampler name (and the separate `Schedule type` of A1111 ≥ 1.9) to our scheduler
 /// name, or says why it has no equivalent. `Automatic` (or no schedule type) means the sampler's
-/// own schedule. Old combined names such as `DPM++ 2M Karras` are accepted.
+/// own schedule. Old combined names such as `DPM++ 2M Karras` are accepted. The names come from
+/// the one scheduler table ([`nodes::schedulers::from_a1111`]).
 pub fn map_sampler(
     sampler: &str,
     schedule_type: Option<&str>,
 ) -> std::result::Result<&'static str, String> {
-    let s = sampler.trim();
-    let (base, suffix_schedule) = match s.strip_suffix(" Karras") {
-        Some(b) => (b, Some("Karras")),
-        None => match s.strip_suffix(" Exponential") {
-            Some(b) => (b, Some("Exponential")),
-            None => (s, None),
-        },
-    };
-    let schedule = match (suffix_schedule, schedule_type.map(str::trim)) {
-        (Some(a), Some(b)) if b != "Automatic" && !a.eq_ignore_ascii_case(b) => {
-            return Err(format!(
-                "sampler \"{sampler}\" conflicts with schedule type \"{b}\""
-            ))
-        }
-        (Some(a), _) => Some(a),
-        (None, Some("Automatic")) | (None, None) => None,
-        (None, Some(b)) => Some(b),
-    };
-    let ours = match (base, schedule) {
-        ("Euler", None) => "euler",
-        ("Euler a", None) => "euler_a",
-        ("DDIM", None) => "ddim",
-        ("LMS", None) => "lms",
-        ("PNDM", None) | ("PLMS", None) => "pndm",
-        ("UniPC", None) => "unipc",
-        ("DPM++ 2M", None) => "dpmpp_2m",
-        ("DPM++ 2M", Some(k)) if k.eq_ignore_ascii_case("Karras") => "dpmpp_2m_karras",
-        _ => {
-            let with = schedule
-                .map(|k| format!(" with schedule \"{k}\""))
-                .unwrap_or_default();
-            return Err(format!(
-                "sampler \"{base}\"{with} has no equivalent (we have: {})",
-                nodes::diffusion::SCHEDULERS.join(", ")
-            ));
-        }
-    };
-    Ok(ours)
+    nodes::schedulers::from_a1111(sampler, schedule_type).map(|s| s.name)
 }
 
 /// Reads A1111's infotext. Errors name the key and value of a typed field that does not parse
@@ -836,19 +800,10 @@ pub(crate) fn report_text(r: &ImportReport) -> String {
         .join("\n")
 }
 
-/// A1111's sampler name for one of ours (the inverse of [`map_sampler`]).
-pub fn sampler_name(ours: &str) -> Option<&'static str> {
-    Some(match ours {
-        "euler" => "Euler",
-        "euler_a" => "Euler a",
-        "ddim" => "DDIM",
-        "lms" => "LMS",
-        "pndm" => "PLMS",
-        "unipc" => "UniPC",
-        "dpmpp_2m" => "DPM++ 2M",
-        "dpmpp_2m_karras" => "DPM++ 2M Karras",
-        _ => return None,
-    })
+/// A1111's `Sampler:` text for one of ours (the inverse of [`map_sampler`]): the combined name
+/// (`DPM++ 2M Karras`) that every A1111 version reads, from [`nodes::schedulers::a1111_name`].
+pub fn sampler_name(ours: &str) -> Option<String> {
+    nodes::schedulers::a1111_name(ours)
 }
 
 /// The A1111 "parameters" of a recipe: from its first sampler node (Txt2Img, Img2Img or
@@ -889,7 +844,7 @@ pub fn from_graph(doc: &GraphDoc, run_seed: u64) -> Option<A1111Params> {
         ..A1111Params::default()
     };
     if let Some(s) = text(node, "scheduler").and_then(|s| sampler_name(&s)) {
-        p.sampler = Some(s.to_string());
+        p.sampler = Some(s);
     }
     let (w, h) = (
         num(node, "width").unwrap_or(0.0),

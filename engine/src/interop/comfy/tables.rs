@@ -71,25 +71,11 @@ pub(super) const KNOWN: &[&str] = &[
 pub(super) const EDITOR_ONLY: &[&str] = &["Note", "MarkdownNote", "PrimitiveNode", "Reroute"];
 
 /// Maps ComfyUI's `sampler_name` + `scheduler` to our scheduler name, or says why there is
-/// none. Only exact equivalents are accepted: `normal` is the model's own timestep schedule.
+/// none. Only exact equivalents are accepted: `normal` is the model's own timestep schedule. The
+/// pairs come from the one scheduler table ([`nodes::schedulers::from_comfy`]).
 pub fn map_sampler(
     sampler_name: &str,
     scheduler: &str,
 ) -> std::result::Result<&'static str, String> {
-    Ok(match (sampler_name, scheduler) {
-        ("euler", "normal") => "euler",
-        ("euler_ancestral", "normal") => "euler_a",
-        ("ddim", "normal") | ("ddim", "ddim_uniform") => "ddim",
-        ("dpmpp_2m", "normal") => "dpmpp_2m",
-        ("dpmpp_2m", "karras") => "dpmpp_2m_karras",
-        ("lms", "normal") => "lms",
-        ("uni_pc", "normal") => "unipc",
-        _ => {
-            return Err(format!(
-                "sampler \"{sampler_name}\" with scheduler \"{scheduler}\" has no exact \
-                 equivalent (we have: {})",
-                nodes::diffusion::SCHEDULERS.join(", ")
-            ))
-        }
-    })
+    nodes::schedulers::from_comfy(sampler_name, scheduler).map(|s| s.name)
 }

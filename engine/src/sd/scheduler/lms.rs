@@ -1,31 +1,9 @@
-//! `LMSDiscreteScheduler` (order 4): the Lagrange integration coefficients and the step.
+//! `LMSDiscreteScheduler` (order 4): the Lagrange integration coefficients, and the derivative
+//! history the steps keep.
 
 use candle_core::{bail, Result, Tensor};
 
-use super::{div, lin, numerics, Scheduler};
-
-impl Scheduler {
-    pub(super) fn step_lms(&mut self, mo: &Tensor, idx: usize, x: &Tensor) -> Result<Tensor> {
-        const MAX_ORDER: usize = 4;
-        let sigma = self.sigma_at(idx)?;
-        let pred = self.k_pred_x0(mo, x, sigma)?;
-        let derivative = div(&(x - pred)?, sigma)?;
-        self.derivatives.push(derivative);
-        if self.derivatives.len() > MAX_ORDER {
-            self.derivatives.remove(0);
-        }
-        let order = (idx + 1).min(MAX_ORDER);
-        let coeffs = (0..order)
-            .map(|c| lms_coefficient(&self.sigmas, order, idx, c))
-            .collect::<Result<Vec<_>>>()?;
-        let terms: Vec<(f32, &Tensor)> = coeffs
-            .iter()
-            .zip(self.derivatives.iter().rev())
-            .map(|(&c, d)| (c as f32, d))
-            .collect();
-        x + lin(&terms)?
-    }
-}
+use super::{div, euler, lin, numerics, Core};
 
 /// LMS integration coefficient: integral over `[sigmas[t], sigmas[t+1]]` of the
 /// Lagrange basis polynomial `current_order` through `sigmas[t-k]`, `k < order`.
@@ -60,4 +38,40 @@ pub fn lms_coefficient(
         prod as f64
     };
     numerics::quad(integrand, sigmas[t] as f64, sigmas[t + 1] as f64, 1e-4)
+}
+
+/// LMS's state: the last (up to 4) derivatives, oldest first.
+#[derive(Default)]
+pub(super) struct LmsState {
+    derivatives: Vec<Tensor>,
+}
+
+impl LmsState {
+    /// One step at step index `idx`.
+    pub(super) fn step(
+        &mut self,
+        core: &Core,
+        mo: &Tensor,
+        idx: usize,
+        x: &Tensor,
+    ) -> Result<Tensor> {
+        const MAX_ORDER: usize = 4;
+        let sigma = core.sigma_at(idx)?;
+        let pred = euler::pred_x0(core, mo, x, sigma)?;
+        let derivative = div(&(x - pred)?, sigma)?;
+        self.derivatives.push(derivative);
+        if self.derivatives.len() > MAX_ORDER {
+            self.derivatives.remove(0);
+        }
+        let order = (idx + 1).min(MAX_ORDER);
+        let coeffs = (0..order)
+            .map(|c| lms_coefficient(&core.sigmas, order, idx, c))
+            .collect::<Result<Vec<_>>>()?;
+        let terms: Vec<(f32, &Tensor)> = coeffs
+            .iter()
+            .zip(self.derivatives.iter().rev())
+            .map(|(&c, d)| (c as f32, d))
+            .collect();
+        x + lin(&terms)?
+    }
 }
