@@ -1,10 +1,11 @@
-//! The settings kept between launches.
+//! The settings kept between launches, and their window.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::training::TrainForm;
+use super::{AppCommand, StudioApp};
 
 /// Settings kept between launches.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,3 +43,92 @@ impl Default for Settings {
         }
     }
 }
+
+impl StudioApp {
+    /// The Settings window, while open; "Apply" queues [`AppCommand::ApplySettings`].
+    pub(super) fn settings_window_ui(&mut self, ctx: &egui::Context, cmds: &mut Vec<AppCommand>) {
+        if let Some(mut s) = self.show_settings.take() {
+            let mut open = true;
+            let mut apply = false;
+            egui::Window::new("Settings")
+                .open(&mut open)
+                .show(ctx, |ui| {
+                    egui::Grid::new("settings-grid")
+                        .num_columns(2)
+                        .show(ui, |ui| {
+                            ui.label("Output folder");
+                            let mut text = s
+                                .out_dir
+                                .as_ref()
+                                .map(|p| p.display().to_string())
+                                .unwrap_or_default();
+                            if ui
+                                .add(egui::TextEdit::singleline(&mut text).hint_text(
+                                    engine::paths::default_out_dir().display().to_string(),
+                                ))
+                                .changed()
+                            {
+                                s.out_dir =
+                                    (!text.trim().is_empty()).then(|| PathBuf::from(text.trim()));
+                            }
+                            ui.end_row();
+                            ui.label("Model folders");
+                            ui.vertical(|ui| {
+                                let mut remove = None;
+                                for (i, d) in s.model_dirs.iter().enumerate() {
+                                    ui.horizontal(|ui| {
+                                        ui.label(d.display().to_string());
+                                        if ui.small_button("✖").clicked() {
+                                            remove = Some(i);
+                                        }
+                                    });
+                                }
+                                if let Some(i) = remove {
+                                    s.model_dirs.remove(i);
+                                }
+                                if ui.button("Add folder…").clicked() {
+                                    if let Some(d) = rfd::FileDialog::new().pick_folder() {
+                                        s.model_dirs.push(d);
+                                    }
+                                }
+                            });
+                            ui.end_row();
+                            ui.label("Device");
+                            egui::ComboBox::from_id_salt("device")
+                                .selected_text(s.device.clone())
+                                .show_ui(ui, |ui| {
+                                    ui.selectable_value(&mut s.device, "cpu".to_string(), "CPU");
+                                    #[cfg(feature = "cuda")]
+                                    ui.selectable_value(
+                                        &mut s.device,
+                                        "cuda:0".to_string(),
+                                        "CUDA GPU 0",
+                                    );
+                                });
+                            ui.end_row();
+                            ui.label("Cache memory budget (MiB)");
+                            ui.add(
+                                egui::DragValue::new(&mut s.cache_budget_mib).range(64..=262_144),
+                            );
+                            ui.end_row();
+                        });
+                    ui.label(
+                        egui::RichText::new(format!(
+                            "Data folder: {}",
+                            engine::paths::home().display()
+                        ))
+                        .weak(),
+                    );
+                    if ui.button("Apply").clicked() {
+                        apply = true;
+                    }
+                });
+            if apply {
+                cmds.push(AppCommand::ApplySettings(Box::new(s)));
+            } else if open {
+                self.show_settings = Some(s);
+            }
+        }
+    }
+}
+
