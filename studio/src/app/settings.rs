@@ -132,3 +132,43 @@ impl StudioApp {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// eframe's storage in memory.
+    #[derive(Default)]
+    struct Memory(std::collections::HashMap<String, String>);
+
+    impl eframe::Storage for Memory {
+        fn get_string(&self, key: &str) -> Option<String> {
+            self.0.get(key).cloned()
+        }
+
+        fn set_string(&mut self, key: &str, value: String) {
+            self.0.insert(key.to_string(), value);
+        }
+
+        fn remove_string(&mut self, key: &str) {
+            self.0.remove(key);
+        }
+
+        fn flush(&mut self) {}
+    }
+
+    #[test]
+    fn settings_survive_eframes_storage() {
+        let mut s = Settings::default();
+        s.training.name = "kept".into();
+        s.training.config.rank = 24;
+        s.training.config.min_snr_gamma = Some(5.0);
+        s.training.config.class_data = Some(PathBuf::from("/class"));
+        s.training.config.schedule = engine::sd::train::LrSchedule::Cosine;
+        s.training.config.targets.conv = true;
+        s.training.config.save_dtype = candle_core::DType::F16;
+        let mut m = Memory::default();
+        eframe::set_value(&mut m, eframe::APP_KEY, &s);
+        let back: Option<Settings> = eframe::get_value(&m, eframe::APP_KEY);
+        assert_eq!(back, Some(s));
+    }
+}

@@ -268,83 +268,14 @@ impl TrainingPanel {
                     "images + same-name .txt captions",
                 );
                 ui.end_row();
-                labelled_text(
-                    ui,
-                    "Instance prompt",
-                    &mut f.instance_prompt,
-                    "caption of images without a .txt",
-                );
-                ui.end_row();
-                folder_row(
-                    ui,
-                    "Class folder",
-                    &mut f.class_data,
-                    "optional (DreamBooth)",
-                );
-                ui.end_row();
-                labelled_text(
-                    ui,
-                    "Class prompt",
-                    &mut f.class_prompt,
-                    "e.g. a photo of a metal bracket",
-                );
-                ui.end_row();
             });
         ui.separator();
-        egui::Grid::new("train-params")
-            .num_columns(4)
-            .show(ui, |ui| {
-                ui.label("Steps");
-                ui.add(egui::DragValue::new(&mut f.steps).range(1..=1_000_000));
-                ui.label("Resolution");
-                ui.add(
-                    egui::DragValue::new(&mut f.resolution)
-                        .range(64..=2048)
-                        .speed(8),
-                );
-                ui.end_row();
-                ui.label("Rank");
-                ui.add(egui::DragValue::new(&mut f.rank).range(1..=256));
-                ui.label("Alpha");
-                ui.add(egui::DragValue::new(&mut f.alpha).range(0.1..=512.0));
-                ui.end_row();
-                ui.label("Learning rate");
-                ui.add(
-                    egui::DragValue::new(&mut f.lr)
-                        .range(1e-7..=1e-1)
-                        .speed(1e-5)
-                        .custom_formatter(|v, _| format!("{v:.1e}")),
-                );
-                ui.label("Warm-up");
-                ui.add(egui::DragValue::new(&mut f.warmup).range(0..=100_000));
-                ui.end_row();
-                ui.label("Batch");
-                ui.add(egui::DragValue::new(&mut f.batch).range(1..=64));
-                ui.label("Grad. accum.");
-                ui.add(egui::DragValue::new(&mut f.grad_accum).range(1..=64));
-                ui.end_row();
-                ui.label("Seed");
-                ui.add(egui::DragValue::new(&mut f.seed));
-                ui.label("Min-SNR γ");
-                ui.add(egui::DragValue::new(&mut f.min_snr).range(0.0..=20.0))
-                    .on_hover_text("0 = plain MSE");
-                ui.end_row();
-                ui.label("Prior weight");
-                ui.add(
-                    egui::DragValue::new(&mut f.prior_weight)
-                        .range(0.0..=10.0)
-                        .speed(0.05),
-                );
-                ui.label("Save every");
-                ui.add(egui::DragValue::new(&mut f.save_every).range(0..=1_000_000));
-                ui.end_row();
-            });
-        ui.horizontal_wrapped(|ui| {
-            ui.checkbox(&mut f.cosine, "cosine decay");
-            ui.checkbox(&mut f.flip, "random flips");
-            ui.checkbox(&mut f.buckets, "aspect buckets");
-            ui.checkbox(&mut f.feed_forward, "feed-forward layers");
-            ui.checkbox(&mut f.conv, "conv layers");
+        super::train_form::config_ui(ui, &mut f.config);
+        ui.separator();
+        ui.horizontal(|ui| {
+            ui.label("Save every");
+            ui.add(egui::DragValue::new(&mut f.save_every).range(0..=1_000_000));
+            ui.label("steps");
             ui.checkbox(&mut f.resume, "resume from checkpoint");
         });
         ui.separator();

@@ -1,14 +1,22 @@
 //! Training settings: [`TrainConfig`] with its [`Targets`] and [`LrSchedule`], the checks a run
 //! makes before it starts, and the fingerprint a resumed checkpoint must match.
+//!
+//! `TrainConfig` is the one place the settings and their defaults are defined. It serialises
+//! flat (the targets' three switches sit beside the other fields); the CLI's `train-lora` flags
+//! and the studio's Training form are built from its field table ([`super::fields::FIELDS`]), the
+//! store's training record keeps its serialised form, and the resume fingerprint is that form
+//! without the fields a resume may change.
 
 use std::path::PathBuf;
 
 use candle_core::DType;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
 
 /// The learning-rate curve after the warm-up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LrSchedule {
     Constant,
     /// Half a cosine from the base rate to 0 over the steps after the warm-up.
@@ -16,7 +24,8 @@ pub enum LrSchedule {
 }
 
 /// Which UNet layers get an adapter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Targets {
     /// Attention `to_q`, `to_k`, `to_v`, `to_out.0` (self and cross attention).
     pub attention: bool,
@@ -60,8 +69,9 @@ impl Targets {
     }
 }
 
-/// Training parameters.
-#[derive(Clone, Debug, PartialEq)]
+/// Training parameters. Missing fields take their defaults when deserialised.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainConfig {
     /// Optimizer steps.
     pub steps: usize,
@@ -81,6 +91,7 @@ pub struct TrainConfig {
     pub instance_prompt: Option<String>,
     /// Min-SNR-γ loss weighting (Hang et al. 2023); `None` = plain MSE.
     pub min_snr_gamma: Option<f64>,
+    #[serde(flatten)]
     pub targets: Targets,
     /// Random horizontal flips (both orientations are encoded once, before training).
     pub flip: bool,
@@ -90,7 +101,8 @@ pub struct TrainConfig {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
-    /// dtype of the saved LoRA tensors (F32 or F16).
+    /// dtype of the saved LoRA tensors (F32 or F16; `"f32"` / `"f16"` when serialised).
+    #[serde(with = "save_dtype")]
     pub save_dtype: DType,
     /// Aspect-ratio bucketing instead of square centre crops.
     pub buckets: bool,
@@ -180,13 +192,43 @@ impl TrainConfig {
     }
 
     /// What a checkpoint must agree on to be resumed: every setting but the step count (a run
-    /// may be extended) and the saved dtype (it only affects the written file).
+    /// may be extended) and the saved dtype (it only affects the written file), as JSON.
     pub(super) fn fingerprint(&self) -> String {
         let c = TrainConfig {
             steps: 0,
             save_dtype: DType::F32,
             ..self.clone()
         };
-        format!("{c:?}")
+        serde_json::to_string(&c).unwrap_or_else(|e| format!("unserialisable settings: {e}"))
+    }
+
+    /// The names of the serialised fields, sorted (the targets' switches in place of
+    /// `targets`).
+    pub fn field_names() -> Vec<String> {
+        match serde_json::to_value(TrainConfig::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// `save_dtype` as `"f32"` / `"f16"`.
+mod save_dtype {
+    use candle_core::DType;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &DType, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(d.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<DType, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "f32" => Ok(DType::F32),
+            "f16" => Ok(DType::F16),
+            other => Err(serde::de::Error::custom(format!(
+                "save_dtype `{other}`: LoRAs are saved in f32 or f16"
+            ))),
+        }
     }
 }

@@ -40,6 +40,7 @@
 mod checkpoint;
 mod config;
 pub mod data;
+pub mod fields;
 pub mod io;
 pub mod job;
 mod metadata;
