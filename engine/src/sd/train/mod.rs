@@ -36,6 +36,12 @@
 //!
 //! [`job`] wraps a run for the studio and the CLI: model loading, cancellation, speed and ETA,
 //! sample images every N steps, and the record in the store.
+//!
+//! Files: the trainer and the run loop here; `config` ([`TrainConfig`], the one definition of
+//! the settings and their defaults) and [`fields`] (its field table, from which the CLI flags
+//! and the studio's form are built); `optim` (AdamW); `metadata` (kohya's `ss_*` keys);
+//! `checkpoint` (saving the LoRA, saving and restoring checkpoints); [`io`] (atomic
+//! `.safetensors` writes); [`data`] (folders, captions, buckets).
 
 mod checkpoint;
 mod config;
