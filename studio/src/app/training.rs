@@ -179,9 +179,11 @@ impl TrainingPanel {
                 ui.horizontal_top(|ui| {
                     ui.vertical(|ui| {
                         ui.set_width(420.0);
+                        self.actions_ui(ui, form, &mut cmds);
+                        ui.separator();
                         egui::ScrollArea::vertical()
                             .id_salt("train-form")
-                            .max_height(640.0)
+                            .max_height(600.0)
                             .show(ui, |ui| self.form_ui(ui, form, &mut cmds));
                     });
                     ui.separator();
@@ -291,7 +293,11 @@ impl TrainingPanel {
                 .hint_text("sample prompt, e.g. a scratch on brushed metal")
                 .desired_width(400.0),
         );
-        ui.separator();
+    }
+
+    /// Start and Cancel, what is missing, and where the files go: above the form's scroll area,
+    /// so that they stay in view however long the form is.
+    fn actions_ui(&mut self, ui: &mut egui::Ui, f: &TrainForm, cmds: &mut Vec<AppCommand>) {
         ui.horizontal(|ui| {
             if ui
                 .add_enabled(!self.busy(), egui::Button::new("▶ Start training"))
