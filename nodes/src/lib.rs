@@ -27,6 +27,7 @@ mod error;
 mod graph;
 pub mod migrate;
 mod quote;
+pub mod schedulers;
 pub mod typed;
 mod validate;
 

@@ -280,6 +280,14 @@ fn train_a_lora_in_the_training_panel() {
     h.get_by_label("Train LoRA…").click();
     h.run_steps(3);
     assert!(app(&mut h).training.open);
+    // The form has a row for every training setting (it is drawn from the config's table).
+    for f in engine::sd::train::fields::FIELDS {
+        assert!(
+            h.query_all_by_label(f.label).next().is_some(),
+            "the Training form has no `{}` row",
+            f.label
+        );
+    }
     let data = tempfile::tempdir().unwrap();
     for i in 0..2u32 {
         let img = image::RgbImage::from_fn(64, 64, |x, y| {
@@ -299,20 +307,22 @@ fn train_a_lora_in_the_training_panel() {
         name: "ui-lora".into(),
         model: model.display().to_string(),
         data: data.path().display().to_string(),
-        instance_prompt: "a red scratch".into(),
-        steps,
-        rank: 2,
-        alpha: 2.0,
-        lr: 1e-2,
-        warmup: 0,
-        resolution: 64,
-        buckets: false,
+        config: engine::sd::train::TrainConfig {
+            instance_prompt: Some("a red scratch".into()),
+            steps,
+            rank: 2,
+            alpha: 2.0,
+            lr: 1e-2,
+            warmup: 0,
+            resolution: 64,
+            buckets: false,
+            ..Default::default()
+        },
         save_every: steps / 2,
         sample_every: steps / 2,
         sample_prompt: "a red scratch".into(),
         sample_steps: if shots.is_some() { 8 } else { 2 },
         resume: false,
-        ..Default::default()
     };
     h.run_steps(2);
     h.get_by_label("▶ Start training").click();

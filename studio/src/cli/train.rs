@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use engine::sd::train::{fields, TrainConfig};
 
-use super::format_duration;
+use crate::fmt::format_duration;
 
-/// The options of `train-lora`.
+/// The options of `train-lora`: the files, the job's own options, and every training setting
+/// as a flag ([`ConfigArgs`]).
 #[derive(clap::Args, Debug)]
 pub struct TrainLoraArgs {
     /// Base checkpoint: a .safetensors file, a diffusers folder, or a name in the model folders.
@@ -20,67 +22,14 @@ pub struct TrainLoraArgs {
     /// The LoRA file to write (.safetensors).
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value_t = 500)]
-    pub steps: usize,
-    #[arg(long, default_value_t = 8)]
-    pub rank: usize,
-    /// Default: the rank.
-    #[arg(long)]
-    pub alpha: Option<f64>,
-    #[arg(long, default_value_t = 1e-4)]
-    pub lr: f64,
-    /// Linear warm-up steps.
-    #[arg(long, default_value_t = 0)]
-    pub warmup: usize,
-    /// Cosine decay after the warm-up (default: constant).
-    #[arg(long)]
-    pub cosine: bool,
-    #[arg(long, default_value_t = 1)]
-    pub batch: usize,
-    #[arg(long, default_value_t = 1)]
-    pub grad_accum: usize,
-    /// Square training resolution in pixels (multiple of 8; images are centre-cropped).
-    #[arg(long, default_value_t = 512)]
-    pub resolution: u32,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Caption for images without a .txt file.
-    #[arg(long)]
-    pub instance_prompt: Option<String>,
-    /// Min-SNR-gamma loss weighting (e.g. 5).
-    #[arg(long)]
-    pub min_snr: Option<f64>,
-    /// Also adapt the transformer feed-forward layers.
-    #[arg(long)]
-    pub ff: bool,
-    /// Also adapt the convolutions (ResNet conv1/conv2/shortcut, down/upsamplers; kohya's LoCon
-    /// layout, rank and alpha as for the linear layers).
-    #[arg(long)]
-    pub conv: bool,
-    /// No random horizontal flips.
-    #[arg(long)]
-    pub no_flip: bool,
-    /// Save the LoRA tensors in f16.
-    #[arg(long)]
-    pub f16: bool,
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// Write a checkpoint (and the LoRA) every N steps (0 = only at the end).
     #[arg(long, default_value_t = 0)]
     pub save_every: usize,
     /// Continue from OUT's checkpoint (<out stem>.ckpt.safetensors) if there is one.
     #[arg(long)]
     pub resume: bool,
-    /// Aspect-ratio bucketing (kohya's buckets) instead of square centre crops.
-    #[arg(long)]
-    pub buckets: bool,
-    /// DreamBooth class (regularisation) images; needs --class-prompt.
-    #[arg(long)]
-    pub class_data: Option<PathBuf>,
-    /// Caption of the class images without a .txt file (e.g. "a photo of a metal part").
-    #[arg(long)]
-    pub class_prompt: Option<String>,
-    /// Weight of the class images' loss.
-    #[arg(long, default_value_t = 1.0)]
-    pub prior_weight: f64,
     /// Draw a sample image with the LoRA every N steps (and at the end); needs --sample-prompt.
     #[arg(long, default_value_t = 0)]
     pub sample_every: usize,
@@ -96,45 +45,77 @@ pub struct TrainLoraArgs {
     pub dtype: String,
 }
 
+/// The training settings as flags, one per row of the engine's field table
+/// ([`engine::sd::train::fields::FIELDS`]): `--rank 16`, `--schedule cosine`,
+/// `--min-snr-gamma 5`, `--flip=false`, a bare `--buckets`. Omitted flags keep
+/// [`TrainConfig::default`]'s values, which the help shows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigArgs(pub TrainConfig);
+
+impl clap::Args for ConfigArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let defaults = serde_json::to_value(TrainConfig::default()).unwrap_or_default();
+        fields::FIELDS.iter().fold(cmd, |cmd, f| {
+            let default = fields::value_text(&defaults[f.name])
+                .map(|d| format!(" [default: {d}]"))
+                .unwrap_or_default();
+            let values = match f.kind {
+                fields::FieldKind::Choice(options) => format!(" ({})", options.join(", ")),
+                _ => String::new(),
+            };
+            let arg = clap::Arg::new(f.name)
+                .long(f.flag)
+                .help(format!("{}{values}{default}", f.doc))
+                .value_parser(clap::value_parser!(String))
+                .action(clap::ArgAction::Set);
+            cmd.arg(match f.kind {
+                // `--buckets` alone means true; `--flip=false` turns a default off.
+                fields::FieldKind::Bool => arg
+                    .num_args(0..=1)
+                    .require_equals(true)
+                    .default_missing_value("true")
+                    .value_name("BOOL"),
+                _ => arg.num_args(1),
+            })
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for ConfigArgs {
+    fn from_arg_matches(m: &clap::ArgMatches) -> std::result::Result<Self, clap::Error> {
+        let mut a = ConfigArgs(TrainConfig::default());
+        a.update_from_arg_matches(m)?;
+        Ok(a)
+    }
+
+    fn update_from_arg_matches(
+        &mut self,
+        m: &clap::ArgMatches,
+    ) -> std::result::Result<(), clap::Error> {
+        let mut given: Vec<(&str, String)> = Vec::new();
+        for f in fields::FIELDS {
+            if let Ok(Some(v)) = m.try_get_one::<String>(f.name) {
+                given.push((f.name, v.clone()));
+            }
+        }
+        self.0 = fields::with_values(&self.0, given.iter().map(|(n, v)| (*n, v.as_str())))
+            .map_err(|e| {
+                clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n"))
+            })?;
+        Ok(())
+    }
+}
+
 pub(crate) fn train_lora_cmd(a: &TrainLoraArgs) -> Result<i32> {
     use engine::sd::train::{self, job};
     if a.sample_every > 0 && a.sample_prompt.is_none() {
         bail!("--sample-every needs --sample-prompt");
     }
-    let cfg = train::TrainConfig {
-        steps: a.steps,
-        rank: a.rank,
-        alpha: a.alpha.unwrap_or(a.rank as f64),
-        lr: a.lr,
-        warmup: a.warmup,
-        schedule: if a.cosine {
-            train::LrSchedule::Cosine
-        } else {
-            train::LrSchedule::Constant
-        },
-        batch: a.batch,
-        grad_accum: a.grad_accum,
-        resolution: a.resolution,
-        seed: a.seed,
-        instance_prompt: a.instance_prompt.clone(),
-        min_snr_gamma: a.min_snr,
-        targets: train::Targets {
-            attention: true,
-            feed_forward: a.ff,
-            conv: a.conv,
-        },
-        flip: !a.no_flip,
-        save_dtype: if a.f16 {
-            candle_core::DType::F16
-        } else {
-            candle_core::DType::F32
-        },
-        buckets: a.buckets,
-        class_data: a.class_data.clone(),
-        class_prompt: a.class_prompt.clone(),
-        prior_loss_weight: a.prior_weight,
-        ..train::TrainConfig::default()
-    };
+    let cfg = a.config.0.clone();
     let train_job = job::TrainJob {
         model: a.model.clone(),
         device: a.device.clone(),
@@ -153,13 +134,13 @@ pub(crate) fn train_lora_cmd(a: &TrainLoraArgs) -> Result<i32> {
             negative: None,
             steps: a.sample_steps,
             cfg: 7.5,
-            seed: a.seed,
+            seed: a.config.0.seed,
         }),
         samples_dir: None,
         store: Some(engine::paths::store_path()),
     };
     let bar = if std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(a.steps as u64);
+        let b = indicatif::ProgressBar::new(train_job.cfg.steps as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {msg}",
@@ -232,4 +213,67 @@ pub(crate) fn train_lora_cmd(a: &TrainLoraArgs) -> Result<i32> {
         train_job.run.checkpoint_path().display()
     );
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args, FromArgMatches};
+
+    fn command() -> clap::Command {
+        TrainLoraArgs::augment_args(clap::Command::new("train-lora").no_binary_name(true))
+    }
+
+    fn parse(args: &[&str]) -> std::result::Result<TrainLoraArgs, clap::Error> {
+        let mut all = vec!["--model", "m", "--data", "d", "--out", "o.safetensors"];
+        all.extend_from_slice(args);
+        let m = command().try_get_matches_from(all)?;
+        TrainLoraArgs::from_arg_matches(&m)
+    }
+
+    #[test]
+    fn every_setting_has_a_flag() {
+        let cmd = command();
+        cmd.clone().debug_assert();
+        let ids: Vec<String> = cmd
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect();
+        for name in TrainConfig::field_names() {
+            assert!(ids.contains(&name), "train-lora has no flag for `{name}`");
+        }
+    }
+
+    #[test]
+    fn omitted_flags_keep_the_config_defaults() {
+        assert_eq!(parse(&[]).unwrap().config.0, TrainConfig::default());
+        let a = parse(&[
+            "--rank",
+            "4",
+            "--schedule",
+            "cosine",
+            "--min-snr-gamma",
+            "5",
+            "--flip=false",
+            "--buckets",
+            "--save-dtype",
+            "f16",
+            "--grad-accum",
+            "2",
+        ])
+        .unwrap();
+        let want = TrainConfig {
+            rank: 4,
+            schedule: engine::sd::train::LrSchedule::Cosine,
+            min_snr_gamma: Some(5.0),
+            flip: false,
+            buckets: true,
+            save_dtype: candle_core::DType::F16,
+            grad_accum: 2,
+            ..TrainConfig::default()
+        };
+        assert_eq!(a.config.0, want);
+        let e = parse(&["--rank", "0"]).unwrap_err().to_string();
+        assert!(e.contains("rank") && e.contains("1..="), "{e}");
+    }
 }

@@ -25,37 +25,51 @@
 //! operation order.
 
 pub mod config;
+mod ddim;
+mod dpm;
+mod euler;
+mod lms;
 pub mod numerics;
+mod pndm;
 pub mod schedule;
+mod unipc;
+
+pub use lms::lms_coefficient;
 
 use crate::sd::torch_rng::TorchGenerator;
 use candle_core::{bail, DType, Result, Tensor};
+use nodes::schedulers::{SchedulerInfo, SCHEDULERS};
 
-use config::{Prediction, SchedConfig, Spacing};
+use config::{SchedConfig, Spacing};
 
-/// The supported schedulers, by the names users pick them with.
+/// The supported schedulers, by the names users pick them with. The names, the diffusers
+/// classes and the other programs' names come from the one table, [`nodes::schedulers`]; the
+/// variants are its rows, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SchedulerKind {
     /// `ddim`: `DDIMScheduler` (eta = 0).
-    Ddim,
+    Ddim = 0,
     /// `euler`: `EulerDiscreteScheduler`.
-    Euler,
+    Euler = 1,
     /// `euler_a`: `EulerAncestralDiscreteScheduler`.
-    EulerAncestral,
+    EulerAncestral = 2,
     /// `dpmpp_2m`: `DPMSolverMultistepScheduler`, dpmsolver++, order 2.
-    DpmPp2M,
+    DpmPp2M = 3,
     /// `dpmpp_2m_karras`: as `dpmpp_2m` with `use_karras_sigmas=True`.
-    DpmPp2MKarras,
+    DpmPp2MKarras = 4,
     /// `lms`: `LMSDiscreteScheduler` (order 4).
-    Lms,
+    Lms = 5,
     /// `pndm`: `PNDMScheduler`.
-    Pndm,
+    Pndm = 6,
     /// `unipc`: `UniPCMultistepScheduler`, bh2, predict_x0, order 2.
-    UniPc,
+    UniPc = 7,
 }
 
+// One variant per row of the table (a test checks that each variant is its row).
+const _: () = assert!(SchedulerKind::ALL.len() == SCHEDULERS.len());
+
 impl SchedulerKind {
-    /// All kinds, in the order of their names in [`SchedulerKind::parse`]'s error.
+    /// All kinds, in the table's order.
     pub const ALL: [SchedulerKind; 8] = [
         SchedulerKind::Ddim,
         SchedulerKind::Euler,
@@ -67,47 +81,40 @@ impl SchedulerKind {
         SchedulerKind::UniPc,
     ];
 
-    /// Parses a scheduler name (`ddim`, `euler`, `euler_a`, `dpmpp_2m`,
-    /// `dpmpp_2m_karras`, `lms`, `pndm`, `unipc`); the error lists the valid names.
+    /// This kind's row of [`nodes::schedulers::SCHEDULERS`].
+    pub fn info(&self) -> &'static SchedulerInfo {
+        &SCHEDULERS[*self as usize]
+    }
+
+    /// Parses a scheduler name (`ddim`, `euler`, `euler_a`, `dpmpp_2m`, `dpmpp_2m_karras`,
+    /// `lms`, `pndm`, `unipc`; case and surrounding spaces ignored); the error lists the valid
+    /// names.
     pub fn parse(name: &str) -> Result<Self> {
         let lower = name.trim().to_ascii_lowercase();
-        for k in Self::ALL {
-            if k.name() == lower {
-                return Ok(k);
-            }
+        match Self::ALL.into_iter().find(|k| k.name() == lower) {
+            Some(k) => Ok(k),
+            None => bail!(
+                "unknown scheduler `{name}`; valid names: {}",
+                nodes::schedulers::names_list()
+            ),
         }
-        let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
-        bail!(
-            "unknown scheduler `{name}`; valid names: {}",
-            names.join(", ")
-        )
+    }
+
+    /// The kind of a diffusers class with its `use_karras_sigmas` (what a model's
+    /// `scheduler_config.json` names), if we have it.
+    pub fn from_diffusers(class: &str, karras: bool) -> Option<Self> {
+        let info = nodes::schedulers::from_diffusers(class, karras)?;
+        Self::ALL.into_iter().find(|k| k.name() == info.name)
     }
 
     /// The short name of this scheduler.
     pub fn name(&self) -> &'static str {
-        match self {
-            SchedulerKind::Ddim => "ddim",
-            SchedulerKind::Euler => "euler",
-            SchedulerKind::EulerAncestral => "euler_a",
-            SchedulerKind::DpmPp2M => "dpmpp_2m",
-            SchedulerKind::DpmPp2MKarras => "dpmpp_2m_karras",
-            SchedulerKind::Lms => "lms",
-            SchedulerKind::Pndm => "pndm",
-            SchedulerKind::UniPc => "unipc",
-        }
+        self.info().name
     }
 
     /// The diffusers class this kind mirrors.
     pub fn diffusers_class(&self) -> &'static str {
-        match self {
-            SchedulerKind::Ddim => "DDIMScheduler",
-            SchedulerKind::Euler => "EulerDiscreteScheduler",
-            SchedulerKind::EulerAncestral => "EulerAncestralDiscreteScheduler",
-            SchedulerKind::DpmPp2M | SchedulerKind::DpmPp2MKarras => "DPMSolverMultistepScheduler",
-            SchedulerKind::Lms => "LMSDiscreteScheduler",
-            SchedulerKind::Pndm => "PNDMScheduler",
-            SchedulerKind::UniPc => "UniPCMultistepScheduler",
-        }
+        self.info().diffusers_class
     }
 
     /// Sigma-space ("k-diffusion") schedulers that scale the model input.
@@ -164,43 +171,9 @@ fn lambda(alpha: f32, sigma: f32) -> f32 {
     alpha.ln() - sigma.ln()
 }
 
-/// LMS integration coefficient: integral over `[sigmas[t], sigmas[t+1]]` of the
-/// Lagrange basis polynomial `current_order` through `sigmas[t-k]`, `k < order`.
-///
-/// diffusers evaluates the integrand with `float32` tensor arithmetic and
-/// integrates with `scipy.integrate.quad(epsrel=1e-4)`; this evaluates the
-/// integrand the same way and integrates with [`numerics::quad`] (QUADPACK's
-/// adaptive 21-point Gauss–Kronrod scheme).
-pub fn lms_coefficient(
-    sigmas: &[f32],
-    order: usize,
-    t: usize,
-    current_order: usize,
-) -> Result<f64> {
-    if t + 1 >= sigmas.len() || order > t + 1 || current_order >= order {
-        bail!(
-            "lms_coefficient: order {order}, step {t}, current_order {current_order} out of range for {} sigmas",
-            sigmas.len()
-        );
-    }
-    let sc = sigmas[t - current_order];
-    let integrand = |tau: f64| -> f64 {
-        let tau = tau as f32;
-        let mut prod = 1.0f32;
-        for k in 0..order {
-            if k == current_order {
-                continue;
-            }
-            let sk = sigmas[t - k];
-            prod *= (tau - sk) / (sc - sk);
-        }
-        prod as f64
-    };
-    numerics::quad(integrand, sigmas[t] as f64, sigmas[t + 1] as f64, 1e-4)
-}
-
-/// A configured diffusers-compatible scheduler with its step state.
-pub struct Scheduler {
+/// The configured schedule every family reads: the config, the training `alphas_cumprod`, the
+/// inference timesteps and sigmas. Fixed once [`Scheduler::new`] has built it.
+struct Core {
     kind: SchedulerKind,
     cfg: SchedConfig,
     alphas_cumprod: Vec<f32>,
@@ -210,270 +183,9 @@ pub struct Scheduler {
     sigmas: Vec<f32>,
     /// The requested number of inference steps.
     num_inference_steps: usize,
-    init_noise_sigma: f64,
-    step_index: Option<usize>,
-    begin_index: Option<usize>,
-    // DPM-Solver / UniPC history (`model_outputs`, oldest first).
-    model_outputs: Vec<Option<Tensor>>,
-    lower_order_nums: usize,
-    last_sample: Option<Tensor>,
-    this_order: usize,
-    // LMS derivative history.
-    derivatives: Vec<Tensor>,
-    // PNDM state.
-    ets: Vec<Tensor>,
-    counter: usize,
-    cur_sample: Option<Tensor>,
-    cur_model_output: Option<Tensor>,
-    prk_len: usize,
 }
 
-impl Scheduler {
-    /// Builds `kind` from a model's `scheduler_config.json` (keys the class
-    /// accepts override its own defaults) and sets `num_inference_steps`.
-    pub fn new(
-        kind: SchedulerKind,
-        config: &serde_json::Value,
-        num_inference_steps: usize,
-    ) -> Result<Self> {
-        let cfg = config::resolve(kind, config)?;
-        let n = num_inference_steps;
-        let nt = cfg.num_train_timesteps;
-        if n == 0 {
-            bail!("{}: num_inference_steps must be at least 1", kind.name());
-        }
-        if n > nt {
-            bail!(
-                "{}: num_inference_steps {n} exceeds num_train_timesteps {nt}",
-                kind.name()
-            );
-        }
-        let betas = schedule::betas(&cfg)?;
-        if betas.len() != nt {
-            bail!(
-                "{}: trained_betas has {} entries but num_train_timesteps is {nt}",
-                kind.name(),
-                betas.len()
-            );
-        }
-        let ac = schedule::alphas_cumprod(&betas);
-        let train_sig = schedule::train_sigmas(&ac);
-        let final_alpha_cumprod = if cfg.set_alpha_to_one { 1.0 } else { ac[0] };
-        let sigma_min_final = ((1.0 - ac[0]) / ac[0]).sqrt();
-        let mut prk_len = 0;
-
-        let (timesteps, sigmas): (Vec<f64>, Vec<f32>) = match kind {
-            SchedulerKind::Ddim => {
-                if cfg.clip_sample && cfg.clip_sample_range <= 0.0 {
-                    bail!("ddim: clip_sample_range must be positive");
-                }
-                let ts = schedule::ddim_timesteps(&cfg, n)?;
-                (ts.into_iter().map(|t| t as f64).collect(), Vec::new())
-            }
-            SchedulerKind::Pndm => {
-                let base = schedule::pndm_base_timesteps(&cfg, n)?;
-                let mut all: Vec<i64> = Vec::new();
-                if cfg.skip_prk_steps {
-                    let len = base.len();
-                    let mut v: Vec<i64> = base[..len.saturating_sub(1)].to_vec();
-                    if len >= 2 {
-                        v.push(base[len - 2]);
-                    }
-                    v.extend_from_slice(&base[len.saturating_sub(1)..]);
-                    v.reverse();
-                    all = v;
-                } else {
-                    if base.len() < 4 {
-                        bail!("pndm: PRK warm-up (skip_prk_steps = false) needs at least 4 steps, got {n}");
-                    }
-                    let half = (nt / n / 2) as i64;
-                    let last4 = &base[base.len() - 4..];
-                    let mut prk: Vec<i64> = Vec::new();
-                    for &t in last4 {
-                        prk.push(t);
-                        prk.push(t + half);
-                    }
-                    prk.pop();
-                    let mut rep: Vec<i64> = prk.iter().flat_map(|&t| [t, t]).collect();
-                    rep.remove(0);
-                    rep.pop();
-                    rep.reverse();
-                    prk_len = rep.len();
-                    all.extend(rep);
-                    let plms: Vec<i64> = base[..base.len() - 3].iter().rev().copied().collect();
-                    all.extend(plms);
-                }
-                (all.into_iter().map(|t| t as f64).collect(), Vec::new())
-            }
-            SchedulerKind::Euler | SchedulerKind::EulerAncestral | SchedulerKind::Lms => {
-                let ts32 = schedule::k_timesteps(&cfg, n)?;
-                let ts64: Vec<f64> = ts32.iter().map(|&t| t as f64).collect();
-                let mut sig = schedule::interp_sigmas(&ts64, &train_sig);
-                let mut ts = ts32;
-                if cfg.use_karras_sigmas && kind != SchedulerKind::EulerAncestral {
-                    let (lo, hi) = match kind {
-                        SchedulerKind::Euler => (
-                            cfg.sigma_min.unwrap_or(sig[sig.len() - 1]),
-                            cfg.sigma_max.unwrap_or(sig[0]),
-                        ),
-                        _ => (sig[sig.len() - 1], sig[0]),
-                    };
-                    let (ks, kt) = schedule::karras_with_t(lo, hi, n, &train_sig)?;
-                    sig = ks;
-                    ts = kt.into_iter().map(|t| t as f32).collect();
-                }
-                let last = if kind == SchedulerKind::Euler && cfg.final_sigma_min {
-                    sigma_min_final
-                } else {
-                    0.0
-                };
-                let mut s32: Vec<f32> = sig.iter().map(|&s| s as f32).collect();
-                s32.push(last);
-                (ts.into_iter().map(|t| t as f64).collect(), s32)
-            }
-            SchedulerKind::DpmPp2M | SchedulerKind::DpmPp2MKarras | SchedulerKind::UniPc => {
-                let last_timestep = if kind == SchedulerKind::UniPc {
-                    nt
-                } else {
-                    // searchsorted(flip(lambda_t), lambda_min_clipped), side="left".
-                    let clip = cfg.lambda_min_clipped;
-                    let clipped = ac
-                        .iter()
-                        .map(|&a| {
-                            let alpha = a.sqrt();
-                            let sigma = (1.0 - a).sqrt();
-                            lambda(alpha, sigma)
-                        })
-                        .filter(|&l| (l as f64) < clip)
-                        .count();
-                    nt - clipped
-                };
-                let ts_int = schedule::multistep_timesteps(&cfg, n, last_timestep)?;
-                if cfg.use_karras_sigmas {
-                    let (lo, hi) = if kind == SchedulerKind::UniPc {
-                        (
-                            cfg.sigma_min.unwrap_or(train_sig[0] as f64),
-                            cfg.sigma_max.unwrap_or(train_sig[nt - 1] as f64),
-                        )
-                    } else {
-                        (train_sig[0] as f64, train_sig[nt - 1] as f64)
-                    };
-                    let (ks, kt) = schedule::karras_with_t(lo, hi, n, &train_sig)?;
-                    let round =
-                        kind == SchedulerKind::UniPc || cfg.beta_schedule != "squaredcos_cap_v2";
-                    // `.to(torch.int64)` truncates toward zero.
-                    let ts: Vec<f64> = kt
-                        .into_iter()
-                        .map(|t| {
-                            if round {
-                                numerics::np_round(t)
-                            } else {
-                                t.trunc()
-                            }
-                        })
-                        .collect();
-                    let last = if cfg.final_sigma_min {
-                        if kind == SchedulerKind::UniPc {
-                            ks[ks.len() - 1] as f32
-                        } else {
-                            sigma_min_final
-                        }
-                    } else {
-                        0.0
-                    };
-                    let mut s32: Vec<f32> = ks.iter().map(|&s| s as f32).collect();
-                    s32.push(last);
-                    (ts, s32)
-                } else {
-                    let ts64: Vec<f64> = ts_int.iter().map(|&t| t as f64).collect();
-                    let sig = schedule::interp_sigmas(&ts64, &train_sig);
-                    let mut s32: Vec<f32> = sig.iter().map(|&s| s as f32).collect();
-                    s32.push(if cfg.final_sigma_min {
-                        sigma_min_final
-                    } else {
-                        0.0
-                    });
-                    (ts64, s32)
-                }
-            }
-        };
-
-        let init_noise_sigma = if kind.is_k() {
-            let max = sigmas.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            match cfg.spacing {
-                Spacing::Linspace | Spacing::Trailing => max as f64,
-                Spacing::Leading => (max * max + 1.0).sqrt() as f64,
-            }
-        } else {
-            1.0
-        };
-        let num_inference_steps = n;
-        let solver_order = cfg.solver_order;
-        Ok(Self {
-            kind,
-            cfg,
-            alphas_cumprod: ac,
-            final_alpha_cumprod,
-            timesteps,
-            sigmas,
-            num_inference_steps,
-            init_noise_sigma,
-            step_index: None,
-            begin_index: None,
-            model_outputs: vec![None; solver_order],
-            lower_order_nums: 0,
-            last_sample: None,
-            this_order: 0,
-            derivatives: Vec::new(),
-            ets: Vec::new(),
-            counter: 0,
-            cur_sample: None,
-            cur_model_output: None,
-            prk_len,
-        })
-    }
-
-    /// The scheduler kind.
-    pub fn kind(&self) -> SchedulerKind {
-        self.kind
-    }
-
-    /// Timesteps passed to the UNet, in loop order (fractional for Euler-family
-    /// Karras schedules; PNDM repeats one timestep and has `steps + 1` entries).
-    pub fn timesteps(&self) -> &[f64] {
-        &self.timesteps
-    }
-
-    /// Inference sigmas including the appended final one (empty for DDIM / PNDM).
-    pub fn sigmas(&self) -> &[f32] {
-        &self.sigmas
-    }
-
-    /// Training `alphas_cumprod` (float32, as diffusers holds it).
-    pub fn alphas_cumprod(&self) -> &[f32] {
-        &self.alphas_cumprod
-    }
-
-    /// diffusers' class attribute `order` (1 for every supported class).
-    pub fn order(&self) -> usize {
-        1
-    }
-
-    /// Factor for the initial latents (`latents = noise * init_noise_sigma`).
-    /// Euler-family: `sigma_max` for linspace/trailing spacing and
-    /// `sqrt(sigma_max^2 + 1)` for leading (diffusers' rule); 1 otherwise.
-    pub fn init_noise_sigma(&self) -> f64 {
-        self.init_noise_sigma
-    }
-
-    /// diffusers' `set_begin_index` (img2img / inpaint start). DDIM and PNDM have
-    /// no begin index in diffusers; for them this is a no-op.
-    pub fn set_begin_index(&mut self, i: usize) {
-        if self.kind.has_step_index() {
-            self.begin_index = Some(i);
-        }
-    }
-
+impl Core {
     fn timestep_at(&self, i: usize) -> Result<f64> {
         match self.timesteps.get(i) {
             Some(&t) => Ok(t),
@@ -521,6 +233,169 @@ impl Scheduler {
         }
     }
 
+    fn alphas_cumprod_at(&self, t: f64) -> Result<f32> {
+        if t < 0.0 {
+            return Ok(self.final_alpha_cumprod);
+        }
+        match self.alphas_cumprod.get(t as usize) {
+            Some(&a) => Ok(a),
+            None => bail!("{}: timestep {t} outside alphas_cumprod", self.kind.name()),
+        }
+    }
+}
+
+/// The step state of each family, held by its own module.
+enum FamilyState {
+    /// DDIM keeps no state between steps.
+    Ddim,
+    Pndm(pndm::PndmState),
+    /// Euler and Euler ancestral keep only the step index.
+    Euler,
+    Lms(lms::LmsState),
+    Dpm(dpm::DpmState),
+    UniPc(unipc::UniPcState),
+}
+
+/// A configured diffusers-compatible scheduler with its step state.
+pub struct Scheduler {
+    core: Core,
+    init_noise_sigma: f64,
+    step_index: Option<usize>,
+    begin_index: Option<usize>,
+    state: FamilyState,
+}
+
+impl Scheduler {
+    /// Builds `kind` from a model's `scheduler_config.json` (keys the class
+    /// accepts override its own defaults) and sets `num_inference_steps`.
+    pub fn new(
+        kind: SchedulerKind,
+        config: &serde_json::Value,
+        num_inference_steps: usize,
+    ) -> Result<Self> {
+        let cfg = config::resolve(kind, config)?;
+        let n = num_inference_steps;
+        let nt = cfg.num_train_timesteps;
+        if n == 0 {
+            bail!("{}: num_inference_steps must be at least 1", kind.name());
+        }
+        if n > nt {
+            bail!(
+                "{}: num_inference_steps {n} exceeds num_train_timesteps {nt}",
+                kind.name()
+            );
+        }
+        let betas = schedule::betas(&cfg)?;
+        if betas.len() != nt {
+            bail!(
+                "{}: trained_betas has {} entries but num_train_timesteps is {nt}",
+                kind.name(),
+                betas.len()
+            );
+        }
+        let ac = schedule::alphas_cumprod(&betas);
+        let train_sig = schedule::train_sigmas(&ac);
+        let final_alpha_cumprod = if cfg.set_alpha_to_one { 1.0 } else { ac[0] };
+        let sigma_min_final = ((1.0 - ac[0]) / ac[0]).sqrt();
+
+        let (timesteps, sigmas, state) = match kind {
+            SchedulerKind::Ddim => (ddim::timesteps(&cfg, n)?, Vec::new(), FamilyState::Ddim),
+            SchedulerKind::Pndm => {
+                let (ts, prk_len) = pndm::timesteps(&cfg, n)?;
+                (
+                    ts,
+                    Vec::new(),
+                    FamilyState::Pndm(pndm::PndmState::new(prk_len)),
+                )
+            }
+            SchedulerKind::Euler | SchedulerKind::EulerAncestral | SchedulerKind::Lms => {
+                let (ts, sig) = euler::k_schedule(kind, &cfg, n, &train_sig, sigma_min_final)?;
+                let state = if kind == SchedulerKind::Lms {
+                    FamilyState::Lms(lms::LmsState::default())
+                } else {
+                    FamilyState::Euler
+                };
+                (ts, sig, state)
+            }
+            SchedulerKind::DpmPp2M | SchedulerKind::DpmPp2MKarras | SchedulerKind::UniPc => {
+                let (ts, sig) =
+                    dpm::multistep_schedule(kind, &cfg, n, &ac, &train_sig, sigma_min_final)?;
+                let state = if kind == SchedulerKind::UniPc {
+                    FamilyState::UniPc(unipc::UniPcState::new(cfg.solver_order))
+                } else {
+                    FamilyState::Dpm(dpm::DpmState::new(cfg.solver_order))
+                };
+                (ts, sig, state)
+            }
+        };
+
+        let init_noise_sigma = if kind.is_k() {
+            let max = sigmas.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            match cfg.spacing {
+                Spacing::Linspace | Spacing::Trailing => max as f64,
+                Spacing::Leading => (max * max + 1.0).sqrt() as f64,
+            }
+        } else {
+            1.0
+        };
+        Ok(Self {
+            core: Core {
+                kind,
+                cfg,
+                alphas_cumprod: ac,
+                final_alpha_cumprod,
+                timesteps,
+                sigmas,
+                num_inference_steps: n,
+            },
+            init_noise_sigma,
+            step_index: None,
+            begin_index: None,
+            state,
+        })
+    }
+
+    /// The scheduler kind.
+    pub fn kind(&self) -> SchedulerKind {
+        self.core.kind
+    }
+
+    /// Timesteps passed to the UNet, in loop order (fractional for Euler-family
+    /// Karras schedules; PNDM repeats one timestep and has `steps + 1` entries).
+    pub fn timesteps(&self) -> &[f64] {
+        &self.core.timesteps
+    }
+
+    /// Inference sigmas including the appended final one (empty for DDIM / PNDM).
+    pub fn sigmas(&self) -> &[f32] {
+        &self.core.sigmas
+    }
+
+    /// Training `alphas_cumprod` (float32, as diffusers holds it).
+    pub fn alphas_cumprod(&self) -> &[f32] {
+        &self.core.alphas_cumprod
+    }
+
+    /// diffusers' class attribute `order` (1 for every supported class).
+    pub fn order(&self) -> usize {
+        1
+    }
+
+    /// Factor for the initial latents (`latents = noise * init_noise_sigma`).
+    /// Euler-family: `sigma_max` for linspace/trailing spacing and
+    /// `sqrt(sigma_max^2 + 1)` for leading (diffusers' rule); 1 otherwise.
+    pub fn init_noise_sigma(&self) -> f64 {
+        self.init_noise_sigma
+    }
+
+    /// diffusers' `set_begin_index` (img2img / inpaint start). DDIM and PNDM have
+    /// no begin index in diffusers; for them this is a no-op.
+    pub fn set_begin_index(&mut self, i: usize) {
+        if self.core.kind.has_step_index() {
+            self.begin_index = Some(i);
+        }
+    }
+
     /// The step index diffusers would use when called with `timesteps[i]`.
     fn effective_index(&self, i: usize) -> Result<usize> {
         if let Some(s) = self.step_index {
@@ -529,17 +404,17 @@ impl Scheduler {
         if let Some(b) = self.begin_index {
             return Ok(b);
         }
-        self.index_for_timestep(self.timestep_at(i)?)
+        self.core.index_for_timestep(self.core.timestep_at(i)?)
     }
 
     /// `scheduler.scale_model_input(sample, timesteps[i])`: divides by
     /// `sqrt(sigma^2 + 1)` for Euler / Euler-a / LMS, identity otherwise.
     pub fn scale_model_input(&self, sample: &Tensor, i: usize) -> Result<Tensor> {
-        if !self.kind.is_k() {
+        if !self.core.kind.is_k() {
             return Ok(sample.clone());
         }
         let idx = self.effective_index(i)?;
-        let sigma = self.sigma_at(idx)?;
+        let sigma = self.core.sigma_at(idx)?;
         let dtype = sample.dtype();
         let x = sample.to_dtype(DType::F32)?;
         div(&x, (sigma * sigma + 1.0).sqrt())?.to_dtype(dtype)
@@ -555,10 +430,11 @@ impl Scheduler {
         sample: &Tensor,
         gen: &mut TorchGenerator,
     ) -> Result<Tensor> {
+        let kind = self.core.kind;
         if model_output.shape() != sample.shape() {
             bail!(
                 "{}: model_output shape {:?} differs from sample shape {:?}",
-                self.kind.name(),
+                kind.name(),
                 model_output.shape(),
                 sample.shape()
             );
@@ -566,40 +442,31 @@ impl Scheduler {
         let out_dtype = model_output.dtype();
         let mo = model_output.to_dtype(DType::F32)?;
         let x = sample.to_dtype(DType::F32)?;
-        let t = self.timestep_at(i)?;
-        let prev = match self.kind {
-            SchedulerKind::Ddim => self.step_ddim(&mo, t, &x)?,
-            SchedulerKind::Pndm => self.step_pndm(&mo, t, &x)?,
-            SchedulerKind::Euler | SchedulerKind::EulerAncestral | SchedulerKind::Lms => {
-                if self.step_index.is_none() {
-                    self.step_index = Some(self.effective_index(i)?);
+        let t = self.core.timestep_at(i)?;
+        let prev = if kind.has_step_index() {
+            // The sigma-based families step by index, as diffusers' `_step_index`.
+            let idx = self.effective_index(i)?;
+            self.step_index = Some(idx);
+            let core = &self.core;
+            let out = match &mut self.state {
+                FamilyState::Euler if kind == SchedulerKind::EulerAncestral => {
+                    euler::step_ancestral(core, &mo, idx, &x, gen)?
                 }
-                let idx = self.effective_index(i)?;
-                let out = match self.kind {
-                    SchedulerKind::Euler => self.step_euler(&mo, idx, &x)?,
-                    SchedulerKind::EulerAncestral => self.step_euler_a(&mo, idx, &x, gen)?,
-                    _ => self.step_lms(&mo, idx, &x)?,
-                };
-                self.step_index = Some(idx + 1);
-                out
-            }
-            SchedulerKind::DpmPp2M | SchedulerKind::DpmPp2MKarras => {
-                if self.step_index.is_none() {
-                    self.step_index = Some(self.effective_index(i)?);
+                FamilyState::Euler => euler::step(core, &mo, idx, &x)?,
+                FamilyState::Lms(s) => s.step(core, &mo, idx, &x)?,
+                FamilyState::Dpm(s) => s.step(core, &mo, idx, &x)?,
+                FamilyState::UniPc(s) => s.step(core, &mo, idx, &x)?,
+                FamilyState::Ddim | FamilyState::Pndm(_) => {
+                    bail!("{}: inconsistent scheduler state", kind.name())
                 }
-                let idx = self.effective_index(i)?;
-                let out = self.step_dpm(&mo, idx, &x)?;
-                self.step_index = Some(idx + 1);
-                out
-            }
-            SchedulerKind::UniPc => {
-                if self.step_index.is_none() {
-                    self.step_index = Some(self.effective_index(i)?);
-                }
-                let idx = self.effective_index(i)?;
-                let out = self.step_unipc(&mo, idx, &x)?;
-                self.step_index = Some(idx + 1);
-                out
+            };
+            self.step_index = Some(idx + 1);
+            out
+        } else {
+            match &mut self.state {
+                FamilyState::Ddim => ddim::step(&self.core, &mo, t, &x)?,
+                FamilyState::Pndm(s) => s.step(&self.core, &mo, t, &x)?,
+                _ => bail!("{}: inconsistent scheduler state", kind.name()),
             }
         };
         prev.to_dtype(out_dtype)
@@ -619,22 +486,23 @@ impl Scheduler {
         let dtype = original.dtype();
         let x0 = original.to_dtype(DType::F32)?;
         let n = noise.to_dtype(DType::F32)?;
-        let out = match self.kind {
+        let core = &self.core;
+        let out = match core.kind {
             SchedulerKind::Ddim | SchedulerKind::Pndm => {
-                let t = self.timestep_at(i)?;
-                let a = self.alphas_cumprod_at(t)?;
+                let t = core.timestep_at(i)?;
+                let a = core.alphas_cumprod_at(t)?;
                 lin(&[(a.sqrt(), &x0), ((1.0 - a).sqrt(), &n)])?
             }
             _ => {
                 let idx = if self.begin_index.is_none() {
-                    self.index_for_timestep(self.timestep_at(i)?)?
+                    core.index_for_timestep(core.timestep_at(i)?)?
                 } else if let Some(s) = self.step_index {
                     s
                 } else {
                     self.begin_index.unwrap_or(i)
                 };
-                let sigma = self.sigma_at(idx)?;
-                if self.kind.is_k() {
+                let sigma = core.sigma_at(idx)?;
+                if core.kind.is_k() {
                     (&x0 + mul(&n, sigma)?)?
                 } else {
                     let (alpha_t, sigma_t) = alpha_sigma(sigma);
@@ -644,440 +512,35 @@ impl Scheduler {
         };
         out.to_dtype(dtype)
     }
+}
 
-    fn alphas_cumprod_at(&self, t: f64) -> Result<f32> {
-        if t < 0.0 {
-            return Ok(self.final_alpha_cumprod);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_is_its_row_of_the_table() {
+        let named = [
+            (SchedulerKind::Ddim, "ddim"),
+            (SchedulerKind::Euler, "euler"),
+            (SchedulerKind::EulerAncestral, "euler_a"),
+            (SchedulerKind::DpmPp2M, "dpmpp_2m"),
+            (SchedulerKind::DpmPp2MKarras, "dpmpp_2m_karras"),
+            (SchedulerKind::Lms, "lms"),
+            (SchedulerKind::Pndm, "pndm"),
+            (SchedulerKind::UniPc, "unipc"),
+        ];
+        assert_eq!(named.len(), SCHEDULERS.len());
+        for (i, (k, name)) in named.into_iter().enumerate() {
+            assert_eq!(SchedulerKind::ALL[i], k);
+            assert_eq!(k.name(), name);
+            assert_eq!(SchedulerKind::parse(&name.to_uppercase()).ok(), Some(k));
+            assert_eq!(
+                SchedulerKind::from_diffusers(k.diffusers_class(), k.info().karras),
+                Some(k)
+            );
         }
-        match self.alphas_cumprod.get(t as usize) {
-            Some(&a) => Ok(a),
-            None => bail!("{}: timestep {t} outside alphas_cumprod", self.kind.name()),
-        }
-    }
-
-    // ----- DDIM ------------------------------------------------------------
-
-    fn step_ddim(&self, mo: &Tensor, t: f64, x: &Tensor) -> Result<Tensor> {
-        let ratio = (self.cfg.num_train_timesteps / self.num_inference_steps) as f64;
-        let prev_t = t - ratio;
-        let a_t = self.alphas_cumprod_at(t)?;
-        let a_prev = self.alphas_cumprod_at(prev_t)?;
-        let b_t = 1.0 - a_t;
-        let (mut pred_x0, pred_eps) = match self.cfg.prediction {
-            Prediction::Epsilon => (
-                div(&lin(&[(1.0, x), (-b_t.sqrt(), mo)])?, a_t.sqrt())?,
-                mo.clone(),
-            ),
-            Prediction::Sample => {
-                let eps = div(&lin(&[(1.0, x), (-a_t.sqrt(), mo)])?, b_t.sqrt())?;
-                (mo.clone(), eps)
-            }
-            Prediction::VPrediction => (
-                lin(&[(a_t.sqrt(), x), (-b_t.sqrt(), mo)])?,
-                lin(&[(a_t.sqrt(), mo), (b_t.sqrt(), x)])?,
-            ),
-        };
-        if self.cfg.clip_sample {
-            let r = self.cfg.clip_sample_range as f32;
-            pred_x0 = pred_x0.clamp(-r, r)?;
-        }
-        // eta = 0: std_dev_t = 0.
-        let dir = (1.0 - a_prev - 0.0f32).sqrt();
-        lin(&[(a_prev.sqrt(), &pred_x0), (dir, &pred_eps)])
-    }
-
-    // ----- PNDM ------------------------------------------------------------
-
-    fn pndm_prev_sample(&self, x: &Tensor, t: f64, prev_t: f64, mo: &Tensor) -> Result<Tensor> {
-        let a_t = self.alphas_cumprod_at(t)?;
-        let a_prev = self.alphas_cumprod_at(prev_t)?;
-        let b_t = 1.0 - a_t;
-        let b_prev = 1.0 - a_prev;
-        let mo = match self.cfg.prediction {
-            Prediction::VPrediction => lin(&[(a_t.sqrt(), mo), (b_t.sqrt(), x)])?,
-            _ => mo.clone(),
-        };
-        let sample_coeff = (a_prev / a_t).sqrt();
-        let denom = a_t * b_prev.sqrt() + (a_t * b_t * a_prev).sqrt();
-        let m = div(&mul(&mo, a_prev - a_t)?, denom)?;
-        mul(x, sample_coeff)? - m
-    }
-
-    fn step_pndm(&mut self, mo: &Tensor, t: f64, x: &Tensor) -> Result<Tensor> {
-        let nt = self.cfg.num_train_timesteps;
-        let n = self.num_inference_steps;
-        if self.counter < self.prk_len && !self.cfg.skip_prk_steps {
-            let diff = if self.counter % 2 == 1 { 0 } else { nt / n / 2 };
-            let prev_t = t - diff as f64;
-            let t = self.timestep_at(self.counter / 4 * 4)?;
-            let mut model_output = mo.clone();
-            let third = (1.0f64 / 3.0) as f32;
-            let sixth = (1.0f64 / 6.0) as f32;
-            let add = |cur: &Option<Tensor>, v: Tensor| -> Result<Tensor> {
-                match cur {
-                    None => Ok(v),
-                    Some(c) => c + v,
-                }
-            };
-            match self.counter % 4 {
-                0 => {
-                    self.cur_model_output = Some(add(&self.cur_model_output, mul(mo, sixth)?)?);
-                    self.ets.push(mo.clone());
-                    self.cur_sample = Some(x.clone());
-                }
-                1 | 2 => {
-                    self.cur_model_output = Some(add(&self.cur_model_output, mul(mo, third)?)?);
-                }
-                _ => {
-                    model_output = add(&self.cur_model_output, mul(mo, sixth)?)?;
-                    self.cur_model_output = None;
-                }
-            }
-            let cur = self.cur_sample.clone().unwrap_or_else(|| x.clone());
-            let prev = self.pndm_prev_sample(&cur, t, prev_t, &model_output)?;
-            self.counter += 1;
-            return Ok(prev);
-        }
-        let ratio = (nt / n) as f64;
-        let mut t = t;
-        let mut prev_t = t - ratio;
-        if self.counter != 1 {
-            let keep = self.ets.len().saturating_sub(3);
-            self.ets.drain(..keep);
-            self.ets.push(mo.clone());
-        } else {
-            prev_t = t;
-            t += ratio;
-        }
-        let mut x = x.clone();
-        let e = &self.ets;
-        let k = e.len();
-        let model_output = if k == 1 && self.counter == 0 {
-            self.cur_sample = Some(x.clone());
-            mo.clone()
-        } else if k == 1 && self.counter == 1 {
-            let m = div(&(mo + &e[0])?, 2.0)?;
-            match self.cur_sample.take() {
-                Some(c) => x = c,
-                None => bail!("pndm: missing cached sample at the second step"),
-            }
-            m
-        } else if k == 2 {
-            div(&lin(&[(3.0, &e[1]), (-1.0, &e[0])])?, 2.0)?
-        } else if k == 3 {
-            div(&lin(&[(23.0, &e[2]), (-16.0, &e[1]), (5.0, &e[0])])?, 12.0)?
-        } else if k >= 4 {
-            let s = lin(&[
-                (55.0, &e[k - 1]),
-                (-59.0, &e[k - 2]),
-                (37.0, &e[k - 3]),
-                (-9.0, &e[k - 4]),
-            ])?;
-            mul(&s, (1.0f64 / 24.0) as f32)?
-        } else {
-            bail!(
-                "pndm: inconsistent history (counter {}, {} stored outputs)",
-                self.counter,
-                k
-            )
-        };
-        let prev = self.pndm_prev_sample(&x, t, prev_t, &model_output)?;
-        self.counter += 1;
-        Ok(prev)
-    }
-
-    // ----- Euler / Euler ancestral / LMS ------------------------------------
-
-    fn k_pred_x0(&self, mo: &Tensor, x: &Tensor, sigma: f32) -> Result<Tensor> {
-        match self.cfg.prediction {
-            Prediction::Epsilon => lin(&[(1.0, x), (-sigma, mo)]),
-            Prediction::VPrediction => {
-                let c = -sigma / (sigma * sigma + 1.0).sqrt();
-                mul(mo, c)? + div(x, sigma * sigma + 1.0)?
-            }
-            Prediction::Sample => Ok(mo.clone()),
-        }
-    }
-
-    fn step_euler(&self, mo: &Tensor, idx: usize, x: &Tensor) -> Result<Tensor> {
-        let sigma = self.sigma_at(idx)?;
-        let sigma_next = self.sigma_at(idx + 1)?;
-        // s_churn = 0: gamma = 0 and sigma_hat = sigma.
-        let sigma_hat = sigma;
-        let pred = self.k_pred_x0(mo, x, sigma)?;
-        let derivative = div(&(x - pred)?, sigma_hat)?;
-        let dt = sigma_next - sigma_hat;
-        x + mul(&derivative, dt)?
-    }
-
-    fn step_euler_a(
-        &self,
-        mo: &Tensor,
-        idx: usize,
-        x: &Tensor,
-        gen: &mut TorchGenerator,
-    ) -> Result<Tensor> {
-        let sigma = self.sigma_at(idx)?;
-        let sigma_to = self.sigma_at(idx + 1)?;
-        let pred = self.k_pred_x0(mo, x, sigma)?;
-        let (f2, t2) = (sigma * sigma, sigma_to * sigma_to);
-        let sigma_up = (t2 * (f2 - t2) / f2).sqrt();
-        let sigma_down = (t2 - sigma_up * sigma_up).sqrt();
-        let derivative = div(&(x - pred)?, sigma)?;
-        let dt = sigma_down - sigma;
-        let prev = (x + mul(&derivative, dt)?)?;
-        let noise = Tensor::from_vec(gen.randn(mo.elem_count()), mo.shape(), mo.device())?;
-        prev + mul(&noise, sigma_up)?
-    }
-
-    fn step_lms(&mut self, mo: &Tensor, idx: usize, x: &Tensor) -> Result<Tensor> {
-        const MAX_ORDER: usize = 4;
-        let sigma = self.sigma_at(idx)?;
-        let pred = self.k_pred_x0(mo, x, sigma)?;
-        let derivative = div(&(x - pred)?, sigma)?;
-        self.derivatives.push(derivative);
-        if self.derivatives.len() > MAX_ORDER {
-            self.derivatives.remove(0);
-        }
-        let order = (idx + 1).min(MAX_ORDER);
-        let coeffs = (0..order)
-            .map(|c| lms_coefficient(&self.sigmas, order, idx, c))
-            .collect::<Result<Vec<_>>>()?;
-        let terms: Vec<(f32, &Tensor)> = coeffs
-            .iter()
-            .zip(self.derivatives.iter().rev())
-            .map(|(&c, d)| (c as f32, d))
-            .collect();
-        x + lin(&terms)?
-    }
-
-    // ----- DPM-Solver++ (2M) ------------------------------------------------
-
-    fn step_dpm(&mut self, mo: &Tensor, idx: usize, x: &Tensor) -> Result<Tensor> {
-        let len = self.timesteps.len();
-        let c = &self.cfg;
-        let lower_order_final = idx == len - 1
-            && (c.euler_at_final || (c.lower_order_final && len < 15) || !c.final_sigma_min);
-        let lower_order_second = idx + 2 == len && c.lower_order_final && len < 15;
-        // convert_model_output (dpmsolver++): x0 prediction.
-        let sigma = self.sigma_at(idx)?;
-        let (alpha_t, sigma_t) = alpha_sigma(sigma);
-        let x0 = match c.prediction {
-            Prediction::Epsilon => div(&lin(&[(1.0, x), (-sigma_t, mo)])?, alpha_t)?,
-            Prediction::Sample => mo.clone(),
-            Prediction::VPrediction => lin(&[(alpha_t, x), (-sigma_t, mo)])?,
-        };
-        self.model_outputs.remove(0);
-        self.model_outputs.push(Some(x0.clone()));
-        let order = c.solver_order;
-        let prev = if order == 1 || self.lower_order_nums < 1 || lower_order_final {
-            let (a_t, s_t) = alpha_sigma(self.sigma_at(idx + 1)?);
-            let (a_s, s_s) = alpha_sigma(sigma);
-            let h = lambda(a_t, s_t) - lambda(a_s, s_s);
-            lin(&[(s_t / s_s, x), (-(a_t * ((-h).exp() - 1.0)), &x0)])?
-        } else if order == 2 || self.lower_order_nums < 2 || lower_order_second {
-            let m1 = match self.model_outputs.get(order - 2).and_then(|m| m.as_ref()) {
-                Some(m) => m.clone(),
-                None => bail!("dpmpp_2m: missing previous model output at step {idx}"),
-            };
-            if idx == 0 {
-                bail!("dpmpp_2m: second-order update at step 0");
-            }
-            let (a_t, s_t) = alpha_sigma(self.sigma_at(idx + 1)?);
-            let (a_s0, s_s0) = alpha_sigma(sigma);
-            let (a_s1, s_s1) = alpha_sigma(self.sigma_at(idx - 1)?);
-            let l_t = lambda(a_t, s_t);
-            let l_s0 = lambda(a_s0, s_s0);
-            let l_s1 = lambda(a_s1, s_s1);
-            let h = l_t - l_s0;
-            let h0 = l_s0 - l_s1;
-            let r0 = h0 / h;
-            let d1 = mul(&(&x0 - &m1)?, 1.0 / r0)?;
-            let em = (-h).exp() - 1.0;
-            if c.dpm_heun {
-                lin(&[
-                    (s_t / s_s0, x),
-                    (-(a_t * em), &x0),
-                    (a_t * (em / h + 1.0), &d1),
-                ])?
-            } else {
-                lin(&[
-                    (s_t / s_s0, x),
-                    (-(a_t * em), &x0),
-                    (-(0.5 * (a_t * em)), &d1),
-                ])?
-            }
-        } else {
-            bail!("dpmpp_2m: solver_order {order} > 2 is not supported")
-        };
-        if self.lower_order_nums < order {
-            self.lower_order_nums += 1;
-        }
-        Ok(prev)
-    }
-
-    // ----- UniPC (bh2, predict_x0) ------------------------------------------
-
-    /// The shared `rks`, `b`, `h_phi_1`, `B_h` computation of UniPC's
-    /// predictor and corrector.
-    fn unipc_coeffs(
-        h: f32,
-        lambda_s0: f32,
-        lambdas_si: &[f32],
-        order: usize,
-    ) -> (Vec<f32>, Vec<f32>, f32, f32) {
-        let mut rks: Vec<f32> = lambdas_si.iter().map(|&l| (l - lambda_s0) / h).collect();
-        rks.push(1.0);
-        let hh = -h;
-        let h_phi_1 = hh.exp_m1();
-        let mut h_phi_k = h_phi_1 / hh - 1.0;
-        let mut factorial_i: u64 = 1;
-        let b_h = hh.exp_m1();
-        let mut b = Vec::with_capacity(order);
-        for i in 1..=order as u64 {
-            b.push(h_phi_k * factorial_i as f32 / b_h);
-            factorial_i *= i + 1;
-            h_phi_k = h_phi_k / hh - (1.0f64 / factorial_i as f64) as f32;
-        }
-        (rks, b, h_phi_1, b_h)
-    }
-
-    fn step_unipc(&mut self, mo: &Tensor, idx: usize, x: &Tensor) -> Result<Tensor> {
-        let order_cfg = self.cfg.solver_order;
-        let use_corrector = idx > 0
-            && !self.cfg.disable_corrector.contains(&(idx - 1))
-            && self.last_sample.is_some();
-        let sigma = self.sigma_at(idx)?;
-        let (alpha_t, sigma_t) = alpha_sigma(sigma);
-        let mc = match self.cfg.prediction {
-            Prediction::Epsilon => div(&lin(&[(1.0, x), (-sigma_t, mo)])?, alpha_t)?,
-            Prediction::Sample => mo.clone(),
-            Prediction::VPrediction => lin(&[(alpha_t, x), (-sigma_t, mo)])?,
-        };
-        let mut sample = x.clone();
-        if use_corrector {
-            sample = self.unipc_corrector(&mc, idx)?;
-        }
-        self.model_outputs.remove(0);
-        self.model_outputs.push(Some(mc));
-        let len = self.timesteps.len();
-        let mut this_order = if self.cfg.lower_order_final {
-            order_cfg.min(len - idx)
-        } else {
-            order_cfg
-        };
-        this_order = this_order.min(self.lower_order_nums + 1);
-        if this_order == 0 {
-            bail!("unipc: order 0 at step {idx}");
-        }
-        self.this_order = this_order;
-        self.last_sample = Some(sample.clone());
-        let prev = self.unipc_predictor(&sample, idx, this_order)?;
-        if self.lower_order_nums < order_cfg {
-            self.lower_order_nums += 1;
-        }
-        Ok(prev)
-    }
-
-    fn history(&self, back: usize) -> Result<Tensor> {
-        let n = self.model_outputs.len();
-        match n
-            .checked_sub(back + 1)
-            .and_then(|j| self.model_outputs[j].as_ref())
-        {
-            Some(t) => Ok(t.clone()),
-            None => bail!("unipc: model output history too short"),
-        }
-    }
-
-    #[allow(clippy::needless_range_loop)]
-    fn unipc_predictor(&self, x: &Tensor, idx: usize, order: usize) -> Result<Tensor> {
-        let m0 = self.history(0)?;
-        let (a_t, s_t) = alpha_sigma(self.sigma_at(idx + 1)?);
-        let (a_s0, s_s0) = alpha_sigma(self.sigma_at(idx)?);
-        let l_t = lambda(a_t, s_t);
-        let l_s0 = lambda(a_s0, s_s0);
-        let h = l_t - l_s0;
-        let mut lambdas_si = Vec::new();
-        for i in 1..order {
-            let si = match idx.checked_sub(i) {
-                Some(v) => v,
-                None => bail!("unipc: predictor order {order} at step {idx}"),
-            };
-            let (a, s) = alpha_sigma(self.sigma_at(si)?);
-            lambdas_si.push(lambda(a, s));
-        }
-        let (rks, b, h_phi_1, b_h) = Self::unipc_coeffs(h, l_s0, &lambdas_si, order);
-        let x_t_ = lin(&[(s_t / s_s0, x), (-(a_t * h_phi_1), &m0)])?;
-        if order == 1 {
-            return Ok(x_t_);
-        }
-        let rhos_p: Vec<f32> = if order == 2 {
-            vec![0.5]
-        } else {
-            let k = order - 1;
-            let mut r = Vec::with_capacity(k * k);
-            for row in 0..k {
-                for col in 0..k {
-                    r.push(rks[col].powi(row as i32));
-                }
-            }
-            numerics::solve_f32(&r, &b[..k])?
-        };
-        let mut terms: Vec<(f32, Tensor)> = Vec::new();
-        for (i, &rk) in rks[..order - 1].iter().enumerate() {
-            let mi = self.history(i + 1)?;
-            terms.push((rhos_p[i], div(&(mi - &m0)?, rk)?));
-        }
-        let refs: Vec<(f32, &Tensor)> = terms.iter().map(|(c, t)| (*c, t)).collect();
-        let pred_res = lin(&refs)?;
-        x_t_ - mul(&pred_res, a_t * b_h)?
-    }
-
-    #[allow(clippy::needless_range_loop)]
-    fn unipc_corrector(&self, model_t: &Tensor, idx: usize) -> Result<Tensor> {
-        let order = self.this_order;
-        let x = match &self.last_sample {
-            Some(s) => s.clone(),
-            None => bail!("unipc: corrector without a previous sample"),
-        };
-        let m0 = self.history(0)?;
-        let (a_t, s_t) = alpha_sigma(self.sigma_at(idx)?);
-        let (a_s0, s_s0) = alpha_sigma(self.sigma_at(idx - 1)?);
-        let l_t = lambda(a_t, s_t);
-        let l_s0 = lambda(a_s0, s_s0);
-        let h = l_t - l_s0;
-        let mut lambdas_si = Vec::new();
-        for i in 1..order {
-            let si = match idx.checked_sub(i + 1) {
-                Some(v) => v,
-                None => bail!("unipc: corrector order {order} at step {idx}"),
-            };
-            let (a, s) = alpha_sigma(self.sigma_at(si)?);
-            lambdas_si.push(lambda(a, s));
-        }
-        let (rks, b, h_phi_1, b_h) = Self::unipc_coeffs(h, l_s0, &lambdas_si, order);
-        let rhos_c: Vec<f32> = if order == 1 {
-            vec![0.5]
-        } else {
-            let mut r = Vec::with_capacity(order * order);
-            for row in 0..order {
-                for col in 0..order {
-                    r.push(rks[col].powi(row as i32));
-                }
-            }
-            numerics::solve_f32(&r, &b)?
-        };
-        let x_t_ = lin(&[(s_t / s_s0, &x), (-(a_t * h_phi_1), &m0)])?;
-        let d1_t = (model_t - &m0)?;
-        let mut terms: Vec<(f32, Tensor)> = Vec::new();
-        for (i, &rk) in rks[..order - 1].iter().enumerate() {
-            let mi = self.history(i + 1)?;
-            terms.push((rhos_c[i], div(&(mi - &m0)?, rk)?));
-        }
-        terms.push((rhos_c[order - 1], d1_t));
-        let refs: Vec<(f32, &Tensor)> = terms.iter().map(|(c, t)| (*c, t)).collect();
-        let corr = lin(&refs)?;
-        x_t_ - mul(&corr, a_t * b_h)?
+        let e = SchedulerKind::parse("heun").unwrap_err().to_string();
+        assert!(e.contains("heun") && e.contains("dpmpp_2m_karras"), "{e}");
     }
 }

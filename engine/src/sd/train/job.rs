@@ -67,23 +67,28 @@ impl TrainJob {
         })
     }
 
-    /// The settings as the record keeps them.
+    /// The settings as the record keeps them: the serialised [`TrainConfig`] (every field,
+    /// under its own name) and the job's own options.
     fn params(&self) -> serde_json::Value {
-        let c = &self.cfg;
-        serde_json::json!({
-            "steps": c.steps, "rank": c.rank, "alpha": c.alpha, "lr": c.lr,
-            "warmup": c.warmup, "schedule": format!("{:?}", c.schedule).to_lowercase(),
-            "batch": c.batch, "grad_accum": c.grad_accum, "resolution": c.resolution,
-            "seed": c.seed, "instance_prompt": c.instance_prompt, "min_snr": c.min_snr_gamma,
-            "attention": c.targets.attention, "feed_forward": c.targets.feed_forward,
-            "conv": c.targets.conv,
-            "flip": c.flip, "buckets": c.buckets,
-            "class_data": c.class_data.as_ref().map(|p| p.display().to_string()),
-            "class_prompt": c.class_prompt, "prior_loss_weight": c.prior_loss_weight,
-            "device": self.device, "dtype": self.dtype, "save_every": self.run.save_every,
-            "sample_every": self.sample.as_ref().map(|s| s.every),
-            "sample_prompt": self.sample.as_ref().map(|s| s.prompt.clone()),
-        })
+        let mut v = serde_json::to_value(&self.cfg).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            let job = serde_json::json!({
+                "device": self.device, "dtype": self.dtype, "save_every": self.run.save_every,
+                "sample_every": self.sample.as_ref().map(|s| s.every),
+                "sample_prompt": self.sample.as_ref().map(|s| s.prompt.clone()),
+            });
+            if let serde_json::Value::Object(extra) = job {
+                m.extend(extra);
+            }
+        }
+        v
+    }
+
+    /// The training settings a record's `params` hold (what [`TrainJob::params`] wrote; the
+    /// job's own options are ignored, missing settings take their defaults).
+    pub fn config_of(params: &serde_json::Value) -> Result<TrainConfig> {
+        serde_json::from_value(params.clone())
+            .map_err(|e| EngineError::failed(format!("train-lora: stored settings: {e}")))
     }
 }
 
@@ -350,4 +355,44 @@ fn draw_sample(
         .map_err(|e| EngineError::failed(format!("{}: {e}", path.display())))?;
     std::fs::write(&path, png).map_err(|e| EngineError::io(&path, e))?;
     Ok((image, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_keeps_every_setting_and_gives_it_back() {
+        let cfg = TrainConfig {
+            steps: 7,
+            rank: 3,
+            min_snr_gamma: Some(5.0),
+            class_data: Some(PathBuf::from("/class")),
+            class_prompt: Some("a part".into()),
+            save_dtype: candle_core::DType::F16,
+            ..TrainConfig::default()
+        };
+        let job = TrainJob {
+            model: "m".into(),
+            device: "cpu".into(),
+            dtype: "auto".into(),
+            data: PathBuf::from("/data"),
+            cfg: cfg.clone(),
+            run: RunOptions {
+                out: PathBuf::from("/out/l.safetensors"),
+                checkpoint: None,
+                save_every: 2,
+                resume: false,
+            },
+            sample: None,
+            samples_dir: None,
+            store: None,
+        };
+        let params = job.params();
+        for name in TrainConfig::field_names() {
+            assert!(params.get(&name).is_some(), "the record lacks `{name}`");
+        }
+        assert_eq!(params["save_every"], 2);
+        assert_eq!(TrainJob::config_of(&params).unwrap(), cfg);
+    }
 }

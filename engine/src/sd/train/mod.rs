@@ -36,207 +36,38 @@
 //!
 //! [`job`] wraps a run for the studio and the CLI: model loading, cancellation, speed and ETA,
 //! sample images every N steps, and the record in the store.
+//!
+//! Files: the trainer and the run loop here; `config` ([`TrainConfig`], the one definition of
+//! the settings and their defaults) and [`fields`] (its field table, from which the CLI flags
+//! and the studio's form are built); `optim` (AdamW); `metadata` (kohya's `ss_*` keys);
+//! `checkpoint` (saving the LoRA, saving and restoring checkpoints); [`io`] (atomic
+//! `.safetensors` writes); [`data`] (folders, captions, buckets).
 
+mod checkpoint;
+mod config;
 pub mod data;
+pub mod fields;
 pub mod io;
 pub mod job;
+mod metadata;
+mod optim;
 
-use std::collections::{BTreeMap, HashMap};
+pub use config::{LrSchedule, Targets, TrainConfig};
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use candle_nn::VarBuilder;
 
 use super::model::{Family, SdModel};
 use super::scheduler::config::Prediction;
 use super::scheduler::{schedule, SchedulerKind};
-use super::torch_rng::{GeneratorState, TorchGenerator};
+use super::torch_rng::TorchGenerator;
 use super::unet::UNet2DConditionModel;
 use crate::error::{EngineError, Result};
-
-/// The learning-rate curve after the warm-up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LrSchedule {
-    Constant,
-    /// Half a cosine from the base rate to 0 over the steps after the warm-up.
-    Cosine,
-}
-
-/// Which UNet layers get an adapter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Targets {
-    /// Attention `to_q`, `to_k`, `to_v`, `to_out.0` (self and cross attention).
-    pub attention: bool,
-    /// Feed-forward `ff.net.0.proj` and `ff.net.2` of the transformer blocks.
-    pub feed_forward: bool,
-    /// Convolutions (kohya's LoCon `conv_dim`): ResNet `conv1`, `conv2`, `conv_shortcut`, and
-    /// the down/upsampler convs.
-    pub conv: bool,
-}
-
-impl Default for Targets {
-    fn default() -> Self {
-        Targets {
-            attention: true,
-            feed_forward: false,
-            conv: false,
-        }
-    }
-}
-
-impl Targets {
-    /// Whether the UNet weight `key` gets an adapter.
-    fn covers(&self, key: &str) -> bool {
-        let ends = |list: &[&str]| list.iter().any(|s| key.ends_with(s));
-        let in_transformer = key.contains(".transformer_blocks.");
-        (self.attention
-            && in_transformer
-            && ends(&[
-                ".to_q.weight",
-                ".to_k.weight",
-                ".to_v.weight",
-                ".to_out.0.weight",
-            ]))
-            || (self.feed_forward
-                && in_transformer
-                && ends(&[".ff.net.0.proj.weight", ".ff.net.2.weight"]))
-            || (self.conv
-                && ((key.contains(".resnets.")
-                    && ends(&[".conv1.weight", ".conv2.weight", ".conv_shortcut.weight"]))
-                    || ends(&[".downsamplers.0.conv.weight", ".upsamplers.0.conv.weight"])))
-    }
-}
-
-/// Training parameters.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TrainConfig {
-    /// Optimizer steps.
-    pub steps: usize,
-    pub rank: usize,
-    pub alpha: f64,
-    pub lr: f64,
-    pub warmup: usize,
-    pub schedule: LrSchedule,
-    /// Examples per micro-batch.
-    pub batch: usize,
-    /// Micro-batches per optimizer step.
-    pub grad_accum: usize,
-    /// Square training size in pixels (a multiple of 8).
-    pub resolution: u32,
-    pub seed: u64,
-    /// The caption of images without a `.txt` file.
-    pub instance_prompt: Option<String>,
-    /// Min-SNR-γ loss weighting (Hang et al. 2023); `None` = plain MSE.
-    pub min_snr_gamma: Option<f64>,
-    pub targets: Targets,
-    /// Random horizontal flips (both orientations are encoded once, before training).
-    pub flip: bool,
-    /// Cache a posterior sample (seeded) instead of the posterior mean.
-    pub sample_latents: bool,
-    pub weight_decay: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    /// dtype of the saved LoRA tensors (F32 or F16).
-    pub save_dtype: DType,
-    /// Aspect-ratio bucketing instead of square centre crops.
-    pub buckets: bool,
-    /// DreamBooth class (regularisation) images, captioned with `class_prompt` where they have
-    /// no `.txt` file.
-    pub class_data: Option<PathBuf>,
-    pub class_prompt: Option<String>,
-    /// Weight of the class images' loss.
-    pub prior_loss_weight: f64,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            steps: 500,
-            rank: 8,
-            alpha: 8.0,
-            lr: 1e-4,
-            warmup: 0,
-            schedule: LrSchedule::Constant,
-            batch: 1,
-            grad_accum: 1,
-            resolution: 512,
-            seed: 0,
-            instance_prompt: None,
-            min_snr_gamma: None,
-            targets: Targets::default(),
-            flip: true,
-            sample_latents: false,
-            weight_decay: 0.01,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            save_dtype: DType::F32,
-            buckets: false,
-            class_data: None,
-            class_prompt: None,
-            prior_loss_weight: 1.0,
-        }
-    }
-}
-
-impl TrainConfig {
-    /// The learning rate of optimizer step `step` (0-based): linear warm-up
-    /// `lr·(step+1)/(warmup+1)`, then constant or cosine.
-    pub fn lr_at(&self, step: usize) -> f64 {
-        if step < self.warmup {
-            return self.lr * (step + 1) as f64 / (self.warmup + 1) as f64;
-        }
-        match self.schedule {
-            LrSchedule::Constant => self.lr,
-            LrSchedule::Cosine => {
-                let span = self.steps.saturating_sub(self.warmup).max(1) as f64;
-                let p = ((step - self.warmup) as f64 / span).min(1.0);
-                self.lr * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
-            }
-        }
-    }
-
-    fn check(&self) -> Result<()> {
-        let bad = |m: &str| Err(EngineError::failed(format!("train-lora: {m}")));
-        if self.rank == 0 {
-            return bad("the rank must be at least 1");
-        }
-        if self.batch == 0 || self.grad_accum == 0 {
-            return bad("batch and grad-accum must be at least 1");
-        }
-        if self.resolution == 0 || !self.resolution.is_multiple_of(8) {
-            return bad("the resolution must be a positive multiple of 8");
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad("the learning rate must be positive");
-        }
-        if !matches!(self.save_dtype, DType::F32 | DType::F16) {
-            return bad("LoRAs are saved in f32 or f16");
-        }
-        if !self.targets.attention && !self.targets.feed_forward && !self.targets.conv {
-            return bad("no target layers");
-        }
-        if self.class_data.is_some() && self.class_prompt.is_none() {
-            return bad("a class folder needs a class prompt");
-        }
-        if !(self.prior_loss_weight.is_finite() && self.prior_loss_weight >= 0.0) {
-            return bad("the prior loss weight must be 0 or more");
-        }
-        Ok(())
-    }
-
-    /// What a checkpoint must agree on to be resumed: every setting but the step count (a run
-    /// may be extended) and the saved dtype (it only affects the written file).
-    fn fingerprint(&self) -> String {
-        let c = TrainConfig {
-            steps: 0,
-            save_dtype: DType::F32,
-            ..self.clone()
-        };
-        format!("{c:?}")
-    }
-}
+use metadata::model_hashes;
+use optim::AdamState;
 
 /// One adapter: the target weight's key in the UNet weight map, its shape, and its factors
 /// (`down` `[rank, in·kh·kw]`, `up` `[out, rank]`; reshaped to kohya's 4-D layout for convs).
@@ -268,13 +99,6 @@ struct Cached {
     latents: Vec<Tensor>,
     embeds: Tensor,
     added: Option<super::unet::AddedCond>,
-}
-
-/// AdamW moments, in the order of [`LoraTrainer::vars`].
-struct AdamState {
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
-    t: usize,
 }
 
 /// What one optimizer step did.
@@ -574,36 +398,6 @@ impl<'m> LoraTrainer<'m> {
         Ok((idx, x0, t, noise))
     }
 
-    /// AdamW with decoupled weight decay (the update of `candle_nn::AdamW`).
-    fn adamw(&mut self, grads: &[Option<Tensor>], lr: f64) -> Result<()> {
-        self.opt.t += 1;
-        let (b1, b2, eps, wd) = (
-            self.cfg.beta1,
-            self.cfg.beta2,
-            self.cfg.eps,
-            self.cfg.weight_decay,
-        );
-        let t = self.opt.t as i32;
-        let scale_m = 1.0 / (1.0 - b1.powi(t));
-        let scale_v = 1.0 / (1.0 - b2.powi(t));
-        let vars: Vec<Var> = self.vars().into_iter().cloned().collect();
-        for (i, var) in vars.iter().enumerate() {
-            let Some(g) = &grads[i] else { continue };
-            let update = || -> candle_core::Result<(Tensor, Tensor, Tensor)> {
-                let m = ((&self.opt.m[i] * b1)? + (g * (1.0 - b1))?)?;
-                let v = ((&self.opt.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-                let step = ((&m * scale_m)? / ((&v * scale_v)?.sqrt()? + eps)?)?;
-                let theta = ((var.as_tensor() * (1.0 - lr * wd))? - (step * lr)?)?;
-                Ok((m, v, theta))
-            };
-            let (m, v, theta) = update().map_err(ce)?;
-            var.set(&theta).map_err(ce)?;
-            self.opt.m[i] = m;
-            self.opt.v[i] = v;
-        }
-        Ok(())
-    }
-
     /// The mean (unweighted) loss over every cached example (unflipped) at `timesteps`, with
     /// noise drawn from a separate generator seeded by `seed`: a fixed validation set that does
     /// not touch the training stream.
@@ -649,293 +443,6 @@ impl<'m> LoraTrainer<'m> {
             }
         }
         Ok((sum / count.max(1) as f64) as f32)
-    }
-
-    /// The LoRA tensors in kohya's layout (`lora_down`, `lora_up`, `alpha`), in f32.
-    pub fn lora_tensors(&self) -> Result<BTreeMap<String, Tensor>> {
-        let mut out = BTreeMap::new();
-        let alpha = Tensor::new(self.cfg.alpha as f32, &Device::Cpu).map_err(ce)?;
-        for a in &self.adapters {
-            let cpu = |v: &Var| {
-                v.as_tensor()
-                    .detach()
-                    .to_device(&Device::Cpu)
-                    .and_then(|t| t.to_dtype(DType::F32))
-            };
-            let (ds, us) = a.kohya_shapes();
-            out.insert(
-                format!("{}.lora_down.weight", a.name),
-                cpu(&a.down)
-                    .and_then(|t| t.reshape(ds.as_slice()))
-                    .map_err(ce)?,
-            );
-            out.insert(
-                format!("{}.lora_up.weight", a.name),
-                cpu(&a.up)
-                    .and_then(|t| t.reshape(us.as_slice()))
-                    .map_err(ce)?,
-            );
-            out.insert(format!("{}.alpha", a.name), alpha.clone());
-        }
-        Ok(out)
-    }
-
-    /// kohya's `ss_*` metadata for the saved LoRA.
-    pub fn metadata(&self) -> BTreeMap<String, String> {
-        let c = &self.cfg;
-        let model_name = Path::new(&self.model.source)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| self.model.source.clone());
-        let v2 = self.model.family == Family::Sd2;
-        let xl = self.model.family == Family::Sdxl;
-        let tags = data::tag_frequency(&self.data_dir, &self.examples);
-        let mut m = BTreeMap::new();
-        let mut put = |k: &str, v: String| {
-            m.insert(k.to_string(), v);
-        };
-        put(
-            "ss_base_model_version",
-            match (xl, v2) {
-                (true, _) => "sdxl_base_v1-0",
-                (_, true) => "sd_v2",
-                _ => "sd_v1",
-            }
-            .into(),
-        );
-        put("ss_v2", if v2 { "True" } else { "False" }.into());
-        put(
-            "ss_v_parameterization",
-            if self.prediction == Prediction::VPrediction {
-                "True"
-            } else {
-                "False"
-            }
-            .into(),
-        );
-        put("ss_sd_model_name", model_name);
-        if let Some((sha, legacy)) = &self.model_hash {
-            put("ss_new_sd_model_hash", sha.clone());
-            put("ss_sd_model_hash", legacy.clone());
-        }
-        put(
-            "ss_resolution",
-            format!("({}, {})", c.resolution, c.resolution),
-        );
-        put("ss_max_train_steps", c.steps.to_string());
-        put("ss_steps", self.step.to_string());
-        put("ss_network_module", "networks.lora".into());
-        put("ss_network_dim", c.rank.to_string());
-        put("ss_network_alpha", format!("{}", c.alpha));
-        put("ss_network_train_unet_only", "True".into());
-        if c.targets.conv {
-            put(
-                "ss_network_args",
-                serde_json::json!({"conv_dim": c.rank.to_string(), "conv_alpha": format!("{}", c.alpha)})
-                    .to_string(),
-            );
-        }
-        put("ss_learning_rate", format!("{}", c.lr));
-        put("ss_unet_lr", format!("{}", c.lr));
-        put("ss_text_encoder_lr", "0".into());
-        put(
-            "ss_lr_scheduler",
-            match c.schedule {
-                LrSchedule::Constant => "constant_with_warmup",
-                LrSchedule::Cosine => "cosine_with_warmup",
-            }
-            .into(),
-        );
-        put("ss_lr_warmup_steps", c.warmup.to_string());
-        put("ss_train_batch_size", c.batch.to_string());
-        put("ss_gradient_accumulation_steps", c.grad_accum.to_string());
-        put("ss_optimizer", "AdamW".into());
-        put("ss_seed", c.seed.to_string());
-        put(
-            "ss_min_snr_gamma",
-            c.min_snr_gamma
-                .map(|g| g.to_string())
-                .unwrap_or_else(|| "None".into()),
-        );
-        put("ss_flip_aug", if c.flip { "True" } else { "False" }.into());
-        put("ss_num_train_images", self.examples.len().to_string());
-        put("ss_num_reg_images", self.class_examples.len().to_string());
-        put("ss_prior_loss_weight", format!("{}", c.prior_loss_weight));
-        put(
-            "ss_enable_bucket",
-            if c.buckets { "True" } else { "False" }.into(),
-        );
-        if c.buckets {
-            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-            for ex in &self.data {
-                let d = ex.latents[0].dims();
-                let f = self.model.vae_scale();
-                *counts
-                    .entry(format!("({}, {})", d[3] * f, d[2] * f))
-                    .or_default() += 1;
-            }
-            put(
-                "ss_bucket_info",
-                serde_json::to_string(&counts).unwrap_or_else(|_| "{}".into()),
-            );
-        }
-        put(
-            "ss_tag_frequency",
-            serde_json::to_string(&tags).unwrap_or_else(|_| "{}".into()),
-        );
-        put("ss_training_comment", "trained by Defect Studio".into());
-        m
-    }
-
-    /// Writes the LoRA (kohya format, `save_dtype`, `ss_*` metadata) atomically.
-    pub fn save_lora(&self, path: &Path) -> Result<()> {
-        let tensors = self
-            .lora_tensors()?
-            .into_iter()
-            .map(|(k, t)| {
-                let t = if k.ends_with(".alpha") {
-                    t
-                } else {
-                    t.to_dtype(self.cfg.save_dtype).map_err(ce)?
-                };
-                Ok((k, t))
-            })
-            .collect::<Result<BTreeMap<_, _>>>()?;
-        io::write_safetensors(path, &tensors, &self.metadata())
-    }
-
-    /// Writes a checkpoint: the LoRA tensors (f32), the AdamW moments (`optimizer.m.<key>`,
-    /// `optimizer.v.<key>`), the generator words (`trainer.rng_mt`) and, in the metadata, the
-    /// step, the AdamW step, the generator position and cached normal, and the config
-    /// fingerprint a resume must match.
-    pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
-        let mut tensors = self.lora_tensors()?;
-        for (i, a) in self.adapters.iter().enumerate() {
-            for (j, part) in ["lora_down", "lora_up"].iter().enumerate() {
-                let k = 2 * i + j;
-                let cpu = |t: &Tensor| t.to_device(&Device::Cpu).map_err(ce);
-                tensors.insert(
-                    format!("optimizer.m.{}.{part}.weight", a.name),
-                    cpu(&self.opt.m[k])?,
-                );
-                tensors.insert(
-                    format!("optimizer.v.{}.{part}.weight", a.name),
-                    cpu(&self.opt.v[k])?,
-                );
-            }
-        }
-        let st = self.gen.state();
-        tensors.insert(
-            "trainer.rng_mt".into(),
-            Tensor::from_vec(st.mt.clone(), st.mt.len(), &Device::Cpu).map_err(ce)?,
-        );
-        let mut meta = self.metadata();
-        meta.insert("trainer.step".into(), self.step.to_string());
-        meta.insert("trainer.adam_t".into(), self.opt.t.to_string());
-        meta.insert("trainer.rng_index".into(), st.index.to_string());
-        meta.insert(
-            "trainer.rng_cached".into(),
-            st.cached_normal
-                .map(|v| format!("{:016x}", v.to_bits()))
-                .unwrap_or_else(|| "none".into()),
-        );
-        meta.insert(
-            "trainer.rng_kernel".into(),
-            format!("{:?}", self.gen.kernel()),
-        );
-        meta.insert("trainer.fingerprint".into(), self.cfg.fingerprint());
-        io::write_safetensors(path, &tensors, &meta)
-    }
-
-    /// Restores a checkpoint written by [`save_checkpoint`](Self::save_checkpoint) for the
-    /// same model, data and configuration (the step count may differ).
-    pub fn load_checkpoint(&mut self, path: &Path) -> Result<()> {
-        let bad = |m: String| EngineError::failed(format!("{}: {m}", path.display()));
-        let header = crate::models::manager::read_header(path)?;
-        let meta = &header.metadata;
-        let get = |k: &str| {
-            meta.get(k)
-                .cloned()
-                .ok_or_else(|| bad(format!("not a training checkpoint (no {k})")))
-        };
-        let fp = get("trainer.fingerprint")?;
-        if fp != self.cfg.fingerprint() {
-            return Err(bad(format!(
-                "was made with other training settings ({fp}); now: {}",
-                self.cfg.fingerprint()
-            )));
-        }
-        let num = |k: &str| -> Result<usize> {
-            get(k)?
-                .parse::<usize>()
-                .map_err(|e| bad(format!("{k}: {e}")))
-        };
-        let step = num("trainer.step")?;
-        let adam_t = num("trainer.adam_t")?;
-        let index = num("trainer.rng_index")?;
-        let cached = match get("trainer.rng_cached")?.as_str() {
-            "none" => None,
-            hex => Some(f64::from_bits(
-                u64::from_str_radix(hex, 16)
-                    .map_err(|e| bad(format!("trainer.rng_cached: {e}")))?,
-            )),
-        };
-        let tensors = candle_core::safetensors::load(path, &self.model.device)
-            .map_err(|e| bad(e.to_string()))?;
-        let take = |k: &str| {
-            tensors
-                .get(k)
-                .cloned()
-                .ok_or_else(|| bad(format!("tensor {k} is missing")))
-        };
-        let mt = take("trainer.rng_mt")?
-            .to_vec1::<u32>()
-            .map_err(|e| bad(format!("trainer.rng_mt: {e}")))?;
-        let gen = TorchGenerator::from_state(&GeneratorState {
-            mt,
-            index,
-            cached_normal: cached,
-            kernel: self.gen.kernel(),
-        })
-        .ok_or_else(|| bad("trainer.rng_mt: malformed generator state".into()))?;
-        let mut restored = Vec::new();
-        for a in &self.adapters {
-            for (part, var) in [("lora_down", &a.down), ("lora_up", &a.up)] {
-                let key = format!("{}.{part}.weight", a.name);
-                let want = var.as_tensor().dims().to_vec();
-                let mut fetched = Vec::with_capacity(3);
-                for k in [
-                    key.clone(),
-                    format!("optimizer.m.{key}"),
-                    format!("optimizer.v.{key}"),
-                ] {
-                    let t = take(&k)?;
-                    // The LoRA tensors are stored in kohya's (4-D for convs) layout.
-                    if t.elem_count() != want.iter().product::<usize>() {
-                        return Err(bad(format!(
-                            "{k}: shape {:?}, expected {:?}",
-                            t.dims(),
-                            want
-                        )));
-                    }
-                    fetched.push(t.reshape(want.as_slice()).map_err(|e| bad(e.to_string()))?);
-                }
-                let (Some(v), Some(m), Some(w)) = (fetched.pop(), fetched.pop(), fetched.pop())
-                else {
-                    return Err(bad(format!("{key}: incomplete")));
-                };
-                restored.push((var.clone(), w, m, v));
-            }
-        }
-        for (i, (var, w, m, v)) in restored.into_iter().enumerate() {
-            var.set(&w.to_dtype(DType::F32).map_err(ce)?).map_err(ce)?;
-            self.opt.m[i] = m.to_dtype(DType::F32).map_err(ce)?;
-            self.opt.v[i] = v.to_dtype(DType::F32).map_err(ce)?;
-        }
-        self.opt.t = adam_t;
-        self.step = step;
-        self.gen = gen;
-        Ok(())
     }
 }
 
@@ -1103,34 +610,6 @@ fn cache_examples(
         });
     }
     Ok(out)
-}
-
-/// The sha256 of a model file (for a diffusers folder: of its UNet weights; cached by the model
-/// manager) and A1111's legacy hash (sha256 of the 64 KiB at offset 1 MiB, 8 hex digits), as kohya records them; `None`
-/// when the file cannot be read.
-fn model_hashes(source: &Path) -> Option<(String, String)> {
-    use std::io::{Read, Seek, SeekFrom};
-    let file = if source.is_dir() {
-        [
-            "unet/diffusion_pytorch_model.safetensors",
-            "unet/diffusion_pytorch_model.fp16.safetensors",
-        ]
-        .iter()
-        .map(|f| source.join(f))
-        .find(|p| p.is_file())?
-    } else {
-        source.to_path_buf()
-    };
-    // The manager's hash cache: a multi-GB checkpoint is hashed once, not at every run.
-    let sha = crate::models::manager::ModelManager::default_dirs()
-        .sha256(&file)
-        .ok()?;
-    let mut f = std::fs::File::open(&file).ok()?;
-    let mut buf = vec![0u8; 0x10000];
-    f.seek(SeekFrom::Start(0x100000)).ok()?;
-    let n = f.read(&mut buf).ok()?;
-    let legacy = crate::hashing::sha256_hex(&buf[..n]);
-    Some((sha, legacy[..8].to_string()))
 }
 
 /// Where to write, and how often.

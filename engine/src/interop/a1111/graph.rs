@@ -1,0 +1,462 @@
+//! Building a recipe from A1111's parameters ([`to_graph`], [`to_graph_with_report`]) and the
+//! parameters of a recipe ([`from_graph`]).
+
+use nodes::{GraphDoc, ParamValue};
+
+use super::{parse_f64, A1111Params, LoraTag};
+use crate::interop::{
+    clamp_f, clamp_i, fixed_seed, size8, text, GraphBuilder, ImportReport, ImportResult,
+};
+
+/// Inputs of [`to_graph_with_report`] that the infotext cannot give.
+#[derive(Clone, Debug)]
+pub struct GraphOptions<'a> {
+    /// Checkpoint file name or path for LoadCheckpoint. `None`: `<Model>.safetensors`.
+    pub checkpoint_hint: Option<&'a str>,
+    /// LoadImage source for img2img and inpaint (A1111 does not store the input image).
+    pub init_image: &'a str,
+    /// LoadMask source for inpaint (A1111 does not store the mask).
+    pub mask_image: &'a str,
+}
+
+impl Default for GraphOptions<'_> {
+    fn default() -> Self {
+        GraphOptions {
+            checkpoint_hint: None,
+            init_image: "init.png",
+            mask_image: "mask.png",
+        }
+    }
+}
+
+/// Extra keys that change nothing in the image, or that [`to_graph_with_report`] reads itself.
+const QUIET_KEYS: &[&str] = &[
+    "Version",
+    "Inpaint area",
+    "Masked area padding",
+    "Masked content",
+    "RNG",
+    "Hires upscale",
+    "Hires steps",
+    "Hires upscaler",
+    "Hires resize-1",
+    "Hires resize-2",
+];
+
+/// An equivalent recipe: LoadCheckpoint → one LoraLoader per tag → Txt2Img → SaveImage; or
+/// Img2Img (from a LoadImage of `init_image`) when a denoising strength is given without
+/// hires-fix keys. Anything not carried over is written to the graph's `meta.notes`; use
+/// [`to_graph_with_report`] for a structured report and inpaint placeholders.
+pub fn to_graph(p: &A1111Params, checkpoint_hint: Option<&str>, init_image: &str) -> GraphDoc {
+    to_graph_with_report(
+        p,
+        &GraphOptions {
+            checkpoint_hint,
+            init_image,
+            ..GraphOptions::default()
+        },
+    )
+    .graph
+}
+
+/// Like [`to_graph`], with a report. The kind of recipe follows the keys:
+/// - hires fix (`Hires upscale` …): Txt2Img → Resize → Img2Img (the A1111 upscaler is replaced
+///   by a Lanczos resize, noted);
+/// - `Denoising strength` with `Mask blur`: Inpaint from LoadImage + LoadMask placeholders;
+/// - `Denoising strength` alone: Img2Img from a LoadImage placeholder;
+/// - otherwise Txt2Img.
+pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResult {
+    let mut b = GraphBuilder::new();
+    let mut report = ImportReport::default();
+    let notes = &mut report.notes;
+    let mut x = 0.0f32;
+    let mut step = || {
+        let at = [x, 0.0];
+        x += 280.0;
+        at
+    };
+
+    // Checkpoint.
+    let checkpoint = match (opts.checkpoint_hint, &p.model) {
+        (Some(h), _) => h.to_string(),
+        (None, Some(m)) => {
+            notes.push(format!(
+                "checkpoint taken from the Model name: \"{m}.safetensors\" (hash {})",
+                p.model_hash.as_deref().unwrap_or("unknown")
+            ));
+            format!("{m}.safetensors")
+        }
+        (None, None) => {
+            notes.push("no Model in the parameters: choose a checkpoint".into());
+            String::new()
+        }
+    };
+    let mut ck = vec![("checkpoint", text(checkpoint))];
+    if let Some(v) = &p.vae {
+        ck.push(("vae", text(v.clone())));
+    }
+    if let Some(c) = p.clip_skip {
+        ck.push((
+            "clip_skip",
+            ParamValue::Int(clamp_i(i64::from(c), 1, 12, "Clip skip", notes)),
+        ));
+    }
+    b.node("checkpoint", "LoadCheckpoint", ck);
+    b.pos("checkpoint", step());
+    let mut model_from = "checkpoint".to_string();
+
+    // LoRAs.
+    for (i, t) in p.loras.iter().enumerate() {
+        let id = format!("lora{}", i + 1);
+        let strength = clamp_f(t.unet, -4.0, 4.0, "LoRA UNet weight", notes);
+        let te = clamp_f(t.te, -4.0, 4.0, "LoRA text weight", notes);
+        b.node(
+            &id,
+            "LoraLoader",
+            vec![
+                ("lora", text(format!("{}.safetensors", t.name))),
+                ("strength", ParamValue::Float(strength)),
+                ("text_strength", ParamValue::Float(te)),
+            ],
+        );
+        b.link((&model_from, "model"), (&id, "model"));
+        b.pos(&id, step());
+        model_from = id;
+    }
+    if !p.loras.is_empty() {
+        notes.push("LoRA files are looked up as <name>.safetensors".into());
+    }
+    if p.raw_prompt.contains("<hypernet:") {
+        report
+            .unsupported
+            .push(("prompt".into(), "hypernet tag".into()));
+    }
+
+    // Sampler settings shared by every sampler node.
+    let mut common: Vec<(&str, ParamValue)> = vec![("prompt", text(p.prompt.clone()))];
+    if let Some(n) = &p.negative {
+        common.push(("negative", text(n.clone())));
+    }
+    if let Some(s) = p.steps {
+        common.push((
+            "steps",
+            ParamValue::Int(clamp_i(i64::from(s), 1, 500, "Steps", notes)),
+        ));
+    }
+    if let Some(c) = p.cfg_scale {
+        common.push((
+            "cfg",
+            ParamValue::Float(clamp_f(c, 0.0, 30.0, "CFG scale", notes)),
+        ));
+    }
+    match p.scheduler() {
+        Some(Ok(s)) => common.push(("scheduler", text(s))),
+        Some(Err(why)) => {
+            report
+                .unsupported
+                .push(("Sampler".into(), p.sampler.clone().unwrap_or_default()));
+            notes.push(format!("{why}; the model's default scheduler is used"));
+        }
+        None => {}
+    }
+    if let Some(s) = p.seed {
+        common.push(("seed", fixed_seed(s)));
+    }
+    // A1111 always parses (emphasis) and long prompts.
+    common.push(("prompt_weighting", ParamValue::Bool(true)));
+    if p.extra("RNG").map(str::trim) != Some("CPU") && p.seed.is_some() {
+        notes.push(
+            "A1111 drew the noise on the GPU (no \"RNG: CPU\"); the same seed gives another \
+             image here"
+                .into(),
+        );
+    }
+    let size = p.size.map(|(w, h)| {
+        (
+            size8(i64::from(w), "width", notes),
+            size8(i64::from(h), "height", notes),
+        )
+    });
+    let with_size = |mut v: Vec<(&'static str, ParamValue)>, s: Option<(i64, i64)>| {
+        if let Some((w, h)) = s {
+            v.push(("width", ParamValue::Int(w)));
+            v.push(("height", ParamValue::Int(h)));
+        }
+        v
+    };
+
+    let sampler_id;
+    if p.has_hires_fix() {
+        b.node("txt2img", "Txt2Img", with_size(common.clone(), size));
+        b.link((&model_from, "model"), ("txt2img", "model"));
+        b.pos("txt2img", step());
+        let scale = p.extra("Hires upscale").and_then(parse_f64);
+        let explicit = (
+            p.extra("Hires resize-1")
+                .and_then(|v| v.parse::<i64>().ok()),
+            p.extra("Hires resize-2")
+                .and_then(|v| v.parse::<i64>().ok()),
+        );
+        let (w, h) = match (explicit, scale, size) {
+            ((Some(w), Some(h)), _, _) if w > 0 && h > 0 => (w, h),
+            (_, Some(s), Some((w, h))) => ((w as f64 * s) as i64, (h as f64 * s) as i64),
+            _ => {
+                notes.push("hires fix without a usable upscale or size; 2× assumed".into());
+                size.map(|(w, h)| (w * 2, h * 2)).unwrap_or((1024, 1024))
+            }
+        };
+        let (w, h) = (
+            size8(w, "hires width", notes),
+            size8(h, "hires height", notes),
+        );
+        b.node(
+            "hires_resize",
+            "Resize",
+            vec![
+                ("width", ParamValue::Int(w)),
+                ("height", ParamValue::Int(h)),
+                ("mode", text("stretch")),
+                ("filter", text("lanczos")),
+            ],
+        );
+        b.link(("txt2img", "image"), ("hires_resize", "image"));
+        b.pos("hires_resize", step());
+        notes.push(format!(
+            "hires fix rebuilt as Resize (lanczos) + Img2Img; A1111's upscaler \"{}\" is not \
+             reproduced",
+            p.extra("Hires upscaler").unwrap_or("default")
+        ));
+        let mut second = with_size(common.clone(), Some((w, h)));
+        if let Some(s) = p.extra("Hires steps").and_then(|v| v.parse::<i64>().ok()) {
+            if s > 0 {
+                second.retain(|(k, _)| *k != "steps");
+                second.push((
+                    "steps",
+                    ParamValue::Int(clamp_i(s, 1, 500, "Hires steps", notes)),
+                ));
+            }
+        }
+        let strength = p.denoising_strength.unwrap_or(0.7);
+        second.push((
+            "strength",
+            ParamValue::Float(clamp_f(strength, 0.0, 1.0, "Denoising strength", notes)),
+        ));
+        b.node("hires", "Img2Img", second);
+        b.link((&model_from, "model"), ("hires", "model"));
+        b.link(("hires_resize", "image"), ("hires", "image"));
+        b.pos("hires", step());
+        sampler_id = "hires";
+    } else if let Some(strength) = p.denoising_strength {
+        let strength = clamp_f(strength, 0.0, 1.0, "Denoising strength", notes);
+        b.node(
+            "image",
+            "LoadImage",
+            vec![("source", text(opts.init_image))],
+        );
+        b.pos("image", [0.0, 240.0]);
+        notes.push(format!(
+            "A1111 does not store the input image: LoadImage reads \"{}\"",
+            opts.init_image
+        ));
+        let mut params = with_size(common, size);
+        params.push(("strength", ParamValue::Float(strength)));
+        if let Some(blur) = p.mask_blur {
+            params.push((
+                "mask_blur",
+                ParamValue::Float(clamp_f(blur, 0.0, 64.0, "Mask blur", notes)),
+            ));
+            if p.extra("Inpaint area") == Some("Only masked") {
+                params.push(("only_masked", ParamValue::Bool(true)));
+            }
+            if let Some(pad) = p
+                .extra("Masked area padding")
+                .and_then(|v| v.parse::<i64>().ok())
+            {
+                params.push((
+                    "padding",
+                    ParamValue::Int(clamp_i(pad, 0, 1024, "Masked area padding", notes)),
+                ));
+            }
+            match p.extra("Masked content") {
+                None | Some("original") => {}
+                Some(other) => report
+                    .unsupported
+                    .push(("Masked content".into(), other.to_string())),
+            }
+            b.node("mask", "LoadMask", vec![("source", text(opts.mask_image))]);
+            b.pos("mask", [0.0, 400.0]);
+            notes.push(format!(
+                "A1111 does not store the mask: LoadMask reads \"{}\"",
+                opts.mask_image
+            ));
+            b.node("inpaint", "Inpaint", params);
+            b.link(("mask", "mask"), ("inpaint", "mask"));
+            sampler_id = "inpaint";
+        } else {
+            b.node("img2img", "Img2Img", params);
+            sampler_id = "img2img";
+        }
+        b.link((&model_from, "model"), (sampler_id, "model"));
+        b.link(("image", "image"), (sampler_id, "image"));
+        b.pos(sampler_id, step());
+    } else {
+        b.node("txt2img", "Txt2Img", with_size(common, size));
+        b.link((&model_from, "model"), ("txt2img", "model"));
+        b.pos("txt2img", step());
+        sampler_id = "txt2img";
+    }
+
+    b.node(
+        "save",
+        "SaveImage",
+        vec![("filename", text("{graph}/{run:05}-{item:04}.png"))],
+    );
+    b.link((sampler_id, "image"), ("save", "image"));
+    b.pos("save", step());
+
+    for (k, v) in &p.extra {
+        if !QUIET_KEYS.contains(&k.as_str()) {
+            report.notes.push(format!("not carried over: {k}: {v}"));
+        }
+    }
+    b.doc.meta.title = "Imported A1111 parameters".into();
+    b.doc.meta.seed = p.seed;
+    b.doc.meta.notes = report_text(&report);
+    ImportResult {
+        graph: b.doc,
+        report,
+    }
+}
+
+/// The report as lines of text, for `meta.notes`.
+pub(crate) fn report_text(r: &ImportReport) -> String {
+    r.unsupported
+        .iter()
+        .map(|(id, what)| format!("unsupported: {id} ({what})"))
+        .chain(r.notes.iter().cloned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A1111's `Sampler:` text for one of ours (the inverse of [`map_sampler`]): the combined name
+/// (`DPM++ 2M Karras`) that every A1111 version reads, from [`nodes::schedulers::a1111_name`].
+pub fn sampler_name(ours: &str) -> Option<String> {
+    nodes::schedulers::a1111_name(ours)
+}
+
+/// The A1111 "parameters" of a recipe: from its first sampler node (Txt2Img, Img2Img or
+/// Inpaint), its seed resolved against `run_seed`, the checkpoint and LoRA chain upstream of
+/// it, and model hashes from the document's model references. `None` when the recipe has no
+/// sampler node.
+pub fn from_graph(doc: &GraphDoc, run_seed: u64) -> Option<A1111Params> {
+    // Missing parameters take their catalogue defaults, as the executor does.
+    let catalogue = nodes::Catalogue::builtin();
+    let mut doc = doc.clone();
+    for n in doc.nodes.values_mut() {
+        if let Some(spec) = catalogue.get(&n.kind) {
+            for p in spec.params {
+                n.params
+                    .entry(p.name.to_string())
+                    .or_insert_with(|| p.default_value());
+            }
+        }
+    }
+    let doc = &doc;
+    let (id, node) = doc
+        .nodes
+        .iter()
+        .find(|(_, n)| matches!(n.kind.as_str(), "Txt2Img" | "Img2Img" | "Inpaint"))?;
+    let text =
+        |n: &nodes::NodeDoc, k: &str| n.params.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let num = |n: &nodes::NodeDoc, k: &str| n.params.get(k).and_then(|v| v.as_f64());
+    let mut p = A1111Params {
+        prompt: text(node, "prompt").unwrap_or_default(),
+        negative: text(node, "negative").filter(|s| !s.is_empty()),
+        steps: num(node, "steps").map(|v| v as u32),
+        cfg_scale: num(node, "cfg"),
+        seed: node
+            .params
+            .get("seed")
+            .and_then(|v| v.as_seed())
+            .map(|s| s.resolve(run_seed)),
+        ..A1111Params::default()
+    };
+    if let Some(s) = text(node, "scheduler").and_then(|s| sampler_name(&s)) {
+        p.sampler = Some(s);
+    }
+    let (w, h) = (
+        num(node, "width").unwrap_or(0.0),
+        num(node, "height").unwrap_or(0.0),
+    );
+    if w > 0.0 && h > 0.0 {
+        p.size = Some((w as u32, h as u32));
+    }
+    if node.kind != "Txt2Img" {
+        p.denoising_strength = num(node, "strength");
+    }
+    if node.kind == "Inpaint" {
+        p.mask_blur = num(node, "mask_blur");
+    }
+    // Walk the model chain upstream: LoraLoader* → LoadCheckpoint.
+    let stem = |s: &str| {
+        std::path::Path::new(s)
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| s.to_string())
+    };
+    let hash_of = |name: &str| {
+        doc.models
+            .iter()
+            .find(|m| stem(&m.name) == name && m.sha256.len() >= 10)
+            .map(|m| m.sha256[..10].to_string())
+    };
+    let mut cur = id.clone();
+    let mut loras = Vec::new();
+    for _ in 0..64 {
+        let Some(link) = doc
+            .links
+            .iter()
+            .find(|l| l.to.0 == cur && l.to.1 == "model")
+        else {
+            break;
+        };
+        let Some(up) = doc.nodes.get(&link.from.0) else {
+            break;
+        };
+        match up.kind.as_str() {
+            "LoraLoader" => {
+                let name = stem(&text(up, "lora").unwrap_or_default());
+                loras.push(LoraTag {
+                    te: num(up, "text_strength").unwrap_or(1.0),
+                    unet: num(up, "strength").unwrap_or(1.0),
+                    name,
+                });
+            }
+            "LoadCheckpoint" => {
+                let name = stem(&text(up, "checkpoint").unwrap_or_default());
+                p.model_hash = hash_of(&name);
+                p.model = Some(name);
+                let skip = num(up, "clip_skip").unwrap_or(1.0);
+                if skip > 1.0 {
+                    p.clip_skip = Some(skip as u32);
+                }
+                let vae = text(up, "vae").unwrap_or_default();
+                if !vae.is_empty() {
+                    p.vae = Some(stem(&vae));
+                }
+                break;
+            }
+            _ => break,
+        }
+        cur = link.from.0.clone();
+    }
+    loras.reverse();
+    p.lora_hashes = loras
+        .iter()
+        .filter_map(|l| hash_of(&l.name).map(|h| (l.name.clone(), h)))
+        .collect();
+    let tags: String = loras.iter().map(|l| format!(" {}", l.to_tag())).collect();
+    p.raw_prompt = format!("{}{tags}", p.prompt);
+    p.loras = loras;
+    Some(p)
+}

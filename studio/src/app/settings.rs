@@ -1,0 +1,174 @@
+//! The settings kept between launches, and their window.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::training::TrainForm;
+use super::{AppCommand, StudioApp};
+
+/// Settings kept between launches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Output folder; `None` means the data folder's `outputs/`.
+    pub out_dir: Option<PathBuf>,
+    pub model_dirs: Vec<PathBuf>,
+    /// `cpu`, or `cuda:N` in builds with the `cuda` feature.
+    pub device: String,
+    /// Memory budget of the node output cache, in MiB.
+    pub cache_budget_mib: u64,
+    pub recent: Vec<PathBuf>,
+    pub show_inspector: bool,
+    pub show_gallery: bool,
+    pub run_count: u64,
+    pub run_seed: u64,
+    /// The Training panel's form.
+    pub training: TrainForm,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            out_dir: None,
+            model_dirs: vec![engine::paths::models_dir()],
+            device: "cpu".into(),
+            cache_budget_mib: 2048,
+            recent: Vec::new(),
+            show_inspector: true,
+            show_gallery: true,
+            run_count: 1,
+            run_seed: 0,
+            training: TrainForm::default(),
+        }
+    }
+}
+
+impl StudioApp {
+    /// The Settings window, while open; "Apply" queues [`AppCommand::ApplySettings`].
+    pub(super) fn settings_window_ui(&mut self, ctx: &egui::Context, cmds: &mut Vec<AppCommand>) {
+        if let Some(mut s) = self.show_settings.take() {
+            let mut open = true;
+            let mut apply = false;
+            egui::Window::new("Settings")
+                .open(&mut open)
+                .show(ctx, |ui| {
+                    egui::Grid::new("settings-grid")
+                        .num_columns(2)
+                        .show(ui, |ui| {
+                            ui.label("Output folder");
+                            let mut text = s
+                                .out_dir
+                                .as_ref()
+                                .map(|p| p.display().to_string())
+                                .unwrap_or_default();
+                            if ui
+                                .add(egui::TextEdit::singleline(&mut text).hint_text(
+                                    engine::paths::default_out_dir().display().to_string(),
+                                ))
+                                .changed()
+                            {
+                                s.out_dir =
+                                    (!text.trim().is_empty()).then(|| PathBuf::from(text.trim()));
+                            }
+                            ui.end_row();
+                            ui.label("Model folders");
+                            ui.vertical(|ui| {
+                                let mut remove = None;
+                                for (i, d) in s.model_dirs.iter().enumerate() {
+                                    ui.horizontal(|ui| {
+                                        ui.label(d.display().to_string());
+                                        if ui.small_button("✖").clicked() {
+                                            remove = Some(i);
+                                        }
+                                    });
+                                }
+                                if let Some(i) = remove {
+                                    s.model_dirs.remove(i);
+                                }
+                                if ui.button("Add folder…").clicked() {
+                                    if let Some(d) = rfd::FileDialog::new().pick_folder() {
+                                        s.model_dirs.push(d);
+                                    }
+                                }
+                            });
+                            ui.end_row();
+                            ui.label("Device");
+                            egui::ComboBox::from_id_salt("device")
+                                .selected_text(s.device.clone())
+                                .show_ui(ui, |ui| {
+                                    ui.selectable_value(&mut s.device, "cpu".to_string(), "CPU");
+                                    #[cfg(feature = "cuda")]
+                                    ui.selectable_value(
+                                        &mut s.device,
+                                        "cuda:0".to_string(),
+                                        "CUDA GPU 0",
+                                    );
+                                });
+                            ui.end_row();
+                            ui.label("Cache memory budget (MiB)");
+                            ui.add(
+                                egui::DragValue::new(&mut s.cache_budget_mib).range(64..=262_144),
+                            );
+                            ui.end_row();
+                        });
+                    ui.label(
+                        egui::RichText::new(format!(
+                            "Data folder: {}",
+                            engine::paths::home().display()
+                        ))
+                        .weak(),
+                    );
+                    if ui.button("Apply").clicked() {
+                        apply = true;
+                    }
+                });
+            if apply {
+                cmds.push(AppCommand::ApplySettings(Box::new(s)));
+            } else if open {
+                self.show_settings = Some(s);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// eframe's storage in memory.
+    #[derive(Default)]
+    struct Memory(std::collections::HashMap<String, String>);
+
+    impl eframe::Storage for Memory {
+        fn get_string(&self, key: &str) -> Option<String> {
+            self.0.get(key).cloned()
+        }
+
+        fn set_string(&mut self, key: &str, value: String) {
+            self.0.insert(key.to_string(), value);
+        }
+
+        fn remove_string(&mut self, key: &str) {
+            self.0.remove(key);
+        }
+
+        fn flush(&mut self) {}
+    }
+
+    #[test]
+    fn settings_survive_eframes_storage() {
+        let mut s = Settings::default();
+        s.training.name = "kept".into();
+        s.training.config.rank = 24;
+        s.training.config.min_snr_gamma = Some(5.0);
+        s.training.config.class_data = Some(PathBuf::from("/class"));
+        s.training.config.schedule = engine::sd::train::LrSchedule::Cosine;
+        s.training.config.targets.conv = true;
+        s.training.config.save_dtype = candle_core::DType::F16;
+        let mut m = Memory::default();
+        eframe::set_value(&mut m, eframe::APP_KEY, &s);
+        let back: Option<Settings> = eframe::get_value(&m, eframe::APP_KEY);
+        assert_eq!(back, Some(s));
+    }
+}
