@@ -12,7 +12,8 @@
 //! - `FUZZ_ITERS=N`: mutations per target (default 2000, ≤ 10 s per target in a debug build);
 //! - `FUZZ_SECONDS=S`: mutate for S seconds per target instead (long local runs);
 //! - `FUZZ_SEED=N`: another seed (default 1). A crashing input is written under
-//!   `$TMPDIR/defect-studio-fuzz/` and named in the failure: fix it and add it to the corpus.
+//!   `$TMPDIR/defect-studio-fuzz/` and named in the failure: fix it and add it to the corpus;
+//! - `FUZZ_KEEP_GOING=1`: record every failing input and go on (the test fails at the end).
 //!
 //! `cargo test -p engine --test fuzz -- --nocapture` prints iterations and time per target.
 
@@ -208,25 +209,28 @@ fn env_u64(key: &str) -> Option<u64> {
     std::env::var(key).ok().and_then(|v| v.trim().parse().ok())
 }
 
-/// Runs `input` through the target; a panic or a multi-line error is a failure, reported with
-/// the input saved to a file.
-fn check_one(t: &Target, label: &str, input: &[u8]) {
+/// Runs `input` through the target: `Some(problem)` for a panic or a multi-line error.
+fn check_one(t: &Target, input: &[u8]) -> Option<String> {
     let result = catch_unwind(AssertUnwindSafe(|| (t.run)(input)));
-    let problem = match result {
-        Ok(Ok(())) => return,
+    match result {
+        Ok(Ok(())) => None,
         Ok(Err(e)) if t.one_line_errors && (e.contains('\n') || e.trim().is_empty()) => {
-            format!("error is not one line: {e:?}")
+            Some(format!("error is not one line: {e:?}"))
         }
-        Ok(Err(_)) => return,
+        Ok(Err(_)) => None,
         Err(payload) => {
             let msg = payload
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "(non-string panic)".into());
-            format!("panicked: {msg}")
+            Some(format!("panicked: {msg}"))
         }
-    };
+    }
+}
+
+/// Saves a failing input and describes it.
+fn report(t: &Target, label: &str, problem: &str, input: &[u8]) -> String {
     let dir = std::env::temp_dir().join("defect-studio-fuzz");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!(
@@ -235,12 +239,12 @@ fn check_one(t: &Target, label: &str, input: &[u8]) {
         &engine::hashing::sha256_hex(input)[..16]
     ));
     std::fs::write(&file, input).unwrap();
-    panic!(
+    format!(
         "fuzz target {} ({label}) {problem}; input saved to {} (add it to tests/fuzz_corpus/{}/ once fixed)",
         t.name,
         file.display(),
         t.name
-    );
+    )
 }
 
 fn fuzz(t: Target) {
@@ -248,9 +252,25 @@ fn fuzz(t: Target) {
     let seed = env_u64("FUZZ_SEED").unwrap_or(1);
     let deadline = env_u64("FUZZ_SECONDS").map(Duration::from_secs);
     let iters = env_u64("FUZZ_ITERS").unwrap_or(2000);
+    let keep_going = env_u64("FUZZ_KEEP_GOING").is_some_and(|v| v != 0);
+    // Distinct problems found (the same bug is reported once, with its first input).
+    let mut failures: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut fail = |label: &str, problem: String, input: &[u8]| {
+        // Panic messages name the place; error texts differ per input, so keep their start.
+        let key: String = problem.chars().take(60).collect();
+        if seen.insert(key) {
+            let r = report(&t, label, &problem, input);
+            assert!(keep_going, "{r}");
+            eprintln!("{r}");
+            failures.push(r);
+        }
+    };
     let t0 = Instant::now();
     for (name, bytes) in &corpus {
-        check_one(&t, name, bytes);
+        if let Some(p) = check_one(&t, bytes) {
+            fail(name, p, bytes);
+        }
     }
     let inputs: Vec<Vec<u8>> = corpus.iter().map(|(_, b)| b.clone()).collect();
     // Mix the target name into the seed so targets explore differently.
@@ -268,15 +288,19 @@ fn fuzz(t: Target) {
         }
         let base = &inputs[rng.below(inputs.len())];
         let input = (t.fixup)(mutate(&mut rng, base, &inputs));
-        check_one(&t, &format!("seed {seed}, mutation {n}"), &input);
+        if let Some(p) = check_one(&t, &input) {
+            fail(&format!("seed {seed}, mutation {n}"), p, &input);
+        }
         n += 1;
     }
     println!(
-        "fuzz {}: {} corpus inputs + {n} mutations in {:.1} s",
+        "fuzz {}: {} corpus inputs + {n} mutations in {:.1} s, {} failing",
         t.name,
         corpus.len(),
-        t0.elapsed().as_secs_f64()
+        t0.elapsed().as_secs_f64(),
+        failures.len()
     );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 fn same(v: Vec<u8>) -> Vec<u8> {

@@ -67,7 +67,6 @@ pub struct SingleFile {
     arch: Arch,
     maps: BTreeMap<Component, Arc<TensorMap>>,
     unmapped: Vec<String>,
-    overrides: BTreeMap<Component, Map<String, Value>>,
 }
 
 /// Validates the file (the one safetensors validator: pickles and zips refused, sizes and
@@ -131,7 +130,6 @@ pub fn open_single_file(path: impl AsRef<Path>) -> Result<SingleFile> {
         arch,
         maps,
         unmapped,
-        overrides: BTreeMap::new(),
     })
 }
 
@@ -179,23 +177,12 @@ impl SingleFile {
         }
     }
 
-    /// Adds config overrides for `component` (a JSON object merged over the inferred config;
-    /// also consulted for values the weights cannot tell, e.g. `attention_head_dim`,
-    /// `num_attention_heads`, `sample_size`, `scaling_factor`).
-    pub fn with_config_override(mut self, component: Component, overrides: Value) -> Result<Self> {
-        let Value::Object(m) = overrides else {
-            bail!("config override for {component} must be a JSON object")
-        };
-        self.overrides.entry(component).or_default().extend(m);
-        Ok(self)
-    }
-
     /// The diffusers `config.json` of `component`, inferred from the shapes.
     pub fn config(&self, component: Component) -> Result<Value> {
         self.tensor_map(component)?;
-        let empty = Map::new();
-        let ov = self.overrides.get(&component).unwrap_or(&empty);
-        match infer_config(&self.header, self.arch, component, ov) {
+        // A diffusers folder's configs replace this where the weights cannot tell
+        // (`LoadOptions::config_dir`, `generate --config`).
+        match infer_config(&self.header, self.arch, component, &Map::new()) {
             Ok(v) => Ok(v),
             Err(e) => bail!("{}: {component} config: {e}", self.path.display()),
         }
