@@ -377,3 +377,64 @@ fn shards_split_the_batch_exactly() {
         "the shards together make exactly the whole batch, image for image"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Crafted single-file checkpoints (issue 24, section 2): `generate` gives one clear error
+// naming the file and the tensor, never a panic (exit 101).
+// ---------------------------------------------------------------------------------------
+
+/// The sd15 fixture checkpoint with one extra zero-sized tensor called `key`.
+fn sd15_with_key(key: &str) -> Vec<u8> {
+    let bytes = std::fs::read(repo().join("tests/fixtures/sd/models/sd15.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let end = bytes.len() - 8 - n;
+    header.insert(
+        key.into(),
+        serde_json::json!({"dtype": "F32", "shape": [0], "data_offsets": [end, end]}),
+    );
+    let json = serde_json::to_vec(&header).unwrap();
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend(json);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
+}
+
+#[test]
+fn crafted_checkpoints_fail_generate_cleanly() {
+    let env = Env::new();
+    for (name, key, reason) in [
+        (
+            "op-in-block-0",
+            "model.diffusion_model.input_blocks.0.0.op.weight",
+            "input block 0 is conv_in",
+        ),
+        (
+            "block-index-u64-max",
+            "model.diffusion_model.input_blocks.18446744073709551615.0.in_layers.0.weight",
+            "out of range",
+        ),
+    ] {
+        let model = env.dir.path().join(format!("{name}.safetensors"));
+        std::fs::write(&model, sd15_with_key(key)).unwrap();
+        let out = env.dir.path().join("o.png");
+        let o = env.run(&[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "x",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_ne!(
+            o.status.code(),
+            Some(101),
+            "{name} panicked: {}",
+            stderr(&o)
+        );
+        assert_clean_failure(&o, &[&format!("{name}.safetensors"), key, reason]);
+        assert!(!out.exists());
+    }
+}

@@ -561,55 +561,6 @@ fn sixteen_bit_rgba_image_is_copied_verbatim() {
     assert_eq!(std::fs::read(dir.join("images/deep.png")).unwrap(), png);
 }
 
-/// Timing: `cargo test --release -- --ignored --nocapture export_timing`.
-#[test]
-#[ignore]
-fn export_timing() {
-    const N: usize = 200;
-    const S: u32 = 512;
-    let items: Vec<ExportItem> = (0..N)
-        .map(|i| {
-            let img = ::image::RgbImage::from_fn(S, S, |x, y| {
-                let n = (x.wrapping_mul(2654435761) ^ y.wrapping_mul(40503) ^ i as u32) >> 27;
-                ::image::Rgb([(x / 2 + n) as u8, (y / 2 + n) as u8, 128 + n as u8])
-            });
-            let mask = ::image::GrayImage::from_fn(S, S, |x, y| {
-                let (cx, cy) = (100.0 + (i % 7) as f64 * 40.0, 200.0);
-                let d1 = (x as f64 - cx).hypot(y as f64 - cy) < 30.0;
-                let d2 = (x as f64 - 400.0).hypot((y as f64 - 100.0) * 3.0) < 50.0;
-                ::image::Luma([if (d1 || d2) && i % 4 != 0 { 255 } else { 0 }])
-            });
-            ExportItem {
-                name: format!("s0-r{i}-o1"),
-                image_png: encode(::image::DynamicImage::ImageRgb8(img)),
-                mask_png: Some(encode(::image::DynamicImage::ImageLuma8(mask))),
-                label: if i % 4 == 0 {
-                    "good"
-                } else {
-                    ["scratch", "dent", "crack"][i % 3]
-                }
-                .to_string(),
-                provenance: json!({"seed": i}),
-            }
-        })
-        .collect();
-    let tmp = tempfile::tempdir().unwrap();
-    for f in Format::ALL {
-        let dir = tmp.path().join(f.name());
-        let t = std::time::Instant::now();
-        let report = export(&items, f, &dir).unwrap();
-        let secs = t.elapsed().as_secs_f64();
-        assert_eq!(report.images, N);
-        assert!(report.files.iter().all(|p| p.is_file()));
-        println!(
-            "{:>6}: {N} images {S}x{S}, {} instances in {secs:.2} s = {:.0} images/s",
-            f.name(),
-            report.instances,
-            N as f64 / secs
-        );
-    }
-}
-
 #[test]
 fn nearby_pieces_form_one_instance_far_ones_two() {
     // A 10×10 blob, a 1-px sliver 2 px to its right (a broken rim), and a blob 20 px away.

@@ -1,5 +1,5 @@
 //! Tests of every generator: the two-way mask contract, determinism, placement, bad input;
-//! Poisson solver accuracy; timings and a contact sheet (ignored by default).
+//! Poisson solver accuracy. Timings and the contact sheet are `benches/defects.rs`.
 
 use super::*;
 use crate::image::{Image, Mask};
@@ -129,7 +129,6 @@ fn tex(kind: TextureKind, size: u32, color: [f32; 3]) -> Image {
 
 const METAL: [f32; 3] = [0.62, 0.64, 0.67];
 const CONCRETE: [f32; 3] = [0.56, 0.55, 0.51];
-const PAINT: [f32; 3] = [0.18, 0.36, 0.62];
 
 /// Brushed metal and concrete, 256², built once.
 fn textures() -> &'static [(&'static str, Image)] {
@@ -470,121 +469,4 @@ fn poisson_rejects_bad_regions() {
     assert!(poisson_blend(&t, &t, &Mask::filled(16, 16, 0.0), (0, 0)).is_err());
     assert!(poisson_blend(&t, &t, &Mask::filled(16, 16, 1.0), (0, 0)).is_err());
     assert!(poisson_blend(&t, &t, &Mask::filled(8, 16, 1.0), (0, 0)).is_err());
-}
-
-// ------------------------------------------------------- timing and contact sheet ---
-
-/// `cargo test --release -- --ignored --nocapture timings`
-#[test]
-#[ignore]
-fn timings() {
-    for (tname, img) in [
-        ("metal", tex(TextureKind::BrushedMetal, 512, METAL)),
-        ("concrete", tex(TextureKind::Concrete, 512, CONCRETE)),
-    ] {
-        for (name, g) in gens() {
-            let t0 = std::time::Instant::now();
-            let runs = 3;
-            for seed in 0..runs {
-                g(&img, seed, None).unwrap();
-            }
-            let ms = t0.elapsed().as_secs_f64() * 1000.0 / runs as f64;
-            println!("timing 512x512 {tname:9} {name:13} {ms:8.1} ms");
-        }
-    }
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = 0xFFFF_FFFFu32;
-    for &b in data {
-        c ^= u32::from(b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
-}
-
-/// A minimal RGB PNG: zlib with stored (uncompressed) deflate blocks.
-fn png(w: u32, h: u32, rgb: &[u8]) -> Vec<u8> {
-    let mut raw = Vec::with_capacity((w as usize * 3 + 1) * h as usize);
-    for row in rgb.chunks_exact(w as usize * 3) {
-        raw.push(0);
-        raw.extend_from_slice(row);
-    }
-    let mut z = vec![0x78, 0x01];
-    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
-    for (k, b) in blocks.iter().enumerate() {
-        z.push(u8::from(k + 1 == blocks.len()));
-        let n = b.len() as u16;
-        z.extend_from_slice(&n.to_le_bytes());
-        z.extend_from_slice(&(!n).to_le_bytes());
-        z.extend_from_slice(b);
-    }
-    let (mut a, mut b) = (1u32, 0u32);
-    for &v in &raw {
-        a = (a + u32::from(v)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
-    let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-    let mut chunk = |kind: &[u8], data: &[u8]| {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let mut body = kind.to_vec();
-        body.extend_from_slice(data);
-        out.extend_from_slice(&body);
-        out.extend_from_slice(&crc32(&body).to_be_bytes());
-    };
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    chunk(b"IHDR", &ihdr);
-    chunk(b"IDAT", &z);
-    chunk(b"IEND", &[]);
-    out
-}
-
-/// Writes one sheet per texture to /tmp/defects-preview: a row per generator showing
-/// input | defect | mask. `cargo test --release -- --ignored contact_sheet`
-#[test]
-#[ignore]
-fn contact_sheet() {
-    let dir = std::path::Path::new("/tmp/defects-preview");
-    std::fs::create_dir_all(dir).unwrap();
-    let seed: u64 = std::env::var("SHEET_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    for (tname, img) in [
-        ("metal", tex(TextureKind::BrushedMetal, 512, METAL)),
-        ("concrete", tex(TextureKind::Concrete, 512, CONCRETE)),
-        ("paint", tex(TextureKind::PaintedSurface, 512, PAINT)),
-    ] {
-        let list = gens();
-        let (cw, ch) = (512usize * 2 + 8, (512 + 8) * list.len());
-        let mut rgb = vec![255u8; cw * ch * 3];
-        for (row, (name, g)) in list.iter().enumerate() {
-            let d = g(&img, seed, None).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let mask = d.mask.to_image();
-            for (col, im) in [&d.image, &mask].into_iter().enumerate() {
-                for y in 0..512usize {
-                    for x in 0..512usize {
-                        let p = im.pixel(x as u32, y as u32);
-                        let o = ((row * 520 + y) * cw + col * 520 + x) * 3;
-                        for c in 0..3 {
-                            rgb[o + c] = (p[c].clamp(0.0, 1.0) * 255.0).round() as u8;
-                        }
-                    }
-                }
-            }
-        }
-        let path = dir.join(format!("{tname}.png"));
-        std::fs::write(&path, png(cw as u32, ch as u32, &rgb)).unwrap();
-        println!("wrote {}", path.display());
-    }
 }

@@ -291,6 +291,11 @@ impl IsNet {
                 path: path.to_path_buf(),
             });
         }
+        // The loaders' one validator first (the scan behind `models list` uses it too).
+        super::safetensors_check::check_file(path).map_err(|reason| IsNetError::Read {
+            path: path.to_path_buf(),
+            source: Box::new(candle_core::Error::Msg(reason)),
+        })?;
         // SAFETY: the file is memory-mapped read-only; every tensor is copied
         // (and converted to f32) while loading, and the map is dropped before
         // returning. Concurrent modification of the weights file is not
@@ -402,23 +407,6 @@ impl IsNet {
         drop(x);
         postprocess(&raw, w, h)
     }
-}
-
-/// Convenience wrapper for [`IsNet::alpha`]: the alpha matte (`0..=1`,
-/// `width * height`) separating the foreground of an RGB8 photo.
-pub fn remove_background_rgba(
-    rgb: &[u8],
-    width: u32,
-    height: u32,
-    model: &IsNet,
-) -> Result<Vec<f32>, IsNetError> {
-    model.alpha(rgb, width, height)
-}
-
-/// The raw network output `sigmoid(d1)` (`[1, 1, 1024, 1024]`) for an
-/// already normalised `[1, 3, 1024, 1024]` input; same as [`IsNet::forward`].
-pub fn raw_output(model: &IsNet, input_1024: &Tensor) -> Result<Tensor, IsNetError> {
-    model.forward(input_1024)
 }
 
 /// Turns the raw `[1, 1, H, W]` network output into an alpha matte of

@@ -5,14 +5,11 @@
 //! hash first, then by file name.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{EngineError, Result};
-use crate::hashing::to_hex;
 
 /// One model file found in a model folder.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,93 +27,7 @@ pub struct ModelInfo {
     pub tensors: usize,
 }
 
-/// A safetensors header: tensor names with dtype and shape, and metadata.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Header {
-    pub tensors: BTreeMap<String, (String, Vec<u64>)>,
-    pub metadata: BTreeMap<String, String>,
-}
-
-/// Reads a safetensors header (the first 8 bytes give its length, then JSON), checking that
-/// every tensor's byte range lies inside the file. Errors name the file and the bad tensor.
-pub fn read_header(path: &Path) -> Result<Header> {
-    let bad = |m: String| EngineError::Plan(format!("{}: {m}", path.display()));
-    let mut f = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
-    let size = f.metadata().map_err(|e| EngineError::io(path, e))?.len();
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len)
-        .map_err(|_| bad("too short to be a safetensors file".into()))?;
-    let n = u64::from_le_bytes(len);
-    if n == 0 || n > 100 << 20 || 8 + n > size {
-        return Err(bad(format!(
-            "not a safetensors file (header length {n}, file size {size})"
-        )));
-    }
-    let mut json = vec![0u8; n as usize];
-    f.read_exact(&mut json)
-        .map_err(|e| bad(format!("cannot read the header: {e}")))?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&json).map_err(|e| bad(format!("corrupt header: {e}")))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| bad("corrupt header: not a JSON object".into()))?;
-    let data_len = size - 8 - n;
-    let mut header = Header::default();
-    for (name, v) in obj {
-        if name == "__metadata__" {
-            if let Some(m) = v.as_object() {
-                for (k, v) in m {
-                    header.metadata.insert(
-                        k.clone(),
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string()),
-                    );
-                }
-            }
-            continue;
-        }
-        let dtype = v
-            .get("dtype")
-            .and_then(|d| d.as_str())
-            .ok_or_else(|| bad(format!("tensor {name}: no dtype")))?;
-        let shape: Vec<u64> = v
-            .get("shape")
-            .and_then(|s| s.as_array())
-            .ok_or_else(|| bad(format!("tensor {name}: no shape")))?
-            .iter()
-            .filter_map(|d| d.as_u64())
-            .collect();
-        let offs: Vec<u64> = v
-            .get("data_offsets")
-            .and_then(|s| s.as_array())
-            .ok_or_else(|| bad(format!("tensor {name}: no data_offsets")))?
-            .iter()
-            .filter_map(|d| d.as_u64())
-            .collect();
-        if offs.len() != 2 || offs[0] > offs[1] || offs[1] > data_len {
-            return Err(bad(format!("tensor {name}: data {offs:?} lies outside the file's {data_len} data bytes (truncated?)")));
-        }
-        let elem = match dtype {
-            "F64" | "I64" | "U64" => 8,
-            "F32" | "I32" | "U32" => 4,
-            "F16" | "BF16" | "I16" | "U16" => 2,
-            "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => 1,
-            other => return Err(bad(format!("tensor {name}: unknown dtype {other}"))),
-        };
-        let expect = shape.iter().product::<u64>() * elem;
-        if offs[1] - offs[0] != expect {
-            return Err(bad(format!(
-                "tensor {name}: {} bytes for shape {shape:?} {dtype}, expected {expect}",
-                offs[1] - offs[0]
-            )));
-        }
-        header
-            .tensors
-            .insert(name.clone(), (dtype.to_string(), shape));
-    }
-    Ok(header)
-}
+pub use super::safetensors_check::{read_header, Header};
 
 /// The architecture a set of tensor names and shapes belongs to.
 pub fn detect_arch(h: &Header) -> String {
@@ -183,21 +94,10 @@ pub fn detect_arch(h: &Header) -> String {
 
 /// sha256 of a file, streaming; `progress(done, total)` is called as it goes.
 pub fn hash_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
+    let f = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
     let total = f.metadata().map_err(|e| EngineError::io(path, e))?.len();
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 4 << 20];
-    let mut done = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(|e| EngineError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        done += n as u64;
-        progress(done, total);
-    }
-    Ok(to_hex(&h.finalize()))
+    crate::hashing::sha256_reader(f, &mut |done| progress(done, total))
+        .map_err(|e| EngineError::io(path, e))
 }
 
 /// `path`'s sha256 and size from `cache` if its size and modification time match, else hashed
@@ -318,7 +218,9 @@ impl ModelManager {
             let (sha256, size) = cached_sha256(&mut cache, &mut dirty, &path, &mut |d, t| {
                 progress(&path, d, t)
             })?;
-            let (arch, metadata, tensors) = match read_header(&path) {
+            // The loaders' own validator: a file listed as readable loads, and one they
+            // refuse is listed with their reason.
+            let (arch, metadata, tensors) = match super::safetensors_check::check_file(&path) {
                 Ok(h) => (detect_arch(&h), h.metadata.clone(), h.tensors.len()),
                 Err(e) => (format!("unreadable: {e}"), BTreeMap::new(), 0),
             };

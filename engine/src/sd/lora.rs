@@ -98,7 +98,7 @@ impl LoraReport {
 }
 
 fn c(path: &Path) -> impl Fn(candle_core::Error) -> EngineError + '_ {
-    move |e| EngineError::failed(format!("{}: {e}", path.display()))
+    super::model::candle(path)
 }
 
 /// Splits a key into (module, part) for the layouts we read.
@@ -119,9 +119,13 @@ fn split_key(key: &str) -> Option<(&str, &'static str)> {
 
 /// Reads a LoRA `.safetensors` file (pickle files are refused).
 pub fn read(path: &Path) -> Result<LoraFile> {
-    super::model::refuse_pickle(path)?;
-    let header = crate::models::manager::read_header(path)?;
-    let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(c(path))?;
+    crate::models::safetensors_check::refuse_pickle_extension(path)?;
+    // Read once; the bytes the validator checked are the bytes loaded.
+    let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
+    let header = crate::models::safetensors_check::check_bytes(&bytes)
+        .map_err(|e| EngineError::failed(format!("{}: {e}", path.display())))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(c(path))?;
+    drop(bytes);
     /// down, up, alpha of one module as they are found.
     type Pieces = (Option<Tensor>, Option<Tensor>, Option<f32>);
     let mut parts: BTreeMap<String, Pieces> = BTreeMap::new();

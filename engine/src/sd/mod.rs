@@ -14,7 +14,6 @@
 //! - [`lora`]: kohya / PEFT / LoCon LoRAs merged into a model, with a report of what matched.
 //! - [`train`]: UNet LoRA training on candle's autograd, writing kohya-format LoRAs.
 
-use std::path::Path;
 use std::sync::Arc;
 
 pub mod attention;
@@ -57,10 +56,4 @@ impl std::fmt::Debug for ModelHandle {
             .field("clip_skip", &self.clip_skip)
             .finish()
     }
-}
-
-/// Checks a safetensors file before mapping it: a readable header, and every tensor's bytes
-/// inside the file with the size its shape and dtype need. Errors name the file and tensor.
-pub fn check_safetensors(path: &Path) -> crate::error::Result<()> {
-    crate::models::manager::read_header(path).map(|_| ())
 }

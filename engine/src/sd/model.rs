@@ -131,8 +131,22 @@ impl SdModel {
     }
 }
 
-fn candle(path: &Path) -> impl Fn(candle_core::Error) -> EngineError + '_ {
-    move |e| EngineError::failed(format!("{}: {e}", path.display()))
+/// A candle error as an engine error naming `path` once (messages from the single-file reader
+/// already start with it).
+pub(crate) fn candle(path: &Path) -> impl Fn(candle_core::Error) -> EngineError + '_ {
+    move |e| {
+        // Without the backtrace candle attaches when RUST_BACKTRACE is set.
+        let e = match e {
+            candle_core::Error::WithBacktrace { inner, .. } => *inner,
+            e => e,
+        };
+        let (p, m) = (path.display().to_string(), e.to_string());
+        if m.starts_with(&p) {
+            EngineError::failed(m)
+        } else {
+            EngineError::failed(format!("{p}: {m}"))
+        }
+    }
 }
 
 fn read_json(path: &Path) -> Result<Json> {
@@ -152,23 +166,6 @@ fn unet_config(json: &Json, what: &Path) -> Result<UNetConfig> {
 
 fn vae_config(json: &Json, what: &Path) -> Result<VaeConfig> {
     VaeConfig::from_json_str(&json.to_string()).map_err(candle(what))
-}
-
-/// Refuses pickle checkpoints before reading a byte of them: loading one could run code.
-pub fn refuse_pickle(path: &Path) -> Result<()> {
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    if matches!(ext.as_str(), "ckpt" | "pt" | "pth" | "bin" | "pkl") {
-        return Err(EngineError::failed(format!(
-            "{}: pickle checkpoints (.{ext}) are refused, because loading one can run code. \
-             Convert it to .safetensors (e.g. with diffusers' or kohya's conversion scripts) \
-             and load that",
-            path.display()
-        )));
-    }
-    Ok(())
 }
 
 /// The weight files of a diffusers component folder (`unet/`, `vae/`, `text_encoder/`…):
@@ -202,7 +199,7 @@ fn component_weights(dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
     for name in [format!("{stem}.bin"), format!("{stem}.fp16.bin")] {
         let p = dir.join(&name);
         if p.is_file() {
-            refuse_pickle(&p)?;
+            crate::models::safetensors_check::refuse_pickle_extension(&p)?;
         }
     }
     Err(EngineError::failed(format!(
@@ -228,10 +225,7 @@ pub struct Weights {
 fn read_files(files: &[PathBuf], dtype: DType, device: &Device) -> Result<WeightMap> {
     let mut map = HashMap::new();
     for f in files {
-        super::check_safetensors(f)?;
-        // SAFETY: the file is memory-mapped read-only while its tensors are copied out.
-        let st =
-            unsafe { candle_core::safetensors::MmapedSafetensors::new(f) }.map_err(candle(f))?;
+        let (st, _) = crate::models::safetensors_check::open_mmap(f)?;
         for (name, _) in st.tensors() {
             let t = st
                 .load(&name, device)
@@ -338,7 +332,7 @@ fn vae_dtype(cfg: &VaeConfig, dtype: DType) -> DType {
 /// The weights of a separate VAE file (diffusers names, or LDM names with or without the
 /// `first_stage_model.` prefix), checked by building the VAE from them.
 fn load_vae_override(path: &Path, base: &VaeConfig, opts: &LoadOptions) -> Result<WeightMap> {
-    refuse_pickle(path)?;
+    crate::models::safetensors_check::refuse_pickle_extension(path)?;
     let dtype = vae_dtype(base, opts.dtype);
     let header = crate::models::manager::read_header(path)?;
     let ldm_names = header
@@ -354,7 +348,7 @@ fn load_vae_override(path: &Path, base: &VaeConfig, opts: &LoadOptions) -> Resul
 
 /// Loads a checkpoint (a diffusers folder or a single `.safetensors` file).
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<SdModel> {
-    refuse_pickle(path)?;
+    crate::models::safetensors_check::refuse_pickle_extension(path)?;
     if !path.exists() {
         return Err(EngineError::failed(format!(
             "{}: no such checkpoint",
@@ -489,7 +483,6 @@ fn assemble(parts: Parts, weights: Weights, opts: &LoadOptions, source: String) 
 }
 
 fn load_single_file(path: &Path, opts: &LoadOptions) -> Result<SdModel> {
-    super::check_safetensors(path)?;
     let file = ldm::open_single_file(path).map_err(candle(path))?;
     let config = |component: ldm::Component, file_name: &str| -> Result<Json> {
         if let Some(dir) = &opts.config_dir {

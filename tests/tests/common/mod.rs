@@ -5,8 +5,6 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use sha2::Digest;
-
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_defect-studio-e2e")
 }
@@ -74,11 +72,9 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The lower-case hex sha256 of `bytes`, through the engine's one helper.
 pub fn sha256(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    engine::hashing::sha256_hex(bytes)
 }
 
 /// Asserts that the CLI failed with one clear `error:` line that contains every needle.

@@ -15,9 +15,12 @@
 //! `bpe_simple_vocab_16e6.txt`, first 48 894 merges), whose id assignment is identical to
 //! the `vocab.json` shipped with Stable Diffusion checkpoints.
 
+use std::sync::LazyLock;
+
 use instant_clip_tokenizer::{Token, Tokenizer};
-use unicode_general_category::{get_general_category, GeneralCategory};
+use regex::Regex;
 use unicode_normalization_alignments::UnicodeNormalization;
+
 /// Id of `<|startoftext|>`.
 pub const BOS_ID: u32 = 49406;
 /// Id of `<|endoftext|>`.
@@ -155,58 +158,21 @@ impl Default for ClipTokenizer {
     }
 }
 
-/// Character classes of OpenAI's CLIP split regex.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum CharClass {
-    Space,
-    Letter,
-    Number,
-    Other,
-}
+/// OpenAI's CLIP split pattern (case-insensitive, as in its `re.IGNORECASE`).
+const WORD_PATTERN: &str = r"(?i)<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
 
-fn char_class(c: char) -> CharClass {
-    use GeneralCategory as G;
-    if c.is_whitespace() {
-        return CharClass::Space;
-    }
-    match get_general_category(c) {
-        G::UppercaseLetter
-        | G::LowercaseLetter
-        | G::TitlecaseLetter
-        | G::ModifierLetter
-        | G::OtherLetter => CharClass::Letter,
-        G::DecimalNumber | G::LetterNumber | G::OtherNumber => CharClass::Number,
-        _ => CharClass::Other,
-    }
-}
+/// The compiled [`WORD_PATTERN`] (a constant pattern; the tests check that it compiles).
+static WORD_SPLIT: LazyLock<Result<Regex, regex::Error>> =
+    LazyLock::new(|| Regex::new(WORD_PATTERN));
 
-/// Splits normalised text like the regex
-/// `'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+` (leftmost-first, whitespace
-/// between matches dropped).
+/// Splits normalised text with CLIP's regex [`WORD_PATTERN`] (leftmost-first matches;
+/// whitespace between them is dropped).
 pub(crate) fn split_words(text: &str) -> Vec<&str> {
-    const CONTRACTIONS: [&str; 7] = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d"];
-    let mut words = Vec::new();
-    let mut pos = 0;
-    while let Some(c) = text[pos..].chars().next() {
-        let rest = &text[pos..];
-        let class = char_class(c);
-        let len = if class == CharClass::Space {
-            pos += c.len_utf8();
-            continue;
-        } else if let Some(con) = CONTRACTIONS.iter().find(|con| rest.starts_with(**con)) {
-            con.len()
-        } else if class == CharClass::Number {
-            c.len_utf8()
-        } else {
-            // maximal run of the same class (letters, or "other" non-space characters)
-            rest.char_indices()
-                .find(|&(_, d)| char_class(d) != class)
-                .map_or(rest.len(), |(i, _)| i)
-        };
-        words.push(&rest[..len]);
-        pos += len;
+    match &*WORD_SPLIT {
+        Ok(re) => re.find_iter(text).map(|m| m.as_str()).collect(),
+        // Unreachable for the constant pattern; whitespace-separated words are the fallback.
+        Err(_) => text.split_whitespace().collect(),
     }
-    words
 }
 
 #[cfg(test)]
@@ -215,6 +181,14 @@ mod tests {
 
     #[test]
     fn split_like_clip_regex() {
+        assert!(WORD_SPLIT.is_ok(), "{:?}", WORD_SPLIT.as_ref().err());
+        // Letters of every script, digits one by one, runs of other symbols, and Unicode
+        // whitespace (U+3000) dropped.
+        assert_eq!(
+            split_words("żółw\u{3000}٣4 ——x"),
+            ["żółw", "٣", "4", "——", "x"]
+        );
+        assert_eq!(split_words("<|endoftext|>a"), ["<|endoftext|>", "a"]);
         assert_eq!(
             split_words("it's a  cat!!'s 12"),
             ["it", "'s", "a", "cat", "!!'", "s", "1", "2"]

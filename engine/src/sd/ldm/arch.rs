@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use candle_core::{bail, Result};
+use candle_core::Result;
+
+use super::bail;
 
 use crate::sd::ldm::header::Header;
 

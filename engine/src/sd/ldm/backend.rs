@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use candle_core::safetensors::MmapedSafetensors;
-use candle_core::{bail, DType, Device, Result, Shape, Tensor};
+use candle_core::{DType, Device, Result, Shape, Tensor};
+
+use super::bail;
 use candle_nn::var_builder::SimpleBackend;
 
 use crate::sd::ldm::arch::Component;

@@ -1,6 +1,8 @@
 //! Diffusers `config.json` inference from LDM tensor shapes.
 
-use candle_core::{bail, Result};
+use candle_core::Result;
+
+use super::bail;
 use serde_json::{json, Map, Value};
 
 /// What to do when a value cannot be inferred from the weights.
@@ -11,7 +13,7 @@ use crate::sd::ldm::arch::{
     text_encoder_location, vae_prefix, Arch, Component, TextLayout, UNET_PREFIX,
 };
 use crate::sd::ldm::header::Header;
-use crate::sd::ldm::mapping::{open_clip_served_layers, vae_up_blocks, UnetLayout};
+use crate::sd::ldm::mapping::{index_count, open_clip_served_layers, vae_up_blocks, UnetLayout};
 
 /// Infers the diffusers config of `component` from the checkpoint's shapes.
 ///
@@ -38,11 +40,19 @@ pub fn infer_config(
     Ok(Value::Object(cfg))
 }
 
-fn vae_scale_factor(header: &Header) -> usize {
-    let n = vae_prefix(header)
-        .map_or(4, |p| vae_up_blocks(header, p))
-        .max(1);
-    1 << (n - 1)
+fn vae_scale_factor(header: &Header) -> Result<usize> {
+    let n = match vae_prefix(header) {
+        Some(p) => vae_up_blocks(header, p)?,
+        None => 4,
+    }
+    .max(1);
+    match u32::try_from(n - 1)
+        .ok()
+        .and_then(|s| 1usize.checked_shl(s))
+    {
+        Some(f) => Ok(f),
+        None => bail!("the VAE has {n} up blocks, too many for a scale factor"),
+    }
 }
 
 fn unet_config(
@@ -84,12 +94,13 @@ fn unet_config(
 
     let mut depth = Vec::with_capacity(n_blocks);
     for b in 0..n_blocks {
-        let d = UnetLayout::transformer_depth(header, &format!("input_blocks.{}.1.", 1 + b * per));
+        let d = UnetLayout::transformer_depth(header, &format!("input_blocks.{}.1.", 1 + b * per))?;
         depth.push(d.max(1));
     }
     for b in 0..n_blocks {
         if layout.up_attention[b] {
-            let d = UnetLayout::transformer_depth(header, &format!("output_blocks.{}.1.", b * per));
+            let d =
+                UnetLayout::transformer_depth(header, &format!("output_blocks.{}.1.", b * per))?;
             let want = depth[n_blocks - 1 - b];
             if d != want {
                 bail!(
@@ -99,7 +110,7 @@ fn unet_config(
             }
         }
     }
-    let mid_depth = UnetLayout::transformer_depth(header, "middle_block.1.");
+    let mid_depth = UnetLayout::transformer_depth(header, "middle_block.1.")?;
     let has_mid_attention = mid_depth > 0;
     if has_mid_attention && depth.last() != Some(&mid_depth) {
         // diffusers builds the mid block with transformer_layers_per_block[-1].
@@ -177,7 +188,7 @@ fn unet_config(
         (Value::Null, Value::Null, Value::Null)
     };
 
-    let sample_size = arch.default_image_size() / vae_scale_factor(header);
+    let sample_size = arch.default_image_size() / vae_scale_factor(header)?;
     let v = json!({
         "_class_name": "UNet2DConditionModel",
         "_diffusers_version": "0.42.1",
@@ -238,7 +249,7 @@ fn vae_config(header: &Header, arch: Arch) -> Result<Map<String, Value>> {
         bail!("checkpoint has no VAE (no `first_stage_model.*` tensors)")
     };
     let t = |s: &str| format!("{p}{s}");
-    let n_blocks = vae_up_blocks(header, p);
+    let n_blocks = vae_up_blocks(header, p)?;
     let mut block_out_channels = Vec::new();
     for i in 0.. {
         let name = t(&format!("encoder.down.{i}.block.0.conv2.weight"));
@@ -254,17 +265,7 @@ fn vae_config(header: &Header, arch: Arch) -> Result<Map<String, Value>> {
         )
     }
     let lpb_prefix = t("encoder.down.0.block.");
-    let layers_per_block = header
-        .with_prefix(&lpb_prefix)
-        .filter_map(|(n, _)| {
-            n[lpb_prefix.len()..]
-                .split('.')
-                .next()?
-                .parse::<usize>()
-                .ok()
-        })
-        .max()
-        .map_or(0, |m| m + 1);
+    let layers_per_block = index_count(header, &lpb_prefix)?;
     let in_channels = header.dim(&t("encoder.conv_in.weight"), 1, "VAE in_channels")?;
     let out_channels = header.dim(&t("decoder.conv_out.weight"), 0, "VAE out_channels")?;
     let latent_channels = header.dim(&t("decoder.conv_in.weight"), 1, "VAE latent_channels")?;
@@ -306,11 +307,7 @@ fn clip_config(
     let (token, position, fc1_of, layers) = match layout {
         TextLayout::HfClip => {
             let lp = format!("{prefix}text_model.encoder.layers.");
-            let layers = header
-                .with_prefix(&lp)
-                .filter_map(|(n, _)| n[lp.len()..].split('.').next()?.parse::<usize>().ok())
-                .max()
-                .map_or(0, |m| m + 1);
+            let layers = index_count(header, &lp)?;
             (
                 format!("{prefix}text_model.embeddings.token_embedding.weight"),
                 format!("{prefix}text_model.embeddings.position_embedding.weight"),
@@ -322,7 +319,7 @@ fn clip_config(
             format!("{prefix}token_embedding.weight"),
             format!("{prefix}positional_embedding"),
             format!("{prefix}transformer.resblocks.0.mlp.c_fc.weight"),
-            open_clip_served_layers(header, arch, prefix),
+            open_clip_served_layers(header, arch, prefix)?,
         ),
     };
     let what = format!("{component} config");

@@ -1,10 +1,10 @@
 //! Reading and checking a single-file checkpoint's safetensors header.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::Path;
 
-use candle_core::{bail, DType, Result};
+use candle_core::{DType, Result};
+
+use super::bail;
 
 /// Names and shapes of every tensor in a checkpoint (its safetensors header), sorted by name.
 ///
@@ -94,62 +94,4 @@ impl Header {
             ),
         }
     }
-}
-
-/// Extensions of pickle-based PyTorch checkpoints, which are never opened.
-const PICKLE_EXTENSIONS: &[&str] = &["ckpt", "pt", "pth", "bin", "pkl", "pickle"];
-
-/// Refuses pickle checkpoints by extension, before the file is touched.
-pub(crate) fn refuse_pickle_extension(path: &Path) -> Result<()> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase());
-    if let Some(ext) = ext {
-        if PICKLE_EXTENSIONS.contains(&ext.as_str()) {
-            bail!(
-                "{}: `.{ext}` files are Python pickles, which can run arbitrary code when loaded and are not \
-                 supported; convert the checkpoint to .safetensors first (for example with the \
-                 `safetensors` convert script or by re-saving it with safetensors.torch.save_file)",
-                path.display()
-            )
-        }
-    }
-    Ok(())
-}
-
-/// Checks the first bytes of the file: refuses zip/pickle payloads whatever the extension, and
-/// checks that the declared safetensors header fits in the file.
-pub(crate) fn precheck_file(path: &Path) -> Result<()> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) => bail!("{}: cannot open checkpoint: {e}", path.display()),
-    };
-    let size = match file.metadata() {
-        Ok(m) => m.len(),
-        Err(e) => bail!("{}: cannot read file metadata: {e}", path.display()),
-    };
-    let mut first = [0u8; 8];
-    if size < 8 || file.read_exact(&mut first).is_err() {
-        bail!(
-            "{}: file is truncated or not a safetensors file ({size} bytes, a safetensors file starts with an 8-byte header length)",
-            path.display()
-        )
-    }
-    // PyTorch >= 1.6 checkpoints are zip archives ("PK\x03\x04"), older ones raw pickles (0x80 proto).
-    if first.starts_with(b"PK\x03\x04") || first[0] == 0x80 {
-        bail!(
-            "{}: this is a PyTorch pickle checkpoint (zip/pickle data), not safetensors; pickles are not \
-             supported because they can run arbitrary code: convert it to .safetensors first",
-            path.display()
-        )
-    }
-    let header_len = u64::from_le_bytes(first);
-    if header_len == 0 || header_len > size - 8 {
-        bail!(
-            "{}: corrupt or truncated safetensors file: header length {header_len} does not fit in a file of {size} bytes",
-            path.display()
-        )
-    }
-    Ok(())
 }

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{bail, Result};
+use candle_core::Result;
+
+use super::bail;
 
 use crate::sd::ldm::arch::{
     text_encoder_location, vae_prefix, Arch, Component, TextLayout, UNET_PREFIX,
@@ -50,6 +52,33 @@ fn identity(name: &str, shape: &[usize]) -> Source {
         ldm_shape: shape.to_vec(),
         shape: shape.to_vec(),
     }
+}
+
+/// The largest block or layer index a tensor name may carry (real checkpoints stay below 100);
+/// larger ones are refused with the tensor named, so counts derived from them cannot overflow.
+pub const MAX_INDEX: usize = 10_000;
+
+/// The indices `N` of the names under `prefix` that continue with `N.`, in name order, with an
+/// error naming the first tensor whose index is above [`MAX_INDEX`].
+fn indices(header: &Header, prefix: &str) -> Result<Vec<usize>> {
+    let mut v = Vec::new();
+    for (n, _) in header.with_prefix(prefix) {
+        if let Some((i, _)) = split_index(&n[prefix.len()..]) {
+            if i > MAX_INDEX {
+                bail!("tensor `{n}`: index {i} is out of range (at most {MAX_INDEX})")
+            }
+            v.push(i);
+        }
+    }
+    Ok(v)
+}
+
+/// `max index + 1` over the names under `prefix` (0 when none); see [`indices`].
+pub(crate) fn index_count(header: &Header, prefix: &str) -> Result<usize> {
+    Ok(indices(header, prefix)?
+        .into_iter()
+        .max()
+        .map_or(0, |m| m + 1))
 }
 
 /// Splits `"12.rest"` into `(12, "rest")`.
@@ -110,8 +139,8 @@ pub struct UnetLayout {
 impl UnetLayout {
     /// Reads the layout from the `model.diffusion_model.*` names.
     pub fn from_header(header: &Header) -> Result<Self> {
-        let input_idx = block_indices(header, "input_blocks.");
-        let output_idx = block_indices(header, "output_blocks.");
+        let input_idx = block_indices(header, "input_blocks.")?;
+        let n_out = index_count(header, &format!("{UNET_PREFIX}output_blocks."))?;
         let Some(&max_in) = input_idx.iter().max() else {
             bail!("UNet has no `{UNET_PREFIX}input_blocks.*` tensors")
         };
@@ -124,9 +153,14 @@ impl UnetLayout {
             .copied()
             .find(|i| header.contains(&format!("{UNET_PREFIX}input_blocks.{i}.0.op.weight")));
         let layers_per_block = match first_op {
+            Some(0) => bail!(
+                "tensor `{UNET_PREFIX}input_blocks.0.0.op.weight`: input block 0 is conv_in, \
+                 it cannot be a downsampler"
+            ),
             Some(i) => i - 1,
             None => max_in,
         };
+        // Indices are at most MAX_INDEX (block_indices), so these sums cannot overflow.
         let per = layers_per_block + 1;
         if layers_per_block == 0 || (max_in + 1) % per != 0 {
             bail!(
@@ -135,16 +169,15 @@ impl UnetLayout {
             )
         }
         let n_blocks = (max_in + 1) / per;
-        let n_out = output_idx.iter().max().map_or(0, |m| m + 1);
         if n_out != n_blocks * per {
             bail!(
                 "UNet has {n_out} output blocks, expected {} for {n_blocks} blocks of {layers_per_block} layers",
                 n_blocks * per
             )
         }
-        let mut block_out_channels = Vec::with_capacity(n_blocks);
-        let mut down_attention = Vec::with_capacity(n_blocks);
-        let mut up_attention = Vec::with_capacity(n_blocks);
+        let mut block_out_channels = Vec::new();
+        let mut down_attention = Vec::new();
+        let mut up_attention = Vec::new();
         for b in 0..n_blocks {
             let first = 1 + b * per;
             let name = format!("{UNET_PREFIX}input_blocks.{first}.0.out_layers.3.weight");
@@ -164,13 +197,11 @@ impl UnetLayout {
     }
 
     /// Number of transformer blocks in the attention at `ldm_path` (e.g. `input_blocks.1.1.`).
-    pub fn transformer_depth(header: &Header, ldm_path: &str) -> usize {
-        let prefix = format!("{UNET_PREFIX}{ldm_path}transformer_blocks.");
-        header
-            .with_prefix(&prefix)
-            .filter_map(|(n, _)| split_index(&n[prefix.len()..]).map(|(i, _)| i + 1))
-            .max()
-            .unwrap_or(0)
+    pub fn transformer_depth(header: &Header, ldm_path: &str) -> Result<usize> {
+        index_count(
+            header,
+            &format!("{UNET_PREFIX}{ldm_path}transformer_blocks."),
+        )
     }
 }
 
@@ -178,14 +209,11 @@ fn has_attention(header: &Header, ldm_path: &str) -> bool {
     header.contains(&format!("{UNET_PREFIX}{ldm_path}proj_in.weight"))
 }
 
-fn block_indices(header: &Header, kind: &str) -> Vec<usize> {
-    let prefix = format!("{UNET_PREFIX}{kind}");
-    let mut v: Vec<usize> = header
-        .with_prefix(&prefix)
-        .filter_map(|(n, _)| split_index(&n[prefix.len()..]).map(|(i, _)| i))
-        .collect();
+/// The block indices under `model.diffusion_model.{kind}` (see [`indices`]).
+fn block_indices(header: &Header, kind: &str) -> Result<Vec<usize>> {
+    let mut v = indices(header, &format!("{UNET_PREFIX}{kind}"))?;
     v.dedup();
-    v
+    Ok(v)
 }
 
 /// Diffusers name of one UNet tensor given its LDM name without prefix, or `None` if unknown.
@@ -319,7 +347,7 @@ fn vae_name(key: &str, n_up: usize) -> Option<(String, bool)> {
             ));
         }
         let (k, r) = rest.strip_prefix("up.").and_then(split_index)?;
-        let i = n_up.checked_sub(1 + k)?;
+        let i = n_up.checked_sub(k.checked_add(1)?)?;
         if let Some(conv) = r.strip_prefix("upsample.conv.") {
             return Some((
                 format!("decoder.up_blocks.{i}.upsamplers.0.conv.{conv}"),
@@ -344,34 +372,20 @@ fn vae_name(key: &str, n_up: usize) -> Option<(String, bool)> {
 }
 
 /// Number of up blocks of the LDM VAE decoder (`decoder.up.N`).
-pub(crate) fn vae_up_blocks(header: &Header, prefix: &str) -> usize {
-    let p = format!("{prefix}decoder.up.");
-    header
-        .with_prefix(&p)
-        .filter_map(|(n, _)| split_index(&n[p.len()..]).map(|(i, _)| i + 1))
-        .max()
-        .unwrap_or(0)
+pub(crate) fn vae_up_blocks(header: &Header, prefix: &str) -> Result<usize> {
+    index_count(header, &format!("{prefix}decoder.up."))
 }
 
 /// Number of OpenCLIP resblocks under `prefix`.
-pub(crate) fn open_clip_layers(header: &Header, prefix: &str) -> usize {
-    let p = format!("{prefix}transformer.resblocks.");
-    header
-        .with_prefix(&p)
-        .filter_map(|(n, _)| split_index(&n[p.len()..]).map(|(i, _)| i + 1))
-        .max()
-        .unwrap_or(0)
+pub(crate) fn open_clip_layers(header: &Header, prefix: &str) -> Result<usize> {
+    index_count(header, &format!("{prefix}transformer.resblocks."))
 }
 
 /// Number of OpenCLIP layers served as diffusers layers: like diffusers, SD2's 24th layer
 /// (`resblocks.23`) is dropped because SD2 uses the penultimate layer's output.
-pub(crate) fn open_clip_served_layers(header: &Header, arch: Arch, prefix: &str) -> usize {
-    let n = open_clip_layers(header, prefix);
-    if arch.is_sd2() && n == 24 {
-        23
-    } else {
-        n
-    }
+pub(crate) fn open_clip_served_layers(header: &Header, arch: Arch, prefix: &str) -> Result<usize> {
+    let n = open_clip_layers(header, prefix)?;
+    Ok(if arch.is_sd2() && n == 24 { 23 } else { n })
 }
 
 fn open_clip_map(
@@ -382,7 +396,7 @@ fn open_clip_map(
 ) -> Result<(TensorMap, Vec<String>)> {
     let token = format!("{prefix}token_embedding.weight");
     let hidden = header.dim(&token, 1, "OpenCLIP hidden size")?;
-    let served_layers = open_clip_served_layers(header, arch, prefix);
+    let served_layers = open_clip_served_layers(header, arch, prefix)?;
     let mut map = TensorMap::new();
     let mut unmapped = Vec::new();
     for (name, shape) in header.with_prefix(prefix) {
@@ -445,11 +459,11 @@ fn open_clip_layer(
         _ => None,
     };
     if let Some(kind) = kind {
-        if shape.first() != Some(&(3 * hidden)) {
-            bail!(
-                "tensor `{name}` has shape {shape:?}, expected {} rows (3 x hidden {hidden})",
-                3 * hidden
-            )
+        let Some(rows) = hidden.checked_mul(3) else {
+            bail!("tensor `{name}`: hidden size {hidden} is out of range")
+        };
+        if shape.first() != Some(&rows) {
+            bail!("tensor `{name}` has shape {shape:?}, expected {rows} rows (3 x hidden {hidden})")
         }
         let entries = ["q", "k", "v"]
             .iter()
@@ -549,7 +563,7 @@ pub fn component_map(
 pub fn vae_map(header: &Header, prefix: &str) -> Result<(TensorMap, Vec<String>)> {
     let mut map = TensorMap::new();
     let mut unmapped = Vec::new();
-    let n_up = vae_up_blocks(header, prefix);
+    let n_up = vae_up_blocks(header, prefix)?;
     for (name, shape) in header.with_prefix(prefix) {
         match vae_name(&name[prefix.len()..], n_up) {
             Some((n, true))

@@ -2,8 +2,10 @@
 //! `.safetensors`) as if they were diffusers folders.
 //!
 //! * [`open_single_file`] opens a checkpoint and returns a [`SingleFile`]: pickle files
-//!   (`.ckpt`, `.pt`, `.bin`, ...) are refused before reading, truncated or corrupt files give an
-//!   error naming the file.
+//!   (`.ckpt`, `.pt`, `.bin`, ..., or pickle/zip bytes under any name) are refused, and
+//!   truncated, corrupt or inconsistent files give an error naming the file, through the one
+//!   validator ([`crate::models::safetensors_check`]). Layout inference uses checked
+//!   arithmetic: a crafted header gives an error naming the tensor, never a panic.
 //! * [`detect_arch`] tells the [`Arch`] (sd1, sd1-inpaint, sd2, sd2-inpaint, sdxl, sdxl-inpaint;
 //!   SDXL refiners are refused) from the tensor names and shapes alone ([`Header`]).
 //! * [`component_map`] builds, per [`Component`], a [`TensorMap`] from each diffusers parameter
@@ -33,12 +35,21 @@ mod config;
 mod header;
 mod mapping;
 
+/// candle's `bail!` without the backtrace candle attaches when `RUST_BACKTRACE` is set: these
+/// messages are for users, one line each, whatever the environment.
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return Err(candle_core::Error::Msg(format!($($arg)*)))
+    };
+}
+pub(crate) use bail;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::safetensors::MmapedSafetensors;
-use candle_core::{bail, DType, Device, Result};
+use candle_core::{DType, Device, Result};
 use candle_nn::VarBuilder;
 use serde_json::{Map, Value};
 
@@ -56,33 +67,31 @@ pub struct SingleFile {
     arch: Arch,
     maps: BTreeMap<Component, Arc<TensorMap>>,
     unmapped: Vec<String>,
-    overrides: BTreeMap<Component, Map<String, Value>>,
 }
 
-/// Refuses pickles, checks the file, maps it and reads its tensor names and shapes.
+/// Validates the file (the one safetensors validator: pickles and zips refused, sizes and
+/// offsets checked), maps it and reads its tensor names and shapes.
 fn map_file(path: &Path) -> Result<(MmapedSafetensors, Header)> {
-    header::refuse_pickle_extension(path)?;
-    header::precheck_file(path)?;
-    // SAFETY: the file is mapped read-only; as for every memory-mapped checkpoint, it must not
-    // be modified by another process while it is open.
-    let st = match unsafe { MmapedSafetensors::new(path) } {
-        Ok(st) => st,
-        Err(e) => bail!(
-            "{}: corrupt or truncated safetensors file, cannot read its header: {e}",
-            path.display()
-        ),
+    let (st, _) = match crate::models::safetensors_check::open_mmap(path) {
+        Ok(v) => v,
+        Err(e) => bail!("{e}"),
     };
-    let header = Header::from_entries(st.tensors().into_iter().map(|(name, view)| {
-        let dtype = DType::try_from(view.dtype()).unwrap_or(DType::U8);
-        (name, view.shape().to_vec(), dtype)
-    }));
-    Ok((st, header))
+    let mut entries = Vec::new();
+    for (name, view) in st.tensors() {
+        // The validator only accepts dtypes candle loads.
+        let dtype = match DType::try_from(view.dtype()) {
+            Ok(d) => d,
+            Err(e) => bail!("{}: tensor `{name}`: {e}", path.display()),
+        };
+        entries.push((name, view.shape().to_vec(), dtype));
+    }
+    Ok((st, Header::from_entries(entries)))
 }
 
 /// Opens an LDM single-file `.safetensors` checkpoint.
 ///
 /// Pickle checkpoints are refused by extension before the file is opened, and by their first
-/// bytes otherwise; a truncated or corrupt file gives an error naming the file. The
+/// bytes otherwise; a truncated, corrupt or inconsistent file gives an error naming the file. The
 /// architecture is detected and the name maps of every component present are built.
 pub fn open_single_file(path: impl AsRef<Path>) -> Result<SingleFile> {
     let path = path.as_ref();
@@ -121,7 +130,6 @@ pub fn open_single_file(path: impl AsRef<Path>) -> Result<SingleFile> {
         arch,
         maps,
         unmapped,
-        overrides: BTreeMap::new(),
     })
 }
 
@@ -169,23 +177,12 @@ impl SingleFile {
         }
     }
 
-    /// Adds config overrides for `component` (a JSON object merged over the inferred config;
-    /// also consulted for values the weights cannot tell, e.g. `attention_head_dim`,
-    /// `num_attention_heads`, `sample_size`, `scaling_factor`).
-    pub fn with_config_override(mut self, component: Component, overrides: Value) -> Result<Self> {
-        let Value::Object(m) = overrides else {
-            bail!("config override for {component} must be a JSON object")
-        };
-        self.overrides.entry(component).or_default().extend(m);
-        Ok(self)
-    }
-
     /// The diffusers `config.json` of `component`, inferred from the shapes.
     pub fn config(&self, component: Component) -> Result<Value> {
         self.tensor_map(component)?;
-        let empty = Map::new();
-        let ov = self.overrides.get(&component).unwrap_or(&empty);
-        match infer_config(&self.header, self.arch, component, ov) {
+        // A diffusers folder's configs replace this where the weights cannot tell
+        // (`LoadOptions::config_dir`, `generate --config`).
+        match infer_config(&self.header, self.arch, component, &Map::new()) {
             Ok(v) => Ok(v),
             Err(e) => bail!("{}: {component} config: {e}", self.path.display()),
         }
