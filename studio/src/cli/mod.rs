@@ -15,6 +15,7 @@ mod import;
 mod info;
 mod models;
 mod run;
+mod store;
 mod train;
 
 pub use generate::GenerateArgs;
@@ -85,6 +86,10 @@ pub enum Command {
         /// The dataset folder (must be empty or new).
         #[arg(long)]
         out: PathBuf,
+        /// Refuse to export when any stored output is bad (by default bad ones are left out
+        /// and listed).
+        #[arg(long)]
+        strict: bool,
     },
     /// Cut the product out of a photo (ISNet): writes an RGBA PNG, and optionally the mask.
     RemoveBg {
@@ -133,6 +138,22 @@ pub enum Command {
         /// List the LoRA training runs instead of the recipe runs.
         #[arg(long)]
         trainings: bool,
+        /// Store file (default: the user store).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+    /// Look after the store: `check` verifies every stored output.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Verify every stored output (its PNG and mask decode and match their sha256) and list the
+    /// bad ones; exit code 1 when there are any. Read-only.
+    Check {
         /// Store file (default: the user store).
         #[arg(long)]
         store: Option<PathBuf>,
@@ -208,7 +229,11 @@ fn dispatch(cmd: Command) -> Result<i32> {
             stores,
             format,
             out,
-        } => export::export_cmd(stores, &format, &out),
+            strict,
+        } => export::export_cmd(stores, &format, &out, strict),
+        Command::Store {
+            command: StoreCommand::Check { store },
+        } => store::store_check_cmd(store),
         Command::Models {
             command: ModelsCommand::List { json },
         } => models::models_list_cmd(json),
