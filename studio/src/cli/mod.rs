@@ -179,7 +179,10 @@ pub fn main() -> i32 {
         None => crate::app::run_studio(None)
             .map(|()| 0)
             .map_err(|e| anyhow!("cannot open the studio window: {e}")),
-        Some(cmd) => dispatch(cmd),
+        Some(cmd) => {
+            quiet_closed_pipes();
+            dispatch(cmd)
+        }
     };
     match result {
         Ok(code) => code,
@@ -188,6 +191,19 @@ pub fn main() -> i32 {
             eprintln!("error: {msg}");
             1
         }
+    }
+}
+
+/// A command whose reader goes away (`history --json | head`) ends quietly, as any Unix tool
+/// does: SIGPIPE gets back its default action. Rust ignores it, which turns every later print
+/// to the closed pipe into a panic ("failed printing to stdout"). This covers every command and
+/// every stream (stdout, the progress lines on stderr) at once. Not for the studio window.
+fn quiet_closed_pipes() {
+    #[cfg(unix)]
+    // SAFETY: restores a signal's default disposition at start-up, before the command spawns
+    // any thread; no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
