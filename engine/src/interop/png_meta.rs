@@ -43,9 +43,15 @@ pub const MAX_TEXT_BYTES: usize = 128 * 1024 * 1024;
 /// may total at most [`MAX_TEXT_BYTES`].
 pub fn read_text_chunks(png_bytes: &[u8]) -> Result<Vec<(String, String)>> {
     let decoder = png::Decoder::new(Cursor::new(png_bytes));
-    let mut reader = decoder.read_info().map_err(png_err)?;
+    let limited = |e: png::DecodingError| match e {
+        png::DecodingError::LimitsExceeded => InteropError::Png(
+            "its chunks hold more than the 64 MiB a PNG may store (text chunks included)".into(),
+        ),
+        other => png_err(other),
+    };
+    let mut reader = decoder.read_info().map_err(limited)?;
     // Reads past the image data to the end, so chunks after IDAT are seen too.
-    reader.finish().map_err(png_err)?;
+    reader.finish().map_err(limited)?;
     let info = reader.info();
     let mut budget = TextBudget(MAX_TEXT_BYTES);
     let mut out = Vec::new();
