@@ -11,7 +11,8 @@
 //! redb repairs the file on the next open.
 //!
 //! **Read-only handles.** Commands that only read (`history`, `export`, `store check`) open the
-//! store with [`Store::open_read_only`]: nothing is written, the file stays byte-identical.
+//! store with [`Store::open_read_only`]: nothing is written, the file stays byte-identical
+//! (unless a killed writer left it to repair: the repair comes first).
 //!
 //! **A store is never replaced.** A new store is made under a temporary name and linked into
 //! place, so a store file is never seen empty; an empty (0-byte) or unreadable file at the
@@ -24,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redb::{
-    ConcurrencyMode, Database, ReadOnlyDatabase, ReadOnlyTable, ReadTransaction,
-    ReadableDatabase, ReadableTable, TableDefinition, TableError,
+    ConcurrencyMode, Database, ReadOnlyDatabase, ReadOnlyTable, ReadTransaction, ReadableDatabase,
+    ReadableTable, TableDefinition, TableError,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -375,7 +376,8 @@ impl Store {
         if !check_file(path)? {
             create_new(path)?;
         }
-        let db = retry_open(|| builder().open(path)).map_err(|e| err(format!("cannot open: {e}")))?;
+        let db =
+            retry_open(|| builder().open(path)).map_err(|e| err(format!("cannot open: {e}")))?;
         let store = Store {
             db: Db::Write(db),
             path: path.to_path_buf(),
@@ -384,8 +386,10 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens an existing store only to read it: nothing is written to the file (not even a
-    /// repair), so it stays byte-identical. Other processes may write meanwhile.
+    /// Opens an existing store only to read it: nothing is written to the file, so it stays
+    /// byte-identical, with one exception: a store left unclean by a killed writer (and no
+    /// writer open to repair it) is repaired first by a read-write open, as any open would,
+    /// since a read-only handle cannot read it otherwise. Other processes may write meanwhile.
     pub fn open_read_only(path: &Path) -> Result<Store> {
         if !check_file(path)? {
             return Err(EngineError::Store {
@@ -393,7 +397,15 @@ impl Store {
                 message: "no such store".into(),
             });
         }
-        let db = retry_open(|| builder().open_read_only(path)).map_err(|e| EngineError::Store {
+        let open = || retry_open(|| builder().open_read_only(path));
+        let db = match open() {
+            Err(redb::DatabaseError::RepairAborted) => {
+                drop(Store::open(path)?);
+                open()
+            }
+            other => other,
+        }
+        .map_err(|e| EngineError::Store {
             path: path.to_path_buf(),
             message: format!("cannot open: {e}"),
         })?;
@@ -473,7 +485,8 @@ impl Store {
                     Some(v) if v > *version => return Err(self.newer(table, v, *version)),
                     Some(_) => {}
                     None => {
-                        meta.insert(key.as_str(), version).map_err(|e| self.err(e))?;
+                        meta.insert(key.as_str(), version)
+                            .map_err(|e| self.err(e))?;
                     }
                 }
             }

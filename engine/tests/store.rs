@@ -196,14 +196,20 @@ fn an_empty_file_is_refused_never_made_into_a_store() {
         Store::open_read_only(&path).err().expect("refused"),
     ] {
         let msg = err.to_string();
-        assert!(msg.contains("store.redb") && msg.contains("empty file"), "{msg}");
+        assert!(
+            msg.contains("store.redb") && msg.contains("empty file"),
+            "{msg}"
+        );
     }
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
     // A folder is not a store either.
     let folder = dir.path().join("folder.redb");
     std::fs::create_dir(&folder).unwrap();
     let err = Store::open(&folder).err().expect("refused").to_string();
-    assert!(err.contains("folder.redb") && err.contains("not a file"), "{err}");
+    assert!(
+        err.contains("folder.redb") && err.contains("not a file"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -245,6 +251,9 @@ fn a_read_only_handle_reads_everything_and_changes_nothing() {
         let w = Store::open(&path).unwrap();
         w.save_graph("other", "{}").unwrap();
         assert_eq!(s.graph_versions().unwrap().len(), 2);
+        // And a reader opened while the writer holds the store.
+        let r = Store::open_read_only(&path).unwrap();
+        assert_eq!(r.graph_versions().unwrap().len(), 2);
     }
     let after_write = std::fs::read(&path).unwrap();
     assert_ne!(before, after_write);
@@ -298,7 +307,10 @@ fn store_check_finds_outputs_whose_bytes_do_not_match() {
         .collect();
     assert_eq!(bad.len(), 3, "{bad:?}");
     assert!(bad[0].0 == 2 && bad[0].1.contains("sha256"), "{bad:?}");
-    assert!(bad[1].0 == 3 && bad[1].1.contains("does not decode"), "{bad:?}");
+    assert!(
+        bad[1].0 == 3 && bad[1].1.contains("does not decode"),
+        "{bad:?}"
+    );
     assert!(bad[2].0 == 4 && bad[2].1.starts_with("mask:"), "{bad:?}");
     // Export leaves them out, or refuses when strict.
     drop(s);
