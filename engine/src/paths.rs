@@ -185,16 +185,33 @@ impl Drop for Scratch {
 
 /// Gives temporary files their final names, all or none, never replacing anything: each
 /// `(temporary, final)` pair is hard-linked (which fails when the final name is taken, even by
-/// a dangling symbolic link) and the temporary name removed. Returns `Ok(false)`, having undone
-/// the links it made, when some final name is taken.
+/// a dangling symbolic link) and the temporary name removed. Where the file system has no hard
+/// links, the file is renamed without replacing (Linux `renameat2(RENAME_NOREPLACE)`). Returns
+/// `Ok(false)`, having undone what it did, when some final name is taken.
 pub fn publish_new(files: &[(&Path, &Path)]) -> io::Result<bool> {
-    let mut made: Vec<&Path> = Vec::new();
+    // (temporary, final, moved rather than linked)
+    let mut made: Vec<(&Path, &Path, bool)> = Vec::new();
     for (tmp, dest) in files {
-        match std::fs::hard_link(tmp, dest) {
-            Ok(()) => made.push(dest),
+        let done = match std::fs::hard_link(tmp, dest) {
+            Ok(()) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+            Err(e) => rename_no_replace(tmp, dest).map(|()| true).map_err(|r| {
+                if r.kind() == io::ErrorKind::AlreadyExists {
+                    r
+                } else {
+                    e
+                }
+            }),
+        };
+        match done {
+            Ok(moved) => made.push((tmp, dest, moved)),
             Err(e) => {
-                for m in &made {
-                    let _ = std::fs::remove_file(m);
+                for (t, d, moved) in &made {
+                    let _ = if *moved {
+                        std::fs::rename(d, t)
+                    } else {
+                        std::fs::remove_file(d)
+                    };
                 }
                 return if e.kind() == io::ErrorKind::AlreadyExists {
                     Ok(false)
@@ -207,10 +224,43 @@ pub fn publish_new(files: &[(&Path, &Path)]) -> io::Result<bool> {
             }
         }
     }
-    for (tmp, _) in files {
-        let _ = std::fs::remove_file(tmp);
+    for (tmp, _, moved) in made {
+        if !moved {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
     Ok(true)
+}
+
+/// Renames `from` to `to` unless `to` exists (then fails with `AlreadyExists`).
+#[cfg(target_os = "linux")]
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::other(format!("{} holds a NUL byte", p.display())))
+    };
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: two valid NUL-terminated paths, resolved against the working directory.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn rename_no_replace(_from: &Path, _to: &Path) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
 // ---- Reading input files ----
@@ -254,4 +304,100 @@ pub fn read_regular_file(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
         return Err(too_big());
     }
     Ok(bytes)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_dirs_refuse_links_and_files_and_create_the_rest() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("out");
+        let made = real_dirs(&root, Path::new("a/b")).unwrap();
+        assert!(made.is_dir() && made == root.join("a/b"));
+        std::os::unix::fs::symlink(t.path(), root.join("link")).unwrap();
+        let err = real_dirs(&root, Path::new("link/x"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("link") && err.contains("symbolic link"),
+            "{err}"
+        );
+        assert!(!t.path().join("x").exists());
+        std::fs::write(root.join("file"), b"").unwrap();
+        let err = real_dirs(&root, Path::new("file/x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a folder"), "{err}");
+        assert!(real_dirs(&root, Path::new("../x")).is_err());
+    }
+
+    #[test]
+    fn new_files_never_follow_or_replace() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(write_new_file(&link, b"evil").is_err());
+        assert!(write_new_file(&victim, b"evil").is_err());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn publishing_claims_both_names_or_neither() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out");
+        let mut scratch = Scratch::new(&out, "1").unwrap();
+        let (img, mask) = (
+            scratch.write(b"img").unwrap(),
+            scratch.write(b"mask").unwrap(),
+        );
+        // The mask name is taken: nothing is published, the image name stays free.
+        std::fs::write(out.join("a_mask.png"), b"theirs").unwrap();
+        let pair = |stem: &str| {
+            (
+                out.join(format!("{stem}.png")),
+                out.join(format!("{stem}_mask.png")),
+            )
+        };
+        let (a, am) = pair("a");
+        assert!(!publish_new(&[(&img, &a), (&mask, &am)]).unwrap());
+        assert!(!a.exists());
+        assert_eq!(std::fs::read(&am).unwrap(), b"theirs");
+        let (b, bm) = pair("b");
+        assert!(publish_new(&[(&img, &b), (&mask, &bm)]).unwrap());
+        assert_eq!(std::fs::read(&b).unwrap(), b"img");
+        assert_eq!(std::fs::read(&bm).unwrap(), b"mask");
+        assert!(!img.exists() && !mask.exists());
+        drop(scratch);
+        assert!(!out.join(SCRATCH_DIR).exists());
+        // Folders are claimed the same way.
+        assert_eq!(claim_new_dir(&out, Path::new("d")).unwrap(), out.join("d"));
+        assert_eq!(
+            claim_new_dir(&out, Path::new("d")).unwrap(),
+            out.join("d-1")
+        );
+    }
+
+    #[test]
+    fn only_regular_files_under_the_cap_are_read() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f.png");
+        std::fs::write(&f, vec![1u8; 100]).unwrap();
+        assert_eq!(read_regular_file(&f, 100).unwrap().len(), 100);
+        let err = read_regular_file(&f, 99).unwrap_err().to_string();
+        assert!(err.contains("limit"), "{err}");
+        for p in [t.path(), Path::new("/dev/zero")] {
+            let err = read_regular_file(p, 1 << 20).unwrap_err().to_string();
+            assert!(err.contains("not a regular file"), "{err}");
+        }
+        let fifo = t.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let err = read_regular_file(&fifo, 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
 }
