@@ -77,7 +77,9 @@ fn check_data_fits(bytes: &[u8], format: image::ImageFormat, w: u32, h: u32) -> 
         }
     }
     if format == image::ImageFormat::Jpeg && !jpeg_has_end(bytes) {
-        return Err("the JPEG data is truncated (no end-of-image marker after the image data)".into());
+        return Err(
+            "the JPEG data is truncated (no end-of-image marker after the image data)".into(),
+        );
     }
     Ok(())
 }
@@ -236,7 +238,10 @@ mod tests {
         let bytes = jpeg(256, 256, |x, y| [(x ^ y) as u8, x as u8, y as u8]);
         let cut = &bytes[..bytes.len() * 3 / 4];
         let err = decode_image(cut, "cut.jpg").err().expect("refused");
-        assert!(err.contains("cut.jpg") && err.contains("truncated"), "{err}");
+        assert!(
+            err.contains("cut.jpg") && err.contains("truncated"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -234,7 +234,10 @@ fn compressed_text_is_inflated_only_up_to_the_cap() {
     let half = "h".repeat(MAX_TEXT_BYTES / 2 + 1);
     let file = png_with(&[], &[("a", &half), ("b", &half)], &[]);
     let err = read_text_chunks(&file).err().expect("refused").to_string();
-    assert!(err.contains("\"b\"") && err.contains("MiB of text"), "{err}");
+    assert!(
+        err.contains("\"b\"") && err.contains("MiB of text"),
+        "{err}"
+    );
     // Stored text counts against the decoder's limit before anything is inflated.
     let stored = "s".repeat(65 << 20);
     let err = read_text_chunks(&png_with(&[], &[], &[("s", &stored)]))

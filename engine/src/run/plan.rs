@@ -86,7 +86,10 @@ struct Grid {
 impl Grid {
     /// Item `k` of the whole batch (module docs of [`crate::run`]: `k = (v · F + f) · S + s`).
     fn item(&self, k: u64) -> WorkItem {
-        let (v, rest) = (k / (self.f_count * self.s_count), k % (self.f_count * self.s_count));
+        let (v, rest) = (
+            k / (self.f_count * self.s_count),
+            k % (self.f_count * self.s_count),
+        );
         let (mut f, mut s) = (rest / self.s_count, rest % self.s_count);
         // Mixed-radix decode, last axis varying fastest.
         let mut folder_idx = vec![0usize; self.folders.len()];
@@ -248,8 +251,11 @@ pub fn plan(spec: &PlanSpec) -> Result<(Plan, u64)> {
             )));
         }
     }
-    let too_many =
-        || EngineError::Plan(format!("the batch has more than {MAX_WORK_ITEMS} work items"));
+    let too_many = || {
+        EngineError::Plan(format!(
+            "the batch has more than {MAX_WORK_ITEMS} work items"
+        ))
+    };
     let product = |mut lens: Box<dyn Iterator<Item = usize> + '_>| {
         lens.try_fold(1u64, |acc, n| acc.checked_mul(n as u64))
             .filter(|t| *t <= MAX_WORK_ITEMS)
@@ -326,7 +332,10 @@ mod tests {
         assert_eq!(total, MAX_WORK_ITEMS);
         assert_eq!(p.len() as u64, MAX_WORK_ITEMS);
         let last = p.get(p.len() - 1).unwrap();
-        assert_eq!((last.index, last.seed), (MAX_WORK_ITEMS - 1, 5 + MAX_WORK_ITEMS - 1));
+        assert_eq!(
+            (last.index, last.seed),
+            (MAX_WORK_ITEMS - 1, 5 + MAX_WORK_ITEMS - 1)
+        );
         assert!(p.get(p.len()).is_none());
         let over = PlanSpec {
             count: MAX_WORK_ITEMS + 1,

@@ -4,7 +4,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
 
-pub(crate) fn export_cmd(stores: Vec<PathBuf>, format: &str, out: &Path, strict: bool) -> Result<i32> {
+pub(crate) fn export_cmd(
+    stores: Vec<PathBuf>,
+    format: &str,
+    out: &Path,
+    strict: bool,
+) -> Result<i32> {
     let fmt = engine::dataset::Format::from_name(format).ok_or_else(|| {
         let names: Vec<&str> = engine::dataset::Format::ALL
             .iter()
