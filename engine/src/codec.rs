@@ -226,7 +226,7 @@ mod tests {
             .expect("baseline frame header");
         // 8192×8192 (a lenient decoder fills the missing data with noise).
         bytes[sof + 5..sof + 9].copy_from_slice(&[0x20, 0x00, 0x20, 0x00]);
-        let err = decode_image(&bytes, "huge.jpg").err().expect("refused");
+        let err = decode_image(&bytes, "huge.jpg").expect_err("refused");
         assert!(
             err.contains("huge.jpg") && err.contains("8192×8192") && err.contains("corrupt"),
             "{err}"
@@ -237,7 +237,7 @@ mod tests {
     fn a_truncated_jpeg_is_refused() {
         let bytes = jpeg(256, 256, |x, y| [(x ^ y) as u8, x as u8, y as u8]);
         let cut = &bytes[..bytes.len() * 3 / 4];
-        let err = decode_image(cut, "cut.jpg").err().expect("refused");
+        let err = decode_image(cut, "cut.jpg").expect_err("refused");
         assert!(
             err.contains("cut.jpg") && err.contains("truncated"),
             "{err}"

@@ -228,12 +228,12 @@ fn compressed_text_is_inflated_only_up_to_the_cap() {
     let bomb = " ".repeat(MAX_TEXT_BYTES + (1 << 20));
     let file = png_with(&[], &[("parameters", &bomb)], &[]);
     assert!(file.len() < bomb.len() / 50);
-    let err = read_text_chunks(&file).err().expect("refused").to_string();
+    let err = read_text_chunks(&file).expect_err("refused").to_string();
     assert!(err.contains("zTXt") && err.contains("MiB of text"), "{err}");
     // Chunks under the cap one by one but over it together.
     let half = "h".repeat(MAX_TEXT_BYTES / 2 + 1);
     let file = png_with(&[], &[("a", &half), ("b", &half)], &[]);
-    let err = read_text_chunks(&file).err().expect("refused").to_string();
+    let err = read_text_chunks(&file).expect_err("refused").to_string();
     assert!(
         err.contains("\"b\"") && err.contains("MiB of text"),
         "{err}"
@@ -241,8 +241,7 @@ fn compressed_text_is_inflated_only_up_to_the_cap() {
     // Stored text counts against the decoder's limit before anything is inflated.
     let stored = "s".repeat(65 << 20);
     let err = read_text_chunks(&png_with(&[], &[], &[("s", &stored)]))
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(err.contains("64 MiB"), "{err}");
 }

@@ -245,7 +245,7 @@ fn a_read_only_handle_reads_everything_and_changes_nothing() {
         assert_eq!(s.output_mask_png(1).unwrap().unwrap(), b"mask-0");
         assert_eq!(s.graph_versions().unwrap().len(), 1);
         assert!(s.trainings().unwrap().is_empty());
-        let err = s.save_graph("plate", "{}").err().expect("refused");
+        let err = s.save_graph("plate", "{}").expect_err("refused");
         assert!(err.to_string().contains("read-only"), "{err}");
         // A writer in another handle meanwhile: the reader sees its commits.
         let w = Store::open(&path).unwrap();
@@ -314,15 +314,15 @@ fn store_check_finds_outputs_whose_bytes_do_not_match() {
     assert!(bad[2].0 == 4 && bad[2].1.starts_with("mask:"), "{bad:?}");
     // Export leaves them out, or refuses when strict.
     drop(s);
-    let (items, skipped) = engine::export::items_from_stores(&[path.clone()], false).unwrap();
+    let (items, skipped) =
+        engine::export::items_from_stores(std::slice::from_ref(&path), false).unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(
         skipped.iter().map(|b| b.id).collect::<Vec<_>>(),
         vec![2, 3, 4]
     );
     let err = engine::export::items_from_stores(&[path], true)
-        .err()
-        .expect("strict refuses")
+        .expect_err("strict refuses")
         .to_string();
     assert!(err.contains("3 bad") && err.contains("output 2"), "{err}");
 }
