@@ -6,7 +6,13 @@
 //! variation (`0..count`, seed = base seed + v), `f` indexes the folder combinations (folder
 //! inputs in node-id order, the first varying slowest, files sorted by name) and `s` the sweep
 //! cells (`--sweep` arguments in the order given, the first varying slowest). With `--shard I/N`
-//! a process runs exactly the items with `k mod N == I`.
+//! a process runs exactly the items with `k mod N == I`. Items are computed from `k` when the
+//! batch reaches them ([`Plan`]), never listed.
+//!
+//! **Output files** are written as new files in the run's temporary folder inside the output
+//! folder and linked to their final names without replacing anything ([`crate::paths`]): no
+//! symbolic link planted in the output folder is followed, and concurrent runs writing the same
+//! names take the next free ones (`name-1.png`, …), image and mask together.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
