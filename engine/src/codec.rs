@@ -1,4 +1,6 @@
-//! Decoding and encoding image files, with limits so that a hostile file cannot exhaust memory.
+//! Decoding and encoding image files, with limits so that a hostile file cannot exhaust memory:
+//! [`MAX_SIDE`] and [`MAX_PIXELS`] before anything is allocated, and an image may not declare
+//! more pixels than its bytes can encode ([`max_pixels_per_byte`]), nor stop early.
 
 use std::io::Cursor;
 
@@ -43,12 +45,66 @@ fn reader<'a>(bytes: &'a [u8], name: &str) -> Result<image::ImageReader<Cursor<&
     Ok(reader)
 }
 
-/// Decodes an image file after checking its size against the limits (before allocating).
+/// The most pixels an image file of each format may declare per byte of the file. Beyond it the
+/// file cannot hold the image it claims (it is truncated or corrupt, and a lenient decoder would
+/// fill the rest with noise). Each figure is at least twice what the best compression of that
+/// format reaches on a uniform image: deflate's 1032:1 on 1-bit rows (PNG, TIFF: about 8,300
+/// px/byte), one bit per 8×8 block in a progressive JPEG's DC scan (about 512 px/byte), a
+/// 255-pixel run per 2 bytes in BMP's RLE (128 px/byte). WebP has no such bound (a lossless
+/// WebP of one colour takes the same bytes at any size): it is checked by its decoder only.
+pub fn max_pixels_per_byte(format: image::ImageFormat) -> Option<u64> {
+    use image::ImageFormat as F;
+    match format {
+        F::Png | F::Tiff => Some(16_384),
+        F::Jpeg => Some(2_048),
+        F::Bmp => Some(256),
+        _ => None,
+    }
+}
+
+/// Refuses a file that declares more pixels than its bytes can encode
+/// ([`max_pixels_per_byte`]), and a JPEG whose data stops before its end marker.
+fn check_data_fits(bytes: &[u8], format: image::ImageFormat, w: u32, h: u32) -> Result<(), String> {
+    let pixels = u64::from(w) * u64::from(h);
+    if let Some(ratio) = max_pixels_per_byte(format) {
+        let most = (bytes.len() as u64).saturating_mul(ratio);
+        if pixels > most {
+            return Err(format!(
+                "declares {w}×{h} pixels, more than its {} bytes can hold as {format:?} (at most \
+                 {ratio} pixels a byte): the file is truncated or corrupt",
+                bytes.len()
+            ));
+        }
+    }
+    if format == image::ImageFormat::Jpeg && !jpeg_has_end(bytes) {
+        return Err(
+            "the JPEG data is truncated (no end-of-image marker after the image data)".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Whether a JPEG has its end-of-image marker (FF D9) after its first scan. Inside scan data an
+/// FF byte is always followed by 00 or a restart marker, so FF D9 there is the real end.
+fn jpeg_has_end(bytes: &[u8]) -> bool {
+    let Some(sos) = bytes.windows(2).position(|w| w == [0xFF, 0xDA]) else {
+        return false;
+    };
+    bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+/// Decodes an image file after checking its size against the limits (before allocating) and
+/// against what its bytes can encode.
 fn decode_checked(bytes: &[u8], name: &str) -> Result<image::DynamicImage, String> {
-    let (w, h) = reader(bytes, name)?
+    let r = reader(bytes, name)?;
+    let format = r.format();
+    let (w, h) = r
         .into_dimensions()
         .map_err(|e| format!("{name}: cannot decode: {e}"))?;
     check_size(w, h).map_err(|e| format!("{name}: {e}"))?;
+    if let Some(format) = format {
+        check_data_fits(bytes, format, w, h).map_err(|e| format!("{name}: {e}"))?;
+    }
     reader(bytes, name)?
         .decode()
         .map_err(|e| format!("{name}: cannot decode: {e}"))
@@ -146,4 +202,67 @@ pub fn encode_rgba8_png(width: u32, height: u32, rgba: &[u8]) -> Result<Vec<u8>,
 /// Encodes 8-bit grey pixels as a PNG.
 pub fn encode_gray8_png(width: u32, height: u32, grey: &[u8]) -> Result<Vec<u8>, String> {
     encode_png(width, height, png::ColorType::Grayscale, grey, &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::RgbImage::from_fn(w, h, |x, y| image::Rgb(f(x, y)))
+            .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_jpeg_claiming_more_pixels_than_its_bytes_hold_is_refused() {
+        let mut bytes = jpeg(64, 64, |x, y| [x as u8 * 3, y as u8 * 3, 90]);
+        assert!(decode_image(&bytes, "ok.jpg").is_ok());
+        let sof = bytes
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("baseline frame header");
+        // 8192×8192 (a lenient decoder fills the missing data with noise).
+        bytes[sof + 5..sof + 9].copy_from_slice(&[0x20, 0x00, 0x20, 0x00]);
+        let err = decode_image(&bytes, "huge.jpg").expect_err("refused");
+        assert!(
+            err.contains("huge.jpg") && err.contains("8192×8192") && err.contains("corrupt"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_truncated_jpeg_is_refused() {
+        let bytes = jpeg(256, 256, |x, y| [(x ^ y) as u8, x as u8, y as u8]);
+        let cut = &bytes[..bytes.len() * 3 / 4];
+        let err = decode_image(cut, "cut.jpg").expect_err("refused");
+        assert!(
+            err.contains("cut.jpg") && err.contains("truncated"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn large_uniform_images_still_decode() {
+        // The best compression each encoder reaches stays under the ratio.
+        let flat = jpeg(2048, 2048, |_, _| [40, 40, 40]);
+        let (w, h, _, _) = decode_rgb8(&flat, "flat.jpg").unwrap();
+        assert_eq!((w, h), (2048, 2048));
+        let mut png = Vec::new();
+        image::GrayImage::new(4096, 4096)
+            .write_with_encoder(image::codecs::png::PngEncoder::new_with_quality(
+                &mut png,
+                image::codecs::png::CompressionType::Best,
+                image::codecs::png::FilterType::NoFilter,
+            ))
+            .unwrap();
+        assert!(
+            (4096 * 4096) as u64 > png.len() as u64 * 1000,
+            "the test PNG should compress about 1000:1"
+        );
+        let (w, h, _, _) = decode_rgb8(&png, "flat.png").unwrap();
+        assert_eq!((w, h), (4096, 4096));
+    }
 }

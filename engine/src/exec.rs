@@ -650,7 +650,7 @@ fn read_input_files(
                     path.display()
                 ));
             }
-            let bytes = std::fs::read(&path).map_err(|e| {
+            let bytes = crate::paths::read_input_file(&path).map_err(|e| {
                 format!(
                     "parameter \"{}\": cannot read {}: {e}",
                     p.name,

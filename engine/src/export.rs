@@ -1,40 +1,143 @@
 //! Exporting stored outputs as datasets: reads one or several stores (shards of one batch, or
 //! separate runs) and hands their images, masks, labels and provenance to [`crate::dataset`].
+//! Also checking a store's outputs ([`check_store`]): `store check` reports the bad ones, and
+//! an export skips them (or, strict, refuses).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::dataset::{self, ExportItem, ExportReport, Format};
 use crate::error::{EngineError, Result};
 use crate::hashing::sha256_hex;
-use crate::store::{format_utc, Store};
+use crate::store::{format_utc, OutputRecord, Store};
 
-/// Every output of every store as an export item, with its provenance: the store, run,
-/// graph name and sha256, node, seed, item, parameter overrides, label and model references.
-/// Names are `s<store>-r<run>-o<output>`, unique across the merged stores.
-pub fn items_from_stores(paths: &[PathBuf]) -> Result<Vec<ExportItem>> {
-    let mut items = Vec::new();
-    for (si, path) in paths.iter().enumerate() {
-        if !path.exists() {
-            return Err(EngineError::Store {
-                path: path.clone(),
-                message: "no such store".into(),
+/// A stored output that fails its check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BadOutput {
+    pub store: PathBuf,
+    /// The output's id in its store.
+    pub id: u64,
+    /// What is wrong, in words.
+    pub problem: String,
+}
+
+/// What [`check_store`] found.
+#[derive(Clone, Debug, Default)]
+pub struct CheckReport {
+    /// Outputs checked.
+    pub checked: usize,
+    pub bad: Vec<BadOutput>,
+}
+
+/// Checks stored PNG bytes against the recorded sha256 and size: `None` when they are sound.
+fn check_png(bytes: Option<&[u8]>, sha256: &str, size: Option<(u32, u32)>) -> Option<String> {
+    let Some(bytes) = bytes else {
+        return Some("no PNG bytes stored".into());
+    };
+    let found = sha256_hex(bytes);
+    if found != sha256 {
+        return Some(format!(
+            "the stored bytes have sha256 {found}, the record says {sha256}"
+        ));
+    }
+    match ::image::load_from_memory_with_format(bytes, ::image::ImageFormat::Png) {
+        Err(e) => Some(format!("the stored PNG does not decode: {e}")),
+        Ok(img) => match size {
+            Some((w, h)) if (img.width(), img.height()) != (w, h) => Some(format!(
+                "the stored PNG is {}×{}, the record says {w}×{h}",
+                img.width(),
+                img.height()
+            )),
+            _ => None,
+        },
+    }
+}
+
+/// Checks one stored output: its image (and mask, when it has one) is stored, matches the
+/// recorded sha256 and decodes, at the recorded size. Returns what is wrong, if anything.
+pub fn check_output(store: &Store, id: u64, rec: &OutputRecord) -> Result<Option<String>> {
+    let png = store.output_png(id)?;
+    if let Some(p) = check_png(png.as_deref(), &rec.sha256, Some((rec.width, rec.height))) {
+        return Ok(Some(format!("image: {p}")));
+    }
+    if let Some(sha) = &rec.mask_sha256 {
+        let mask = store.output_mask_png(id)?;
+        if let Some(p) = check_png(mask.as_deref(), sha, Some((rec.width, rec.height))) {
+            return Ok(Some(format!("mask: {p}")));
+        }
+    }
+    Ok(None)
+}
+
+/// Checks every output of a store ([`check_output`]).
+pub fn check_store(store: &Store) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+    for (id, rec) in store.outputs(None)? {
+        report.checked += 1;
+        if let Some(problem) = check_output(store, id, &rec)? {
+            report.bad.push(BadOutput {
+                store: store.path().to_path_buf(),
+                id,
+                problem,
             });
         }
-        let store = Store::open(path)?;
-        let ids: Vec<u64> = store.outputs(None)?.into_iter().map(|(id, _)| id).collect();
+    }
+    Ok(report)
+}
+
+/// The sound outputs of every store as export items (see [`items_from_store`]), and the bad
+/// ones left out ([`check_store`]); `strict` refuses instead when any is bad. Names are
+/// `s<store>-r<run>-o<output>`, unique across the merged stores. The stores are opened
+/// read-only.
+pub fn items_from_stores(
+    paths: &[PathBuf],
+    strict: bool,
+) -> Result<(Vec<ExportItem>, Vec<BadOutput>)> {
+    let mut items = Vec::new();
+    let mut skipped = Vec::new();
+    for (si, path) in paths.iter().enumerate() {
+        let store = Store::open_read_only(path)?;
+        let report = check_store(&store)?;
+        let ids: Vec<u64> = store
+            .outputs(None)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| !report.bad.iter().any(|b| b.id == *id))
+            .collect();
+        skipped.extend(report.bad);
         items.extend(items_from_store(&store, si, &ids)?);
     }
-    Ok(items)
+    if strict && !skipped.is_empty() {
+        return Err(EngineError::Plan(format!(
+            "refusing to export (--strict): {} bad stored output(s): {}",
+            skipped.len(),
+            describe_bad(&skipped)
+        )));
+    }
+    Ok((items, skipped))
+}
+
+/// `store S output N: problem; …` (the first ten, then a count).
+pub fn describe_bad(bad: &[BadOutput]) -> String {
+    let mut parts: Vec<String> = bad
+        .iter()
+        .take(10)
+        .map(|b| format!("store {} output {}: {}", b.store.display(), b.id, b.problem))
+        .collect();
+    if bad.len() > 10 {
+        parts.push(format!("and {} more", bad.len() - 10));
+    }
+    parts.join("; ")
 }
 
 /// The given outputs of one store as export items (`si` numbers the store in the names).
 pub fn items_from_store(store: &Store, si: usize, ids: &[u64]) -> Result<Vec<ExportItem>> {
     let path = store.path().to_path_buf();
     let runs = store.runs()?;
-    let outputs = store.outputs(None)?;
+    let outputs: BTreeMap<u64, OutputRecord> = store.outputs(None)?.into_iter().collect();
     let mut items = Vec::new();
     for id in ids {
-        let Some((oid, rec)) = outputs.iter().find(|(o, _)| o == id) else {
+        let Some((oid, rec)) = outputs.get_key_value(id) else {
             return Err(EngineError::Store {
                 path: path.clone(),
                 message: format!("no output {id}"),
@@ -100,13 +203,29 @@ pub fn items_from_store(store: &Store, si: usize, ids: &[u64]) -> Result<Vec<Exp
     Ok(items)
 }
 
-/// Exports the outputs of `stores` in `format` into `out` (which must be empty or new).
-pub fn export_stores(stores: &[PathBuf], format: Format, out: &Path) -> Result<ExportReport> {
-    let items = items_from_stores(stores)?;
+/// Exports the sound outputs of `stores` in `format` into `out` (which must be empty or new).
+/// Returns the report and the bad outputs left out; `strict` refuses when any is bad.
+pub fn export_stores(
+    stores: &[PathBuf],
+    format: Format,
+    out: &Path,
+    strict: bool,
+) -> Result<(ExportReport, Vec<BadOutput>)> {
+    let (items, skipped) = items_from_stores(stores, strict)?;
     if items.is_empty() {
-        return Err(EngineError::Plan(
-            "the store(s) hold no outputs to export".into(),
-        ));
+        let why = if skipped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} bad output(s) left out: {})",
+                skipped.len(),
+                describe_bad(&skipped)
+            )
+        };
+        return Err(EngineError::Plan(format!(
+            "the store(s) hold no outputs to export{why}"
+        )));
     }
-    dataset::export(&items, format, out).map_err(EngineError::Plan)
+    let report = dataset::export(&items, format, out).map_err(EngineError::Plan)?;
+    Ok((report, skipped))
 }

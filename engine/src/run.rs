@@ -6,7 +6,13 @@
 //! variation (`0..count`, seed = base seed + v), `f` indexes the folder combinations (folder
 //! inputs in node-id order, the first varying slowest, files sorted by name) and `s` the sweep
 //! cells (`--sweep` arguments in the order given, the first varying slowest). With `--shard I/N`
-//! a process runs exactly the items with `k mod N == I`.
+//! a process runs exactly the items with `k mod N == I`. Items are computed from `k` when the
+//! batch reaches them ([`Plan`]), never listed.
+//!
+//! **Output files** are written as new files in the run's temporary folder inside the output
+//! folder and linked to their final names without replacing anything ([`crate::paths`]): no
+//! symbolic link planted in the output folder is followed, and concurrent runs writing the same
+//! names take the next free ones (`name-1.png`, …), image and mask together.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -20,184 +26,16 @@ use crate::error::{EngineError, Result};
 use crate::exec::{resolve_path, CancelToken, Event, Executor, OutputSink, RunRequest, Saved};
 use crate::hashing::sha256_hex;
 use crate::image::{Image, Mask};
+use crate::paths::{self, Scratch};
 use crate::sd::train::job::{run_job, TrainEvent, TrainJob, TrainOutcome};
 use crate::store::{now_ms, NodeTiming, OutputRecord, RunRecord, RunStatus, Store};
 
-/// One parameter set to a value for a work item.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Override {
-    pub node: String,
-    pub param: String,
-    pub value: ParamValue,
-}
+mod plan;
+pub use plan::{apply_override, plan, Override, Plan, PlanSpec, Sweep, WorkItem, MAX_WORK_ITEMS};
 
-/// A parameter swept over several values.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Sweep {
-    pub node: String,
-    pub param: String,
-    pub values: Vec<ParamValue>,
-}
-
-/// One execution of the graph within a batch.
-#[derive(Clone, Debug, PartialEq)]
-pub struct WorkItem {
-    /// `k` in the module docs: the item's index over the whole (unsharded) batch.
-    pub index: u64,
-    pub seed: u64,
-    pub overrides: Vec<Override>,
-}
-
-/// What to plan: the graph, its folder, and the CLI's `--count/--seed/--sweep/--shard`.
-pub struct PlanSpec<'a> {
-    pub doc: &'a GraphDoc,
-    pub base_dir: &'a Path,
-    pub count: u64,
-    pub seed: u64,
-    pub sweeps: &'a [Sweep],
-    /// `(I, N)`: run items with `k mod N == I`.
-    pub shard: Option<(u32, u32)>,
-}
-
-/// Image files in a folder input, sorted by name.
-fn folder_files(dir: &Path, extensions: &[&str]) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| extensions.iter().any(|x| x.eq_ignore_ascii_case(e)))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// Expands a batch into its work items (see the module docs for the order). Returns the items
-/// of this shard and the total count over all shards.
-pub fn plan(spec: &PlanSpec) -> Result<(Vec<WorkItem>, u64)> {
-    let catalogue = nodes::Catalogue::builtin();
-    if spec.count == 0 {
-        return Err(EngineError::Plan("--count must be at least 1".into()));
-    }
-    if let Some((i, n)) = spec.shard {
-        if n == 0 || i >= n {
-            return Err(EngineError::Plan(format!(
-                "--shard {i}/{n}: need 0 <= I < N"
-            )));
-        }
-    }
-    // Folder inputs, in node-id order.
-    let mut folders: Vec<(String, String, Vec<PathBuf>)> = Vec::new();
-    for (id, node) in &spec.doc.nodes {
-        let Some(kind) = catalogue.get(&node.kind) else {
-            continue;
-        };
-        for p in kind.params {
-            let ParamKind::InputFile { extensions } = p.kind else {
-                continue;
-            };
-            let Some(value) = node.params.get(p.name).and_then(|v| v.as_str()) else {
-                continue;
-            };
-            if value.is_empty() || value.starts_with("asset:") {
-                continue;
-            }
-            let path = resolve_path(spec.base_dir, value);
-            if path.is_dir() {
-                let files =
-                    folder_files(&path, extensions).map_err(|e| EngineError::io(&path, e))?;
-                if files.is_empty() {
-                    return Err(EngineError::Plan(format!(
-                        "node \"{id}\" param \"{}\": folder {} holds no {} files",
-                        p.name,
-                        path.display(),
-                        extensions.join("/")
-                    )));
-                }
-                folders.push((id.clone(), p.name.to_string(), files));
-            }
-        }
-    }
-    for s in spec.sweeps {
-        if s.values.is_empty() {
-            return Err(EngineError::Plan(format!(
-                "--sweep {}.{}: no values",
-                s.node, s.param
-            )));
-        }
-    }
-    let f_count: u64 = folders.iter().map(|f| f.2.len() as u64).product();
-    let s_count: u64 = spec.sweeps.iter().map(|s| s.values.len() as u64).product();
-    let total = spec
-        .count
-        .checked_mul(f_count)
-        .and_then(|t| t.checked_mul(s_count))
-        .filter(|t| *t <= 100_000_000)
-        .ok_or_else(|| {
-            EngineError::Plan("the batch has more than 100 million work items".into())
-        })?;
-    let mut items = Vec::new();
-    for k in 0..total {
-        if let Some((i, n)) = spec.shard {
-            if k % u64::from(n) != u64::from(i) {
-                continue;
-            }
-        }
-        let (v, rest) = (k / (f_count * s_count), k % (f_count * s_count));
-        let (mut f, mut s) = (rest / s_count, rest % s_count);
-        let mut overrides = Vec::new();
-        // Mixed-radix decode, last axis varying fastest.
-        let mut folder_idx = vec![0u64; folders.len()];
-        for (j, (_, _, files)) in folders.iter().enumerate().rev() {
-            folder_idx[j] = f % files.len() as u64;
-            f /= files.len() as u64;
-        }
-        for (j, (node, param, files)) in folders.iter().enumerate() {
-            let file = &files[folder_idx[j] as usize];
-            overrides.push(Override {
-                node: node.clone(),
-                param: param.clone(),
-                value: ParamValue::Text(
-                    // Relative to the graph's folder again, as the executor resolves it.
-                    file.strip_prefix(spec.base_dir)
-                        .unwrap_or(file)
-                        .to_string_lossy()
-                        .into_owned(),
-                ),
-            });
-        }
-        let mut sweep_idx = vec![0u64; spec.sweeps.len()];
-        for (j, sw) in spec.sweeps.iter().enumerate().rev() {
-            sweep_idx[j] = s % sw.values.len() as u64;
-            s /= sw.values.len() as u64;
-        }
-        for (j, sw) in spec.sweeps.iter().enumerate() {
-            overrides.push(Override {
-                node: sw.node.clone(),
-                param: sw.param.clone(),
-                value: sw.values[sweep_idx[j] as usize].clone(),
-            });
-        }
-        items.push(WorkItem {
-            index: k,
-            seed: spec.seed.wrapping_add(v),
-            overrides,
-        });
-    }
-    Ok((items, total))
-}
-
-/// Sets a parameter in a document, checking that the node and parameter exist.
-pub fn apply_override(doc: &mut GraphDoc, o: &Override) -> Result<()> {
-    let node = doc
-        .nodes
-        .get_mut(&o.node)
-        .ok_or_else(|| EngineError::Plan(format!("no node \"{}\" in the graph", o.node)))?;
-    node.params.insert(o.param.clone(), o.value.clone());
-    Ok(())
-}
+/// Per-node timings kept in a run's record: those of the first items, up to this many entries
+/// (a long batch would otherwise grow its record, and memory, without bound).
+pub const MAX_NODE_TIMINGS: usize = 10_000;
 
 /// A batch to run: everything the worker needs, owned.
 #[derive(Clone, Debug)]
@@ -207,7 +45,8 @@ pub struct BatchJob {
     pub graph_name: String,
     /// Relative input paths resolve against this folder.
     pub base_dir: PathBuf,
-    pub items: Vec<WorkItem>,
+    /// The work items, made one at a time as the batch reaches them.
+    pub items: Plan,
     pub base_seed: u64,
     pub shard: Option<(u32, u32)>,
     pub out_dir: PathBuf,
@@ -341,57 +180,63 @@ fn expand_path(template: &str, v: &TemplateVars, ext: Option<&str>) -> Result<Pa
     Ok(path)
 }
 
-/// A path beside `path` that does not exist yet (`name.png`, `name-1.png`, …), also keeping its
-/// mask path (`name_mask.png`) free.
-fn unused_path(path: &Path, with_mask: bool) -> (PathBuf, PathBuf) {
+/// The image and mask names tried for an output: `name.png` (and `name_mask.png`), then
+/// `name-1.png`, `name-2.png`, …
+fn candidate_names(path: &Path, n: u64) -> (PathBuf, PathBuf) {
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
-        .unwrap_or("output")
-        .to_string();
+        .unwrap_or("output");
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = if n == 0 {
+        stem.to_string()
+    } else {
+        format!("{stem}-{n}")
+    };
+    (
+        dir.join(format!("{base}.png")),
+        dir.join(format!("{base}_mask.png")),
+    )
+}
+
+/// Writes an output's PNG (and mask) under the first free name pair beside `wanted`: both are
+/// written as new files in the run's temporary folder, then linked to their final names without
+/// replacing anything (another process writing into the same folder takes other names), so a
+/// crash never leaves half a file under a final name and no planted link is followed.
+fn publish_output(
+    scratch: &mut Scratch,
+    wanted: &Path,
+    png: &[u8],
+    mask_png: Option<&[u8]>,
+) -> Result<(PathBuf, PathBuf)> {
+    let dir = wanted.parent().unwrap_or(Path::new(""));
+    let tmp = scratch.write(png).map_err(|e| EngineError::io(dir, e))?;
+    let tmp_mask = mask_png
+        .map(|m| scratch.write(m))
+        .transpose()
+        .map_err(|e| EngineError::io(dir, e))?;
     for n in 0u64.. {
-        let base = if n == 0 {
-            stem.clone()
-        } else {
-            format!("{stem}-{n}")
-        };
-        let img = dir.join(format!("{base}.png"));
-        let mask = dir.join(format!("{base}_mask.png"));
-        if !img.exists() && (!with_mask || !mask.exists()) {
-            return (img, mask);
+        let (img, mask) = candidate_names(wanted, n);
+        let mut files = vec![(tmp.as_path(), img.as_path())];
+        if let Some(t) = &tmp_mask {
+            files.push((t.as_path(), mask.as_path()));
+        }
+        if paths::publish_new(&files).map_err(|e| EngineError::io(&img, e))? {
+            return Ok((img, mask));
         }
     }
-    (path.to_path_buf(), dir.join(format!("{stem}_mask.png")))
-}
-
-/// `dir`, or `dir-1`, `dir-2`, … : the first that does not exist yet.
-fn unused_dir(dir: &Path) -> PathBuf {
-    if !dir.exists() {
-        return dir.to_path_buf();
-    }
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    (1u64..)
-        .map(|n| dir.with_file_name(format!("{name}-{n}")))
-        .find(|p| !p.exists())
-        .unwrap_or_else(|| dir.to_path_buf())
-}
-
-/// Writes a file through a temporary name and a rename, so a crash never leaves half a file
-/// under the final name.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("png.part");
-    std::fs::write(&tmp, bytes).map_err(|e| EngineError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))
+    Err(EngineError::failed(format!(
+        "no free file name beside {}",
+        wanted.display()
+    )))
 }
 
 /// The runner's sink: PNG files under the output folder plus one store commit per output.
 struct StoreSink<'a> {
     store: &'a Store,
     out_dir: &'a Path,
+    /// The run's temporary folder inside `out_dir`, made at the first output.
+    scratch: &'a mut Option<Scratch>,
     graph_name: &'a str,
     run_id: u64,
     item: u64,
@@ -441,11 +286,10 @@ impl OutputSink for StoreSink<'_> {
             ms: created_ms,
         };
         let rel = expand_template(template, &vars)?;
-        let wanted = self.out_dir.join(&rel);
-        if let Some(dir) = wanted.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
-        }
-        let (path, mask_path) = unused_path(&wanted, mask.is_some());
+        let rel_dir = rel.parent().unwrap_or(Path::new(""));
+        let dir = paths::real_dirs(self.out_dir, rel_dir)
+            .map_err(|e| EngineError::io(self.out_dir.join(rel_dir), e))?;
+        let wanted = dir.join(rel.file_name().unwrap_or_default());
         let chunks: Vec<(&str, &str)> = self
             .chunks
             .iter()
@@ -456,10 +300,14 @@ impl OutputSink for StoreSink<'_> {
             .map(|m| codec::encode_mask_png(m, &[]))
             .transpose()
             .map_err(EngineError::failed)?;
-        write_atomic(&path, &png)?;
-        if let Some(m) = &mask_png {
-            write_atomic(&mask_path, m)?;
-        }
+        let scratch = match self.scratch {
+            Some(s) => s,
+            None => self.scratch.insert(
+                Scratch::new(self.out_dir, &self.run_id.to_string())
+                    .map_err(|e| EngineError::io(self.out_dir, e))?,
+            ),
+        };
+        let (path, mask_path) = publish_output(scratch, &wanted, &png, mask_png.as_deref())?;
         let rec = OutputRecord {
             run_id: self.run_id,
             item: self.item,
@@ -524,6 +372,7 @@ pub fn run_batch(
     });
     let mut saved = Vec::new();
     let mut datasets = std::collections::BTreeMap::new();
+    let mut scratch = None;
     let mut outcome: Result<()> = Ok(());
     for (i, item) in job.items.iter().enumerate() {
         if cancel.is_cancelled() {
@@ -549,6 +398,7 @@ pub fn run_batch(
             chunks,
             store: &store,
             out_dir: &job.out_dir,
+            scratch: &mut scratch,
             graph_name: &job.graph_name,
             run_id,
             item: item.index,
@@ -578,9 +428,10 @@ pub fn run_batch(
         saved.append(&mut sink.saved);
         match result {
             Ok(o) => {
+                let room = MAX_NODE_TIMINGS.saturating_sub(record.node_timings.len());
                 record
                     .node_timings
-                    .extend(o.stats.into_iter().map(|s| NodeTiming {
+                    .extend(o.stats.into_iter().take(room).map(|s| NodeTiming {
                         item: item.index,
                         node: s.node,
                         kind: s.kind,
@@ -611,7 +462,8 @@ pub fn run_batch(
                 ms: now_ms(),
             };
             let result = expand_path(folder, &vars, None).and_then(|rel| {
-                let dir = unused_dir(&job.out_dir.join(rel));
+                let dir = paths::claim_new_dir(&job.out_dir, &rel)
+                    .map_err(|e| EngineError::io(job.out_dir.join(&rel), e))?;
                 let fmt = crate::dataset::Format::from_name(format)
                     .ok_or_else(|| EngineError::Plan(format!("unknown dataset format {format}")))?;
                 let items = crate::export::items_from_store(&store, 0, ids)?;
@@ -628,6 +480,7 @@ pub fn run_batch(
             }
         }
     }
+    drop(scratch);
     let (status, error) = match &outcome {
         Ok(()) => (RunStatus::Succeeded, None),
         Err(EngineError::Cancelled) => (RunStatus::Cancelled, None),

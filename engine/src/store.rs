@@ -10,13 +10,24 @@
 //! own durable transaction, so a crash or `kill -9` mid-batch loses nothing already committed;
 //! redb repairs the file on the next open.
 //!
+//! **Read-only handles.** Commands that only read (`history`, `export`, `store check`) open the
+//! store with [`Store::open_read_only`]: nothing is written, the file stays byte-identical
+//! (unless a killed writer left it to repair: the repair comes first).
+//!
+//! **A store is never replaced.** A new store is made under a temporary name and linked into
+//! place, so a store file is never seen empty; an empty (0-byte) or unreadable file at the
+//! store's path is an error naming it, never silently initialised as a new, empty store.
+//!
 //! **Schema versions.** The `meta` table holds a schema version per table. Opening a store whose
 //! tables are newer than this build fails with a clear error instead of misreading them.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    ConcurrencyMode, Database, ReadOnlyDatabase, ReadOnlyTable, ReadTransaction, ReadableDatabase,
+    ReadableTable, TableDefinition, TableError,
+};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
@@ -246,14 +257,108 @@ pub struct OutputRecord {
     pub overrides: serde_json::Value,
 }
 
+/// Whether a store file exists at `path`; an error naming it when something is there that
+/// cannot be a store (an empty file, a folder, a file that cannot be read).
+fn check_file(path: &Path) -> Result<bool> {
+    let err = |m: String| EngineError::Store {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(err(format!("cannot read: {e}"))),
+        Ok(md) if !md.is_file() => Err(err("is not a file".into())),
+        Ok(md) if md.len() == 0 => Err(err(
+            "is an empty file (0 bytes), not a store; it was left as it is: move it away to \
+             start a new store"
+                .into(),
+        )),
+        Ok(_) => Ok(true),
+    }
+}
+
+/// Makes a new, empty store at `path`: built under a temporary name beside it, then linked to
+/// `path` (which fails, harmlessly, when another process made it first).
+fn create_new(path: &Path) -> Result<()> {
+    let err = |m: String| EngineError::Store {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "store.redb".into());
+    let tmp = path.with_file_name(format!(".{name}.new-{}-{}", std::process::id(), now_ms()));
+    let made = (|| {
+        let db = builder()
+            .create(&tmp)
+            .map_err(|e| err(format!("cannot create: {e}")))?;
+        let store = Store {
+            db: Db::Write(db),
+            path: tmp.clone(),
+        };
+        store.init_schema()?;
+        drop(store);
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(err(format!("cannot create: {e}"))),
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    made
+}
+
+/// A table of a read transaction; `None` when the store does not have it yet (a store made by
+/// an older build, opened read-only).
+fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    tx: &ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> std::result::Result<Option<ReadOnlyTable<K, V>>, TableError> {
+    match tx.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// A handle on a store file.
 pub struct Store {
-    db: Database,
+    db: Db,
     path: PathBuf,
+}
+
+/// The redb handle: read-write, or read-only.
+enum Db {
+    Write(Database),
+    Read(ReadOnlyDatabase),
 }
 
 fn json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// The builder every handle uses (see the module docs: several processes, one store).
+fn builder() -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+    b
+}
+
+/// Retries an open while another process holds the file exclusively (creating or repairing it).
+fn retry_open<T>(
+    mut open: impl FnMut() -> std::result::Result<T, redb::DatabaseError>,
+) -> std::result::Result<T, redb::DatabaseError> {
+    let mut attempt = 0;
+    loop {
+        match open() {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempt < 100 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
 }
 
 impl Store {
@@ -268,26 +373,47 @@ impl Store {
             path: path.to_path_buf(),
             message: m,
         };
-        // Another process may be creating or repairing the file: retry a short while.
-        let mut attempt = 0;
-        let db = loop {
-            match Database::builder()
-                .set_concurrency_mode(ConcurrencyMode::MultiWriter)
-                .create(path)
-            {
-                Ok(db) => break db,
-                Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempt < 100 => {
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => return Err(err(format!("cannot open: {e}"))),
-            }
-        };
+        if !check_file(path)? {
+            create_new(path)?;
+        }
+        let db =
+            retry_open(|| builder().open(path)).map_err(|e| err(format!("cannot open: {e}")))?;
         let store = Store {
-            db,
+            db: Db::Write(db),
             path: path.to_path_buf(),
         };
         store.init_schema()?;
+        Ok(store)
+    }
+
+    /// Opens an existing store only to read it: nothing is written to the file, so it stays
+    /// byte-identical, with one exception: a store left unclean by a killed writer (and no
+    /// writer open to repair it) is repaired first by a read-write open, as any open would,
+    /// since a read-only handle cannot read it otherwise. Other processes may write meanwhile.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        if !check_file(path)? {
+            return Err(EngineError::Store {
+                path: path.to_path_buf(),
+                message: "no such store".into(),
+            });
+        }
+        let open = || retry_open(|| builder().open_read_only(path));
+        let db = match open() {
+            Err(redb::DatabaseError::RepairAborted) => {
+                drop(Store::open(path)?);
+                open()
+            }
+            other => other,
+        }
+        .map_err(|e| EngineError::Store {
+            path: path.to_path_buf(),
+            message: format!("cannot open: {e}"),
+        })?;
+        let store = Store {
+            db: Db::Read(db),
+            path: path.to_path_buf(),
+        };
+        store.check_schema()?;
         Ok(store)
     }
 
@@ -302,8 +428,51 @@ impl Store {
         }
     }
 
+    /// Whether this handle was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self.db, Db::Read(_))
+    }
+
+    fn begin_read(&self) -> Result<ReadTransaction> {
+        match &self.db {
+            Db::Write(db) => db.begin_read(),
+            Db::Read(db) => db.begin_read(),
+        }
+        .map_err(|e| self.err(e))
+    }
+
+    fn begin_write(&self) -> Result<redb::WriteTransaction> {
+        match &self.db {
+            Db::Write(db) => db.begin_write().map_err(|e| self.err(e)),
+            Db::Read(_) => Err(self.err("opened read-only: cannot write")),
+        }
+    }
+
+    /// Refuses a store whose tables are newer than this build (read-only handles).
+    fn check_schema(&self) -> Result<()> {
+        let tx = self.begin_read()?;
+        let Some(meta) = read_table(&tx, META).map_err(|e| self.err(e))? else {
+            return Ok(());
+        };
+        for (table, version) in SCHEMA {
+            let key = format!("schema.{table}");
+            if let Some(v) = meta.get(key.as_str()).map_err(|e| self.err(e))? {
+                if v.value() > *version {
+                    return Err(self.newer(table, v.value(), *version));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn newer(&self, table: &str, found: u64, supported: u64) -> EngineError {
+        self.err(format!(
+            "table \"{table}\" has schema version {found}, newer than this Defect Studio supports ({supported}); update Defect Studio"
+        ))
+    }
+
     fn init_schema(&self) -> Result<()> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.begin_write()?;
         {
             let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
             for (table, version) in SCHEMA {
@@ -313,14 +482,11 @@ impl Store {
                     .map_err(|e| self.err(e))?
                     .map(|g| g.value());
                 match found {
-                    Some(v) if v > *version => {
-                        return Err(self.err(format!(
-                            "table \"{table}\" has schema version {v}, newer than this Defect Studio supports ({version}); update Defect Studio"
-                        )))
-                    }
+                    Some(v) if v > *version => return Err(self.newer(table, v, *version)),
                     Some(_) => {}
                     None => {
-                        meta.insert(key.as_str(), version).map_err(|e| self.err(e))?;
+                        meta.insert(key.as_str(), version)
+                            .map_err(|e| self.err(e))?;
                     }
                 }
             }
@@ -345,7 +511,7 @@ impl Store {
 
     /// Saves a new version of the named graph; returns its version number (1, 2, …).
     pub fn save_graph(&self, name: &str, graph_json: &str) -> Result<u64> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.begin_write()?;
         let version;
         {
             let mut t = tx.open_table(GRAPHS).map_err(|e| self.err(e))?;
@@ -373,8 +539,10 @@ impl Store {
 
     /// Every saved version of every graph, by name then version.
     pub fn graph_versions(&self) -> Result<Vec<GraphVersion>> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = tx.open_table(GRAPHS).map_err(|e| self.err(e))?;
+        let tx = self.begin_read()?;
+        let Some(t) = read_table(&tx, GRAPHS).map_err(|e| self.err(e))? else {
+            return Ok(Default::default());
+        };
         let mut out = Vec::new();
         for row in t.iter().map_err(|e| self.err(e))? {
             let (_, v) = row.map_err(|e| self.err(e))?;
@@ -401,7 +569,7 @@ impl Store {
 
     /// Replaces a run's record (status, timings, end time).
     pub fn update_run(&self, id: u64, rec: &RunRecord) -> Result<()> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.begin_write()?;
         {
             let mut t = tx.open_table(RUNS).map_err(|e| self.err(e))?;
             t.insert(id, json(rec).as_slice())
@@ -411,16 +579,20 @@ impl Store {
     }
 
     pub fn run(&self, id: u64) -> Result<Option<RunRecord>> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = tx.open_table(RUNS).map_err(|e| self.err(e))?;
+        let tx = self.begin_read()?;
+        let Some(t) = read_table(&tx, RUNS).map_err(|e| self.err(e))? else {
+            return Ok(Default::default());
+        };
         let v = t.get(id).map_err(|e| self.err(e))?;
         v.map(|v| self.decode(v.value(), "run")).transpose()
     }
 
     /// Every run, oldest first.
     pub fn runs(&self) -> Result<Vec<(u64, RunRecord)>> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = tx.open_table(RUNS).map_err(|e| self.err(e))?;
+        let tx = self.begin_read()?;
+        let Some(t) = read_table(&tx, RUNS).map_err(|e| self.err(e))? else {
+            return Ok(Default::default());
+        };
         let mut out = Vec::new();
         for row in t.iter().map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
@@ -443,8 +615,10 @@ impl Store {
 
     /// Every training run, oldest first.
     pub fn trainings(&self) -> Result<Vec<(u64, TrainingRecord)>> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = tx.open_table(TRAININGS).map_err(|e| self.err(e))?;
+        let tx = self.begin_read()?;
+        let Some(t) = read_table(&tx, TRAININGS).map_err(|e| self.err(e))? else {
+            return Ok(Default::default());
+        };
         let mut out = Vec::new();
         for row in t.iter().map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
@@ -462,7 +636,7 @@ impl Store {
         png: &[u8],
         mask_png: Option<&[u8]>,
     ) -> Result<u64> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.begin_write()?;
         let id;
         {
             let mut t = tx.open_table(OUTPUTS).map_err(|e| self.err(e))?;
@@ -486,8 +660,10 @@ impl Store {
 
     /// Every output's metadata, oldest first; `run` filters to one run.
     pub fn outputs(&self, run: Option<u64>) -> Result<Vec<(u64, OutputRecord)>> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = tx.open_table(OUTPUTS).map_err(|e| self.err(e))?;
+        let tx = self.begin_read()?;
+        let Some(t) = read_table(&tx, OUTPUTS).map_err(|e| self.err(e))? else {
+            return Ok(Default::default());
+        };
         let mut out = Vec::new();
         for row in t.iter().map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
@@ -501,7 +677,7 @@ impl Store {
 
     /// Deletes an output's record, PNG bytes and mask, and its bookmark (files on disk stay).
     pub fn delete_output(&self, id: u64) -> Result<()> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.begin_write()?;
         {
             tx.open_table(OUTPUTS)
                 .map_err(|e| self.err(e))?
@@ -534,14 +710,16 @@ impl Store {
     }
 
     fn get_bytes(&self, table: TableDefinition<u64, &[u8]>, id: u64) -> Result<Option<Vec<u8>>> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = tx.open_table(table).map_err(|e| self.err(e))?;
+        let tx = self.begin_read()?;
+        let Some(t) = read_table(&tx, table).map_err(|e| self.err(e))? else {
+            return Ok(Default::default());
+        };
         let v = t.get(id).map_err(|e| self.err(e))?;
         Ok(v.map(|v| v.value().to_vec()))
     }
 
     fn insert_next(&self, table: TableDefinition<u64, &[u8]>, bytes: &[u8]) -> Result<u64> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.begin_write()?;
         let id;
         {
             let mut t = tx.open_table(table).map_err(|e| self.err(e))?;
@@ -569,8 +747,10 @@ impl Store {
 
     /// Bookmarked outputs and their notes.
     pub fn bookmarks(&self) -> Result<Vec<(u64, String)>> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = tx.open_table(BOOKMARKS).map_err(|e| self.err(e))?;
+        let tx = self.begin_read()?;
+        let Some(t) = read_table(&tx, BOOKMARKS).map_err(|e| self.err(e))? else {
+            return Ok(Default::default());
+        };
         let mut out = Vec::new();
         for row in t.iter().map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
@@ -590,8 +770,10 @@ impl Store {
 
     /// The presets of one node kind, by name.
     pub fn presets(&self, kind: &str) -> Result<Vec<(String, serde_json::Value)>> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = tx.open_table(PRESETS).map_err(|e| self.err(e))?;
+        let tx = self.begin_read()?;
+        let Some(t) = read_table(&tx, PRESETS).map_err(|e| self.err(e))? else {
+            return Ok(Default::default());
+        };
         let mut out = Vec::new();
         for row in t.iter().map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
@@ -608,8 +790,10 @@ impl Store {
     }
 
     pub fn setting(&self, key: &str) -> Result<Option<serde_json::Value>> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = tx.open_table(SETTINGS).map_err(|e| self.err(e))?;
+        let tx = self.begin_read()?;
+        let Some(t) = read_table(&tx, SETTINGS).map_err(|e| self.err(e))? else {
+            return Ok(Default::default());
+        };
         let v = t.get(key).map_err(|e| self.err(e))?;
         v.map(|v| self.decode(v.value(), "setting")).transpose()
     }
@@ -620,7 +804,7 @@ impl Store {
         key: K::SelfType<'_>,
         bytes: &[u8],
     ) -> Result<()> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.begin_write()?;
         {
             let mut t = tx.open_table(table).map_err(|e| self.err(e))?;
             t.insert(key, bytes).map_err(|e| self.err(e))?;
@@ -633,7 +817,7 @@ impl Store {
         table: TableDefinition<K, &[u8]>,
         key: K::SelfType<'_>,
     ) -> Result<()> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.begin_write()?;
         {
             let mut t = tx.open_table(table).map_err(|e| self.err(e))?;
             t.remove(key).map_err(|e| self.err(e))?;

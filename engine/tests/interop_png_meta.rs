@@ -216,3 +216,32 @@ fn large_assets_become_references() {
     assert_eq!(back, small_only);
     assert!(png.len() < LARGE_ASSET_BYTES, "{}", png.len());
 }
+
+#[test]
+fn compressed_text_is_inflated_only_up_to_the_cap() {
+    use engine::interop::png_meta::MAX_TEXT_BYTES;
+    // Over the png crate's own 2 MiB default, under our cap: read whole.
+    let big = "g".repeat(3 << 20);
+    let chunks = read_text_chunks(&png_with(&[], &[("big", &big)], &[])).unwrap();
+    assert_eq!(chunks[0].1.len(), big.len());
+    // One chunk inflating past the cap, in a file a fraction of its size.
+    let bomb = " ".repeat(MAX_TEXT_BYTES + (1 << 20));
+    let file = png_with(&[], &[("parameters", &bomb)], &[]);
+    assert!(file.len() < bomb.len() / 50);
+    let err = read_text_chunks(&file).expect_err("refused").to_string();
+    assert!(err.contains("zTXt") && err.contains("MiB of text"), "{err}");
+    // Chunks under the cap one by one but over it together.
+    let half = "h".repeat(MAX_TEXT_BYTES / 2 + 1);
+    let file = png_with(&[], &[("a", &half), ("b", &half)], &[]);
+    let err = read_text_chunks(&file).expect_err("refused").to_string();
+    assert!(
+        err.contains("\"b\"") && err.contains("MiB of text"),
+        "{err}"
+    );
+    // Stored text counts against the decoder's limit before anything is inflated.
+    let stored = "s".repeat(65 << 20);
+    let err = read_text_chunks(&png_with(&[], &[], &[("s", &stored)]))
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("64 MiB"), "{err}");
+}

@@ -185,3 +185,144 @@ fn a_file_that_is_not_a_store_gives_a_clear_error() {
         "the file was changed"
     );
 }
+
+#[test]
+fn an_empty_file_is_refused_never_made_into_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    std::fs::write(&path, b"").unwrap();
+    for err in [
+        Store::open(&path).err().expect("refused"),
+        Store::open_read_only(&path).err().expect("refused"),
+    ] {
+        let msg = err.to_string();
+        assert!(
+            msg.contains("store.redb") && msg.contains("empty file"),
+            "{msg}"
+        );
+    }
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    // A folder is not a store either.
+    let folder = dir.path().join("folder.redb");
+    std::fs::create_dir(&folder).unwrap();
+    let err = Store::open(&folder).err().expect("refused").to_string();
+    assert!(
+        err.contains("folder.redb") && err.contains("not a file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_read_only_handle_reads_everything_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    assert!(Store::open_read_only(&path)
+        .err()
+        .expect("no store yet")
+        .to_string()
+        .contains("no such store"));
+    assert!(!path.exists(), "a read-only open made a store");
+    {
+        let s = Store::open(&path).unwrap();
+        let run = s.begin_run(&run_record("plate")).unwrap();
+        s.add_output(&output_record(run, 0), b"png-0", Some(b"mask-0"))
+            .unwrap();
+        s.save_graph("plate", "{}").unwrap();
+    }
+    // No stray temporary store beside it.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("s.redb")]);
+    let before = std::fs::read(&path).unwrap();
+    {
+        let s = Store::open_read_only(&path).unwrap();
+        assert!(s.is_read_only());
+        assert_eq!(s.runs().unwrap().len(), 1);
+        assert_eq!(s.outputs(None).unwrap().len(), 1);
+        assert_eq!(s.output_png(1).unwrap().unwrap(), b"png-0");
+        assert_eq!(s.output_mask_png(1).unwrap().unwrap(), b"mask-0");
+        assert_eq!(s.graph_versions().unwrap().len(), 1);
+        assert!(s.trainings().unwrap().is_empty());
+        let err = s.save_graph("plate", "{}").expect_err("refused");
+        assert!(err.to_string().contains("read-only"), "{err}");
+        // A writer in another handle meanwhile: the reader sees its commits.
+        let w = Store::open(&path).unwrap();
+        w.save_graph("other", "{}").unwrap();
+        assert_eq!(s.graph_versions().unwrap().len(), 2);
+        // And a reader opened while the writer holds the store.
+        let r = Store::open_read_only(&path).unwrap();
+        assert_eq!(r.graph_versions().unwrap().len(), 2);
+    }
+    let after_write = std::fs::read(&path).unwrap();
+    assert_ne!(before, after_write);
+    {
+        let s = Store::open_read_only(&path).unwrap();
+        s.runs().unwrap();
+        s.outputs(None).unwrap();
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), after_write);
+}
+
+#[test]
+fn store_check_finds_outputs_whose_bytes_do_not_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    let s = Store::open(&path).unwrap();
+    let png = engine::codec::encode_image_png(
+        &engine::Image {
+            width: 2,
+            height: 1,
+            data: vec![0.5; 8],
+        },
+        &[],
+    )
+    .unwrap();
+    let run = s.begin_run(&run_record("plate")).unwrap();
+    let good = OutputRecord {
+        sha256: engine::hashing::sha256_hex(&png),
+        ..output_record(run, 0)
+    };
+    s.add_output(&good, &png, None).unwrap();
+    // Bytes that do not match their hash, and bytes that match but are no PNG.
+    s.add_output(&good, b"not a png", None).unwrap();
+    let junk = OutputRecord {
+        sha256: engine::hashing::sha256_hex(b"junk"),
+        ..output_record(run, 2)
+    };
+    s.add_output(&junk, b"junk", None).unwrap();
+    // A mask that is not what the record says.
+    let masked = OutputRecord {
+        mask_sha256: Some("00".into()),
+        ..good.clone()
+    };
+    s.add_output(&masked, &png, Some(&png)).unwrap();
+    let report = engine::export::check_store(&s).unwrap();
+    assert_eq!(report.checked, 4);
+    let bad: Vec<(u64, &str)> = report
+        .bad
+        .iter()
+        .map(|b| (b.id, b.problem.as_str()))
+        .collect();
+    assert_eq!(bad.len(), 3, "{bad:?}");
+    assert!(bad[0].0 == 2 && bad[0].1.contains("sha256"), "{bad:?}");
+    assert!(
+        bad[1].0 == 3 && bad[1].1.contains("does not decode"),
+        "{bad:?}"
+    );
+    assert!(bad[2].0 == 4 && bad[2].1.starts_with("mask:"), "{bad:?}");
+    // Export leaves them out, or refuses when strict.
+    drop(s);
+    let (items, skipped) =
+        engine::export::items_from_stores(std::slice::from_ref(&path), false).unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        skipped.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![2, 3, 4]
+    );
+    let err = engine::export::items_from_stores(&[path], true)
+        .expect_err("strict refuses")
+        .to_string();
+    assert!(err.contains("3 bad") && err.contains("output 2"), "{err}");
+}

@@ -420,18 +420,20 @@ impl Out {
         }
     }
 
-    /// Writes `bytes` to `rel` (a `/`-separated path under the root), creating folders.
+    /// Writes `bytes` to a new file `rel` (a `/`-separated path under the root), creating
+    /// folders. Never writes through a symbolic link or over an existing file
+    /// ([`crate::paths::real_dirs`], [`crate::paths::write_new_file`]).
     pub fn write(&mut self, rel: &str, bytes: &[u8]) -> Result<(), String> {
-        let path = rel
-            .split('/')
-            .fold(self.root.clone(), |p, part| p.join(part));
-        if let Some(parent) = path.parent() {
-            if self.made.insert(parent.to_path_buf()) {
-                fs::create_dir_all(parent)
-                    .map_err(|e| format!("cannot create directory {}: {e}", parent.display()))?;
-            }
+        let rel = Path::new(rel);
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let dir = self.root.join(parent);
+        if self.made.insert(dir.clone()) {
+            crate::paths::real_dirs(&self.root, parent)
+                .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
         }
-        fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let path = self.root.join(rel);
+        crate::paths::write_new_file(&path, bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         self.files.push(path);
         Ok(())
     }

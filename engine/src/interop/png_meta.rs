@@ -33,31 +33,76 @@ fn png_err(e: impl std::fmt::Display) -> InteropError {
     InteropError::Png(e.to_string())
 }
 
+/// The most text all of a PNG's text chunks may hold together, once inflated (zTXt and
+/// compressed iTXt are inflated with this cap, so a small file cannot expand into gigabytes).
+/// The chunks as stored count against the png crate's default decoder limit (64 MiB).
+pub const MAX_TEXT_BYTES: usize = 128 * 1024 * 1024;
+
 /// Every text chunk (tEXt, zTXt, iTXt; compressed or not; before or after the image data) as
-/// `(keyword, text)`, in the order: tEXt, then zTXt, then iTXt, each in file order.
+/// `(keyword, text)`, in the order: tEXt, then zTXt, then iTXt, each in file order. Their text
+/// may total at most [`MAX_TEXT_BYTES`].
 pub fn read_text_chunks(png_bytes: &[u8]) -> Result<Vec<(String, String)>> {
     let decoder = png::Decoder::new(Cursor::new(png_bytes));
-    let mut reader = decoder.read_info().map_err(png_err)?;
+    let limited = |e: png::DecodingError| match e {
+        png::DecodingError::LimitsExceeded => InteropError::Png(
+            "its chunks hold more than the 64 MiB a PNG may store (text chunks included)".into(),
+        ),
+        other => png_err(other),
+    };
+    let mut reader = decoder.read_info().map_err(limited)?;
     // Reads past the image data to the end, so chunks after IDAT are seen too.
-    reader.finish().map_err(png_err)?;
+    reader.finish().map_err(limited)?;
     let info = reader.info();
+    let mut budget = TextBudget(MAX_TEXT_BYTES);
     let mut out = Vec::new();
     for c in &info.uncompressed_latin1_text {
-        out.push((c.keyword.clone(), c.text.clone()));
+        out.push(budget.take(&c.keyword, "tEXt", Ok(c.text.clone()))?);
     }
     for c in &info.compressed_latin1_text {
-        let t = c
-            .get_text()
-            .map_err(|e| InteropError::Png(format!("zTXt \"{}\": {e}", c.keyword)))?;
-        out.push((c.keyword.clone(), t));
+        let mut c = c.clone();
+        let text = c
+            .decompress_text_with_limit(budget.0)
+            .and_then(|()| c.get_text());
+        out.push(budget.take(&c.keyword, "zTXt", text)?);
     }
     for c in &info.utf8_text {
-        let t = c
-            .get_text()
-            .map_err(|e| InteropError::Png(format!("iTXt \"{}\": {e}", c.keyword)))?;
-        out.push((c.keyword.clone(), t));
+        let mut c = c.clone();
+        let text = c
+            .decompress_text_with_limit(budget.0)
+            .and_then(|()| c.get_text());
+        out.push(budget.take(&c.keyword, "iTXt", text)?);
     }
     Ok(out)
+}
+
+/// The bytes of text still allowed (of [`MAX_TEXT_BYTES`]).
+struct TextBudget(usize);
+
+impl TextBudget {
+    /// Counts one chunk's text against the budget.
+    fn take(
+        &mut self,
+        keyword: &str,
+        kind: &str,
+        text: std::result::Result<String, png::DecodingError>,
+    ) -> Result<(String, String)> {
+        let too_big = || {
+            InteropError::Png(format!(
+                "{kind} \"{keyword}\": the text chunks hold more than {} MiB of text",
+                MAX_TEXT_BYTES / (1024 * 1024)
+            ))
+        };
+        let text = text.map_err(|e| {
+            // The png crate says only this when inflating would pass the limit it was given.
+            if e.to_string().contains("decompression space") {
+                too_big()
+            } else {
+                InteropError::Png(format!("{kind} \"{keyword}\": {e}"))
+            }
+        })?;
+        self.0 = self.0.checked_sub(text.len()).ok_or_else(too_big)?;
+        Ok((keyword.to_string(), text))
+    }
 }
 
 /// The text of the first chunk with `keyword`, if any.

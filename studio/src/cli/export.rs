@@ -4,7 +4,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
 
-pub(crate) fn export_cmd(stores: Vec<PathBuf>, format: &str, out: &Path) -> Result<i32> {
+pub(crate) fn export_cmd(
+    stores: Vec<PathBuf>,
+    format: &str,
+    out: &Path,
+    strict: bool,
+) -> Result<i32> {
     let fmt = engine::dataset::Format::from_name(format).ok_or_else(|| {
         let names: Vec<&str> = engine::dataset::Format::ALL
             .iter()
@@ -17,7 +22,14 @@ pub(crate) fn export_cmd(stores: Vec<PathBuf>, format: &str, out: &Path) -> Resu
     } else {
         stores
     };
-    let report = engine::export::export_stores(&stores, fmt, out)?;
+    let (report, skipped) = engine::export::export_stores(&stores, fmt, out, strict)?;
+    if !skipped.is_empty() {
+        eprintln!(
+            "warning: left out {} bad stored output(s) (see `defect-studio store check`): {}",
+            skipped.len(),
+            engine::export::describe_bad(&skipped)
+        );
+    }
     println!(
         "exported {} image(s), {} instance(s), categories [{}] as {} to {}",
         report.images,

@@ -94,7 +94,7 @@ pub(crate) fn history_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
         }
         return Ok(0);
     }
-    let store = Store::open(&path)?;
+    let store = Store::open_read_only(&path)?;
     let runs = store.runs()?;
     let outputs = store.outputs(None)?;
     if json {
@@ -158,7 +158,7 @@ pub(crate) fn history_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
 pub(crate) fn trainings_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
     let path = store.unwrap_or_else(engine::paths::store_path);
     let list = if path.exists() {
-        Store::open(&path)?.trainings()?
+        Store::open_read_only(&path)?.trainings()?
     } else {
         Vec::new()
     };

@@ -14,6 +14,7 @@ mod import;
 mod info;
 mod models;
 mod run;
+mod store;
 mod train;
 
 pub use generate::{
@@ -86,6 +87,10 @@ pub enum Command {
         /// The dataset folder (must be empty or new).
         #[arg(long)]
         out: PathBuf,
+        /// Refuse to export when any stored output is bad (by default bad ones are left out
+        /// and listed).
+        #[arg(long)]
+        strict: bool,
     },
     /// Cut the product out of a photo (ISNet): writes an RGBA PNG, and optionally the mask. Runs
     /// the recipe LoadImage → RemoveBackground → SaveImage.
@@ -121,6 +126,22 @@ pub enum Command {
         #[arg(long)]
         store: Option<PathBuf>,
     },
+    /// Look after the store: `check` verifies every stored output.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Verify every stored output (its PNG and mask decode and match their sha256) and list the
+    /// bad ones; exit code 1 when there are any. Read-only.
+    Check {
+        /// Store file (default: the user store).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -145,7 +166,10 @@ pub fn main() -> i32 {
         None => crate::app::run_studio(None)
             .map(|()| 0)
             .map_err(|e| anyhow!("cannot open the studio window: {e}")),
-        Some(cmd) => dispatch(cmd),
+        Some(cmd) => {
+            quiet_closed_pipes();
+            dispatch(cmd)
+        }
     };
     match result {
         Ok(code) => code,
@@ -191,6 +215,19 @@ pub fn error_line(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+/// A command whose reader goes away (`history --json | head`) ends quietly, as any Unix tool
+/// does: SIGPIPE gets back its default action. Rust ignores it, which turns every later print
+/// to the closed pipe into a panic ("failed printing to stdout"). This covers every command and
+/// every stream (stdout, the progress lines on stderr) at once. Not for the studio window.
+fn quiet_closed_pipes() {
+    #[cfg(unix)]
+    // SAFETY: restores a signal's default disposition at start-up, before the command spawns
+    // any thread; no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn dispatch(cmd: Command) -> Result<i32> {
     match cmd {
         Command::Run {
@@ -229,7 +266,11 @@ fn dispatch(cmd: Command) -> Result<i32> {
             stores,
             format,
             out,
-        } => export::export_cmd(stores, &format, &out),
+            strict,
+        } => export::export_cmd(stores, &format, &out, strict),
+        Command::Store {
+            command: StoreCommand::Check { store },
+        } => store::store_check_cmd(store),
         Command::Models {
             command: ModelsCommand::List { json },
         } => models::models_list_cmd(json),
