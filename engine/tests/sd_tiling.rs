@@ -53,19 +53,6 @@ fn every_tiling_case_matches_diffusers() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Tiling must change the image here, or the "on" cases would prove nothing.
-#[test]
-fn tiled_and_one_pass_differ() {
-    let m = model("sd15");
-    let off = params(&tiling_case("sd15_txt2img_euler_128x96_tiling_off"));
-    let on = params(&tiling_case("sd15_txt2img_euler_128x96_tiling_on"));
-    let mut none = |_: usize, _: usize, _: &candle_core::Tensor| Ok(());
-    let a = generate(&m, &off, &mut none).unwrap();
-    let b = generate(&m, &on, &mut none).unwrap();
-    let db = psnr(&rgb(&a.images[0]), &rgb(&b.images[0]));
-    assert!(db < 60.0, "tiled and untiled images agree to {db:.1} dB");
-}
-
 /// Auto tiles when one pass would exceed the budget (and says so), else it is one pass.
 #[test]
 fn auto_tiles_only_over_the_budget() {
@@ -73,6 +60,8 @@ fn auto_tiles_only_over_the_budget() {
     let c = tiling_case("sd15_txt2img_euler_128x96_tiling_off");
     let mut p = params(&c);
     p.vae_tiling = VaeTiling::Auto;
+    // Ours against ours: two steps are enough to compare the VAE paths.
+    p.steps = 2;
     let need = vae_pass_bytes(&m, 128, 96);
     assert!(need > 1 << 20, "{need} bytes");
     let mut none = |_: usize, _: usize, _: &candle_core::Tensor| Ok(());
@@ -94,4 +83,6 @@ fn auto_tiles_only_over_the_budget() {
     let off = generate(&m, &p, &mut none).unwrap();
     assert_eq!(rgb(&tight.images[0]), rgb(&on.images[0]));
     assert_eq!(rgb(&roomy.images[0]), rgb(&off.images[0]));
+    // And tiling matters at this size, so the comparisons above can fail.
+    assert!(psnr(&rgb(&on.images[0]), &rgb(&off.images[0])) < 60.0);
 }
