@@ -172,7 +172,7 @@ impl<'a> NodeCtx<'a> {
             ParamValue::Float(f) => Ok(f.round() as i64),
             other => Err(EngineError::failed(format!(
                 "parameter \"{name}\": {} is not an integer",
-                other.to_json()
+                nodes::clip(&other.to_json())
             ))),
         }
     }
@@ -182,7 +182,7 @@ impl<'a> NodeCtx<'a> {
         p.as_f64().ok_or_else(|| {
             EngineError::failed(format!(
                 "parameter \"{name}\": {} is not a number",
-                p.to_json()
+                nodes::clip(&p.to_json())
             ))
         })
     }
@@ -190,7 +190,10 @@ impl<'a> NodeCtx<'a> {
     pub fn text(&self, name: &str) -> Result<&str> {
         let p = self.param(name)?;
         p.as_str().ok_or_else(|| {
-            EngineError::failed(format!("parameter \"{name}\": {} is not text", p.to_json()))
+            EngineError::failed(format!(
+                "parameter \"{name}\": {} is not text",
+                nodes::clip(&p.to_json())
+            ))
         })
     }
 
@@ -199,7 +202,7 @@ impl<'a> NodeCtx<'a> {
             ParamValue::Bool(b) => Ok(*b),
             other => Err(EngineError::failed(format!(
                 "parameter \"{name}\": {} is not true/false",
-                other.to_json()
+                nodes::clip(&other.to_json())
             ))),
         }
     }
@@ -212,7 +215,7 @@ impl<'a> NodeCtx<'a> {
             .ok_or_else(|| {
                 EngineError::failed(format!(
                     "parameter \"{name}\": {} is not a seed",
-                    p.to_json()
+                    nodes::clip(&p.to_json())
                 ))
             })
     }
@@ -221,7 +224,10 @@ impl<'a> NodeCtx<'a> {
     pub fn color(&self, name: &str) -> Result<[f32; 3]> {
         let t = self.text(name)?;
         nodes::parse_hex_color(t).ok_or_else(|| {
-            EngineError::failed(format!("parameter \"{name}\": \"{t}\" is not #rrggbb"))
+            EngineError::failed(format!(
+                "parameter \"{name}\": {} is not #rrggbb",
+                nodes::quote(t)
+            ))
         })
     }
 
