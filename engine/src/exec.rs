@@ -157,8 +157,9 @@ impl<'a> NodeCtx<'a> {
             .map_err(EngineError::failed)
     }
 
-    // The string getters below predate [`NodeCtx::params`]; only `sd/nodes.rs` and tests'
-    // fake kinds still use them. To be removed once `sd/nodes.rs` is typed.
+    // The string getters below predate [`NodeCtx::params`]; every registered kind is typed
+    // now, and only the fake kind of `engine/benches/engine.rs` still uses them. To be
+    // removed with that use.
 
     fn param(&self, name: &str) -> Result<&ParamValue> {
         self.params
