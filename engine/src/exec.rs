@@ -157,8 +157,9 @@ impl<'a> NodeCtx<'a> {
             .map_err(EngineError::failed)
     }
 
-    // The string getters below predate [`NodeCtx::params`]; only `sd/nodes.rs` and tests'
-    // fake kinds still use them. To be removed once `sd/nodes.rs` is typed.
+    // The string getters below predate [`NodeCtx::params`]; every registered kind is typed
+    // now, and only the fake kind of `engine/benches/engine.rs` still uses them. To be
+    // removed with that use.
 
     fn param(&self, name: &str) -> Result<&ParamValue> {
         self.params
@@ -172,7 +173,7 @@ impl<'a> NodeCtx<'a> {
             ParamValue::Float(f) => Ok(f.round() as i64),
             other => Err(EngineError::failed(format!(
                 "parameter \"{name}\": {} is not an integer",
-                other.to_json()
+                nodes::clip(&other.to_json())
             ))),
         }
     }
@@ -182,7 +183,7 @@ impl<'a> NodeCtx<'a> {
         p.as_f64().ok_or_else(|| {
             EngineError::failed(format!(
                 "parameter \"{name}\": {} is not a number",
-                p.to_json()
+                nodes::clip(&p.to_json())
             ))
         })
     }
@@ -190,7 +191,10 @@ impl<'a> NodeCtx<'a> {
     pub fn text(&self, name: &str) -> Result<&str> {
         let p = self.param(name)?;
         p.as_str().ok_or_else(|| {
-            EngineError::failed(format!("parameter \"{name}\": {} is not text", p.to_json()))
+            EngineError::failed(format!(
+                "parameter \"{name}\": {} is not text",
+                nodes::clip(&p.to_json())
+            ))
         })
     }
 
@@ -199,7 +203,7 @@ impl<'a> NodeCtx<'a> {
             ParamValue::Bool(b) => Ok(*b),
             other => Err(EngineError::failed(format!(
                 "parameter \"{name}\": {} is not true/false",
-                other.to_json()
+                nodes::clip(&other.to_json())
             ))),
         }
     }
@@ -212,7 +216,7 @@ impl<'a> NodeCtx<'a> {
             .ok_or_else(|| {
                 EngineError::failed(format!(
                     "parameter \"{name}\": {} is not a seed",
-                    p.to_json()
+                    nodes::clip(&p.to_json())
                 ))
             })
     }
@@ -221,7 +225,10 @@ impl<'a> NodeCtx<'a> {
     pub fn color(&self, name: &str) -> Result<[f32; 3]> {
         let t = self.text(name)?;
         nodes::parse_hex_color(t).ok_or_else(|| {
-            EngineError::failed(format!("parameter \"{name}\": \"{t}\" is not #rrggbb"))
+            EngineError::failed(format!(
+                "parameter \"{name}\": {} is not #rrggbb",
+                nodes::quote(t)
+            ))
         })
     }
 

@@ -3,7 +3,8 @@
 //! - [`exec`]: the [`Executor`] runs the subgraph that the requested outputs need, in topological
 //!   order, caching node outputs by input signature under an LRU memory budget, and reports
 //!   [`Event`]s; a [`CancelToken`] stops it within one step. Node kinds are implemented as
-//!   [`NodeFn`]s in a [`Registry`] ([`Registry::builtin`] for the shipped kinds).
+//!   [`NodeFn`]s in a [`Registry`] ([`Registry::builtin`] for the shipped kinds), each taking
+//!   one typed parameter struct ([`Registry::register_typed`], [`NodeCtx::params`]).
 //! - [`run`]: batches ([`BatchJob`]: variations × folder items × sweep cells, sharded), the
 //!   output folder, and the [`Worker`] thread that the studio and the CLI both drive.
 //! - [`store`]: the redb [`Store`] of graphs, runs, outputs, LoRA trainings

@@ -105,6 +105,20 @@ struct Factor {
     factor: i64,
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Steps {
+    steps: u32,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct BlobParams {
+    bytes: usize,
+    tag: u32,
+}
+
 fn setup() -> (Executor, Log) {
     setup_with_budget(1 << 30)
 }
@@ -142,22 +156,19 @@ fn setup_with_budget(budget: usize) -> (Executor, Log) {
         Ok(out(7))
     });
     let l = log.clone();
-    r.register("Slow", move |ctx: &mut NodeCtx| {
+    r.register_typed("Slow", move |ctx: &mut NodeCtx, p: Steps| {
         l.lock().unwrap().push(ctx.node.clone());
-        let steps = ctx.int("steps")? as u32;
+        let steps = p.steps;
         for i in 1..=steps {
             ctx.progress(i, steps, None)?;
         }
         Ok(out(int(ctx, "x")))
     });
     let l = log.clone();
-    r.register("Blob", move |ctx: &mut NodeCtx| {
+    r.register_typed("Blob", move |ctx: &mut NodeCtx, p: BlobParams| {
         l.lock().unwrap().push(ctx.node.clone());
         let mut o = Outputs::new();
-        o.insert(
-            "out",
-            Value::Text("x".repeat(ctx.int("bytes")? as usize).into()),
-        );
+        o.insert("out", Value::Text("x".repeat(p.bytes).into()));
         Ok(o)
     });
     let cat = Catalogue::new(vec![&SRC, &FILE_SRC, &SCALE, &ADD, &RANDOM, &SLOW, &BLOB]);

@@ -438,3 +438,127 @@ fn cleanup_node_fills_only_the_hole() {
     }
     assert_eq!(dark, 0, "the black blot is still there");
 }
+
+/// Parameters whose run-time bound depends on the input image, not on the spec: a crop
+/// rectangle must lie inside the image, and Cleanup's grown hole must leave some of the image
+/// to copy from; only their minimum is run here.
+const BOUNDED_BY_THE_INPUT: &[(&str, &str)] = &[
+    ("Crop", "x"),
+    ("Crop", "y"),
+    ("Crop", "width"),
+    ("Crop", "height"),
+    ("Cleanup", "grow"),
+];
+
+/// Kinds the range test does not run: they need model weights or input files.
+const NEEDS_MODELS_OR_FILES: &[&str] = &[
+    "RemoveBackground",
+    "LoadImage",
+    "LoadMask",
+    "LoadImageFolder",
+];
+
+/// The catalogue's ranges equal the run-time checks: every kind that runs without models,
+/// files or a sink runs on a small image with each numeric parameter at its spec minimum and
+/// at its spec maximum (the others at their defaults; the other end of a declared range moves
+/// along where the default would invert it).
+#[test]
+fn every_numeric_parameter_runs_at_both_ends_of_its_spec_range() {
+    use nodes::{Catalogue, ParamKind, PortType};
+    let catalogue = Catalogue::builtin();
+    let diffusion: Vec<&str> = [
+        &nodes::diffusion::LOAD_CHECKPOINT,
+        &nodes::diffusion::LORA_LOADER,
+        &nodes::diffusion::TXT2IMG,
+        &nodes::diffusion::IMG2IMG,
+        &nodes::diffusion::INPAINT,
+    ]
+    .iter()
+    .map(|s| s.kind)
+    .collect();
+    let mut cases = Vec::new();
+    for spec in catalogue.specs() {
+        if spec.sink || diffusion.contains(&spec.kind) || NEEDS_MODELS_OR_FILES.contains(&spec.kind)
+        {
+            continue;
+        }
+        for p in spec.params {
+            let ends = match p.kind {
+                ParamKind::Int { min, max, .. } => [serde_json::json!(min), serde_json::json!(max)],
+                ParamKind::Float { min, max, .. } => {
+                    [serde_json::json!(min), serde_json::json!(max)]
+                }
+                _ => continue,
+            };
+            for (i, v) in ends.into_iter().enumerate() {
+                if i == 1 && BOUNDED_BY_THE_INPUT.contains(&(spec.kind, p.name)) {
+                    continue;
+                }
+                let mut params = serde_json::Map::new();
+                let x = v.as_f64().unwrap();
+                // Keep declared ranges ordered: move the other end along when needed.
+                if let Some(lo) = p.at_least {
+                    let d = spec.param(lo).unwrap().default_value().as_f64().unwrap();
+                    if d > x {
+                        params.insert(lo.into(), v.clone());
+                    }
+                }
+                for q in spec.params.iter().filter(|q| q.at_least == Some(p.name)) {
+                    if q.default_value().as_f64().unwrap() < x {
+                        params.insert(q.name.into(), v.clone());
+                    }
+                }
+                params.insert(p.name.into(), v);
+                cases.push((spec, p.name, params));
+            }
+        }
+    }
+    assert!(cases.len() > 100, "only {} cases", cases.len());
+    let failures = std::sync::Mutex::new(Vec::new());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let mut exec = Executor::builtin();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some((spec, name, params)) = cases.get(i) else {
+                        break;
+                    };
+                    let mut nodes = serde_json::json!({
+                        "src": {"kind": "Texture", "version": 1, "params": {"width": 96, "height": 80, "material": "concrete"}},
+                        "m": {"kind": "ShapeMask", "version": 1, "params": {"size_x": 24.0, "size_y": 18.0}},
+                        "n": {"kind": spec.kind, "version": 1, "params": params},
+                    });
+                    let mut links = vec![serde_json::json!({"from": ["src", "image"], "to": ["m", "like"]})];
+                    for port in spec.inputs.iter().filter(|p| !p.optional) {
+                        let from = match port.ty {
+                            PortType::Image => ["src", "image"],
+                            PortType::Mask => ["m", "mask"],
+                            other => panic!("{}: no test source for a {other} input", spec.kind),
+                        };
+                        links.push(serde_json::json!({"from": from, "to": ["n", port.name]}));
+                    }
+                    nodes["n"]["params"] = serde_json::Value::Object(params.clone());
+                    let g = doc(serde_json::json!({"nodes": nodes, "links": links}));
+                    let req = RunRequest {
+                        doc: &g,
+                        targets: Some(vec!["n".into()]),
+                        run_seed: 0,
+                        base_dir: Path::new("."),
+                    };
+                    if let Err(e) = exec.run(&req, None, &|_| {}, &CancelToken::new()) {
+                        failures.lock().unwrap().push(format!(
+                            "{}.{name} with {}: {e}",
+                            spec.kind,
+                            serde_json::Value::Object(params.clone())
+                        ));
+                    }
+                    exec.clear_cache();
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{failures:#?}");
+}

@@ -67,12 +67,9 @@ fn inverted_ranges_are_refused_naming_node_and_both_params() {
 fn every_min_max_pair_of_the_catalogue_is_declared() {
     for spec in Catalogue::builtin().specs() {
         for p in spec.params {
-            let partner = if let Some(stem) = p.name.strip_suffix("_max") {
-                Some(format!("{stem}_min"))
-            } else if let Some(stem) = p.name.strip_prefix("max_") {
-                Some(format!("min_{stem}"))
-            } else {
-                None
+            let partner = match p.name.strip_suffix("_max") {
+                Some(stem) => Some(format!("{stem}_min")),
+                None => p.name.strip_prefix("max_").map(|stem| format!("min_{stem}")),
             };
             if let Some(lo) = partner.filter(|lo| spec.param(lo).is_some()) {
                 assert_eq!(p.at_least, Some(lo.as_str()), "{}.{}", spec.kind, p.name);

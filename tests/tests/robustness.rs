@@ -438,3 +438,93 @@ fn crafted_checkpoints_fail_generate_cleanly() {
         assert!(!out.exists());
     }
 }
+
+#[test]
+fn bad_sweep_values_are_refused_before_the_run_starts() {
+    let env = Env::new();
+    let g = example("concrete-stain.json");
+    let g = g.to_str().unwrap();
+    let out = env.out();
+    let out_s = out.to_str().unwrap();
+    let small = ["--set", "slab.width=32", "--set", "slab.height=24"];
+    let runs = |env: &Env| {
+        if env.store().exists() {
+            snapshot(env).len()
+        } else {
+            0
+        }
+    };
+    // Out of range (opacity is 0..1): one error line naming node, parameter and value, and
+    // no run in the store.
+    let mut args = vec!["run", g, "--out", out_s, "--sweep", "blotch.octaves=2,99,3"];
+    args.extend(small);
+    let o = env.run(&args);
+    assert_clean_failure(&o, &["--sweep", "blotch", "octaves", "99"]);
+    assert_eq!(runs(&env), 0, "a refused sweep must not start a run");
+    assert!(saved_paths(&o).is_empty());
+    // An unsafe output name as a sweep value is refused the same way.
+    let mut args = vec![
+        "run",
+        g,
+        "--out",
+        out_s,
+        "--sweep",
+        "save.filename=a.png,..png",
+    ];
+    args.extend(small);
+    assert_clean_failure(&env.run(&args), &["--sweep", "save", "filename", "..png"]);
+    assert_eq!(runs(&env), 0);
+    // A 100 kB value (a single argument may not exceed 128 kB) is quoted, not echoed.
+    let huge = format!("blotch.octaves=2,{}", "9".repeat(100_000));
+    let mut args = vec!["run", g, "--out", out_s, "--sweep", &huge];
+    args.extend(small);
+    let o = env.run(&args);
+    assert_clean_failure(&o, &["--sweep", "blotch.octaves"]);
+    assert!(
+        stderr(&o).len() < 1000,
+        "{} bytes on stderr",
+        stderr(&o).len()
+    );
+    // Good values still run: one item per value.
+    let mut args = vec!["run", g, "--out", out_s, "--sweep", "blotch.octaves=2,3"];
+    args.extend(small);
+    let o = env.run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(saved_paths(&o).len(), 2);
+}
+
+#[test]
+fn graph_files_with_duplicate_keys_or_nameless_outputs_are_refused() {
+    let env = Env::new();
+    let dup = env.write(
+        "dup.json",
+        r#"{"format": "defect-studio/graph", "version": 1, "nodes": {
+            "s": {"kind": "SolidColor", "version": 1, "params": {"width": 8, "width": 9}},
+            "save": {"kind": "SaveImage", "version": 1}},
+            "links": [{"from": ["s", "image"], "to": ["save", "image"]}]}"#,
+    );
+    let out = env.out();
+    for args in [
+        vec!["validate"],
+        vec!["run", "--out", out.to_str().unwrap()],
+    ] {
+        let mut args = args;
+        args.insert(1, dup.to_str().unwrap());
+        let o = env.run(&args);
+        assert_clean_failure(&o, &["dup.json", "duplicate key", "\"width\""]);
+    }
+    for (i, name) in ["..png", "sub/.", "a\\u202Egnp.png", "a\\nb.png"]
+        .iter()
+        .enumerate()
+    {
+        let text = format!(
+            r#"{{"format": "defect-studio/graph", "version": 1, "nodes": {{
+                "s": {{"kind": "SolidColor", "version": 1, "params": {{"width": 8, "height": 8}}}},
+                "save": {{"kind": "SaveImage", "version": 1, "params": {{"filename": "{name}"}}}}}},
+                "links": [{{"from": ["s", "image"], "to": ["save", "image"]}}]}}"#
+        );
+        let path = env.write(&format!("name{i}.json"), &text);
+        let o = env.run(&["validate", path.to_str().unwrap()]);
+        assert_clean_failure(&o, &["\"save\"", "filename"]);
+    }
+}

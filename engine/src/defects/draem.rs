@@ -25,7 +25,7 @@ pub struct DraemParams {
     /// Largest Perlin cell size in px.
     pub max_scale: f32,
     /// Minimum covered fraction of the image (or placement); the field is redrawn (up to 32
-    /// times) until reached.
+    /// times) until reached, then the last field is thresholded lower to reach it.
     pub min_coverage: f32,
 }
 
@@ -55,8 +55,8 @@ pub fn draem(
     check_min("min_scale", p.min_scale, 1.0)?;
     check_min("max_scale", p.max_scale, p.min_scale)?;
     check_min("min_coverage", p.min_coverage, 0.0)?;
-    if !p.threshold.is_finite() {
-        return Err("threshold must be finite".to_string());
+    if !(0.0..=1.0).contains(&p.threshold) {
+        return Err(format!("threshold must be in 0..=1, got {}", p.threshold));
     }
     if let Some(s) = source {
         if s.width == 0 || s.height == 0 || s.data.len() != s.width as usize * s.height as usize * 4
@@ -73,35 +73,45 @@ pub fn draem(
         None => rng.range_f32(0.1, 1.0),
     };
     let area = placement.map_or(n, |pl| pl.data.iter().filter(|&&v| v >= 0.5).count());
+    let allowed = |i: usize| placement.is_none_or(|pl| pl.data[i] >= 0.5);
     let mut mask = None;
+    let mut last_field = None;
     for _ in 0..32 {
         let k = rng.range_f32(p.min_scale.log2(), p.max_scale.log2());
         let field = noise_field(NoiseKind::Perlin, w, h, rng.next_u64(), k.exp2(), 1);
-        let m = Mask {
-            width: w,
-            height: h,
-            data: field
-                .data
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| {
-                    let inside = v > p.threshold && placement.is_none_or(|pl| pl.data[i] >= 0.5);
-                    f32::from(u8::from(inside))
-                })
-                .collect(),
-        };
+        let m = threshold_mask(w, h, &field.data, p.threshold, allowed);
         let covered = m.data.iter().filter(|&&v| v > 0.0).count();
         if covered > 0 && covered as f32 >= p.min_coverage * area as f32 {
             mask = Some(m);
             break;
         }
+        last_field = Some(field);
     }
-    let mask = mask.ok_or_else(|| {
-        format!(
-            "no anomaly region after 32 tries (threshold {} too high?)",
-            p.threshold
-        )
-    })?;
+    // No field reached the coverage at `threshold` (a threshold near 1, a coverage near 1, or
+    // cells much larger than the image): the last field is thresholded at the level that
+    // covers `min_coverage` of the area (at least one pixel), so every value gives an anomaly.
+    let mask = match (mask, last_field) {
+        (Some(m), _) => m,
+        (None, Some(field)) => {
+            let mut values: Vec<f32> = (0..n)
+                .filter(|&i| allowed(i))
+                .map(|i| field.data[i])
+                .collect();
+            values.sort_unstable_by(|a, b| b.total_cmp(a));
+            let want = ((p.min_coverage.min(1.0) * area as f32).ceil() as usize)
+                .clamp(1, values.len().max(1));
+            let level = values.get(want - 1).copied().unwrap_or(0.0);
+            // Inclusive: the `want` highest values are in.
+            threshold_mask(
+                w,
+                h,
+                &field.data,
+                level.min(p.threshold).next_down(),
+                allowed,
+            )
+        }
+        (None, None) => return Err("no anomaly region could be drawn".to_string()),
+    };
     let generated;
     let src = match source {
         Some(s) => s,
@@ -136,4 +146,23 @@ pub fn draem(
     }
     // The placement is already part of the mask (binary), so no further clipping is needed.
     Ok(finish(img, out, mask, DRAEM_BAND, None, true))
+}
+
+/// The pixels of `field` above `level` (and allowed by the placement) as a binary mask.
+fn threshold_mask(
+    w: u32,
+    h: u32,
+    field: &[f32],
+    level: f32,
+    allowed: impl Fn(usize) -> bool,
+) -> Mask {
+    Mask {
+        width: w,
+        height: h,
+        data: field
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| f32::from(u8::from(v > level && allowed(i))))
+            .collect(),
+    }
 }

@@ -374,6 +374,39 @@ fn chips_prefer_the_placement_boundary() {
 }
 
 #[test]
+fn draem_reaches_its_coverage_when_the_threshold_is_out_of_reach() {
+    // No Perlin value exceeds 1, so no field passes threshold 1: the last field is cut at the
+    // level covering min_coverage instead of failing. Within a placement, only it is covered.
+    let img = Image::filled(64, 48, [0.5, 0.5, 0.5, 1.0]);
+    let place = disc(64, 32.0, 24.0, 14.0);
+    let place = Mask {
+        width: 64,
+        height: 48,
+        data: place.data[..64 * 48].to_vec(),
+    };
+    let area = place.data.iter().filter(|&&v| v >= 0.5).count();
+    for (coverage, placement) in [(0.1, None), (0.3, Some(&place)), (1.0, Some(&place))] {
+        let p = DraemParams {
+            threshold: 1.0,
+            min_coverage: coverage,
+            ..Default::default()
+        };
+        let d = draem(&img, &p, None, placement).unwrap();
+        let covered = d.mask.data.iter().filter(|&&v| v >= 0.5).count();
+        let of = placement.map_or(64 * 48, |_| area);
+        assert!(covered as f32 >= coverage * of as f32, "{covered} of {of}");
+        if let Some(pl) = placement {
+            assert!(d
+                .mask
+                .data
+                .iter()
+                .zip(&pl.data)
+                .all(|(m, p)| *m < 0.5 || *p >= 0.5));
+        }
+    }
+}
+
+#[test]
 fn draem_uses_the_given_source_and_beta() {
     let img = &textures()[0].1;
     let src = Image::filled(64, 64, [1.0, 0.0, 0.0, 1.0]);

@@ -645,8 +645,7 @@ fn only_masked(
         h,
         Filter::Bilinear,
     ));
-    let (gen_images, kind, note) =
-        run(model, p, w, h, Some(&crop_img), Some(&crop_m), on_step)?;
+    let (gen_images, kind, note) = run(model, p, w, h, Some(&crop_img), Some(&crop_m), on_step)?;
     let blend = if p.mask_blur > 0.0 {
         ops::blur_mask(&bin, p.mask_blur)
     } else {

@@ -78,6 +78,59 @@ fn validated(doc: &GraphDoc, catalogue: &Catalogue, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Validates every `--sweep` value before the run starts: each value is set on a copy of the
+/// (already valid) document and the copy validated, so a bad value is refused up front, naming
+/// the node, the parameter and the value, instead of failing its work items. A range whose
+/// two ends are both swept (`size_min` and `size_max`) depends on the grid cell and is left to
+/// each work item.
+fn check_sweeps(doc: &GraphDoc, catalogue: &Catalogue, sweeps: &[Sweep]) -> Result<()> {
+    let swept = |node: &str, param: &str| sweeps.iter().any(|s| s.node == node && s.param == param);
+    let mut work = doc.clone();
+    for s in sweeps {
+        let original = doc
+            .nodes
+            .get(&s.node)
+            .and_then(|n| n.params.get(&s.param))
+            .cloned();
+        for v in &s.values {
+            if let Some(n) = work.nodes.get_mut(&s.node) {
+                n.params.insert(s.param.clone(), v.clone());
+            }
+            let Err(errors) = nodes::validate(&work, catalogue) else {
+                continue;
+            };
+            let problems: Vec<String> = errors
+                .0
+                .iter()
+                .filter(|e| match &e.problem {
+                    nodes::Problem::InvertedRange { min, max, .. } => {
+                        let other = if *min == s.param { max } else { min };
+                        !swept(&s.node, other)
+                    }
+                    _ => true,
+                })
+                .map(ToString::to_string)
+                .collect();
+            if !problems.is_empty() {
+                bail!(
+                    "--sweep {}.{}: value {} is refused: {}",
+                    s.node,
+                    s.param,
+                    nodes::clip(&v.to_json()),
+                    problems.join("; ")
+                );
+            }
+        }
+        if let Some(n) = work.nodes.get_mut(&s.node) {
+            match &original {
+                Some(v) => n.params.insert(s.param.clone(), v.clone()),
+                None => n.params.remove(&s.param),
+            };
+        }
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_cmd(
     graph: &Path,
@@ -107,8 +160,13 @@ pub(crate) fn run_cmd(
         let values: Vec<ParamValue> = values
             .split(',')
             .map(|v| {
-                p.parse_value(v)
-                    .map_err(|m| anyhow!("--sweep {arg}: value {v:?}: {m}"))
+                p.parse_value(v).map_err(|m| {
+                    anyhow!(
+                        "--sweep {}: value {}: {m}",
+                        nodes::clip(arg),
+                        nodes::quote(v)
+                    )
+                })
             })
             .collect::<Result<_>>()?;
         sweeps.push(Sweep {
@@ -118,6 +176,7 @@ pub(crate) fn run_cmd(
         });
     }
     validated(&doc, &catalogue, graph)?;
+    check_sweeps(&doc, &catalogue, &sweeps)?;
     let shard = shard.map(parse_shard).transpose()?;
     let base_dir = graph.parent().map(Path::to_path_buf).unwrap_or_default();
     let base_dir = if base_dir.as_os_str().is_empty() {
