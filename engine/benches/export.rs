@@ -28,14 +28,18 @@ fn item(i: usize) -> ExportItem {
             ]);
             let d1 = (x as f64 - cx).hypot(y as f64 - cy) < 30.0;
             let d2 = (x as f64 - 400.0).hypot((y as f64 - 100.0) * 3.0) < 50.0;
-            mask.push(if (d1 || d2) && i % 4 != 0 { 255 } else { 0 });
+            mask.push(if (d1 || d2) && !i.is_multiple_of(4) {
+                255
+            } else {
+                0
+            });
         }
     }
     ExportItem {
         name: format!("s0-r{i}-o1"),
         image_png: encode_rgba8_png(S, S, &rgba).expect("encode image"),
         mask_png: Some(encode_gray8_png(S, S, &mask).expect("encode mask")),
-        label: if i % 4 == 0 {
+        label: if i.is_multiple_of(4) {
             "good"
         } else {
             ["scratch", "dent", "crack"][i % 3]

@@ -4,12 +4,26 @@
 /// The most characters of a value that a message quotes.
 pub const QUOTE_MAX: usize = 100;
 
-/// `s` cut to [`QUOTE_MAX`] characters; a longer value ends in `…` and its total length.
+/// `s` cut to [`QUOTE_MAX`] characters, control characters shown as escapes (`\n`), so the
+/// message stays one line; a longer value ends in `…` and its total length.
 pub fn clip(s: &str) -> String {
     match s.char_indices().nth(QUOTE_MAX) {
-        None => s.to_string(),
-        Some((cut, _)) => format!("{}… ({} bytes in all)", &s[..cut], s.len()),
+        None => escape_controls(s),
+        Some((cut, _)) => format!("{}… ({} bytes in all)", escape_controls(&s[..cut]), s.len()),
     }
+}
+
+/// `s` with its control characters (newlines, escapes, …) written as Rust escapes.
+fn escape_controls(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// `s` as a quoted, escaped string (control and invisible characters shown as escapes), cut to
@@ -28,6 +42,7 @@ mod tests {
     #[test]
     fn short_values_are_kept_and_long_ones_cut() {
         assert_eq!(clip("abc"), "abc");
+        assert_eq!(clip("a\nb\u{1b}`é"), "a\\nb\\u{1b}`é");
         assert_eq!(quote("a\nb"), "\"a\\nb\"");
         let long = "é".repeat(1 << 20);
         let c = clip(&long);

@@ -131,7 +131,13 @@ impl<'a> Conv<'a> {
                     let root = self.checkpoint_root(self.link(c, "clip"), "clip");
                     if let Some(root) = root {
                         let mut notes = Vec::new();
-                        let skip = clamp_i(-(stop as i64), 1, 12, "clip skip", &mut notes);
+                        let skip = clamp_i(
+                            (stop as i64).saturating_neg(),
+                            1,
+                            12,
+                            "clip skip",
+                            &mut notes,
+                        );
                         self.b.set(&root, "clip_skip", ParamValue::Int(skip));
                         for n in notes {
                             self.note(n);
