@@ -10,7 +10,7 @@
 //!
 //! Cached outputs live under a memory budget and are evicted least-recently-used.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -147,9 +147,18 @@ pub struct NodeCtx<'a> {
     emit: &'a dyn Fn(Event),
     cancel: &'a CancelToken,
     sink: Option<&'a mut dyn OutputSink>,
+    /// The outputs something in this run reads (every output for a requested target).
+    wanted: BTreeSet<String>,
 }
 
 impl<'a> NodeCtx<'a> {
+    /// Whether anything in this run reads output `port`. A node may leave out an expensive
+    /// output nobody reads; its cache entry then lacks that output, and a later run that reads
+    /// it computes the node again.
+    pub fn wants(&self, port: &str) -> bool {
+        self.wanted.contains(port)
+    }
+
     /// The node's effective parameters (defaults filled in, seeds resolved, colours as
     /// `[r, g, b]`) deserialised into `P`; see [`nodes::typed`]. Errors name the parameter.
     pub fn params<P: serde::de::DeserializeOwned>(&self) -> Result<P> {
@@ -470,6 +479,24 @@ impl Executor {
 
         let incoming = doc.links_by_target();
         let no_links = Vec::new();
+        // Which outputs of each node this run reads: linked into a node that runs, or all of
+        // a requested target's.
+        let running: BTreeSet<&str> = order.iter().map(String::as_str).collect();
+        let mut wanted: HashMap<&str, BTreeSet<String>> = HashMap::new();
+        for l in &doc.links {
+            if running.contains(l.to.node()) {
+                wanted
+                    .entry(l.from.node())
+                    .or_default()
+                    .insert(l.from.port().to_string());
+            }
+        }
+        for t in &targets {
+            if let Some(spec) = doc.nodes.get(t).and_then(|n| self.catalogue.get(&n.kind)) {
+                let w = wanted.entry(t.as_str()).or_default();
+                w.extend(spec.outputs.iter().map(|p| p.name.to_string()));
+            }
+        }
         let mut keys: HashMap<String, CacheKey> = HashMap::new();
         let mut outcome = RunOutcome::default();
         for id in &order {
@@ -499,8 +526,13 @@ impl Executor {
             let key = signature(id, spec, &params, &files, links_in, &keys);
             keys.insert(id.clone(), key);
 
+            let wanted_here = wanted.remove(id.as_str()).unwrap_or_default();
             if !spec.sink {
-                if let Some(hit) = self.cache.get(&key) {
+                if let Some(hit) = self
+                    .cache
+                    .get(&key)
+                    .filter(|hit| wanted_here.iter().all(|p| hit.contains_key(p.as_str())))
+                {
                     emit(Event::NodeFinished {
                         node: id.clone(),
                         seconds: 0.0,
@@ -556,8 +588,9 @@ impl Executor {
                     Some(ref mut s) => Some(&mut **s as &mut dyn OutputSink),
                     None => None,
                 },
+                wanted: wanted_here,
             };
-            let result = f(&mut ctx).and_then(|out| check_outputs(spec, out));
+            let result = f(&mut ctx).and_then(|out| check_outputs(spec, out, &ctx.wanted));
             let seconds = started.elapsed().as_secs_f64();
             match result {
                 Ok(out) => {
@@ -722,9 +755,11 @@ fn signature(
 }
 
 /// Checks that an executor produced every declared output with its declared type.
-fn check_outputs(spec: &NodeSpec, out: Outputs) -> Result<Outputs> {
+/// Every output the run reads is there, and every output there has its declared type.
+fn check_outputs(spec: &NodeSpec, out: Outputs, wanted: &BTreeSet<String>) -> Result<Outputs> {
     for port in spec.outputs {
         match out.get(port.name) {
+            None if !wanted.contains(port.name) => {}
             None => {
                 return Err(EngineError::failed(format!(
                     "produced no value for output \"{}\"",

@@ -562,3 +562,41 @@ fn every_numeric_parameter_runs_at_both_ends_of_its_spec_range() {
     let failures = failures.into_inner().unwrap();
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// An output nobody reads is left out (a large photo's alpha is a full-size buffer), and a later
+/// run that reads it computes the node again instead of taking the cache entry without it.
+#[test]
+fn unread_outputs_are_skipped_and_recomputed_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = encode_image_png(&gradient(8, 6), &[]).unwrap();
+    std::fs::write(dir.path().join("g.png"), &png).unwrap();
+    let load = serde_json::json!({"kind": "LoadImage", "version": 1, "params": {"source": "g.png"}});
+    let only_image = doc(serde_json::json!({
+        "nodes": {"l": load, "r": {"kind": "Resize", "version": 1, "params": {"width": 4, "height": 3}}},
+        "links": [{"from": ["l", "image"], "to": ["r", "image"]}]
+    }));
+    let with_mask = doc(serde_json::json!({
+        "nodes": {"l": load, "m": {"kind": "MaskOps", "version": 1, "params": {}}},
+        "links": [{"from": ["l", "mask"], "to": ["m", "mask"]}]
+    }));
+    let mut exec = Executor::builtin();
+    let run = |exec: &mut Executor, g: &GraphDoc, target: &str| {
+        let req = RunRequest {
+            doc: g,
+            targets: Some(vec![target.into()]),
+            run_seed: 0,
+            base_dir: dir.path(),
+        };
+        exec.run(&req, None, &|_| {}, &CancelToken::new()).unwrap()
+    };
+    let first = run(&mut exec, &only_image, "r");
+    assert!(first.outputs["l"].get("mask").is_none(), "the unread mask was made");
+    assert!(first.outputs["l"].get("image").is_some());
+    let second = run(&mut exec, &with_mask, "m");
+    let l = second.stats.iter().find(|s| s.node == "l").unwrap();
+    assert!(!l.cached, "a cache entry without the mask was used");
+    assert_eq!(mask_of(&second.outputs["l"], "mask").data.len(), 48);
+    // And a target's outputs are all made.
+    let third = run(&mut exec, &only_image, "l");
+    assert!(third.outputs["l"].get("mask").is_some());
+}

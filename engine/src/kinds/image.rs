@@ -333,22 +333,27 @@ fn remove_background(ctx: &mut NodeCtx, p: RemoveBackground) -> Result<Outputs> 
     ctx.progress(0, 1, None)?;
     let mask =
         crate::models::background::alpha_mask(&net, &rgb, image.width, image.height, &refine)?;
+    drop(rgb);
     ctx.progress(1, 1, None)?;
     let mut cutout = (*image).clone();
     for (px, a) in cutout.data.chunks_exact_mut(4).zip(&mask.data) {
         px[3] *= a;
     }
-    let bottom = match ctx.opt_image("background")? {
-        Some(bg) => ops::resize_image(&bg, image.width, image.height, Filter::Bilinear),
-        None => {
-            let [r, g, b] = p.background_color;
-            Image::filled(image.width, image.height, [r, g, b, 1.0])
-        }
-    };
-    let (composite, _) = ops::composite(&bottom, &cutout, Some(&mask), 0, 0, 1.0, Blend::Normal);
-    Ok(outputs([
-        ("image", cutout.into()),
-        ("mask", mask.into()),
-        ("composite", composite.into()),
-    ]))
+    let mut out = Outputs::new();
+    // The composite is a full-size image of its own: made only when something reads it.
+    if ctx.wants("composite") {
+        let bottom = match ctx.opt_image("background")? {
+            Some(bg) => ops::resize_image(&bg, image.width, image.height, Filter::Bilinear),
+            None => {
+                let [r, g, b] = p.background_color;
+                Image::filled(image.width, image.height, [r, g, b, 1.0])
+            }
+        };
+        let (composite, _) =
+            ops::composite(&bottom, &cutout, Some(&mask), 0, 0, 1.0, Blend::Normal);
+        out.insert("composite".into(), composite.into());
+    }
+    out.insert("image".into(), cutout.into());
+    out.insert("mask".into(), mask.into());
+    Ok(out)
 }

@@ -6,7 +6,7 @@ use super::{label_or_defect, outputs, same_size};
 use crate::codec::decode_image;
 use crate::error::{EngineError, Result};
 use crate::exec::NodeCtx;
-use crate::image::Mask;
+use crate::image::{Image, Mask};
 use crate::registry::Registry;
 use crate::value::{Outputs, Value};
 
@@ -27,8 +27,19 @@ struct LoadImage {
 fn load_image(ctx: &mut NodeCtx, p: LoadImage) -> Result<Outputs> {
     let bytes = ctx.file("source")?;
     let img = decode_image(&bytes, &p.source).map_err(EngineError::failed)?;
-    let mask = img.alpha();
-    Ok(outputs([("image", img.into()), ("mask", mask.into())]))
+    drop(bytes);
+    image_and_alpha(ctx, img)
+}
+
+/// The `image` output, and its alpha as the `mask` output when something reads it (a large
+/// photo's alpha is a full-size buffer of its own).
+fn image_and_alpha(ctx: &NodeCtx, img: Image) -> Result<Outputs> {
+    let mut out = Outputs::new();
+    if ctx.wants("mask") {
+        out.insert("mask".into(), img.alpha().into());
+    }
+    out.insert("image".into(), img.into());
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -40,8 +51,8 @@ struct LoadImageFolder {
 fn load_image_folder(ctx: &mut NodeCtx, p: LoadImageFolder) -> Result<Outputs> {
     let bytes = ctx.file("folder")?;
     let img = decode_image(&bytes, &p.folder).map_err(EngineError::failed)?;
-    let mask = img.alpha();
-    Ok(outputs([("image", img.into()), ("mask", mask.into())]))
+    drop(bytes);
+    image_and_alpha(ctx, img)
 }
 
 /// Which channel of a file holds a mask.
