@@ -338,10 +338,15 @@ fn json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
+/// The page cache of each store handle, in bytes. redb's default (1 GiB) filled up with the
+/// pages of the PNGs a long batch commits: resident memory grew by up to 1 GiB over a batch.
+pub const STORE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// The builder every handle uses (see the module docs: several processes, one store).
 fn builder() -> redb::Builder {
     let mut b = Database::builder();
-    b.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+    b.set_concurrency_mode(ConcurrencyMode::MultiWriter)
+        .set_cache_size(STORE_CACHE_BYTES);
     b
 }
 
