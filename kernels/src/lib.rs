@@ -23,7 +23,9 @@
 //!
 //! Nothing in the default build needs CUDA: `cargo test -p kernels` checks every `cpu_ref`
 //! against a naive reference, and `scripts/nvrtc_check.py` compiles the CUDA sources to PTX
-//! without a GPU. `scripts/gpu-check.sh` runs the kernels against their references on a GPU.
+//! without a GPU. `scripts/cuda-check.sh` type-checks the `cuda` feature (this crate and
+//! `engine`) without a GPU, from the CUDA 13.0.x pip wheels. `scripts/gpu-check.sh` runs the
+//! kernels against their references on a GPU.
 
 pub mod attention;
 pub mod geglu;
