@@ -318,11 +318,10 @@ impl candle_core::CustomOp3 for FlashAttention {
 mod cuda {
     use super::{check_shapes, TC_HEAD_DIMS, TILES};
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::cudarc::driver::{
-        sys::CUfunction_attribute_enum, DeviceRepr, LaunchConfig, PushKernelArg,
-    };
+    use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
     use candle_core::cuda_backend::{CudaDType, WrapErr};
     use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
+    use std::sync::OnceLock;
 
     /// Dynamic shared memory of one block, in bytes (the formula at the top of flash_attn.cu).
     pub(super) fn smem_bytes(d: usize, rq: usize) -> usize {
@@ -354,9 +353,16 @@ mod cuda {
         }
     }
 
+    /// `DEFECT_STUDIO_NO_TC_ATTENTION` set: take the CUDA-core kernel even where the tensor-core
+    /// one applies (read once per process).
+    fn tensor_cores_disabled() -> bool {
+        static OFF: OnceLock<bool> = OnceLock::new();
+        *OFF.get_or_init(|| std::env::var_os("DEFECT_STUDIO_NO_TC_ATTENTION").is_some())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn launch<T: CudaDType + DeviceRepr>(
-        tname: &str,
+        tname: &'static str,
         scale: f32,
         s1: &CudaStorage,
         l1: &Layout,
@@ -382,46 +388,55 @@ mod cuda {
         let q = crate::cuda::view::<T>(s1, l1, op)?;
         let k = crate::cuda::view::<T>(s2, l2, op)?;
         let v = crate::cuda::view::<T>(s3, l3, op)?;
-        let dev = s1.device().clone();
+        let dev = s1.device();
+        let info = crate::cuda::device_info(dev)?;
         // 16-byte vector loads: every view must start on an 8-element boundary.
         let aligned = [l1, l2, l3].iter().all(|l| l.start_offset() % 8 == 0);
         let tensor_cores = tname != "f32"
             && aligned
             && TC_HEAD_DIMS.contains(&d)
-            && crate::cuda::compute_capability(&dev)? >= 80
-            && std::env::var_os("DEFECT_STUDIO_NO_TC_ATTENTION").is_none();
-        let (func, smem, block_rows) = if tensor_cores {
-            let name = format!("flash_attn_tc_{tname}_d{d}");
-            let f =
-                crate::cuda::function(&dev, "flash_attn_tc", crate::sources::FLASH_ATTN_TC, &name)?;
-            (f, tc_smem_bytes(d), 64)
-        } else {
-            let name = format!("flash_attn_fwd_{tname}_d{d}");
-            let f = crate::cuda::function(&dev, "flash_attn", crate::sources::FLASH_ATTN, &name)?;
-            (f, smem_bytes(d, rq), 4 * rq)
+            && info.cc >= 80
+            && !tensor_cores_disabled();
+        let key = |module| crate::cuda::KernelKey {
+            ordinal: info.ordinal,
+            module,
+            dtype: s1.dtype(),
+            head_dim: d,
         };
-        if smem > 48 * 1024 {
-            let max = crate::cuda::max_smem_optin(&dev)?;
-            if smem > max {
-                bail!("flash_attention: head dim {d} needs {smem} B of shared memory, the GPU allows {max}")
-            }
-            func.set_attribute(
-                CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                smem as i32,
-            )
-            .w()?;
-        }
+        let (kernel, block_rows) = if tensor_cores {
+            let kn = crate::cuda::kernel(
+                dev,
+                &info,
+                key("flash_attn_tc"),
+                crate::sources::FLASH_ATTN_TC,
+                || format!("flash_attn_tc_{tname}_d{d}"),
+                tc_smem_bytes(d),
+                op,
+            )?;
+            (kn, 64)
+        } else {
+            let kn = crate::cuda::kernel(
+                dev,
+                &info,
+                key("flash_attn"),
+                crate::sources::FLASH_ATTN,
+                || format!("flash_attn_fwd_{tname}_d{d}"),
+                smem_bytes(d, rq),
+                op,
+            )?;
+            (kn, 4 * rq)
+        };
         // SAFETY: every element is written by the kernel (each query row < Lq, each head dim).
         let out = unsafe { dev.alloc::<T>(b * h * lq * d)? };
         let cfg = LaunchConfig {
             grid_dim: (lq.div_ceil(block_rows) as u32, (b * h) as u32, 1),
             block_dim: (128, 1, 1),
-            shared_mem_bytes: smem as u32,
+            shared_mem_bytes: kernel.smem as u32,
         };
         let (lq_i, lk_i) = (lq as i32, lk as i32);
         let scale_log2 = scale * std::f32::consts::LOG2_E;
         let stream = dev.cuda_stream();
-        let mut builder = stream.launch_builder(&func);
+        let mut builder = stream.launch_builder(&kernel.func);
         builder
             .arg(&q)
             .arg(&k)
@@ -433,7 +448,10 @@ mod cuda {
         // SAFETY: argument types and order match the kernel signature in flash_attn.cu; the
         // buffers hold B*H*L*D elements as the kernel indexes them.
         unsafe { builder.launch(cfg) }.w()?;
-        Ok((CudaStorage::wrap_cuda_slice(out, dev), l1.shape().clone()))
+        Ok((
+            CudaStorage::wrap_cuda_slice(out, dev.clone()),
+            l1.shape().clone(),
+        ))
     }
 }
 

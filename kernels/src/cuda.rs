@@ -1,15 +1,27 @@
-//! Run-time compilation of the CUDA sources with NVRTC, and the PTX cache.
+//! Run-time compilation of the CUDA sources with NVRTC, the PTX cache, and the per-device table
+//! of loaded kernels.
+//!
+//! A launch looks its kernel up in a process-wide table keyed by (device ordinal, module, dtype,
+//! head dim) ([`kernel`]): the first lookup compiles or reads the PTX, loads the module, and sets
+//! the function's shared-memory attribute; every later one is a read lock and a hash, with no
+//! formatting, no driver query and no `cuFuncSetAttribute`. Device properties (compute
+//! capability, opt-in shared memory) are likewise queried once per ordinal ([`device_info`]).
+//! Handles are keyed by ordinal because candle's devices use the ordinal's primary context, which
+//! the cached module keeps alive.
 //!
 //! PTX is cached per (module, compute capability) in a process-wide map, and on disk as
 //! `<cache>/defect-studio/ptx/<module>-sm<cc>-<hash>.ptx`, where `<cache>` is
 //! `$DEFECT_STUDIO_PTX_CACHE` or the user's cache directory and `<hash>` covers the source, the
 //! NVRTC version and the options, so an edited source or a new NVRTC never reuses stale PTX.
 
-use candle_core::cuda_backend::cudarc::driver::sys::CUdevice_attribute;
+use crate::cache::OnceMap;
+use candle_core::cuda_backend::cudarc::driver::sys::{
+    CUdevice_attribute, CUfunction_attribute_enum,
+};
 use candle_core::cuda_backend::cudarc::driver::CudaFunction;
 use candle_core::cuda_backend::cudarc::nvrtc::{self, CompileOptions};
 use candle_core::cuda_backend::{CudaDevice, WrapErr};
-use candle_core::{Error, Result};
+use candle_core::{bail, DType, Error, Result};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -21,30 +33,110 @@ fn ptx_map() -> &'static Mutex<PtxMap> {
     MAP.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Compute capability as `10 * major + minor` (90 for H100/H200).
-pub(crate) fn compute_capability(dev: &CudaDevice) -> Result<i32> {
-    let (major, minor) = dev.cuda_stream().context().compute_capability().w()?;
-    Ok(major * 10 + minor)
+/// What a kernel launch needs to know of a device, queried once per device ordinal.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeviceInfo {
+    /// The device ordinal (the key of the per-device tables).
+    pub(crate) ordinal: usize,
+    /// Compute capability as `10 * major + minor` (90 for H100/H200).
+    pub(crate) cc: i32,
+    /// The opt-in maximum of dynamic shared memory per block, in bytes.
+    pub(crate) max_smem_optin: usize,
 }
 
-/// The opt-in maximum of dynamic shared memory per block, in bytes.
-pub(crate) fn max_smem_optin(dev: &CudaDevice) -> Result<usize> {
-    let v = dev
-        .cuda_stream()
-        .context()
-        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
-        .w()?;
-    Ok(v.max(0) as usize)
+/// A kernel loaded on one device, with its function attributes already set.
+#[derive(Debug, Clone)]
+pub(crate) struct Kernel {
+    pub(crate) func: CudaFunction,
+    /// Dynamic shared memory of one block, in bytes (above 48 KiB the function's
+    /// `MAX_DYNAMIC_SHARED_SIZE_BYTES` was raised to it when the kernel was loaded).
+    pub(crate) smem: usize,
 }
 
-/// The kernel `name` of `module` (source `src`), compiled for this device's architecture.
-pub(crate) fn function(
+/// Which kernel: (device ordinal, module (the kernel variant), dtype, head dim or 0). The
+/// function name is derived from it only when the kernel is first loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct KernelKey {
+    pub(crate) ordinal: usize,
+    pub(crate) module: &'static str,
+    pub(crate) dtype: DType,
+    pub(crate) head_dim: usize,
+}
+
+/// Shared memory a block may use without opting in.
+const SMEM_DEFAULT_MAX: usize = 48 * 1024;
+
+fn device_infos() -> &'static OnceMap<usize, DeviceInfo> {
+    static MAP: OnceLock<OnceMap<usize, DeviceInfo>> = OnceLock::new();
+    MAP.get_or_init(OnceMap::new)
+}
+
+fn kernels() -> &'static OnceMap<KernelKey, Kernel> {
+    static MAP: OnceLock<OnceMap<KernelKey, Kernel>> = OnceLock::new();
+    MAP.get_or_init(OnceMap::new)
+}
+
+/// The device's ordinal, compute capability and shared-memory limit (driver queries on the
+/// first call per ordinal only).
+pub(crate) fn device_info(dev: &CudaDevice) -> Result<DeviceInfo> {
+    let stream = dev.cuda_stream();
+    let ctx = stream.context();
+    let ordinal = ctx.ordinal();
+    device_infos().get_or_try_insert_with(ordinal, || {
+        let (major, minor) = ctx.compute_capability().w()?;
+        let optin = ctx
+            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+            .w()?;
+        Ok(DeviceInfo {
+            ordinal,
+            cc: major * 10 + minor,
+            max_smem_optin: optin.max(0) as usize,
+        })
+    })
+}
+
+/// The kernel `key` (source `src`), loaded once per device: on the first call `name()` gives its
+/// function name, the module is compiled (or read from the PTX cache) and loaded, and, when
+/// `smem` exceeds 48 KiB, checked against the device's opt-in limit and set as the function's
+/// dynamic shared-memory maximum. Later calls are one table lookup. `op` names the caller in
+/// errors.
+pub(crate) fn kernel(
     dev: &CudaDevice,
+    info: &DeviceInfo,
+    key: KernelKey,
+    src: &'static str,
+    name: impl FnOnce() -> String,
+    smem: usize,
+    op: &str,
+) -> Result<Kernel> {
+    kernels().get_or_try_insert_with(key, || {
+        let max = info.max_smem_optin;
+        if smem > SMEM_DEFAULT_MAX && smem > max {
+            bail!(
+                "{op}: head dim {} needs {smem} B of shared memory, the GPU allows {max}",
+                key.head_dim
+            )
+        }
+        let func = function(dev, info.cc, key.module, src, &name())?;
+        if smem > SMEM_DEFAULT_MAX {
+            func.set_attribute(
+                CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                smem as i32,
+            )
+            .w()?;
+        }
+        Ok(Kernel { func, smem })
+    })
+}
+
+/// The kernel `name` of `module` (source `src`), compiled for compute capability `cc`.
+fn function(
+    dev: &CudaDevice,
+    cc: i32,
     module: &'static str,
     src: &'static str,
     name: &str,
 ) -> Result<CudaFunction> {
-    let cc = compute_capability(dev)?;
     let ptx = ptx(module, src, cc)?;
     let func =
         dev.get_or_load_custom_func(name, &format!("defect_studio_{module}_sm{cc}"), &ptx)?;
@@ -52,7 +144,7 @@ pub(crate) fn function(
 }
 
 /// PTX of `module` for compute capability `cc`: from memory, else disk, else NVRTC.
-pub(crate) fn ptx(module: &'static str, src: &'static str, cc: i32) -> Result<Arc<str>> {
+fn ptx(module: &'static str, src: &'static str, cc: i32) -> Result<Arc<str>> {
     let mut map = ptx_map()
         .lock()
         .map_err(|_| Error::Msg("PTX cache lock poisoned".into()))?;

@@ -91,9 +91,23 @@ mod cuda {
             bail!("geglu: x must be contiguous")
         };
         let x = s.as_cuda_slice::<T>()?.slice(a..e);
-        let dev = s.device().clone();
-        let name = format!("geglu_{tname}");
-        let func = crate::cuda::function(&dev, "geglu", crate::sources::GEGLU, &name)?;
+        let dev = s.device();
+        let info = crate::cuda::device_info(dev)?;
+        let key = crate::cuda::KernelKey {
+            ordinal: info.ordinal,
+            module: "geglu",
+            dtype: s.dtype(),
+            head_dim: 0,
+        };
+        let kernel = crate::cuda::kernel(
+            dev,
+            &info,
+            key,
+            crate::sources::GEGLU,
+            || format!("geglu_{tname}"),
+            0,
+            "geglu",
+        )?;
         // SAFETY: the grid-stride loop writes all `total` elements.
         let out = unsafe { dev.alloc::<T>(total)? };
         let blocks = total.div_ceil(256).clamp(1, 1 << 20) as u32;
@@ -105,11 +119,11 @@ mod cuda {
         let rows = (total / n.max(1)) as u64;
         let n_i = n as i32;
         let stream = dev.cuda_stream();
-        let mut b = stream.launch_builder(&func);
+        let mut b = stream.launch_builder(&kernel.func);
         b.arg(&x).arg(&out).arg(&rows).arg(&n_i);
         // SAFETY: argument types and order match geglu.cu.
         unsafe { b.launch(cfg) }.w()?;
-        Ok((CudaStorage::wrap_cuda_slice(out, dev), shape))
+        Ok((CudaStorage::wrap_cuda_slice(out, dev.clone()), shape))
     }
 }
 

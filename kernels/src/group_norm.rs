@@ -155,9 +155,23 @@ mod cuda {
         let x = crate::cuda::view::<T>(s1, l1, op_name)?;
         let gamma = crate::cuda::view::<T>(s2, l2, op_name)?;
         let beta = crate::cuda::view::<T>(s3, l3, op_name)?;
-        let dev = s1.device().clone();
-        let name = format!("group_norm_{tname}");
-        let func = crate::cuda::function(&dev, "group_norm", crate::sources::GROUP_NORM, &name)?;
+        let dev = s1.device();
+        let info = crate::cuda::device_info(dev)?;
+        let key = crate::cuda::KernelKey {
+            ordinal: info.ordinal,
+            module: "group_norm",
+            dtype: s1.dtype(),
+            head_dim: 0,
+        };
+        let kernel = crate::cuda::kernel(
+            dev,
+            &info,
+            key,
+            crate::sources::GROUP_NORM,
+            || format!("group_norm_{tname}"),
+            0,
+            op_name,
+        )?;
         // SAFETY: the kernel writes every element of every (sample, group).
         let out = unsafe { dev.alloc::<T>(n * c * s)? };
         let cfg = LaunchConfig {
@@ -167,7 +181,7 @@ mod cuda {
         };
         let (c_i, g_i, s_i, silu) = (c as i32, op.groups as i32, s as i32, op.silu as i32);
         let stream = dev.cuda_stream();
-        let mut b = stream.launch_builder(&func);
+        let mut b = stream.launch_builder(&kernel.func);
         b.arg(&x)
             .arg(&gamma)
             .arg(&beta)
@@ -179,7 +193,10 @@ mod cuda {
             .arg(&silu);
         // SAFETY: argument types and order match group_norm.cu; sizes as checked above.
         unsafe { b.launch(cfg) }.w()?;
-        Ok((CudaStorage::wrap_cuda_slice(out, dev), l1.shape().clone()))
+        Ok((
+            CudaStorage::wrap_cuda_slice(out, dev.clone()),
+            l1.shape().clone(),
+        ))
     }
 }
 

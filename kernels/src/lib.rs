@@ -13,20 +13,26 @@
 //! The CUDA sources are embedded with `include_str!` ([`sources`]) and compiled at first use
 //! with NVRTC, through the `cudarc` that candle re-exports (`candle_core::cuda_backend::cudarc`;
 //! docs/ARCHITECTURE.md, "Kernels", says why not a cudarc of our own). PTX is cached per compute
-//! capability, in a process-wide map and on disk under the user's cache directory (`cuda`
-//! module, private).
+//! capability, in a process-wide map and on disk under the user's cache directory; the loaded
+//! kernels, with their attributes set, are cached per (device, dtype, head dim, variant), so a
+//! launch after the first does no formatting, environment read or driver query (`cuda` module,
+//! private).
 //! NVRTC needs `cuda_fp16.h`/`cuda_bf16.h` at run time: it looks in `DEFECT_STUDIO_CUDA_INCLUDE`
 //! (a `:`-separated list), then `$CUDA_ROOT`, `$CUDA_PATH`, `$CUDA_HOME` + `/include`, then
 //! `/usr/local/cuda/include`.
 //!
 //! Nothing in the default build needs CUDA: `cargo test -p kernels` checks every `cpu_ref`
 //! against a naive reference, and `scripts/nvrtc_check.py` compiles the CUDA sources to PTX
-//! without a GPU. `scripts/gpu-check.sh` runs the kernels against their references on a GPU.
+//! without a GPU. `scripts/cuda-check.sh` type-checks the `cuda` feature (this crate and
+//! `engine`) without a GPU, from the CUDA 13.0.x pip wheels. `scripts/gpu-check.sh` runs the
+//! kernels against their references on a GPU.
 
 pub mod attention;
 pub mod geglu;
 pub mod group_norm;
 
+#[cfg(any(feature = "cuda", test))]
+mod cache;
 #[cfg(feature = "cuda")]
 mod cuda;
 
