@@ -1,7 +1,7 @@
 //! Sizes above the VAE's `sample_size` (the tiny models' VAEs tile at 64 px), against diffusers
 //! (`tests/fixtures/sd/make_tiling_fixtures.py`): with tiling off the result equals diffusers'
 //! default (one VAE pass), with tiling on it equals diffusers after `vae.enable_tiling()`, at the
-//! three parity bars (docs/ARCHITECTURE.md, "Testing"). Auto tiles only over its memory budget.
+//! three parity bars (docs/ARCHITECTURE.md, "Conventions"). Auto tiles only over its memory budget.
 
 mod sd_common;
 

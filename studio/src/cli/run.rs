@@ -257,7 +257,9 @@ pub(crate) fn run_cmd(
             graph_name_for_files, summary.run_id
         ));
         let png = engine::codec::encode_image_png(&sheet, &[]).map_err(|e| anyhow!(e))?;
-        std::fs::write(&path, png).with_context(|| format!("cannot write {}", path.display()))?;
+        // Like every output: created new, never through a planted link, never over a file.
+        engine::paths::write_new_file(&path, &png)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         println!("contact sheet {}", path.display());
     }
     for (dir, images, instances) in &summary.datasets {
