@@ -45,6 +45,20 @@ pub struct TrainLoraArgs {
     pub dtype: String,
 }
 
+/// Flags that were renamed when the settings became one table: (earlier flag, setting).
+const RENAMED: &[(&str, &str)] = &[
+    ("min-snr", "min_snr_gamma"),
+    ("ff", "feed_forward"),
+    ("prior-weight", "prior_loss_weight"),
+];
+
+/// Earlier switches that set a setting to one value: (flag, setting, value).
+const LEGACY_SWITCHES: &[(&str, &str, &str)] = &[
+    ("no-flip", "flip", "false"),
+    ("f16", "save_dtype", "f16"),
+    ("cosine", "schedule", "cosine"),
+];
+
 /// The training settings as flags, one per row of the engine's field table
 /// ([`engine::sd::train::fields::FIELDS`]): `--rank 16`, `--schedule cosine`,
 /// `--min-snr-gamma 5`, `--flip=false`, a bare `--buckets`. Omitted flags keep
@@ -55,7 +69,7 @@ pub struct ConfigArgs(pub TrainConfig);
 impl clap::Args for ConfigArgs {
     fn augment_args(cmd: clap::Command) -> clap::Command {
         let defaults = serde_json::to_value(TrainConfig::default()).unwrap_or_default();
-        fields::FIELDS.iter().fold(cmd, |cmd, f| {
+        let cmd = fields::FIELDS.iter().fold(cmd, |cmd, f| {
             let default = fields::value_text(&defaults[f.name])
                 .map(|d| format!(" [default: {d}]"))
                 .unwrap_or_default();
@@ -67,7 +81,13 @@ impl clap::Args for ConfigArgs {
                 .long(f.flag)
                 .help(format!("{}{values}{default}", f.doc))
                 .value_parser(clap::value_parser!(String))
-                .action(clap::ArgAction::Set);
+                .action(clap::ArgAction::Set)
+                .aliases(
+                    RENAMED
+                        .iter()
+                        .filter(|(_, field)| *field == f.name)
+                        .map(|(old, _)| *old),
+                );
             cmd.arg(match f.kind {
                 // `--buckets` alone means true; `--flip=false` turns a default off.
                 fields::FieldKind::Bool => arg
@@ -77,6 +97,15 @@ impl clap::Args for ConfigArgs {
                     .value_name("BOOL"),
                 _ => arg.num_args(1),
             })
+        });
+        // Earlier spellings stay accepted (users' scripts call them), hidden from the help.
+        LEGACY_SWITCHES.iter().fold(cmd, |cmd, (old, _, _)| {
+            cmd.arg(
+                clap::Arg::new(*old)
+                    .long(*old)
+                    .hide(true)
+                    .action(clap::ArgAction::SetTrue),
+            )
         })
     }
 
@@ -97,6 +126,11 @@ impl clap::FromArgMatches for ConfigArgs {
         m: &clap::ArgMatches,
     ) -> std::result::Result<(), clap::Error> {
         let mut given: Vec<(&str, String)> = Vec::new();
+        for (old, field, value) in LEGACY_SWITCHES {
+            if m.try_get_one::<bool>(old).ok().flatten() == Some(&true) {
+                given.push((field, value.to_string()));
+            }
+        }
         for f in fields::FIELDS {
             if let Ok(Some(v)) = m.try_get_one::<String>(f.name) {
                 given.push((f.name, v.clone()));
@@ -275,5 +309,40 @@ mod tests {
         assert_eq!(a.config.0, want);
         let e = parse(&["--rank", "0"]).unwrap_err().to_string();
         assert!(e.contains("rank") && e.contains("1..="), "{e}");
+    }
+
+    #[test]
+    fn earlier_flag_spellings_still_work() {
+        let old = parse(&[
+            "--min-snr",
+            "5",
+            "--ff",
+            "--no-flip",
+            "--f16",
+            "--cosine",
+            "--prior-weight",
+            "0.5",
+        ])
+        .unwrap();
+        let new = parse(&[
+            "--min-snr-gamma",
+            "5",
+            "--feed-forward",
+            "--flip=false",
+            "--save-dtype",
+            "f16",
+            "--schedule",
+            "cosine",
+            "--prior-loss-weight",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(old.config.0, new.config.0);
+        assert_ne!(old.config.0, TrainConfig::default());
+        let help = command().render_long_help().to_string();
+        assert!(
+            !help.contains("--no-flip") && !help.contains("--min-snr "),
+            "{help}"
+        );
     }
 }
