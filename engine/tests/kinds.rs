@@ -570,7 +570,8 @@ fn unread_outputs_are_skipped_and_recomputed_when_read() {
     let dir = tempfile::tempdir().unwrap();
     let png = encode_image_png(&gradient(8, 6), &[]).unwrap();
     std::fs::write(dir.path().join("g.png"), &png).unwrap();
-    let load = serde_json::json!({"kind": "LoadImage", "version": 1, "params": {"source": "g.png"}});
+    let load =
+        serde_json::json!({"kind": "LoadImage", "version": 1, "params": {"source": "g.png"}});
     let only_image = doc(serde_json::json!({
         "nodes": {"l": load, "r": {"kind": "Resize", "version": 1, "params": {"width": 4, "height": 3}}},
         "links": [{"from": ["l", "image"], "to": ["r", "image"]}]
@@ -590,7 +591,10 @@ fn unread_outputs_are_skipped_and_recomputed_when_read() {
         exec.run(&req, None, &|_| {}, &CancelToken::new()).unwrap()
     };
     let first = run(&mut exec, &only_image, "r");
-    assert!(first.outputs["l"].get("mask").is_none(), "the unread mask was made");
+    assert!(
+        first.outputs["l"].get("mask").is_none(),
+        "the unread mask was made"
+    );
     assert!(first.outputs["l"].get("image").is_some());
     let second = run(&mut exec, &with_mask, "m");
     let l = second.stats.iter().find(|s| s.node == "l").unwrap();

@@ -32,7 +32,10 @@ fn every_tiling_case_matches_diffusers() {
         "sdxl_txt2img_euler_128x96_tiling_off",
         "sdxl_txt2img_euler_128x96_tiling_on",
     ] {
-        assert!(cases.iter().any(|c| c["name"] == needed), "no case {needed}");
+        assert!(
+            cases.iter().any(|c| c["name"] == needed),
+            "no case {needed}"
+        );
     }
     let mut failures = Vec::new();
     for c in &cases {
@@ -72,7 +75,10 @@ fn auto_tiles_only_over_the_budget() {
     let roomy = generate(&m, &p, &mut none).unwrap();
     std::env::remove_var("DEFECT_STUDIO_VAE_BUDGET_MB");
     assert!(
-        tight.notes.iter().any(|n| n.contains("VAE tiling (auto): on")),
+        tight
+            .notes
+            .iter()
+            .any(|n| n.contains("VAE tiling (auto): on")),
         "{:?}",
         tight.notes
     );

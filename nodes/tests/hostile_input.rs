@@ -69,7 +69,10 @@ fn every_min_max_pair_of_the_catalogue_is_declared() {
         for p in spec.params {
             let partner = match p.name.strip_suffix("_max") {
                 Some(stem) => Some(format!("{stem}_min")),
-                None => p.name.strip_prefix("max_").map(|stem| format!("min_{stem}")),
+                None => p
+                    .name
+                    .strip_prefix("max_")
+                    .map(|stem| format!("min_{stem}")),
             };
             if let Some(lo) = partner.filter(|lo| spec.param(lo).is_some()) {
                 assert_eq!(p.at_least, Some(lo.as_str()), "{}.{}", spec.kind, p.name);

@@ -19,7 +19,10 @@ fn img2img_v1_keeps_its_old_strength_default() {
     assert_eq!(n.version, spec.version);
     assert_eq!(n.params["strength"].as_f64(), Some(0.75));
     // The current default is diffusers' 0.8, so the migration must have written 0.75.
-    assert_eq!(spec.param("strength").unwrap().default_value().as_f64(), Some(0.8));
+    assert_eq!(
+        spec.param("strength").unwrap().default_value().as_f64(),
+        Some(0.8)
+    );
 }
 
 #[test]

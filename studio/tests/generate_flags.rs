@@ -8,9 +8,7 @@ use clap::{CommandFactory, Parser};
 use nodes::diffusion::{IMG2IMG, INPAINT, LOAD_CHECKPOINT, TXT2IMG};
 use nodes::{GraphDoc, ParamKind, ParamSpec, ParamValue};
 use studio::cli::flags::{FlagSet, ParamFlags};
-use studio::cli::{
-    generate_recipe, remove_bg_recipe, Cli, Command, GenerateFlags, RemoveBgFlags,
-};
+use studio::cli::{generate_recipe, remove_bg_recipe, Cli, Command, GenerateFlags, RemoveBgFlags};
 
 fn fixtures() -> PathBuf {
     let dir = std::env::var_os("CARGO_MANIFEST_DIR")
@@ -38,9 +36,7 @@ fn generate(args: &[String]) -> GraphDoc {
 /// A value other than the parameter's default, as the user would type it.
 fn other_value(p: &ParamSpec) -> String {
     match &p.kind {
-        ParamKind::Int { min, max, default } => {
-            if default == min { max } else { min }.to_string()
-        }
+        ParamKind::Int { min, max, default } => if default == min { max } else { min }.to_string(),
         ParamKind::Float { min, max, default } => {
             if default == min { max } else { min }.to_string()
         }
@@ -71,9 +67,17 @@ fn context_for(name: &str) -> Vec<String> {
 }
 
 fn base() -> Vec<String> {
-    ["generate", "--model", "m.safetensors", "--prompt", "p", "--out", "o.png"]
-        .map(String::from)
-        .to_vec()
+    [
+        "generate",
+        "--model",
+        "m.safetensors",
+        "--prompt",
+        "p",
+        "--out",
+        "o.png",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 #[test]
@@ -156,7 +160,10 @@ fn flags_carry_the_parameter_docs() {
             .unwrap_or_else(|| panic!("no --{long}"));
         let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
         assert!(help.starts_with(p.doc), "--{long}: {help}");
-        assert!(arg.get_default_values().is_empty(), "--{long} has a default of its own");
+        assert!(
+            arg.get_default_values().is_empty(),
+            "--{long} has a default of its own"
+        );
     }
 }
 
@@ -168,7 +175,10 @@ fn a_flag_of_another_pipeline_is_refused() {
         panic!()
     };
     let e = generate_recipe(&a).unwrap_err().to_string();
-    assert!(e.contains("--strength") && e.contains("--init-image"), "{e}");
+    assert!(
+        e.contains("--strength") && e.contains("--init-image"),
+        "{e}"
+    );
     let mut args = base();
     args.extend([
         "--init-image".into(),
@@ -180,7 +190,10 @@ fn a_flag_of_another_pipeline_is_refused() {
         panic!()
     };
     let e = generate_recipe(&a).unwrap_err().to_string();
-    assert!(e.contains("--mask-blur") && e.contains("--init-image and --mask"), "{e}");
+    assert!(
+        e.contains("--mask-blur") && e.contains("--init-image and --mask"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -196,9 +209,20 @@ fn the_recipe_is_the_pipeline_the_flags_ask_for() {
     assert_eq!(kind(&["--init-image", &init]), "Img2Img");
     assert_eq!(kind(&["--init-image", &init, "--mask", &mask]), "Inpaint");
     let mut args = base();
-    args.extend(["--lora", "a.safetensors:0.7", "--lora", "b.safetensors:0.5:0.2"].map(String::from));
+    args.extend(
+        [
+            "--lora",
+            "a.safetensors:0.7",
+            "--lora",
+            "b.safetensors:0.5:0.2",
+        ]
+        .map(String::from),
+    );
     let doc = generate(&args);
-    assert_eq!(doc.nodes["lora2"].params["text_strength"], ParamValue::Float(0.2));
+    assert_eq!(
+        doc.nodes["lora2"].params["text_strength"],
+        ParamValue::Float(0.2)
+    );
     assert!(doc
         .links
         .iter()

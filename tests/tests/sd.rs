@@ -294,14 +294,22 @@ fn bad_input_fails_with_one_clear_line() {
         ];
         a.extend_from_slice(extra);
         // Rust users often export RUST_BACKTRACE=1: errors must stay one line all the same.
-        env.cmd().env("RUST_BACKTRACE", "1").args(&a).output().unwrap()
+        env.cmd()
+            .env("RUST_BACKTRACE", "1")
+            .args(&a)
+            .output()
+            .unwrap()
     };
     let expect_err = |o: std::process::Output, needles: &[&str]| {
         assert_clean_failure(&o, needles);
         // The file is named once, not by every layer of the error chain.
         let line = stderr(&o);
         for n in needles.iter().filter(|n| n.ends_with(".safetensors")) {
-            assert_eq!(line.matches(*n).count(), 1, "{n} named more than once: {line}");
+            assert_eq!(
+                line.matches(*n).count(),
+                1,
+                "{n} named more than once: {line}"
+            );
         }
     };
     // Truncated checkpoint.
@@ -368,7 +376,11 @@ fn generate_is_a_recipe_that_run_repeats() {
     let mut args = case_args(&c);
     args.extend(["--out".into(), out.display().to_string()]);
     let o = run_ok(&env, &args);
-    assert!(stdout(&o).contains(&format!("wrote {}", out.display())), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("wrote {}", out.display())),
+        "{}",
+        stdout(&o)
+    );
     let again = env.dir.path().join("again");
     let o = env.run(&[
         "run",
@@ -380,7 +392,10 @@ fn generate_is_a_recipe_that_run_repeats() {
     let rerun = again.join("gen.png");
     assert_eq!(rgb8(&out), rgb8(&rerun), "generate and its recipe differ");
     let (a, b) = (chunks(&out), chunks(&rerun));
-    assert_eq!(a.keys().collect::<Vec<_>>(), ["defect-studio/graph", "parameters"]);
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        ["defect-studio/graph", "parameters"]
+    );
     assert_eq!(a, b, "recipe or parameters chunk differs");
     let params = &a["parameters"];
     assert!(
@@ -391,7 +406,9 @@ fn generate_is_a_recipe_that_run_repeats() {
     );
     let runs = env.history();
     assert_eq!(runs.len(), 2, "both runs are in the history");
-    assert!(runs.iter().all(|r| r["graph"] == "generate" && r["status"] == "succeeded"));
+    assert!(runs
+        .iter()
+        .all(|r| r["graph"] == "generate" && r["status"] == "succeeded"));
     let recorded = runs[0]["outputs"][0]["path"].as_str().unwrap().to_string();
     assert!(
         recorded.ends_with("gen.png") || recorded.ends_with("gen-1.png"),
@@ -405,15 +422,25 @@ fn generate_is_a_recipe_that_run_repeats() {
 fn inpaint_defaults_equal_diffusers_defaults() {
     let env = Env::new();
     let c = case("sd15_inpaint4ch_euler_s100");
-    assert_eq!(c["strength"].as_f64(), Some(1.0), "the case is the default call");
+    assert_eq!(
+        c["strength"].as_f64(),
+        Some(1.0),
+        "the case is the default call"
+    );
     let mut args = case_args(&c);
     let i = args.iter().position(|a| a == "--strength").unwrap();
     args.drain(i..i + 2);
     let out = env.dir.path().join("inpaint.png");
     args.extend(["--out".into(), out.display().to_string()]);
     run_ok(&env, &args);
-    let db = psnr8(&rgb8(&out), &rgb8(&sd().join("cases/sd15_inpaint4ch_euler_s100.png")));
-    assert!(db >= 55.0, "{db:.1} dB against diffusers' default inpaint call");
+    let db = psnr8(
+        &rgb8(&out),
+        &rgb8(&sd().join("cases/sd15_inpaint4ch_euler_s100.png")),
+    );
+    assert!(
+        db >= 55.0,
+        "{db:.1} dB against diffusers' default inpaint call"
+    );
 }
 
 /// A single file whose configuration cannot be inferred (the tiny model's text encoder has no
@@ -452,7 +479,11 @@ fn config_flag_describes_a_single_file() {
     run_ok(&env, &args);
     let b = env.dir.path().join("folder.png");
     run_ok(&env, &base(&folder, &b));
-    assert_eq!(rgb8(&a), rgb8(&b), "single file + --config differs from the folder");
+    assert_eq!(
+        rgb8(&a),
+        rgb8(&b),
+        "single file + --config differs from the folder"
+    );
 }
 
 fn lora_case(name: &str) -> serde_json::Value {

@@ -304,6 +304,9 @@ mod tests {
         let frames = anyhow!("bad value\n   0: std::backtrace::Backtrace::create\n   1: x");
         assert_eq!(error_line(&frames), "bad value");
         let multi = anyhow!("invalid graph:\nnode a: bad\nnode b: worse");
-        assert_eq!(error_line(&multi), "invalid graph:; node a: bad; node b: worse");
+        assert_eq!(
+            error_line(&multi),
+            "invalid graph:; node a: bad; node b: worse"
+        );
     }
 }
