@@ -211,6 +211,48 @@ fn a_huge_photo_stays_within_3_gib() {
     assert!(m.get_pixel(4000, 3000).0[0] > 128, "the disc is kept");
 }
 
+/// `remove-bg` is the recipe LoadImage → RemoveBackground → SaveImage: its PNG carries that
+/// recipe, `run` of the recipe gives the same pixels, and both runs are in the history.
+#[test]
+fn remove_bg_is_its_recipe() {
+    let Some(w) = weights() else { return };
+    let env = Env::new();
+    let photo = fixture("chelsea.png");
+    let out = env.dir.path().join("cut.png");
+    let o = env
+        .cmd()
+        .env("DEFECT_STUDIO_MODEL_DIRS", w.parent().unwrap())
+        .args([
+            "remove-bg",
+            photo.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--alpha",
+            "hard",
+            "--grow",
+            "-2",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = env.dir.path().join("again");
+    let o = env
+        .cmd()
+        .env("DEFECT_STUDIO_MODEL_DIRS", w.parent().unwrap())
+        .args(["run", out.to_str().unwrap(), "--out", again.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let a = image::open(&out).unwrap().to_rgba8();
+    let b = image::open(again.join("cut.png")).unwrap().to_rgba8();
+    assert_eq!(a, b, "remove-bg and its recipe differ");
+    // The cut-out really is cut: a hard alpha has both 0 and 255.
+    assert!(a.pixels().any(|p| p.0[3] == 0) && a.pixels().any(|p| p.0[3] == 255));
+    let runs = env.history();
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r["graph"] == "remove-bg"), "{runs:?}");
+}
+
 #[test]
 fn remove_background_node_in_a_recipe() {
     let Some(w) = weights() else { return };

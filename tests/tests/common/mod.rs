@@ -40,7 +40,8 @@ impl Env {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(bin());
         c.env("DEFECT_STUDIO_HOME", self.home());
-        c.env_remove("RUST_BACKTRACE");
+        // As many Rust users have it: every error must stay one line all the same.
+        c.env("RUST_BACKTRACE", "1");
         c
     }
     /// Runs the CLI with `args` and returns its output.
