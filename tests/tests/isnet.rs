@@ -239,7 +239,12 @@ fn remove_bg_is_its_recipe() {
     let o = env
         .cmd()
         .env("DEFECT_STUDIO_MODEL_DIRS", w.parent().unwrap())
-        .args(["run", out.to_str().unwrap(), "--out", again.to_str().unwrap()])
+        .args([
+            "run",
+            out.to_str().unwrap(),
+            "--out",
+            again.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
