@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::dataset::{self, ExportItem, ExportReport, Format};
+use crate::dataset::{self, ExportItem, ExportOptions, ExportReport};
 use crate::error::{EngineError, Result};
 use crate::hashing::sha256_hex;
 use crate::store::{format_utc, OutputRecord, Store};
@@ -203,11 +203,11 @@ pub fn items_from_store(store: &Store, si: usize, ids: &[u64]) -> Result<Vec<Exp
     Ok(items)
 }
 
-/// Exports the sound outputs of `stores` in `format` into `out` (which must be empty or new).
+/// Exports the sound outputs of `stores` as `opts` says into `out` (which must be empty or new).
 /// Returns the report and the bad outputs left out; `strict` refuses when any is bad.
 pub fn export_stores(
     stores: &[PathBuf],
-    format: Format,
+    opts: &ExportOptions,
     out: &Path,
     strict: bool,
 ) -> Result<(ExportReport, Vec<BadOutput>)> {
@@ -226,6 +226,6 @@ pub fn export_stores(
             "the store(s) hold no outputs to export{why}"
         )));
     }
-    let report = dataset::export(&items, format, out).map_err(EngineError::Plan)?;
+    let report = dataset::export(&items, opts, out).map_err(EngineError::Plan)?;
     Ok((report, skipped))
 }

@@ -468,7 +468,7 @@ pub fn run_batch(
                     .ok_or_else(|| EngineError::Plan(format!("unknown dataset format {format}")))?;
                 let items = crate::export::items_from_store(&store, 0, ids)?;
                 let report =
-                    crate::dataset::export(&items, fmt, &dir).map_err(EngineError::Plan)?;
+                    crate::dataset::export(&items, &fmt.into(), &dir).map_err(EngineError::Plan)?;
                 Ok((dir, report.images, report.instances))
             });
             match result {

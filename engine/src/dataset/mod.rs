@@ -112,6 +112,44 @@ impl Format {
     }
 }
 
+/// Which pixels form one defect instance (the same rule for COCO, YOLO and the manifest).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InstanceRule {
+    /// Each connected region of the binarised mask is an instance.
+    #[default]
+    Components,
+    /// The generator's own instances (one defect = one instance, however many regions).
+    PerDefect,
+}
+
+/// How [`export`] writes a dataset: the format and its options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportOptions {
+    pub format: Format,
+    pub instances: InstanceRule,
+    /// Fraction of items held out for validation / testing.
+    pub val_fraction: f64,
+    /// Seed of the train/val split.
+    pub seed: u64,
+    /// A mask pixel is defect when its 8-bit luma is at least this.
+    pub mask_threshold: u8,
+    /// Keep 8-bit soft masks where the format allows.
+    pub keep_soft_masks: bool,
+}
+
+impl From<Format> for ExportOptions {
+    fn from(format: Format) -> Self {
+        ExportOptions {
+            format,
+            instances: InstanceRule::default(),
+            val_fraction: 0.2,
+            seed: 0,
+            mask_threshold: 128,
+            keep_soft_masks: false,
+        }
+    }
+}
+
 /// What [`export`] wrote.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExportReport {
@@ -131,12 +169,17 @@ pub struct ExportReport {
 /// are decoded and checked before anything is written. Errors (undecodable PNG, mask
 /// size different from the image size, empty item list, non-empty or unwritable
 /// output directory, …) are returned as a message naming the item or path concerned.
-pub fn export(items: &[ExportItem], format: Format, out: &Path) -> Result<ExportReport, String> {
+pub fn export(
+    items: &[ExportItem],
+    opts: &ExportOptions,
+    out: &Path,
+) -> Result<ExportReport, String> {
+    let format = opts.format;
     if items.is_empty() {
         return Err("nothing to export: the item list is empty".to_string());
     }
     check_output_dir(out)?;
-    let prepared = prepare(items)?;
+    let prepared = prepare(items, opts)?;
     let categories = categories(&prepared);
     fs::create_dir_all(out)
         .map_err(|e| format!("cannot create output directory {}: {e}", out.display()))?;
@@ -276,7 +319,7 @@ fn check_output_dir(out: &Path) -> Result<(), String> {
 }
 
 /// Decodes and checks every item, computing masks and instances.
-fn prepare(items: &[ExportItem]) -> Result<Vec<Prepared<'_>>, String> {
+fn prepare<'a>(items: &'a [ExportItem], opts: &ExportOptions) -> Result<Vec<Prepared<'a>>, String> {
     let mut taken: HashSet<String> = HashSet::new();
     let mut prepared = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
@@ -298,7 +341,11 @@ fn prepare(items: &[ExportItem]) -> Result<Vec<Prepared<'_>>, String> {
                         m.height()
                     )));
                 }
-                m.to_luma8().as_raw().iter().map(|&v| v >= 128).collect()
+                m.to_luma8()
+                    .as_raw()
+                    .iter()
+                    .map(|&v| v >= opts.mask_threshold)
+                    .collect()
             }
         };
         let defect_pixels = mask.iter().filter(|&&v| v).count();

@@ -178,7 +178,7 @@ fn coco_round_trip_is_pixel_exact() {
     let (items, masks) = sample_items();
     let tmp = tempfile::tempdir().unwrap();
     let dir = out_dir(&tmp, "coco");
-    let report = export(&items, Format::Coco, &dir).unwrap();
+    let report = export(&items, &Format::Coco.into(), &dir).unwrap();
     assert_eq!(report.images, items.len());
     assert_eq!(
         report.categories,
@@ -246,7 +246,7 @@ fn read_coco_rejects_invalid_files() {
     let (items, _) = sample_items();
     let tmp = tempfile::tempdir().unwrap();
     let dir = out_dir(&tmp, "coco");
-    export(&items, Format::Coco, &dir).unwrap();
+    export(&items, &Format::Coco.into(), &dir).unwrap();
     let path = dir.join("annotations.json");
     let good: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let cases: Vec<(&str, Edit)> = vec![
@@ -332,7 +332,7 @@ fn yolo_polygons_match_components() {
     let (items, masks) = sample_items();
     let tmp = tempfile::tempdir().unwrap();
     let dir = out_dir(&tmp, "yolo");
-    let report = export(&items, Format::Yolo, &dir).unwrap();
+    let report = export(&items, &Format::Yolo.into(), &dir).unwrap();
     let yaml = std::fs::read_to_string(dir.join("data.yaml")).unwrap();
     assert!(yaml.contains("path: .\ntrain: images\nval: images\n"));
     let names = yaml_names(&yaml);
@@ -385,7 +385,7 @@ fn mvtec_tree() {
     let (items, masks) = sample_items();
     let tmp = tempfile::tempdir().unwrap();
     let dir = out_dir(&tmp, "mvtec");
-    export(&items, Format::Mvtec, &dir).unwrap();
+    export(&items, &Format::Mvtec.into(), &dir).unwrap();
     let list = |rel: &str| -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir.join(rel))
             .unwrap()
@@ -435,7 +435,7 @@ fn folder_masks_are_binary_and_always_written() {
     let (items, masks) = sample_items();
     let tmp = tempfile::tempdir().unwrap();
     let dir = out_dir(&tmp, "folder");
-    let report = export(&items, Format::Folder, &dir).unwrap();
+    let report = export(&items, &Format::Folder.into(), &dir).unwrap();
     assert_eq!(report.files.len(), 2 * items.len() + 1);
     let entries = check_manifest(&dir, Format::Folder, &items);
     for (it, expected) in items.iter().zip(&masks) {
@@ -468,25 +468,25 @@ fn errors_name_the_item_and_write_nothing() {
 
     let mut bad = items.clone();
     bad[1].mask_png = Some(grey_mask_png(&[false; 12], 4, 3));
-    let err = export(&bad, Format::Coco, &dir).unwrap_err();
+    let err = export(&bad, &Format::Coco.into(), &dir).unwrap_err();
     assert!(err.contains("s0-r2-o1") && err.contains("4x3"), "{err}");
 
     let mut bad = items.clone();
     bad[2].image_png = b"not a png".to_vec();
-    let err = export(&bad, Format::Yolo, &dir).unwrap_err();
+    let err = export(&bad, &Format::Yolo.into(), &dir).unwrap_err();
     assert!(err.contains("s0-r3-o1") && err.contains("PNG"), "{err}");
 
     let mut bad = items.clone();
     bad[0].mask_png.as_mut().unwrap().truncate(40);
-    let err = export(&bad, Format::Folder, &dir).unwrap_err();
+    let err = export(&bad, &Format::Folder.into(), &dir).unwrap_err();
     assert!(err.contains("s0-r1-o1") && err.contains("mask"), "{err}");
 
     let mut bad = items.clone();
     bad[0].label = "GOOD".to_string();
-    let err = export(&bad, Format::Mvtec, &dir).unwrap_err();
+    let err = export(&bad, &Format::Mvtec.into(), &dir).unwrap_err();
     assert!(err.contains("s0-r1-o1") && err.contains("good"), "{err}");
 
-    let err = export(&[], Format::Coco, &dir).unwrap_err();
+    let err = export(&[], &Format::Coco.into(), &dir).unwrap_err();
     assert!(err.contains("empty"), "{err}");
     assert!(
         !dir.exists(),
@@ -496,7 +496,7 @@ fn errors_name_the_item_and_write_nothing() {
     // Non-empty target directory: refused, existing content untouched.
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("annotations.json"), b"{}").unwrap();
-    let err = export(&items, Format::Coco, &dir).unwrap_err();
+    let err = export(&items, &Format::Coco.into(), &dir).unwrap_err();
     assert!(
         err.contains(&dir.display().to_string()) && err.contains("not empty"),
         "{err}"
@@ -520,7 +520,7 @@ fn colliding_names_get_unique_stems() {
     items[3].name = "WEIRD_name_".to_string(); // differs only by case
     let tmp = tempfile::tempdir().unwrap();
     let dir = out_dir(&tmp, "folder");
-    let report = export(&items, Format::Folder, &dir).unwrap();
+    let report = export(&items, &Format::Folder.into(), &dir).unwrap();
     let images = report
         .files
         .iter()

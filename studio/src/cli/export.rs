@@ -22,7 +22,7 @@ pub(crate) fn export_cmd(
     } else {
         stores
     };
-    let (report, skipped) = engine::export::export_stores(&stores, fmt, out, strict)?;
+    let (report, skipped) = engine::export::export_stores(&stores, &fmt.into(), out, strict)?;
     if !skipped.is_empty() {
         eprintln!(
             "warning: left out {} bad stored output(s) (see `defect-studio store check`): {}",
