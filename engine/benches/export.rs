@@ -55,7 +55,7 @@ fn main() {
     for f in Format::ALL {
         let dir = tmp.path().join(f.name());
         let t = Instant::now();
-        let report = export(&items, f, &dir).expect("export");
+        let report = export(&items, &f.into(), &dir).expect("export");
         let secs = t.elapsed().as_secs_f64();
         assert_eq!(report.images, N);
         println!(

@@ -505,12 +505,12 @@ fn errors_name_the_item_and_write_nothing() {
 
     // Output path is a file.
     let file = dir.join("annotations.json");
-    assert!(export(&items, Format::Folder, &file).is_err());
+    assert!(export(&items, &Format::Folder.into(), &file).is_err());
 
     // An existing empty directory is fine.
     let empty = out_dir(&tmp, "empty");
     std::fs::create_dir_all(&empty).unwrap();
-    assert!(export(&items, Format::Folder, &empty).is_ok());
+    assert!(export(&items, &Format::Folder.into(), &empty).is_ok());
 }
 
 #[test]
@@ -556,7 +556,7 @@ fn sixteen_bit_rgba_image_is_copied_verbatim() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = out_dir(&tmp, "coco");
-    let report = export(&[item], Format::Coco, &dir).unwrap();
+    let report = export(&[item], &Format::Coco.into(), &dir).unwrap();
     assert_eq!(report.instances, 1);
     assert_eq!(std::fs::read(dir.join("images/deep.png")).unwrap(), png);
 }
