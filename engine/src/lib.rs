@@ -14,6 +14,8 @@
 //!   PatchMatch object removal.
 //! - [`dataset`] and [`export`]: folder, COCO, YOLO and MVTec datasets with provenance, from
 //!   one or several stores; [`contact`]: labelled contact sheets.
+//! - [`files`]: finding the files a recipe names (models by name or path, inputs by path),
+//!   and listing every missing one before a run.
 //! - [`models`]: the model manager (folders, hashes, architectures, resolving a graph's model
 //!   references), ISNet on candle and background removal, fetching and converting its weights.
 //! - [`sd`]: the Stable Diffusion engine on candle: UNet, VAE and CLIP mirroring diffusers'
@@ -35,6 +37,7 @@ pub mod defects;
 mod error;
 pub mod exec;
 pub mod export;
+pub mod files;
 pub mod hashing;
 pub mod image;
 pub mod interop;

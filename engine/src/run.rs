@@ -346,6 +346,7 @@ pub fn run_batch(
     cancel: &CancelToken,
 ) -> Result<BatchSummary> {
     nodes::validate(&job.doc, exec.catalogue()).map_err(EngineError::Invalid)?;
+    check_job_files(job, exec.catalogue())?;
     let started = Instant::now();
     let store = Store::open(&job.store_path)?;
     let mut record = RunRecord {
@@ -612,6 +613,29 @@ impl Drop for Worker {
             let _ = t.join();
         }
     }
+}
+
+/// Refuses a batch whose nodes name files that cannot be found, listing every one
+/// ([`crate::files::missing_files`]), leaving out parameters that the work items set
+/// themselves (folder items, sweeps).
+fn check_job_files(job: &BatchJob, catalogue: &nodes::Catalogue) -> Result<()> {
+    let skip: Vec<(String, String)> = job
+        .items
+        .get(0)
+        .map(|item| {
+            item.overrides
+                .iter()
+                .map(|o| (o.node.clone(), o.param.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::files::check_files(
+        &job.doc,
+        catalogue,
+        &job.base_dir,
+        job.targets.as_deref(),
+        &skip,
+    )
 }
 
 /// The text chunks of an output PNG: the recipe as this work item ran it (its seed as the

@@ -2,7 +2,7 @@
 //!
 //! [`ALL`] lists them; the engine has one executor per kind (a test checks this).
 
-use crate::catalogue::{NodeSpec, ParamSpec as P, PortSpec, PortType as T, Widget};
+use crate::catalogue::{FileRole, NodeSpec, ParamSpec as P, PortSpec, PortType as T, Widget};
 
 const IMAGE_EXTS: &[&str] = &["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"];
 const MAX_SIDE: i64 = 16384;
@@ -27,7 +27,8 @@ pub static LOAD_IMAGE: NodeSpec = NodeSpec {
         "source",
         IMAGE_EXTS,
         "Image file or folder, relative to the graph file; or asset:<sha256> for an embedded image.",
-    )],
+    )
+    .names_file(FileRole::Image)],
     deterministic: true,
     sink: false,
 };
@@ -45,7 +46,8 @@ pub static LOAD_MASK: NodeSpec = NodeSpec {
             "source",
             IMAGE_EXTS,
             "Mask image file or folder, or asset:<sha256>.",
-        ),
+        )
+        .names_file(FileRole::Mask),
         P::choice(
             "channel",
             &["luma", "alpha", "red", "green", "blue"],
@@ -80,7 +82,8 @@ pub static PAINT_MASK: NodeSpec = NodeSpec {
         "painting",
         &["png"],
         "The painted mask: asset:<sha256> (set by the painter).",
-    )],
+    )
+    .names_file(FileRole::Mask)],
     deterministic: true,
     sink: false,
 };
@@ -336,7 +339,8 @@ pub static REMOVE_BACKGROUND: NodeSpec = NodeSpec {
             "model",
             "isnet-medium",
             "The ISNet model file in the model folders.",
-        ),
+        )
+        .names_file(FileRole::BackgroundModel),
         P::choice(
             "alpha",
             &["soft", "hard"],
@@ -928,7 +932,10 @@ pub static LOAD_IMAGE_FOLDER: NodeSpec = NodeSpec {
         PortSpec::new("image", T::Image, "The current image, RGBA."),
         PortSpec::new("mask", T::Mask, "Its alpha channel (white = opaque)."),
     ],
-    params: &[P::input_file("folder", IMAGE_EXTS, "Folder of images, relative to the graph file.")],
+    params: &[
+        P::input_file("folder", IMAGE_EXTS, "Folder of images, relative to the graph file.")
+            .names_file(FileRole::ImageFolder),
+    ],
     deterministic: true,
     sink: false,
 };

@@ -168,6 +168,59 @@ pub struct ParamSpec {
     /// For the upper end of a range: the parameter of the same node that holds the lower end.
     /// [`crate::validate()`] refuses a lower end above the upper one.
     pub at_least: Option<&'static str>,
+    /// The kind of file the value names, when it names one: checked to exist before a run
+    /// (`engine::run::missing_files`) and named that way in messages.
+    pub file: Option<FileRole>,
+}
+
+/// The kind of file a parameter names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileRole {
+    /// A Stable Diffusion checkpoint (a `.safetensors` file or a diffusers folder); required.
+    Checkpoint,
+    /// A LoRA `.safetensors`; required.
+    Lora,
+    /// A separate VAE; optional (empty = the checkpoint's own).
+    Vae,
+    /// A diffusers folder describing a single-file checkpoint; optional.
+    DiffusersConfig,
+    /// An image file, or a folder of them; required.
+    Image,
+    /// A mask image, or a folder of them; required.
+    Mask,
+    /// A folder of images; required.
+    ImageFolder,
+    /// A background-removal network in the model folders (by name); required.
+    BackgroundModel,
+}
+
+impl FileRole {
+    /// The word for it in messages ("checkpoint", "LoRA", …).
+    pub fn noun(self) -> &'static str {
+        match self {
+            FileRole::Checkpoint => "checkpoint",
+            FileRole::Lora => "LoRA",
+            FileRole::Vae => "VAE",
+            FileRole::DiffusersConfig => "diffusers config folder",
+            FileRole::Image => "image",
+            FileRole::Mask => "mask image",
+            FileRole::ImageFolder => "image folder",
+            FileRole::BackgroundModel => "background-removal model",
+        }
+    }
+
+    /// True when an empty value is allowed (the node then does without the file).
+    pub fn optional(self) -> bool {
+        matches!(self, FileRole::Vae | FileRole::DiffusersConfig)
+    }
+
+    /// True for files found in the model folders by name (not only by path).
+    pub fn is_model(self) -> bool {
+        matches!(
+            self,
+            FileRole::Checkpoint | FileRole::Lora | FileRole::Vae | FileRole::BackgroundModel
+        )
+    }
 }
 
 impl ParamSpec {
@@ -184,6 +237,7 @@ impl ParamSpec {
             widget: Widget::DragValue,
             doc,
             at_least: None,
+            file: None,
         }
     }
     pub const fn float(
@@ -199,6 +253,7 @@ impl ParamSpec {
             widget: Widget::Slider,
             doc,
             at_least: None,
+            file: None,
         }
     }
     pub const fn bool(name: &'static str, default: bool, doc: &'static str) -> Self {
@@ -208,6 +263,7 @@ impl ParamSpec {
             widget: Widget::Checkbox,
             doc,
             at_least: None,
+            file: None,
         }
     }
     pub const fn text(name: &'static str, default: &'static str, doc: &'static str) -> Self {
@@ -217,6 +273,7 @@ impl ParamSpec {
             widget: Widget::TextLine,
             doc,
             at_least: None,
+            file: None,
         }
     }
     pub const fn choice(
@@ -231,6 +288,7 @@ impl ParamSpec {
             widget: Widget::Dropdown,
             doc,
             at_least: None,
+            file: None,
         }
     }
     pub const fn seed(name: &'static str, doc: &'static str) -> Self {
@@ -240,6 +298,7 @@ impl ParamSpec {
             widget: Widget::SeedField,
             doc,
             at_least: None,
+            file: None,
         }
     }
     pub const fn color(name: &'static str, default: &'static str, doc: &'static str) -> Self {
@@ -249,6 +308,7 @@ impl ParamSpec {
             widget: Widget::ColorPicker,
             doc,
             at_least: None,
+            file: None,
         }
     }
     pub const fn input_file(
@@ -262,6 +322,7 @@ impl ParamSpec {
             widget: Widget::FilePicker,
             doc,
             at_least: None,
+            file: None,
         }
     }
     pub const fn output_template(
@@ -275,12 +336,19 @@ impl ParamSpec {
             widget: Widget::OutputPath,
             doc,
             at_least: None,
+            file: None,
         }
     }
     /// The upper end of a range whose lower end is the parameter `min` (see
     /// [`ParamSpec::at_least`]).
     pub const fn at_least(mut self, min: &'static str) -> Self {
         self.at_least = Some(min);
+        self
+    }
+
+    /// The parameter names a file of this kind (see [`ParamSpec::file`]).
+    pub const fn names_file(mut self, role: FileRole) -> Self {
+        self.file = Some(role);
         self
     }
 

@@ -7,7 +7,7 @@
 //! diffusers pipeline, its defaults are that pipeline's defaults, and its result equals the
 //! pipeline's for the same model, prompt, seed, steps, guidance and scheduler.
 
-use crate::catalogue::{NodeSpec, ParamSpec as P, PortSpec, PortType as T, Widget};
+use crate::catalogue::{FileRole, NodeSpec, ParamSpec as P, PortSpec, PortType as T, Widget};
 
 pub const DIFFUSION: &str = "Diffusion";
 
@@ -102,12 +102,14 @@ pub static LOAD_CHECKPOINT: NodeSpec = NodeSpec {
             "checkpoint",
             "",
             "File name in the model folders, or a path (file or diffusers folder).",
-        ),
+        )
+        .names_file(FileRole::Checkpoint),
         P::text(
             "vae",
             "",
             "Optional separate VAE file (.safetensors) replacing the checkpoint's.",
-        ),
+        )
+        .names_file(FileRole::Vae),
         P::int(
             "clip_skip",
             1,
@@ -142,7 +144,8 @@ pub static LOAD_CHECKPOINT: NodeSpec = NodeSpec {
             "Optional diffusers folder whose `*/config.json` and scheduler config describe a \
              single-file checkpoint (diffusers' `from_single_file(config=…)`), for checkpoints \
              whose configuration cannot be inferred from the weights.",
-        ),
+        )
+        .names_file(FileRole::DiffusersConfig),
     ],
     deterministic: true,
     sink: false,
@@ -167,7 +170,8 @@ pub static LORA_LOADER: NodeSpec = NodeSpec {
             "lora",
             "",
             "LoRA file name in the model folders, or a path.",
-        ),
+        )
+        .names_file(FileRole::Lora),
         P::float(
             "strength",
             -4.0,

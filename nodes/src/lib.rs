@@ -32,7 +32,8 @@ pub mod typed;
 mod validate;
 
 pub use catalogue::{
-    Catalogue, NodeSpec, ParamKind, ParamSpec, PortSpec, PortType, Widget, OUTPUT_TEMPLATE_VARS,
+    Catalogue, FileRole, NodeSpec, ParamKind, ParamSpec, PortSpec, PortType, Widget,
+    OUTPUT_TEMPLATE_VARS,
 };
 pub use error::NodesError;
 pub use graph::{

@@ -328,3 +328,72 @@ fn every_example_runs_from_the_repository_root() {
         );
     }
 }
+
+/// A recipe naming a missing checkpoint, VAE, LoRA and input image: `validate` lists all four,
+/// each with its kind and node, in one message; `run` refuses it the same way before starting
+/// (no run in the history). Once the files exist, both go on.
+#[test]
+fn validate_and_run_list_every_missing_file_with_its_kind() {
+    let env = Env::new();
+    let graph = env.write(
+        "missing.json",
+        r#"{"format": "defect-studio/graph", "version": 1,
+            "nodes": {
+              "ckpt": {"kind": "LoadCheckpoint", "version": 1,
+                       "params": {"checkpoint": "no-such-model.safetensors", "vae": "no-such-vae.safetensors"}},
+              "lora": {"kind": "LoraLoader", "version": 1, "params": {"lora": "no-such-lora"}},
+              "gen": {"kind": "Txt2Img", "version": 1, "params": {"prompt": "a scratch"}},
+              "save": {"kind": "SaveImage", "version": 1},
+              "photo": {"kind": "LoadImage", "version": 1, "params": {"source": "photos/none.png"}},
+              "save2": {"kind": "SaveImage", "version": 1},
+              "unused": {"kind": "LoadImage", "version": 1, "params": {"source": "not-run.png"}}
+            },
+            "links": [
+              {"from": ["ckpt", "model"], "to": ["lora", "model"]},
+              {"from": ["lora", "model"], "to": ["gen", "model"]},
+              {"from": ["gen", "image"], "to": ["save", "image"]},
+              {"from": ["photo", "image"], "to": ["save2", "image"]}
+            ]}"#,
+    );
+    let o = env.run(&["validate", graph.to_str().unwrap()]);
+    assert_clean_failure(
+        &o,
+        &[
+            "4 missing file(s)",
+            "checkpoint \"no-such-model.safetensors\" not found",
+            "node \"ckpt\" LoadCheckpoint.checkpoint",
+            "VAE \"no-such-vae.safetensors\"",
+            "LoRA \"no-such-lora\"",
+            "node \"lora\" LoraLoader.lora",
+            "image \"photos/none.png\"",
+        ],
+    );
+    let err = stderr(&o);
+    // A LoRA is not called a checkpoint, and a node the run never reaches is not checked.
+    assert!(!err.contains("checkpoint \"no-such-lora\""), "{err}");
+    assert!(!err.contains("not-run.png"), "{err}");
+
+    let o = env.run(&[
+        "run",
+        graph.to_str().unwrap(),
+        "--out",
+        env.out().to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, &["4 missing file(s)", "LoRA \"no-such-lora\""]);
+    assert!(env.history().is_empty(), "a refused run is not recorded");
+
+    // With the files in place the check passes (the fake weights would fail later, on load).
+    let models = env.home().join("models");
+    std::fs::create_dir_all(models.join("sub")).unwrap();
+    for f in [
+        "no-such-model.safetensors",
+        "no-such-vae.safetensors",
+        "sub/no-such-lora.safetensors",
+    ] {
+        std::fs::write(models.join(f), b"x").unwrap();
+    }
+    std::fs::create_dir_all(env.dir.path().join("photos")).unwrap();
+    std::fs::write(env.dir.path().join("photos/none.png"), b"x").unwrap();
+    let o = env.run(&["validate", graph.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::isnet::IsNet;
-use super::manager::ModelManager;
 use crate::error::{EngineError, Result};
 use crate::image::Mask;
 use crate::ops;
@@ -41,14 +40,8 @@ fn cache() -> &'static Mutex<HashMap<PathBuf, Arc<IsNet>>> {
 
 /// Finds the named ISNet model in the model folders and loads it (once per process).
 pub fn load_isnet(name: &str) -> Result<Arc<IsNet>> {
-    let manager = ModelManager::default_dirs();
-    let path = manager.find_by_name(name).ok_or_else(|| {
-        let dirs: Vec<String> = manager.dirs.iter().map(|d| d.display().to_string()).collect();
-        EngineError::failed(format!(
-            "model \"{name}\" is not installed (searched {}); fetch it with: defect-studio models fetch isnet",
-            dirs.join(", ")
-        ))
-    })?;
+    let path =
+        crate::files::locate_for_node(nodes::FileRole::BackgroundModel, name, Path::new(""))?;
     load_isnet_file(&path)
 }
 

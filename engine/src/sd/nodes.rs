@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::{DType, Device};
+use nodes::FileRole;
 use serde::Deserialize;
 
 use super::lora::LoraSpec;
@@ -70,37 +71,9 @@ pub fn parse_dtype(name: &str, device: &Device) -> Result<DType> {
     })
 }
 
-/// Finds a checkpoint: an existing path, else a file (or diffusers folder) of that name in the
-/// model folders.
+/// Finds a checkpoint by path or by name in the model folders ([`crate::files::locate`]).
 pub fn resolve_checkpoint(name: &str) -> Result<PathBuf> {
-    if name.trim().is_empty() {
-        return Err(EngineError::failed(
-            "no checkpoint chosen: set the node's `checkpoint` parameter",
-        ));
-    }
-    let p = Path::new(name);
-    if p.exists() {
-        return Ok(p.to_path_buf());
-    }
-    let manager = crate::models::manager::ModelManager::default_dirs();
-    if let Some(found) = manager.find_by_name(name) {
-        return Ok(found);
-    }
-    for dir in &manager.dirs {
-        let d = dir.join(name);
-        if d.join("unet/config.json").is_file() {
-            return Ok(d);
-        }
-    }
-    Err(EngineError::failed(format!(
-        "checkpoint \"{name}\" not found: not a path, and not in the model folders ({})",
-        manager
-            .dirs
-            .iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )))
+    crate::files::locate_for_node(FileRole::Checkpoint, name, Path::new(""))
 }
 
 /// LoadCheckpoint's parameters (`nodes::diffusion::LOAD_CHECKPOINT`).
@@ -122,7 +95,11 @@ fn load_checkpoint(ctx: &mut NodeCtx, p: LoadCheckpointParams) -> Result<Outputs
     let dtype = parse_dtype(&p.dtype, &device)?;
     let vae = match p.vae.trim() {
         "" => None,
-        v => Some(resolve_checkpoint(v)?),
+        v => Some(crate::files::locate_for_node(
+            FileRole::Vae,
+            v,
+            Path::new(""),
+        )?),
     };
     let prediction = match p.prediction.as_str() {
         "auto" => None,
@@ -173,7 +150,7 @@ struct LoraLoaderParams {
 fn lora_loader(ctx: &mut NodeCtx, p: LoraLoaderParams) -> Result<Outputs> {
     let handle = model_input(ctx)?;
     let spec = LoraSpec {
-        path: resolve_checkpoint(&p.lora)?,
+        path: crate::files::locate_for_node(FileRole::Lora, &p.lora, Path::new(""))?,
         unet: p.strength,
         text: p.text_strength,
     };

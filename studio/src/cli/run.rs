@@ -63,7 +63,12 @@ fn parse_shard(s: &str) -> Result<(u32, u32)> {
     Ok((i, n))
 }
 
-fn validated(doc: &GraphDoc, catalogue: &Catalogue, path: &Path) -> Result<()> {
+fn validated(
+    doc: &GraphDoc,
+    catalogue: &Catalogue,
+    path: &Path,
+    skip: &[(String, String)],
+) -> Result<()> {
     nodes::validate(doc, catalogue).map_err(|e| {
         anyhow!(
             "{}: invalid graph: {}",
@@ -71,11 +76,28 @@ fn validated(doc: &GraphDoc, catalogue: &Catalogue, path: &Path) -> Result<()> {
             e.to_string().replace('\n', "; ")
         )
     })?;
-    // Models are found by content hash first, then by name; never silently replaced.
-    engine::models::manager::ModelManager::default_dirs()
-        .resolve(&doc.models)
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    // Every file the nodes name, and every model reference (found by content hash first, then
+    // by name; never silently replaced), reported together.
+    let mut problems = Vec::new();
+    let missing = engine::files::missing_files(doc, catalogue, &base_dir(path), None, skip);
+    if !missing.is_empty() {
+        problems.push(engine::files::describe_missing(&missing));
+    }
+    if let Err(e) = engine::models::manager::ModelManager::default_dirs().resolve(&doc.models) {
+        problems.push(e.to_string());
+    }
+    if !problems.is_empty() {
+        bail!("{}: {}", path.display(), problems.join("; "));
+    }
     Ok(())
+}
+
+/// The folder a graph file's relative input paths resolve against.
+fn base_dir(graph: &Path) -> PathBuf {
+    match graph.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// Validates every `--sweep` value before the run starts: each value is set on a copy of the
@@ -175,15 +197,14 @@ pub(crate) fn run_cmd(
             values,
         });
     }
-    validated(&doc, &catalogue, graph)?;
+    let swept: Vec<(String, String)> = sweeps
+        .iter()
+        .map(|s| (s.node.clone(), s.param.clone()))
+        .collect();
+    validated(&doc, &catalogue, graph, &swept)?;
     check_sweeps(&doc, &catalogue, &sweeps)?;
     let shard = shard.map(parse_shard).transpose()?;
-    let base_dir = graph.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base_dir = if base_dir.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        base_dir
-    };
+    let base_dir = base_dir(graph);
     let base_seed = seed.or(doc.meta.seed).unwrap_or(0);
     let (items, total) = plan(&PlanSpec {
         doc: &doc,
@@ -290,7 +311,7 @@ pub(crate) fn succeeded(summary: BatchSummary) -> Result<BatchSummary> {
 
 pub(crate) fn validate_cmd(graph: &Path) -> Result<i32> {
     let doc = graph_file::load(graph)?;
-    validated(&doc, &Catalogue::builtin(), graph)?;
+    validated(&doc, &Catalogue::builtin(), graph, &[])?;
     println!(
         "ok: {} ({} nodes, {} links)",
         graph.display(),

@@ -1,0 +1,261 @@
+//! Finding the files a recipe names, one way for the node executors and for the check before
+//! a run: models by path or by name in the model folders, inputs relative to the graph's
+//! folder (docs/ARCHITECTURE.md, *One path*).
+//!
+//! [`missing_files`] lists every parameter whose file cannot be found, each with its kind
+//! (checkpoint, LoRA, VAE, image, …, from the catalogue's [`nodes::FileRole`]), so `validate`
+//! and `run` report all of them in one message instead of failing on the first one mid-run.
+
+use std::path::{Path, PathBuf};
+
+use nodes::{Catalogue, FileRole, GraphDoc, ParamValue};
+
+use crate::error::{EngineError, Result};
+use crate::exec::resolve_path;
+use crate::models::manager::ModelManager;
+
+/// Finds the file a parameter of `role` names. Models: an existing path (relative to the
+/// working directory), else a file (or, for checkpoints, a diffusers folder) of that name in
+/// the model folders; background-removal models by name in the model folders only. Inputs
+/// (images, masks, folders): relative to `base_dir`. The error says what was looked for.
+pub fn locate(
+    role: FileRole,
+    value: &str,
+    base_dir: &Path,
+) -> std::result::Result<PathBuf, String> {
+    let value = value.trim();
+    let noun = role.noun();
+    if value.is_empty() {
+        return Err(format!("no {noun} chosen"));
+    }
+    if !role.is_model() {
+        let p = resolve_path(base_dir, value);
+        return match role {
+            FileRole::ImageFolder | FileRole::DiffusersConfig if !p.is_dir() => Err(format!(
+                "{noun} \"{value}\" not found: {} is not a folder",
+                p.display()
+            )),
+            _ if !p.exists() => Err(format!("{noun} \"{value}\" not found at {}", p.display())),
+            _ => Ok(p),
+        };
+    }
+    let manager = ModelManager::default_dirs();
+    if role != FileRole::BackgroundModel {
+        let p = Path::new(value);
+        if p.exists() {
+            return Ok(p.to_path_buf());
+        }
+    }
+    if let Some(found) = manager.find_by_name(value) {
+        return Ok(found);
+    }
+    if role == FileRole::Checkpoint {
+        for dir in &manager.dirs {
+            let d = dir.join(value);
+            if d.join("unet/config.json").is_file() {
+                return Ok(d);
+            }
+        }
+    }
+    let dirs: Vec<String> = manager
+        .dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    if role == FileRole::BackgroundModel {
+        return Err(format!(
+            "{noun} \"{value}\" is not installed (searched {}); fetch it with: defect-studio \
+             models fetch isnet",
+            dirs.join(", ")
+        ));
+    }
+    Err(format!(
+        "{noun} \"{value}\" not found: not a path, and not in the model folders ({})",
+        dirs.join(", ")
+    ))
+}
+
+/// [`locate`] for a node executor: the error is a node failure.
+pub fn locate_for_node(role: FileRole, value: &str, base_dir: &Path) -> Result<PathBuf> {
+    locate(role, value, base_dir).map_err(EngineError::failed)
+}
+
+/// A parameter whose file cannot be found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingFile {
+    pub node: String,
+    pub kind: String,
+    pub param: String,
+    pub role: FileRole,
+    /// Why, in words (names the file and where it was looked for).
+    pub problem: String,
+}
+
+impl std::fmt::Display for MissingFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (node \"{}\" {}.{})",
+            self.problem, self.node, self.kind, self.param
+        )
+    }
+}
+
+/// Every file parameter that names a file [`locate`] cannot find, in node order, over the
+/// nodes a run executes: `targets` (every sink when `None`) and what they need. Parameters in
+/// `skip` (`(node, param)`: set per work item, by folder items or sweeps) and embedded assets
+/// (`asset:…`, checked by `nodes::validate`) are left out; optional files (VAE, config) may
+/// be empty.
+pub fn missing_files(
+    doc: &GraphDoc,
+    catalogue: &Catalogue,
+    base_dir: &Path,
+    targets: Option<&[String]>,
+    skip: &[(String, String)],
+) -> Vec<MissingFile> {
+    let targets: Vec<&str> = match targets {
+        Some(t) => t.iter().map(String::as_str).collect(),
+        None => doc
+            .nodes
+            .iter()
+            .filter(|(_, n)| catalogue.get(&n.kind).is_some_and(|s| s.sink))
+            .map(|(id, _)| id.as_str())
+            .collect(),
+    };
+    // A cycle is refused by validation; here it just means nothing to check.
+    let run = doc.upstream_order(&targets).unwrap_or_default();
+    let mut missing = Vec::new();
+    for (id, node) in &doc.nodes {
+        if !run.iter().any(|n| n == id) {
+            continue;
+        }
+        let Some(spec) = catalogue.get(&node.kind) else {
+            continue;
+        };
+        for p in spec.params {
+            let Some(role) = p.file else {
+                continue;
+            };
+            if skip.iter().any(|(n, q)| n == id && q == p.name) {
+                continue;
+            }
+            let value = match node.params.get(p.name) {
+                Some(ParamValue::Text(v)) => v.clone(),
+                Some(_) => continue,
+                None => match p.default_value() {
+                    ParamValue::Text(v) => v,
+                    _ => continue,
+                },
+            };
+            if value.starts_with("asset:") || (role.optional() && value.trim().is_empty()) {
+                continue;
+            }
+            if let Err(problem) = locate(role, &value, base_dir) {
+                missing.push(MissingFile {
+                    node: id.clone(),
+                    kind: node.kind.clone(),
+                    param: p.name.to_string(),
+                    role,
+                    problem,
+                });
+            }
+        }
+    }
+    missing
+}
+
+/// One message listing every missing file (see [`missing_files`]).
+pub fn describe_missing(missing: &[MissingFile]) -> String {
+    let items: Vec<String> = missing.iter().map(|m| m.to_string()).collect();
+    format!("{} missing file(s): {}", missing.len(), items.join("; "))
+}
+
+/// Refuses a recipe that names files that cannot be found, listing all of them.
+pub fn check_files(
+    doc: &GraphDoc,
+    catalogue: &Catalogue,
+    base_dir: &Path,
+    targets: Option<&[String]>,
+    skip: &[(String, String)],
+) -> Result<()> {
+    let missing = missing_files(doc, catalogue, base_dir, targets, skip);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::Plan(describe_missing(&missing)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(json: &str) -> GraphDoc {
+        GraphDoc::from_json(json).unwrap()
+    }
+
+    #[test]
+    fn lists_only_what_the_run_reads_and_skips_what_items_set() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("here.png"), b"x").unwrap();
+        let d = doc(r#"{"format": "defect-studio/graph", "version": 1,
+            "nodes": {
+              "a": {"kind": "LoadImage", "version": 1, "params": {"source": "here.png"}},
+              "b": {"kind": "LoadImage", "version": 1, "params": {"source": "gone.png"}},
+              "c": {"kind": "LoadImage", "version": 1, "params": {"source": "asset:00"}},
+              "d": {"kind": "LoadImage", "version": 1, "params": {"source": "swept.png"}},
+              "e": {"kind": "LoadImage", "version": 1, "params": {"source": "unread.png"}},
+              "sa": {"kind": "SaveImage", "version": 1}, "sb": {"kind": "SaveImage", "version": 1},
+              "sc": {"kind": "SaveImage", "version": 1}, "sd": {"kind": "SaveImage", "version": 1}
+            },
+            "links": [
+              {"from": ["a", "image"], "to": ["sa", "image"]},
+              {"from": ["b", "image"], "to": ["sb", "image"]},
+              {"from": ["c", "image"], "to": ["sc", "image"]},
+              {"from": ["d", "image"], "to": ["sd", "image"]}
+            ]}"#);
+        let cat = Catalogue::builtin();
+        let skip = [("d".to_string(), "source".to_string())];
+        let m = missing_files(&d, &cat, dir.path(), None, &skip);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!((m[0].node.as_str(), m[0].role), ("b", FileRole::Image));
+        assert!(
+            m[0].problem.contains("image \"gone.png\" not found"),
+            "{}",
+            m[0].problem
+        );
+        // Without the skip the swept one counts; targeting one sink checks only its branch.
+        assert_eq!(missing_files(&d, &cat, dir.path(), None, &[]).len(), 2);
+        let only = ["sa".to_string()];
+        assert!(missing_files(&d, &cat, dir.path(), Some(&only), &[]).is_empty());
+        let err = check_files(&d, &cat, dir.path(), None, &skip)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("1 missing file(s): image \"gone.png\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn optional_models_may_be_empty_and_required_ones_may_not() {
+        let cat = Catalogue::builtin();
+        let d = doc(r#"{"format": "defect-studio/graph", "version": 1,
+            "nodes": {
+              "ckpt": {"kind": "LoadCheckpoint", "version": 1},
+              "gen": {"kind": "Txt2Img", "version": 1},
+              "save": {"kind": "SaveImage", "version": 1}
+            },
+            "links": [
+              {"from": ["ckpt", "model"], "to": ["gen", "model"]},
+              {"from": ["gen", "image"], "to": ["save", "image"]}
+            ]}"#);
+        let m = missing_files(&d, &cat, Path::new("."), None, &[]);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!(
+            (m[0].param.as_str(), m[0].role),
+            ("checkpoint", FileRole::Checkpoint)
+        );
+        assert_eq!(m[0].problem, "no checkpoint chosen");
+    }
+}
