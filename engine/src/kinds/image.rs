@@ -8,7 +8,7 @@ use crate::cleanup;
 use crate::codec::check_size;
 use crate::error::{EngineError, Result};
 use crate::exec::NodeCtx;
-use crate::image::Image;
+use crate::image::{Image, Mask};
 use crate::ops::{self, Blend, Filter};
 use crate::procedural::{noise_field, texture, NoiseKind, TextureKind, TextureParams};
 use crate::registry::Registry;
@@ -84,15 +84,20 @@ fn resize_target(iw: u32, ih: u32, w: i64, h: i64) -> Result<(u32, u32)> {
     Ok((w, h))
 }
 
+/// The node's `mask` input (the image's size), or the image's alpha when none is connected.
+fn mask_or_alpha(ctx: &NodeCtx, image: &Image) -> Result<Mask> {
+    match ctx.opt_mask("mask")? {
+        Some(m) => {
+            same_size("input \"mask\"", image, &m)?;
+            Ok((*m).clone())
+        }
+        None => Ok(image.alpha()),
+    }
+}
+
 fn resize(ctx: &mut NodeCtx, p: Resize) -> Result<Outputs> {
     let image = ctx.image("image")?;
-    let mask = match ctx.opt_mask("mask")? {
-        Some(m) => {
-            same_size("input \"mask\"", &image, &m)?;
-            (*m).clone()
-        }
-        None => image.alpha(),
-    };
+    let mask = mask_or_alpha(ctx, &image)?;
     let (w, h) = resize_target(image.width, image.height, p.width, p.height)?;
     let (iw, ih) = (f64::from(image.width), f64::from(image.height));
     let (img, m) = match p.mode {
@@ -134,13 +139,7 @@ struct Crop {
 
 fn crop(ctx: &mut NodeCtx, p: Crop) -> Result<Outputs> {
     let image = ctx.image("image")?;
-    let mask = match ctx.opt_mask("mask")? {
-        Some(m) => {
-            same_size("input \"mask\"", &image, &m)?;
-            (*m).clone()
-        }
-        None => image.alpha(),
-    };
+    let mask = mask_or_alpha(ctx, &image)?;
     let (x, y) = (p.x, p.y);
     let (iw, ih) = (i64::from(image.width), i64::from(image.height));
     let w = match p.width {
