@@ -109,8 +109,9 @@ fn bad_input_fails_clearly_and_keeps_the_store() {
         (
             "missing-image.json",
             recipe("no-such-photo.png", "{}", "x.png"),
-            vec!["\"photo\"", "no-such-photo.png"],
-            true,
+            // Refused before the run starts, like `validate` (every missing file at once).
+            vec!["\"photo\"", "no-such-photo.png", "missing file"],
+            false,
         ),
         (
             "not-an-image.json",
@@ -184,7 +185,7 @@ fn bad_input_fails_clearly_and_keeps_the_store() {
     }
     let history = stdout(&env.run(&["history"]));
     assert!(
-        history.contains("failed") && history.contains("no-such-photo.png"),
+        history.contains("failed") && history.contains("notes.png"),
         "{history}"
     );
 }
