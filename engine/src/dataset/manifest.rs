@@ -13,7 +13,11 @@ pub(crate) struct Entry {
     pub label: String,
     /// Whether the image has at least one defect instance.
     pub defect: bool,
+    /// Defect instances (by the export's instance rule): one COCO annotation and one YOLO
+    /// line each.
     pub instances: usize,
+    /// Connected regions (8-connected) of the binarised mask over all instances.
+    pub regions: usize,
     pub width: u32,
     pub height: u32,
     /// Image path relative to the dataset root.
@@ -27,6 +31,9 @@ pub(crate) struct Entry {
     /// COCO image id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coco_image_id: Option<u64>,
+    /// `train` or `val`, where the format splits (YOLO).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<&'static str>,
     pub provenance: serde_json::Value,
 }
 
@@ -38,12 +45,14 @@ impl Entry {
             label: p.item.label.clone(),
             defect: p.class.is_some(),
             instances: p.instances.len(),
+            regions: p.instances.iter().map(|i| i.regions).sum(),
             width: p.width,
             height: p.height,
             image,
             mask: None,
             label_file: None,
             coco_image_id: None,
+            split: None,
             provenance: p.item.provenance.clone(),
         }
     }
