@@ -101,9 +101,15 @@ pub trait OutputSink {
         label: &str,
     ) -> Result<Saved>;
 
-    /// Adds a saved output to the dataset `folder` (written in `format` when the run ends).
-    fn collect(&mut self, node: &str, saved: &Saved, format: &str, folder: &str) -> Result<()> {
-        let _ = (node, saved, format, folder);
+    /// Adds a saved output to the dataset `folder` (written as `opts` say when the run ends).
+    fn collect(
+        &mut self,
+        node: &str,
+        saved: &Saved,
+        opts: &crate::dataset::ExportOptions,
+        folder: &str,
+    ) -> Result<()> {
+        let _ = (node, saved, opts, folder);
         Err(EngineError::failed("this run cannot export datasets"))
     }
 }
@@ -333,13 +339,18 @@ impl<'a> NodeCtx<'a> {
     }
 
     /// Adds an output saved by this node to a dataset written at the end of the run.
-    pub fn collect(&mut self, saved: &Saved, format: &str, folder: &str) -> Result<()> {
+    pub fn collect(
+        &mut self,
+        saved: &Saved,
+        opts: &crate::dataset::ExportOptions,
+        folder: &str,
+    ) -> Result<()> {
         let node = self.node.clone();
         let sink = self
             .sink
             .as_deref_mut()
             .ok_or_else(|| EngineError::failed("this run has no output folder"))?;
-        sink.collect(&node, saved, format, folder)
+        sink.collect(&node, saved, opts, folder)
     }
 }
 

@@ -1,33 +1,54 @@
 //! Dataset export: turns generated defect images and their pixel-exact masks into
 //! the on-disk layouts that training code reads.
 //!
-//! Entry point: [`export`] takes a slice of [`ExportItem`]s, a [`Format`] and an output
-//! directory (which must be empty or absent), and returns an [`ExportReport`].
+//! Entry point: [`export`] takes a slice of [`ExportItem`]s, the [`ExportOptions`] (format,
+//! instance rule, split, mask threshold, soft masks) and an output directory (which must
+//! be empty or absent), and returns an [`ExportReport`].
 //!
 //! | [`Format`] | layout |
 //! |---|---|
 //! | [`Format::Folder`] | `images/<name>.png`, `masks/<name>_mask.png` (0/255 grey, always written) |
 //! | [`Format::Coco`] | `images/<name>.png`, `annotations.json` (instance segmentation, uncompressed RLE) |
-//! | [`Format::Yolo`] | `images/<name>.png`, `labels/<name>.txt` (Ultralytics polygons), `data.yaml` |
+//! | [`Format::Yolo`] | `images/{train,val}/<name>.png`, `labels/{train,val}/<name>.txt` (Ultralytics polygons), `data.yaml` |
 //! | [`Format::Mvtec`] | `train/good/NNN.png`, `test/<label>/NNN.png`, `ground_truth/<label>/NNN_mask.png` |
 //!
 //! Every format also writes `manifest.json` (written last, so its presence marks a
-//! complete export) with one entry per image: file paths, label, instance count and
-//! the item's provenance copied verbatim.
+//! complete export) with one entry per image: file paths, label, instance and region
+//! counts, split (YOLO) and the item's provenance copied verbatim.
 //!
 //! Conventions:
-//! * A mask pixel is *defect* when its 8-bit luma is ≥ 128 (RGB masks are converted to
-//!   luma first; alpha is ignored).
+//! * A mask pixel is *defect* when its 8-bit luma is ≥ `mask_threshold` (default 128; RGB
+//!   masks are converted to luma first; alpha is ignored). `keep_soft_masks` writes the
+//!   mask's own 8-bit luma where the format stores mask images (folder; MVTec ground truth);
+//!   instances and labels always use the threshold.
 //! * An item is defect-free when its label is `good` (case-insensitive) or its mask is
 //!   absent or all black. A `good` item whose mask has defect pixels is an error.
-//! * Instances are the 8-connected components of the binarised mask ([`components`]).
+//! * **Instances — one rule for COCO, YOLO and the manifest** ([`InstanceRule`]): with
+//!   [`InstanceRule::Components`] (the default) each 8-connected region of the binarised
+//!   mask is one instance: one COCO annotation, one YOLO line, one count in the manifest.
+//!   With [`InstanceRule::PerDefect`] the generator's own instances are used (an item's
+//!   `instance_png` map; a Stain with count 3 = 3 instances however many regions each
+//!   has): each region goes to the instance id holding most of its pixels, and an
+//!   instance with several regions is one COCO RLE and one YOLO line whose region
+//!   polygons are joined as Ultralytics' `merge_multi_segment` joins them. Items without
+//!   an instance map (painted or edited masks) fall back to components, counted in
+//!   [`ExportReport::per_defect_fallbacks`].
 //! * COCO segmentations are **uncompressed RLE** (`{"size": [h, w], "counts": [...]}`)
 //!   in COCO's column-major (Fortran) order, starting with the count of zeros
 //!   ([`rle_encode`], [`rle_decode`]), so masks stay pixel-exact even with holes.
 //!   `pycocotools` reads these with `iscrowd: 0` through `mask.frPyObjects(segm, h, w)`
 //!   (which `COCO.annToRLE` and detectron2's loader call for list counts).
-//! * YOLO polygons come from [`outer_contour`]: outer boundary on pixel corners,
-//!   lightly simplified; holes are not represented.
+//! * YOLO polygons run through the **centres of the region's boundary pixels**, holes
+//!   joined by zero-width bridges, so that Ultralytics' `polygons2masks` (`cv2.fillPoly`
+//!   at the image's size) gives back exactly the region (the rule and why:
+//!   `polygons.rs`; [`rasterize_like_fillpoly`] mirrors it for tests).
+//! * YOLO's train/val split is seeded and stratified by label (`split.rs`):
+//!   `val_fraction` (default 0.2) of each label goes to `val`, at least one item of each
+//!   label stays in `train`; 0 = no `val` folder and `data.yaml`'s `val:` points at
+//!   `images/train`. `data.yaml` has no `path:` key, so Ultralytics resolves it from the
+//!   yaml's own folder, from any working directory.
+//! * **Dedupe:** an item whose image and mask bytes equal an earlier item's (a re-run of the
+//!   same seeds) is left out and counted in [`ExportReport::duplicates`].
 //! * Images are copied byte-for-byte (after checking that they decode), so 16-bit and
 //!   RGBA images are kept as they are.
 //!
@@ -226,13 +247,13 @@ pub fn export(
         .map_err(|e| format!("cannot create output directory {}: {e}", out.display()))?;
     let mut writer = Out::new(out);
     let entries = match format {
-        Format::Folder => folder::write(&prepared, &mut writer)?,
+        Format::Folder => folder::write(&prepared, opts.keep_soft_masks, &mut writer)?,
         Format::Coco => coco::write(&prepared, &categories, &mut writer)?,
         Format::Yolo => yolo::write(&prepared, &categories, &mut writer)?,
         Format::Mvtec => mvtec::write(&prepared, &mut writer)?,
     };
     let instances = prepared.iter().map(|p| p.instances.len()).sum();
-    manifest::write(format, &categories, instances, entries, &mut writer)?;
+    manifest::write(opts, &categories, instances, entries, &mut writer)?;
     Ok(ExportReport {
         images: prepared.len(),
         instances,
@@ -292,6 +313,32 @@ impl Prepared<'_> {
         ::image::ImageEncoder::write_image(
             ::image::codecs::png::PngEncoder::new(&mut png),
             &grey,
+            self.width,
+            self.height,
+            ::image::ExtendedColorType::L8,
+        )
+        .map_err(|e| self.ctx(&format!("cannot encode mask PNG: {e}")))?;
+        Ok(png)
+    }
+}
+
+impl Prepared<'_> {
+    /// The mask as an 8-bit grey PNG of its own luma (soft edges kept; `--keep-soft-masks`):
+    /// the given bytes when already 8-bit grey, else converted; all black without a mask.
+    pub fn soft_mask_png(&self) -> Result<Vec<u8>, String> {
+        let Some(bytes) = &self.item.mask_png else {
+            return self.mask_png();
+        };
+        let m = ::image::load_from_memory_with_format(bytes, ::image::ImageFormat::Png)
+            .map_err(|e| self.ctx(&format!("mask is not a decodable PNG: {e}")))?;
+        if let ::image::DynamicImage::ImageLuma8(_) = m {
+            return Ok(bytes.clone());
+        }
+        let grey = m.to_luma8();
+        let mut png = Vec::new();
+        ::image::ImageEncoder::write_image(
+            ::image::codecs::png::PngEncoder::new(&mut png),
+            grey.as_raw(),
             self.width,
             self.height,
             ::image::ExtendedColorType::L8,

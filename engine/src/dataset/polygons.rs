@@ -118,19 +118,65 @@ pub(crate) fn compress(ring: &[(i64, i64)]) -> Vec<(i64, i64)> {
     out
 }
 
-/// Inserts `ring` (starting at its anchor vertex) into `poly` after an occurrence of
-/// `at`, walking `at → ring… → ring[0] → at`. Returns false when `at` is not a vertex.
-fn splice(poly: &mut Vec<(i64, i64)>, at: (i64, i64), ring: &[(i64, i64)]) -> bool {
-    let Some(i) = poly.iter().position(|&p| p == at) else {
-        return false;
-    };
-    let mut ins: Vec<(i64, i64)> = ring.to_vec();
-    if let Some(&first) = ring.first() {
-        ins.push(first);
+/// Rings joined into one closed path by two-way bridges. Each ring after the first hangs
+/// off a vertex of an earlier ring; [`Joined::flatten`] walks ring 0 and, at each vertex
+/// with rings hanging off it, goes round each of them and back (`at → child… →
+/// child[start] → at`). Built once and flattened once: linear in the vertex count.
+struct Joined {
+    rings: Vec<Vec<(i64, i64)>>,
+    /// `(parent ring, vertex index)` → `(child ring, start index)`, in insertion order.
+    children: std::collections::HashMap<(usize, usize), Vec<(usize, usize)>>,
+}
+
+impl Joined {
+    fn new(first: Vec<(i64, i64)>) -> Self {
+        Joined {
+            rings: vec![first],
+            children: Default::default(),
+        }
     }
-    ins.push(at);
-    poly.splice(i + 1..i + 1, ins);
-    true
+
+    /// Hangs `ring` (walked from index `start`) off vertex `at` of ring `parent`.
+    fn attach(&mut self, parent: usize, at: usize, ring: Vec<(i64, i64)>, start: usize) {
+        let r = self.rings.len();
+        self.rings.push(ring);
+        self.children
+            .entry((parent, at))
+            .or_default()
+            .push((r, start));
+    }
+
+    /// The joined closed path.
+    fn flatten(&self) -> Vec<(i64, i64)> {
+        let total: usize = self.rings.iter().map(|r| r.len() + 2).sum();
+        let mut out = Vec::with_capacity(total);
+        // Frames: (ring, start, steps done, vertex to return to).
+        let mut stack: Vec<(usize, usize, usize, Option<(i64, i64)>)> = vec![(0, 0, 0, None)];
+        while let Some(frame) = stack.last_mut() {
+            let (r, start, done, back) = *frame;
+            let ring = &self.rings[r];
+            if done == ring.len() {
+                stack.pop();
+                if let Some(at) = back {
+                    if let Some(&first) = ring.get(start) {
+                        out.push(first);
+                    }
+                    out.push(at);
+                }
+                continue;
+            }
+            let i = (start + done) % ring.len();
+            frame.2 += 1;
+            out.push(ring[i]);
+            if let Some(kids) = self.children.get(&(r, i)) {
+                // Pushed in reverse so that the first child is walked first.
+                for &(c, cs) in kids.iter().rev() {
+                    stack.push((c, cs, 0, Some(ring[i])));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The polygon (pixel-index vertices, uncompressed) of component `k` of `lab`, holes
@@ -143,24 +189,32 @@ pub(crate) fn region_polygon(lab: &Labels, k: usize) -> Vec<(i64, i64)> {
     let max_steps = 4 * (w as u64 + 2) * (h as u64 + 2);
     let inside = |x: i64, y: i64| lab.is(k, x, y);
     let (fx, fy) = (i64::from(comp.first.0), i64::from(comp.first.1));
-    let mut poly = trace_ring((fx, fy), 0, max_steps, inside);
-    for hole in holes(lab, k) {
-        let (hx, hy) = hole;
+    let mut joined = Joined::new(trace_ring((fx, fy), 0, max_steps, inside));
+    // Where each traced pixel first occurs: (ring, index).
+    let mut index: std::collections::HashMap<(i64, i64), (usize, usize)> = Default::default();
+    for (i, &p) in joined.rings[0].iter().enumerate() {
+        index.entry(p).or_insert((0, i));
+    }
+    for (hx, hy) in holes(lab, k) {
         let ring = trace_ring((hx + 1, hy), 2, max_steps, inside);
-        // Straight up from the hole's top border pixel to the first pixel already on the
-        // polygon: the last region pixel before a non-region pixel (outside or an earlier
-        // hole, both already traced).
+        // Straight up from the hole's top border pixel to the first pixel already traced:
+        // the last region pixel before a non-region pixel (outside or an earlier hole).
         let mut top = hy - 1;
         while top > 0 && inside(hx, top - 1) {
             top -= 1;
         }
-        if !splice(&mut poly, (hx, top), &ring) {
-            // Not expected (the pixel borders traced background); keep the hole's pixels
-            // labelled rather than dropping the region's outline.
+        let Some(&(parent, at)) = index.get(&(hx, top)) else {
+            // Not expected (that pixel borders traced background); the hole then stays
+            // filled rather than the region losing its outline.
             continue;
+        };
+        let r = joined.rings.len();
+        for (i, &p) in ring.iter().enumerate() {
+            index.entry(p).or_insert((r, i));
         }
+        joined.attach(parent, at, ring, 0);
     }
-    poly
+    joined.flatten()
 }
 
 /// First pixels (raster order) of the holes of component `k`: the 4-connected pieces of
@@ -237,13 +291,14 @@ fn holes(lab: &Labels, k: usize) -> Vec<(i64, i64)> {
 /// vertices. One region: returned as it is.
 pub(crate) fn merge_regions(regions: Vec<Vec<(i64, i64)>>) -> Vec<(i64, i64)> {
     let mut iter = regions.into_iter().filter(|r| !r.is_empty());
-    let Some(mut poly) = iter.next() else {
+    let Some(first) = iter.next() else {
         return Vec::new();
     };
-    let mut prev: Vec<(i64, i64)> = poly.clone();
+    let mut joined = Joined::new(first);
     for ring in iter {
+        let prev = joined.rings.len() - 1;
         let mut best = (i64::MAX, 0usize, 0usize);
-        for (i, a) in prev.iter().enumerate() {
+        for (i, a) in joined.rings[prev].iter().enumerate() {
             for (j, b) in ring.iter().enumerate() {
                 let d = (a.0 - b.0).pow(2) + (a.1 - b.1).pow(2);
                 if d < best.0 {
@@ -251,13 +306,9 @@ pub(crate) fn merge_regions(regions: Vec<Vec<(i64, i64)>>) -> Vec<(i64, i64)> {
                 }
             }
         }
-        let (_, i, j) = best;
-        let mut rotated: Vec<(i64, i64)> = ring[j..].to_vec();
-        rotated.extend_from_slice(&ring[..j]);
-        splice(&mut poly, prev[i], &rotated);
-        prev = ring;
+        joined.attach(prev, best.1, ring, best.2);
     }
-    poly
+    joined.flatten()
 }
 
 /// Rasterises a polygon (pixel-index vertices) the way Ultralytics' `polygon2mask` does

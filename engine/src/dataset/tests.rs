@@ -620,7 +620,7 @@ fn labelled_items(labels: &[(&str, usize)]) -> Vec<ExportItem> {
         for i in 0..*n {
             let k = items.len() as u32;
             let mut m = blank();
-            m[(i % (W * H) as usize)] = true;
+            m[i % (W * H) as usize] = true;
             items.push(ExportItem {
                 name: format!("{label}-{i}"),
                 image_png: rgb_png(W, H, k),
@@ -706,4 +706,53 @@ fn identical_items_are_exported_once() {
     let report = export(&items, &Format::Coco.into(), &dir).unwrap();
     assert_eq!((report.images, report.duplicates), (3, 3));
     assert_eq!(read_coco(&dir).unwrap().images.len(), 3);
+}
+
+#[test]
+fn soft_masks_kept_on_request_and_threshold_chosen() {
+    // A horizontal ramp 0..=255 across the image.
+    let ramp: Vec<u8> = (0..W * H)
+        .map(|i| ((i % W) * 255 / (W - 1)) as u8)
+        .collect();
+    let mut png = Vec::new();
+    ::image::ImageEncoder::write_image(
+        ::image::codecs::png::PngEncoder::new(&mut png),
+        &ramp,
+        W,
+        H,
+        ::image::ExtendedColorType::L8,
+    )
+    .unwrap();
+    let item = ExportItem {
+        name: "ramp".into(),
+        image_png: rgb_png(W, H, 1),
+        mask_png: Some(png.clone()),
+        label: "stain".into(),
+        provenance: json!(null),
+        instance_png: None,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let soft = out_dir(&tmp, "soft");
+    let opts = ExportOptions {
+        keep_soft_masks: true,
+        ..Format::Folder.into()
+    };
+    export(std::slice::from_ref(&item), &opts, &soft).unwrap();
+    let (kept, _, _) = decode_mask(&soft.join("masks/ramp_mask.png"));
+    assert_eq!(kept, ramp);
+    let hard = out_dir(&tmp, "hard");
+    export(std::slice::from_ref(&item), &Format::Folder.into(), &hard).unwrap();
+    let (bin, _, _) = decode_mask(&hard.join("masks/ramp_mask.png"));
+    assert!(bin.iter().all(|&v| v == 0 || v == 255));
+    let on = |t: u8| ramp.iter().filter(|&&v| v >= t).count();
+    assert_eq!(bin.iter().filter(|&&v| v == 255).count(), on(128));
+    // A higher threshold: fewer defect pixels.
+    let high = out_dir(&tmp, "high");
+    let opts = ExportOptions {
+        mask_threshold: 200,
+        ..Format::Folder.into()
+    };
+    export(std::slice::from_ref(&item), &opts, &high).unwrap();
+    let (bin, _, _) = decode_mask(&high.join("masks/ramp_mask.png"));
+    assert_eq!(bin.iter().filter(|&&v| v == 255).count(), on(200));
 }
