@@ -101,6 +101,19 @@ pub trait OutputSink {
         label: &str,
     ) -> Result<Saved>;
 
+    /// Stores the per-pixel instance ids (`width × height`, 0 = none) of a saved output's
+    /// mask, when it came from a defect generator. Sinks without a store ignore them.
+    fn save_instances(
+        &mut self,
+        saved: &Saved,
+        width: u32,
+        height: u32,
+        ids: &[u32],
+    ) -> Result<()> {
+        let _ = (saved, width, height, ids);
+        Ok(())
+    }
+
     /// Adds a saved output to the dataset `folder` (written as `opts` say when the run ends).
     fn collect(
         &mut self,
@@ -336,6 +349,21 @@ impl<'a> NodeCtx<'a> {
             output_id: saved.output_id,
         });
         Ok(saved)
+    }
+
+    /// Hands the instance ids of the mask on input `port` (if it carries them) to the sink,
+    /// for the output `saved`.
+    pub fn save_instances(&mut self, saved: &Saved, port: &str) -> Result<()> {
+        let Some(v) = self.inputs.get(port) else {
+            return Ok(());
+        };
+        let (Some(mask), Some(ids)) = (v.as_mask().cloned(), v.instance_ids().cloned()) else {
+            return Ok(());
+        };
+        match self.sink.as_deref_mut() {
+            Some(sink) => sink.save_instances(saved, mask.width, mask.height, &ids),
+            None => Ok(()),
+        }
     }
 
     /// Adds an output saved by this node to a dataset written at the end of the run.

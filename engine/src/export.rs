@@ -251,7 +251,7 @@ fn items_named(
             mask_png: mask,
             label,
             provenance,
-            instance_png: None,
+            instance_png: store.output_instances_png(*oid)?,
         });
     }
     Ok(items)

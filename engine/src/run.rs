@@ -254,6 +254,38 @@ struct StoreSink<'a> {
 }
 
 impl OutputSink for StoreSink<'_> {
+    fn save_instances(
+        &mut self,
+        saved: &Saved,
+        width: u32,
+        height: u32,
+        ids: &[u32],
+    ) -> Result<()> {
+        let Some(id) = saved.output_id else {
+            return Ok(());
+        };
+        if ids.len() != width as usize * height as usize {
+            return Err(EngineError::failed(format!(
+                "instance map has {} values for a {width}x{height} mask",
+                ids.len()
+            )));
+        }
+        let grey: Vec<u16> = ids
+            .iter()
+            .map(|&v| v.min(u32::from(u16::MAX)) as u16)
+            .collect();
+        let img =
+            ::image::ImageBuffer::<::image::Luma<u16>, Vec<u16>>::from_raw(width, height, grey)
+                .ok_or_else(|| EngineError::failed("instance map size mismatch"))?;
+        let mut png = Vec::new();
+        img.write_to(
+            &mut std::io::Cursor::new(&mut png),
+            ::image::ImageFormat::Png,
+        )
+        .map_err(|e| EngineError::failed(format!("cannot encode the instance map: {e}")))?;
+        self.store.set_output_instances(id, &png)
+    }
+
     fn collect(
         &mut self,
         _node: &str,
@@ -325,7 +357,11 @@ impl OutputSink for StoreSink<'_> {
             item: self.item,
             node: node.to_string(),
             seed: self.seed,
-            path: path.to_string_lossy().into_owned(),
+            // Absolute, so that exports name the file whatever the working directory.
+            path: std::path::absolute(&path)
+                .unwrap_or_else(|_| path.clone())
+                .to_string_lossy()
+                .into_owned(),
             sha256: sha256_hex(&png),
             width: image.width,
             height: image.height,

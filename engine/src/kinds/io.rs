@@ -142,7 +142,8 @@ fn save_image(ctx: &mut NodeCtx, p: SaveImage) -> Result<Outputs> {
         } else {
             p.filename.clone()
         };
-        ctx.save(image, mask.as_deref(), &name, &label)?;
+        let saved = ctx.save(image, mask.as_deref(), &name, &label)?;
+        ctx.save_instances(&saved, "mask")?;
     }
     Ok(Outputs::new())
 }
@@ -214,6 +215,7 @@ fn export_dataset(ctx: &mut NodeCtx, p: ExportDataset) -> Result<Outputs> {
         "{graph}/{run:05}-{item:04}-{node}.png",
         &label_or_defect(&p.label),
     )?;
+    ctx.save_instances(&saved, "mask")?;
     let opts = p.options(0)?;
     ctx.collect(&saved, &opts, &p.folder)?;
     Ok(Outputs::new())
