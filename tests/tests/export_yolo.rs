@@ -60,7 +60,10 @@ fn line_polygon(line: &str, w: u32, h: u32) -> (usize, Vec<(i64, i64)>) {
     let mut fields = line.split(' ');
     let class = fields.next().unwrap().parse().unwrap();
     let coords: Vec<f32> = fields.map(|f| f.parse().unwrap()).collect();
-    assert!(coords.len() >= 6 && coords.len() % 2 == 0, "{line}");
+    assert!(
+        coords.len() >= 6 && coords.len().is_multiple_of(2),
+        "{line}"
+    );
     assert!(coords.iter().all(|c| (0.0..=1.0).contains(c)), "{line}");
     let pts = coords
         .chunks(2)

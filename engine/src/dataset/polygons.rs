@@ -151,7 +151,8 @@ impl Joined {
         let total: usize = self.rings.iter().map(|r| r.len() + 2).sum();
         let mut out = Vec::with_capacity(total);
         // Frames: (ring, start, steps done, vertex to return to).
-        let mut stack: Vec<(usize, usize, usize, Option<(i64, i64)>)> = vec![(0, 0, 0, None)];
+        type Frame = (usize, usize, usize, Option<(i64, i64)>);
+        let mut stack: Vec<Frame> = vec![(0, 0, 0, None)];
         while let Some(frame) = stack.last_mut() {
             let (r, start, done, back) = *frame;
             let ring = &self.rings[r];

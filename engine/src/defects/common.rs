@@ -255,17 +255,6 @@ pub fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
     t * t * (3.0 - 2.0 * t)
 }
 
-/// The common last step of every generator (except NSA, see `nsa`):
-///
-/// 1. with a placement mask `P`, the change and the mask are both scaled by `P`
-///    (`out = in + (out - in) * P`, `mask *= P`). Then pixels farther than `band` from any
-///    `mask > 0` pixel are restored to the input where the defect may have been clipped: along
-///    the placement border (with a placement) and within `band + 2` px of the image border
-///    (geometry whose body lies off-canvas, e.g. a crack's lip next to an off-image stroke).
-///    Elsewhere the band is met by the geometry itself (the tests check this);
-/// 2. where `mask > 0` and `min_visible`, the largest RGB change is raised to at least
-///    `MIN_VISIBLE * mask` (see [`MIN_VISIBLE`]);
-/// 3. RGB is clamped to `0..1`, alpha is the input's, the mask is clamped to `0..1`.
 /// Sets a defect's instance ids from `owner` (1-based instance of each pixel, 0 = none),
 /// kept only where the final mask is > 0 (after placement clipping).
 pub fn with_owners(mut d: Defect, owner: &[u32]) -> Defect {
@@ -279,6 +268,17 @@ pub fn with_owners(mut d: Defect, owner: &[u32]) -> Defect {
     d
 }
 
+/// The common last step of every generator (except NSA, see `nsa`):
+///
+/// 1. with a placement mask `P`, the change and the mask are both scaled by `P`
+///    (`out = in + (out - in) * P`, `mask *= P`). Then pixels farther than `band` from any
+///    `mask > 0` pixel are restored to the input where the defect may have been clipped: along
+///    the placement border (with a placement) and within `band + 2` px of the image border
+///    (geometry whose body lies off-canvas, e.g. a crack's lip next to an off-image stroke).
+///    Elsewhere the band is met by the geometry itself (the tests check this);
+/// 2. where `mask > 0` and `min_visible`, the largest RGB change is raised to at least
+///    `MIN_VISIBLE * mask` (see [`MIN_VISIBLE`]);
+/// 3. RGB is clamped to `0..1`, alpha is the input's, the mask is clamped to `0..1`.
 pub fn finish(
     input: &Image,
     mut out: Image,
