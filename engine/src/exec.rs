@@ -101,9 +101,28 @@ pub trait OutputSink {
         label: &str,
     ) -> Result<Saved>;
 
-    /// Adds a saved output to the dataset `folder` (written in `format` when the run ends).
-    fn collect(&mut self, node: &str, saved: &Saved, format: &str, folder: &str) -> Result<()> {
-        let _ = (node, saved, format, folder);
+    /// Stores the per-pixel instance ids (`width × height`, 0 = none) of a saved output's
+    /// mask, when it came from a defect generator. Sinks without a store ignore them.
+    fn save_instances(
+        &mut self,
+        saved: &Saved,
+        width: u32,
+        height: u32,
+        ids: &[u32],
+    ) -> Result<()> {
+        let _ = (saved, width, height, ids);
+        Ok(())
+    }
+
+    /// Adds a saved output to the dataset `folder` (written as `opts` say when the run ends).
+    fn collect(
+        &mut self,
+        node: &str,
+        saved: &Saved,
+        opts: &crate::dataset::ExportOptions,
+        folder: &str,
+    ) -> Result<()> {
+        let _ = (node, saved, opts, folder);
         Err(EngineError::failed("this run cannot export datasets"))
     }
 }
@@ -332,14 +351,34 @@ impl<'a> NodeCtx<'a> {
         Ok(saved)
     }
 
+    /// Hands the instance ids of the mask on input `port` (if it carries them) to the sink,
+    /// for the output `saved`.
+    pub fn save_instances(&mut self, saved: &Saved, port: &str) -> Result<()> {
+        let Some(v) = self.inputs.get(port) else {
+            return Ok(());
+        };
+        let (Some(mask), Some(ids)) = (v.as_mask().cloned(), v.instance_ids().cloned()) else {
+            return Ok(());
+        };
+        match self.sink.as_deref_mut() {
+            Some(sink) => sink.save_instances(saved, mask.width, mask.height, &ids),
+            None => Ok(()),
+        }
+    }
+
     /// Adds an output saved by this node to a dataset written at the end of the run.
-    pub fn collect(&mut self, saved: &Saved, format: &str, folder: &str) -> Result<()> {
+    pub fn collect(
+        &mut self,
+        saved: &Saved,
+        opts: &crate::dataset::ExportOptions,
+        folder: &str,
+    ) -> Result<()> {
         let node = self.node.clone();
         let sink = self
             .sink
             .as_deref_mut()
             .ok_or_else(|| EngineError::failed("this run has no output folder"))?;
-        sink.collect(&node, saved, format, folder)
+        sink.collect(&node, saved, opts, folder)
     }
 }
 

@@ -105,7 +105,8 @@ pub fn items_from_stores(
             .filter(|id| !report.bad.iter().any(|b| b.id == *id))
             .collect();
         skipped.extend(report.bad);
-        items.extend(items_from_store(&store, si, &ids)?);
+        let store_digits = digits(paths.len().saturating_sub(1) as u64);
+        items.extend(items_named(&store, si, store_digits, &ids)?);
     }
     if strict && !skipped.is_empty() {
         return Err(EngineError::Plan(format!(
@@ -130,11 +131,63 @@ pub fn describe_bad(bad: &[BadOutput]) -> String {
     parts.join("; ")
 }
 
-/// The given outputs of one store as export items (`si` numbers the store in the names).
+/// Decimal digits of `n` (at least 1).
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// The export name of output `oid` of run `run` in store `si`: `s<store>-r<run>-o<output>`,
+/// each number zero-padded to the width of its maximum (stores in the export; runs and
+/// outputs in the store), so names sort in run and output order.
+pub fn item_name(si: usize, run: u64, oid: u64, widths: (usize, usize, usize)) -> String {
+    let (ws, wr, wo) = widths;
+    format!("s{si:0ws$}-r{run:0wr$}-o{oid:0wo$}")
+}
+
+/// Where an output's image file is: the recorded path when absolute; a relative one (stores
+/// written before paths were recorded absolute) resolved against the store's folder, by
+/// its longest tail that exists there (else the whole path joined to the folder).
+pub fn source_file(store_path: &Path, recorded: &str) -> PathBuf {
+    let rec = Path::new(recorded);
+    if rec.is_absolute() {
+        return rec.to_path_buf();
+    }
+    let dir = store_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let parts: Vec<_> = rec.components().collect();
+    for skip in 0..parts.len() {
+        let tail: PathBuf = parts[skip..].iter().collect();
+        let candidate = dir.join(&tail);
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    dir.join(rec)
+}
+
+/// The given outputs of one store as export items (`si` numbers the store in the names; see
+/// [`item_name`]).
 pub fn items_from_store(store: &Store, si: usize, ids: &[u64]) -> Result<Vec<ExportItem>> {
+    items_named(store, si, digits(si as u64), ids)
+}
+
+fn items_named(
+    store: &Store,
+    si: usize,
+    store_digits: usize,
+    ids: &[u64],
+) -> Result<Vec<ExportItem>> {
     let path = store.path().to_path_buf();
     let runs = store.runs()?;
     let outputs: BTreeMap<u64, OutputRecord> = store.outputs(None)?.into_iter().collect();
+    let widths = (
+        store_digits,
+        digits(outputs.values().map(|r| r.run_id).max().unwrap_or(0)),
+        digits(outputs.keys().copied().max().unwrap_or(0)),
+    );
     let mut items = Vec::new();
     for id in ids {
         let Some((oid, rec)) = outputs.get_key_value(id) else {
@@ -184,7 +237,7 @@ pub fn items_from_store(store: &Store, si: usize, ids: &[u64]) -> Result<Vec<Exp
             "nodes": node_params,
             "models": models.iter().map(|m| serde_json::json!({"name": m.name, "sha256": m.sha256, "arch": m.arch})).collect::<Vec<_>>(),
             "image_sha256": rec.sha256,
-            "source_file": rec.path,
+            "source_file": source_file(&path, &rec.path).to_string_lossy(),
             "created": format_utc(rec.created_ms),
         });
         let label = if rec.label.trim().is_empty() {
@@ -193,11 +246,12 @@ pub fn items_from_store(store: &Store, si: usize, ids: &[u64]) -> Result<Vec<Exp
             rec.label.clone()
         };
         items.push(ExportItem {
-            name: format!("s{si}-r{}-o{oid}", rec.run_id),
+            name: item_name(si, rec.run_id, *oid, widths),
             image_png: png,
             mask_png: mask,
             label,
             provenance,
+            instance_png: store.output_instances_png(*oid)?,
         });
     }
     Ok(items)

@@ -246,25 +246,69 @@ struct StoreSink<'a> {
     /// `parameters` when it has a sampler node.
     chunks: Vec<(String, String)>,
     saved: Vec<Saved>,
-    /// Datasets to write when the run ends: (folder template, format) → output ids.
-    datasets: &'a mut std::collections::BTreeMap<(String, String), Vec<u64>>,
+    /// Datasets to write when the run ends: (folder template, format) → options, output ids.
+    datasets: &'a mut std::collections::BTreeMap<
+        (String, String),
+        (crate::dataset::ExportOptions, Vec<u64>),
+    >,
 }
 
 impl OutputSink for StoreSink<'_> {
-    fn collect(&mut self, _node: &str, saved: &Saved, format: &str, folder: &str) -> Result<()> {
-        if crate::dataset::Format::from_name(format).is_none() {
+    fn save_instances(
+        &mut self,
+        saved: &Saved,
+        width: u32,
+        height: u32,
+        ids: &[u32],
+    ) -> Result<()> {
+        let Some(id) = saved.output_id else {
+            return Ok(());
+        };
+        if ids.len() != width as usize * height as usize {
             return Err(EngineError::failed(format!(
-                "unknown dataset format \"{format}\""
+                "instance map has {} values for a {width}x{height} mask",
+                ids.len()
             )));
         }
+        let grey: Vec<u16> = ids
+            .iter()
+            .map(|&v| v.min(u32::from(u16::MAX)) as u16)
+            .collect();
+        let img =
+            ::image::ImageBuffer::<::image::Luma<u16>, Vec<u16>>::from_raw(width, height, grey)
+                .ok_or_else(|| EngineError::failed("instance map size mismatch"))?;
+        let mut png = Vec::new();
+        img.write_to(
+            &mut std::io::Cursor::new(&mut png),
+            ::image::ImageFormat::Png,
+        )
+        .map_err(|e| EngineError::failed(format!("cannot encode the instance map: {e}")))?;
+        self.store.set_output_instances(id, &png)
+    }
+
+    fn collect(
+        &mut self,
+        _node: &str,
+        saved: &Saved,
+        opts: &crate::dataset::ExportOptions,
+        folder: &str,
+    ) -> Result<()> {
         nodes::check_output_template(folder).map_err(EngineError::failed)?;
         let id = saved
             .output_id
             .ok_or_else(|| EngineError::failed("the output was not stored"))?;
-        self.datasets
-            .entry((folder.to_string(), format.to_string()))
-            .or_default()
-            .push(id);
+        let key = (folder.to_string(), opts.format.name().to_string());
+        let entry = self
+            .datasets
+            .entry(key)
+            .or_insert_with(|| (opts.clone(), Vec::new()));
+        if entry.0 != *opts {
+            return Err(EngineError::failed(format!(
+                "two ExportDataset nodes write the {} dataset \"{folder}\" with different options",
+                opts.format.name()
+            )));
+        }
+        entry.1.push(id);
         Ok(())
     }
 
@@ -313,7 +357,11 @@ impl OutputSink for StoreSink<'_> {
             item: self.item,
             node: node.to_string(),
             seed: self.seed,
-            path: path.to_string_lossy().into_owned(),
+            // Absolute, so that exports name the file whatever the working directory.
+            path: std::path::absolute(&path)
+                .unwrap_or_else(|_| path.clone())
+                .to_string_lossy()
+                .into_owned(),
             sha256: sha256_hex(&png),
             width: image.width,
             height: image.height,
@@ -453,7 +501,7 @@ pub fn run_batch(
     // Datasets are written once every item has run.
     let mut written = Vec::new();
     if outcome.is_ok() {
-        for ((folder, format), ids) in &datasets {
+        for ((folder, _), (opts, ids)) in &datasets {
             let vars = TemplateVars {
                 graph: &job.graph_name,
                 node: "",
@@ -465,11 +513,13 @@ pub fn run_batch(
             let result = expand_path(folder, &vars, None).and_then(|rel| {
                 let dir = paths::claim_new_dir(&job.out_dir, &rel)
                     .map_err(|e| EngineError::io(job.out_dir.join(&rel), e))?;
-                let fmt = crate::dataset::Format::from_name(format)
-                    .ok_or_else(|| EngineError::Plan(format!("unknown dataset format {format}")))?;
+                let opts = crate::dataset::ExportOptions {
+                    seed: job.base_seed,
+                    ..opts.clone()
+                };
                 let items = crate::export::items_from_store(&store, 0, ids)?;
                 let report =
-                    crate::dataset::export(&items, &fmt.into(), &dir).map_err(EngineError::Plan)?;
+                    crate::dataset::export(&items, &opts, &dir).map_err(EngineError::Plan)?;
                 Ok((dir, report.images, report.instances))
             });
             match result {

@@ -41,6 +41,10 @@ const RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("runs");
 const OUTPUTS: TableDefinition<u64, &[u8]> = TableDefinition::new("outputs");
 const OUTPUT_PNG: TableDefinition<u64, &[u8]> = TableDefinition::new("output_png");
 const OUTPUT_MASK_PNG: TableDefinition<u64, &[u8]> = TableDefinition::new("output_mask_png");
+/// Per-pixel defect instance ids of an output (16-bit grey PNG, 0 = none), when its mask came
+/// from a defect generator; absent in stores written before (export then uses regions).
+const OUTPUT_INSTANCES_PNG: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("output_instances_png");
 const BOOKMARKS: TableDefinition<u64, &[u8]> = TableDefinition::new("bookmarks");
 const PRESETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("presets");
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
@@ -53,6 +57,7 @@ pub const SCHEMA: &[(&str, u64)] = &[
     ("outputs", 1),
     ("output_png", 1),
     ("output_mask_png", 1),
+    ("output_instances_png", 1),
     ("bookmarks", 1),
     ("presets", 1),
     ("settings", 1),
@@ -465,6 +470,23 @@ impl Store {
         Ok(id)
     }
 
+    /// Stores an output's instance map (16-bit grey PNG of per-pixel defect instance ids).
+    pub fn set_output_instances(&self, id: u64, png: &[u8]) -> Result<()> {
+        let tx = self.begin_write()?;
+        {
+            let mut t = tx
+                .open_table(OUTPUT_INSTANCES_PNG)
+                .map_err(|e| self.err(e))?;
+            t.insert(id, png).map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The instance map PNG of an output, if its mask carried instance ids.
+    pub fn output_instances_png(&self, id: u64) -> Result<Option<Vec<u8>>> {
+        self.get_bytes(OUTPUT_INSTANCES_PNG, id)
+    }
+
     /// Every output's metadata, oldest first; `run` filters to one run.
     pub fn outputs(&self, run: Option<u64>) -> Result<Vec<(u64, OutputRecord)>> {
         let tx = self.begin_read()?;
@@ -495,6 +517,10 @@ impl Store {
                 .remove(id)
                 .map_err(|e| self.err(e))?;
             tx.open_table(OUTPUT_MASK_PNG)
+                .map_err(|e| self.err(e))?
+                .remove(id)
+                .map_err(|e| self.err(e))?;
+            tx.open_table(OUTPUT_INSTANCES_PNG)
                 .map_err(|e| self.err(e))?
                 .remove(id)
                 .map_err(|e| self.err(e))?;

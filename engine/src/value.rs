@@ -15,6 +15,11 @@ pub enum Value {
     /// one image use the first; SaveImage writes each.
     ImageBatch(Arc<Vec<Arc<Image>>>),
     Mask(Arc<Mask>),
+    /// A mask with the generator's per-pixel instance ids (`ids[y * width + x]`, 0 = no
+    /// instance; defect generators make these). Reads as a plain mask everywhere
+    /// ([`Value::as_mask`]); SaveImage and ExportDataset store the ids with the output, for
+    /// `export --instances per-defect`. Nodes that edit a mask make a plain one.
+    InstanceMask(Arc<Mask>, Arc<Vec<u32>>),
     Int(i64),
     Float(f64),
     Text(Arc<str>),
@@ -26,7 +31,7 @@ impl Value {
     pub fn port_type(&self) -> PortType {
         match self {
             Value::Image(_) | Value::ImageBatch(_) => PortType::Image,
-            Value::Mask(_) => PortType::Mask,
+            Value::Mask(_) | Value::InstanceMask(..) => PortType::Mask,
             Value::Int(_) => PortType::Int,
             Value::Float(_) => PortType::Float,
             Value::Text(_) => PortType::Text,
@@ -40,6 +45,7 @@ impl Value {
             Value::Image(i) => i.size_bytes(),
             Value::ImageBatch(b) => b.iter().map(|i| i.size_bytes()).sum(),
             Value::Mask(m) => m.size_bytes(),
+            Value::InstanceMask(m, ids) => m.size_bytes() + ids.len() * 4,
             Value::Text(t) => t.len(),
             Value::Int(_) | Value::Float(_) => 8,
             // The weights are counted by the model cache, not the value cache.
@@ -84,7 +90,15 @@ impl Value {
 
     pub fn as_mask(&self) -> Option<&Arc<Mask>> {
         match self {
-            Value::Mask(m) => Some(m),
+            Value::Mask(m) | Value::InstanceMask(m, _) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The per-pixel instance ids of a mask from a defect generator, if it carries them.
+    pub fn instance_ids(&self) -> Option<&Arc<Vec<u32>>> {
+        match self {
+            Value::InstanceMask(_, ids) => Some(ids),
             _ => None,
         }
     }

@@ -104,12 +104,12 @@ fn run_then_export_every_format() {
         assert!(o.status.success(), "{format}: {}", stderr(&o));
         assert!(dir.join(marker).exists(), "{format}: {marker} missing");
     }
-    assert_eq!(
-        std::fs::read_dir(env.dir.path().join("yolo/labels"))
-            .unwrap()
-            .count(),
-        7
-    );
+    let labels = |part: &str| {
+        std::fs::read_dir(env.dir.path().join("yolo/labels").join(part))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(labels("train") + labels("val"), 7);
     assert_eq!(
         std::fs::read_dir(env.dir.path().join("mvtec/test/crack"))
             .unwrap()

@@ -1,7 +1,7 @@
 //! `manifest.json`: one entry per exported image with its files, label, instance
 //! count and the item's provenance verbatim.
 
-use super::{Format, Out, Prepared};
+use super::{ExportOptions, InstanceRule, Out, Prepared};
 use serde::Serialize;
 
 /// One image in `manifest.json`.
@@ -13,7 +13,11 @@ pub(crate) struct Entry {
     pub label: String,
     /// Whether the image has at least one defect instance.
     pub defect: bool,
+    /// Defect instances (by the export's instance rule): one COCO annotation and one YOLO
+    /// line each.
     pub instances: usize,
+    /// Connected regions (8-connected) of the binarised mask over all instances.
+    pub regions: usize,
     pub width: u32,
     pub height: u32,
     /// Image path relative to the dataset root.
@@ -27,6 +31,9 @@ pub(crate) struct Entry {
     /// COCO image id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coco_image_id: Option<u64>,
+    /// `train` or `val`, where the format splits (YOLO).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<&'static str>,
     pub provenance: serde_json::Value,
 }
 
@@ -38,12 +45,14 @@ impl Entry {
             label: p.item.label.clone(),
             defect: p.class.is_some(),
             instances: p.instances.len(),
+            regions: p.instances.iter().map(|i| i.regions).sum(),
             width: p.width,
             height: p.height,
             image,
             mask: None,
             label_file: None,
             coco_image_id: None,
+            split: None,
             provenance: p.item.provenance.clone(),
         }
     }
@@ -54,7 +63,7 @@ struct Manifest<'a> {
     format: &'static str,
     generator: &'static str,
     created: String,
-    note: &'static str,
+    note: String,
     images: usize,
     instances: usize,
     categories: &'a [String],
@@ -63,19 +72,34 @@ struct Manifest<'a> {
 
 /// Writes `manifest.json` (call last: its presence marks a complete export).
 pub(crate) fn write(
-    format: Format,
+    opts: &ExportOptions,
     categories: &[String],
     instances: usize,
     items: Vec<Entry>,
     out: &mut Out,
 ) -> Result<(), String> {
     let manifest = Manifest {
-        format: format.name(),
+        format: opts.format.name(),
         generator: "Defect Studio dataset export",
         created: now_utc(),
-        note: "Synthetic defect images with pixel-exact masks. Mask pixels with luma >= 128 \
-               are defects; instances are 8-connected mask components; 'provenance' is \
-               copied verbatim from the generator.",
+        note: format!(
+            "Synthetic defect images with pixel-exact masks. Mask pixels with luma >= {} are \
+             defects. Instances ({}): {}. 'regions' counts the 8-connected mask regions. \
+             'provenance' is copied verbatim from the generator; its 'source_file' is the \
+             absolute path the output was saved to (stores written with relative paths are \
+             resolved against the store's folder).",
+            opts.mask_threshold,
+            opts.instances.name(),
+            match opts.instances {
+                InstanceRule::Components =>
+                    "each 8-connected region of the binarised mask is \
+                    one instance (one COCO annotation, one YOLO line)",
+                InstanceRule::PerDefect =>
+                    "the generator's own instances (one COCO RLE and \
+                    one YOLO line each, its regions joined as Ultralytics' \
+                    merge_multi_segment does); masks without instance ids use regions",
+            }
+        ),
         images: items.len(),
         instances,
         categories,

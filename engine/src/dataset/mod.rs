@@ -1,33 +1,54 @@
 //! Dataset export: turns generated defect images and their pixel-exact masks into
 //! the on-disk layouts that training code reads.
 //!
-//! Entry point: [`export`] takes a slice of [`ExportItem`]s, a [`Format`] and an output
-//! directory (which must be empty or absent), and returns an [`ExportReport`].
+//! Entry point: [`export`] takes a slice of [`ExportItem`]s, the [`ExportOptions`] (format,
+//! instance rule, split, mask threshold, soft masks) and an output directory (which must
+//! be empty or absent), and returns an [`ExportReport`].
 //!
 //! | [`Format`] | layout |
 //! |---|---|
 //! | [`Format::Folder`] | `images/<name>.png`, `masks/<name>_mask.png` (0/255 grey, always written) |
 //! | [`Format::Coco`] | `images/<name>.png`, `annotations.json` (instance segmentation, uncompressed RLE) |
-//! | [`Format::Yolo`] | `images/<name>.png`, `labels/<name>.txt` (Ultralytics polygons), `data.yaml` |
+//! | [`Format::Yolo`] | `images/{train,val}/<name>.png`, `labels/{train,val}/<name>.txt` (Ultralytics polygons), `data.yaml` |
 //! | [`Format::Mvtec`] | `train/good/NNN.png`, `test/<label>/NNN.png`, `ground_truth/<label>/NNN_mask.png` |
 //!
 //! Every format also writes `manifest.json` (written last, so its presence marks a
-//! complete export) with one entry per image: file paths, label, instance count and
-//! the item's provenance copied verbatim.
+//! complete export) with one entry per image: file paths, label, instance and region
+//! counts, split (YOLO) and the item's provenance copied verbatim.
 //!
 //! Conventions:
-//! * A mask pixel is *defect* when its 8-bit luma is ≥ 128 (RGB masks are converted to
-//!   luma first; alpha is ignored).
+//! * A mask pixel is *defect* when its 8-bit luma is ≥ `mask_threshold` (default 128; RGB
+//!   masks are converted to luma first; alpha is ignored). `keep_soft_masks` writes the
+//!   mask's own 8-bit luma where the format stores mask images (folder; MVTec ground truth);
+//!   instances and labels always use the threshold.
 //! * An item is defect-free when its label is `good` (case-insensitive) or its mask is
 //!   absent or all black. A `good` item whose mask has defect pixels is an error.
-//! * Instances are the 8-connected components of the binarised mask ([`components`]).
+//! * **Instances — one rule for COCO, YOLO and the manifest** ([`InstanceRule`]): with
+//!   [`InstanceRule::Components`] (the default) each 8-connected region of the binarised
+//!   mask is one instance: one COCO annotation, one YOLO line, one count in the manifest.
+//!   With [`InstanceRule::PerDefect`] the generator's own instances are used (an item's
+//!   `instance_png` map; a Stain with count 3 = 3 instances however many regions each
+//!   has): each region goes to the instance id holding most of its pixels, and an
+//!   instance with several regions is one COCO RLE and one YOLO line whose region
+//!   polygons are joined as Ultralytics' `merge_multi_segment` joins them. Items without
+//!   an instance map (painted or edited masks) fall back to components, counted in
+//!   [`ExportReport::per_defect_fallbacks`].
 //! * COCO segmentations are **uncompressed RLE** (`{"size": [h, w], "counts": [...]}`)
 //!   in COCO's column-major (Fortran) order, starting with the count of zeros
 //!   ([`rle_encode`], [`rle_decode`]), so masks stay pixel-exact even with holes.
 //!   `pycocotools` reads these with `iscrowd: 0` through `mask.frPyObjects(segm, h, w)`
 //!   (which `COCO.annToRLE` and detectron2's loader call for list counts).
-//! * YOLO polygons come from [`outer_contour`]: outer boundary on pixel corners,
-//!   lightly simplified; holes are not represented.
+//! * YOLO polygons run through the **centres of the region's boundary pixels**, holes
+//!   joined by zero-width bridges, so that Ultralytics' `polygons2masks` (`cv2.fillPoly`
+//!   at the image's size) gives back exactly the region (the rule and why:
+//!   `polygons.rs`; [`rasterize_like_fillpoly`] mirrors it for tests).
+//! * YOLO's train/val split is seeded and stratified by label (`split.rs`):
+//!   `val_fraction` (default 0.2) of each label goes to `val`, at least one item of each
+//!   label stays in `train`; 0 = no `val` folder and `data.yaml`'s `val:` points at
+//!   `images/train`. `data.yaml` has no `path:` key, so Ultralytics resolves it from the
+//!   yaml's own folder, from any working directory.
+//! * **Dedupe:** an item whose image and mask bytes equal an earlier item's (a re-run of the
+//!   same seeds) is left out and counted in [`ExportReport::duplicates`].
 //! * Images are copied byte-for-byte (after checking that they decode), so 16-bit and
 //!   RGBA images are kept as they are.
 //!
@@ -42,7 +63,9 @@ mod contours;
 mod folder;
 mod manifest;
 mod mvtec;
+mod polygons;
 mod rle;
+mod split;
 mod yolo;
 
 #[cfg(test)]
@@ -51,7 +74,9 @@ mod tests;
 pub use coco::{read_coco, CocoAnnotation, CocoCategory, CocoDataset, CocoImage, CocoSegmentation};
 pub use components::components;
 pub use contours::outer_contour;
+pub use polygons::rasterize_like_fillpoly;
 pub use rle::{rle_decode, rle_encode};
+pub use split::Split;
 
 use std::collections::HashSet;
 use std::fs;
@@ -70,6 +95,10 @@ pub struct ExportItem {
     pub label: String,
     /// Graph hash, node, seed, params, model hashes …; copied into the manifest verbatim.
     pub provenance: serde_json::Value,
+    /// The generator's instance map as a 16-bit grey PNG (pixel value = instance id,
+    /// 0 = none), same size as the mask; used by [`InstanceRule::PerDefect`]. `None` = the
+    /// mask has no instance ids (painted or edited masks): components are used.
+    pub instance_png: Option<Vec<u8>>,
 }
 
 /// An on-disk dataset layout.
@@ -122,6 +151,28 @@ pub enum InstanceRule {
     PerDefect,
 }
 
+impl InstanceRule {
+    /// Both rules, in a stable order.
+    pub const ALL: [InstanceRule; 2] = [InstanceRule::Components, InstanceRule::PerDefect];
+
+    /// Parses `components` or `per-defect` (also `per_defect`), case-insensitive.
+    pub fn from_name(s: &str) -> Option<InstanceRule> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "components" => Some(InstanceRule::Components),
+            "per-defect" | "per_defect" => Some(InstanceRule::PerDefect),
+            _ => None,
+        }
+    }
+
+    /// The canonical name, accepted by [`InstanceRule::from_name`].
+    pub fn name(self) -> &'static str {
+        match self {
+            InstanceRule::Components => "components",
+            InstanceRule::PerDefect => "per-defect",
+        }
+    }
+}
+
 /// How [`export`] writes a dataset: the format and its options.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExportOptions {
@@ -155,8 +206,15 @@ impl From<Format> for ExportOptions {
 pub struct ExportReport {
     /// Number of images written.
     pub images: usize,
-    /// Number of defect instances (8-connected mask components) over all images.
+    /// Number of defect instances over all images (by the options' [`InstanceRule`]).
     pub instances: usize,
+    /// Items left out because an earlier item had the same image and mask bytes.
+    pub duplicates: usize,
+    /// Defect items that fell back to components under [`InstanceRule::PerDefect`] because
+    /// their mask carries no instance ids.
+    pub per_defect_fallbacks: usize,
+    /// Images in the validation split (YOLO; 0 for the other formats).
+    pub val_images: usize,
     /// Defect categories, sorted; `good` is never a category.
     pub categories: Vec<String>,
     /// Every file written, in write order (`manifest.json` last).
@@ -179,22 +237,29 @@ pub fn export(
         return Err("nothing to export: the item list is empty".to_string());
     }
     check_output_dir(out)?;
-    let prepared = prepare(items, opts)?;
+    split::check_fraction(opts.val_fraction)?;
+    let (mut prepared, duplicates) = prepare(items, opts)?;
+    if format == Format::Yolo {
+        split::assign(&mut prepared, opts.val_fraction, opts.seed);
+    }
     let categories = categories(&prepared);
     fs::create_dir_all(out)
         .map_err(|e| format!("cannot create output directory {}: {e}", out.display()))?;
     let mut writer = Out::new(out);
     let entries = match format {
-        Format::Folder => folder::write(&prepared, &mut writer)?,
+        Format::Folder => folder::write(&prepared, opts.keep_soft_masks, &mut writer)?,
         Format::Coco => coco::write(&prepared, &categories, &mut writer)?,
         Format::Yolo => yolo::write(&prepared, &categories, &mut writer)?,
         Format::Mvtec => mvtec::write(&prepared, &mut writer)?,
     };
     let instances = prepared.iter().map(|p| p.instances.len()).sum();
-    manifest::write(format, &categories, instances, entries, &mut writer)?;
+    manifest::write(opts, &categories, instances, entries, &mut writer)?;
     Ok(ExportReport {
         images: prepared.len(),
         instances,
+        duplicates,
+        per_defect_fallbacks: prepared.iter().filter(|p| p.per_defect_fallback).count(),
+        val_images: prepared.iter().filter(|p| p.split == Split::Val).count(),
         categories,
         files: writer.files,
     })
@@ -208,8 +273,11 @@ pub(crate) struct Instance {
     pub area: u64,
     /// Full-image uncompressed RLE (column-major).
     pub rle: Vec<u32>,
-    /// Outer contour on pixel corners.
-    pub polygon: Vec<(f32, f32)>,
+    /// YOLO polygon: pixel-index vertices (written as pixel centres), holes and regions
+    /// joined by zero-width bridges ([`polygons`]).
+    pub polygon: Vec<(i64, i64)>,
+    /// Number of connected regions in the instance.
+    pub regions: usize,
 }
 
 /// An item after decoding and checking.
@@ -225,6 +293,10 @@ pub(crate) struct Prepared<'a> {
     /// RLE of the whole binarised mask (all zeros for defect-free items).
     pub mask_rle: Vec<u32>,
     pub instances: Vec<Instance>,
+    /// Train or val (YOLO; always train for the other formats).
+    pub split: Split,
+    /// Per-defect instances were asked for but the item has no instance map.
+    pub per_defect_fallback: bool,
 }
 
 impl Prepared<'_> {
@@ -241,6 +313,32 @@ impl Prepared<'_> {
         ::image::ImageEncoder::write_image(
             ::image::codecs::png::PngEncoder::new(&mut png),
             &grey,
+            self.width,
+            self.height,
+            ::image::ExtendedColorType::L8,
+        )
+        .map_err(|e| self.ctx(&format!("cannot encode mask PNG: {e}")))?;
+        Ok(png)
+    }
+}
+
+impl Prepared<'_> {
+    /// The mask as an 8-bit grey PNG of its own luma (soft edges kept; `--keep-soft-masks`):
+    /// the given bytes when already 8-bit grey, else converted; all black without a mask.
+    pub fn soft_mask_png(&self) -> Result<Vec<u8>, String> {
+        let Some(bytes) = &self.item.mask_png else {
+            return self.mask_png();
+        };
+        let m = ::image::load_from_memory_with_format(bytes, ::image::ImageFormat::Png)
+            .map_err(|e| self.ctx(&format!("mask is not a decodable PNG: {e}")))?;
+        if let ::image::DynamicImage::ImageLuma8(_) = m {
+            return Ok(bytes.clone());
+        }
+        let grey = m.to_luma8();
+        let mut png = Vec::new();
+        ::image::ImageEncoder::write_image(
+            ::image::codecs::png::PngEncoder::new(&mut png),
+            grey.as_raw(),
             self.width,
             self.height,
             ::image::ExtendedColorType::L8,
@@ -318,12 +416,27 @@ fn check_output_dir(out: &Path) -> Result<(), String> {
     }
 }
 
-/// Decodes and checks every item, computing masks and instances.
-fn prepare<'a>(items: &'a [ExportItem], opts: &ExportOptions) -> Result<Vec<Prepared<'a>>, String> {
+/// Decodes and checks every item, computing masks and instances. Items whose image and
+/// mask bytes equal an earlier item's are left out (dedupe by content); their count is
+/// returned with the prepared items.
+fn prepare<'a>(
+    items: &'a [ExportItem],
+    opts: &ExportOptions,
+) -> Result<(Vec<Prepared<'a>>, usize), String> {
     let mut taken: HashSet<String> = HashSet::new();
+    let mut seen: HashSet<(String, Option<String>)> = HashSet::new();
+    let mut duplicates = 0;
     let mut prepared = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
         let ctx = |msg: &str| item_ctx(index, &item.name, msg);
+        let content = (
+            crate::hashing::sha256_hex(&item.image_png),
+            item.mask_png.as_deref().map(crate::hashing::sha256_hex),
+        );
+        if !seen.insert(content) {
+            duplicates += 1;
+            continue;
+        }
         let img = ::image::load_from_memory_with_format(&item.image_png, ::image::ImageFormat::Png)
             .map_err(|e| ctx(&format!("image is not a decodable PNG: {e}")))?;
         let (width, height) = (img.width(), img.height());
@@ -361,8 +474,16 @@ fn prepare<'a>(items: &'a [ExportItem], opts: &ExportOptions) -> Result<Vec<Prep
         } else {
             Some(label.to_string())
         };
+        let ids = match (&item.instance_png, opts.instances) {
+            (Some(bytes), InstanceRule::PerDefect) if class.is_some() => {
+                Some(decode_instance_map(bytes, width, height).map_err(|e| ctx(&e))?)
+            }
+            _ => None,
+        };
+        let per_defect_fallback =
+            class.is_some() && opts.instances == InstanceRule::PerDefect && ids.is_none();
         let instances = if class.is_some() {
-            instances(&mask, width, height)
+            instances(&mask, width, height, opts.instances, ids.as_deref())
         } else {
             Vec::new()
         };
@@ -382,33 +503,74 @@ fn prepare<'a>(items: &'a [ExportItem], opts: &ExportOptions) -> Result<Vec<Prep
             class,
             mask_rle,
             instances,
+            split: Split::Train,
+            per_defect_fallback,
         });
     }
-    Ok(prepared)
+    Ok((prepared, duplicates))
 }
 
-/// Pieces of a mask closer than this (in pixels) form one instance: a stain's broken rim or a
-/// crack's thin branch belongs to the defect it surrounds, not to an instance of its own.
-pub const INSTANCE_JOIN_PX: f32 = 3.0;
-
-/// Splits a binarised mask into instances with bbox, area, RLE and outer contour. Connected
-/// pieces within [`INSTANCE_JOIN_PX`] of each other are one instance; its RLE holds exactly
-/// the mask's pixels, and its polygon is the outline of its largest piece.
-fn instances(mask: &[bool], width: u32, height: u32) -> Vec<Instance> {
-    let lab = components::label_components(mask, width, height);
-    // Group pieces by the connected component of the mask grown by the join distance.
-    let near = crate::ops::distance_to(mask, width as usize, height as usize);
-    let grown: Vec<bool> = near.iter().map(|d| *d <= INSTANCE_JOIN_PX).collect();
-    let glab = components::label_components(&grown, width, height);
-    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); glab.comps.len()];
-    for (k, c) in lab.comps.iter().enumerate() {
-        let (fx, fy) = c.first;
-        let g =
-            glab.labels[(fy as usize) * width as usize + fx as usize].saturating_sub(1) as usize;
-        if let Some(v) = groups.get_mut(g) {
-            v.push(k);
-        }
+/// Decodes an instance map PNG (16- or 8-bit grey) of the image's size.
+fn decode_instance_map(bytes: &[u8], width: u32, height: u32) -> Result<Vec<u32>, String> {
+    let m = ::image::load_from_memory_with_format(bytes, ::image::ImageFormat::Png)
+        .map_err(|e| format!("instance map is not a decodable PNG: {e}"))?;
+    if (m.width(), m.height()) != (width, height) {
+        return Err(format!(
+            "instance map is {}x{} but the image is {width}x{height}",
+            m.width(),
+            m.height()
+        ));
     }
+    Ok(m.to_luma16()
+        .as_raw()
+        .iter()
+        .map(|&v| u32::from(v))
+        .collect())
+}
+
+/// Splits a binarised mask into instances with bbox, area, RLE and YOLO polygon, by `rule`
+/// (see the module documentation). `ids` is the generator's per-pixel instance map (0 = none),
+/// used by [`InstanceRule::PerDefect`]; without one, components are used.
+fn instances(
+    mask: &[bool],
+    width: u32,
+    height: u32,
+    rule: InstanceRule,
+    ids: Option<&[u32]>,
+) -> Vec<Instance> {
+    let lab = components::label_components(mask, width, height);
+    // Groups of components, one group per instance.
+    let groups: Vec<Vec<usize>> = match (rule, ids) {
+        (InstanceRule::PerDefect, Some(ids)) => {
+            // Each component goes to the generator instance holding most of its pixels
+            // (components with no id at all become instances of their own).
+            let mut by_id: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+            let mut votes: Vec<std::collections::BTreeMap<u32, u64>> =
+                vec![Default::default(); lab.comps.len()];
+            for (i, &l) in lab.labels.iter().enumerate() {
+                if l > 0 {
+                    let id = ids.get(i).copied().unwrap_or(0);
+                    *votes[l as usize - 1].entry(id).or_default() += 1;
+                }
+            }
+            let mut alone = Vec::new();
+            for (k, v) in votes.iter().enumerate() {
+                let best = v
+                    .iter()
+                    .filter(|(&id, _)| id != 0)
+                    .max_by_key(|(&id, &n)| (n, std::cmp::Reverse(id)))
+                    .map(|(&id, _)| id);
+                match best {
+                    Some(id) => by_id.entry(id).or_default().push(k),
+                    None => alone.push(vec![k]),
+                }
+            }
+            let mut groups: Vec<Vec<usize>> = by_id.into_values().chain(alone).collect();
+            groups.sort_by_key(|g| g.first().copied().unwrap_or(usize::MAX));
+            groups
+        }
+        _ => (0..lab.comps.len()).map(|k| vec![k]).collect(),
+    };
     groups
         .into_iter()
         .filter(|g| !g.is_empty())
@@ -424,19 +586,17 @@ fn instances(mask: &[bool], width: u32, height: u32) -> Vec<Instance> {
             let rle = rle::rle_encode_in_box(width, height, bb, |x, y| {
                 member(i64::from(x), i64::from(y))
             });
-            let main = *g
+            let regions = g
                 .iter()
-                .max_by_key(|&&k| lab.comps[k].area)
-                .unwrap_or(&g[0]);
-            let exact = contours::trace_outer(width, height, lab.comps[main].first, |x, y| {
-                lab.is(main, x, y)
-            });
+                .map(|&k| polygons::region_polygon(&lab, k))
+                .collect();
             let (x0, y0, x1, y1) = bb;
             Instance {
                 bbox: [x0, y0, x1 - x0 + 1, y1 - y0 + 1],
                 area,
                 rle,
-                polygon: contours::simplify(&exact),
+                polygon: polygons::compress(&polygons::merge_regions(regions)),
+                regions: g.len(),
             }
         })
         .collect()

@@ -1,6 +1,6 @@
 //! End-to-end tests: synthetic images and masks through every format.
 
-use super::contours::{fill_polygon, iou};
+use super::contours::iou;
 use super::*;
 use serde_json::json;
 use std::io::Cursor;
@@ -83,6 +83,7 @@ fn sample_items() -> (Vec<ExportItem>, Vec<Vec<bool>>) {
             mask_png: png,
             label: label.to_string(),
             provenance: json!({"seed": n, "graph": "abc123", "params": {"k": [1, 2]}}),
+            instance_png: None,
         });
         masks.push(if label == "good" { blank() } else { m });
     };
@@ -334,7 +335,14 @@ fn yolo_polygons_match_components() {
     let dir = out_dir(&tmp, "yolo");
     let report = export(&items, &Format::Yolo.into(), &dir).unwrap();
     let yaml = std::fs::read_to_string(dir.join("data.yaml")).unwrap();
-    assert!(yaml.contains("path: .\ntrain: images\nval: images\n"));
+    assert!(!yaml.lines().any(|l| l.starts_with("path:")), "{yaml}");
+    // Stratified: two scratches and one dent (20 % rounds to 0: all train), three
+    // defect-free images (one held out).
+    assert_eq!(report.val_images, 1);
+    assert!(
+        yaml.contains("train: images/train\nval: images/val\n"),
+        "{yaml}"
+    );
     let names = yaml_names(&yaml);
     assert_eq!(names, report.categories);
     assert_eq!(names, ["dent", "scratch"]);
@@ -366,18 +374,22 @@ fn yolo_polygons_match_components() {
             let coords: Vec<f32> = fields.map(|f| f.parse().unwrap()).collect();
             assert!(coords.len() >= 6 && coords.len().is_multiple_of(2));
             assert!(coords.iter().all(|&c| (0.0..=1.0).contains(&c)));
-            let poly: Vec<(f32, f32)> = coords
+            // Ultralytics' rule: scale, truncate to int, fillPoly.
+            let poly: Vec<(i64, i64)> = coords
                 .chunks(2)
-                .map(|p| (p[0] * W as f32, p[1] * H as f32))
+                .map(|p| ((p[0] * W as f32) as i64, (p[1] * H as f32) as i64))
                 .collect();
-            let filled = fill_polygon(&poly, W, H);
+            let filled = super::rasterize_like_fillpoly(&poly, W, H);
             let best = comps.iter().map(|c| iou(&filled, c)).fold(0.0, f64::max);
-            assert!(best >= 0.9, "{}: IoU {best}", it.name);
+            assert!(best >= 0.999, "{}: IoU {best}", it.name);
         }
     }
     assert_eq!(lines_total, report.instances);
     // The odd name was sanitised.
-    assert!(dir.join("labels/weird_name_.txt").is_file());
+    assert!(
+        dir.join("labels/train/weird_name_.txt").is_file()
+            || dir.join("labels/val/weird_name_.txt").is_file()
+    );
 }
 
 #[test]
@@ -553,6 +565,7 @@ fn sixteen_bit_rgba_image_is_copied_verbatim() {
         mask_png: Some(grey_mask_png(&m, W, H)),
         label: "scratch".to_string(),
         provenance: json!(null),
+        instance_png: None,
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = out_dir(&tmp, "coco");
@@ -562,7 +575,7 @@ fn sixteen_bit_rgba_image_is_copied_verbatim() {
 }
 
 #[test]
-fn nearby_pieces_form_one_instance_far_ones_two() {
+fn every_region_is_an_instance_unless_per_defect_ids_join_them() {
     // A 10×10 blob, a 1-px sliver 2 px to its right (a broken rim), and a blob 20 px away.
     let (w, h) = (60u32, 20u32);
     let mut m = vec![false; (w * h) as usize];
@@ -576,16 +589,170 @@ fn nearby_pieces_form_one_instance_far_ones_two() {
             set(x, y);
         }
     }
-    let inst = super::instances(&m, w, h);
-    assert_eq!(
-        inst.len(),
-        2,
-        "{:?}",
-        inst.iter().map(|i| i.bbox).collect::<Vec<_>>()
-    );
+    let inst = super::instances(&m, w, h, super::InstanceRule::Components, None);
     let areas: Vec<u64> = inst.iter().map(|i| i.area).collect();
-    assert!(areas.contains(&110) && areas.contains(&80), "{areas:?}");
-    // The grouped instance's RLE holds exactly its pixels (no gap pixels added).
+    assert_eq!(areas, [100, 10, 80], "components, in raster order");
+    // Per-defect without ids: components.
+    let same = super::instances(&m, w, h, super::InstanceRule::PerDefect, None);
+    assert_eq!(same.len(), 3);
+    // Per-defect with ids: the blob and the sliver are defect 7, the far blob defect 2.
+    let ids: Vec<u32> = (0..w * h).map(|i| if i % w < 30 { 7 } else { 2 }).collect();
+    let inst = super::instances(&m, w, h, super::InstanceRule::PerDefect, Some(&ids));
+    let areas: Vec<u64> = inst.iter().map(|i| i.area).collect();
+    assert_eq!(areas, [110, 80]);
+    assert_eq!(inst[0].regions, 2);
+    // The joined instance's RLE holds exactly its pixels (no bridge pixels added), and its
+    // one polygon covers both regions.
     let total: u64 = areas.iter().sum();
     assert_eq!(total, m.iter().filter(|b| **b).count() as u64);
+    let filled = super::rasterize_like_fillpoly(&inst[0].polygon, w, h);
+    for (i, &v) in m.iter().enumerate() {
+        if v && (i as u32 % w) < 30 {
+            assert!(filled[i], "pixel {i} of the joined instance is not covered");
+        }
+    }
+}
+
+/// `n` items per label with distinct images and a one-pixel mask (none for `good`).
+fn labelled_items(labels: &[(&str, usize)]) -> Vec<ExportItem> {
+    let mut items = Vec::new();
+    for (label, n) in labels {
+        for i in 0..*n {
+            let k = items.len() as u32;
+            let mut m = blank();
+            m[i % (W * H) as usize] = true;
+            items.push(ExportItem {
+                name: format!("{label}-{i}"),
+                image_png: rgb_png(W, H, k),
+                mask_png: (*label != "good").then(|| grey_mask_png(&m, W, H)),
+                label: label.to_string(),
+                provenance: json!(null),
+                instance_png: None,
+            });
+        }
+    }
+    items
+}
+
+fn splits(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    manifest(dir)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["split"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn yolo_split_is_seeded_and_stratified() {
+    let items = labelled_items(&[("scratch", 10), ("dent", 5), ("good", 20)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = |seed: u64, val_fraction: f64| ExportOptions {
+        seed,
+        val_fraction,
+        ..Format::Yolo.into()
+    };
+    let a = out_dir(&tmp, "a");
+    let report = export(&items, &opts(7, 0.2), &a).unwrap();
+    assert_eq!(report.val_images, 2 + 1 + 4);
+    let sa = splits(&a);
+    for (label, want) in [("scratch", 2), ("dent", 1), ("good", 4)] {
+        let got = sa
+            .iter()
+            .filter(|(n, s)| n.starts_with(label) && *s == "val")
+            .count();
+        assert_eq!(got, want, "{label}");
+    }
+    for (name, split) in &sa {
+        assert!(a.join(format!("images/{split}/{name}.png")).is_file());
+        assert!(a.join(format!("labels/{split}/{name}.txt")).is_file());
+    }
+    // The same seed on reversed input gives the same split; another seed another one.
+    let rev: Vec<ExportItem> = items.iter().rev().cloned().collect();
+    let b = out_dir(&tmp, "b");
+    export(&rev, &opts(7, 0.2), &b).unwrap();
+    assert_eq!(splits(&b), sa);
+    let c = out_dir(&tmp, "c");
+    export(&items, &opts(8, 0.2), &c).unwrap();
+    assert_ne!(splits(&c), sa);
+    // Fraction 0: no val folder, val points at train.
+    let d = out_dir(&tmp, "d");
+    assert_eq!(export(&items, &opts(7, 0.0), &d).unwrap().val_images, 0);
+    assert!(!d.join("images/val").exists());
+    let yaml = std::fs::read_to_string(d.join("data.yaml")).unwrap();
+    assert!(yaml.contains("val: images/train\n"), "{yaml}");
+    // A fraction out of range is refused before anything is written.
+    let e = out_dir(&tmp, "e");
+    let err = export(&items, &opts(7, 1.0), &e).unwrap_err();
+    assert!(err.contains("val fraction"), "{err}");
+    assert!(!e.exists());
+}
+
+#[test]
+fn identical_items_are_exported_once() {
+    let mut items = labelled_items(&[("scratch", 3)]);
+    let mut again = items.clone();
+    for (i, it) in again.iter_mut().enumerate() {
+        it.name = format!("rerun-{i}");
+    }
+    items.extend(again);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = out_dir(&tmp, "coco");
+    let report = export(&items, &Format::Coco.into(), &dir).unwrap();
+    assert_eq!((report.images, report.duplicates), (3, 3));
+    assert_eq!(read_coco(&dir).unwrap().images.len(), 3);
+}
+
+#[test]
+fn soft_masks_kept_on_request_and_threshold_chosen() {
+    // A horizontal ramp 0..=255 across the image.
+    let ramp: Vec<u8> = (0..W * H)
+        .map(|i| ((i % W) * 255 / (W - 1)) as u8)
+        .collect();
+    let mut png = Vec::new();
+    ::image::ImageEncoder::write_image(
+        ::image::codecs::png::PngEncoder::new(&mut png),
+        &ramp,
+        W,
+        H,
+        ::image::ExtendedColorType::L8,
+    )
+    .unwrap();
+    let item = ExportItem {
+        name: "ramp".into(),
+        image_png: rgb_png(W, H, 1),
+        mask_png: Some(png.clone()),
+        label: "stain".into(),
+        provenance: json!(null),
+        instance_png: None,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let soft = out_dir(&tmp, "soft");
+    let opts = ExportOptions {
+        keep_soft_masks: true,
+        ..Format::Folder.into()
+    };
+    export(std::slice::from_ref(&item), &opts, &soft).unwrap();
+    let (kept, _, _) = decode_mask(&soft.join("masks/ramp_mask.png"));
+    assert_eq!(kept, ramp);
+    let hard = out_dir(&tmp, "hard");
+    export(std::slice::from_ref(&item), &Format::Folder.into(), &hard).unwrap();
+    let (bin, _, _) = decode_mask(&hard.join("masks/ramp_mask.png"));
+    assert!(bin.iter().all(|&v| v == 0 || v == 255));
+    let on = |t: u8| ramp.iter().filter(|&&v| v >= t).count();
+    assert_eq!(bin.iter().filter(|&&v| v == 255).count(), on(128));
+    // A higher threshold: fewer defect pixels.
+    let high = out_dir(&tmp, "high");
+    let opts = ExportOptions {
+        mask_threshold: 200,
+        ..Format::Folder.into()
+    };
+    export(std::slice::from_ref(&item), &opts, &high).unwrap();
+    let (bin, _, _) = decode_mask(&high.join("masks/ramp_mask.png"));
+    assert_eq!(bin.iter().filter(|&&v| v == 255).count(), on(200));
 }

@@ -1,6 +1,6 @@
 //! Chips: irregular holes in the top layer revealing a textured under-layer, with a lit bevel.
 
-use super::common::{check_input, check_min, dir, finish, shade, Anchors};
+use super::common::{check_input, check_min, dir, finish, shade, with_owners, Anchors};
 use super::Defect;
 use crate::image::{Image, Mask};
 use crate::ops;
@@ -76,7 +76,9 @@ pub fn chip(img: &Image, p: &ChipParams, placement: Option<&Mask>) -> Result<Def
     let mut rng = Rng::new(p.seed);
     let rough = p.roughness.min(1.0);
     let mut sd = vec![f32::INFINITY; w * h];
-    for _ in 0..p.count.min(256) {
+    // The chip (1-based) nearest to each pixel's inside.
+    let mut owner = vec![0u32; w * h];
+    for k in 0..p.count.min(256) {
         let c = anchors.pick(&mut rng);
         let r0 = p.size * rng.range_f32(0.7, 1.3);
         // Radius as a function of angle: random harmonics, 1/k falloff (a jagged blob).
@@ -105,7 +107,11 @@ pub fn chip(img: &Image, p: &ChipParams, placement: Option<&Mask>) -> Result<Def
                 let i = y * w + x;
                 // Fine jaggedness of the broken edge (up to ~3 px).
                 let jag = 3.0 * rough * fbm(jag_seed, x as f32 / 5.0, y as f32 / 5.0, 3, 2.0, 0.5);
-                sd[i] = sd[i].min(dx.hypot(dy) - r + jag);
+                let d = dx.hypot(dy) - r + jag;
+                if d < sd[i] {
+                    sd[i] = d;
+                    owner[i] = k + 1;
+                }
             }
         }
     }
@@ -157,5 +163,8 @@ pub fn chip(img: &Image, p: &ChipParams, placement: Option<&Mask>) -> Result<Def
             mask.data[i] = m;
         }
     }
-    Ok(finish(img, out, mask, CHIP_BAND, placement, true))
+    Ok(with_owners(
+        finish(img, out, mask, CHIP_BAND, placement, true),
+        &owner,
+    ))
 }

@@ -157,6 +157,8 @@ pub fn dir(deg: f32) -> (f32, f32) {
 pub struct StrokeField {
     pub sd: Vec<f32>,
     pub r: Vec<f32>,
+    /// The stroke (1-based index into the strokes) nearest each pixel; 0 = none in reach.
+    pub owner: Vec<u32>,
 }
 
 /// Renders strokes given as polylines of `(x, y, radius)` vertices. Pixels farther than
@@ -165,7 +167,8 @@ pub fn stroke_field(w: u32, h: u32, strokes: &[Vec<(f32, f32, f32)>], reach: f32
     let (wu, hu) = (w as usize, h as usize);
     let mut sd = vec![f32::INFINITY; wu * hu];
     let mut rr = vec![0.0f32; wu * hu];
-    for s in strokes {
+    let mut owner = vec![0u32; wu * hu];
+    for (k, s) in strokes.iter().enumerate() {
         for seg in s.windows(2) {
             let (a, b) = (seg[0], seg[1]);
             let pad = a.2.max(b.2) + reach + 1.0;
@@ -190,12 +193,13 @@ pub fn stroke_field(w: u32, h: u32, strokes: &[Vec<(f32, f32, f32)>], reach: f32
                     if s < sd[i] && s <= reach {
                         sd[i] = s;
                         rr[i] = r;
+                        owner[i] = k as u32 + 1;
                     }
                 }
             }
         }
     }
-    StrokeField { sd, r: rr }
+    StrokeField { sd, r: rr, owner }
 }
 
 /// Points of a cubic Bézier curve, `n + 1` samples including both ends.
@@ -249,6 +253,19 @@ pub fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
     }
     let t = ((x - e0) / (e1 - e0)).clamp(0.0, 1.0);
     t * t * (3.0 - 2.0 * t)
+}
+
+/// Sets a defect's instance ids from `owner` (1-based instance of each pixel, 0 = none),
+/// kept only where the final mask is > 0 (after placement clipping).
+pub fn with_owners(mut d: Defect, owner: &[u32]) -> Defect {
+    for (i, id) in d.instances.iter_mut().enumerate() {
+        *id = if d.mask.data[i] > 0.0 {
+            owner.get(i).copied().unwrap_or(0).max(1)
+        } else {
+            0
+        };
+    }
+    d
 }
 
 /// The common last step of every generator (except NSA, see `nsa`):
@@ -335,9 +352,11 @@ pub fn finish(
             }
         }
     }
+    let instances = mask.data.iter().map(|&m| u32::from(m > 0.0)).collect();
     Defect {
         image: out,
         mask,
         band,
+        instances,
     }
 }

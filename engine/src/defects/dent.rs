@@ -1,6 +1,6 @@
 //! Dents: smooth (raised-cosine) depressions shaded from the height field's normals.
 
-use super::common::{check_input, check_min, dir, finish, gradient, shade, Anchors};
+use super::common::{check_input, check_min, dir, finish, gradient, shade, with_owners, Anchors};
 use super::Defect;
 use crate::image::{Image, Mask};
 use crate::procedural::Rng;
@@ -66,7 +66,9 @@ pub fn dent(img: &Image, p: &DentParams, placement: Option<&Mask>) -> Result<Def
     let mut rng = Rng::new(p.seed);
     let mut height = vec![0.0f32; w * h];
     let mut sdist = vec![f32::INFINITY; w * h];
-    for _ in 0..p.count.min(256) {
+    // The dent (1-based) whose outline is nearest inside each pixel.
+    let mut owner = vec![0u32; w * h];
+    for k in 0..p.count.min(256) {
         let c = anchors.pick(&mut rng);
         let a = p.radius * (1.0 + p.radius_jitter.min(0.9) * rng.range_f32(-1.0, 1.0));
         let b = a * (1.0 - p.ellipticity.min(0.9));
@@ -83,7 +85,11 @@ pub fn dent(img: &Image, p: &DentParams, placement: Option<&Mask>) -> Result<Def
                 let rho = ((u / a).powi(2) + (v / b).powi(2)).sqrt();
                 let i = y * w + x;
                 // Approximate distance to the ellipse outline (exact for circles).
-                sdist[i] = sdist[i].min((rho - 1.0) * b);
+                let d = (rho - 1.0) * b;
+                if d < sdist[i] {
+                    sdist[i] = d;
+                    owner[i] = k + 1;
+                }
                 if rho < 1.0 {
                     let g = 0.5 * (1.0 + (std::f32::consts::PI * rho).cos());
                     height[i] = height[i].min(-depth * g);
@@ -112,5 +118,8 @@ pub fn dent(img: &Image, p: &DentParams, placement: Option<&Mask>) -> Result<Def
             mask.data[i] = (0.5 - sdist[i]).clamp(0.0, 1.0);
         }
     }
-    Ok(finish(img, out, mask, DENT_BAND, placement, true))
+    Ok(with_owners(
+        finish(img, out, mask, DENT_BAND, placement, true),
+        &owner,
+    ))
 }

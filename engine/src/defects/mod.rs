@@ -83,4 +83,8 @@ pub struct Defect {
     pub mask: Mask,
     /// The soft-edge band `b` of the mask contract, in px.
     pub band: f32,
+    /// Which defect instance each pixel belongs to (`1..=count`, 0 where the mask is 0):
+    /// a Stain with count 3 has ids 1–3 however many regions each has. Generators that
+    /// make one defect give every mask pixel id 1.
+    pub instances: Vec<u32>,
 }

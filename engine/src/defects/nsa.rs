@@ -169,9 +169,11 @@ pub fn nsa(
         }
     }
     let (_, image, mask) = best.ok_or("no placement of the patch intersects the placement mask")?;
+    let instances = mask.data.iter().map(|&m| u32::from(m > 0.0)).collect();
     Ok(Defect {
         image,
         mask,
         band: NSA_BAND,
+        instances,
     })
 }

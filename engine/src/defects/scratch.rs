@@ -130,5 +130,8 @@ pub fn scratch(img: &Image, p: &ScratchParams, placement: Option<&Mask>) -> Resu
             mask.data[i] = (0.5 - f.sd[i]).clamp(0.0, 1.0);
         }
     }
-    Ok(finish(img, out, mask, SCRATCH_BAND, placement, true))
+    Ok(super::common::with_owners(
+        finish(img, out, mask, SCRATCH_BAND, placement, true),
+        &f.owner,
+    ))
 }

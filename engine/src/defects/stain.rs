@@ -1,6 +1,6 @@
 //! Stains: soft fBm-distorted contamination blobs with an optional darker coffee-ring rim.
 
-use super::common::{check_input, check_min, finish, smoothstep, Anchors};
+use super::common::{check_input, check_min, finish, smoothstep, with_owners, Anchors};
 use super::Defect;
 use crate::image::{Image, Mask};
 use crate::procedural::{fbm, Rng};
@@ -74,8 +74,11 @@ pub fn stain(img: &Image, p: &StainParams, placement: Option<&Mask>) -> Result<D
     // Per pixel: coverage `e` (soft interior) and rim weight.
     let mut cover = vec![0.0f32; w * h];
     let mut rim = vec![0.0f32; w * h];
+    // The stain (1-based) with the strongest coverage or rim at each pixel.
+    let mut owner = vec![0u32; w * h];
+    let mut strength = vec![0.0f32; w * h];
     let mottle_seed = rng.next_u64();
-    for _ in 0..p.count.min(256) {
+    for k in 0..p.count.min(256) {
         let c = anchors.pick(&mut rng);
         let s = p.size * rng.range_f32(0.6, 1.3);
         let nseed = rng.next_u64();
@@ -108,10 +111,17 @@ pub fn stain(img: &Image, p: &StainParams, placement: Option<&Mask>) -> Result<D
                     continue;
                 }
                 let i = y * w + x;
-                cover[i] = cover[i].max(smoothstep(0.0, soft, -sd));
+                let e = smoothstep(0.0, soft, -sd);
+                cover[i] = cover[i].max(e);
+                let mut r = 0.0;
                 if ring > 0.0 {
-                    let r = smoothstep(0.0, 1.5, -sd) * (-(-sd - 1.5).max(0.0) / ring_w).exp();
+                    r = smoothstep(0.0, 1.5, -sd) * (-(-sd - 1.5).max(0.0) / ring_w).exp();
                     rim[i] = rim[i].max(r);
+                }
+                let s = e.max(r * ring);
+                if owner[i] == 0 || s > strength[i] {
+                    owner[i] = k + 1;
+                    strength[i] = s;
                 }
             }
         }
@@ -137,5 +147,8 @@ pub fn stain(img: &Image, p: &StainParams, placement: Option<&Mask>) -> Result<D
             mask.data[i] = e.max(r.min(1.0) * f32::from(u8::from(ring > 0.0)));
         }
     }
-    Ok(finish(img, out, mask, STAIN_BAND, placement, true))
+    Ok(with_owners(
+        finish(img, out, mask, STAIN_BAND, placement, true),
+        &owner,
+    ))
 }

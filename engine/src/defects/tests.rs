@@ -503,3 +503,46 @@ fn poisson_rejects_bad_regions() {
     assert!(poisson_blend(&t, &t, &Mask::filled(16, 16, 1.0), (0, 0)).is_err());
     assert!(poisson_blend(&t, &t, &Mask::filled(8, 16, 1.0), (0, 0)).is_err());
 }
+
+#[test]
+fn instance_ids_cover_the_mask_and_count_the_defects() {
+    let img = &textures()[0].1;
+    for (name, g) in gens() {
+        let d = g(img, 11, None).unwrap();
+        assert_eq!(d.instances.len(), d.mask.data.len(), "{name}");
+        for (i, (&id, &m)) in d.instances.iter().zip(&d.mask.data).enumerate() {
+            assert_eq!(id > 0, m > 0.0, "{name}: pixel {i} id {id} mask {m}");
+        }
+    }
+    // Three stains: ids 1..=3, each present (however many regions each has).
+    let d = stain(
+        img,
+        &StainParams {
+            count: 3,
+            size: 12.0,
+            seed: 4,
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    let mut ids: Vec<u32> = d.instances.iter().copied().filter(|&i| i > 0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert!(
+        !ids.is_empty() && ids.len() <= 3 && ids.iter().all(|&i| i <= 3),
+        "{ids:?}"
+    );
+    let d = scratch(
+        img,
+        &ScratchParams {
+            count: 4,
+            seed: 2,
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    let max = d.instances.iter().copied().max().unwrap_or(0);
+    assert!((2..=4).contains(&max), "scratch ids up to {max}");
+}

@@ -9,7 +9,7 @@ use crate::error::{EngineError, Result};
 use crate::exec::NodeCtx;
 use crate::image::{Image, Mask};
 use crate::registry::Registry;
-use crate::value::Outputs;
+use crate::value::{Outputs, Value};
 
 pub(super) fn register(r: &mut Registry) {
     r.register_typed("Scratch", |ctx, p: defects::ScratchParams| {
@@ -56,6 +56,9 @@ fn defect(
     let d = generate(&image, placement.as_deref()).map_err(EngineError::failed)?;
     Ok(outputs([
         ("image", d.image.into()),
-        ("mask", d.mask.into()),
+        (
+            "mask",
+            Value::InstanceMask(Arc::new(d.mask), Arc::new(d.instances)),
+        ),
     ]))
 }

@@ -142,7 +142,8 @@ fn save_image(ctx: &mut NodeCtx, p: SaveImage) -> Result<Outputs> {
         } else {
             p.filename.clone()
         };
-        ctx.save(image, mask.as_deref(), &name, &label)?;
+        let saved = ctx.save(image, mask.as_deref(), &name, &label)?;
+        ctx.save_instances(&saved, "mask")?;
     }
     Ok(Outputs::new())
 }
@@ -161,6 +162,45 @@ struct ExportDataset {
     format: String,
     folder: String,
     label: String,
+    #[serde(default = "default_instances")]
+    instances: String,
+    #[serde(default = "default_val_fraction")]
+    val_fraction: f64,
+    #[serde(default = "default_mask_threshold")]
+    mask_threshold: u8,
+    #[serde(default)]
+    keep_soft_masks: bool,
+}
+
+fn default_instances() -> String {
+    "components".into()
+}
+fn default_val_fraction() -> f64 {
+    0.2
+}
+fn default_mask_threshold() -> u8 {
+    128
+}
+
+impl ExportDataset {
+    /// The typed export options (the run's seed seeds the split).
+    fn options(&self, seed: u64) -> Result<crate::dataset::ExportOptions> {
+        use crate::dataset::{ExportOptions, Format, InstanceRule};
+        let format = Format::from_name(&self.format).ok_or_else(|| {
+            EngineError::failed(format!("unknown dataset format \"{}\"", self.format))
+        })?;
+        let instances = InstanceRule::from_name(&self.instances).ok_or_else(|| {
+            EngineError::failed(format!("unknown instance rule \"{}\"", self.instances))
+        })?;
+        Ok(ExportOptions {
+            format,
+            instances,
+            val_fraction: self.val_fraction,
+            seed,
+            mask_threshold: self.mask_threshold,
+            keep_soft_masks: self.keep_soft_masks,
+        })
+    }
 }
 
 fn export_dataset(ctx: &mut NodeCtx, p: ExportDataset) -> Result<Outputs> {
@@ -175,6 +215,8 @@ fn export_dataset(ctx: &mut NodeCtx, p: ExportDataset) -> Result<Outputs> {
         "{graph}/{run:05}-{item:04}-{node}.png",
         &label_or_defect(&p.label),
     )?;
-    ctx.collect(&saved, &p.format, &p.folder)?;
+    ctx.save_instances(&saved, "mask")?;
+    let opts = p.options(0)?;
+    ctx.collect(&saved, &opts, &p.folder)?;
     Ok(Outputs::new())
 }

@@ -29,7 +29,7 @@ impl OutputTextures {
     ) -> Option<TextureHandle> {
         let (ptr, img) = match value {
             Value::Image(i) => (Arc::as_ptr(i) as usize, (**i).clone()),
-            Value::Mask(m) => (Arc::as_ptr(m) as usize, m.to_image()),
+            Value::Mask(m) | Value::InstanceMask(m, _) => (Arc::as_ptr(m) as usize, m.to_image()),
             _ => return None,
         };
         let key = (node.to_string(), port.to_string());

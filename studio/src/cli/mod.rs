@@ -91,6 +91,22 @@ pub enum Command {
         /// and listed).
         #[arg(long)]
         strict: bool,
+        /// Which pixels form one instance: `components` (each connected region) or
+        /// `per-defect` (the generator's own instances; masks without ids use components).
+        #[arg(long, default_value = "components")]
+        instances: String,
+        /// Fraction of each label held out for validation (YOLO `images/val`); 0 = none.
+        #[arg(long, default_value_t = 0.2)]
+        val_fraction: f64,
+        /// Seed of the train/val split.
+        #[arg(long, default_value_t = 0)]
+        split_seed: u64,
+        /// A mask pixel is defect when its 8-bit luma is at least this.
+        #[arg(long, default_value_t = 128)]
+        mask_threshold: u8,
+        /// Keep 8-bit soft masks where the format allows (folder masks, MVTec ground truth).
+        #[arg(long)]
+        keep_soft_masks: bool,
     },
     /// Cut the product out of a photo (ISNet): writes an RGBA PNG, and optionally the mask. Runs
     /// the recipe LoadImage → RemoveBackground → SaveImage.
@@ -267,7 +283,24 @@ fn dispatch(cmd: Command) -> Result<i32> {
             format,
             out,
             strict,
-        } => export::export_cmd(stores, &format, &out, strict),
+            instances,
+            val_fraction,
+            split_seed,
+            mask_threshold,
+            keep_soft_masks,
+        } => export::export_cmd(
+            stores,
+            &out,
+            strict,
+            export::ExportArgs {
+                format,
+                instances,
+                val_fraction,
+                seed: split_seed,
+                mask_threshold,
+                keep_soft_masks,
+            },
+        ),
         Command::Store {
             command: StoreCommand::Check { store },
         } => store::store_check_cmd(store),
