@@ -46,6 +46,7 @@ fn item(i: usize) -> ExportItem {
         }
         .to_string(),
         provenance: serde_json::json!({ "seed": i }),
+        clean_png: None,
     }
 }
 

@@ -101,6 +101,22 @@ pub trait OutputSink {
         label: &str,
     ) -> Result<Saved>;
 
+    /// Saves one output with its defect-free image (SaveImage's `clean` input: the image before
+    /// the defect nodes), kept with it for the anomaly dataset layouts. A sink that has nowhere
+    /// to keep it saves the output alone.
+    fn save_with_clean(
+        &mut self,
+        node: &str,
+        image: &Image,
+        mask: Option<&Mask>,
+        clean: Option<&Image>,
+        template: &str,
+        label: &str,
+    ) -> Result<Saved> {
+        let _ = clean;
+        self.save(node, image, mask, template, label)
+    }
+
     /// Adds a saved output to the dataset `folder` (written in `format` when the run ends).
     fn collect(&mut self, node: &str, saved: &Saved, format: &str, folder: &str) -> Result<()> {
         let _ = (node, saved, format, folder);
@@ -318,12 +334,27 @@ impl<'a> NodeCtx<'a> {
         template: &str,
         label: &str,
     ) -> Result<Saved> {
+        self.save_with_clean(image, mask, None, template, label)
+    }
+
+    /// [`NodeCtx::save`] with the output's defect-free image ([`OutputSink::save_with_clean`]).
+    pub fn save_with_clean(
+        &mut self,
+        image: &Image,
+        mask: Option<&Mask>,
+        clean: Option<&Image>,
+        template: &str,
+        label: &str,
+    ) -> Result<Saved> {
         let node = self.node.clone();
         let sink = self
             .sink
             .as_deref_mut()
             .ok_or_else(|| EngineError::failed("this run has no output folder to save into"))?;
-        let saved = sink.save(&node, image, mask, template, label)?;
+        let saved = match clean {
+            Some(c) => sink.save_with_clean(&node, image, mask, Some(c), template, label)?,
+            None => sink.save(&node, image, mask, template, label)?,
+        };
         (self.emit)(Event::Saved {
             node,
             path: saved.path.clone(),

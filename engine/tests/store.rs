@@ -34,6 +34,8 @@ fn output_record(run_id: u64, item: u64) -> OutputRecord {
         created_ms: now_ms(),
         label: "scratch".into(),
         overrides: serde_json::Value::Null,
+        clean_path: None,
+        clean_sha256: None,
     }
 }
 

@@ -9,7 +9,8 @@
 //! | [`Format::Folder`] | `images/<name>.png`, `masks/<name>_mask.png` (0/255 grey, always written) |
 //! | [`Format::Coco`] | `images/<name>.png`, `annotations.json` (instance segmentation, uncompressed RLE) |
 //! | [`Format::Yolo`] | `images/<name>.png`, `labels/<name>.txt` (Ultralytics polygons), `data.yaml` |
-//! | [`Format::Mvtec`] | `train/good/NNN.png`, `test/<label>/NNN.png`, `ground_truth/<label>/NNN_mask.png` |
+//! | [`Format::Mvtec`] | `train/good/NNN.png`, `test/good/NNN.png`, `test/<label>/NNN.png`, `ground_truth/<label>/NNN_mask.png` (see `mvtec.rs`) |
+//! | [`Format::AnomalibFolder`] | `normal/NNN.png`, `normal_test/NNN.png`, `abnormal/NNN.png`, `mask/NNN_mask.png` (see `anomalib_folder.rs`) |
 //!
 //! Every format also writes `manifest.json` (written last, so its presence marks a
 //! complete export) with one entry per image: file paths, label, instance count and
@@ -36,6 +37,7 @@
 //! Nothing is written until every item has been decoded and checked, and the output
 //! directory must be empty or absent: an existing dataset is never mixed with a new one.
 
+mod anomalib_folder;
 mod coco;
 mod components;
 mod contours;
@@ -70,6 +72,10 @@ pub struct ExportItem {
     pub label: String,
     /// Graph hash, node, seed, params, model hashes …; copied into the manifest verbatim.
     pub provenance: serde_json::Value,
+    /// The item's defect-free image as PNG (SaveImage's `clean` input: the image before the
+    /// defect nodes), same size as `image_png`. The anomaly layouts (MVTec, anomalib folder)
+    /// write it as a good image in the item's split; other formats ignore it.
+    pub clean_png: Option<Vec<u8>>,
 }
 
 /// An on-disk dataset layout.
@@ -81,22 +87,31 @@ pub enum Format {
     Coco,
     /// Ultralytics YOLO segmentation: `images/`, `labels/`, `data.yaml`.
     Yolo,
-    /// MVTec-AD layout: `train/good/`, `test/<label>/`, `ground_truth/<label>/`.
+    /// MVTec-AD layout: `train/good/`, `test/good/`, `test/<label>/`, `ground_truth/<label>/`.
     Mvtec,
+    /// anomalib's `Folder` datamodule layout: `normal/`, `normal_test/`, `abnormal/`, `mask/`.
+    AnomalibFolder,
 }
 
 impl Format {
     /// All formats, in a stable order.
-    pub const ALL: [Format; 4] = [Format::Folder, Format::Coco, Format::Yolo, Format::Mvtec];
+    pub const ALL: [Format; 5] = [
+        Format::Folder,
+        Format::Coco,
+        Format::Yolo,
+        Format::Mvtec,
+        Format::AnomalibFolder,
+    ];
 
     /// Parses a format name (case-insensitive): `folder`, `coco`, `yolo`, `mvtec`
-    /// (also `mvtec-ad`, `mvtec_ad`).
+    /// (also `mvtec-ad`, `mvtec_ad`), `anomalib-folder` (also `anomalib_folder`).
     pub fn from_name(s: &str) -> Option<Format> {
         match s.trim().to_ascii_lowercase().as_str() {
             "folder" => Some(Format::Folder),
             "coco" => Some(Format::Coco),
             "yolo" => Some(Format::Yolo),
             "mvtec" | "mvtec-ad" | "mvtec_ad" => Some(Format::Mvtec),
+            "anomalib-folder" | "anomalib_folder" => Some(Format::AnomalibFolder),
             _ => None,
         }
     }
@@ -108,6 +123,7 @@ impl Format {
             Format::Coco => "coco",
             Format::Yolo => "yolo",
             Format::Mvtec => "mvtec",
+            Format::AnomalibFolder => "anomalib-folder",
         }
     }
 }
@@ -161,6 +177,9 @@ pub struct ExportReport {
     pub categories: Vec<String>,
     /// Every file written, in write order (`manifest.json` last).
     pub files: Vec<PathBuf>,
+    /// Defect images not written: the anomaly layouts' train split holds only good images, so
+    /// a train item gives its clean image and leaves its defect image out.
+    pub left_out: usize,
 }
 
 /// Exports `items` to `out` in `format`.
@@ -184,19 +203,30 @@ pub fn export(
     fs::create_dir_all(out)
         .map_err(|e| format!("cannot create output directory {}: {e}", out.display()))?;
     let mut writer = Out::new(out);
+    let mut left_out = 0;
     let entries = match format {
         Format::Folder => folder::write(&prepared, &mut writer)?,
         Format::Coco => coco::write(&prepared, &categories, &mut writer)?,
         Format::Yolo => yolo::write(&prepared, &categories, &mut writer)?,
-        Format::Mvtec => mvtec::write(&prepared, &mut writer)?,
+        Format::Mvtec | Format::AnomalibFolder => {
+            let plan = mvtec::plan(&prepared, opts)?;
+            left_out = plan.left_out;
+            match format {
+                Format::Mvtec => mvtec::write(&plan, &mut writer)?,
+                _ => anomalib_folder::write(&plan, &mut writer)?,
+            }
+        }
     };
-    let instances = prepared.iter().map(|p| p.instances.len()).sum();
+    // Counted over what was written (an anomaly layout may leave train defect images out).
+    let images = entries.len();
+    let instances = entries.iter().map(|e| e.instances).sum();
     manifest::write(format, &categories, instances, entries, &mut writer)?;
     Ok(ExportReport {
-        images: prepared.len(),
+        images,
         instances,
         categories,
         files: writer.files,
+        left_out,
     })
 }
 
