@@ -200,21 +200,23 @@ pub fn export(
     check_output_dir(out)?;
     let prepared = prepare(items, opts)?;
     let categories = categories(&prepared);
+    // The anomaly layouts' split and clean images are checked before anything is written too.
+    let anomaly = match format {
+        Format::Mvtec | Format::AnomalibFolder => Some(mvtec::plan(&prepared, opts)?),
+        _ => None,
+    };
     fs::create_dir_all(out)
         .map_err(|e| format!("cannot create output directory {}: {e}", out.display()))?;
     let mut writer = Out::new(out);
-    let mut left_out = 0;
-    let entries = match format {
-        Format::Folder => folder::write(&prepared, &mut writer)?,
-        Format::Coco => coco::write(&prepared, &categories, &mut writer)?,
-        Format::Yolo => yolo::write(&prepared, &categories, &mut writer)?,
-        Format::Mvtec | Format::AnomalibFolder => {
-            let plan = mvtec::plan(&prepared, opts)?;
-            left_out = plan.left_out;
-            match format {
-                Format::Mvtec => mvtec::write(&plan, &mut writer)?,
-                _ => anomalib_folder::write(&plan, &mut writer)?,
-            }
+    let left_out = anomaly.as_ref().map_or(0, |plan| plan.left_out);
+    let entries = match (format, &anomaly) {
+        (Format::Folder, _) => folder::write(&prepared, &mut writer)?,
+        (Format::Coco, _) => coco::write(&prepared, &categories, &mut writer)?,
+        (Format::Yolo, _) => yolo::write(&prepared, &categories, &mut writer)?,
+        (Format::Mvtec, Some(plan)) => mvtec::write(plan, &mut writer)?,
+        (Format::AnomalibFolder, Some(plan)) => anomalib_folder::write(plan, &mut writer)?,
+        (Format::Mvtec | Format::AnomalibFolder, None) => {
+            return Err("internal error: no train/test plan for an anomaly layout".to_string())
         }
     };
     // Counted over what was written (an anomaly layout may leave train defect images out).

@@ -38,5 +38,13 @@ pub(crate) fn export_cmd(
         fmt.name(),
         out.display()
     );
+    if report.left_out > 0 {
+        println!(
+            "left out {} train defect image(s): the {} train split holds only good images \
+             (their clean images are in it)",
+            report.left_out,
+            fmt.name()
+        );
+    }
     Ok(0)
 }
