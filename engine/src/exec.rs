@@ -326,19 +326,9 @@ impl<'a> NodeCtx<'a> {
         }
     }
 
-    /// Hands an image (and its mask) to the run's sink. Only sink kinds call this.
+    /// Hands an image (and its mask and clean image) to the run's sink. Only sink kinds call
+    /// this.
     pub fn save(
-        &mut self,
-        image: &Image,
-        mask: Option<&Mask>,
-        template: &str,
-        label: &str,
-    ) -> Result<Saved> {
-        self.save_with_clean(image, mask, None, template, label)
-    }
-
-    /// [`NodeCtx::save`] with the output's defect-free image ([`OutputSink::save_with_clean`]).
-    pub fn save_with_clean(
         &mut self,
         image: &Image,
         mask: Option<&Mask>,
@@ -351,10 +341,7 @@ impl<'a> NodeCtx<'a> {
             .sink
             .as_deref_mut()
             .ok_or_else(|| EngineError::failed("this run has no output folder to save into"))?;
-        let saved = match clean {
-            Some(c) => sink.save_with_clean(&node, image, mask, Some(c), template, label)?,
-            None => sink.save(&node, image, mask, template, label)?,
-        };
+        let saved = sink.save_with_clean(&node, image, mask, clean, template, label)?;
         (self.emit)(Event::Saved {
             node,
             path: saved.path.clone(),

@@ -146,7 +146,7 @@ fn save_image(ctx: &mut NodeCtx, p: SaveImage) -> Result<Outputs> {
             p.filename.clone()
         };
         let clean = cleans.get(k).or(cleans.first()).map(|c| c.as_ref());
-        ctx.save_with_clean(image, mask.as_deref(), clean, &name, &label)?;
+        ctx.save(image, mask.as_deref(), clean, &name, &label)?;
     }
     Ok(Outputs::new())
 }
@@ -202,7 +202,7 @@ fn export_dataset(ctx: &mut NodeCtx, p: ExportDataset) -> Result<Outputs> {
         same_size("input \"mask\"", &image, m)?;
     }
     let cleans = clean_images(ctx, std::slice::from_ref(&image))?;
-    let saved = ctx.save_with_clean(
+    let saved = ctx.save(
         &image,
         mask.as_deref(),
         cleans.first().map(|c| c.as_ref()),
