@@ -136,8 +136,13 @@ fn pngs(dir: &Path) -> BTreeSet<String> {
 }
 
 /// Checks a re-export against anomalib's stored table: the same files, and every row's image
-/// and mask belong together by content (the index each spells), with the label anomalib gave.
-fn check_against_table(dir: &Path, rows: &[Row], normal_label: &str) {
+/// and mask belong together by content (the index each spells), with the label anomalib gave;
+/// and anomalib's dataset class loaded as many samples per split as the table has.
+fn check_against_table(dir: &Path, meta: &serde_json::Value, rows: &[Row], normal_label: &str) {
+    for split in ["train", "test"] {
+        let n = rows.iter().filter(|r| r.0 == split).count();
+        assert_eq!(meta["dataset_lengths"][split], n, "{split}");
+    }
     let mut listed: BTreeSet<String> = rows.iter().map(|r| r.3.clone()).collect();
     listed.extend(rows.iter().filter(|r| !r.4.is_empty()).map(|r| r.4.clone()));
     assert_eq!(
@@ -174,7 +179,7 @@ fn anomalib_mvtec_builder_pairs_every_mask_of_our_export() {
     let dir = tmp.path().join("mvtec");
     let items = fixture_items();
     let report = export(&items, &opts(Format::Mvtec), &dir).expect("export");
-    check_against_table(&dir, &rows, "good");
+    check_against_table(&dir, &meta, &rows, "good");
     // What the table says about the layout itself.
     let defects = rows.iter().filter(|r| r.2 == 1).count();
     assert!(defects >= 1001, "{defects} defect images");
@@ -204,7 +209,7 @@ fn anomalib_folder_builder_pairs_every_mask_of_our_export() {
     let tmp = tempfile::tempdir().expect("temp");
     let dir = tmp.path().join("folder");
     export(&fixture_items(), &opts(Format::AnomalibFolder), &dir).expect("export");
-    check_against_table(&dir, &rows, "");
+    check_against_table(&dir, &meta, &rows, "");
     assert!(rows.iter().filter(|r| r.2 == 1).count() >= 1001);
     assert!(rows
         .iter()
@@ -430,4 +435,20 @@ fn write_fixture_exports() {
     for format in [Format::Mvtec, Format::AnomalibFolder] {
         export(&items, &opts(format), &root.join(format.name())).expect("export");
     }
+}
+
+/// The ExportDataset node offers exactly the formats the exporter writes (one list: a test,
+/// since the node catalogue cannot depend on the engine).
+#[test]
+fn export_dataset_offers_every_format() {
+    let format = nodes::builtin::EXPORT_DATASET
+        .params
+        .iter()
+        .find(|p| p.name == "format")
+        .expect("a format parameter");
+    let nodes::ParamKind::Choice { options, .. } = &format.kind else {
+        panic!("format is not a choice");
+    };
+    let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+    assert_eq!(options.to_vec(), names);
 }
