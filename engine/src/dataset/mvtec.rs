@@ -118,7 +118,10 @@ pub(crate) fn plan<'p, 'a>(
         items.push(Planned {
             p,
             split: Split::Test,
-            folder: p.class.as_deref().map(|c| folders[c].clone()),
+            folder: p
+                .class
+                .as_deref()
+                .map(|c| folders.get(c).cloned().unwrap_or_else(|| sanitize(c))),
             good_png,
         });
     }
