@@ -119,6 +119,8 @@ fn bench_store() {
             created_ms: now_ms(),
             label: "defect".into(),
             overrides: serde_json::Value::Null,
+            clean_path: None,
+            clean_sha256: None,
         };
         store.add_output(&rec, &png, None).expect("commit");
     }

@@ -47,6 +47,7 @@ fn item(i: usize) -> ExportItem {
         .to_string(),
         provenance: serde_json::json!({ "seed": i }),
         instance_png: None,
+        clean_png: None,
     }
 }
 

@@ -114,6 +114,22 @@ pub trait OutputSink {
         Ok(())
     }
 
+    /// Saves one output with its defect-free image (SaveImage's `clean` input: the image before
+    /// the defect nodes), kept with it for the anomaly dataset layouts. A sink that has nowhere
+    /// to keep it saves the output alone.
+    fn save_with_clean(
+        &mut self,
+        node: &str,
+        image: &Image,
+        mask: Option<&Mask>,
+        clean: Option<&Image>,
+        template: &str,
+        label: &str,
+    ) -> Result<Saved> {
+        let _ = clean;
+        self.save(node, image, mask, template, label)
+    }
+
     /// Adds a saved output to the dataset `folder` (written as `opts` say when the run ends).
     fn collect(
         &mut self,
@@ -329,11 +345,13 @@ impl<'a> NodeCtx<'a> {
         }
     }
 
-    /// Hands an image (and its mask) to the run's sink. Only sink kinds call this.
+    /// Hands an image (and its mask and clean image) to the run's sink. Only sink kinds call
+    /// this.
     pub fn save(
         &mut self,
         image: &Image,
         mask: Option<&Mask>,
+        clean: Option<&Image>,
         template: &str,
         label: &str,
     ) -> Result<Saved> {
@@ -342,7 +360,7 @@ impl<'a> NodeCtx<'a> {
             .sink
             .as_deref_mut()
             .ok_or_else(|| EngineError::failed("this run has no output folder to save into"))?;
-        let saved = sink.save(&node, image, mask, template, label)?;
+        let saved = sink.save_with_clean(&node, image, mask, clean, template, label)?;
         (self.emit)(Event::Saved {
             node,
             path: saved.path.clone(),

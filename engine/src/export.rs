@@ -53,7 +53,7 @@ fn check_png(bytes: Option<&[u8]>, sha256: &str, size: Option<(u32, u32)>) -> Op
     }
 }
 
-/// Checks one stored output: its image (and mask, when it has one) is stored, matches the
+/// Checks one stored output: its image (and mask and clean image, when it has them) is stored, matches the
 /// recorded sha256 and decodes, at the recorded size. Returns what is wrong, if anything.
 pub fn check_output(store: &Store, id: u64, rec: &OutputRecord) -> Result<Option<String>> {
     let png = store.output_png(id)?;
@@ -64,6 +64,12 @@ pub fn check_output(store: &Store, id: u64, rec: &OutputRecord) -> Result<Option
         let mask = store.output_mask_png(id)?;
         if let Some(p) = check_png(mask.as_deref(), sha, Some((rec.width, rec.height))) {
             return Ok(Some(format!("mask: {p}")));
+        }
+    }
+    if let Some(sha) = &rec.clean_sha256 {
+        let clean = store.output_clean_png(id)?;
+        if let Some(p) = check_png(clean.as_deref(), sha, Some((rec.width, rec.height))) {
+            return Ok(Some(format!("clean image: {p}")));
         }
     }
     Ok(None)
@@ -205,6 +211,7 @@ fn items_named(
             message: format!("output {oid} has no image bytes"),
         })?;
         let mask = store.output_mask_png(*oid)?;
+        let clean_png = store.output_clean_png(*oid)?;
         let doc = run.and_then(|r| nodes::GraphDoc::from_json(&r.graph_json).ok());
         let models = doc.as_ref().map(|d| d.models.clone()).unwrap_or_default();
         // Every node's parameters as this item ran them: the graph's values, then the item's
@@ -252,6 +259,7 @@ fn items_named(
             label,
             provenance,
             instance_png: store.output_instances_png(*oid)?,
+            clean_png,
         });
     }
     Ok(items)

@@ -12,7 +12,9 @@
 //! **Output files** are written as new files in the run's temporary folder inside the output
 //! folder and linked to their final names without replacing anything ([`crate::paths`]): no
 //! symbolic link planted in the output folder is followed, and concurrent runs writing the same
-//! names take the next free ones (`name-1.png`, …), image and mask together.
+//! names take the next free ones (`name-1.png`, …), image, mask and clean image together. The
+//! clean image (SaveImage's `clean` input, the image before the defect nodes) is written as
+//! `<name>_clean.png` and stored with the output.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -199,30 +201,46 @@ fn candidate_names(path: &Path, n: u64) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Writes an output's PNG (and mask) under the first free name pair beside `wanted`: both are
-/// written as new files in the run's temporary folder, then linked to their final names without
-/// replacing anything (another process writing into the same folder takes other names), so a
-/// crash never leaves half a file under a final name and no planted link is followed.
+/// `dir/name.png` → `dir/name_clean.png`: where an output's clean image is written.
+fn clean_name(img: &Path) -> PathBuf {
+    let stem = img.file_stem().and_then(|s| s.to_str()).unwrap_or("output");
+    img.with_file_name(format!("{stem}_clean.png"))
+}
+
+/// Writes an output's PNG (and mask, and clean image) under the first free names beside
+/// `wanted`: all are written as new files in the run's temporary folder, then linked to their
+/// final names without replacing anything (another process writing into the same folder takes
+/// other names), so a crash never leaves half a file under a final name and no planted link is
+/// followed. Returns the image, mask and clean image paths.
 fn publish_output(
     scratch: &mut Scratch,
     wanted: &Path,
     png: &[u8],
     mask_png: Option<&[u8]>,
-) -> Result<(PathBuf, PathBuf)> {
+    clean_png: Option<&[u8]>,
+) -> Result<(PathBuf, PathBuf, PathBuf)> {
     let dir = wanted.parent().unwrap_or(Path::new(""));
     let tmp = scratch.write(png).map_err(|e| EngineError::io(dir, e))?;
     let tmp_mask = mask_png
         .map(|m| scratch.write(m))
         .transpose()
         .map_err(|e| EngineError::io(dir, e))?;
+    let tmp_clean = clean_png
+        .map(|c| scratch.write(c))
+        .transpose()
+        .map_err(|e| EngineError::io(dir, e))?;
     for n in 0u64.. {
         let (img, mask) = candidate_names(wanted, n);
+        let clean = clean_name(&img);
         let mut files = vec![(tmp.as_path(), img.as_path())];
         if let Some(t) = &tmp_mask {
             files.push((t.as_path(), mask.as_path()));
         }
+        if let Some(t) = &tmp_clean {
+            files.push((t.as_path(), clean.as_path()));
+        }
         if paths::publish_new(&files).map_err(|e| EngineError::io(&img, e))? {
-            return Ok((img, mask));
+            return Ok((img, mask, clean));
         }
     }
     Err(EngineError::failed(format!(
@@ -320,6 +338,18 @@ impl OutputSink for StoreSink<'_> {
         template: &str,
         label: &str,
     ) -> Result<Saved> {
+        self.save_with_clean(node, image, mask, None, template, label)
+    }
+
+    fn save_with_clean(
+        &mut self,
+        node: &str,
+        image: &Image,
+        mask: Option<&Mask>,
+        clean: Option<&Image>,
+        template: &str,
+        label: &str,
+    ) -> Result<Saved> {
         let created_ms = now_ms();
         let vars = TemplateVars {
             graph: self.graph_name,
@@ -344,6 +374,10 @@ impl OutputSink for StoreSink<'_> {
             .map(|m| codec::encode_mask_png(m, &[]))
             .transpose()
             .map_err(EngineError::failed)?;
+        let clean_png = clean
+            .map(|c| codec::encode_image_png(c, &chunks))
+            .transpose()
+            .map_err(EngineError::failed)?;
         let scratch = match self.scratch {
             Some(s) => s,
             None => self.scratch.insert(
@@ -351,7 +385,13 @@ impl OutputSink for StoreSink<'_> {
                     .map_err(|e| EngineError::io(self.out_dir, e))?,
             ),
         };
-        let (path, mask_path) = publish_output(scratch, &wanted, &png, mask_png.as_deref())?;
+        let (path, mask_path, clean_path) = publish_output(
+            scratch,
+            &wanted,
+            &png,
+            mask_png.as_deref(),
+            clean_png.as_deref(),
+        )?;
         let rec = OutputRecord {
             run_id: self.run_id,
             item: self.item,
@@ -372,8 +412,17 @@ impl OutputSink for StoreSink<'_> {
             created_ms,
             label: label.to_string(),
             overrides: self.overrides.clone(),
+            clean_path: clean_png
+                .as_ref()
+                .map(|_| clean_path.to_string_lossy().into_owned()),
+            clean_sha256: clean_png.as_deref().map(sha256_hex),
         };
-        let id = self.store.add_output(&rec, &png, mask_png.as_deref())?;
+        let id = self.store.add_output_with_clean(
+            &rec,
+            &png,
+            mask_png.as_deref(),
+            clean_png.as_deref(),
+        )?;
         let saved = Saved {
             path,
             mask_path: mask_png.map(|_| mask_path),

@@ -45,6 +45,8 @@ const OUTPUT_MASK_PNG: TableDefinition<u64, &[u8]> = TableDefinition::new("outpu
 /// from a defect generator; absent in stores written before (export then uses regions).
 const OUTPUT_INSTANCES_PNG: TableDefinition<u64, &[u8]> =
     TableDefinition::new("output_instances_png");
+/// The defect-free image saved with an output (SaveImage's `clean` input), by output id.
+const OUTPUT_CLEAN_PNG: TableDefinition<u64, &[u8]> = TableDefinition::new("output_clean_png");
 const BOOKMARKS: TableDefinition<u64, &[u8]> = TableDefinition::new("bookmarks");
 const PRESETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("presets");
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
@@ -58,6 +60,7 @@ pub const SCHEMA: &[(&str, u64)] = &[
     ("output_png", 1),
     ("output_mask_png", 1),
     ("output_instances_png", 1),
+    ("output_clean_png", 1),
     ("bookmarks", 1),
     ("presets", 1),
     ("settings", 1),
@@ -307,6 +310,7 @@ impl Store {
             tx.open_table(OUTPUTS).map_err(|e| self.err(e))?;
             tx.open_table(OUTPUT_PNG).map_err(|e| self.err(e))?;
             tx.open_table(OUTPUT_MASK_PNG).map_err(|e| self.err(e))?;
+            tx.open_table(OUTPUT_CLEAN_PNG).map_err(|e| self.err(e))?;
             tx.open_table(BOOKMARKS).map_err(|e| self.err(e))?;
             tx.open_table(PRESETS).map_err(|e| self.err(e))?;
             tx.open_table(SETTINGS).map_err(|e| self.err(e))?;
@@ -448,6 +452,18 @@ impl Store {
         png: &[u8],
         mask_png: Option<&[u8]>,
     ) -> Result<u64> {
+        self.add_output_with_clean(rec, png, mask_png, None)
+    }
+
+    /// [`Store::add_output`], with the output's defect-free image (`clean_png`, SaveImage's
+    /// `clean` input) committed in the same transaction.
+    pub fn add_output_with_clean(
+        &self,
+        rec: &OutputRecord,
+        png: &[u8],
+        mask_png: Option<&[u8]>,
+        clean_png: Option<&[u8]>,
+    ) -> Result<u64> {
         let tx = self.begin_write()?;
         let id;
         {
@@ -464,6 +480,10 @@ impl Store {
             if let Some(m) = mask_png {
                 let mut mt = tx.open_table(OUTPUT_MASK_PNG).map_err(|e| self.err(e))?;
                 mt.insert(id, m).map_err(|e| self.err(e))?;
+            }
+            if let Some(c) = clean_png {
+                let mut ct = tx.open_table(OUTPUT_CLEAN_PNG).map_err(|e| self.err(e))?;
+                ct.insert(id, c).map_err(|e| self.err(e))?;
             }
         }
         tx.commit().map_err(|e| self.err(e))?;
@@ -504,7 +524,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes an output's record, PNG bytes and mask, and its bookmark (files on disk stay).
+    /// Deletes an output's record, PNG bytes, mask and clean image, and its bookmark (files on disk stay).
     pub fn delete_output(&self, id: u64) -> Result<()> {
         let tx = self.begin_write()?;
         {
@@ -524,6 +544,10 @@ impl Store {
                 .map_err(|e| self.err(e))?
                 .remove(id)
                 .map_err(|e| self.err(e))?;
+            tx.open_table(OUTPUT_CLEAN_PNG)
+                .map_err(|e| self.err(e))?
+                .remove(id)
+                .map_err(|e| self.err(e))?;
             tx.open_table(BOOKMARKS)
                 .map_err(|e| self.err(e))?
                 .remove(id)
@@ -540,6 +564,11 @@ impl Store {
     /// The mask PNG bytes of an output, if it was saved with one.
     pub fn output_mask_png(&self, id: u64) -> Result<Option<Vec<u8>>> {
         self.get_bytes(OUTPUT_MASK_PNG, id)
+    }
+
+    /// The defect-free image saved with an output, if it was saved with one.
+    pub fn output_clean_png(&self, id: u64) -> Result<Option<Vec<u8>>> {
+        self.get_bytes(OUTPUT_CLEAN_PNG, id)
     }
 
     fn get_bytes(&self, table: TableDefinition<u64, &[u8]>, id: u64) -> Result<Option<Vec<u8>>> {

@@ -34,6 +34,8 @@ fn output_record(run_id: u64, item: u64) -> OutputRecord {
         created_ms: now_ms(),
         label: "scratch".into(),
         overrides: serde_json::Value::Null,
+        clean_path: None,
+        clean_sha256: None,
     }
 }
 
@@ -325,4 +327,62 @@ fn store_check_finds_outputs_whose_bytes_do_not_match() {
         .expect_err("strict refuses")
         .to_string();
     assert!(err.contains("3 bad") && err.contains("output 2"), "{err}");
+}
+
+#[test]
+fn clean_images_are_stored_checked_exported_and_deleted_with_their_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    let s = Store::open(&path).unwrap();
+    let img = |v: f32| {
+        engine::codec::encode_image_png(
+            &engine::Image {
+                width: 2,
+                height: 1,
+                data: vec![v; 8],
+            },
+            &[],
+        )
+        .unwrap()
+    };
+    let (png, clean) = (img(0.5), img(0.25));
+    let run = s.begin_run(&run_record("plate")).unwrap();
+    let rec = OutputRecord {
+        sha256: engine::hashing::sha256_hex(&png),
+        clean_sha256: Some(engine::hashing::sha256_hex(&clean)),
+        ..output_record(run, 0)
+    };
+    let a = s
+        .add_output_with_clean(&rec, &png, None, Some(&clean))
+        .unwrap();
+    assert_eq!(s.output_clean_png(a).unwrap(), Some(clean.clone()));
+    // A clean image that is not what the record says is found by `store check`.
+    let b = s
+        .add_output_with_clean(&rec, &png, None, Some(&png))
+        .unwrap();
+    // An output without one has none.
+    let plain = OutputRecord {
+        clean_sha256: None,
+        ..rec.clone()
+    };
+    let c = s.add_output(&plain, &png, None).unwrap();
+    assert_eq!(s.output_clean_png(c).unwrap(), None);
+    let report = engine::export::check_store(&s).unwrap();
+    let bad: Vec<(u64, &str)> = report
+        .bad
+        .iter()
+        .map(|x| (x.id, x.problem.as_str()))
+        .collect();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(
+        bad[0].0 == b && bad[0].1.starts_with("clean image:"),
+        "{bad:?}"
+    );
+    // Export items carry it.
+    let items = engine::export::items_from_store(&s, 0, &[a, c]).unwrap();
+    assert_eq!(items[0].clean_png.as_deref(), Some(clean.as_slice()));
+    assert_eq!(items[1].clean_png, None);
+    // Deleting the output deletes its clean image.
+    s.delete_output(a).unwrap();
+    assert_eq!(s.output_clean_png(a).unwrap(), None);
 }

@@ -93,11 +93,19 @@ pub static SAVE_IMAGE: NodeSpec = NodeSpec {
     version: 1,
     category: IO,
     doc: "Saves the image as a PNG under the output folder and records it in the store. If a mask \
-          is connected it is saved beside it as <name>_mask.png (pixel-exact, for datasets). An \
+          is connected it is saved beside it as <name>_mask.png (pixel-exact, for datasets); if a \
+          clean image is connected (the image before the defect nodes) it is saved beside it as \
+          <name>_clean.png and kept with the output, for anomaly datasets (MVTec, anomalib). An \
           existing file is never overwritten: a numeric suffix is added.",
     inputs: &[
         PortSpec::new("image", T::Image, "The image to save."),
         PortSpec::optional("mask", T::Mask, "The defect mask to save with it."),
+        PortSpec::optional(
+            "clean",
+            T::Image,
+            "The defect-free image of this item (the image before the defect nodes); MVTec and \
+             anomalib exports use it as a good image.",
+        ),
     ],
     outputs: &[],
     params: &[
@@ -123,15 +131,26 @@ pub static EXPORT_DATASET: NodeSpec = NodeSpec {
     version: 1,
     category: IO,
     doc: "Saves the image and its mask like SaveImage, and at the end of the run writes every item as a \
-          training dataset (folder, COCO instance segmentation with RLE masks, YOLO segmentation or \
-          MVTec-AD layout) with a provenance manifest, in a new folder under the output folder.",
+          training dataset (folder, COCO instance segmentation with RLE masks, YOLO segmentation, \
+          MVTec-AD layout or anomalib folder layout) with a provenance manifest, in a new folder under the output folder.",
     inputs: &[
         PortSpec::new("image", T::Image, "The defect image."),
         PortSpec::optional("mask", T::Mask, "Its exact defect mask (white = defect)."),
+        PortSpec::optional(
+            "clean",
+            T::Image,
+            "The defect-free image of this item (the image before the defect nodes); MVTec and \
+             anomalib-folder datasets use it as a good image.",
+        ),
     ],
     outputs: &[],
     params: &[
-        P::choice("format", &["folder", "coco", "yolo", "mvtec"], "coco", "Dataset format."),
+        P::choice(
+            "format",
+            &["folder", "coco", "yolo", "mvtec", "anomalib-folder"],
+            "coco",
+            "Dataset format.",
+        ),
         P::output_template("folder", "{graph}-dataset", "Dataset folder inside the output folder; a new one (-1, -2, …) if it exists."),
         P::text("label", "defect", "The defect class (category); \"good\" for defect-free images."),
         P::choice("instances", &["components", "per-defect"], "components", "Which pixels form one instance: each connected region of the mask, or the generator's own defects (masks without instance ids use regions)."),

@@ -110,6 +110,7 @@ fn label_text(name: &str, png: &[u8], tmp: &Path) -> String {
         label: "defect".to_string(),
         provenance: serde_json::Value::Null,
         instance_png: None,
+        clean_png: None,
     };
     let dir = tmp.join(name);
     let opts = ExportOptions {
@@ -428,6 +429,7 @@ fn write_small_dataset() {
             label: label.to_string(),
             provenance: serde_json::Value::Null,
             instance_png: None,
+            clean_png: None,
         });
     }
     let report = export(&items, &Format::Yolo.into(), &dir).unwrap();

@@ -31,7 +31,15 @@ pub(crate) struct Entry {
     /// COCO image id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coco_image_id: Option<u64>,
-    /// `train` or `val`, where the format splits (YOLO).
+    /// The item's defect-free image (its `clean` input), where the format writes one beside
+    /// the defect image (anomaly layouts, test split).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clean: Option<String>,
+    /// True when `image` is the item's defect-free image, not its output (anomaly layouts).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub clean_image: bool,
+    /// The split the image belongs to, where the format has one (`train`/`val` for YOLO,
+    /// `train`/`test` for the anomaly layouts).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub split: Option<&'static str>,
     pub provenance: serde_json::Value,
@@ -52,6 +60,8 @@ impl Entry {
             mask: None,
             label_file: None,
             coco_image_id: None,
+            clean: None,
+            clean_image: false,
             split: None,
             provenance: p.item.provenance.clone(),
         }

@@ -10,7 +10,8 @@
 //! | [`Format::Folder`] | `images/<name>.png`, `masks/<name>_mask.png` (0/255 grey, always written) |
 //! | [`Format::Coco`] | `images/<name>.png`, `annotations.json` (instance segmentation, uncompressed RLE) |
 //! | [`Format::Yolo`] | `images/{train,val}/<name>.png`, `labels/{train,val}/<name>.txt` (Ultralytics polygons), `data.yaml` |
-//! | [`Format::Mvtec`] | `train/good/NNN.png`, `test/<label>/NNN.png`, `ground_truth/<label>/NNN_mask.png` |
+//! | [`Format::Mvtec`] | `train/good/NNN.png`, `test/good/NNN.png`, `test/<label>/NNN.png`, `ground_truth/<label>/NNN_mask.png` (see `mvtec.rs`) |
+//! | [`Format::AnomalibFolder`] | `normal/NNN.png`, `normal_test/NNN.png`, `abnormal/NNN.png`, `mask/NNN_mask.png` (see `anomalib_folder.rs`) |
 //!
 //! Every format also writes `manifest.json` (written last, so its presence marks a
 //! complete export) with one entry per image: file paths, label, instance and region
@@ -57,6 +58,7 @@
 //! Nothing is written until every item has been decoded and checked, and the output
 //! directory must be empty or absent: an existing dataset is never mixed with a new one.
 
+mod anomalib_folder;
 mod coco;
 mod components;
 mod contours;
@@ -99,6 +101,10 @@ pub struct ExportItem {
     /// 0 = none), same size as the mask; used by [`InstanceRule::PerDefect`]. `None` = the
     /// mask has no instance ids (painted or edited masks): components are used.
     pub instance_png: Option<Vec<u8>>,
+    /// The item's defect-free image as PNG (SaveImage's `clean` input: the image before the
+    /// defect nodes), same size as `image_png`. The anomaly layouts (MVTec, anomalib folder)
+    /// write it as a good image in the item's split; other formats ignore it.
+    pub clean_png: Option<Vec<u8>>,
 }
 
 /// An on-disk dataset layout.
@@ -110,22 +116,31 @@ pub enum Format {
     Coco,
     /// Ultralytics YOLO segmentation: `images/`, `labels/`, `data.yaml`.
     Yolo,
-    /// MVTec-AD layout: `train/good/`, `test/<label>/`, `ground_truth/<label>/`.
+    /// MVTec-AD layout: `train/good/`, `test/good/`, `test/<label>/`, `ground_truth/<label>/`.
     Mvtec,
+    /// anomalib's `Folder` datamodule layout: `normal/`, `normal_test/`, `abnormal/`, `mask/`.
+    AnomalibFolder,
 }
 
 impl Format {
     /// All formats, in a stable order.
-    pub const ALL: [Format; 4] = [Format::Folder, Format::Coco, Format::Yolo, Format::Mvtec];
+    pub const ALL: [Format; 5] = [
+        Format::Folder,
+        Format::Coco,
+        Format::Yolo,
+        Format::Mvtec,
+        Format::AnomalibFolder,
+    ];
 
     /// Parses a format name (case-insensitive): `folder`, `coco`, `yolo`, `mvtec`
-    /// (also `mvtec-ad`, `mvtec_ad`).
+    /// (also `mvtec-ad`, `mvtec_ad`), `anomalib-folder` (also `anomalib_folder`).
     pub fn from_name(s: &str) -> Option<Format> {
         match s.trim().to_ascii_lowercase().as_str() {
             "folder" => Some(Format::Folder),
             "coco" => Some(Format::Coco),
             "yolo" => Some(Format::Yolo),
             "mvtec" | "mvtec-ad" | "mvtec_ad" => Some(Format::Mvtec),
+            "anomalib-folder" | "anomalib_folder" => Some(Format::AnomalibFolder),
             _ => None,
         }
     }
@@ -137,6 +152,7 @@ impl Format {
             Format::Coco => "coco",
             Format::Yolo => "yolo",
             Format::Mvtec => "mvtec",
+            Format::AnomalibFolder => "anomalib-folder",
         }
     }
 }
@@ -219,6 +235,9 @@ pub struct ExportReport {
     pub categories: Vec<String>,
     /// Every file written, in write order (`manifest.json` last).
     pub files: Vec<PathBuf>,
+    /// Defect images not written: the anomaly layouts' train split holds only good images, so
+    /// a train item gives its clean image and leaves its defect image out.
+    pub left_out: usize,
 }
 
 /// Exports `items` to `out` in `format`.
@@ -243,25 +262,38 @@ pub fn export(
         split::assign(&mut prepared, opts.val_fraction, opts.seed);
     }
     let categories = categories(&prepared);
+    // The anomaly layouts' split and clean images are checked before anything is written too.
+    let anomaly = match format {
+        Format::Mvtec | Format::AnomalibFolder => Some(mvtec::plan(&prepared, opts)?),
+        _ => None,
+    };
     fs::create_dir_all(out)
         .map_err(|e| format!("cannot create output directory {}: {e}", out.display()))?;
     let mut writer = Out::new(out);
-    let entries = match format {
-        Format::Folder => folder::write(&prepared, opts.keep_soft_masks, &mut writer)?,
-        Format::Coco => coco::write(&prepared, &categories, &mut writer)?,
-        Format::Yolo => yolo::write(&prepared, &categories, &mut writer)?,
-        Format::Mvtec => mvtec::write(&prepared, &mut writer)?,
+    let left_out = anomaly.as_ref().map_or(0, |plan| plan.left_out);
+    let entries = match (format, &anomaly) {
+        (Format::Folder, _) => folder::write(&prepared, opts.keep_soft_masks, &mut writer)?,
+        (Format::Coco, _) => coco::write(&prepared, &categories, &mut writer)?,
+        (Format::Yolo, _) => yolo::write(&prepared, &categories, &mut writer)?,
+        (Format::Mvtec, Some(plan)) => mvtec::write(plan, &mut writer)?,
+        (Format::AnomalibFolder, Some(plan)) => anomalib_folder::write(plan, &mut writer)?,
+        (Format::Mvtec | Format::AnomalibFolder, None) => {
+            return Err("internal error: no train/test plan for an anomaly layout".to_string())
+        }
     };
-    let instances = prepared.iter().map(|p| p.instances.len()).sum();
+    // Counted over what was written (an anomaly layout may leave train defect images out).
+    let images = entries.len();
+    let instances = entries.iter().map(|e| e.instances).sum();
     manifest::write(opts, &categories, instances, entries, &mut writer)?;
     Ok(ExportReport {
-        images: prepared.len(),
+        images,
         instances,
         duplicates,
         per_defect_fallbacks: prepared.iter().filter(|p| p.per_defect_fallback).count(),
         val_images: prepared.iter().filter(|p| p.split == Split::Val).count(),
         categories,
         files: writer.files,
+        left_out,
     })
 }
 

@@ -84,6 +84,7 @@ fn sample_items() -> (Vec<ExportItem>, Vec<Vec<bool>>) {
             label: label.to_string(),
             provenance: json!({"seed": n, "graph": "abc123", "params": {"k": [1, 2]}}),
             instance_png: None,
+            clean_png: None,
         });
         masks.push(if label == "good" { blank() } else { m });
     };
@@ -410,11 +411,14 @@ fn mvtec_tree() {
     top.retain(|n| n != "manifest.json");
     assert_eq!(top, ["ground_truth", "test", "train"]);
     assert_eq!(list("train"), ["good"]);
-    assert_eq!(list("train/good"), ["000.png", "001.png", "002.png"]);
-    assert_eq!(list("test"), ["dent", "scratch"]);
+    // Three good items, test fraction 0.2: ceil(0.6) = 1 in test. Defect items without a clean
+    // image always go to test.
+    assert_eq!(list("train/good"), ["000.png", "001.png"]);
+    assert_eq!(list("test"), ["dent", "good", "scratch"]);
+    assert_eq!(list("test/good"), ["000.png"]);
     assert_eq!(list("test/scratch"), ["000.png", "001.png"]);
     assert_eq!(list("test/dent"), ["000.png"]);
-    assert_eq!(list("ground_truth"), list("test"));
+    assert_eq!(list("ground_truth"), ["dent", "scratch"]);
     for label in ["dent", "scratch"] {
         let gt: Vec<String> = list(&format!("ground_truth/{label}"))
             .iter()
@@ -435,7 +439,11 @@ fn mvtec_tree() {
                 assert_eq!(&bin, expected);
             }
             None => {
-                assert!(e["image"].as_str().unwrap().starts_with("train/good/"));
+                let image = e["image"].as_str().unwrap();
+                assert!(
+                    image.starts_with("train/good/") || image.starts_with("test/good/"),
+                    "{image}"
+                );
                 assert!(!expected.iter().any(|&v| v));
             }
         }
@@ -566,6 +574,7 @@ fn sixteen_bit_rgba_image_is_copied_verbatim() {
         label: "scratch".to_string(),
         provenance: json!(null),
         instance_png: None,
+        clean_png: None,
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = out_dir(&tmp, "coco");
@@ -628,6 +637,7 @@ fn labelled_items(labels: &[(&str, usize)]) -> Vec<ExportItem> {
                 label: label.to_string(),
                 provenance: json!(null),
                 instance_png: None,
+                clean_png: None,
             });
         }
     }
@@ -730,6 +740,7 @@ fn soft_masks_kept_on_request_and_threshold_chosen() {
         label: "stain".into(),
         provenance: json!(null),
         instance_png: None,
+        clean_png: None,
     };
     let tmp = tempfile::tempdir().unwrap();
     let soft = out_dir(&tmp, "soft");

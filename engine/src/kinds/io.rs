@@ -1,5 +1,7 @@
 //! Inputs and outputs: LoadImage, LoadImageFolder, LoadMask, SaveImage, ExportDataset.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use super::{label_or_defect, outputs, same_size};
@@ -134,6 +136,7 @@ fn save_image(ctx: &mut NodeCtx, p: SaveImage) -> Result<Outputs> {
     if let (Some(m), Some(first)) = (&mask, images.first()) {
         same_size("input \"mask\"", first, m)?;
     }
+    let cleans = clean_images(ctx, &images)?;
     let label = label_or_defect(&p.label);
     let n = images.len();
     for (k, image) in images.iter().enumerate() {
@@ -142,10 +145,39 @@ fn save_image(ctx: &mut NodeCtx, p: SaveImage) -> Result<Outputs> {
         } else {
             p.filename.clone()
         };
-        let saved = ctx.save(image, mask.as_deref(), &name, &label)?;
+        let clean = cleans.get(k).or(cleans.first()).map(|c| c.as_ref());
+        let saved = ctx.save(image, mask.as_deref(), clean, &name, &label)?;
         ctx.save_instances(&saved, "mask")?;
     }
     Ok(Outputs::new())
+}
+
+/// The `clean` input (the image before the defect nodes), checked against the saved images: one
+/// image for all of them, or a batch with one per image, each of its image's size.
+fn clean_images(ctx: &NodeCtx, images: &[Arc<Image>]) -> Result<Vec<Arc<Image>>> {
+    let cleans = ctx.input("clean").map(Value::images).unwrap_or_default();
+    if ctx.input("clean").is_some() && cleans.is_empty() {
+        ctx.image("clean")?;
+    }
+    if cleans.len() > 1 && cleans.len() != images.len() {
+        return Err(EngineError::failed(format!(
+            "input \"clean\": {} clean images for {} images; connect one clean image, or one \
+             per image",
+            cleans.len(),
+            images.len()
+        )));
+    }
+    for (k, image) in images.iter().enumerate() {
+        if let Some(c) = cleans.get(k).or(cleans.first()) {
+            if (c.width, c.height) != (image.width, image.height) {
+                return Err(EngineError::failed(format!(
+                    "input \"clean\": the clean image is {}×{} but the image is {}×{}",
+                    c.width, c.height, image.width, image.height
+                )));
+            }
+        }
+    }
+    Ok(cleans)
 }
 
 /// `dir/name.png` → `dir/name-K.png` (the name of image K of a batch).
@@ -209,9 +241,11 @@ fn export_dataset(ctx: &mut NodeCtx, p: ExportDataset) -> Result<Outputs> {
     if let Some(m) = &mask {
         same_size("input \"mask\"", &image, m)?;
     }
+    let cleans = clean_images(ctx, std::slice::from_ref(&image))?;
     let saved = ctx.save(
         &image,
         mask.as_deref(),
+        cleans.first().map(|c| c.as_ref()),
         "{graph}/{run:05}-{item:04}-{node}.png",
         &label_or_defect(&p.label),
     )?;

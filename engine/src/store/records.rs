@@ -205,4 +205,10 @@ pub struct OutputRecord {
     /// `{"node.param": value}`.
     #[serde(default)]
     pub overrides: serde_json::Value,
+    /// Where the defect-free image (SaveImage's `clean` input) was written, `<name>_clean.png`.
+    #[serde(default)]
+    pub clean_path: Option<String>,
+    /// sha256 of the defect-free image's PNG bytes (as stored and as written).
+    #[serde(default)]
+    pub clean_sha256: Option<String>,
 }

@@ -88,5 +88,13 @@ pub(crate) fn export_cmd(
         out.display(),
         report.duplicates
     );
+    if report.left_out > 0 {
+        println!(
+            "left out {} train defect image(s): the {} train split holds only good images \
+             (their clean images are in it)",
+            report.left_out,
+            opts.format.name()
+        );
+    }
     Ok(0)
 }

@@ -81,7 +81,7 @@ pub enum Command {
         /// Store files to read (default: the user store). Repeatable.
         #[arg(long = "store")]
         stores: Vec<PathBuf>,
-        /// folder, coco, yolo or mvtec.
+        /// folder, coco, yolo, mvtec or anomalib-folder.
         #[arg(long)]
         format: String,
         /// The dataset folder (must be empty or new).
