@@ -95,7 +95,8 @@ fn multi_line_prompt_and_negative() {
 #[test]
 fn lora_tags_and_hashes() {
     let p = parse_parameters(LORAS).unwrap();
-    assert_eq!(p.prompt, "rusty pipe, photo");
+    // The tags are cut out as A1111 cuts them; the separators stay (they are tokens too).
+    assert_eq!(p.prompt, "rusty pipe , photo, ");
     assert_eq!(
         p.loras,
         vec![
@@ -141,7 +142,7 @@ fn lora_tags_and_hashes() {
     assert!(linked(g, ("checkpoint", "model"), ("lora1", "model")));
     assert!(linked(g, ("lora1", "model"), ("lora2", "model")));
     assert!(linked(g, ("lora2", "model"), ("txt2img", "model")));
-    assert_eq!(param(g, "txt2img", "prompt"), t("rusty pipe, photo"));
+    assert_eq!(param(g, "txt2img", "prompt"), t("rusty pipe , photo, "));
     assert_eq!(param(g, "txt2img", "width"), ParamValue::Int(640));
     assert_eq!(param(g, "txt2img", "height"), ParamValue::Int(448));
     valid(g);
@@ -190,9 +191,11 @@ fn format_from_scratch_parses_back() {
     p.raw_prompt.clear(); // Forces the prompt to be rebuilt from the cleaned text and the tags.
     p.loras[0].unet = 1.2;
     let text = format_parameters(&p);
+    // The tags follow the prompt directly, as A1111 appends them, so the prompt the text
+    // encoder sees is unchanged.
     assert!(
         text.starts_with(
-            "rusty pipe, photo, <lora:rust_stain:0.8:1.2>, <lora:scratch_v2:0.6:0.9>\n"
+            "rusty pipe , photo, <lora:rust_stain:0.8:1.2><lora:scratch_v2:0.6:0.9>\n"
         ),
         "{text}"
     );
