@@ -6,9 +6,10 @@
 //! - `RNG: CPU` on every recipe with a sampler node: our initial noise is torch's CPU generator
 //!   (`sd::torch_rng`), which is what A1111 means by it (its default, `GPU`, draws on the card).
 //! - `Lora hashes: "name: hash, …"` in A1111's spelling, one entry per LoRA upstream of the
-//!   sampler whose file is in the recipe's `models` list. The hash is the **AutoV2** short hash,
-//!   the first 10 hex digits of the file's sha256 (the one `models` records, so no file is read
-//!   again when writing). Civitai resolves LoRAs by it. A1111 itself writes 12 hex digits of the
+//!   sampler whose file has a sha256 in the document's `models` list (the batch runner adds
+//!   every LoRA file it finds at run time, hashed through the model manager's cache). The hash
+//!   is the **AutoV2** short hash, the first 10 hex digits of the file's sha256, the same hash
+//!   as `Model hash`. Civitai resolves LoRAs by it. A1111 itself writes 12 hex digits of the
 //!   sha256 of the tensor data after the safetensors header (kohya's "addnet" hash), so its own
 //!   hash lookup does not match ours and falls back to the name in the `<lora:…>` tag.
 
@@ -439,11 +440,13 @@ pub fn from_graph(doc: &GraphDoc, run_seed: u64) -> Option<A1111Params> {
         match up.kind.as_str() {
             "LoraLoader" => {
                 let name = stem(&text(up, "lora").unwrap_or_default());
-                loras.push(LoraTag {
+                // A tag cannot hold ':' or '>' in its name (A1111 splits its args at ':').
+                let tag = LoraTag {
                     te: num(up, "text_strength").unwrap_or(1.0),
                     unet: num(up, "strength").unwrap_or(1.0),
-                    name,
-                });
+                    name: name.replace([':', '<', '>'], ""),
+                };
+                loras.push((name, tag));
             }
             "LoadCheckpoint" => {
                 let name = stem(&text(up, "checkpoint").unwrap_or_default());
@@ -467,8 +470,9 @@ pub fn from_graph(doc: &GraphDoc, run_seed: u64) -> Option<A1111Params> {
     // A1111 drops ':' and ',' from the names it lists (they would break the list).
     p.lora_hashes = loras
         .iter()
-        .filter_map(|l| hash_of(&l.name).map(|h| (l.name.replace([':', ','], ""), h)))
+        .filter_map(|(file, l)| hash_of(file).map(|h| (l.name.replace(',', ""), h)))
         .collect();
+    let loras: Vec<LoraTag> = loras.into_iter().map(|(_, l)| l).collect();
     // The tags follow the prompt directly, as A1111 appends them, so cutting them out gives the
     // prompt back byte for byte.
     let tags: String = loras.iter().map(LoraTag::to_tag).collect();
