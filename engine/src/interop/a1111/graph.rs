@@ -44,6 +44,7 @@ impl Default for GraphOptions<'_> {
 /// Extra keys that change nothing in the image, or that [`to_graph_with_report`] reads itself.
 const QUIET_KEYS: &[&str] = &[
     "Version",
+    "Defect studio version",
     "Inpaint area",
     "Masked area padding",
     "Masked content",
