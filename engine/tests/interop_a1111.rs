@@ -466,6 +466,11 @@ fn lines_after_the_parameters_line_are_fields() {
     );
     assert_eq!(p.extra("Template"), Some("p {a|b}"));
     assert_eq!(format_parameters(&p), text);
+    let notes = to_graph_with_report(&p, &GraphOptions::default())
+        .report
+        .notes;
+    assert!(notes.contains(&"not carried over: note from an extension".to_string()));
+    assert!(notes.contains(&"not carried over: Template: p {a|b}".to_string()));
     // Without a Steps line the last line still counts when it holds three pairs (A1111's rule),
     // and a text with neither is all prompt.
     let q = parse_parameters("p\nSeed: 3, Size: 8x8, Recipe: A > B").unwrap();

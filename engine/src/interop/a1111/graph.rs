@@ -328,7 +328,9 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
     b.pos("save", step());
 
     for (k, v) in p.extra.iter().chain(&p.trailing) {
-        if !QUIET_KEYS.contains(&k.as_str()) {
+        if k.is_empty() {
+            report.notes.push(format!("not carried over: {}", v.trim()));
+        } else if !QUIET_KEYS.contains(&k.as_str()) {
             report
                 .notes
                 .push(format!("not carried over: {k}: {}", v.trim()));
