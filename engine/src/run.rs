@@ -744,10 +744,11 @@ fn recipe_chunks(doc: &GraphDoc, seed: u64, base_dir: &Path, embed_assets: bool)
         }
     }
     crate::exec::keep_assets(&run_doc, png_meta::LARGE_ASSET_BYTES);
-    // The LoRAs' hashes for `Lora hashes`: known at run time (the recipe's own `models` list
-    // rarely names them). Only the parameters see them; the embedded recipe stays as written.
+    // The checkpoint's and LoRAs' hashes for `Model hash` and `Lora hashes`: known at run time
+    // (the recipe's own `models` list rarely names them). Only the parameters see them; the
+    // embedded recipe stays as written.
     let mut hashed = run_doc.clone();
-    hashed.models.extend(lora_refs(&run_doc));
+    hashed.models.extend(model_refs(&run_doc));
     RecipeChunks {
         graph: (
             png_meta::GRAPH_KEYWORD.to_string(),
@@ -758,25 +759,35 @@ fn recipe_chunks(doc: &GraphDoc, seed: u64, base_dir: &Path, embed_assets: bool)
     }
 }
 
-/// Model references for the recipe's LoRA files that its `models` list lacks: each resolved as
-/// LoraLoader resolves it, hashed through the model manager's cache (by path, size and
-/// modification time, so a LoRA is read once, not once per work item). A LoRA that cannot be
-/// found or read is left out (its node reports the error when it runs).
-fn lora_refs(doc: &GraphDoc) -> Vec<nodes::ModelRef> {
+/// Model references for the recipe's checkpoint and LoRA files that its `models` list lacks:
+/// each resolved as its node resolves it, hashed through the model manager's cache (by path,
+/// size and modification time, so a file is read once, not once per work item). A model that
+/// cannot be found or read, or a diffusers folder, is left out (its node reports any error when
+/// it runs).
+fn model_refs(doc: &GraphDoc) -> Vec<nodes::ModelRef> {
     let listed = |name: &str| {
         let stem = Path::new(name).file_stem().unwrap_or_default();
         doc.models
             .iter()
             .any(|m| Path::new(&m.name).file_stem() == Some(stem) && !m.sha256.is_empty())
     };
+    fn param(n: &nodes::NodeDoc) -> Option<&ParamValue> {
+        match n.kind.as_str() {
+            "LoraLoader" => n.params.get("lora"),
+            "LoadCheckpoint" => n.params.get("checkpoint"),
+            _ => None,
+        }
+    }
     let manager = crate::models::manager::ModelManager::default_dirs();
     doc.nodes
         .values()
-        .filter(|n| n.kind == "LoraLoader")
-        .filter_map(|n| n.params.get("lora").and_then(|v| v.as_str()))
+        .filter_map(|n| param(n).and_then(|v| v.as_str()))
         .filter(|name| !name.is_empty() && !listed(name))
         .filter_map(|name| {
             let path = crate::sd::nodes::resolve_checkpoint(name).ok()?;
+            if !path.is_file() {
+                return None;
+            }
             let sha256 = manager.sha256(&path).ok()?;
             Some(nodes::ModelRef {
                 name: path.to_string_lossy().into_owned(),

@@ -81,6 +81,9 @@ fn generate_outputs_carry_rng_cpu_and_lora_hashes() {
     let o = env.run(&[
         "generate",
         "--model",
+        sd.join("models/sd15.safetensors").to_str().unwrap(),
+        // The tiny fixture's configs cannot be inferred from its tensors.
+        "--config-dir",
         sd.join("models/sd15").to_str().unwrap(),
         "--lora",
         &format!("{}:0.8", lora.display()),
@@ -105,8 +108,15 @@ fn generate_outputs_carry_rng_cpu_and_lora_hashes() {
         (Some(2), Some(77), Some((64, 64)))
     );
     assert_eq!(p.extra("RNG"), Some("CPU"), "{text}");
-    // AutoV2: the first 10 hex digits of the LoRA file's sha256.
-    let autov2 = sha256(&std::fs::read(&lora).unwrap())[..10].to_string();
+    // AutoV2: the first 10 hex digits of the file's sha256, for the checkpoint and the LoRA.
+    let autov2 = |f: &std::path::Path| sha256(&std::fs::read(f).unwrap())[..10].to_string();
+    assert_eq!(p.model.as_deref(), Some("sd15"));
+    assert_eq!(
+        p.model_hash,
+        Some(autov2(&sd.join("models/sd15.safetensors"))),
+        "{text}"
+    );
+    let autov2 = autov2(&lora);
     assert_eq!(
         p.lora_hashes,
         vec![("kohya_a".to_string(), autov2)],

@@ -7,9 +7,9 @@
 //!   (`sd::torch_rng`), which is what A1111 means by it (its default, `GPU`, draws on the card).
 //! - `Lora hashes: "name: hash, …"` in A1111's spelling, one entry per LoRA upstream of the
 //!   sampler whose file has a sha256 in the document's `models` list (the batch runner adds
-//!   every LoRA file it finds at run time, hashed through the model manager's cache). The hash
-//!   is the **AutoV2** short hash, the first 10 hex digits of the file's sha256, the same hash
-//!   as `Model hash`. Civitai resolves LoRAs by it. A1111 itself writes 12 hex digits of the
+//!   every checkpoint and LoRA file it finds at run time, hashed through the model manager's
+//!   cache). The hash is the **AutoV2** short hash, the first 10 hex digits of the file's
+//!   sha256, the same hash as `Model hash`. Civitai resolves LoRAs by it. A1111 itself writes 12 hex digits of the
 //!   sha256 of the tensor data after the safetensors header (kohya's "addnet" hash), so its own
 //!   hash lookup does not match ours and falls back to the name in the `<lora:…>` tag.
 
