@@ -3,8 +3,8 @@
 mod interop_common;
 
 use engine::interop::a1111::{
-    format_parameters, map_sampler, parse_parameters, to_graph, to_graph_with_report, GraphOptions,
-    LoraTag,
+    format_parameters, from_graph, map_sampler, parse_parameters, procedural_parameters, to_graph,
+    to_graph_with_report, GraphOptions, LoraTag,
 };
 use interop_common::*;
 use nodes::{ParamValue, SeedValue};
@@ -95,7 +95,8 @@ fn multi_line_prompt_and_negative() {
 #[test]
 fn lora_tags_and_hashes() {
     let p = parse_parameters(LORAS).unwrap();
-    assert_eq!(p.prompt, "rusty pipe, photo");
+    // The tags are cut out as A1111 cuts them; the separators stay (they are tokens too).
+    assert_eq!(p.prompt, "rusty pipe , photo, ");
     assert_eq!(
         p.loras,
         vec![
@@ -141,7 +142,7 @@ fn lora_tags_and_hashes() {
     assert!(linked(g, ("checkpoint", "model"), ("lora1", "model")));
     assert!(linked(g, ("lora1", "model"), ("lora2", "model")));
     assert!(linked(g, ("lora2", "model"), ("txt2img", "model")));
-    assert_eq!(param(g, "txt2img", "prompt"), t("rusty pipe, photo"));
+    assert_eq!(param(g, "txt2img", "prompt"), t("rusty pipe , photo, "));
     assert_eq!(param(g, "txt2img", "width"), ParamValue::Int(640));
     assert_eq!(param(g, "txt2img", "height"), ParamValue::Int(448));
     valid(g);
@@ -190,9 +191,11 @@ fn format_from_scratch_parses_back() {
     p.raw_prompt.clear(); // Forces the prompt to be rebuilt from the cleaned text and the tags.
     p.loras[0].unet = 1.2;
     let text = format_parameters(&p);
+    // The tags follow the prompt directly, as A1111 appends them, so the prompt the text
+    // encoder sees is unchanged.
     assert!(
         text.starts_with(
-            "rusty pipe, photo, <lora:rust_stain:0.8:1.2>, <lora:scratch_v2:0.6:0.9>\n"
+            "rusty pipe , photo, <lora:rust_stain:0.8:1.2><lora:scratch_v2:0.6:0.9>\n"
         ),
         "{text}"
     );
@@ -331,4 +334,148 @@ fn unquoted_comma_in_value_is_kept() {
     .unwrap();
     assert_eq!(p.extra("Hires upscaler"), Some("Latent (nearest, exact)"));
     assert_eq!(p.seed, Some(9));
+}
+
+/// The pair `key` of A1111's own reading of `text`.
+fn a1111_pair(text: &str, key: &str) -> Option<String> {
+    a1111_reference(text)
+        .2
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
+#[test]
+fn procedural_parameters_are_read_by_a1111_and_by_us() {
+    let path = manifest_dir().join("../examples/scratches-on-brushed-metal.json");
+    let doc = nodes::GraphDoc::from_json(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(from_graph(&doc, 42).is_none(), "no sampler node");
+    let mut p = procedural_parameters(&doc, 42);
+    p.size = Some((512, 384)); // the batch runner sets it from the image
+    let text = format_parameters(&p);
+    assert!(!text.contains("Steps") && !text.contains("RNG"), "{text}");
+    // A1111's rule: one line with three pairs or more is the parameters line.
+    assert_eq!(a1111_pair(&text, "Seed").as_deref(), Some("42"), "{text}");
+    assert_eq!(a1111_pair(&text, "Size").as_deref(), Some("512x384"));
+    assert_eq!(
+        a1111_pair(&text, "Recipe").as_deref(),
+        Some("Texture > Scratch > SaveImage")
+    );
+    assert_eq!(a1111_reference(&text).0, "");
+    let q = parse_parameters(&text).unwrap();
+    assert_eq!((q.seed, q.size), (Some(42), Some((512, 384))));
+    assert_eq!(q.prompt, "");
+    assert_eq!(q.extra("Recipe"), Some("Texture > Scratch > SaveImage"));
+    assert_eq!(
+        q.extra("Defect studio version"),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+}
+
+const SD_RECIPE: &str = r#"{"format": "defect-studio/graph", "version": 1,
+    "nodes": {
+        "ckpt": {"kind": "LoadCheckpoint", "version": 1, "params": {"checkpoint": "models/sd15.safetensors"}},
+        "lora": {"kind": "LoraLoader", "version": 1, "params": {"lora": "loras/rust,stain:v2.safetensors", "strength": 0.7, "text_strength": 0.5}},
+        "gen": {"kind": "Txt2Img", "version": 1, "params": {
+            "prompt": "a dent , steel,", "negative": "blurry", "width": 64, "height": 64,
+            "steps": 3, "cfg": 6.0, "scheduler": "euler_a"}},
+        "save": {"kind": "SaveImage", "version": 1, "params": {"filename": "x.png"}}
+    },
+    "links": [
+        {"from": ["ckpt", "model"], "to": ["lora", "model"]},
+        {"from": ["lora", "model"], "to": ["gen", "model"]},
+        {"from": ["gen", "image"], "to": ["save", "image"]}
+    ],
+    "models": [
+        {"name": "sd15.safetensors", "sha256": "6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa"},
+        {"name": "rust,stain:v2.safetensors", "sha256": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
+    ]}"#;
+
+#[test]
+fn sampler_recipe_parameters_carry_rng_and_lora_hashes() {
+    let doc = nodes::GraphDoc::from_json(SD_RECIPE).unwrap();
+    let p = from_graph(&doc, 7).unwrap();
+    let text = format_parameters(&p);
+    // The tag follows the prompt directly, so the prompt comes back byte for byte.
+    assert!(
+        text.starts_with("a dent , steel,<lora:rust,stainv2:0.5:0.7>\nNegative prompt: blurry\n"),
+        "{text}"
+    );
+    assert!(text.contains(", RNG: CPU"), "{text}");
+    assert!(
+        text.contains("Model hash: 6ce0161689, Model: sd15"),
+        "{text}"
+    );
+    // A1111's spelling: the name without ':' and ',', AutoV2 (10 hex digits).
+    assert_eq!(
+        a1111_pair(&text, "Lora hashes").as_deref(),
+        Some("ruststainv2: 0123456789")
+    );
+    assert_eq!(a1111_pair(&text, "RNG").as_deref(), Some("CPU"));
+    assert_eq!(a1111_pair(&text, "Seed").as_deref(), Some("7"));
+    assert_eq!(a1111_pair(&text, "Size").as_deref(), Some("64x64"));
+    let q = parse_parameters(&text).unwrap();
+    assert_eq!(q.prompt, "a dent , steel,");
+    assert_eq!(q.negative.as_deref(), Some("blurry"));
+    assert_eq!(
+        q.lora_hashes,
+        vec![("ruststainv2".to_string(), "0123456789".to_string())]
+    );
+    assert_eq!(q.extra("RNG"), Some("CPU"));
+    // Read back: CPU noise, so no warning that the image will differ.
+    let r = to_graph_with_report(&q, &GraphOptions::default());
+    assert!(
+        !r.report.notes.iter().any(|n| n.contains("GPU")),
+        "{:?}",
+        r.report.notes
+    );
+    assert_eq!(param(&r.graph, "txt2img", "prompt"), t("a dent , steel,"));
+}
+
+#[test]
+fn crlf_text_and_other_extra_networks() {
+    let p = parse_parameters(
+        "a<hypernet:grain:0.5> plate ,\r\nNegative prompt: smooth\r\nSteps: 5, Seed: 1, CFG scale: 7\r\n",
+    )
+    .unwrap();
+    // A1111 cuts every <name:args> tag from the text it encodes.
+    assert_eq!(p.prompt, "a plate ,");
+    assert_eq!(p.raw_prompt, "a<hypernet:grain:0.5> plate ,");
+    assert_eq!(p.negative.as_deref(), Some("smooth"));
+    assert_eq!((p.steps, p.seed), (Some(5), Some(1)));
+    let r = to_graph_with_report(&p, &GraphOptions::default());
+    assert!(r
+        .report
+        .unsupported
+        .iter()
+        .any(|(_, w)| w == "hypernet tag"));
+}
+
+#[test]
+fn lines_after_the_parameters_line_are_fields() {
+    let text = "p\nSteps: 5, Seed: 1, Size: 64x64\nnote from an extension\nTemplate:p {a|b}";
+    let p = parse_parameters(text).unwrap();
+    assert_eq!(p.prompt, "p");
+    assert_eq!((p.steps, p.size), (Some(5), Some((64, 64))));
+    assert_eq!(
+        p.trailing,
+        vec![
+            (String::new(), "note from an extension".to_string()),
+            ("Template".to_string(), "p {a|b}".to_string()),
+        ]
+    );
+    assert_eq!(p.extra("Template"), Some("p {a|b}"));
+    assert_eq!(format_parameters(&p), text);
+    let notes = to_graph_with_report(&p, &GraphOptions::default())
+        .report
+        .notes;
+    assert!(notes.contains(&"not carried over: note from an extension".to_string()));
+    assert!(notes.contains(&"not carried over: Template: p {a|b}".to_string()));
+    // Without a Steps line the last line still counts when it holds three pairs (A1111's rule),
+    // and a text with neither is all prompt.
+    let q = parse_parameters("p\nSeed: 3, Size: 8x8, Recipe: A > B").unwrap();
+    assert_eq!((q.seed, q.size), (Some(3), Some((8, 8))));
+    let r = parse_parameters("a photo, Seed: 3\nTemplate: x").unwrap();
+    assert_eq!(r.prompt, "a photo, Seed: 3\nTemplate: x");
+    assert!(r.trailing.is_empty() && r.seed.is_none());
 }

@@ -253,6 +253,22 @@ fn remove_bg_is_its_recipe() {
     assert_eq!(a, b, "remove-bg and its recipe differ");
     // The cut-out really is cut: a hard alpha has both 0 and 255.
     assert!(a.pixels().any(|p| p.0[3] == 0) && a.pixels().any(|p| p.0[3] == 255));
+    // Like every output, it carries A1111 parameters: seed, size and the recipe.
+    let chunks =
+        engine::interop::png_meta::read_text_chunks(&std::fs::read(&out).unwrap()).unwrap();
+    let text = &chunks
+        .iter()
+        .find(|(k, _)| k == "parameters")
+        .expect("parameters")
+        .1;
+    let p = engine::interop::a1111::parse_parameters(text).unwrap();
+    assert_eq!(p.size, Some((a.width(), a.height())), "{text}");
+    assert!(p.seed.is_some(), "{text}");
+    assert_eq!(
+        p.extra("Recipe"),
+        Some("LoadImage > RemoveBackground > SaveImage"),
+        "{text}"
+    );
     let runs = env.history();
     assert_eq!(runs.len(), 2);
     assert!(runs.iter().all(|r| r["graph"] == "remove-bg"), "{runs:?}");

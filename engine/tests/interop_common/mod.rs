@@ -52,3 +52,42 @@ pub fn linked(g: &GraphDoc, from: (&str, &str), to: (&str, &str)) -> bool {
             && l.to.port() == to.1
     })
 }
+
+/// What A1111's `parse_generation_parameters` (`modules/infotext_utils.py`) makes of a text,
+/// re-implemented here independently of the engine's parser (its prompt/negative split and
+/// `re_param` pairs, before its defaults are added): (prompt, negative, pairs).
+pub fn a1111_reference(x: &str) -> (String, String, Vec<(String, String)>) {
+    let re = regex::Regex::new(r#"\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)"#).unwrap();
+    let mut lines: Vec<&str> = x.trim().split('\n').collect();
+    let mut lastline = lines.pop().unwrap_or("");
+    if re.find_iter(lastline).count() < 3 {
+        lines.push(lastline);
+        lastline = "";
+    }
+    let (mut prompt, mut negative, mut done) = (String::new(), String::new(), false);
+    for line in lines {
+        let mut line = line.trim();
+        if let Some(rest) = line.strip_prefix("Negative prompt:") {
+            done = true;
+            line = rest.trim();
+        }
+        let target = if done { &mut negative } else { &mut prompt };
+        if !target.is_empty() {
+            target.push('\n');
+        }
+        target.push_str(line);
+    }
+    let pairs = re
+        .captures_iter(lastline)
+        .map(|c| {
+            let v = &c[2];
+            let v = if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') {
+                serde_json::from_str::<String>(v).unwrap_or_else(|_| v.to_string())
+            } else {
+                v.to_string()
+            };
+            (c[1].to_string(), v)
+        })
+        .collect();
+    (prompt, negative, pairs)
+}

@@ -1,5 +1,17 @@
 //! Building a recipe from A1111's parameters ([`to_graph`], [`to_graph_with_report`]) and the
-//! parameters of a recipe ([`from_graph`]).
+//! parameters of a recipe ([`from_graph`] for one with a sampler node, [`procedural_parameters`]
+//! for one without).
+//!
+//! What our `parameters` text says beyond the sampler settings:
+//! - `RNG: CPU` on every recipe with a sampler node: our initial noise is torch's CPU generator
+//!   (`sd::torch_rng`), which is what A1111 means by it (its default, `GPU`, draws on the card).
+//! - `Lora hashes: "name: hash, …"` in A1111's spelling, one entry per LoRA upstream of the
+//!   sampler whose file has a sha256 in the document's `models` list (the batch runner adds
+//!   every checkpoint and LoRA file it finds at run time, hashed through the model manager's
+//!   cache). The hash is the **AutoV2** short hash, the first 10 hex digits of the file's
+//!   sha256, the same hash as `Model hash`. Civitai resolves LoRAs by it. A1111 itself writes 12 hex digits of the
+//!   sha256 of the tensor data after the safetensors header (kohya's "addnet" hash), so its own
+//!   hash lookup does not match ours and falls back to the name in the `<lora:…>` tag.
 
 use nodes::{GraphDoc, ParamValue};
 
@@ -32,6 +44,7 @@ impl Default for GraphOptions<'_> {
 /// Extra keys that change nothing in the image, or that [`to_graph_with_report`] reads itself.
 const QUIET_KEYS: &[&str] = &[
     "Version",
+    "Defect studio version",
     "Inpaint area",
     "Masked area padding",
     "Masked content",
@@ -314,9 +327,13 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
     b.link((sampler_id, "image"), ("save", "image"));
     b.pos("save", step());
 
-    for (k, v) in &p.extra {
-        if !QUIET_KEYS.contains(&k.as_str()) {
-            report.notes.push(format!("not carried over: {k}: {v}"));
+    for (k, v) in p.extra.iter().chain(&p.trailing) {
+        if k.is_empty() {
+            report.notes.push(format!("not carried over: {}", v.trim()));
+        } else if !QUIET_KEYS.contains(&k.as_str()) {
+            report
+                .notes
+                .push(format!("not carried over: {k}: {}", v.trim()));
         }
     }
     b.doc.meta.title = "Imported A1111 parameters".into();
@@ -426,11 +443,13 @@ pub fn from_graph(doc: &GraphDoc, run_seed: u64) -> Option<A1111Params> {
         match up.kind.as_str() {
             "LoraLoader" => {
                 let name = stem(&text(up, "lora").unwrap_or_default());
-                loras.push(LoraTag {
+                // A tag cannot hold ':' or '>' in its name (A1111 splits its args at ':').
+                let tag = LoraTag {
                     te: num(up, "text_strength").unwrap_or(1.0),
                     unet: num(up, "strength").unwrap_or(1.0),
-                    name,
-                });
+                    name: name.replace([':', '<', '>'], ""),
+                };
+                loras.push((name, tag));
             }
             "LoadCheckpoint" => {
                 let name = stem(&text(up, "checkpoint").unwrap_or_default());
@@ -451,12 +470,85 @@ pub fn from_graph(doc: &GraphDoc, run_seed: u64) -> Option<A1111Params> {
         cur = link.from.0.clone();
     }
     loras.reverse();
+    // A1111 drops ':' and ',' from the names it lists (they would break the list).
     p.lora_hashes = loras
         .iter()
-        .filter_map(|l| hash_of(&l.name).map(|h| (l.name.clone(), h)))
+        .filter_map(|(file, l)| hash_of(file).map(|h| (l.name.replace(',', ""), h)))
         .collect();
-    let tags: String = loras.iter().map(|l| format!(" {}", l.to_tag())).collect();
+    let loras: Vec<LoraTag> = loras.into_iter().map(|(_, l)| l).collect();
+    // The tags follow the prompt directly, as A1111 appends them, so cutting them out gives the
+    // prompt back byte for byte.
+    let tags: String = loras.iter().map(LoraTag::to_tag).collect();
     p.raw_prompt = format!("{}{tags}", p.prompt);
     p.loras = loras;
+    p.extra.push(("RNG".into(), "CPU".into()));
+    p.extra.push(version_field());
     Some(p)
+}
+
+/// Our version, under a key of our own (A1111 reads `Version` as its own version number).
+fn version_field() -> (String, String) {
+    (
+        "Defect studio version".into(),
+        env!("CARGO_PKG_VERSION").into(),
+    )
+}
+
+/// The most node kinds a recipe summary lists.
+const SUMMARY_KINDS: usize = 12;
+
+/// The A1111 parameters of a recipe without a sampler node (a procedural one): the seed, a
+/// short summary of the recipe (`Recipe: Texture > Stain > SaveImage`, its node kinds in link
+/// order) and our version, in A1111's key: value form. No prompt. `Size` is left for the writer
+/// to fill from the image. A1111's parser reads such a one-line text as parameters (it holds
+/// three pairs or more), so PNG-info readers show seed and size.
+pub fn procedural_parameters(doc: &GraphDoc, run_seed: u64) -> A1111Params {
+    let mut p = A1111Params {
+        seed: Some(run_seed),
+        ..A1111Params::default()
+    };
+    let mut kinds = link_order(doc)
+        .into_iter()
+        .map(|id| doc.nodes[id].kind.as_str())
+        .collect::<Vec<_>>();
+    if kinds.len() > SUMMARY_KINDS {
+        kinds.truncate(SUMMARY_KINDS);
+        kinds.push("…");
+    }
+    p.extra.push(("Recipe".into(), kinds.join(" > ")));
+    p.extra.push(version_field());
+    p
+}
+
+/// The node ids in link order (every node after the nodes feeding it; ties and cycles in id
+/// order).
+fn link_order(doc: &GraphDoc) -> Vec<&String> {
+    let mut indegree: std::collections::BTreeMap<&String, usize> =
+        doc.nodes.keys().map(|id| (id, 0)).collect();
+    for l in &doc.links {
+        if doc.nodes.contains_key(&l.from.0) {
+            if let Some(d) = indegree.get_mut(&l.to.0) {
+                *d += 1;
+            }
+        }
+    }
+    let mut order = Vec::with_capacity(indegree.len());
+    let mut done = std::collections::BTreeSet::new();
+    while order.len() < indegree.len() {
+        // The first node (in id order) whose inputs are all placed; in a cycle, the first left.
+        let next = indegree
+            .iter()
+            .find(|(id, d)| **d == 0 && !done.contains(*id))
+            .or_else(|| indegree.iter().find(|(id, _)| !done.contains(*id)))
+            .map(|(id, _)| *id);
+        let Some(id) = next else { break };
+        done.insert(id);
+        order.push(id);
+        for l in doc.links.iter().filter(|l| &l.from.0 == id) {
+            if let Some(d) = indegree.get_mut(&l.to.0) {
+                *d = d.saturating_sub(1);
+            }
+        }
+    }
+    order
 }

@@ -1,24 +1,40 @@
 //! AUTOMATIC1111's generation parameters ("infotext"), as stored in a PNG's `parameters` chunk.
 //!
-//! The text has three parts:
+//! The text has three parts, and sometimes a fourth:
 //!
 //! ```text
 //! a scratch on brushed steel, macro photo <lora:scratch_v2:0.8>     <- prompt (one or more lines)
 //! Negative prompt: blurry, lowres                                    <- optional, may span lines
 //! Steps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 42, Size: 512x512, Model: sd15
+//! Template: a scratch on {brushed|polished} steel                    <- optional trailing fields
 //! ```
 //!
-//! The last line is a comma-separated list of `Key: value` pairs. A value that contains a comma,
-//! a colon or a newline is written as a JSON string (`Lora hashes: "a: 123, b: 456"`), as A1111
-//! itself does. [`parse_parameters`] reads it into [`A1111Params`] (typed fields for the keys we
-//! use, every other key kept in order in [`A1111Params::extra`]); [`format_parameters`] writes it
-//! back. [`to_graph`] builds an equivalent recipe and [`map_sampler`] maps sampler names onto our
-//! scheduler names.
+//! The parameters line is a comma-separated list of `Key: value` pairs. A value that contains a
+//! comma, a colon or a newline is written as a JSON string (`Lora hashes: "a: 123, b: 456"`), as
+//! A1111 itself does. Which line is the parameters line, what a pair is, and how LoRA tags leave
+//! the prompt follow A1111's own code (see `text.rs`): the line is found wherever it is, and the
+//! lines after it (sd-dynamic-prompts' `Template:` / `Negative Template:`) are kept as
+//! [`A1111Params::trailing`] fields, not prompt text.
+//!
+//! Prompts are kept byte for byte: [`A1111Params::raw_prompt`] is the prompt as written and
+//! [`A1111Params::prompt`] is what A1111's text encoder sees (the extra-network tags cut out,
+//! nothing else touched: a trailing comma or a " ," changes the CLIP tokens). Line breaks are
+//! read at `\n`, `\r\n` read as `\n`.
+//!
+//! [`parse_parameters`] reads the text into [`A1111Params`] (typed fields for the keys we use,
+//! every other key kept in order in [`A1111Params::extra`]); [`format_parameters`] writes it
+//! back, so that `format_parameters(&parse_parameters(t)?)` gives the same prompt and negative
+//! bytes and the same fields (and, for text A1111 wrote, the same text). [`to_graph`] builds an
+//! equivalent recipe and [`map_sampler`] maps sampler names onto our scheduler names;
+//! [`from_graph`] and [`procedural_parameters`] write the parameters of our own outputs.
 
 mod graph;
+mod text;
 
 pub(crate) use graph::report_text;
-pub use graph::{from_graph, sampler_name, to_graph, to_graph_with_report, GraphOptions};
+pub use graph::{
+    from_graph, procedural_parameters, sampler_name, to_graph, to_graph_with_report, GraphOptions,
+};
 
 use crate::interop::{InteropError, Result};
 
@@ -51,11 +67,13 @@ impl LoraTag {
 /// [`A1111Params::extra`], in the order it appeared.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct A1111Params {
-    /// The prompt with the LoRA tags removed.
+    /// The prompt the text encoder sees: [`A1111Params::raw_prompt`] with its extra-network
+    /// tags (`<lora:…>`, `<hypernet:…>`, …) cut out, byte for byte otherwise.
     pub prompt: String,
     /// The prompt exactly as written, with its tags (used to write the text back unchanged).
     pub raw_prompt: String,
-    /// The negative prompt, if the text has a `Negative prompt:` part.
+    /// The negative prompt, if the text has a `Negative prompt:` part: the bytes after
+    /// `Negative prompt:` and the one space A1111 writes there.
     pub negative: Option<String>,
     /// LoRA (and LyCORIS) tags from the prompt, in order.
     pub loras: Vec<LoraTag>,
@@ -85,8 +103,12 @@ pub struct A1111Params {
     pub vae: Option<String>,
     /// `Lora hashes` as (name, short hash) pairs.
     pub lora_hashes: Vec<(String, String)>,
-    /// Every other key, in order, with its unquoted value.
+    /// Every other key of the parameters line, in order, with its unquoted value.
     pub extra: Vec<(String, String)>,
+    /// Fields on the lines after the parameters line (sd-dynamic-prompts' `Template:`,
+    /// `Negative Template:`), as `(key, text after "key:")`, byte for byte; a value may span
+    /// lines. Written back after the parameters line.
+    pub trailing: Vec<(String, String)>,
     /// The order the keys appeared in; [`format_parameters`] follows it (keys set but not listed
     /// here are written after them, typed ones first).
     pub key_order: Vec<String>,
@@ -112,8 +134,14 @@ const TYPED_KEYS: &[&str] = &[
 const NEGATIVE_PREFIX: &str = "Negative prompt:";
 
 impl A1111Params {
-    /// The value of `key` (typed or extra) as it is written in the text, unquoted.
+    /// The value of `key` (typed, extra or trailing) as it is written in the text, unquoted.
     pub fn get(&self, key: &str) -> Option<String> {
+        self.get_line_value(key)
+            .or_else(|| self.extra(key).map(str::to_string))
+    }
+
+    /// The value of `key` on the parameters line (typed or extra), unquoted.
+    fn get_line_value(&self, key: &str) -> Option<String> {
         let typed = match key {
             "Steps" => self.steps.map(|v| v.to_string()),
             "Sampler" => self.sampler.clone(),
@@ -134,17 +162,30 @@ impl A1111Params {
                     .collect::<Vec<_>>()
                     .join(", ")
             }),
-            _ => return self.extra(key).map(str::to_string),
+            _ => {
+                return self
+                    .extra
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+            }
         };
         typed
     }
 
-    /// An extra (untyped) key's value.
+    /// An extra (untyped) key's value: from the parameters line, else from a trailing field
+    /// (without the spaces after its colon).
     pub fn extra(&self, key: &str) -> Option<&str> {
         self.extra
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+            .or_else(|| {
+                self.trailing
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.trim_start_matches(' '))
+            })
     }
 
     /// Our scheduler name for this sampler and schedule type, or why there is none. `None` when
@@ -219,34 +260,35 @@ pub fn map_sampler(
 }
 
 /// Reads A1111's infotext. Errors name the key and value of a typed field that does not parse
-/// (e.g. `Steps: many`). A text with no parameter line is all prompt.
+/// (e.g. `Steps: many`). A text with no parameters line is all prompt.
 pub fn parse_parameters(text: &str) -> Result<A1111Params> {
-    let text = text.trim_end_matches(['\n', '\r', ' ', '\t']);
-    let lines: Vec<&str> = text.lines().collect();
+    let lines = text::lines(text);
     let mut p = A1111Params::default();
 
-    let mut body_end = lines.len();
-    if let Some(last) = lines.last() {
-        if let Some(pairs) = parse_kv_line(last) {
-            let has_steps = pairs.iter().any(|(k, _)| k == "Steps");
-            if pairs.len() >= 3 || has_steps {
-                body_end -= 1;
-                for (k, v) in pairs {
-                    if !p.set_typed(&k, &v)? {
-                        p.extra.push((k.clone(), v));
-                    }
-                    p.key_order.push(k);
+    let body_end = match text::params_line(&lines) {
+        Some(i) => {
+            for (k, v) in text::pairs(lines[i]) {
+                if !p.set_typed(&k, &v)? {
+                    p.extra.push((k.clone(), v));
                 }
+                p.key_order.push(k);
             }
+            p.trailing = text::trailing_fields(&lines[i + 1..]);
+            i
         }
-    }
+        None => lines.len(),
+    };
 
+    // A1111: the first line that starts (after spaces) with "Negative prompt:" begins the
+    // negative prompt; everything before it is the prompt.
     let body = &lines[..body_end];
-    let neg_at = body.iter().position(|l| l.starts_with(NEGATIVE_PREFIX));
-    let prompt_lines = &body[..neg_at.unwrap_or(body.len())];
-    p.raw_prompt = prompt_lines.join("\n");
+    let neg_at = body
+        .iter()
+        .position(|l| l.trim_start().starts_with(NEGATIVE_PREFIX));
+    p.raw_prompt = body[..neg_at.unwrap_or(body.len())].join("\n");
     if let Some(i) = neg_at {
-        let first = body[i][NEGATIVE_PREFIX.len()..].trim_start();
+        let first = body[i].trim_start()[NEGATIVE_PREFIX.len()..].to_string();
+        let first = first.strip_prefix(' ').unwrap_or(&first);
         let mut neg = vec![first];
         neg.extend_from_slice(&body[i + 1..]);
         p.negative = Some(neg.join("\n"));
@@ -257,35 +299,23 @@ pub fn parse_parameters(text: &str) -> Result<A1111Params> {
     Ok(p)
 }
 
-/// Takes the `<lora:…>` and `<lyco:…>` tags out of a prompt. Returns the tidied prompt (the
-/// separators the tags leave behind are removed) and the tags in order.
+/// Cuts the extra-network tags (`<lora:…>`, `<lyco:…>`, `<hypernet:…>`, any `<name:args>`)
+/// out of a prompt, as A1111 does before encoding it: the tags' bytes go, nothing else (no
+/// separators are tidied: they are tokens too). Returns that prompt and the LoRA / LyCORIS
+/// tags in order. A LoRA tag without a name or with a weight that is not a number is an error.
 pub fn extract_lora_tags(prompt: &str) -> Result<(String, Vec<LoraTag>)> {
     let mut out = String::with_capacity(prompt.len());
     let mut tags = Vec::new();
-    let mut rest = prompt;
-    while let Some(start) = rest.find('<') {
-        let after = &rest[start + 1..];
-        let body_len = after.find('>');
-        let inner = body_len.map(|e| &after[..e]);
-        let lora_body =
-            inner.and_then(|b| b.strip_prefix("lora:").or_else(|| b.strip_prefix("lyco:")));
-        match (lora_body, body_len) {
-            (Some(b), Some(e)) => {
-                tags.push(parse_lora_tag(b)?);
-                out.push_str(&rest[..start]);
-                rest = &after[e + 1..];
-            }
-            _ => {
-                out.push_str(&rest[..start + 1]);
-                rest = after;
-            }
+    let mut at = 0;
+    for (net, args, range) in text::extra_networks(prompt) {
+        if matches!(net, "lora" | "lyco") {
+            tags.push(parse_lora_tag(args)?);
         }
+        out.push_str(&prompt[at..range.start]);
+        at = range.end;
     }
-    out.push_str(rest);
-    if tags.is_empty() {
-        return Ok((out, tags));
-    }
-    Ok((tidy_after_removal(&out), tags))
+    out.push_str(&prompt[at..]);
+    Ok((out, tags))
 }
 
 fn parse_lora_tag(body: &str) -> Result<LoraTag> {
@@ -316,118 +346,12 @@ fn parse_lora_tag(body: &str) -> Result<LoraTag> {
     Ok(LoraTag { name, te, unet })
 }
 
-/// Cleans the separators a removed tag leaves: doubled commas and spaces, and trailing ones.
-fn tidy_after_removal(s: &str) -> String {
-    let lines: Vec<String> = s
-        .lines()
-        .map(|line| {
-            let mut l = line.to_string();
-            loop {
-                let before = l.len();
-                l = l.replace("  ", " ").replace(" ,", ",").replace(",,", ",");
-                if l.len() == before {
-                    break;
-                }
-            }
-            l.trim_matches(|c: char| c == ',' || c.is_whitespace())
-                .to_string()
-        })
-        .collect();
-    lines.join("\n").trim().to_string()
-}
-
-/// Whether a key looks like an A1111 key: a word character, then word characters, spaces,
-/// `-` or `/` (A1111's own pattern).
-fn is_key(k: &str) -> bool {
-    let mut chars = k.chars();
-    let word = |c: char| c.is_alphanumeric() || c == '_';
-    match chars.next() {
-        Some(c) if word(c) => {}
-        _ => return false,
-    }
-    k.chars().count() >= 2 && chars.all(|c| word(c) || c == ' ' || c == '-' || c == '/')
-}
-
-/// Parses `Key: value, Key: "quoted, value", …`. A segment without a key is appended to the
-/// previous value (older A1111 versions left some commas unquoted). `None` if the line does not
-/// start with a key.
-fn parse_kv_line(line: &str) -> Option<Vec<(String, String)>> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut rest = line.trim();
-    while !rest.is_empty() {
-        let colon = rest.find(':');
-        let comma = rest.find(',');
-        let key = match (colon, comma) {
-            (Some(c), Some(m)) if m < c => None,
-            (Some(c), _) if is_key(rest[..c].trim()) => Some(c),
-            _ => None,
-        };
-        let Some(c) = key else {
-            // Not a key: continuation of the previous value.
-            let (seg, next) = match comma {
-                Some(m) => (&rest[..m], &rest[m + 1..]),
-                None => (rest, ""),
-            };
-            let last = out.last_mut()?;
-            last.1.push_str(", ");
-            last.1.push_str(seg.trim());
-            rest = next.trim_start();
-            continue;
-        };
-        let k = rest[..c].trim().to_string();
-        rest = rest[c + 1..].trim_start();
-        let value;
-        if rest.starts_with('"') {
-            let end = closing_quote(rest)?;
-            value = serde_json::from_str::<String>(&rest[..=end]).ok()?;
-            rest = rest[end + 1..].trim_start();
-            if !rest.is_empty() {
-                rest = rest.strip_prefix(',')?.trim_start();
-            }
-        } else {
-            match rest.find(',') {
-                Some(m) => {
-                    value = rest[..m].trim().to_string();
-                    rest = rest[m + 1..].trim_start();
-                }
-                None => {
-                    value = rest.trim().to_string();
-                    rest = "";
-                }
-            }
-        }
-        out.push((k, value));
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-/// The byte index of the quote closing the JSON string that starts at `s[0]`.
-fn closing_quote(s: &str) -> Option<usize> {
-    let mut escaped = false;
-    for (i, c) in s.char_indices().skip(1) {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '"' => return Some(i),
-            _ => {}
-        }
-    }
-    None
-}
-
-/// A value as A1111 writes it: JSON-quoted when it holds a comma, a colon or a newline.
-fn quote(v: &str) -> String {
-    if v.contains([',', ':', '\n']) || v.starts_with('"') {
-        serde_json::to_string(v).unwrap_or_else(|_| v.to_string())
-    } else {
-        v.to_string()
-    }
-}
-
 /// Writes the parameters in A1111's format. `parse_parameters(&format_parameters(p))` gives `p`
 /// back for any `p` that came from [`parse_parameters`], and a text written in A1111's own
 /// style comes back byte for byte (numbers are written in their shortest form, so `7.0` becomes
-/// `7`).
+/// `7`). When [`A1111Params::raw_prompt`] does not hold `prompt` and `loras`, the prompt is
+/// written as `prompt` followed directly by the tags (as A1111 appends them), so the prompt the
+/// encoder sees is `prompt`, byte for byte.
 pub fn format_parameters(p: &A1111Params) -> String {
     let mut out = String::new();
     let prompt = match extract_lora_tags(&p.raw_prompt) {
@@ -435,9 +359,6 @@ pub fn format_parameters(p: &A1111Params) -> String {
         _ => {
             let mut s = p.prompt.clone();
             for t in &p.loras {
-                if !s.is_empty() {
-                    s.push_str(", ");
-                }
                 s.push_str(&t.to_tag());
             }
             s
@@ -445,7 +366,9 @@ pub fn format_parameters(p: &A1111Params) -> String {
     };
     out.push_str(&prompt);
     if let Some(neg) = &p.negative {
-        out.push('\n');
+        if !out.is_empty() {
+            out.push('\n');
+        }
         out.push_str(NEGATIVE_PREFIX);
         out.push(' ');
         out.push_str(neg);
@@ -462,11 +385,17 @@ pub fn format_parameters(p: &A1111Params) -> String {
     }
     let pairs: Vec<String> = keys
         .iter()
-        .filter_map(|k| p.get(k).map(|v| format!("{k}: {}", quote(&v))))
+        .filter_map(|k| {
+            p.get_line_value(k)
+                .map(|v| format!("{k}: {}", text::quote(&v)))
+        })
         .collect();
     if !pairs.is_empty() {
-        out.push('\n');
+        if !out.is_empty() {
+            out.push('\n');
+        }
         out.push_str(&pairs.join(", "));
     }
+    text::format_trailing(&mut out, &p.trailing);
     out
 }
