@@ -6,6 +6,7 @@ use nodes::{GraphDoc, ParamValue};
 use super::{parse_f64, A1111Params, LoraTag};
 use crate::interop::{
     clamp_f, clamp_i, fixed_seed, size8, text, GraphBuilder, ImportReport, ImportResult,
+    ReportEntry,
 };
 
 /// Inputs of [`to_graph_with_report`] that the infotext cannot give.
@@ -127,9 +128,11 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
         notes.push("LoRA files are looked up as <name>.safetensors".into());
     }
     if p.raw_prompt.contains("<hypernet:") {
-        report
-            .unsupported
-            .push(("prompt".into(), "hypernet tag".into()));
+        report.entries.push(ReportEntry::not_imported(
+            "prompt",
+            "hypernet tag",
+            "hypernetworks have no equivalent",
+        ));
     }
 
     // Sampler settings shared by every sampler node.
@@ -152,10 +155,12 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
     match p.scheduler() {
         Some(Ok(s)) => common.push(("scheduler", text(s))),
         Some(Err(why)) => {
-            report
-                .unsupported
-                .push(("Sampler".into(), p.sampler.clone().unwrap_or_default()));
-            notes.push(format!("{why}; the model's default scheduler is used"));
+            report.entries.push(ReportEntry::approximated(
+                "Sampler",
+                &p.sampler.clone().unwrap_or_default(),
+                "the sampler node",
+                format!("{why}; the model's default scheduler is used"),
+            ));
         }
         None => {}
     }
@@ -279,9 +284,11 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
             }
             match p.extra("Masked content") {
                 None | Some("original") => {}
-                Some(other) => report
-                    .unsupported
-                    .push(("Masked content".into(), other.to_string())),
+                Some(other) => report.entries.push(ReportEntry::not_imported(
+                    "Masked content",
+                    other,
+                    "only \"original\" has an equivalent",
+                )),
             }
             b.node("mask", "LoadMask", vec![("source", text(opts.mask_image))]);
             b.pos("mask", [0.0, 400.0]);
@@ -330,12 +337,7 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
 
 /// The report as lines of text, for `meta.notes`.
 pub(crate) fn report_text(r: &ImportReport) -> String {
-    r.unsupported
-        .iter()
-        .map(|(id, what)| format!("unsupported: {id} ({what})"))
-        .chain(r.notes.iter().cloned())
-        .collect::<Vec<_>>()
-        .join("\n")
+    r.text()
 }
 
 /// A1111's `Sampler:` text for one of ours (the inverse of [`map_sampler`]): the combined name
