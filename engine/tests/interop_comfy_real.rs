@@ -301,3 +301,44 @@ fn api_with_nothing_usable_is_reported_not_usable() {
         why(&r, "7")
     );
 }
+
+/// A hostile chain of 2,000 samplers, each refining the last: bounded, no stack overflow, every
+/// node reported once, and the first samplers still imported.
+#[test]
+fn long_sampler_chains_are_bounded() {
+    let mut api = serde_json::Map::new();
+    api.insert(
+        "ck".into(),
+        serde_json::json!({"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "a.safetensors"}}),
+    );
+    api.insert(
+        "lat".into(),
+        serde_json::json!({"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}}),
+    );
+    let n = 2000;
+    for i in 0..n {
+        let latent = if i == 0 {
+            serde_json::json!(["lat", 0])
+        } else {
+            serde_json::json!([format!("s{}", i - 1), 0])
+        };
+        api.insert(
+            format!("s{i}"),
+            serde_json::json!({"class_type": "KSampler", "inputs": {
+                "seed": i, "steps": 4, "cfg": 7, "sampler_name": "euler", "scheduler": "normal",
+                "denoise": 0.5, "model": ["ck", 0], "latent_image": latent}}),
+        );
+    }
+    api.insert(
+        "dec".into(),
+        serde_json::json!({"class_type": "VAEDecode", "inputs": {"samples": [format!("s{}", n - 1), 0], "vae": ["ck", 2]}}),
+    );
+    let v = serde_json::Value::Object(api);
+    let r = import_workflow(&v.to_string()).unwrap();
+    each_node_once(&v, &r);
+    assert_eq!(kind(&r.graph, "s0"), "Txt2Img");
+    assert_eq!(kind(&r.graph, "s1"), "Img2Img");
+    assert!(r.is_usable());
+    assert_eq!(outcome(&r, &format!("s{}", n - 1)), Outcome::NotImported);
+    valid(&r.graph);
+}

@@ -9,6 +9,7 @@
 //!   anything was said about it (a dropped option, a changed value);
 //! - a node that did not is **not imported**, with every reason given.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// What became of one foreign node.
@@ -85,16 +86,37 @@ impl ReportEntry {
 
 /// What an importer carried over, approximated or dropped. Each foreign node appears once in
 /// [`ImportReport::entries`], in the order it was first recorded.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct ImportReport {
     pub entries: Vec<ReportEntry>,
     /// Notes about the graph as a whole (not about one node).
     pub notes: Vec<String>,
+    /// id → position in `entries` (rebuilt when entries were pushed directly).
+    index: HashMap<String, usize>,
+}
+
+impl PartialEq for ImportReport {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries && self.notes == other.notes
+    }
 }
 
 impl ImportReport {
+    /// The position of node `id` in `entries` (a map, so large graphs stay linear).
+    fn position(&mut self, id: &str) -> Option<usize> {
+        if self.index.len() != self.entries.len() {
+            self.index = self
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.id.clone(), i))
+                .collect();
+        }
+        self.index.get(id).copied()
+    }
+
     fn entry(&mut self, id: &str, kind: &str) -> &mut ReportEntry {
-        let at = match self.entries.iter().position(|e| e.id == id) {
+        let at = match self.position(id) {
             Some(i) => i,
             None => {
                 self.entries.push(ReportEntry {
@@ -103,6 +125,7 @@ impl ImportReport {
                     target: None,
                     why: Vec::new(),
                 });
+                self.index.insert(id.to_string(), self.entries.len() - 1);
                 self.entries.len() - 1
             }
         };
@@ -143,18 +166,21 @@ impl ImportReport {
 
     /// Whether node `id` has been recorded.
     pub fn has(&self, id: &str) -> bool {
-        self.entries.iter().any(|e| e.id == id)
+        self.get(id).is_some()
     }
 
     /// The entry for node `id`.
     pub fn get(&self, id: &str) -> Option<&ReportEntry> {
+        if self.index.len() == self.entries.len() {
+            return self.index.get(id).and_then(|&i| self.entries.get(i));
+        }
         self.entries.iter().find(|e| e.id == id)
     }
 
     /// Takes back a node's target (our node was removed again): it becomes not imported
     /// because of `why`, which replaces the differences listed so far.
     pub fn drop_target(&mut self, id: &str, why: impl Into<String>) {
-        if let Some(e) = self.entries.iter_mut().find(|e| e.id == id) {
+        if let Some(e) = self.position(id).and_then(|i| self.entries.get_mut(i)) {
             e.target = None;
             e.why.clear();
             Self::add_why(e, why.into());

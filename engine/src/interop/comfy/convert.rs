@@ -31,6 +31,8 @@ pub(super) struct Conv<'a> {
     pub folded: Vec<(String, String)>,
     /// Links that could not be made: (our node, port) → why.
     pub unlinked: BTreeMap<(String, &'static str), String>,
+    /// How deep [`Conv::sampler`] is in a chain of samplers.
+    pub depth: usize,
 }
 
 impl<'a> Conv<'a> {
@@ -46,6 +48,7 @@ impl<'a> Conv<'a> {
             origin: BTreeMap::new(),
             folded: Vec::new(),
             unlinked: BTreeMap::new(),
+            depth: 0,
         }
     }
 
@@ -410,18 +413,20 @@ impl<'a> Conv<'a> {
     fn prune(&mut self, catalogue: &Catalogue) {
         loop {
             let doc = &self.b.doc;
+            let linked: BTreeSet<(&str, &str)> = doc
+                .links
+                .iter()
+                .map(|l| (l.to.node(), l.to.port()))
+                .collect();
             let starving: Vec<(String, &'static str)> = doc
                 .nodes
                 .iter()
                 .filter_map(|(id, n)| {
                     let spec = catalogue.get(&n.kind)?;
-                    let missing = spec.inputs.iter().find(|p| {
-                        !p.optional
-                            && !doc
-                                .links
-                                .iter()
-                                .any(|l| l.to.node() == id && l.to.port() == p.name)
-                    })?;
+                    let missing = spec
+                        .inputs
+                        .iter()
+                        .find(|p| !p.optional && !linked.contains(&(id.as_str(), p.name)))?;
                     Some((id.clone(), missing.name))
                 })
                 .collect();
@@ -463,29 +468,36 @@ impl<'a> Conv<'a> {
     /// Every ComfyUI node not accounted for yet gets its entry.
     fn report_rest(&mut self) {
         let flow = self.flow;
+        // Who links from each node (for the Primitive* value nodes).
+        let mut users: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (uid, m) in flow {
+            for i in m.inputs.values() {
+                if let Input::Link(src, _) = i {
+                    users.entry(src.as_str()).or_default().push(uid.as_str());
+                }
+            }
+        }
         for (id, n) in flow {
             if self.report.has(id) {
                 continue;
             }
             let class = n.class.as_str();
             if PRIMITIVE_VALUES.contains(&class) {
-                let users: Vec<String> = flow
-                    .iter()
-                    .filter(|(_, m)| {
-                        m.inputs
-                            .values()
-                            .any(|i| matches!(i, Input::Link(src, _) if src == id))
-                    })
-                    .filter(|(uid, _)| self.report.get(uid).is_some_and(|e| e.target.is_some()))
-                    .map(|(uid, _)| uid.clone())
+                let mut used: Vec<&str> = users
+                    .get(id.as_str())
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .filter(|uid| self.report.get(uid).is_some_and(|e| e.target.is_some()))
                     .collect();
-                if users.is_empty() {
+                used.dedup();
+                if used.is_empty() {
                     self.drop_node(id, "its value feeds nothing that is imported");
                 } else {
                     self.report.imported(
                         id,
                         class,
-                        format!("its value, in node {}", users.join(", ")),
+                        format!("its value, in node {}", used.join(", ")),
                     );
                 }
             } else if KNOWN.contains(&class) {

@@ -11,6 +11,10 @@ use super::convert::Conv;
 use super::tables::map_sampler;
 use crate::interop::{clamp_f, clamp_i, fixed_seed, size8, text};
 
+/// The longest chain of samplers feeding each other that is followed (a bound on recursion
+/// for hostile files; real refiner chains have two).
+const MAX_CHAIN: usize = 64;
+
 /// The ComfyUI samplers we collapse.
 const SAMPLERS: &[&str] = &["KSampler", "KSamplerAdvanced"];
 
@@ -72,7 +76,16 @@ impl Conv<'_> {
         }
         // In progress: a cycle through this sampler finds nothing.
         self.samplers.insert(ks.to_string(), None);
+        if self.depth >= MAX_CHAIN {
+            self.drop_node(
+                ks,
+                format!("part of a chain of more than {MAX_CHAIN} samplers; not followed"),
+            );
+            return None;
+        }
+        self.depth += 1;
         let ours = self.make_sampler(ks);
+        self.depth -= 1;
         self.samplers.insert(ks.to_string(), ours.clone());
         ours
     }
