@@ -131,6 +131,18 @@ fn a1111_png_and_infotext_import_the_same_recipe() {
         ParamValue::Text("a scratch on brushed steel, macro photo".into())
     );
     assert!(stdout(&o).contains("wrote "), "{}", stdout(&o));
+    // Each setting once, in the same report form as the other sources.
+    each_once(
+        &o,
+        &[
+            "prompt", "Negative", "Steps", "Sampler", "CFG", "Seed", "Size", "Model",
+        ],
+    );
+    assert!(
+        stdout(&o).contains("  Seed 42 → txt2img (Txt2Img)"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

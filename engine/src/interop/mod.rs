@@ -24,6 +24,7 @@ pub mod a1111;
 pub mod comfy;
 pub mod png_meta;
 mod report;
+mod settings_report;
 
 pub use report::{ImportReport, Outcome, ReportEntry};
 

@@ -326,6 +326,12 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
             report.notes.push(format!("not carried over: {k}: {v}"));
         }
     }
+    let sampler_kind = b.doc.nodes.get(sampler_id).map(|n| n.kind.clone());
+    crate::interop::settings_report::record_a1111(
+        &mut report,
+        p,
+        &format!("{sampler_id} ({})", sampler_kind.unwrap_or_default()),
+    );
     b.doc.meta.title = "Imported A1111 parameters".into();
     b.doc.meta.seed = p.seed;
     b.doc.meta.notes = report_text(&report);
