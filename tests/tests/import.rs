@@ -179,11 +179,18 @@ fn comfy_api_and_ui_json_import_with_one_report() {
         ],
     );
     assert!(stdout(&o).contains("not imported (7):"), "{}", stdout(&o));
+    // The recipe is valid; validate names both missing checkpoints in one line.
     let o = env.run(&[
         "validate",
         env.dir.path().join("imported.json").to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_clean_failure(
+        &o,
+        &[
+            "sd_xl_base_1.0.safetensors",
+            "sd_xl_refiner_1.0.safetensors",
+        ],
+    );
 
     // API format through the old name.
     let (o, doc) = import(
@@ -308,4 +315,34 @@ fn importing_nothing_usable_is_one_clear_error_and_writes_nothing() {
     std::fs::write(&no_recipe, png()).unwrap();
     let (o, _) = import(&env, "import", &no_recipe);
     assert_clean_failure(&o, &["plain.png", "carries no recipe"]);
+}
+
+/// ComfyUI's subfolder names (`StableDiffusion\…` with backslashes) and a `.ckpt` VAE are found
+/// by `validate` in the model folders as `models list` shows them: missing first, then found.
+#[test]
+fn imported_subfolder_and_ckpt_names_resolve_in_the_model_folders() {
+    let env = Env::new();
+    let (o, _) = import(
+        &env,
+        "import",
+        &comfy_real("api_string_primitives_denoise.json"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recipe = env.dir.path().join("imported.json");
+    let o = env.run(&["validate", recipe.to_str().unwrap()]);
+    assert_clean_failure(&o, &["cyberrealistic_v33", "vae-ft-mse-840000-ema-pruned"]);
+
+    let models = env.home().join("models");
+    let tiny = |path: PathBuf| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let header = r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(header.as_bytes());
+        bytes.extend([0u8; 4]);
+        std::fs::write(path, bytes).unwrap();
+    };
+    tiny(models.join("StableDiffusion/Originals/sd1.5/cyberrealistic_v33.safetensors"));
+    tiny(models.join("vae/vae-ft-mse-840000-ema-pruned.safetensors"));
+    let o = env.run(&["validate", recipe.to_str().unwrap()]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
