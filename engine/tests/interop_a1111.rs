@@ -159,10 +159,10 @@ fn quoted_values_and_unsupported_sampler() {
     );
     assert!(matches!(p.scheduler(), Some(Err(_))));
     let r = to_graph_with_report(&p, &GraphOptions::default());
-    assert!(r
-        .report
-        .unsupported
-        .contains(&("Sampler".to_string(), "DPM++ SDE Karras".to_string())));
+    // The sampler node is imported with the model's default scheduler: approximated, once.
+    let sampler = r.report.get("Sampler").expect("a Sampler entry");
+    assert_eq!(sampler.kind, "DPM++ SDE Karras");
+    assert_eq!(sampler.outcome(), engine::interop::Outcome::Approximated);
     assert!(!r.graph.nodes["txt2img"].params.contains_key("scheduler"));
     assert_eq!(
         param(&r.graph, "checkpoint", "vae"),
@@ -446,7 +446,7 @@ fn crlf_text_and_other_extra_networks() {
     let r = to_graph_with_report(&p, &GraphOptions::default());
     assert!(r
         .report
-        .unsupported
+        .unsupported()
         .iter()
         .any(|(_, w)| w == "hypernet tag"));
 }

@@ -105,7 +105,7 @@ fn img2img_ui_with_scale_and_reroute() {
         param(g, "9", "filename"),
         t("defects/img2img_{run:05}-{item:04}.png")
     );
-    assert!(r.report.unsupported.is_empty(), "{:?}", r.report);
+    assert!(r.report.unsupported().is_empty(), "{:?}", r.report);
     assert_eq!(g.layout["12"].pos, [400.0, 760.0]);
     valid(g);
 }
@@ -143,8 +143,8 @@ fn inpaint_api_with_loadimage_mask() {
         t("inpaint/scratch_{run:05}-{item:04}.png")
     );
     assert_eq!(g.nodes.len(), 6);
-    assert!(r.report.unsupported.is_empty());
-    assert!(r.report.notes.iter().any(|n| n.contains("1 − alpha")));
+    assert!(r.report.unsupported().is_empty());
+    assert!(r.report.text().contains("1 − alpha"));
     valid(g);
 }
 
@@ -180,8 +180,20 @@ fn lora_chain_ui() {
         t("rusty scratched steel pipe, (deep scratch:1.2), photo")
     );
     assert_eq!(g.nodes.len(), 5, "{}", g.to_json());
-    assert!(r.report.unsupported.is_empty(), "{:?}", r.report);
-    let notes = r.report.notes.join("\n");
+    // The bypassed LoRA and the editor note are listed as not imported, each once.
+    let mut dropped = r.report.unsupported();
+    dropped.sort();
+    assert_eq!(
+        dropped,
+        vec![
+            ("14".to_string(), "LoraLoader".to_string()),
+            ("16".to_string(), "Note".to_string())
+        ],
+        "{:?}",
+        r.report
+    );
+    assert_eq!(r.report.get("14").map(|e| e.why.len()), Some(1));
+    let notes = r.report.text();
     assert!(notes.contains("batch_size 4"), "{notes}");
     assert!(notes.contains("randomize"), "{notes}");
     assert!(notes.contains("bypassed"), "{notes}");
@@ -192,26 +204,26 @@ fn lora_chain_ui() {
 fn unsupported_nodes_are_reported() {
     let r = load("controlnet_api.json");
     let g = &r.graph;
-    let ids: Vec<(&str, &str)> = r
-        .report
-        .unsupported
+    let unsupported = r.report.unsupported();
+    let ids: Vec<(&str, &str)> = unsupported
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
     assert!(ids.contains(&("12", "ControlNetApply")), "{ids:?}");
     assert!(ids.contains(&("10", "ControlNetLoader")), "{ids:?}");
-    assert!(
-        ids.iter()
-            .any(|(i, w)| *i == "3" && w.contains("dpmpp_sde")),
-        "{ids:?}"
-    );
+    // The KSampler is imported with the model's default scheduler: approximated, listed once
+    // and not also as "not imported".
+    assert!(!ids.iter().any(|(i, _)| *i == "3"), "{ids:?}");
+    let ks = r.report.get("3").unwrap();
+    assert_eq!(ks.outcome(), engine::interop::Outcome::Approximated);
+    assert!(ks.why.iter().any(|w| w.contains("dpmpp_sde")), "{ks:?}");
     // The prompt is found through the ControlNetApply's conditioning, and that is said.
     assert_eq!(
         param(g, "3", "prompt"),
         t("a cracked ceramic tile, top view")
     );
     assert!(!g.nodes["3"].params.contains_key("scheduler"));
-    assert!(r.report.notes.iter().any(|n| n.contains("ControlNetApply")));
+    assert!(r.report.text().contains("ControlNetApply"));
     assert!(g.meta.notes.contains("ControlNetApply"));
     valid(g);
 }

@@ -181,7 +181,7 @@ fn import_comfy_writes_a_valid_recipe_and_lists_what_it_dropped() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("ControlNetApply"), "{}", stderr(&o));
+    assert!(stdout(&o).contains("ControlNetApply"), "{}", stdout(&o));
     // Not JSON at all: one clear error naming the file.
     let junk = env.write("junk.json", "{ not json");
     let o = env.run(&[

@@ -3,7 +3,8 @@
 //!
 //! Every importer turns a foreign description into a [`nodes::GraphDoc`] made of our coarse
 //! nodes (LoadCheckpoint → LoraLoader… → Txt2Img / Img2Img / Inpaint → SaveImage), and says what
-//! it could not carry over in an [`ImportReport`] instead of guessing silently.
+//! became of each foreign node in an [`ImportReport`] (imported, approximated or not imported,
+//! each node once) instead of guessing silently.
 //!
 //! - [`a1111`]: [`a1111::A1111Params`] parsed from and written back to A1111's infotext
 //!   ([`a1111::parse_parameters`], [`a1111::format_parameters`]), its LoRA tags
@@ -22,6 +23,10 @@
 pub mod a1111;
 pub mod comfy;
 pub mod png_meta;
+mod report;
+mod settings_report;
+
+pub use report::{ImportReport, Outcome, ReportEntry};
 
 use std::collections::BTreeMap;
 
@@ -34,28 +39,25 @@ pub use crate::error::EngineError as InteropError;
 /// The module's result type.
 pub type Result<T> = std::result::Result<T, InteropError>;
 
-/// What an importer could not carry over, or carried over approximately.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ImportReport {
-    /// Foreign nodes (or settings) with no equivalent: `(id, class_type)`. For A1111 the id is
-    /// the infotext key (e.g. `("Sampler", "DPM++ SDE")`).
-    pub unsupported: Vec<(String, String)>,
-    /// Everything else the user should know: approximations, dropped options, placeholders.
-    pub notes: Vec<String>,
-}
-
-impl ImportReport {
-    /// True when nothing was dropped or approximated.
-    pub fn is_clean(&self) -> bool {
-        self.unsupported.is_empty() && self.notes.is_empty()
-    }
-}
-
 /// An imported graph and what the import could not carry over.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImportResult {
     pub graph: GraphDoc,
     pub report: ImportReport,
+}
+
+/// Our node kinds that make an import usable: a sampler, or an image being saved.
+const USABLE_KINDS: &[&str] = &["Txt2Img", "Img2Img", "Inpaint", "SaveImage"];
+
+impl ImportResult {
+    /// Whether anything usable was imported: at least one sampler or SaveImage. An import that
+    /// is not usable should be refused with its report, not written as an empty recipe.
+    pub fn is_usable(&self) -> bool {
+        self.graph
+            .nodes
+            .values()
+            .any(|n| USABLE_KINDS.contains(&n.kind.as_str()))
+    }
 }
 
 /// The catalogue our produced graphs are written for: the builtin kinds plus

@@ -256,20 +256,39 @@ impl ModelManager {
         Ok(sha)
     }
 
-    /// Finds a model by file name (`isnet-medium.safetensors` or `isnet-medium`).
-    pub fn find_by_name(&self, name: &str) -> Option<PathBuf> {
-        let mut files = Vec::new();
+    /// Every `.safetensors` file in the model folders with its path relative to its folder
+    /// (`/`-separated), sorted by path.
+    fn files_with_names(&self) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
         for d in &self.dirs {
+            let mut files = Vec::new();
             collect(d, &mut files);
+            for p in files {
+                let rel = relative_name(d, &p);
+                out.push((p, rel));
+            }
         }
-        files.sort();
-        files.into_iter().find(|p| {
-            let file = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            file == name || p.file_stem().is_some_and(|s| s.to_string_lossy() == name)
-        })
+        out.sort();
+        out
+    }
+
+    /// Finds a model by name, as recipes and other tools write it: a file name
+    /// (`isnet-medium.safetensors` or `isnet-medium`), or a path relative to a model folder with
+    /// either separator (ComfyUI's `SDXL\sd_xl_base_1.0.safetensors`). A pickle name (`.ckpt`,
+    /// `.pt`, `.pth`, `.bin`) finds the `.safetensors` file of the same stem; pickles themselves
+    /// are never loaded. The best match wins (see [`name_rank`]); among equals, the first path.
+    pub fn find_by_name(&self, name: &str) -> Option<PathBuf> {
+        let files = self.files_with_names();
+        for wanted in name_candidates(name) {
+            let best = files
+                .iter()
+                .filter_map(|(p, rel)| name_rank(rel, &wanted).map(|r| (r, p)))
+                .min_by_key(|(r, _)| *r);
+            if let Some((_, p)) = best {
+                return Some(p.clone());
+            }
+        }
+        None
     }
 
     /// Resolves a graph's model references: by sha256 first, then by file name. Missing ones
@@ -286,11 +305,20 @@ impl ModelManager {
                 .iter()
                 .find(|m| !r.sha256.is_empty() && m.sha256.eq_ignore_ascii_case(&r.sha256));
             let by_name = || {
-                models.iter().find(|m| {
-                    m.name == r.name
-                        || Path::new(&m.name)
-                            .file_stem()
-                            .is_some_and(|s| s.to_string_lossy() == r.name)
+                name_candidates(&r.name).into_iter().find_map(|wanted| {
+                    models
+                        .iter()
+                        .filter_map(|m| {
+                            let rel = self
+                                .dirs
+                                .iter()
+                                .find(|d| m.path.starts_with(d))
+                                .map(|d| relative_name(d, &m.path))
+                                .unwrap_or_else(|| m.name.clone());
+                            name_rank(&rel, &wanted).map(|rank| (rank, m))
+                        })
+                        .min_by_key(|(rank, _)| *rank)
+                        .map(|(_, m)| m)
                 })
             };
             match by_hash.or_else(|| if r.sha256.is_empty() { by_name() } else { None }) {
@@ -326,6 +354,71 @@ impl ModelManager {
             )))
         }
     }
+}
+
+/// `path` relative to the model folder `dir`, with `/` separators.
+fn relative_name(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir)
+        .unwrap_or(path)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Pickle model formats: never loaded; a `.safetensors` file of the same stem stands in.
+const PICKLE_EXTENSIONS: &[&str] = &["ckpt", "pt", "pth", "bin"];
+
+/// The names to look for, best first: `name` with `\` read as `/` (ComfyUI on Windows), and for
+/// a pickle name the `.safetensors` name of the same stem.
+pub fn name_candidates(name: &str) -> Vec<String> {
+    let norm = name.trim().replace('\\', "/");
+    let norm = norm.trim_start_matches("./").to_string();
+    let mut out = vec![norm.clone()];
+    if let Some((stem, ext)) = norm.rsplit_once('.') {
+        if PICKLE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) {
+            out.push(format!("{stem}.safetensors"));
+        }
+    }
+    out
+}
+
+/// How well a model file (its `/`-separated path `rel` relative to its model folder) matches a
+/// wanted name (already through [`name_candidates`]); lower is better, `None` is no match:
+/// 0 the relative path, 1 the relative path without `.safetensors`, 2 either ignoring ASCII
+/// case; 3 the file name (or stem) when the wanted name's own file name matches, 4 the same
+/// ignoring case. A wanted name with a folder prefers the file in that folder, and still finds
+/// one elsewhere by its file name.
+pub fn name_rank(rel: &str, wanted: &str) -> Option<u8> {
+    let strip = |s: &str| -> String {
+        match s.len().checked_sub(".safetensors".len()) {
+            Some(i) if s.is_char_boundary(i) && s[i..].eq_ignore_ascii_case(".safetensors") => {
+                s[..i].to_string()
+            }
+            _ => s.to_string(),
+        }
+    };
+    if rel == wanted {
+        return Some(0);
+    }
+    if strip(rel) == wanted {
+        return Some(1);
+    }
+    if rel.eq_ignore_ascii_case(wanted) || strip(rel).eq_ignore_ascii_case(wanted) {
+        return Some(2);
+    }
+    let file = rel.rsplit('/').next().unwrap_or(rel);
+    let wanted_file = wanted.rsplit('/').next().unwrap_or(wanted);
+    if wanted_file.is_empty() {
+        return None;
+    }
+    if file == wanted_file || strip(file) == wanted_file {
+        return Some(3);
+    }
+    if file.eq_ignore_ascii_case(wanted_file) || strip(file).eq_ignore_ascii_case(wanted_file) {
+        return Some(4);
+    }
+    None
 }
 
 /// `.safetensors` files below `dir`, recursively (symlinked folders are not followed).

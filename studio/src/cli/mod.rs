@@ -119,9 +119,13 @@ pub enum Command {
     /// Train a LoRA (UNet attention layers) on a folder of images with optional same-name .txt
     /// captions; writes a kohya-format .safetensors and resumable checkpoints.
     TrainLora(Box<TrainLoraArgs>),
-    /// Convert a ComfyUI workflow (API or UI JSON, or a PNG carrying one) into a recipe. Nodes
-    /// that have no equivalent are listed; nothing is guessed silently.
-    ImportComfy {
+    /// Import a recipe from any source: our PNGs and recipes, A1111/Forge PNGs or infotext
+    /// .txt files, ComfyUI workflows (API or UI JSON) or ComfyUI PNGs (told apart by content).
+    /// Prints one report for every source (each node once: imported, approximated or not
+    /// imported) and writes the recipe when anything usable was imported; exits non-zero
+    /// otherwise. `import-comfy` is an alias.
+    #[command(alias = "import-comfy")]
+    Import {
         file: PathBuf,
         #[arg(long)]
         out: PathBuf,
@@ -309,7 +313,7 @@ fn dispatch(cmd: Command) -> Result<i32> {
         } => models::models_list_cmd(json),
         Command::Generate(args) => generate::generate_cmd(&args),
         Command::TrainLora(args) => train::train_lora_cmd(&args),
-        Command::ImportComfy { file, out } => import::import_comfy_cmd(&file, &out),
+        Command::Import { file, out } => import::import_cmd(&file, &out),
         Command::RemoveBg(args) => generate::remove_bg_cmd(&args),
         Command::Models {
             command: ModelsCommand::Fetch { name },

@@ -18,6 +18,7 @@ use nodes::{GraphDoc, ParamValue};
 use super::{parse_f64, A1111Params, LoraTag};
 use crate::interop::{
     clamp_f, clamp_i, fixed_seed, size8, text, GraphBuilder, ImportReport, ImportResult,
+    ReportEntry,
 };
 
 /// Inputs of [`to_graph_with_report`] that the infotext cannot give.
@@ -140,9 +141,11 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
         notes.push("LoRA files are looked up as <name>.safetensors".into());
     }
     if p.raw_prompt.contains("<hypernet:") {
-        report
-            .unsupported
-            .push(("prompt".into(), "hypernet tag".into()));
+        report.entries.push(ReportEntry::not_imported(
+            "prompt",
+            "hypernet tag",
+            "hypernetworks have no equivalent",
+        ));
     }
 
     // Sampler settings shared by every sampler node.
@@ -165,10 +168,12 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
     match p.scheduler() {
         Some(Ok(s)) => common.push(("scheduler", text(s))),
         Some(Err(why)) => {
-            report
-                .unsupported
-                .push(("Sampler".into(), p.sampler.clone().unwrap_or_default()));
-            notes.push(format!("{why}; the model's default scheduler is used"));
+            report.entries.push(ReportEntry::approximated(
+                "Sampler",
+                &p.sampler.clone().unwrap_or_default(),
+                "the sampler node",
+                format!("{why}; the model's default scheduler is used"),
+            ));
         }
         None => {}
     }
@@ -292,9 +297,11 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
             }
             match p.extra("Masked content") {
                 None | Some("original") => {}
-                Some(other) => report
-                    .unsupported
-                    .push(("Masked content".into(), other.to_string())),
+                Some(other) => report.entries.push(ReportEntry::not_imported(
+                    "Masked content",
+                    other,
+                    "only \"original\" has an equivalent",
+                )),
             }
             b.node("mask", "LoadMask", vec![("source", text(opts.mask_image))]);
             b.pos("mask", [0.0, 400.0]);
@@ -336,6 +343,12 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
                 .push(format!("not carried over: {k}: {}", v.trim()));
         }
     }
+    let sampler_kind = b.doc.nodes.get(sampler_id).map(|n| n.kind.clone());
+    crate::interop::settings_report::record_a1111(
+        &mut report,
+        p,
+        &format!("{sampler_id} ({})", sampler_kind.unwrap_or_default()),
+    );
     b.doc.meta.title = "Imported A1111 parameters".into();
     b.doc.meta.seed = p.seed;
     b.doc.meta.notes = report_text(&report);
@@ -347,12 +360,7 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
 
 /// The report as lines of text, for `meta.notes`.
 pub(crate) fn report_text(r: &ImportReport) -> String {
-    r.unsupported
-        .iter()
-        .map(|(id, what)| format!("unsupported: {id} ({what})"))
-        .chain(r.notes.iter().cloned())
-        .collect::<Vec<_>>()
-        .join("\n")
+    r.text()
 }
 
 /// A1111's `Sampler:` text for one of ours (the inverse of [`map_sampler`]): the combined name

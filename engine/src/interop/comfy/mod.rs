@@ -10,7 +10,8 @@
 //!   "link"}], "outputs": [{"links": […]}]}], "links": [[id, from_node, from_slot, to_node,
 //!   to_slot, type]]}`. Widget values are positional; [`widget_names`] documents the order per
 //!   node type. `Reroute` nodes and bypassed nodes (mode 4) are looked through, muted nodes
-//!   (mode 2) are dropped, and `Note` / `PrimitiveNode` are editor-only.
+//!   (mode 2) are dropped, `Note`s are editor-only, and a `PrimitiveNode`'s value is already in
+//!   the widget it feeds.
 //!
 //! Both are first read into one neutral form (node id → class and named inputs), then
 //! converted:
@@ -21,18 +22,26 @@
 //! | LoraLoader, LoraLoaderModelOnly | LoraLoader (`strength` = strength_model, `text_strength` = strength_clip) |
 //! | EmptyLatentImage → KSampler → VAEDecode | Txt2Img |
 //! | VAEEncode → KSampler → VAEDecode | Img2Img, `strength` = denoise |
+//! | KSamplerAdvanced | as KSampler, `strength` = the share of steps from `start_at_step` on |
+//! | sampler → sampler (an SDXL refiner pass) | Img2Img of the first sampler's image (noted) |
 //! | VAEEncodeForInpaint (or VAEEncode + SetLatentNoiseMask) → KSampler → VAEDecode | Inpaint (+ MaskOps grow for `grow_mask_by`) |
 //! | CLIPTextEncode | the sampler's `prompt` / `negative`, by the KSampler input it feeds |
 //! | LoadImage | LoadImage; its MASK output (1 − alpha) becomes our alpha mask + MaskOps invert |
 //! | LoadImageMask | LoadMask |
 //! | ImageScale | Resize |
-//! | SaveImage, PreviewImage | SaveImage |
+//! | SaveImage, PreviewImage, custom `SaveImage*` nodes | SaveImage |
+//! | PrimitiveNode (UI), Primitive* value nodes (API) | the value, where it is used |
 //!
-//! Any other node is listed in [`ImportReport::unsupported`]; model and conditioning inputs
-//! that pass through one (e.g. ControlNetApply) are followed to their source, with a note.
+//! The [`ImportReport`](crate::interop::ImportReport) lists every ComfyUI node once: imported,
+//! approximated (with why) or not imported (with why). Model and conditioning inputs that pass
+//! through a node without an equivalent (e.g. ControlNetApply) are followed to their source. Our
+//! nodes left without a required input (a SaveImage whose image comes from a node that was not
+//! imported) are removed and reported, so what remains is a valid recipe; whether anything usable
+//! remains is [`ImportResult::is_usable`](crate::interop::ImportResult::is_usable).
 
 mod convert;
 mod parse;
+mod sampler;
 mod tables;
 
 use std::collections::BTreeMap;

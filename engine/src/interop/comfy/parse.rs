@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::convert::convert;
 use super::tables::{widget_names, EDITOR_ONLY};
 use super::{comfy_err, CNode, Flow, Input};
-use crate::interop::{ImportResult, Result};
+use crate::interop::{ImportReport, ImportResult, Result};
 
 /// A node id from a JSON string or number.
 fn id_of(v: &Value) -> Option<String> {
@@ -63,7 +63,7 @@ pub fn import_api(v: &Value) -> Result<ImportResult> {
             },
         );
     }
-    Ok(convert(&flow, Vec::new()))
+    Ok(convert(&flow, ImportReport::default()))
 }
 
 /// One UI-format link: source node, source slot, type name.
@@ -151,49 +151,84 @@ pub fn import_ui(v: &Value) -> Result<ImportResult> {
             .collect()
     };
 
-    let mut notes = Vec::new();
+    let mut report = ImportReport::default();
+    // Bypassed nodes a link was passed through: (id, class, why).
+    let mut bypassed: Vec<(String, String, String)> = Vec::new();
     // Follows a link through Reroutes and bypassed nodes to its real source.
-    let resolve = |mut link: u64, notes: &mut Vec<String>| -> Option<(String, u64)> {
-        for _ in 0..1000 {
-            let l = links.get(&link)?;
-            let n = by_id.get(&l.from)?;
-            let class = class_of(n);
-            if class == "Reroute" {
-                link = input_links(n).first()?.1?;
-                continue;
-            }
-            match mode_of(n) {
-                4 => {
-                    let ins = input_links(n);
-                    let same = ins
-                        .iter()
-                        .find(|(_, lk, ty, w)| !w && lk.is_some() && *ty == l.ty);
-                    link = same?.1?;
-                    notes.push(format!(
-                        "node {} ({class}) is bypassed: its {} input is passed through",
-                        l.from, l.ty
-                    ));
+    let resolve =
+        |mut link: u64, bypassed: &mut Vec<(String, String, String)>| -> Option<(String, u64)> {
+            for _ in 0..1000 {
+                let l = links.get(&link)?;
+                let n = by_id.get(&l.from)?;
+                let class = class_of(n);
+                if class == "Reroute" {
+                    link = input_links(n).first()?.1?;
                     continue;
                 }
-                2 => return None,
-                _ => return Some((l.from.clone(), l.slot)),
+                match mode_of(n) {
+                    4 => {
+                        let ins = input_links(n);
+                        let same = ins
+                            .iter()
+                            .find(|(_, lk, ty, w)| !w && lk.is_some() && *ty == l.ty);
+                        link = same?.1?;
+                        bypassed.push((
+                            l.from.clone(),
+                            class,
+                            format!("bypassed in ComfyUI: its {} input is passed through", l.ty),
+                        ));
+                        continue;
+                    }
+                    2 => return None,
+                    _ => return Some((l.from.clone(), l.slot)),
+                }
             }
-        }
-        None
-    };
+            None
+        };
 
     let mut flow = Flow::new();
+    let mut bypassed_nodes: Vec<(String, String)> = Vec::new();
     for (id, n) in &by_id {
         let class = class_of(n);
-        if EDITOR_ONLY.contains(&class.as_str()) {
-            continue;
+        match class.as_str() {
+            "Note" | "MarkdownNote" => {
+                report.not_imported(id, &class, "an editor note");
+                continue;
+            }
+            "Reroute" => {
+                report.imported(id, &class, "the links it carries");
+                continue;
+            }
+            "PrimitiveNode" => {
+                let feeds = n
+                    .get("outputs")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|o| {
+                        o.get("links")
+                            .and_then(Value::as_array)
+                            .is_some_and(|l| !l.is_empty())
+                    });
+                if feeds {
+                    report.imported(id, &class, "its value, in the widgets it feeds");
+                } else {
+                    report.not_imported(id, &class, "feeds nothing");
+                }
+                continue;
+            }
+            c if EDITOR_ONLY.contains(&c) => continue,
+            _ => {}
         }
         match mode_of(n) {
             2 => {
-                notes.push(format!("node {id} ({class}) is muted: not imported"));
+                report.not_imported(id, &class, "muted in ComfyUI");
                 continue;
             }
-            4 => continue,
+            4 => {
+                bypassed_nodes.push((id.clone(), class));
+                continue;
+            }
             _ => {}
         }
         let mut inputs = BTreeMap::new();
@@ -202,13 +237,16 @@ pub fn import_ui(v: &Value) -> Result<ImportResult> {
             Some(Value::Array(vals)) => {
                 if let Some(names) = widget_names(&class) {
                     if names.len() != vals.len() {
-                        notes.push(format!(
-                            "node {id} ({class}): {} widget values where {} were expected ({}); \
-                             read positionally",
-                            vals.len(),
-                            names.len(),
-                            names.join(", ")
-                        ));
+                        report.approximated(
+                            id,
+                            &class,
+                            format!(
+                                "{} widget values where {} were expected ({}); read positionally",
+                                vals.len(),
+                                names.len(),
+                                names.join(", ")
+                            ),
+                        );
                     }
                     for (name, val) in names.iter().zip(vals) {
                         inputs.insert(name.to_string(), Input::Value(val.clone()));
@@ -227,13 +265,15 @@ pub fn import_ui(v: &Value) -> Result<ImportResult> {
                 continue;
             }
             if let Some(lk) = link {
-                match resolve(lk, &mut notes) {
+                match resolve(lk, &mut bypassed) {
                     Some((from, slot)) => {
                         inputs.insert(name, Input::Link(from, slot));
                     }
-                    None => notes.push(format!(
-                        "node {id} ({class}): input {name} comes from a muted or missing node"
-                    )),
+                    None => report.approximated(
+                        id,
+                        &class,
+                        format!("input {name} comes from a muted or missing node"),
+                    ),
                 }
             }
         }
@@ -246,7 +286,15 @@ pub fn import_ui(v: &Value) -> Result<ImportResult> {
             },
         );
     }
-    Ok(convert(&flow, notes))
+    for (id, class, why) in bypassed {
+        report.not_imported(&id, &class, why);
+    }
+    for (id, class) in bypassed_nodes {
+        if !report.has(&id) {
+            report.not_imported(&id, &class, "bypassed in ComfyUI");
+        }
+    }
+    Ok(convert(&flow, report))
 }
 
 /// Copies the editor positions of a UI workflow onto the nodes of `graph` that carry the same

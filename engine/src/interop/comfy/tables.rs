@@ -12,6 +12,8 @@
 /// - CLIPSetLastLayer: stop_at_clip_layer
 /// - EmptyLatentImage: width, height, batch_size
 /// - KSampler: seed, control_after_generate, steps, cfg, sampler_name, scheduler, denoise
+/// - KSamplerAdvanced: add_noise, noise_seed, control_after_generate, steps, cfg, sampler_name,
+///   scheduler, start_at_step, end_at_step, return_with_leftover_noise
 /// - VAEEncodeForInpaint: grow_mask_by
 /// - LoadImage: image, upload
 /// - LoadImageMask: image, channel, upload
@@ -36,6 +38,18 @@ pub fn widget_names(class_type: &str) -> Option<&'static [&'static str]> {
             "scheduler",
             "denoise",
         ],
+        "KSamplerAdvanced" => &[
+            "add_noise",
+            "noise_seed",
+            "control_after_generate",
+            "steps",
+            "cfg",
+            "sampler_name",
+            "scheduler",
+            "start_at_step",
+            "end_at_step",
+            "return_with_leftover_noise",
+        ],
         "VAEEncodeForInpaint" => &["grow_mask_by"],
         "LoadImage" => &["image", "upload"],
         "LoadImageMask" => &["image", "channel", "upload"],
@@ -56,6 +70,7 @@ pub(super) const KNOWN: &[&str] = &[
     "CLIPSetLastLayer",
     "EmptyLatentImage",
     "KSampler",
+    "KSamplerAdvanced",
     "VAEDecode",
     "VAEEncode",
     "VAEEncodeForInpaint",
@@ -67,8 +82,27 @@ pub(super) const KNOWN: &[&str] = &[
     "PreviewImage",
 ];
 
-/// Editor-only node types of the UI format, skipped without a word.
+/// Editor-only node types of the UI format: notes, and the nodes whose effect is already in the
+/// file (a PrimitiveNode's value sits in the widget it feeds; a Reroute is looked through).
 pub(super) const EDITOR_ONLY: &[&str] = &["Note", "MarkdownNote", "PrimitiveNode", "Reroute"];
+
+/// API-format value nodes (ComfyUI's `PrimitiveString` …): a link from one reads as its `value`.
+pub(super) const PRIMITIVE_VALUES: &[&str] = &[
+    "PrimitiveString",
+    "PrimitiveStringMultiline",
+    "PrimitiveInt",
+    "PrimitiveFloat",
+    "PrimitiveBoolean",
+];
+
+/// Model file extensions of pickle files, which are never loaded.
+pub(super) const PICKLE_EXTENSIONS: &[&str] = &[".ckpt", ".pt", ".pth", ".bin"];
+
+/// Custom save nodes imported as a plain SaveImage (with a note): any class that starts with
+/// `SaveImage` (e.g. `SaveImageWebsocket`, `SaveImageWithMetaDataUniversal`) or `Image Save`.
+pub(super) fn is_save_like(class: &str) -> bool {
+    (class.starts_with("SaveImage") && class != "SaveImage") || class.starts_with("Image Save")
+}
 
 /// Maps ComfyUI's `sampler_name` + `scheduler` to our scheduler name, or says why there is
 /// none. Only exact equivalents are accepted: `normal` is the model's own timestep schedule. The
