@@ -1,0 +1,123 @@
+//! The text chunks every output PNG of a work item carries: the recipe as the item ran it and
+//! A1111's `parameters` (docs/ARCHITECTURE.md, *The store and the output folder*).
+
+use std::path::Path;
+
+use nodes::{GraphDoc, ParamKind, ParamValue};
+
+use crate::exec::resolve_path;
+
+/// The text chunks of a work item's output PNGs: the recipe as the item ran it and A1111's
+/// `parameters` (see [`recipe_chunks`]).
+pub(super) struct RecipeChunks {
+    /// `defect-studio/graph`: the recipe JSON.
+    graph: (String, String),
+    /// A1111's parameters: from the sampler node ([`crate::interop::a1111::from_graph`]), or
+    /// seed and recipe summary for a procedural recipe
+    /// ([`crate::interop::a1111::procedural_parameters`]).
+    parameters: crate::interop::a1111::A1111Params,
+}
+
+impl RecipeChunks {
+    /// The chunks of one output PNG. `parameters` gets the image's `Size` where the recipe sets
+    /// none (a procedural recipe, or a sampler node without width and height).
+    pub(super) fn for_image(&self, width: u32, height: u32) -> Vec<(String, String)> {
+        use crate::interop::{a1111, png_meta};
+        let mut p = self.parameters.clone();
+        p.size.get_or_insert((width, height));
+        vec![
+            self.graph.clone(),
+            (
+                png_meta::A1111_KEYWORD.to_string(),
+                a1111::format_parameters(&p),
+            ),
+        ]
+    }
+}
+
+/// The text chunks of an output PNG: the recipe as this work item ran it (its seed as the
+/// graph's seed, so `defect-studio run OUTPUT.png` repeats it; inputs over 256 KB referenced by
+/// hash and kept in the data folder's `assets/`), and A1111's `parameters`, which every output
+/// carries: a recipe with a sampler node gets its settings (`RNG: CPU` and `Lora hashes`
+/// included), a procedural one its seed, size and a short summary.
+pub(super) fn recipe_chunks(
+    doc: &GraphDoc,
+    seed: u64,
+    base_dir: &Path,
+    embed_assets: bool,
+) -> RecipeChunks {
+    use crate::interop::{a1111, png_meta};
+    let mut run_doc = doc.clone();
+    run_doc.meta.seed = Some(seed);
+    // Input files by absolute path: the PNG does not live beside the graph file.
+    let catalogue = nodes::Catalogue::builtin();
+    for node in run_doc.nodes.values_mut() {
+        let Some(spec) = catalogue.get(&node.kind) else {
+            continue;
+        };
+        for p in spec.params {
+            if !matches!(p.kind, ParamKind::InputFile { .. }) {
+                continue;
+            }
+            if let Some(ParamValue::Text(v)) = node.params.get_mut(p.name) {
+                if !v.is_empty() && !v.starts_with("asset:") && Path::new(v.as_str()).is_relative()
+                {
+                    *v = resolve_path(base_dir, v).to_string_lossy().into_owned();
+                }
+            }
+        }
+    }
+    crate::exec::keep_assets(&run_doc, png_meta::LARGE_ASSET_BYTES);
+    // The checkpoint's and LoRAs' hashes for `Model hash` and `Lora hashes`: known at run time
+    // (the recipe's own `models` list rarely names them). Only the parameters see them; the
+    // embedded recipe stays as written.
+    let mut hashed = run_doc.clone();
+    hashed.models.extend(model_refs(&run_doc));
+    RecipeChunks {
+        graph: (
+            png_meta::GRAPH_KEYWORD.to_string(),
+            png_meta::prepare_assets(&run_doc, embed_assets).to_json(),
+        ),
+        parameters: a1111::from_graph(&hashed, seed)
+            .unwrap_or_else(|| a1111::procedural_parameters(&run_doc, seed)),
+    }
+}
+
+/// Model references for the recipe's checkpoint and LoRA files that its `models` list lacks:
+/// each resolved as its node resolves it, hashed through the model manager's cache (by path,
+/// size and modification time, so a file is read once, not once per work item). A model that
+/// cannot be found or read, or a diffusers folder, is left out (its node reports any error when
+/// it runs).
+pub(super) fn model_refs(doc: &GraphDoc) -> Vec<nodes::ModelRef> {
+    let listed = |name: &str| {
+        let stem = Path::new(name).file_stem().unwrap_or_default();
+        doc.models
+            .iter()
+            .any(|m| Path::new(&m.name).file_stem() == Some(stem) && !m.sha256.is_empty())
+    };
+    fn param(n: &nodes::NodeDoc) -> Option<&ParamValue> {
+        match n.kind.as_str() {
+            "LoraLoader" => n.params.get("lora"),
+            "LoadCheckpoint" => n.params.get("checkpoint"),
+            _ => None,
+        }
+    }
+    let manager = crate::models::manager::ModelManager::default_dirs();
+    doc.nodes
+        .values()
+        .filter_map(|n| param(n).and_then(|v| v.as_str()))
+        .filter(|name| !name.is_empty() && !listed(name))
+        .filter_map(|name| {
+            let path = crate::sd::nodes::resolve_checkpoint(name).ok()?;
+            if !path.is_file() {
+                return None;
+            }
+            let sha256 = manager.sha256(&path).ok()?;
+            Some(nodes::ModelRef {
+                name: path.to_string_lossy().into_owned(),
+                sha256,
+                arch: String::new(),
+            })
+        })
+        .collect()
+}
