@@ -6,6 +6,7 @@ use engine::interop::a1111::{
     format_parameters, from_graph, map_sampler, parse_parameters, procedural_parameters, to_graph,
     to_graph_with_report, GraphOptions, LoraTag,
 };
+use engine::interop::Outcome;
 use interop_common::*;
 use nodes::{ParamValue, SeedValue};
 
@@ -444,11 +445,17 @@ fn crlf_text_and_other_extra_networks() {
     assert_eq!(p.negative.as_deref(), Some("smooth"));
     assert_eq!((p.steps, p.seed), (Some(5), Some(1)));
     let r = to_graph_with_report(&p, &GraphOptions::default());
-    assert!(r
-        .report
-        .unsupported()
-        .iter()
-        .any(|(_, w)| w == "hypernet tag"));
+    // The prompt comes over, approximated: its hypernet tag is named as left out, once.
+    let prompt = r.report.get("prompt").expect("the prompt is in the report");
+    assert_eq!(prompt.outcome(), Outcome::Approximated, "{prompt:?}");
+    assert!(
+        prompt.why.iter().any(|w| w.contains("hypernet")),
+        "{prompt:?}"
+    );
+    assert_eq!(
+        r.report.entries.iter().filter(|e| e.id == "prompt").count(),
+        1
+    );
 }
 
 #[test]

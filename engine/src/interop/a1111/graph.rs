@@ -141,10 +141,12 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
         notes.push("LoRA files are looked up as <name>.safetensors".into());
     }
     if p.raw_prompt.contains("<hypernet:") {
+        // The prompt itself is imported (recorded later, which turns this entry into an
+        // approximation); the tag is the difference.
         report.entries.push(ReportEntry::not_imported(
             "prompt",
-            "hypernet tag",
-            "hypernetworks have no equivalent",
+            "text",
+            "its hypernet tag is left out: hypernetworks have no equivalent",
         ));
     }
 
