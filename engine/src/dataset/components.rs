@@ -90,10 +90,11 @@ pub fn components(mask: &[bool], width: u32, height: u32) -> Vec<Vec<bool>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn parse(rows: &[&str]) -> (Vec<bool>, u32, u32) {
+    /// A mask drawn as text rows (`#` = defect), with its width and height.
+    pub(crate) fn parse(rows: &[&str]) -> (Vec<bool>, u32, u32) {
         let h = rows.len() as u32;
         let w = rows[0].len() as u32;
         let mask = rows

@@ -218,16 +218,7 @@ pub(crate) fn iou(a: &[bool], b: &[bool]) -> f64 {
 mod tests {
     use super::*;
     use crate::dataset::components::components;
-
-    fn parse(rows: &[&str]) -> (Vec<bool>, u32, u32) {
-        let h = rows.len() as u32;
-        let w = rows[0].len() as u32;
-        let mask = rows
-            .iter()
-            .flat_map(|r| r.chars().map(|c| c == '#'))
-            .collect();
-        (mask, w, h)
-    }
+    use crate::dataset::components::tests::parse;
 
     #[test]
     fn single_pixel_and_rectangle() {

@@ -379,16 +379,7 @@ pub fn rasterize_like_fillpoly(poly: &[(i64, i64)], width: u32, height: u32) -> 
 mod tests {
     use super::*;
     use crate::dataset::components::label_components;
-
-    fn parse(rows: &[&str]) -> (Vec<bool>, u32, u32) {
-        let h = rows.len() as u32;
-        let w = rows[0].len() as u32;
-        let mask = rows
-            .iter()
-            .flat_map(|r| r.chars().map(|c| c == '#'))
-            .collect();
-        (mask, w, h)
-    }
+    use crate::dataset::components::tests::parse;
 
     /// Every component's polygon fills back exactly that component.
     fn assert_exact(rows: &[&str]) {
