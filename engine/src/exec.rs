@@ -94,12 +94,15 @@ pub struct Saved {
 
 /// Receives the images that sink nodes save (the runner writes files and store records).
 pub trait OutputSink {
-    /// Saves one output: `template` names the file, `label` is its defect class.
+    /// Saves one output: `template` names the file, `label` is its defect class. `clean` is its
+    /// defect-free image (SaveImage's `clean` input: the image before the defect nodes), kept
+    /// with it for the anomaly dataset layouts; a sink with nowhere to keep it ignores it.
     fn save(
         &mut self,
         node: &str,
         image: &Image,
         mask: Option<&Mask>,
+        clean: Option<&Image>,
         template: &str,
         label: &str,
     ) -> Result<Saved>;
@@ -115,22 +118,6 @@ pub trait OutputSink {
     ) -> Result<()> {
         let _ = (saved, width, height, ids);
         Ok(())
-    }
-
-    /// Saves one output with its defect-free image (SaveImage's `clean` input: the image before
-    /// the defect nodes), kept with it for the anomaly dataset layouts. A sink that has nowhere
-    /// to keep it saves the output alone.
-    fn save_with_clean(
-        &mut self,
-        node: &str,
-        image: &Image,
-        mask: Option<&Mask>,
-        clean: Option<&Image>,
-        template: &str,
-        label: &str,
-    ) -> Result<Saved> {
-        let _ = clean;
-        self.save(node, image, mask, template, label)
     }
 
     /// Adds a saved output to the dataset `folder` (written as `opts` say when the run ends).

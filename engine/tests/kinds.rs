@@ -250,6 +250,7 @@ impl OutputSink for Collect {
         node: &str,
         image: &Image,
         mask: Option<&Mask>,
+        _clean: Option<&Image>,
         template: &str,
         _label: &str,
     ) -> Result<Saved> {

@@ -200,7 +200,7 @@ impl<'a> NodeCtx<'a> {
             .sink
             .as_deref_mut()
             .ok_or_else(|| EngineError::failed("this run has no output folder to save into"))?;
-        let saved = sink.save_with_clean(&node, image, mask, clean, template, label)?;
+        let saved = sink.save(&node, image, mask, clean, template, label)?;
         (self.emit)(Event::Saved {
             node,
             path: saved.path.clone(),

@@ -250,17 +250,6 @@ impl OutputSink for StoreSink<'_> {
         node: &str,
         image: &Image,
         mask: Option<&Mask>,
-        template: &str,
-        label: &str,
-    ) -> Result<Saved> {
-        self.save_with_clean(node, image, mask, None, template, label)
-    }
-
-    fn save_with_clean(
-        &mut self,
-        node: &str,
-        image: &Image,
-        mask: Option<&Mask>,
         clean: Option<&Image>,
         template: &str,
         label: &str,
