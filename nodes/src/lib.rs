@@ -21,6 +21,7 @@
 
 pub mod builtin;
 mod catalogue;
+mod defects;
 pub mod diffusion;
 mod dupkeys;
 mod error;

@@ -25,7 +25,7 @@
 //! and `abnormal/` its test split.
 
 use super::manifest::Entry;
-use super::mvtec::{good_entry, num, Plan, Split};
+use super::mvtec::{defect_entry, good_entry, num, Plan, Split};
 use super::Out;
 
 /// Writes the four folders; returns the manifest entries (one per image written).
@@ -56,15 +56,7 @@ pub(crate) fn write(plan: &Plan, out: &mut Out) -> Result<Vec<Entry>, String> {
             abnormal += 1;
             let image = format!("abnormal/{n}.png");
             let mask = format!("mask/{n}_mask.png");
-            out.write(&image, &it.p.item.image_png)
-                .map_err(|e| it.p.ctx(&e))?;
-            out.write(&mask, &it.p.mask_png()?)
-                .map_err(|e| it.p.ctx(&e))?;
-            let mut e = Entry::new(it.p, image);
-            e.mask = Some(mask);
-            e.clean = good.clone();
-            e.split = Some(it.split.name());
-            entries.push(e);
+            entries.push(defect_entry(it, image, mask, good.clone(), out)?);
         }
         if let Some(image) = good {
             entries.push(good_entry(it, image));

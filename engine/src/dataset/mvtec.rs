@@ -254,6 +254,26 @@ pub(crate) fn good_entry(it: &Planned, image: String) -> Entry {
     e
 }
 
+/// Writes a test item's defect image and its mask under the given names; returns its manifest
+/// entry (`good`: where its clean image went, if anywhere).
+pub(crate) fn defect_entry(
+    it: &Planned,
+    image: String,
+    mask: String,
+    good: Option<String>,
+    out: &mut Out,
+) -> Result<Entry, String> {
+    out.write(&image, &it.p.item.image_png)
+        .map_err(|e| it.p.ctx(&e))?;
+    out.write(&mask, &it.p.mask_png()?)
+        .map_err(|e| it.p.ctx(&e))?;
+    let mut e = Entry::new(it.p, image);
+    e.mask = Some(mask);
+    e.clean = good;
+    e.split = Some(it.split.name());
+    Ok(e)
+}
+
 /// Writes the MVTec tree; returns the manifest entries (one per image written).
 pub(crate) fn write(plan: &Plan, out: &mut Out) -> Result<Vec<Entry>, String> {
     let mut counters: HashMap<String, usize> = HashMap::new();
@@ -278,15 +298,7 @@ pub(crate) fn write(plan: &Plan, out: &mut Out) -> Result<Vec<Entry>, String> {
             let stem = next(folder.clone());
             let image = format!("test/{stem}.png");
             let mask = format!("ground_truth/{stem}_mask.png");
-            out.write(&image, &it.p.item.image_png)
-                .map_err(|e| it.p.ctx(&e))?;
-            out.write(&mask, &it.p.mask_png()?)
-                .map_err(|e| it.p.ctx(&e))?;
-            let mut e = Entry::new(it.p, image);
-            e.mask = Some(mask);
-            e.clean = good.clone();
-            e.split = Some(split);
-            entries.push(e);
+            entries.push(defect_entry(it, image, mask, good.clone(), out)?);
         }
         if let Some(image) = good {
             entries.push(good_entry(it, image));
