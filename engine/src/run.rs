@@ -33,7 +33,7 @@ mod chunks;
 mod plan;
 mod sink;
 
-use chunks::recipe_chunks;
+use chunks::{recipe_chunks, ModelMemo};
 pub use plan::{apply_override, plan, Override, Plan, PlanSpec, Sweep, WorkItem, MAX_WORK_ITEMS};
 use sink::{expand_path, StoreSink, TemplateVars};
 
@@ -138,6 +138,7 @@ pub fn run_batch(
     let mut saved = Vec::new();
     let mut datasets = std::collections::BTreeMap::new();
     let mut scratch = None;
+    let mut model_memo = ModelMemo::new();
     let mut outcome: Result<()> = Ok(());
     for (i, item) in job.items.iter().enumerate() {
         if cancel.is_cancelled() {
@@ -158,7 +159,13 @@ pub fn run_batch(
             outcome = Err(e);
             break;
         }
-        let chunks = recipe_chunks(&doc, item.seed, &job.base_dir, job.embed_assets);
+        let chunks = recipe_chunks(
+            &doc,
+            item.seed,
+            &job.base_dir,
+            job.embed_assets,
+            &mut model_memo,
+        );
         let mut sink = StoreSink {
             chunks,
             store: &store,

@@ -174,7 +174,7 @@ pub struct ParamSpec {
 }
 
 /// The kind of file a parameter names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileRole {
     /// A Stable Diffusion checkpoint (a `.safetensors` file or a diffusers folder); required.
     Checkpoint,

@@ -1,9 +1,10 @@
 //! The text chunks every output PNG of a work item carries: the recipe as the item ran it and
 //! A1111's `parameters` (docs/ARCHITECTURE.md, *The store and the output folder*).
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use nodes::{GraphDoc, ParamKind, ParamValue};
+use nodes::{FileRole, GraphDoc, ParamKind, ParamValue};
 
 use crate::exec::resolve_path;
 
@@ -45,6 +46,7 @@ pub(super) fn recipe_chunks(
     seed: u64,
     base_dir: &Path,
     embed_assets: bool,
+    models: &mut ModelMemo,
 ) -> RecipeChunks {
     use crate::interop::{a1111, png_meta};
     let mut run_doc = doc.clone();
@@ -72,7 +74,7 @@ pub(super) fn recipe_chunks(
     // (the recipe's own `models` list rarely names them). Only the parameters see them; the
     // embedded recipe stays as written.
     let mut hashed = run_doc.clone();
-    hashed.models.extend(model_refs(&run_doc));
+    hashed.models.extend(model_refs(&run_doc, models));
     RecipeChunks {
         graph: (
             png_meta::GRAPH_KEYWORD.to_string(),
@@ -83,41 +85,54 @@ pub(super) fn recipe_chunks(
     }
 }
 
-/// Model references for the recipe's checkpoint and LoRA files that its `models` list lacks:
-/// each resolved as its node resolves it, hashed through the model manager's cache (by path,
-/// size and modification time, so a file is read once, not once per work item). A model that
-/// cannot be found or read, or a diffusers folder, is left out (its node reports any error when
-/// it runs).
-pub(super) fn model_refs(doc: &GraphDoc) -> Vec<nodes::ModelRef> {
+/// Model references already worked out in this batch, by (file kind, name as written): so a
+/// long batch looks each checkpoint or LoRA up (a walk of the model folders) and hashes it once,
+/// not once per work item. `None`: not found, or not a file.
+pub(super) type ModelMemo = HashMap<(FileRole, String), Option<nodes::ModelRef>>;
+
+/// Model references for the recipe's checkpoint and LoRA files (the parameters the catalogue
+/// marks [`FileRole::Checkpoint`] or [`FileRole::Lora`]) that its `models` list lacks: each
+/// located as its node locates it ([`crate::files::locate`]) and hashed through the model
+/// manager's cache. A model that cannot be found or read, or a diffusers folder, is left out
+/// (its node reports any error when it runs).
+pub(super) fn model_refs(doc: &GraphDoc, memo: &mut ModelMemo) -> Vec<nodes::ModelRef> {
     let listed = |name: &str| {
         let stem = Path::new(name).file_stem().unwrap_or_default();
         doc.models
             .iter()
             .any(|m| Path::new(&m.name).file_stem() == Some(stem) && !m.sha256.is_empty())
     };
-    fn param(n: &nodes::NodeDoc) -> Option<&ParamValue> {
-        match n.kind.as_str() {
-            "LoraLoader" => n.params.get("lora"),
-            "LoadCheckpoint" => n.params.get("checkpoint"),
-            _ => None,
+    let catalogue = nodes::Catalogue::builtin();
+    let mut refs = Vec::new();
+    for node in doc.nodes.values() {
+        let Some(spec) = catalogue.get(&node.kind) else {
+            continue;
+        };
+        for p in spec.params {
+            let Some(role @ (FileRole::Checkpoint | FileRole::Lora)) = p.file else {
+                continue;
+            };
+            let Some(name) = node.params.get(p.name).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            if name.is_empty() || listed(name) {
+                continue;
+            }
+            let found = memo.entry((role, name.to_string())).or_insert_with(|| {
+                let path = crate::files::locate(role, name, Path::new("")).ok()?;
+                if !path.is_file() {
+                    return None;
+                }
+                let manager = crate::models::manager::ModelManager::default_dirs();
+                let sha256 = manager.sha256(&path).ok()?;
+                Some(nodes::ModelRef {
+                    name: path.to_string_lossy().into_owned(),
+                    sha256,
+                    arch: String::new(),
+                })
+            });
+            refs.extend(found.clone());
         }
     }
-    let manager = crate::models::manager::ModelManager::default_dirs();
-    doc.nodes
-        .values()
-        .filter_map(|n| param(n).and_then(|v| v.as_str()))
-        .filter(|name| !name.is_empty() && !listed(name))
-        .filter_map(|name| {
-            let path = crate::sd::nodes::resolve_checkpoint(name).ok()?;
-            if !path.is_file() {
-                return None;
-            }
-            let sha256 = manager.sha256(&path).ok()?;
-            Some(nodes::ModelRef {
-                name: path.to_string_lossy().into_owned(),
-                sha256,
-                arch: String::new(),
-            })
-        })
-        .collect()
+    refs
 }
