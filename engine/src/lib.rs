@@ -36,6 +36,7 @@ pub mod dataset;
 pub mod defects;
 mod error;
 pub mod exec;
+pub mod explore;
 pub mod export;
 pub mod files;
 pub mod hashing;

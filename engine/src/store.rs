@@ -32,6 +32,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{EngineError, Result};
 
+mod features;
 mod records;
 pub use records::*;
 
@@ -51,6 +52,8 @@ const BOOKMARKS: TableDefinition<u64, &[u8]> = TableDefinition::new("bookmarks")
 const PRESETS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("presets");
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 const TRAININGS: TableDefinition<u64, &[u8]> = TableDefinition::new("trainings");
+/// Explorer features by `"<feature model>/<image sha256>"` (`explore::features` encodes them).
+const FEATURES: TableDefinition<&str, &[u8]> = TableDefinition::new("features");
 
 /// Schema version of each table, recorded in `meta` as `schema.<table>`.
 pub const SCHEMA: &[(&str, u64)] = &[
@@ -65,6 +68,7 @@ pub const SCHEMA: &[(&str, u64)] = &[
     ("presets", 1),
     ("settings", 1),
     ("trainings", 1),
+    ("features", 1),
 ];
 
 /// Whether a store file exists at `path`; an error naming it when something is there that
@@ -315,6 +319,7 @@ impl Store {
             tx.open_table(PRESETS).map_err(|e| self.err(e))?;
             tx.open_table(SETTINGS).map_err(|e| self.err(e))?;
             tx.open_table(TRAININGS).map_err(|e| self.err(e))?;
+            tx.open_table(FEATURES).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }

@@ -1,0 +1,3 @@
+//! The explorer (temporary stub for the lead's features module).
+
+pub mod features;
