@@ -1,8 +1,6 @@
 //! Explorer features, cached by image content: one row per (feature model, image sha256).
 //! The row format belongs to [`crate::explore::features`]; the store only keeps the bytes.
 
-use redb::ReadableDatabase as _;
-
 use super::{read_table, Store, FEATURES};
 use crate::error::Result;
 
