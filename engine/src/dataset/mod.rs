@@ -420,7 +420,7 @@ pub(crate) fn sanitize(s: &str) -> String {
 }
 
 /// Refuses an output path that exists and is not an empty directory.
-fn check_output_dir(out: &Path) -> Result<(), String> {
+pub(crate) fn check_output_dir(out: &Path) -> Result<(), String> {
     match fs::metadata(out) {
         Ok(md) if !md.is_dir() => Err(format!(
             "output path {} exists and is not a directory",
