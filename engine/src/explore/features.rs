@@ -133,6 +133,8 @@ pub trait Embedder {
     /// Names the network and its weights (part of the cache key), e.g.
     /// `efficientnet-lite0@3f1e…`.
     fn id(&self) -> String;
+    /// The name of a class of [`Embedded::top5`] (an ImageNet class name).
+    fn class_name(&self, class: u16) -> String;
     /// Embeds a batch of images.
     fn embed(&self, images: &[image::RgbImage]) -> Result<Vec<Embedded>>;
 }
@@ -311,6 +313,9 @@ mod tests {
     impl Embedder for Fake {
         fn id(&self) -> String {
             "fake@1".into()
+        }
+        fn class_name(&self, class: u16) -> String {
+            format!("class{class}")
         }
         fn embed(&self, images: &[image::RgbImage]) -> Result<Vec<Embedded>> {
             self.calls.set(self.calls.get() + images.len());
