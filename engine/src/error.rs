@@ -38,6 +38,12 @@ pub enum EngineError {
     Comfy(String),
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A query that does not parse: the character position (0-based) and what was expected.
+    #[error("query, at character {pos}: {message}")]
+    Query { pos: usize, message: String },
+    /// A dataset import that cannot go on (the file or archive is named).
+    #[error("import {}: {message}", path.display())]
+    Import { path: PathBuf, message: String },
 }
 
 impl EngineError {

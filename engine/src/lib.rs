@@ -25,6 +25,8 @@
 //! - [`image`], [`codec`], [`ops`], [`procedural`]: pixel buffers ([`Image`], [`Mask`]), file
 //!   decoding/encoding with size limits, classical image operations, and procedural textures,
 //!   noise and shapes.
+//! - [`explore`]: the explorer's catalogue: items (every output and imported photo) with
+//!   tags and numeric fields, dataset import, and the query language evaluated from indexes.
 //! - [`EngineError`]: the crate's error type; errors of a node name the node.
 
 #![recursion_limit = "256"]

@@ -32,8 +32,10 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{EngineError, Result};
 
+mod explore;
 mod features;
 mod records;
+pub use explore::{CatalogTx, RawIndex};
 pub use records::*;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -69,6 +71,12 @@ pub const SCHEMA: &[(&str, u64)] = &[
     ("settings", 1),
     ("trainings", 1),
     ("features", 1),
+    ("items", 1),
+    ("item_blobs", 1),
+    ("item_outputs", 1),
+    ("datasets", 1),
+    ("item_tags", 1),
+    ("item_fields", 1),
 ];
 
 /// Whether a store file exists at `path`; an error naming it when something is there that
@@ -320,6 +328,7 @@ impl Store {
             tx.open_table(SETTINGS).map_err(|e| self.err(e))?;
             tx.open_table(TRAININGS).map_err(|e| self.err(e))?;
             tx.open_table(FEATURES).map_err(|e| self.err(e))?;
+            explore::open_tables(&tx).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }

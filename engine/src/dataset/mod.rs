@@ -75,6 +75,8 @@ mod tests;
 
 pub use coco::{read_coco, CocoAnnotation, CocoCategory, CocoDataset, CocoImage, CocoSegmentation};
 pub use components::components;
+/// Component labelling for the explorer's mask fields (`defects`, `area`).
+pub(crate) use components::label_components;
 pub use contours::outer_contour;
 pub use polygons::rasterize_like_fillpoly;
 pub use rle::{rle_decode, rle_encode};

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 
+mod explore;
 mod export;
 pub mod flags;
 mod generate;
@@ -151,6 +152,77 @@ pub enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+    /// Datasets of imported photos: `import` folders and .zip files, `list` them.
+    Dataset {
+        #[command(subcommand)]
+        command: DatasetCommand,
+    },
+    /// List the items (stored outputs and imported photos) a query matches, e.g.
+    /// `label:scratch AND (model:sdxl OR NOT source:generated) AND area>200 AND
+    /// created>=2026-11-01` (docs/ARCHITECTURE.md §13).
+    Query {
+        query: String,
+        #[arg(long)]
+        json: bool,
+        /// Store file (default: the user store).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+    /// Add or remove a manual tag (a word or key:value) on items, by id or by query.
+    Tag {
+        #[command(subcommand)]
+        command: TagCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatasetCommand {
+    /// Import folders (recursive), .zip files and images into a named dataset in the store,
+    /// deduplicated by sha256, in one transaction; prints what was skipped and why. An
+    /// existing name is added to.
+    Import {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        name: String,
+        /// Metadata: a .csv or .json with a `file` column; numbers become fields, text tags.
+        #[arg(long)]
+        meta: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        /// Store file (default: the user store).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+    /// Every dataset with its item count.
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Store file (default: the user store).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TagCommand {
+    /// Add TAG to the items given by id, or to every item --query matches.
+    Add(TagArgs),
+    /// Remove the manual TAG from the items given by id, or matched by --query.
+    Remove(TagArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TagArgs {
+    pub tag: String,
+    /// Item ids.
+    pub ids: Vec<u64>,
+    /// Tag the items this query matches instead.
+    #[arg(long)]
+    pub query: Option<String>,
+    /// Store file (default: the user store).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -318,6 +390,27 @@ fn dispatch(cmd: Command) -> Result<i32> {
         Command::Models {
             command: ModelsCommand::Fetch { name },
         } => models::models_fetch_cmd(&name),
+        Command::Dataset {
+            command:
+                DatasetCommand::Import {
+                    paths,
+                    name,
+                    meta,
+                    json,
+                    store,
+                },
+        } => explore::import_cmd(&paths, &name, meta, store, json),
+        Command::Dataset {
+            command: DatasetCommand::List { json, store },
+        } => explore::list_cmd(store, json),
+        Command::Query { query, json, store } => explore::query_cmd(&query, store, json),
+        Command::Tag { command } => {
+            let (add, a) = match command {
+                TagCommand::Add(a) => (true, a),
+                TagCommand::Remove(a) => (false, a),
+            };
+            explore::tag_cmd(add, &a.tag, a.query.as_deref(), &a.ids, a.store)
+        }
     }
 }
 
