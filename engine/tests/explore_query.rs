@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use engine::explore::{Catalog, CmpOp, Expr, ItemRecord, ItemSource, Query, Scalar};
+use engine::explore::{Catalog, CmpOp, Computed, Expr, ItemRecord, ItemSource, Query, Scalar};
 use engine::Store;
 
 /// splitmix64: a seeded generator, so a failure can be replayed.
@@ -272,4 +272,32 @@ fn the_example_query_and_manual_tags() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("character 24") && e.contains("number"), "{e}");
+}
+
+#[test]
+fn computed_tags_and_fields_replace_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    let mut r = Rng(11);
+    let mut tx = store.catalog_tx().unwrap();
+    let a = tx.add_item(&random_item(&mut r), None).unwrap();
+    let b = tx.add_item(&random_item(&mut r), None).unwrap();
+    tx.commit().unwrap();
+    let cat = Catalog::new(&store);
+    let set = |id, tags: &[&str], score: f64| Computed {
+        id,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        fields: [("score".to_string(), score)].into_iter().collect(),
+    };
+    cat.set_computed(&[set(a, &["imagenet:sandpaper", "imagenet:chain mail"], 0.9), set(b, &["imagenet:oil filter"], 0.1)])
+        .unwrap();
+    assert_eq!(cat.query("imagenet:sandpaper").unwrap(), vec![a]);
+    assert_eq!(cat.query("score>0.5").unwrap(), vec![a]);
+    // Again: the key's earlier tags are replaced, not added to.
+    cat.set_computed(&[set(a, &["imagenet:oil filter"], 0.2)]).unwrap();
+    assert!(cat.query("imagenet:sandpaper").unwrap().is_empty());
+    assert_eq!(cat.query("imagenet:\"oil filter\"").unwrap(), vec![a, b]);
+    assert!(cat.query("score>0.5").unwrap().is_empty());
+    let e = cat.set_computed(&[set(99, &["x:y"], 1.0)]).unwrap_err().to_string();
+    assert!(e.contains("no such item: 99"), "{e}");
 }

@@ -124,7 +124,7 @@ fn queries_and_tags_over_the_outputs_of_real_runs() {
 
 fn noise_png(seed: u32, side: u32) -> Vec<u8> {
     let px: Vec<u8> = (0..side * side * 4)
-        .map(|i| ((i.wrapping_mul(2654435761) ^ seed.wrapping_mul(97531)) >> 11) as u8)
+        .map(|i| ((i ^ seed.wrapping_mul(0x9E37_79B9)).wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     engine::codec::encode_rgba8_png(side, side, &px).unwrap()
 }

@@ -21,6 +21,16 @@ pub struct SyncReport {
     pub removed: usize,
 }
 
+/// Computed values for one item ([`Catalog::set_computed`]): automatic tags that replace the
+/// item's automatic tags of the same keys (e.g. `imagenet:…` top-5 classes), and numeric
+/// fields set on it (e.g. `score`, `uniqueness`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Computed {
+    pub id: u64,
+    pub tags: Vec<String>,
+    pub fields: std::collections::BTreeMap<String, f64>,
+}
+
 /// Warm indexes, one per store file, shared by every [`Catalog`] of the process.
 static WARM: Mutex<Option<HashMap<PathBuf, Arc<Index>>>> = Mutex::new(None);
 
@@ -143,6 +153,37 @@ impl<'s> Catalog<'s> {
 
     pub fn datasets(&self) -> Result<Vec<DatasetRecord>> {
         self.store.datasets()
+    }
+
+    /// Sets computed automatic tags and fields on items, in one transaction (the indexes
+    /// follow): each item's automatic tags with a key that `tags` uses are replaced, its
+    /// `fields` overwritten. Non-finite values are left out. Unknown ids are an error naming
+    /// them (nothing is written).
+    pub fn set_computed(&self, updates: &[Computed]) -> Result<()> {
+        let mut tx = self.store.catalog_tx()?;
+        for u in updates {
+            let Some(old) = tx.item(u.id)? else {
+                return Err(EngineError::failed(format!(
+                    "no such item: {} (nothing was written)",
+                    u.id
+                )));
+            };
+            for t in &u.tags {
+                check_tag(t).map_err(EngineError::Failed)?;
+            }
+            let key = |t: &str| norm_tag(t.split_once(':').map_or(t, |(k, _)| k));
+            let keys: Vec<String> = u.tags.iter().map(|t| key(t)).collect();
+            let mut new = old.clone();
+            new.auto_tags.retain(|t| !keys.contains(&key(t)));
+            new.auto_tags.extend(u.tags.iter().map(|t| t.trim().to_string()));
+            for (k, v) in &u.fields {
+                if v.is_finite() {
+                    new.fields.insert(k.clone(), *v);
+                }
+            }
+            tx.update_item(u.id, &old, &new)?;
+        }
+        tx.commit()
     }
 
     /// Adds a manual tag to items; returns how many changed. Unknown ids are an error naming

@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use catalog::{Catalog, SyncReport};
+pub use catalog::{Catalog, Computed, SyncReport};
 pub use import::{import_dataset, ImportOptions, ImportReport, Skipped};
 pub use index::Index;
 pub use query::{CmpOp, Expr, Query, Scalar};
