@@ -25,10 +25,13 @@
 //! - [`image`], [`codec`], [`ops`], [`procedural`]: pixel buffers ([`Image`], [`Mask`]), file
 //!   decoding/encoding with size limits, classical image operations, and procedural textures,
 //!   noise and shapes.
+//! - [`analysis`]: the Explorer's math on row-major `f32` matrices: PCA, t-SNE and UMAP maps,
+//!   trustworthiness, cosine k-NN, near-duplicates, uniqueness, coverage (precision/recall, KID).
 //! - [`EngineError`]: the crate's error type; errors of a node name the node.
 
 #![recursion_limit = "256"]
 
+pub mod analysis;
 pub mod cleanup;
 pub mod codec;
 pub mod contact;
