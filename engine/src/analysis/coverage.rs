@@ -16,13 +16,12 @@
 //!   come from ChaCha8 (not numpy's `RandomState(2020)`); [`kid_on_subsets`] takes explicit
 //!   subsets so a reference's own draws can be replayed.
 
-use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::{bad, check_matrix};
-use crate::{EngineError, Result};
+use crate::Result;
 
 fn sqdist64(a: &[f32], b: &[f32]) -> f64 {
     a.iter()
@@ -149,28 +148,77 @@ impl Default for KidParams {
     }
 }
 
-fn candle_err(e: candle_core::Error) -> EngineError {
-    bad("kid", format!("matrix product: {e}"))
+/// Rows as `f64`.
+fn rows64(data: &[f32]) -> Vec<f64> {
+    data.iter().map(|&v| v as f64).collect()
 }
 
-/// `A Bᵀ` in `f64` for row subsets of two sets, through candle's matmul.
-fn gram(a: &[f32], ia: &[usize], b: &[f32], ib: &[usize], d: usize) -> Result<Vec<f64>> {
-    let pick = |src: &[f32], idx: &[usize]| -> Vec<f64> {
-        idx.iter()
-            .flat_map(|&i| src[i * d..(i + 1) * d].iter().map(|&v| v as f64))
-            .collect()
-    };
-    let ta = Tensor::from_vec(pick(a, ia), (ia.len(), d), &Device::Cpu).map_err(candle_err)?;
-    let tb = Tensor::from_vec(pick(b, ib), (ib.len(), d), &Device::Cpu).map_err(candle_err)?;
-    let t = ta
-        .matmul(&tb.t().map_err(candle_err)?)
-        .map_err(candle_err)?
-        .to_dtype(DType::F64)
-        .map_err(candle_err)?;
-    t.flatten_all()
-        .map_err(candle_err)?
-        .to_vec1::<f64>()
-        .map_err(candle_err)
+fn dot64(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let ca = a.chunks_exact(4);
+    let cb = b.chunks_exact(4);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..4 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// Dot products between rows of two sets, either all precomputed (small sets) or computed on
+/// demand for each subset.
+struct Dots<'a> {
+    a: &'a [f64],
+    b: &'a [f64],
+    nb: usize,
+    d: usize,
+    full: Option<Vec<f64>>,
+}
+
+/// Above this many entries per matrix, dot products are computed per subset.
+const FULL_GRAM_MAX: usize = 4 << 20;
+
+impl<'a> Dots<'a> {
+    fn new(a: &'a [f64], b: &'a [f64], d: usize, precompute: bool) -> Self {
+        let (na, nb) = (a.len() / d, b.len() / d);
+        let full = (precompute && na * nb <= FULL_GRAM_MAX).then(|| {
+            let mut g = vec![0.0f64; na * nb];
+            g.par_chunks_mut(nb).enumerate().for_each(|(i, row)| {
+                let x = &a[i * d..(i + 1) * d];
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = dot64(x, &b[j * d..(j + 1) * d]);
+                }
+            });
+            g
+        });
+        Dots { a, b, nb, d, full }
+    }
+
+    /// The `m × m` kernel matrix of the rows `ia` of A against `ib` of B.
+    fn kernel(&self, ia: &[usize], ib: &[usize], kernel: &(dyn Fn(f64) -> f64 + Sync)) -> Vec<f64> {
+        let m = ib.len();
+        let mut out = vec![0.0f64; ia.len() * m];
+        out.par_chunks_mut(m)
+            .zip(ia.par_iter())
+            .for_each(|(row, &i)| {
+                for (v, &j) in row.iter_mut().zip(ib) {
+                    let g = match &self.full {
+                        Some(full) => full[i * self.nb + j],
+                        None => dot64(
+                            &self.a[i * self.d..(i + 1) * self.d],
+                            &self.b[j * self.d..(j + 1) * self.d],
+                        ),
+                    };
+                    *v = kernel(g);
+                }
+            });
+        out
+    }
 }
 
 /// torch-fidelity's unbiased MMD² from three kernel matrices of `m × m`.
@@ -199,7 +247,14 @@ pub fn kid_on_subsets(
         return Err(bad(WHAT, "no subsets"));
     }
     let gamma = params.gamma.unwrap_or(1.0 / d as f64);
-    let kernel = |v: f64| (v * gamma + params.coef0).powi(params.degree);
+    let (coef0, degree) = (params.coef0, params.degree);
+    let kernel = move |v: f64| (v * gamma + coef0).powi(degree);
+    let (r64, f64s) = (rows64(real), rows64(fake));
+    // Precompute all dot products when the subsets touch most rows anyway.
+    let touched = subsets.len() * subsets[0].0.len();
+    let rr = Dots::new(&r64, &r64, d, touched >= nr);
+    let ff = Dots::new(&f64s, &f64s, d, touched >= nf);
+    let rf = Dots::new(&r64, &f64s, d, touched >= nr.min(nf));
     let mut mmds = Vec::with_capacity(subsets.len());
     for (s, (ir, jf)) in subsets.iter().enumerate() {
         let m = ir.len();
@@ -215,18 +270,9 @@ pub fn kid_on_subsets(
                 format!("subset {s}: a row index is out of range"),
             ));
         }
-        let kxx: Vec<f64> = gram(real, ir, real, ir, d)?
-            .into_iter()
-            .map(kernel)
-            .collect();
-        let kyy: Vec<f64> = gram(fake, jf, fake, jf, d)?
-            .into_iter()
-            .map(kernel)
-            .collect();
-        let kxy: Vec<f64> = gram(real, ir, fake, jf, d)?
-            .into_iter()
-            .map(kernel)
-            .collect();
+        let kxx = rr.kernel(ir, ir, &kernel);
+        let kyy = ff.kernel(jf, jf, &kernel);
+        let kxy = rf.kernel(ir, jf, &kernel);
         mmds.push(mmd2(&kxx, &kxy, &kyy, m));
     }
     let n = mmds.len() as f64;
