@@ -36,6 +36,9 @@ pub enum EngineError {
     /// A ComfyUI file of a shape we do not understand (names the node and the field).
     #[error("ComfyUI workflow: {0}")]
     Comfy(String),
+    /// Bad input to an analysis (maps, similarity, coverage): names the function and the problem.
+    #[error("analysis: {0}")]
+    Analysis(String),
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// A query that does not parse: the character position (0-based) and what was expected.

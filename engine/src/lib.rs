@@ -25,12 +25,15 @@
 //! - [`image`], [`codec`], [`ops`], [`procedural`]: pixel buffers ([`Image`], [`Mask`]), file
 //!   decoding/encoding with size limits, classical image operations, and procedural textures,
 //!   noise and shapes.
+//! - [`analysis`]: the Explorer's math on row-major `f32` matrices: PCA, t-SNE and UMAP maps,
+//!   trustworthiness, cosine k-NN, near-duplicates, uniqueness, coverage (precision/recall, KID).
 //! - [`explore`]: the explorer's catalogue: items (every output and imported photo) with
 //!   tags and numeric fields, dataset import, and the query language evaluated from indexes.
 //! - [`EngineError`]: the crate's error type; errors of a node name the node.
 
 #![recursion_limit = "256"]
 
+pub mod analysis;
 pub mod cleanup;
 pub mod codec;
 pub mod contact;
