@@ -1,0 +1,288 @@
+//! The Explore window driven through egui_kittest on a synthetic view: box and lasso
+//! selection (checked against the points' own coordinates), shift/ctrl to add and remove, and
+//! the commands for tagging, a query and exporting the selection.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use egui::{Key, Modifiers, Pos2, Rect};
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use engine::dataset::Format;
+use studio::app::explore::{ExploreCommand, ExplorePanel, ExploreView};
+
+struct State {
+    panel: ExplorePanel,
+    cmds: Vec<ExploreCommand>,
+}
+
+const N: usize = 400;
+
+fn harness() -> Harness<'static, State> {
+    let mut panel = ExplorePanel::default();
+    panel.set_view(ExploreView::demo(N, 5)).unwrap();
+    assert!(panel.set_color_by(Some("label")));
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(
+            |ui, s: &mut State| {
+                let c = s.panel.explore_ui(ui);
+                s.cmds.extend(c);
+            },
+            State {
+                panel,
+                cmds: Vec::new(),
+            },
+        );
+    h.run_steps(3);
+    h
+}
+
+/// Map coordinates of a screen point, from the camera's documented convention (scale screen
+/// points per map unit about the plot's centre, map y up), written out here on its own.
+fn to_map(h: &Harness<'static, State>, p: Pos2) -> [f32; 2] {
+    let (cam, rect) = h.state().panel.camera();
+    [
+        cam.center[0] + (p.x - rect.center().x) / cam.scale,
+        cam.center[1] - (p.y - rect.center().y) / cam.scale,
+    ]
+}
+
+fn plot_rect(h: &Harness<'static, State>) -> Rect {
+    h.state().panel.camera().1
+}
+
+/// Drags with the primary button through `path` (one frame per point), with `modifiers` held.
+fn drag(h: &mut Harness<'static, State>, path: &[Pos2], modifiers: Modifiers) {
+    h.event(egui::Event::ModifiersChanged(modifiers));
+    h.event(egui::Event::PointerMoved(path[0]));
+    h.step();
+    h.event(egui::Event::PointerButton {
+        pos: path[0],
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers,
+    });
+    h.step();
+    for p in &path[1..] {
+        h.hover_at(*p);
+        h.step();
+    }
+    let end = *path.last().unwrap();
+    h.event(egui::Event::PointerButton {
+        pos: end,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers,
+    });
+    h.step();
+    h.event(egui::Event::ModifiersChanged(Modifiers::NONE));
+    h.event(egui::Event::PointerGone);
+    h.run_steps(2);
+}
+
+/// Ids of the items whose map coordinates lie inside the screen box from `a` to `b`.
+fn ids_in_box(h: &Harness<'static, State>, a: Pos2, b: Pos2) -> BTreeSet<u64> {
+    let (p, q) = (to_map(h, a), to_map(h, b));
+    let (x0, x1) = (p[0].min(q[0]), p[0].max(q[0]));
+    let (y0, y1) = (p[1].min(q[1]), p[1].max(q[1]));
+    let v = h.state().panel.view();
+    v.ids
+        .iter()
+        .zip(&v.xy)
+        .filter(|(_, c)| c[0] >= x0 && c[0] <= x1 && c[1] >= y0 && c[1] <= y1)
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+fn selected(h: &Harness<'static, State>) -> BTreeSet<u64> {
+    h.state().panel.selected_ids().into_iter().collect()
+}
+
+/// Two boxes over different parts of the map.
+fn boxes(h: &Harness<'static, State>) -> [(Pos2, Pos2); 2] {
+    let r = plot_rect(h);
+    let at = |fx: f32, fy: f32| Pos2::new(r.left() + fx * r.width(), r.top() + fy * r.height());
+    [(at(0.45, 0.2), at(0.95, 0.6)), (at(0.1, 0.4), at(0.6, 0.9))]
+}
+
+#[test]
+fn a_box_selects_exactly_the_points_inside_it() {
+    let mut h = harness();
+    let (a, b) = boxes(&h)[0];
+    let expected = ids_in_box(&h, a, b);
+    assert!(
+        expected.len() > 20 && expected.len() < N - 20,
+        "{}",
+        expected.len()
+    );
+    let mid = a + (b - a) * 0.5;
+    drag(&mut h, &[a, mid, b], Modifiers::NONE);
+    assert_eq!(selected(&h), expected);
+    // The grid shows them.
+    h.get_by_label_contains(&format!("Selection: {}", expected.len()));
+}
+
+#[test]
+fn shift_adds_and_ctrl_removes() {
+    let mut h = harness();
+    let [(a, b), (c, d)] = boxes(&h);
+    let first = ids_in_box(&h, a, b);
+    let second = ids_in_box(&h, c, d);
+    assert!(!first.is_disjoint(&second) && first != second);
+    let rect = plot_rect(&h);
+    drag(&mut h, &[a, a + (b - a) * 0.5, b], Modifiers::NONE);
+    // Selecting must not move the map (the boxes were computed before).
+    assert_eq!(plot_rect(&h), rect);
+    drag(&mut h, &[c, c + (d - c) * 0.5, d], Modifiers::SHIFT);
+    assert_eq!(selected(&h), first.union(&second).copied().collect());
+    drag(&mut h, &[c, c + (d - c) * 0.5, d], Modifiers::COMMAND);
+    assert_eq!(selected(&h), first.difference(&second).copied().collect());
+}
+
+/// Even-odd rule, written independently of the window's.
+fn in_polygon(p: [f32; 2], poly: &[[f32; 2]]) -> bool {
+    let mut crossings = 0;
+    for k in 0..poly.len() {
+        let (a, b) = (poly[k], poly[(k + 1) % poly.len()]);
+        if (a[1] <= p[1]) != (b[1] <= p[1]) {
+            let t = (p[1] - a[1]) / (b[1] - a[1]);
+            if a[0] + t * (b[0] - a[0]) > p[0] {
+                crossings += 1;
+            }
+        }
+    }
+    crossings % 2 == 1
+}
+
+#[test]
+fn a_lasso_selects_exactly_the_points_inside_it() {
+    let mut h = harness();
+    h.get_by_label("Lasso").click();
+    h.run_steps(2);
+    let r = plot_rect(&h);
+    let c = r.center();
+    // A concave star around the map's centre.
+    let path: Vec<Pos2> = (0..20)
+        .map(|k| {
+            let t = k as f32 / 20.0 * std::f32::consts::TAU;
+            let rad = if k % 2 == 0 { 0.42 } else { 0.2 } * r.height();
+            Pos2::new(c.x + rad * t.cos(), c.y + rad * t.sin())
+        })
+        .collect();
+    let poly: Vec<[f32; 2]> = path.iter().map(|p| to_map(&h, *p)).collect();
+    let v = h.state().panel.view();
+    let expected: BTreeSet<u64> = v
+        .ids
+        .iter()
+        .zip(&v.xy)
+        .filter(|(_, xy)| in_polygon(**xy, &poly))
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(
+        expected.len() > 20 && expected.len() < N - 20,
+        "{}",
+        expected.len()
+    );
+    drag(&mut h, &path, Modifiers::NONE);
+    assert_eq!(selected(&h), expected);
+}
+
+#[test]
+fn select_tag_query_and_export_emit_the_commands() {
+    let mut h = harness();
+    let (a, b) = boxes(&h)[0];
+    drag(&mut h, &[a, a + (b - a) * 0.5, b], Modifiers::NONE);
+    let ids = h.state().panel.selected_ids();
+    assert!(!ids.is_empty());
+    h.state_mut().cmds.clear();
+
+    h.get_by_label("Tag").focus();
+    h.step();
+    h.get_by_label("Tag").type_text("reviewed");
+    h.step();
+    h.get_by_label("Add tag").click();
+    h.run_steps(2);
+    let tagged: Vec<_> = h
+        .state()
+        .cmds
+        .iter()
+        .filter(|c| matches!(c, ExploreCommand::Tag { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(
+        tagged,
+        vec![ExploreCommand::Tag {
+            ids: ids.clone(),
+            tag: "reviewed".into()
+        }]
+    );
+
+    h.get_by_label("Query").focus();
+    h.step();
+    h.get_by_label("Query")
+        .type_text("label:scratch AND NOT source:imported");
+    h.step();
+    h.key_press(Key::Enter);
+    h.run_steps(2);
+    assert!(
+        h.state().cmds.contains(&ExploreCommand::Query(
+            "label:scratch AND NOT source:imported".into()
+        )),
+        "{:?}",
+        h.state().cmds
+    );
+
+    h.get_by_label("Folder").focus();
+    h.step();
+    h.get_by_label("Folder").type_text("/tmp/explore-export");
+    h.step();
+    h.get_by_label("Export").click();
+    h.run_steps(2);
+    let export: Vec<_> = h
+        .state()
+        .cmds
+        .iter()
+        .filter(|c| matches!(c, ExploreCommand::ExportSelection { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(
+        export,
+        vec![ExploreCommand::ExportSelection {
+            ids,
+            format: Format::Folder,
+            dir: PathBuf::from("/tmp/explore-export"),
+        }]
+    );
+}
+
+#[test]
+fn hovering_a_point_asks_for_its_thumbnail() {
+    let mut h = harness();
+    let (cam, rect) = h.state().panel.camera();
+    let xy = h.state().panel.view().xy[17];
+    let id = h.state().panel.view().ids[17];
+    let at = Pos2::new(
+        rect.center().x + (xy[0] - cam.center[0]) * cam.scale,
+        rect.center().y - (xy[1] - cam.center[1]) * cam.scale,
+    );
+    h.hover_at(at);
+    h.run_steps(2);
+    let hovered = h
+        .state()
+        .panel
+        .hovered()
+        .expect("a point under the pointer");
+    let hid = h.state().panel.view().ids[hovered];
+    // The nearest point may be another one at the same spot; it is within the pick radius.
+    let hxy = h.state().panel.view().xy[hovered];
+    assert!(
+        (hxy[0] - xy[0]).hypot(hxy[1] - xy[1]) * cam.scale <= 6.0,
+        "{hid} vs {id}"
+    );
+    assert!(h
+        .state()
+        .cmds
+        .iter()
+        .any(|c| matches!(c, ExploreCommand::WantThumbnails(v) if v.contains(&hid))));
+}
