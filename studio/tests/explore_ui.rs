@@ -10,6 +10,7 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use engine::dataset::Format;
 use studio::app::explore::{ExploreCommand, ExplorePanel, ExploreView};
+use studio::app::{Settings, StudioApp};
 
 struct State {
     panel: ExplorePanel,
@@ -285,4 +286,40 @@ fn hovering_a_point_asks_for_its_thumbnail() {
         .cmds
         .iter()
         .any(|c| matches!(c, ExploreCommand::WantThumbnails(v) if v.contains(&hid))));
+}
+
+#[test]
+fn the_view_menu_opens_the_window_and_the_app_answers_thumbnail_requests() {
+    let home = tempfile::tempdir().unwrap();
+    std::env::set_var("DEFECT_STUDIO_HOME", home.path());
+    let mut h = Harness::builder()
+        .with_size([1600.0, 1000.0])
+        .build_ui_state(
+            |ui, app: &mut Option<StudioApp>| {
+                let a =
+                    app.get_or_insert_with(|| StudioApp::new(ui.ctx(), Settings::default(), None));
+                a.ui(ui);
+            },
+            None,
+        );
+    h.run_steps(3);
+    h.get_by_label("View").click();
+    h.run_steps(2);
+    h.get_by_label("Explore…").click();
+    h.run_steps(3);
+    let ids: Vec<u64> = {
+        let app = h.state_mut().as_mut().unwrap();
+        assert!(app.explore.open);
+        assert!(!app.explore.view().is_empty());
+        let ids = app.explore.view().ids[..3].to_vec();
+        assert!(ids.iter().all(|id| app.explore.thumbnail(*id).is_none()));
+        app.explore.select_ids(&ids);
+        ids
+    };
+    h.get_by_label("map");
+    h.run_steps(4);
+    // The grid asked for the selected items' thumbnails and the app put them in.
+    let app = h.state().as_ref().unwrap();
+    assert!(ids.iter().all(|id| app.explore.thumbnail(*id).is_some()));
+    assert_eq!(app.explore.selected_ids(), ids);
 }

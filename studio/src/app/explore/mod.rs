@@ -216,6 +216,11 @@ impl ExplorePanel {
         self.thumbs.insert(id, texture);
     }
 
+    /// The cached thumbnail of `id`, if any.
+    pub fn thumbnail(&self, id: u64) -> Option<&TextureHandle> {
+        self.thumbs.get(&id)
+    }
+
     /// Records that no thumbnail exists for `id` (it is not asked for again).
     pub fn no_thumbnail(&mut self, id: u64) {
         self.requested.insert(id);

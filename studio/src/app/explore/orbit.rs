@@ -67,11 +67,18 @@ impl Orbit {
         self.pitch = (self.pitch + dy * 0.01).clamp(-1.55, 1.55);
     }
 
-    /// The point in camera space (x right, y up, z towards the eye).
+    /// The rotation, as the sines and cosines of yaw and pitch.
     #[inline]
-    fn view(&self, p: [f32; 3]) -> [f32; 3] {
+    fn rotation(&self) -> [f32; 4] {
         let (sy, cy) = self.yaw.sin_cos();
         let (sp, cp) = self.pitch.sin_cos();
+        [sy, cy, sp, cp]
+    }
+
+    /// The point in camera space (x right, y up, z towards the eye).
+    #[inline]
+    fn view(r: [f32; 4], p: [f32; 3]) -> [f32; 3] {
+        let [sy, cy, sp, cp] = r;
         // The map's third coordinate points up: its first two lie on the floor.
         let (x, y, z) = (p[0], p[2], p[1]);
         let x1 = cy * x + sy * z;
@@ -84,33 +91,55 @@ impl Orbit {
     /// Screen position and depth (larger = nearer) of a normalised point.
     #[inline]
     pub fn project(&self, rect: Rect, p: [f32; 3]) -> (Pos2, f32) {
-        let v = self.view(p);
+        self.projector(rect)(p)
+    }
+
+    /// [`Orbit::project`] with the rotation worked out once.
+    fn projector(&self, rect: Rect) -> impl Fn([f32; 3]) -> (Pos2, f32) {
+        let r = self.rotation();
         let f = 0.5 * rect.width().min(rect.height()) * self.zoom * (EYE - 1.0);
-        let w = (EYE - v[2]).max(0.05);
         let c = rect.center();
-        (Pos2::new(c.x + f * v[0] / w, c.y - f * v[1] / w), v[2])
+        move |p| {
+            let v = Orbit::view(r, p);
+            let w = (EYE - v[2]).max(0.05);
+            (Pos2::new(c.x + f * v[0] / w, c.y - f * v[1] / w), v[2])
+        }
     }
 
     /// Projects every point (non-finite ones land off screen) and returns the drawing order,
-    /// far to near.
+    /// far to near: a counting sort into depth bins (exact enough for dots a few points
+    /// wide, and linear in the number of points).
     pub fn project_all(&self, rect: Rect, cloud: &Cloud) -> (Vec<Pos2>, Vec<u32>) {
-        let mut depth = Vec::with_capacity(cloud.points.len());
+        const BINS: usize = 4096;
+        let project = self.projector(rect);
+        let mut bins = Vec::with_capacity(cloud.points.len());
+        let mut counts = vec![0u32; BINS + 1];
         let screen = cloud
             .points
             .iter()
             .map(|p| {
-                if p.iter().all(|v| v.is_finite()) {
-                    let (s, d) = self.project(rect, *p);
-                    depth.push(d);
-                    s
+                let (s, b) = if p.iter().all(|v| v.is_finite()) {
+                    let (s, d) = project(*p);
+                    // Normalised points lie within the unit sphere: depth in -1..=1.
+                    let b = ((d.clamp(-1.0, 1.0) + 1.0) * 0.5 * (BINS - 1) as f32) as usize;
+                    (s, b)
                 } else {
-                    depth.push(f32::NEG_INFINITY);
-                    Pos2::new(f32::NAN, f32::NAN)
-                }
+                    (Pos2::new(f32::NAN, f32::NAN), 0)
+                };
+                bins.push(b as u16);
+                counts[b + 1] += 1;
+                s
             })
             .collect();
-        let mut order: Vec<u32> = (0..cloud.points.len() as u32).collect();
-        order.sort_unstable_by(|a, b| depth[*a as usize].total_cmp(&depth[*b as usize]));
+        for b in 0..BINS {
+            counts[b + 1] += counts[b];
+        }
+        let mut order = vec![0u32; cloud.points.len()];
+        for (i, b) in bins.iter().enumerate() {
+            let slot = &mut counts[*b as usize];
+            order[*slot as usize] = i as u32;
+            *slot += 1;
+        }
         (screen, order)
     }
 
