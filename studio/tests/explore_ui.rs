@@ -55,12 +55,21 @@ fn plot_rect(h: &Harness<'static, State>) -> Rect {
 
 /// Drags with the primary button through `path` (one frame per point), with `modifiers` held.
 fn drag(h: &mut Harness<'static, State>, path: &[Pos2], modifiers: Modifiers) {
+    drag_with(h, path, modifiers, egui::PointerButton::Primary);
+}
+
+fn drag_with(
+    h: &mut Harness<'static, State>,
+    path: &[Pos2],
+    modifiers: Modifiers,
+    button: egui::PointerButton,
+) {
     h.event(egui::Event::ModifiersChanged(modifiers));
     h.event(egui::Event::PointerMoved(path[0]));
     h.step();
     h.event(egui::Event::PointerButton {
         pos: path[0],
-        button: egui::PointerButton::Primary,
+        button,
         pressed: true,
         modifiers,
     });
@@ -72,7 +81,7 @@ fn drag(h: &mut Harness<'static, State>, path: &[Pos2], modifiers: Modifiers) {
     let end = *path.last().unwrap();
     h.event(egui::Event::PointerButton {
         pos: end,
-        button: egui::PointerButton::Primary,
+        button,
         pressed: false,
         modifiers,
     });
@@ -322,4 +331,63 @@ fn the_view_menu_opens_the_window_and_the_app_answers_thumbnail_requests() {
     let app = h.state().as_ref().unwrap();
     assert!(ids.iter().all(|id| app.explore.thumbnail(*id).is_some()));
     assert_eq!(app.explore.selected_ids(), ids);
+}
+
+#[test]
+fn in_3d_a_drag_orbits_and_a_right_drag_selects_what_is_on_screen_in_the_box() {
+    let mut h = harness();
+    h.get_by_label("3D").click();
+    h.run_steps(2);
+    let before = h.state().panel.orbit();
+    let r = plot_rect(&h);
+    drag(
+        &mut h,
+        &[
+            r.center(),
+            r.center() + egui::vec2(60.0, 20.0),
+            r.center() + egui::vec2(120.0, 30.0),
+        ],
+        Modifiers::NONE,
+    );
+    let after = h.state().panel.orbit();
+    assert!(
+        after.yaw > before.yaw && after.pitch > before.pitch,
+        "{before:?} → {after:?}"
+    );
+    assert!(
+        h.state().panel.selected_ids().is_empty(),
+        "a left drag in 3D rotates only"
+    );
+    // The expected points: projected with the camera now shown, inside the box.
+    let (a, b) = (
+        r.center() - egui::vec2(150.0, 120.0),
+        r.center() + egui::vec2(40.0, 60.0),
+    );
+    let v = h.state().panel.view();
+    let cloud = studio::app::explore::orbit::Cloud::new(v.xyz.as_ref().unwrap());
+    let boxed = Rect::from_two_pos(a, b);
+    let expected: BTreeSet<u64> = cloud
+        .points
+        .iter()
+        .zip(&v.ids)
+        .filter(|(p, _)| boxed.contains(after.project(r, **p).0))
+        .map(|(_, id)| *id)
+        .collect();
+    assert!(
+        expected.len() > 20 && expected.len() < N - 20,
+        "{}",
+        expected.len()
+    );
+    drag_with(
+        &mut h,
+        &[a, a + (b - a) * 0.5, b],
+        Modifiers::NONE,
+        egui::PointerButton::Secondary,
+    );
+    assert_eq!(h.state().panel.orbit(), after);
+    assert_eq!(selected(&h), expected);
+    // Back in 2D the selection is the same.
+    h.get_by_label("2D").click();
+    h.run_steps(2);
+    assert_eq!(selected(&h), expected);
 }

@@ -237,6 +237,11 @@ impl ExplorePanel {
         (self.camera, self.plot_rect)
     }
 
+    /// The 3D camera.
+    pub fn orbit(&self) -> Orbit {
+        self.orbit
+    }
+
     /// The hovered item (index into the view).
     pub fn hovered(&self) -> Option<usize> {
         self.hovered
@@ -583,7 +588,7 @@ impl ExplorePanel {
                             ui.weak("(thumbnail loading)");
                         }
                     }
-                    ui.label(self.view.name(i));
+                    ui.add(egui::Label::new(self.view.name(i)).extend());
                     if let Some((name, col)) = self.color_by.and_then(|c| self.view.columns.get(c))
                     {
                         ui.label(format!(

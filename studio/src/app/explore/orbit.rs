@@ -21,10 +21,10 @@ impl Default for Orbit {
     }
 }
 
-/// The eye's distance from the centre, in units of the normalised point cloud's radius.
-const EYE: f32 = 3.5;
+/// The eye's distance from the centre, in units of the normalised point cloud's half-width.
+const EYE: f32 = 4.0;
 
-/// The point cloud, centred and scaled to fit a unit sphere.
+/// The point cloud, centred and scaled to fit the cube from -1 to 1.
 #[derive(Clone, Debug, Default)]
 pub struct Cloud {
     pub points: Vec<[f32; 3]>,
@@ -49,8 +49,7 @@ impl Cloud {
         let c = [0, 1, 2].map(|k| (lo[k] + hi[k]) * 0.5);
         let r = (0..3)
             .map(|k| (hi[k] - lo[k]) * 0.5)
-            .fold(1e-6f32, f32::max)
-            * 3f32.sqrt();
+            .fold(1e-6f32, f32::max);
         Cloud {
             points: xyz
                 .iter()
@@ -120,8 +119,9 @@ impl Orbit {
             .map(|p| {
                 let (s, b) = if p.iter().all(|v| v.is_finite()) {
                     let (s, d) = project(*p);
-                    // Normalised points lie within the unit sphere: depth in -1..=1.
-                    let b = ((d.clamp(-1.0, 1.0) + 1.0) * 0.5 * (BINS - 1) as f32) as usize;
+                    // Normalised points lie within the cube: depth in -√3..=√3.
+                    const R: f32 = 1.7321;
+                    let b = ((d.clamp(-R, R) + R) / (2.0 * R) * (BINS - 1) as f32) as usize;
                     (s, b)
                 } else {
                     (Pos2::new(f32::NAN, f32::NAN), 0)
