@@ -96,7 +96,10 @@ impl Orbit {
     /// [`Orbit::project`] with the rotation worked out once.
     fn projector(&self, rect: Rect) -> impl Fn([f32; 3]) -> (Pos2, f32) {
         let r = self.rotation();
-        let f = 0.5 * rect.width().min(rect.height()) * self.zoom * (EYE - 1.0);
+        // At zoom 1 the cube's bounding sphere (radius √3) just fits the rectangle.
+        const R: f32 = 1.7321;
+        let fit = (EYE * EYE - R * R).sqrt() / R;
+        let f = 0.5 * rect.width().min(rect.height()) * self.zoom * fit * 0.95;
         let c = rect.center();
         move |p| {
             let v = Orbit::view(r, p);
