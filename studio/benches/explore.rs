@@ -145,6 +145,18 @@ fn main() {
     );
     print("2D, panning: tessellation", &t);
     let mut h = explore_harness(view.clone());
+    let (f, _) = measure(&mut h, |h, k| {
+        let r = h.state().camera().1;
+        let t = (k % 50) as f32 / 50.0;
+        h.event(Event::PointerMoved(
+            r.lerp_inside(egui::vec2(t, 0.3 + 0.4 * t)),
+        ));
+    });
+    print(
+        "2D, pointer moving (hovered point through the grid index): frame",
+        &f,
+    );
+    let mut h = explore_harness(view.clone());
     let half: Vec<u64> = view.ids.iter().step_by(2).copied().collect();
     h.state_mut().select_ids(&half);
     let (f, _) = measure(&mut h, dragging(PointerButton::Secondary));

@@ -144,7 +144,7 @@ impl GridIndex {
 
     /// The point of `xy` nearest to `p` within `radius` (map units), if any.
     pub fn nearest(&self, xy: &[[f32; 2]], p: [f32; 2], radius: f32) -> Option<usize> {
-        if self.cols == 0 || !(radius > 0.0) {
+        if self.cols == 0 || radius.is_nan() || radius <= 0.0 {
             return None;
         }
         let range = |v: f32, lo: f32, n: usize| {
