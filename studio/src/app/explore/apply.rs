@@ -84,8 +84,7 @@ impl StudioApp {
 
     /// A stored output's thumbnail, else (demo data) a drawn one.
     fn explore_thumbnail(&self, id: u64) -> Option<ColorImage> {
-        let demo = self.explore.view().note.starts_with("demo data");
-        if demo {
+        if self.explore.view().demo {
             let i = self.explore.view().ids.iter().position(|x| *x == id)?;
             return Some(demo_thumbnail(self.explore.colors().get(i).copied(), id));
         }

@@ -146,6 +146,8 @@ pub struct ExploreView {
     pub coverage: Option<CoverageReadout>,
     /// A status line (what the view holds, or what the last action found).
     pub note: String,
+    /// Synthetic data from [`ExploreView::demo`] (no store behind the ids).
+    pub demo: bool,
 }
 
 impl ExploreView {
@@ -231,6 +233,7 @@ impl ExploreView {
         let mut v = ExploreView {
             method: MapMethod::Pca,
             note: format!("demo data: {n} synthetic items (the catalogue is not connected)"),
+            demo: true,
             ..Default::default()
         };
         let mut labels = Vec::with_capacity(n);
