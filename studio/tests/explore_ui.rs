@@ -391,3 +391,98 @@ fn in_3d_a_drag_orbits_and_a_right_drag_selects_what_is_on_screen_in_the_box() {
     h.run_steps(2);
     assert_eq!(selected(&h), expected);
 }
+
+#[test]
+fn the_grid_inspects_a_click_and_picks_with_ctrl_and_actions_follow_the_picks() {
+    let mut h = harness();
+    let ids: Vec<u64> = h.state().panel.view().ids[10..14].to_vec();
+    h.state_mut().panel.select_ids(&ids);
+    h.run_steps(2);
+    let name = |h: &Harness<'static, State>, id: u64| {
+        let v = h.state().panel.view();
+        v.name(v.ids.iter().position(|x| *x == id).unwrap())
+    };
+    let (second, third) = (name(&h, ids[1]), name(&h, ids[2]));
+    h.get_by_label(&second).click();
+    h.run_steps(2);
+    // The inspector shows the item's id and its tags.
+    h.get_by_label(&format!("item #{}", ids[1]));
+    let tags = {
+        let v = h.state().panel.view();
+        v.tags_of(v.ids.iter().position(|x| *x == ids[1]).unwrap())
+            .to_vec()
+    };
+    for t in &tags {
+        h.get_by_label(t);
+    }
+    h.get_by_label_contains("on the 1 item(s) picked in the grid");
+    h.get_by_label(&third).click_modifiers(Modifiers::COMMAND);
+    h.run_steps(2);
+    h.get_by_label_contains("on the 2 item(s) picked in the grid");
+    h.get_by_label("Tag").focus();
+    h.step();
+    h.get_by_label("Tag").type_text("keep");
+    h.step();
+    h.state_mut().cmds.clear();
+    h.get_by_label("Add tag").click();
+    h.run_steps(2);
+    let mut picked = vec![ids[1], ids[2]];
+    picked.sort();
+    let tagged: Vec<_> = h
+        .state()
+        .cmds
+        .iter()
+        .filter_map(|c| match c {
+            ExploreCommand::Tag { ids, tag } => Some((ids.clone(), tag.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tagged.len(), 1, "{:?}", h.state().cmds);
+    let mut got = tagged[0].0.clone();
+    got.sort();
+    assert_eq!((got, tagged[0].1.as_str()), (picked, "keep"));
+    // The selection itself is unchanged.
+    assert_eq!(h.state().panel.selected_ids(), ids);
+}
+
+#[test]
+fn colouring_by_a_number_shows_its_range_and_coverage_lists_the_uncovered() {
+    let mut view = ExploreView::demo(N, 5);
+    let uncovered = vec![view.ids[3], view.ids[7]];
+    view.coverage = Some(studio::app::explore::CoverageReadout {
+        real_query: "source:imported".into(),
+        synthetic_query: "source:generated".into(),
+        real_count: 160,
+        synthetic_count: 240,
+        k: 3,
+        precision: 0.8125,
+        recall: 0.6875,
+        kid: 0.0123,
+        kid_se: 0.0045,
+        uncovered: uncovered.clone(),
+    });
+    let mut h = harness();
+    h.state_mut().panel.set_view(view.clone()).unwrap();
+    assert!(h.state_mut().panel.set_color_by(Some("area")));
+    h.run_steps(2);
+    let area = match &view.columns.iter().find(|(n, _)| n == "area").unwrap().1 {
+        studio::app::explore::Column::Number(v) => v.clone(),
+        _ => unreachable!(),
+    };
+    let max = area.iter().copied().fold(f32::MIN, f32::max);
+    h.get_by_label(&format!("{max:.0}"));
+    h.get_by_label("0.812");
+    h.get_by_label("0.688");
+    h.get_by_label("0.0123 ± 0.0045");
+    h.get_by_label_contains("2 real item(s) not covered");
+    h.get_by_label("Select the uncovered items").click();
+    h.run_steps(2);
+    assert_eq!(h.state().panel.selected_ids(), uncovered);
+    h.state_mut().cmds.clear();
+    h.get_by_label("Compute coverage").click();
+    h.run_steps(2);
+    assert!(h.state().cmds.contains(&ExploreCommand::Coverage {
+        real: "source:imported".into(),
+        synthetic: "source:generated".into(),
+    }));
+}
