@@ -78,6 +78,10 @@ pub enum AppCommand {
     RefreshTrainings,
     /// Add a LoraLoader node with this LoRA file to the graph.
     AddLora(PathBuf),
+    /// Show the Explore window.
+    OpenExplore,
+    /// What the Explore window asks for.
+    Explore(super::explore::ExploreCommand),
 }
 
 impl StudioApp {
@@ -193,6 +197,8 @@ impl StudioApp {
                     self.notify(ctx, format!("added {id} with {}", path.display()));
                 }
             }
+            AppCommand::OpenExplore => self.open_explore(),
+            AppCommand::Explore(c) => self.apply_explore(ctx, c),
             AppCommand::Undo => self.doc.undo(&self.catalogue),
             AppCommand::Redo => self.doc.redo(&self.catalogue),
             AppCommand::FrameAll => self.frame_all = true,

@@ -6,6 +6,7 @@ mod commands;
 mod dialogs;
 pub mod doc;
 pub mod editor;
+pub mod explore;
 pub mod gallery;
 pub mod inspector;
 pub mod painter;
@@ -32,6 +33,7 @@ use nodes::{Catalogue, GraphDoc};
 
 use doc::EditorDoc;
 use editor::{GraphViewer, NodeRunState};
+use explore::ExplorePanel;
 use gallery::Gallery;
 use inspector::Inspector;
 use painter::MaskPainter;
@@ -61,6 +63,8 @@ pub struct StudioApp {
     pub inspector: Inspector,
     pub painter: Option<MaskPainter>,
     pub training: TrainingPanel,
+    /// The Explore window (items on a map, tags, queries, coverage).
+    pub explore: ExplorePanel,
     /// The node the inspector shows (follows the graph selection).
     pub inspected: Option<String>,
     last_selection: Vec<NodeId>,
@@ -114,6 +118,7 @@ impl StudioApp {
             inspector: Inspector::default(),
             painter: None,
             training: TrainingPanel::default(),
+            explore: ExplorePanel::default(),
             inspected: None,
             last_selection: Vec::new(),
             dialog: store_error.map(|text| Dialog::Error {
@@ -391,6 +396,9 @@ impl StudioApp {
                 ui.menu_button("View", |ui| {
                     ui.checkbox(&mut self.settings.show_inspector, "Inspector");
                     ui.checkbox(&mut self.settings.show_gallery, "Gallery");
+                    if ui.button("Explore…").clicked() {
+                        cmds.push(AppCommand::OpenExplore);
+                    }
                 });
                 ui.separator();
                 if ui.button("▶ Run").on_hover_text("Ctrl+Enter").clicked() {
@@ -513,6 +521,10 @@ impl eframe::App for StudioApp {
 
 /// Opens the studio window (the binary with no arguments).
 pub fn run_studio(initial: Option<PathBuf>) -> Result<(), String> {
+    run_studio_with(initial, false)
+}
+
+fn run_studio_with(initial: Option<PathBuf>, explore: bool) -> Result<(), String> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("Defect Studio")
@@ -529,10 +541,19 @@ pub fn run_studio(initial: Option<PathBuf>) -> Result<(), String> {
                 .storage
                 .and_then(|s| eframe::get_value::<Settings>(s, eframe::APP_KEY))
                 .unwrap_or_default();
-            Ok(Box::new(StudioApp::new(&cc.egui_ctx, settings, initial)))
+            let mut app = StudioApp::new(&cc.egui_ctx, settings, initial);
+            if explore {
+                app.apply(&cc.egui_ctx, AppCommand::OpenExplore);
+            }
+            Ok(Box::new(app))
         }),
     )
     .map_err(|e| e.to_string())
+}
+
+/// Opens the studio window with the Explore window open (`defect-studio --explore`).
+pub fn run_studio_explore() -> Result<(), String> {
+    run_studio_with(None, true)
 }
 
 /// Kept for symmetry with the graph widget's frame-all: the visible graph rectangle to fit.

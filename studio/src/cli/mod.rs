@@ -32,6 +32,9 @@ pub use train::TrainLoraArgs;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Open the studio straight onto the Explore window.
+    #[arg(long)]
+    pub explore: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -255,6 +258,9 @@ pub fn main() -> i32 {
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     let cli = Cli::parse();
     let result = match cli.command {
+        None if cli.explore => crate::app::run_studio_explore()
+            .map(|()| 0)
+            .map_err(|e| anyhow!("cannot open the studio window: {e}")),
         None => crate::app::run_studio(None)
             .map(|()| 0)
             .map_err(|e| anyhow!("cannot open the studio window: {e}")),
