@@ -22,11 +22,13 @@
 
 pub mod analysis_file;
 mod catalog;
+pub mod exploration;
 pub mod features;
 pub mod import;
 mod index;
 mod items;
 mod meta;
+pub mod selection;
 pub mod query;
 mod zipread;
 
@@ -34,6 +36,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use selection::{export_selection, SelectionExport};
+pub use exploration::{coverage, explore, CoverageReport, Exploration, MapMethod, MapSpec};
 pub use catalog::{Catalog, Computed, SyncReport};
 pub use import::{import_dataset, ImportOptions, ImportReport, Skipped};
 pub use index::Index;

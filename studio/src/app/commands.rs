@@ -197,7 +197,7 @@ impl StudioApp {
                     self.notify(ctx, format!("added {id} with {}", path.display()));
                 }
             }
-            AppCommand::OpenExplore => self.open_explore(),
+            AppCommand::OpenExplore => self.open_explore(ctx),
             AppCommand::Explore(c) => self.apply_explore(ctx, c),
             AppCommand::Undo => self.doc.undo(&self.catalogue),
             AppCommand::Redo => self.doc.redo(&self.catalogue),

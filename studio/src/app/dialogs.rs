@@ -133,6 +133,7 @@ impl StudioApp {
             cmds.extend(self.training.training_ui(ctx, &mut self.settings.training));
         }
         self.settings_window_ui(ctx, cmds);
+        self.poll_explore(ctx);
         self.explore_window_ui(ctx, cmds);
         let mut close = false;
         let mut follow = None;

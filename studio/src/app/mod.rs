@@ -65,6 +65,8 @@ pub struct StudioApp {
     pub training: TrainingPanel,
     /// The Explore window (items on a map, tags, queries, coverage).
     pub explore: ExplorePanel,
+    /// The Explore window's engine job in flight, and its query and map.
+    pub explore_jobs: explore::jobs::ExploreJobs,
     /// The node the inspector shows (follows the graph selection).
     pub inspected: Option<String>,
     last_selection: Vec<NodeId>,
@@ -119,6 +121,7 @@ impl StudioApp {
             painter: None,
             training: TrainingPanel::default(),
             explore: ExplorePanel::default(),
+            explore_jobs: Default::default(),
             inspected: None,
             last_selection: Vec::new(),
             dialog: store_error.map(|text| Dialog::Error {
@@ -521,10 +524,10 @@ impl eframe::App for StudioApp {
 
 /// Opens the studio window (the binary with no arguments).
 pub fn run_studio(initial: Option<PathBuf>) -> Result<(), String> {
-    run_studio_with(initial, false)
+    run_studio_with(initial, ExploreStart::No)
 }
 
-fn run_studio_with(initial: Option<PathBuf>, explore: bool) -> Result<(), String> {
+fn run_studio_with(initial: Option<PathBuf>, explore: ExploreStart) -> Result<(), String> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("Defect Studio")
@@ -542,8 +545,10 @@ fn run_studio_with(initial: Option<PathBuf>, explore: bool) -> Result<(), String
                 .and_then(|s| eframe::get_value::<Settings>(s, eframe::APP_KEY))
                 .unwrap_or_default();
             let mut app = StudioApp::new(&cc.egui_ctx, settings, initial);
-            if explore {
-                app.apply(&cc.egui_ctx, AppCommand::OpenExplore);
+            match explore {
+                ExploreStart::No => {}
+                ExploreStart::Store => app.apply(&cc.egui_ctx, AppCommand::OpenExplore),
+                ExploreStart::Demo => app.open_explore_demo(),
             }
             Ok(Box::new(app))
         }),
@@ -551,9 +556,19 @@ fn run_studio_with(initial: Option<PathBuf>, explore: bool) -> Result<(), String
     .map_err(|e| e.to_string())
 }
 
-/// Opens the studio window with the Explore window open (`defect-studio --explore`).
-pub fn run_studio_explore() -> Result<(), String> {
-    run_studio_with(None, true)
+/// Whether the studio opens with the Explore window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExploreStart {
+    No,
+    /// On the user's store (`defect-studio --explore`).
+    Store,
+    /// On demo data (`defect-studio --explore-demo`).
+    Demo,
+}
+
+/// Opens the studio window with the Explore window open.
+pub fn run_studio_explore(start: ExploreStart) -> Result<(), String> {
+    run_studio_with(None, start)
 }
 
 /// Kept for symmetry with the graph widget's frame-all: the visible graph rectangle to fit.

@@ -32,9 +32,12 @@ pub use train::TrainLoraArgs;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// Open the studio straight onto the Explore window.
+    /// Open the studio straight onto the Explore window (the store's items).
     #[arg(long)]
     pub explore: bool,
+    /// Open the Explore window on demo data (no store needed).
+    #[arg(long)]
+    pub explore_demo: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -258,7 +261,11 @@ pub fn main() -> i32 {
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     let cli = Cli::parse();
     let result = match cli.command {
-        None if cli.explore => crate::app::run_studio_explore()
+        None if cli.explore || cli.explore_demo => crate::app::run_studio_explore(if cli.explore_demo {
+            crate::app::ExploreStart::Demo
+        } else {
+            crate::app::ExploreStart::Store
+        })
             .map(|()| 0)
             .map_err(|e| anyhow!("cannot open the studio window: {e}")),
         None => crate::app::run_studio(None)

@@ -12,6 +12,7 @@ mod actions;
 mod apply;
 pub mod colors;
 pub mod grid;
+pub mod jobs;
 pub mod orbit;
 pub mod plot;
 pub mod scatter;

@@ -6,28 +6,9 @@ use std::path::PathBuf;
 
 use engine::dataset::Format;
 
-/// A map projection.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MapMethod {
-    #[default]
-    Pca,
-    Tsne,
-    Umap,
-}
-
-impl MapMethod {
-    /// Every method, in the order the window lists them.
-    pub const ALL: [MapMethod; 3] = [MapMethod::Pca, MapMethod::Tsne, MapMethod::Umap];
-
-    /// The name shown to the user.
-    pub fn label(self) -> &'static str {
-        match self {
-            MapMethod::Pca => "PCA",
-            MapMethod::Tsne => "t-SNE",
-            MapMethod::Umap => "UMAP",
-        }
-    }
-}
+/// A map projection: the engine's list (`engine::explore::MapMethod`), so the window offers
+/// exactly what the engine computes.
+pub use engine::explore::MapMethod;
 
 /// One value per item, for colouring and the item inspector.
 #[derive(Clone, Debug, PartialEq)]
