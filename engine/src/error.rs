@@ -36,6 +36,9 @@ pub enum EngineError {
     /// A ComfyUI file of a shape we do not understand (names the node and the field).
     #[error("ComfyUI workflow: {0}")]
     Comfy(String),
+    /// A torch pickle (`.pth`) we refuse or cannot read (names the global, opcode or tensor).
+    #[error("torch pickle: {0}")]
+    Pickle(String),
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
