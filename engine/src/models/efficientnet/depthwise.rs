@@ -133,7 +133,8 @@ impl CustomOp2 for Depthwise {
 }
 
 /// One output plane: `dst[oy, ox] = bias + Σ w[i, j] · src[oy·s + i − pt, ox·s + j − pl]`
-/// (zero outside the input).
+/// (zero outside the input). The input's columns are first split into `s` phases (column
+/// `q·s + p` → phase `p`, index `q`), so every inner loop runs over contiguous memory.
 #[allow(clippy::too_many_arguments)]
 fn conv_plane(
     src: &[f32],
@@ -150,31 +151,44 @@ fn conv_plane(
     dst: &mut [f32],
 ) {
     dst.fill(bias);
-    for i in 0..k {
-        for oy in 0..ho {
-            let iy = (oy * s + i) as isize - pt as isize;
-            if iy < 0 || iy >= h as isize {
-                continue;
+    // phases[p][iy * pw + q] = src[iy, q·s + p]; pw = ceil(w / s) (phase p may be one shorter).
+    let pw = w.div_ceil(s);
+    let split;
+    let phases: &[f32] = if s == 1 {
+        src
+    } else {
+        let mut v = vec![0f32; s * h * pw];
+        for iy in 0..h {
+            for (x, &val) in src[iy * w..(iy + 1) * w].iter().enumerate() {
+                v[(x % s) * h * pw + iy * pw + x / s] = val;
             }
-            let row = &src[iy as usize * w..(iy as usize + 1) * w];
-            let drow = &mut dst[oy * wo..(oy + 1) * wo];
-            for j in 0..k {
-                let wv = wk[i * k + j];
-                // Output columns whose input column ox·s + j − pl lies inside the row.
-                let lo = pl.saturating_sub(j).div_ceil(s);
-                let hi = ((w + pl).saturating_sub(j)).div_ceil(s).min(wo);
-                if lo >= hi {
+        }
+        split = v;
+        &split
+    };
+    for j in 0..k {
+        let off = j as isize - pl as isize;
+        let p = off.rem_euclid(s as isize) as usize;
+        let base = off.div_euclid(s as isize);
+        // Columns of phase p that exist: q < len_p.
+        let len_p = (w + s - 1 - p) / s;
+        let lo = (-base).max(0) as usize;
+        let hi = ((len_p as isize - base).max(0) as usize).min(wo);
+        if lo >= hi {
+            continue;
+        }
+        let q0 = (lo as isize + base) as usize;
+        let phase = &phases[p * h * pw..(p + 1) * h * pw];
+        for i in 0..k {
+            let wv = wk[i * k + j];
+            for oy in 0..ho {
+                let iy = (oy * s + i) as isize - pt as isize;
+                if iy < 0 || iy >= h as isize {
                     continue;
                 }
-                let first = lo * s + j - pl;
-                if s == 1 {
-                    for (d, v) in drow[lo..hi].iter_mut().zip(&row[first..first + (hi - lo)]) {
-                        *d += wv * v;
-                    }
-                } else {
-                    for (d, v) in drow[lo..hi].iter_mut().zip(row[first..].iter().step_by(s)) {
-                        *d += wv * v;
-                    }
+                let row = &phase[iy as usize * pw + q0..iy as usize * pw + q0 + (hi - lo)];
+                for (d, v) in dst[oy * wo + lo..oy * wo + hi].iter_mut().zip(row) {
+                    *d += wv * v;
                 }
             }
         }

@@ -16,6 +16,7 @@
 
 pub mod depthwise;
 pub mod model;
+mod ops;
 pub mod resize;
 pub mod weights;
 

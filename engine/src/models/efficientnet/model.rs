@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
 
 use super::depthwise::{depthwise, same_padding};
+use super::ops::bias_act;
 use crate::error::{EngineError, Result};
 
 /// BatchNorm epsilon of the reference (`batch_norm_epsilon=1e-3`).
@@ -49,10 +50,8 @@ impl Pointwise {
         let y = self
             .w
             .broadcast_left(n)?
-            .matmul(&x.reshape((n, c, h * w))?)?
-            .broadcast_add(&self.b.reshape((1, out, 1))?)?;
-        let y = if relu6 { y.clamp(0f32, 6f32)? } else { y };
-        y.reshape((n, out, h, w))
+            .matmul(&x.reshape((n, c, h * w))?)?;
+        bias_act(y, &self.b, relu6)?.reshape((n, out, h, w))
     }
 }
 
@@ -280,11 +279,11 @@ impl Lite0 {
         let (pt, pb) = same_padding(h, 3, 2);
         let (pl, pr) = same_padding(w, 3, 2);
         let x = x.pad_with_zeros(2, pt, pb)?.pad_with_zeros(3, pl, pr)?;
-        let mut x = x
-            .conv2d(&self.stem_w, 0, 2, 1, 1)?
-            .broadcast_add(&self.stem_b.reshape((1, 32, 1, 1))?)?
-            .clamp(0f32, 6f32)?
-            .contiguous()?;
+        let mut x = bias_act(
+            x.conv2d(&self.stem_w, 0, 2, 1, 1)?.contiguous()?,
+            &self.stem_b,
+            true,
+        )?;
         for b in &self.blocks {
             x = b.forward(&x)?;
         }
