@@ -208,11 +208,19 @@ pub fn read_legacy_state_dict(bytes: &[u8]) -> Result<Vec<(String, PthTensor)>> 
         }
     }
     let mut out = Vec::with_capacity(entries.len());
+    // Views of one storage may repeat its bytes; more than 4× the file in all is refused.
+    let mut total: usize = 0;
     for (name, t) in entries {
         let bytes = data
             .get(&t.storage.key)
             .ok_or_else(|| bad(format!("{name}: storage {} has no data", t.storage.key)))?;
         let tensor = gather(&t, bytes).map_err(|e| bad(format!("{name}: {e}")))?;
+        total = total.saturating_add(tensor.data.len());
+        if total > r.bytes.len().saturating_mul(4) {
+            return Err(bad(format!(
+                "the tensors up to {name} need more than 4× the file's size"
+            )));
+        }
         out.push((name, tensor));
     }
     Ok(out)
@@ -244,6 +252,14 @@ fn gather(t: &TensorRef, storage: &[u8]) -> std::result::Result<PthTensor, Strin
                 .and_then(|x| x.checked_add(last))
                 .ok_or("the strides overflow".to_string())?;
         }
+    }
+    // A view larger than its storage (stride 0, overlapping) would let a small file ask for
+    // an arbitrarily large allocation.
+    if numel > t.storage.numel {
+        return Err(format!(
+            "size {:?} has {numel} elements, more than its storage {} ({})",
+            t.size, t.storage.key, t.storage.numel
+        ));
     }
     if numel > 0 && last >= t.storage.numel {
         return Err(format!(

@@ -216,6 +216,23 @@ fn storage_offset_out_of_range() {
 }
 
 #[test]
+fn a_broadcast_view_larger_than_its_storage_is_refused() {
+    // b viewed as 6×2 (strides 1, 3) over its 6-element storage: 12 elements from 6.
+    let good = file(1);
+    let at = good
+        .windows(4)
+        .rposition(|w| w == [b'K', 3, b'K', 2])
+        .unwrap();
+    let mut bytes = good.clone();
+    bytes[at + 1] = 6; // size (3, 2) -> (6, 2)
+    let e = err(&bytes);
+    assert!(
+        e.contains("b: size [6, 2] has 12 elements, more than its storage k2 (6)"),
+        "{e}"
+    );
+}
+
+#[test]
 fn zip_format_and_wrong_magic_are_named() {
     let e = err(b"PK\x03\x04rest");
     assert!(e.contains("zip-format torch file"), "{e}");
@@ -233,4 +250,37 @@ fn deep_nesting_is_refused() {
     let mut bytes = header();
     bytes.extend(p.stop());
     assert!(err(&bytes).contains("nested deeper than 64"));
+}
+
+#[test]
+fn mutated_files_never_panic() {
+    // Seeded byte flips, insertions and truncations of a valid file: each read returns (an
+    // error or tensors) without panicking or over-allocating.
+    let good = file(1);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut errors = 0;
+    for _ in 0..3000 {
+        let mut bytes = good.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() % bytes.len() as u64) as usize;
+            match next() % 3 {
+                0 => bytes[at] = next() as u8,
+                1 => bytes.insert(at, next() as u8),
+                _ => bytes.truncate(at.max(1)),
+            }
+        }
+        if read_legacy_state_dict(&bytes).is_err() {
+            errors += 1;
+        }
+    }
+    assert!(
+        errors > 1000,
+        "only {errors} of 3000 mutations were refused"
+    );
 }
