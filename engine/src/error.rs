@@ -39,6 +39,9 @@ pub enum EngineError {
     /// Bad input to an analysis (maps, similarity, coverage): names the function and the problem.
     #[error("analysis: {0}")]
     Analysis(String),
+    /// A torch pickle (`.pth`) we refuse or cannot read (names the global, opcode or tensor).
+    #[error("torch pickle: {0}")]
+    Pickle(String),
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// A query that does not parse: the character position (0-based) and what was expected.

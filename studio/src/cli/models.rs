@@ -1,7 +1,7 @@
 //! `models list` and `models fetch`: the model manager.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 
@@ -62,15 +62,36 @@ pub(crate) fn models_list_cmd(json: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// An installer: (models folder, cache folder, progress) → the installed file.
+type Installer = fn(&Path, &Path, &mut dyn FnMut(&str)) -> Result<PathBuf>;
+
+fn install_isnet(models: &Path, cache: &Path, progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+    engine::models::isnet_weights::install(models, cache, progress).map_err(|e| anyhow!(e))
+}
+
+fn install_lite0(models: &Path, cache: &Path, progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+    Ok(engine::models::efficientnet::install(
+        models, cache, progress,
+    )?)
+}
+
+/// The models `models fetch` knows: the one list (names in errors come from it too).
+const FETCHABLE: &[(&str, Installer)] = &[
+    ("isnet", install_isnet),
+    ("efficientnet-lite0", install_lite0),
+];
+
 pub(crate) fn models_fetch_cmd(name: &str) -> Result<i32> {
-    if name != "isnet" {
-        bail!("models fetch {name}: unknown model (known: isnet)");
-    }
+    let Some((_, install)) = FETCHABLE.iter().find(|(n, _)| *n == name) else {
+        let known: Vec<&str> = FETCHABLE.iter().map(|(n, _)| *n).collect();
+        bail!(
+            "models fetch {name}: unknown model (known: {})",
+            known.join(", ")
+        );
+    };
     let models = engine::paths::models_dir();
     let cache = dirs_cache().join("defect-studio");
-    let path =
-        engine::models::isnet_weights::install(&models, &cache, &mut |msg| eprintln!("{msg}"))
-            .map_err(|e| anyhow!(e))?;
+    let path = install(&models, &cache, &mut |msg| eprintln!("{msg}"))?;
     println!("installed {}", path.display());
     Ok(0)
 }
