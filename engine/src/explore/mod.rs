@@ -27,6 +27,7 @@ pub mod features;
 pub mod import;
 mod index;
 mod items;
+pub mod lite0;
 mod meta;
 pub mod selection;
 pub mod query;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 
+mod analyze;
 mod explore;
 mod export;
 pub mod flags;
@@ -173,6 +174,80 @@ pub enum Command {
         /// Store file (default: the user store).
         #[arg(long)]
         store: Option<PathBuf>,
+        /// Write the matching items as a dataset into this folder (new or empty) instead of
+        /// listing them ("export selection").
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+        /// Dataset format of --export: folder, coco, yolo, mvtec or anomalib-folder.
+        #[arg(long, default_value = "folder", requires = "export")]
+        format: String,
+    },
+    /// Features (EfficientNet-Lite0 embeddings, image statistics, ImageNet top-5) of the items a
+    /// query selects ("" = all), a 2D or 3D map and uniqueness, written as the analysis
+    /// download: analysis.csv, analysis.json, embeddings.npy, ids.npy.
+    Explore {
+        #[arg(default_value = "")]
+        query: String,
+        /// Folder to write (new or empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Map: pca, tsne or umap.
+        #[arg(long, default_value = "umap")]
+        map: String,
+        /// 2 or 3.
+        #[arg(long, default_value_t = 2)]
+        dims: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where the feature network runs: cpu or cuda[:N].
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long)]
+        store: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The items most similar to an item (cosine distance of the embeddings).
+    Similar {
+        id: u64,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Search among the items of this query ("" = all).
+        #[arg(long, default_value = "")]
+        query: String,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long)]
+        store: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Groups of near-duplicate items (cosine distance of the embeddings at most --threshold).
+    Duplicates {
+        #[arg(long, default_value = "")]
+        query: String,
+        #[arg(long, default_value_t = 0.02)]
+        threshold: f32,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long)]
+        store: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Do the synthetic images cover the real ones? k-NN precision and recall (k = 3), KID
+    /// with its standard error, and the real items no synthetic item covers.
+    Coverage {
+        #[arg(long)]
+        real: String,
+        #[arg(long)]
+        synthetic: String,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long)]
+        store: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
     /// Add or remove a manual tag (a word or key:value) on items, by id or by query.
     Tag {
@@ -418,7 +493,57 @@ fn dispatch(cmd: Command) -> Result<i32> {
         Command::Dataset {
             command: DatasetCommand::List { json, store },
         } => explore::list_cmd(store, json),
-        Command::Query { query, json, store } => explore::query_cmd(&query, store, json),
+        Command::Query {
+            query,
+            json: _,
+            store,
+            export: Some(out),
+            format,
+        } => analyze::export_query_cmd(&query, &out, &format, store),
+        Command::Query {
+            query, json, store, ..
+        } => explore::query_cmd(&query, store, json),
+        Command::Explore {
+            query,
+            out,
+            map,
+            dims,
+            seed,
+            device,
+            store,
+            json,
+        } => analyze::explore_cmd(analyze::ExploreArgs {
+            query,
+            out,
+            map,
+            dims,
+            seed,
+            device,
+            store,
+            json,
+        }),
+        Command::Similar {
+            id,
+            k,
+            query,
+            device,
+            store,
+            json,
+        } => analyze::similar_cmd(id, k, &query, &device, store, json),
+        Command::Duplicates {
+            query,
+            threshold,
+            device,
+            store,
+            json,
+        } => analyze::duplicates_cmd(&query, threshold, &device, store, json),
+        Command::Coverage {
+            real,
+            synthetic,
+            device,
+            store,
+            json,
+        } => analyze::coverage_cmd(&real, &synthetic, &device, store, json),
         Command::Tag { command } => {
             let (add, a) = match command {
                 TagCommand::Add(a) => (true, a),

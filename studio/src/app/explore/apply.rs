@@ -29,7 +29,7 @@ impl StudioApp {
     }
 
     /// Shows demo data (the README's screenshot and the UI tests without a store).
-    pub(crate) fn open_explore_demo(&mut self) {
+    pub fn open_explore_demo(&mut self) {
         self.explore.open = true;
         // The demo view is always consistent.
         let _ = self.explore.set_view(ExploreView::demo(600, 1));
@@ -166,10 +166,6 @@ impl StudioApp {
                     jobs::with_exploration(&q, |_, ex| jobs::view_of(ex, spec, &q)).map(JobResult::View)
                 });
             }
-            ExploreCommand::Tag { ids, tag } | ExploreCommand::Untag { ids, tag } if self.store.is_none() => {
-                let _ = (ids, tag);
-                self.error("Explore", "the store is not open".into());
-            }
             ExploreCommand::Tag { ids, tag } => self.explore_tag(ctx, &ids, &tag, true),
             ExploreCommand::Untag { ids, tag } => self.explore_tag(ctx, &ids, &tag, false),
             ExploreCommand::Bookmark(ids) => {
@@ -276,6 +272,7 @@ impl StudioApp {
     /// Adds or removes a manual tag, then shows it in the view.
     fn explore_tag(&mut self, ctx: &egui::Context, ids: &[u64], tag: &str, add: bool) {
         let Some(store) = &self.store else {
+            self.error("Explore", "the store is not open");
             return;
         };
         let cat = Catalog::new(store);
