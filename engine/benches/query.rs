@@ -16,7 +16,7 @@ const OCT1: u64 = 1_790_812_800_000;
 
 fn item(i: usize) -> ItemRecord {
     let h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let r = |k: u32| (h.rotate_left(k * 7) >> 40) as usize;
+    let r = |k: u32| (h.rotate_left(k * 7) >> 16) as usize;
     let generated = r(1) % 10 < 7;
     let label = ["scratch", "dent", "stain", "crack", "chip"][r(2) % 5];
     let mut tags = vec![
@@ -103,6 +103,10 @@ fn main() {
         .collect();
     let brute_ms = t.elapsed().as_secs_f64() * 1e3;
     assert_eq!(first, want);
+    assert!(
+        !first.is_empty(),
+        "the example query should match some items"
+    );
 
     println!("items: {N}, matches: {}", first.len());
     println!(

@@ -174,7 +174,7 @@ fn folder_zip_and_csv_import_with_a_report() {
     // The same files again: all duplicates, the dataset is added to (and says so).
     let again = import_dataset(
         &store,
-        &[photos.clone()],
+        std::slice::from_ref(&photos),
         &ImportOptions::new("real"),
         &mut |_, _| {},
     )
@@ -185,7 +185,7 @@ fn folder_zip_and_csv_import_with_a_report() {
     // Into another dataset: listed there too, bytes stored once.
     let other = import_dataset(
         &store,
-        &[photos.clone()],
+        std::slice::from_ref(&photos),
         &ImportOptions::new("other"),
         &mut |_, _| {},
     )
@@ -267,7 +267,7 @@ fn zip_bombs_and_corrupt_zips_are_refused_and_nothing_is_imported() {
     let t = Instant::now();
     let e = import_dataset(
         &store,
-        &[bomb.clone()],
+        std::slice::from_ref(&bomb),
         &ImportOptions::new("b"),
         &mut |_, _| {},
     )
@@ -289,20 +289,20 @@ fn zip_bombs_and_corrupt_zips_are_refused_and_nothing_is_imported() {
     write_zip(&many, &entries);
     let mut opts = ImportOptions::new("b");
     opts.zip_limits.max_entries = 10;
-    let e = import_dataset(&store, &[many.clone()], &opts, &mut |_, _| {})
+    let e = import_dataset(&store, std::slice::from_ref(&many), &opts, &mut |_, _| {})
         .unwrap_err()
         .to_string();
     assert!(e.contains("12 entries") && e.contains("limit of 10"), "{e}");
     let mut opts = ImportOptions::new("b");
     opts.zip_limits.max_total_bytes = good.len() as u64 * 5;
-    let e = import_dataset(&store, &[many.clone()], &opts, &mut |_, _| {})
+    let e = import_dataset(&store, std::slice::from_ref(&many), &opts, &mut |_, _| {})
         .unwrap_err()
         .to_string();
     assert!(e.contains("uncompressed"), "{e}");
     // An entry over the per-entry limit is skipped, not imported.
     let mut opts = ImportOptions::new("b");
     opts.zip_limits.max_entry_bytes = good.len() as u64 - 1;
-    let r = import_dataset(&store, &[many.clone()], &opts, &mut |_, _| {}).unwrap();
+    let r = import_dataset(&store, std::slice::from_ref(&many), &opts, &mut |_, _| {}).unwrap();
     assert!(r.added.is_empty());
     assert!(
         r.skipped.iter().all(|s| s.reason.starts_with("too big")),

@@ -289,15 +289,22 @@ fn computed_tags_and_fields_replace_their_keys() {
         tags: tags.iter().map(|t| t.to_string()).collect(),
         fields: [("score".to_string(), score)].into_iter().collect(),
     };
-    cat.set_computed(&[set(a, &["imagenet:sandpaper", "imagenet:chain mail"], 0.9), set(b, &["imagenet:oil filter"], 0.1)])
-        .unwrap();
+    cat.set_computed(&[
+        set(a, &["imagenet:sandpaper", "imagenet:chain mail"], 0.9),
+        set(b, &["imagenet:oil filter"], 0.1),
+    ])
+    .unwrap();
     assert_eq!(cat.query("imagenet:sandpaper").unwrap(), vec![a]);
     assert_eq!(cat.query("score>0.5").unwrap(), vec![a]);
     // Again: the key's earlier tags are replaced, not added to.
-    cat.set_computed(&[set(a, &["imagenet:oil filter"], 0.2)]).unwrap();
+    cat.set_computed(&[set(a, &["imagenet:oil filter"], 0.2)])
+        .unwrap();
     assert!(cat.query("imagenet:sandpaper").unwrap().is_empty());
     assert_eq!(cat.query("imagenet:\"oil filter\"").unwrap(), vec![a, b]);
     assert!(cat.query("score>0.5").unwrap().is_empty());
-    let e = cat.set_computed(&[set(99, &["x:y"], 1.0)]).unwrap_err().to_string();
+    let e = cat
+        .set_computed(&[set(99, &["x:y"], 1.0)])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no such item: 99"), "{e}");
 }

@@ -175,7 +175,8 @@ impl<'s> Catalog<'s> {
             let keys: Vec<String> = u.tags.iter().map(|t| key(t)).collect();
             let mut new = old.clone();
             new.auto_tags.retain(|t| !keys.contains(&key(t)));
-            new.auto_tags.extend(u.tags.iter().map(|t| t.trim().to_string()));
+            new.auto_tags
+                .extend(u.tags.iter().map(|t| t.trim().to_string()));
             for (k, v) in &u.fields {
                 if v.is_finite() {
                     new.fields.insert(k.clone(), *v);

@@ -28,7 +28,7 @@ impl Bits {
     }
     fn not(mut self, n: usize) -> Bits {
         self.0.iter_mut().for_each(|a| *a = !*a);
-        if n % 64 != 0 {
+        if !n.is_multiple_of(64) {
             if let Some(last) = self.0.last_mut() {
                 *last &= (1u64 << (n % 64)) - 1;
             }
