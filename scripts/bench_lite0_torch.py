@@ -2,7 +2,8 @@
 
 Runs the reference implementation (`efficientnet-lite-pytorch` 0.1.0, eval mode, no grad,
 random weights: speed does not depend on them) at 224², and prints one JSON line per batch size:
-milliseconds per forward pass (median of --runs after one warm-up).
+milliseconds per forward pass (median of --runs after one warm-up): wall time `ms` and process
+CPU time `cpu_ms` (steadier on a loaded machine).
 """
 import argparse
 import json
@@ -27,13 +28,15 @@ def main():
         for b in a.batches:
             x = torch.randn(b, 3, 224, 224)
             model(x)
-            times = []
+            times, cpu = [], []
             for _ in range(a.runs):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 model(x)
                 times.append((time.perf_counter() - t) * 1000)
+                cpu.append((time.process_time() - c) * 1000)
             print(json.dumps({"impl": "pytorch", "batch": b, "ms": round(statistics.median(times), 2),
-                              "runs": a.runs, "threads": torch.get_num_threads()}))
+                              "cpu_ms": round(statistics.median(cpu), 2), "runs": a.runs,
+                              "threads": torch.get_num_threads()}))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,23 @@ pub fn reference(
     }
 }
 
+/// Output planes narrower than this are computed across channels ([`conv_channels`]).
+const PLANAR_MIN_WIDTH: usize = 32;
+
+/// Sizes of one depthwise convolution: input h×w, kernel k, stride s, padding before (pt, pl),
+/// output ho×wo.
+#[derive(Clone, Copy)]
+struct Geometry {
+    h: usize,
+    w: usize,
+    k: usize,
+    s: usize,
+    pt: usize,
+    pl: usize,
+    ho: usize,
+    wo: usize,
+}
+
 struct Depthwise {
     k: usize,
     stride: usize,
@@ -94,38 +111,67 @@ impl CustomOp2 for Depthwise {
         let planes = n * c;
         let threads = candle_core::utils::get_num_threads().clamp(1, planes.max(1));
         let per = planes.div_ceil(threads).max(1);
-        let plane = |p: usize, dst: &mut [f32]| {
-            let ch = p % c;
-            let src = &x[p * h * w..(p + 1) * h * w];
-            let wk = &wb[ch * (k * k + 1)..(ch + 1) * (k * k + 1)];
-            conv_plane(
-                src,
-                h,
-                w,
-                &wk[..k * k],
-                wk[k * k],
-                k,
-                s,
-                pt,
-                pl,
-                ho,
-                wo,
-                dst,
-            );
-            if self.relu6 {
-                for v in dst.iter_mut() {
-                    *v = v.clamp(0.0, 6.0);
+        let kk1 = k * k + 1;
+        // Planes of at least PLANAR_MIN_WIDTH output columns run plane by plane (long
+        // contiguous rows); smaller ones vectorised across channels, where per-row loop
+        // overhead would dominate (1152 channels of 7×7 in Lite0's last stage).
+        let planar = wo >= PLANAR_MIN_WIDTH;
+        // Output planes p0..p1 (consecutive (image, channel) pairs) into `dst`.
+        let run = |p0: usize, p1: usize, dst: &mut [f32]| {
+            let mut p = p0;
+            while p < p1 {
+                // Stay within one image: channels p % c .. of image p / c.
+                let end = p1.min((p / c + 1) * c);
+                let ch = p % c;
+                let src = &x[p * h * w..end * h * w];
+                let wk = &wb[ch * kk1..(ch + end - p) * kk1];
+                let out = &mut dst[(p - p0) * ho * wo..(end - p0) * ho * wo];
+                let g = Geometry {
+                    h,
+                    w,
+                    k,
+                    s,
+                    pt,
+                    pl,
+                    ho,
+                    wo,
+                };
+                if planar {
+                    for (i, o) in out.chunks_mut(ho * wo).enumerate() {
+                        let wk = &wk[i * kk1..(i + 1) * kk1];
+                        conv_plane(
+                            &src[i * h * w..(i + 1) * h * w],
+                            &wk[..k * k],
+                            wk[k * k],
+                            &g,
+                            o,
+                        );
+                    }
+                } else {
+                    conv_channels(src, wk, end - p, &g, out);
                 }
+                if self.relu6 {
+                    for v in out.iter_mut() {
+                        *v = v.clamp(0.0, 6.0);
+                    }
+                }
+                p = end;
             }
         };
+        // The first chunk runs on this thread (with one thread, nothing is spawned: on a busy
+        // machine each spawned thread waits to be scheduled).
         std::thread::scope(|scope| {
-            for (t, chunk) in out.chunks_mut(per * ho * wo).enumerate() {
-                let plane = &plane;
+            let mut chunks = out.chunks_mut(per * ho * wo).enumerate();
+            let first = chunks.next();
+            for (t, chunk) in chunks {
+                let run = &run;
                 scope.spawn(move || {
-                    for (i, dst) in chunk.chunks_mut(ho * wo).enumerate() {
-                        plane(t * per + i, dst);
-                    }
+                    let p0 = t * per;
+                    run(p0, p0 + chunk.len() / (ho * wo), chunk);
                 });
+            }
+            if let Some((_, chunk)) = first {
+                run(0, chunk.len() / (ho * wo), chunk);
             }
         });
         Ok((CpuStorage::F32(out), Shape::from((n, c, ho, wo))))
@@ -135,21 +181,17 @@ impl CustomOp2 for Depthwise {
 /// One output plane: `dst[oy, ox] = bias + Σ w[i, j] · src[oy·s + i − pt, ox·s + j − pl]`
 /// (zero outside the input). The input's columns are first split into `s` phases (column
 /// `q·s + p` → phase `p`, index `q`), so every inner loop runs over contiguous memory.
-#[allow(clippy::too_many_arguments)]
-fn conv_plane(
-    src: &[f32],
-    h: usize,
-    w: usize,
-    wk: &[f32],
-    bias: f32,
-    k: usize,
-    s: usize,
-    pt: usize,
-    pl: usize,
-    ho: usize,
-    wo: usize,
-    dst: &mut [f32],
-) {
+fn conv_plane(src: &[f32], wk: &[f32], bias: f32, g: &Geometry, dst: &mut [f32]) {
+    let Geometry {
+        h,
+        w,
+        k,
+        s,
+        pt,
+        pl,
+        ho,
+        wo,
+    } = *g;
     dst.fill(bias);
     // phases[p][iy * pw + q] = src[iy, q·s + p]; pw = ceil(w / s) (phase p may be one shorter).
     let pw = w.div_ceil(s);
@@ -159,8 +201,12 @@ fn conv_plane(
     } else {
         let mut v = vec![0f32; s * h * pw];
         for iy in 0..h {
-            for (x, &val) in src[iy * w..(iy + 1) * w].iter().enumerate() {
-                v[(x % s) * h * pw + iy * pw + x / s] = val;
+            let row = &src[iy * w..(iy + 1) * w];
+            for p in 0..s {
+                let dst = &mut v[p * h * pw + iy * pw..p * h * pw + (iy + 1) * pw];
+                for (d, &val) in dst.iter_mut().zip(row[p..].iter().step_by(s)) {
+                    *d = val;
+                }
             }
         }
         split = v;
@@ -195,6 +241,65 @@ fn conv_plane(
     }
 }
 
+/// `cw` consecutive channels of one image (`src` channel-major, `wk` [cw, k·k + 1] weights and
+/// bias, `dst` channel-major), vectorised across channels: the input is transposed to
+/// pixel-major, and each output pixel accumulates k·k channel vectors.
+fn conv_channels(src: &[f32], wk: &[f32], cw: usize, g: &Geometry, dst: &mut [f32]) {
+    let Geometry {
+        h,
+        w,
+        k,
+        s,
+        pt,
+        pl,
+        ho,
+        wo,
+    } = *g;
+    let kk = k * k;
+    let mut xt = vec![0f32; h * w * cw];
+    for (cc, plane) in src.chunks(h * w).enumerate() {
+        for (pix, &v) in plane.iter().enumerate() {
+            xt[pix * cw + cc] = v;
+        }
+    }
+    let mut wt = vec![0f32; kk * cw];
+    let mut bias = vec![0f32; cw];
+    for (cc, wc) in wk.chunks(kk + 1).enumerate() {
+        for t in 0..kk {
+            wt[t * cw + cc] = wc[t];
+        }
+        bias[cc] = wc[kk];
+    }
+    let mut acc = vec![0f32; cw];
+    for oy in 0..ho {
+        for ox in 0..wo {
+            acc.copy_from_slice(&bias);
+            for i in 0..k {
+                let iy = (oy * s + i) as isize - pt as isize;
+                if iy < 0 || iy >= h as isize {
+                    continue;
+                }
+                for j in 0..k {
+                    let ix = (ox * s + j) as isize - pl as isize;
+                    if ix < 0 || ix >= w as isize {
+                        continue;
+                    }
+                    let at = (iy as usize * w + ix as usize) * cw;
+                    let xs = &xt[at..at + cw];
+                    let ws = &wt[(i * k + j) * cw..(i * k + j + 1) * cw];
+                    for ((a, x), wv) in acc.iter_mut().zip(xs).zip(ws) {
+                        *a += wv * x;
+                    }
+                }
+            }
+            let o = oy * wo + ox;
+            for (cc, &v) in acc.iter().enumerate() {
+                dst[cc * ho * wo + o] = v;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,8 +324,13 @@ mod tests {
             (5, 2, 11, 8, true),
             (5, 1, 6, 13, false),
             (3, 2, 1, 1, false),
+            // Planar path (output width >= PLANAR_MIN_WIDTH).
+            (3, 1, 5, 40, true),
+            (3, 2, 6, 67, false),
+            (5, 2, 7, 70, true),
         ] {
             let c = 5;
+            // Two images: the channel path must not run across the image boundary.
             let x = Tensor::randn(0f32, 2.0, (2, c, h, w), &dev).unwrap();
             let wt = Tensor::randn(0f32, 1.0, (c, 1, k, k), &dev).unwrap();
             let b = Tensor::randn(0f32, 1.0, c, &dev).unwrap();
