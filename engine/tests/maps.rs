@@ -123,6 +123,9 @@ fn maps_are_deterministic_per_seed_and_work_in_3d() {
         assert_ne!(u, other, "UMAP {dim}D: another seed gives another layout");
         assert!(analysis::trustworthiness(part, &u, n, D, dim, 10).unwrap() > 0.9);
     }
+    // Fewer rows than n_neighbors: truncated to n − 1, as umap-learn does.
+    let few = analysis::umap(&part[..10 * D], 10, D, &UmapParams::default()).unwrap();
+    assert!(few.len() == 20 && few.iter().all(|v| v.is_finite()));
     // Bad input is an error naming the function, not a panic.
     let e = analysis::tsne(&part[..10], n, D, &TsneParams::default()).unwrap_err();
     assert!(e.to_string().contains("tsne"), "{e}");

@@ -62,7 +62,7 @@ fn check_sets(what: &str, real: &[f32], fake: &[f32], d: usize) -> Result<(usize
     if d == 0 {
         return Err(bad(what, "rows have no columns (d = 0)"));
     }
-    if real.len() % d != 0 || fake.len() % d != 0 {
+    if !real.len().is_multiple_of(d) || !fake.len().is_multiple_of(d) {
         return Err(bad(
             what,
             format!("the sets' lengths are not multiples of d = {d}"),

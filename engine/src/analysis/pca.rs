@@ -150,10 +150,11 @@ pub fn pca_fit(data: &[f32], n: usize, d: usize, out_dim: usize) -> Result<Pca> 
                 continue;
             }
             for j in 0..d {
-                let mut v = 0.0;
-                for i in 0..n {
-                    v += eig.eigenvectors[(i, e)] * rows[i][j];
-                }
+                let v: f64 = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| eig.eigenvectors[(i, e)] * r[j])
+                    .sum();
                 components[c * d + j] = v / s;
             }
         }

@@ -139,8 +139,8 @@ impl<const D: usize> Tree<D> {
         let mut com = [0.0; D];
         for &ch in &children {
             let node = &self.nodes[ch as usize];
-            for a in 0..D {
-                com[a] += node.com[a] * node.count;
+            for (c, v) in com.iter_mut().zip(&node.com) {
+                *c += v * node.count;
             }
         }
         for c in &mut com {

@@ -204,7 +204,8 @@ fn smooth_row(dists: &[f32], k: usize, local_connectivity: f64, mean_all: f64) -
 
 /// The fuzzy simplicial set (symmetric, CSR) of `n` rows.
 pub(crate) fn fuzzy_graph(data: &[f32], n: usize, d: usize, params: &UmapParams) -> Result<Graph> {
-    let k = params.n_neighbors;
+    // As umap-learn: more neighbours than other rows is truncated to n − 1.
+    let k = params.n_neighbors.min(n - 1);
     let nb = knn_euclidean(data, n, d, k - 1)?;
     // Rows of k distances with self first, as umap-learn's k-NN returns them.
     let rows: Vec<Vec<f32>> = (0..n)
@@ -221,8 +222,7 @@ pub(crate) fn fuzzy_graph(data: &[f32], n: usize, d: usize, params: &UmapParams)
         .collect();
     // Directed memberships A[i][j], then A + Aᵀ − A∘Aᵀ.
     let mut trip: Vec<(usize, usize, f64, bool)> = Vec::with_capacity(2 * n * k);
-    for i in 0..n {
-        let (sigma, rho) = sr[i];
+    for (i, &(sigma, rho)) in sr.iter().enumerate() {
         for (&j, &dist) in nb.row(i).0.iter().zip(nb.row(i).1) {
             let x = dist as f64 - rho;
             let v = if x <= 0.0 || sigma == 0.0 {
@@ -272,13 +272,10 @@ pub(crate) fn fuzzy_graph(data: &[f32], n: usize, d: usize, params: &UmapParams)
 pub fn umap(data: &[f32], n: usize, d: usize, params: &UmapParams) -> Result<Vec<f32>> {
     const WHAT: &str = "umap";
     let input = MapInput::new(WHAT, data, n, d, params.out_dim)?;
-    if params.n_neighbors < 2 || params.n_neighbors > n {
+    if params.n_neighbors < 2 {
         return Err(bad(
             WHAT,
-            format!(
-                "n_neighbors = {} must be in 2..={n} (the row count)",
-                params.n_neighbors
-            ),
+            format!("n_neighbors = {} must be at least 2", params.n_neighbors),
         ));
     }
     if !(params.min_dist >= 0.0 && params.spread > 0.0 && params.min_dist <= params.spread) {
