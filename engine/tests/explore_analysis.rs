@@ -99,6 +99,9 @@ fn features_once_then_tags_fields_maps_and_neighbours() {
     assert_eq!(ex.ids.len(), 12);
     assert_eq!(ex.summary.computed, 12);
     assert_eq!(net.images.get(), 12);
+    // The exploration's own items carry the tags and fields just computed.
+    assert!(ex.items.iter().all(|it| it.all_tags().any(|t| t == "imagenet:red")));
+    assert!(ex.items.iter().all(|it| it.field("brightness").is_some()));
     // Cached: nothing is computed again.
     let again = explore(&cat, "dataset:real", &net, &mut |_, _| {}).unwrap();
     assert_eq!((again.summary.cached, again.summary.computed), (12, 0));

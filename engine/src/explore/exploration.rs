@@ -167,6 +167,13 @@ pub fn explore(
     }
     if !computed.is_empty() && !catalog.store().is_read_only() {
         catalog.set_computed(&computed)?;
+        // The exploration shows the items as they are now, with their new tags and fields.
+        let at: HashMap<u64, usize> = ex.ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        for c in &computed {
+            if let (Some(&i), Some(item)) = (at.get(&c.id), catalog.item(c.id)?) {
+                ex.items[i] = item;
+            }
+        }
     }
     Ok(ex)
 }
@@ -225,7 +232,8 @@ impl Exploration {
                 spec.dims
             )));
         }
-        self.need("a map", 3)?;
+        // t-SNE and UMAP need 4 rows (PCA 2); one rule for all three.
+        self.need("a map", 4)?;
         let (data, n, d) = self.matrix();
         let coords = match spec.method {
             MapMethod::Pca => analysis::pca(&data, n, d, spec.dims)?,

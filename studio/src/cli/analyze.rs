@@ -63,16 +63,38 @@ fn exploration(cat: &Catalog, query: &str, device: &str) -> Result<Exploration> 
     Ok(ex)
 }
 
-/// Options of `explore`.
-pub(crate) struct ExploreArgs {
-    pub query: String,
-    pub out: PathBuf,
-    pub map: String,
-    pub dims: usize,
-    pub seed: u64,
+/// Where the feature network runs, which store, and the output form: every analysis command's
+/// options.
+#[derive(clap::Args, Debug)]
+pub struct NetOpts {
+    /// Where the feature network runs: cpu or cuda[:N].
+    #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Store file (default: the user store).
+    #[arg(long)]
     pub store: Option<PathBuf>,
+    #[arg(long)]
     pub json: bool,
+}
+
+/// Options of `explore`.
+#[derive(clap::Args, Debug)]
+pub struct ExploreArgs {
+    #[arg(default_value = "")]
+    pub query: String,
+    /// Folder to write (new or empty).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Map: pca, tsne or umap.
+    #[arg(long, default_value = "umap")]
+    pub map: String,
+    /// 2 or 3.
+    #[arg(long, default_value_t = 2)]
+    pub dims: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub net: NetOpts,
 }
 
 /// `explore [QUERY] --out DIR`: features, a map, uniqueness, and the analysis download
@@ -82,9 +104,9 @@ pub(crate) fn explore_cmd(a: ExploreArgs) -> Result<i32> {
         let names: Vec<&str> = MapMethod::ALL.iter().map(|m| m.name()).collect();
         anyhow!("--map {}: unknown (known: {})", a.map, names.join(", "))
     })?;
-    let store = open(a.store)?;
+    let store = open(a.net.store)?;
     let cat = Catalog::new(&store);
-    let mut ex = exploration(&cat, &a.query, &a.device)?;
+    let mut ex = exploration(&cat, &a.query, &a.net.device)?;
     if ex.ids.is_empty() {
         return Err(anyhow!("the query \"{}\" selects no item with features", a.query));
     }
@@ -93,14 +115,14 @@ pub(crate) fn explore_cmd(a: ExploreArgs) -> Result<i32> {
         dims: a.dims,
         seed: a.seed,
     };
-    if ex.ids.len() >= 3 {
+    if ex.ids.len() >= 4 {
         ex.compute_map(spec)?;
         ex.compute_uniqueness()?;
     } else {
         eprintln!("{} item(s): too few for a map", ex.ids.len());
     }
     let files = engine::explore::analysis_file::write_analysis(&a.out, &ex.to_analysis())?;
-    if a.json {
+    if a.net.json {
         let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
         println!(
             "{}",
@@ -116,19 +138,12 @@ pub(crate) fn explore_cmd(a: ExploreArgs) -> Result<i32> {
 }
 
 /// `similar ID [--k K] [--query Q]`: the nearest items by cosine distance of the embeddings.
-pub(crate) fn similar_cmd(
-    id: u64,
-    k: usize,
-    query: &str,
-    device: &str,
-    store: Option<PathBuf>,
-    json: bool,
-) -> Result<i32> {
-    let store = open(store)?;
+pub(crate) fn similar_cmd(id: u64, k: usize, query: &str, net: &NetOpts) -> Result<i32> {
+    let store = open(net.store.clone())?;
     let cat = Catalog::new(&store);
-    let ex = exploration(&cat, query, device)?;
+    let ex = exploration(&cat, query, &net.device)?;
     let near = ex.similar(id, k)?;
-    if json {
+    if net.json {
         let list: Vec<_> = near
             .iter()
             .map(|(i, d)| serde_json::json!({"id": i, "distance": d}))
@@ -149,18 +164,12 @@ pub(crate) fn similar_cmd(
 }
 
 /// `duplicates [--query Q] [--threshold D]`: groups of near-duplicates (cosine distance ≤ D).
-pub(crate) fn duplicates_cmd(
-    query: &str,
-    threshold: f32,
-    device: &str,
-    store: Option<PathBuf>,
-    json: bool,
-) -> Result<i32> {
-    let store = open(store)?;
+pub(crate) fn duplicates_cmd(query: &str, threshold: f32, net: &NetOpts) -> Result<i32> {
+    let store = open(net.store.clone())?;
     let cat = Catalog::new(&store);
-    let ex = exploration(&cat, query, device)?;
+    let ex = exploration(&cat, query, &net.device)?;
     let groups = ex.near_duplicates(threshold)?;
-    if json {
+    if net.json {
         println!("{}", serde_json::to_string_pretty(&groups)?);
         return Ok(0);
     }
@@ -174,18 +183,12 @@ pub(crate) fn duplicates_cmd(
 
 /// `coverage --real Q --synthetic Q`: k-NN precision and recall (k = 3), KID with its
 /// standard error, and the real items no synthetic item covers.
-pub(crate) fn coverage_cmd(
-    real: &str,
-    synthetic: &str,
-    device: &str,
-    store: Option<PathBuf>,
-    json: bool,
-) -> Result<i32> {
-    let store = open(store)?;
+pub(crate) fn coverage_cmd(real: &str, synthetic: &str, opts: &NetOpts) -> Result<i32> {
+    let store = open(opts.store.clone())?;
     let cat = Catalog::new(&store);
-    let net = network(device)?;
+    let net = network(&opts.device)?;
     let r = engine::explore::coverage(&cat, real, synthetic, &net, &mut bar())?;
-    if json {
+    if opts.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(0);
     }

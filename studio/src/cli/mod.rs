@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 
-mod analyze;
+pub mod analyze;
 mod explore;
 mod export;
 pub mod flags;
@@ -185,28 +185,7 @@ pub enum Command {
     /// Features (EfficientNet-Lite0 embeddings, image statistics, ImageNet top-5) of the items a
     /// query selects ("" = all), a 2D or 3D map and uniqueness, written as the analysis
     /// download: analysis.csv, analysis.json, embeddings.npy, ids.npy.
-    Explore {
-        #[arg(default_value = "")]
-        query: String,
-        /// Folder to write (new or empty).
-        #[arg(long)]
-        out: PathBuf,
-        /// Map: pca, tsne or umap.
-        #[arg(long, default_value = "umap")]
-        map: String,
-        /// 2 or 3.
-        #[arg(long, default_value_t = 2)]
-        dims: usize,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Where the feature network runs: cpu or cuda[:N].
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        #[arg(long)]
-        store: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
+    Explore(analyze::ExploreArgs),
     /// The items most similar to an item (cosine distance of the embeddings).
     Similar {
         id: u64,
@@ -215,12 +194,8 @@ pub enum Command {
         /// Search among the items of this query ("" = all).
         #[arg(long, default_value = "")]
         query: String,
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        #[arg(long)]
-        store: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        net: analyze::NetOpts,
     },
     /// Groups of near-duplicate items (cosine distance of the embeddings at most --threshold).
     Duplicates {
@@ -228,12 +203,8 @@ pub enum Command {
         query: String,
         #[arg(long, default_value_t = 0.02)]
         threshold: f32,
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        #[arg(long)]
-        store: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        net: analyze::NetOpts,
     },
     /// Do the synthetic images cover the real ones? k-NN precision and recall (k = 3), KID
     /// with its standard error, and the real items no synthetic item covers.
@@ -242,12 +213,8 @@ pub enum Command {
         real: String,
         #[arg(long)]
         synthetic: String,
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        #[arg(long)]
-        store: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        net: analyze::NetOpts,
     },
     /// Add or remove a manual tag (a word or key:value) on items, by id or by query.
     Tag {
@@ -503,47 +470,18 @@ fn dispatch(cmd: Command) -> Result<i32> {
         Command::Query {
             query, json, store, ..
         } => explore::query_cmd(&query, store, json),
-        Command::Explore {
-            query,
-            out,
-            map,
-            dims,
-            seed,
-            device,
-            store,
-            json,
-        } => analyze::explore_cmd(analyze::ExploreArgs {
-            query,
-            out,
-            map,
-            dims,
-            seed,
-            device,
-            store,
-            json,
-        }),
-        Command::Similar {
-            id,
-            k,
-            query,
-            device,
-            store,
-            json,
-        } => analyze::similar_cmd(id, k, &query, &device, store, json),
+        Command::Explore(a) => analyze::explore_cmd(a),
+        Command::Similar { id, k, query, net } => analyze::similar_cmd(id, k, &query, &net),
         Command::Duplicates {
             query,
             threshold,
-            device,
-            store,
-            json,
-        } => analyze::duplicates_cmd(&query, threshold, &device, store, json),
+            net,
+        } => analyze::duplicates_cmd(&query, threshold, &net),
         Command::Coverage {
             real,
             synthetic,
-            device,
-            store,
-            json,
-        } => analyze::coverage_cmd(&real, &synthetic, &device, store, json),
+            net,
+        } => analyze::coverage_cmd(&real, &synthetic, &net),
         Command::Tag { command } => {
             let (add, a) = match command {
                 TagCommand::Add(a) => (true, a),

@@ -99,7 +99,7 @@ pub fn with_exploration<T>(
 /// The window's view of an exploration mapped by `spec`.
 pub fn view_of(ex: &mut Exploration, spec: MapSpec, query: &str) -> engine::Result<ExploreView> {
     let n = ex.ids.len();
-    let (xy, xyz) = if n >= 3 {
+    let (xy, xyz) = if n >= 4 {
         let coords = ex.compute_map(spec)?.to_vec();
         let d = spec.dims;
         let xy: Vec<[f32; 2]> = coords.chunks(d).map(|c| [c[0], c[1]]).collect();
