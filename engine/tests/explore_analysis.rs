@@ -74,13 +74,20 @@ fn fixture() -> (tempfile::TempDir, Store) {
     for i in 0..12u32 {
         let red = i % 2 == 0;
         let v = (i * 9) as u8;
-        let rgb = if red { [200 + v / 4, v, 10] } else { [10, v, 200 + v / 4] };
+        let rgb = if red {
+            [200 + v / 4, v, 10]
+        } else {
+            [10, v, 200 + v / 4]
+        };
         real.push((format!("real{i:02}.png"), png(rgb, i)));
     }
     let mut synth = Vec::new();
     for i in 0..8u32 {
         let v = (i * 11) as u8;
-        synth.push((format!("synth{i:02}.png"), png([205 + v / 4, v, 12], 100 + i)));
+        synth.push((
+            format!("synth{i:02}.png"),
+            png([205 + v / 4, v, 12], 100 + i),
+        ));
     }
     let real_dir = write("real", real);
     let synth_dir = write("synth", synth);
@@ -93,14 +100,19 @@ fn fixture() -> (tempfile::TempDir, Store) {
 #[test]
 fn features_once_then_tags_fields_maps_and_neighbours() {
     let (dir, store) = fixture();
-    let net = ColourNet { images: Cell::new(0) };
+    let net = ColourNet {
+        images: Cell::new(0),
+    };
     let cat = Catalog::new(&store);
     let mut ex = explore(&cat, "dataset:real", &net, &mut |_, _| {}).unwrap();
     assert_eq!(ex.ids.len(), 12);
     assert_eq!(ex.summary.computed, 12);
     assert_eq!(net.images.get(), 12);
     // The exploration's own items carry the tags and fields just computed.
-    assert!(ex.items.iter().all(|it| it.all_tags().any(|t| t == "imagenet:red")));
+    assert!(ex
+        .items
+        .iter()
+        .all(|it| it.all_tags().any(|t| t == "imagenet:red")));
     assert!(ex.items.iter().all(|it| it.field("brightness").is_some()));
     // Cached: nothing is computed again.
     let again = explore(&cat, "dataset:real", &net, &mut |_, _| {}).unwrap();
@@ -108,16 +120,24 @@ fn features_once_then_tags_fields_maps_and_neighbours() {
     assert_eq!(net.images.get(), 12);
     // The top classes are tags and the statistics are fields, usable in queries.
     let reds = cat.query("dataset:real AND imagenet:red").unwrap();
-    let blues = cat.query("dataset:real AND imagenet:blue AND brightness>0").unwrap();
+    let blues = cat
+        .query("dataset:real AND imagenet:blue AND brightness>0")
+        .unwrap();
     // Red items: top-5 = [red, green]; blue items: [blue, red].
     assert_eq!((reds.len(), blues.len()), (12, 6));
-    let top_red = cat.query("dataset:real AND imagenet:red AND mean_r>150").unwrap();
+    let top_red = cat
+        .query("dataset:real AND imagenet:red AND mean_r>150")
+        .unwrap();
     assert_eq!(top_red.len(), 6);
 
     for method in MapMethod::ALL {
         for dims in [2, 3] {
             let coords = ex
-                .compute_map(MapSpec { method, dims, seed: 1 })
+                .compute_map(MapSpec {
+                    method,
+                    dims,
+                    seed: 1,
+                })
                 .unwrap()
                 .to_vec();
             assert_eq!(coords.len(), 12 * dims, "{method:?}");
@@ -130,7 +150,10 @@ fn features_once_then_tags_fields_maps_and_neighbours() {
     assert_eq!(similar.len(), 5);
     for (id, _) in &similar {
         let i = ex.ids.iter().position(|x| x == id).unwrap();
-        assert!(ex.features[i].embedding[0] > 0.5, "a blue item among a red one's neighbours");
+        assert!(
+            ex.features[i].embedding[0] > 0.5,
+            "a blue item among a red one's neighbours"
+        );
     }
     let u = ex.compute_uniqueness().unwrap().to_vec();
     assert_eq!(u.len(), 12);
@@ -151,7 +174,9 @@ fn planted_near_duplicates_are_grouped() {
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(d.join("copy.png"), png([200, 0, 10], 999)).unwrap();
     import_dataset(&store, &[d], &ImportOptions::new("planted"), &mut |_, _| {}).unwrap();
-    let net = ColourNet { images: Cell::new(0) };
+    let net = ColourNet {
+        images: Cell::new(0),
+    };
     let cat = Catalog::new(&store);
     let ex = explore(&cat, "", &net, &mut |_, _| {}).unwrap();
     assert_eq!(ex.ids.len(), 21);
@@ -164,7 +189,9 @@ fn planted_near_duplicates_are_grouped() {
         .find(|id| cat.item(*id).unwrap().unwrap().name.ends_with("real00.png"))
         .unwrap();
     assert!(
-        groups.iter().any(|g| g.contains(&copy) && g.contains(&real00)),
+        groups
+            .iter()
+            .any(|g| g.contains(&copy) && g.contains(&real00)),
         "planted pair not found in {groups:?}"
     );
 }
@@ -172,7 +199,9 @@ fn planted_near_duplicates_are_grouped() {
 #[test]
 fn coverage_of_real_by_synthetic() {
     let (_dir, store) = fixture();
-    let net = ColourNet { images: Cell::new(0) };
+    let net = ColourNet {
+        images: Cell::new(0),
+    };
     let cat = Catalog::new(&store);
     let same = coverage(&cat, "dataset:real", "dataset:real", &net, &mut |_, _| {}).unwrap();
     assert_eq!((same.precision, same.recall), (1.0, 1.0));
@@ -185,8 +214,14 @@ fn coverage_of_real_by_synthetic() {
     assert!(r.recall <= 0.5 + 1e-9, "recall {}", r.recall);
     assert!(r.kid > same.kid);
     assert_eq!(r.kid_subset_size, 8);
-    let err = coverage(&cat, "dataset:nothing", "dataset:real", &net, &mut |_, _| {})
-        .unwrap_err()
-        .to_string();
+    let err = coverage(
+        &cat,
+        "dataset:nothing",
+        "dataset:real",
+        &net,
+        &mut |_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("dataset:nothing"), "{err}");
 }

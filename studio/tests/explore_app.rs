@@ -16,7 +16,10 @@ use studio::app::{Settings, StudioApp};
 
 fn models_dir() -> Option<PathBuf> {
     if std::env::var_os("DEFECT_STUDIO_SKIP_LITE0").is_some() {
-        assert!(std::env::var_os("CI").is_none(), "the Lite0 tests must run on CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the Lite0 tests must run on CI"
+        );
         return None;
     }
     let cache = std::env::var_os("HOME")
@@ -41,7 +44,10 @@ fn wait_for_job(h: &mut H) {
     let start = Instant::now();
     h.run_steps(2);
     while app(h).explore_jobs.busy.is_some() {
-        assert!(start.elapsed() < Duration::from_secs(300), "the Explore job did not finish");
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "the Explore job did not finish"
+        );
         std::thread::sleep(Duration::from_millis(50));
         h.step();
     }
@@ -92,11 +98,15 @@ fn select_tag_query_and_export_through_the_window() {
     // Six photos: three real ones and three drawn, labelled by a metadata CSV.
     let photos = home.path().join("photos");
     std::fs::create_dir_all(&photos).unwrap();
-    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/explore/lite0");
+    let fixtures =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/explore/lite0");
     for n in ["chelsea_224.png", "coffee_224.png", "astronaut_224.png"] {
         std::fs::copy(fixtures.join(n), photos.join(n)).unwrap();
     }
-    for (i, rgb) in [[200u8, 40, 40], [40, 200, 40], [40, 40, 200]].iter().enumerate() {
+    for (i, rgb) in [[200u8, 40, 40], [40, 200, 40], [40, 40, 200]]
+        .iter()
+        .enumerate()
+    {
         image::RgbImage::from_fn(64, 64, |x, y| {
             let s = ((x / 8 + y / 8) % 2) as u8 * 50;
             image::Rgb([rgb[0] - s / 2, rgb[1], rgb[2].saturating_add(s)])
@@ -119,23 +129,33 @@ fn select_tag_query_and_export_through_the_window() {
         assert_eq!(r.added.len(), 6);
     }
 
-    let mut h: H = Harness::builder().with_size([1600.0, 1000.0]).build_ui_state(
-        |ui, app: &mut Option<StudioApp>| {
-            let a = app.get_or_insert_with(|| StudioApp::new(ui.ctx(), Settings::default(), None));
-            a.ui(ui);
-        },
-        None,
-    );
+    let mut h: H = Harness::builder()
+        .with_size([1600.0, 1000.0])
+        .build_ui_state(
+            |ui, app: &mut Option<StudioApp>| {
+                let a =
+                    app.get_or_insert_with(|| StudioApp::new(ui.ctx(), Settings::default(), None));
+                a.ui(ui);
+            },
+            None,
+        );
     h.run_steps(3);
     h.get_by_label("View").click();
     h.run_steps(2);
     h.get_by_label("Explore…").click();
     wait_for_job(&mut h);
-    assert!(app(&h).dialog.is_none(), "an error dialog: {:?}", app(&h).dialog);
+    assert!(
+        app(&h).dialog.is_none(),
+        "an error dialog: {:?}",
+        app(&h).dialog
+    );
     let view = app(&h).explore.view().clone();
     assert!(!view.demo);
     assert_eq!(view.ids.len(), 6, "{}", view.note);
-    assert!(view.columns.iter().any(|(n, _)| n == "imagenet"), "ImageNet column");
+    assert!(
+        view.columns.iter().any(|(n, _)| n == "imagenet"),
+        "ImageNet column"
+    );
 
     // Select every point, tag them in the store.
     select_all_by_box(&mut h);
@@ -169,6 +189,10 @@ fn select_tag_query_and_export_through_the_window() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     let text = manifest.to_string();
-    assert_eq!(std::fs::read_dir(out.join("images")).unwrap().count(), 3, "{text}");
+    assert_eq!(
+        std::fs::read_dir(out.join("images")).unwrap().count(),
+        3,
+        "{text}"
+    );
     assert!(text.contains("stain"));
 }

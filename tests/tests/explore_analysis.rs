@@ -14,7 +14,10 @@ use common::*;
 /// The folder holding the installed Lite0 weights.
 fn models_dir() -> Option<PathBuf> {
     if std::env::var_os("DEFECT_STUDIO_SKIP_LITE0").is_some() {
-        assert!(std::env::var_os("CI").is_none(), "the Lite0 tests must run on CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the Lite0 tests must run on CI"
+        );
         return None;
     }
     let cache = std::env::var_os("HOME")
@@ -48,7 +51,13 @@ fn import_photos(env: &Env, dir: &Path) {
         }
     }
     bright.save(dir.join("chelsea_bright.png")).unwrap();
-    let o = env.run(&["dataset", "import", dir.to_str().unwrap(), "--name", "photos"]);
+    let o = env.run(&[
+        "dataset",
+        "import",
+        dir.to_str().unwrap(),
+        "--name",
+        "photos",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -80,7 +89,14 @@ fn explore_duplicates_coverage_and_export_with_the_real_network() {
 
     // Features, a map and the download over every item.
     let dl = env.dir.path().join("analysis");
-    let o = run(&["explore", "--out", dl.to_str().unwrap(), "--map", "pca", "--json"]);
+    let o = run(&[
+        "explore",
+        "--out",
+        dl.to_str().unwrap(),
+        "--map",
+        "pca",
+        "--json",
+    ]);
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let n = summary["items"].as_u64().unwrap() as usize;
     assert!(n >= 9, "5 photos and at least 4 outputs: {summary}");
@@ -90,13 +106,24 @@ fn explore_duplicates_coverage_and_export_with_the_real_network() {
     assert_eq!(npy.shape(), &[n as u64, 1280]);
 
     // The top-5 ImageNet classes are tags: the cat photo (and its copies) are Egyptian cats.
-    let o = run(&["query", "imagenet:\"Egyptian cat\" AND dataset:photos", "--json"]);
+    let o = run(&[
+        "query",
+        "imagenet:\"Egyptian cat\" AND dataset:photos",
+        "--json",
+    ]);
     let cats: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
     let names: Vec<String> = cats.iter().map(|c| c.to_string()).collect();
     assert!(names.iter().any(|c| c.contains("chelsea_224")), "{names:?}");
 
     // The planted near-copies are grouped with the original, and nothing else joins them.
-    let o = run(&["duplicates", "--query", "dataset:photos", "--threshold", "0.05", "--json"]);
+    let o = run(&[
+        "duplicates",
+        "--query",
+        "dataset:photos",
+        "--threshold",
+        "0.05",
+        "--json",
+    ]);
     let groups: Vec<Vec<u64>> = serde_json::from_slice(&o.stdout).unwrap();
     let o = run(&["query", "dataset:photos", "--json"]);
     let items: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
@@ -107,15 +134,36 @@ fn explore_duplicates_coverage_and_export_with_the_real_network() {
             .and_then(|i| i["id"].as_u64())
             .unwrap()
     };
-    let mut want = vec![id_of("chelsea_224"), id_of("chelsea_copy"), id_of("chelsea_bright")];
+    let mut want = vec![
+        id_of("chelsea_224"),
+        id_of("chelsea_copy"),
+        id_of("chelsea_bright"),
+    ];
     want.sort();
     assert_eq!(groups, vec![want], "near-duplicate groups");
 
     // Coverage: a set against itself, and the photos by the generated outputs.
-    let o = run(&["coverage", "--real", "dataset:photos", "--synthetic", "dataset:photos", "--json"]);
+    let o = run(&[
+        "coverage",
+        "--real",
+        "dataset:photos",
+        "--synthetic",
+        "dataset:photos",
+        "--json",
+    ]);
     let same: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!((same["precision"].as_f64(), same["recall"].as_f64()), (Some(1.0), Some(1.0)));
-    let o = run(&["coverage", "--real", "dataset:photos", "--synthetic", "source:generated", "--json"]);
+    assert_eq!(
+        (same["precision"].as_f64(), same["recall"].as_f64()),
+        (Some(1.0), Some(1.0))
+    );
+    let o = run(&[
+        "coverage",
+        "--real",
+        "dataset:photos",
+        "--synthetic",
+        "source:generated",
+        "--json",
+    ]);
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["real"], 5);
     // Brushed metal covers none of the cat, coffee and astronaut photos.
@@ -125,7 +173,14 @@ fn explore_duplicates_coverage_and_export_with_the_real_network() {
 
     // Export the generated items of a query as COCO.
     let coco = env.dir.path().join("coco");
-    run(&["query", "source:generated", "--export", coco.to_str().unwrap(), "--format", "coco"]);
+    run(&[
+        "query",
+        "source:generated",
+        "--export",
+        coco.to_str().unwrap(),
+        "--format",
+        "coco",
+    ]);
     let ann: serde_json::Value =
         serde_json::from_slice(&std::fs::read(coco.join("annotations.json")).unwrap()).unwrap();
     assert!(ann["images"].as_array().unwrap().len() >= 4);
@@ -139,7 +194,11 @@ fn without_the_weights_explore_says_how_to_get_them() {
     let o = env
         .cmd()
         .env("DEFECT_STUDIO_MODEL_DIRS", &empty)
-        .args(["explore", "--out", env.dir.path().join("a").to_str().unwrap()])
+        .args([
+            "explore",
+            "--out",
+            env.dir.path().join("a").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_clean_failure(&o, &["not installed", "models fetch efficientnet-lite0"]);

@@ -72,7 +72,13 @@ impl Default for MapSpec {
 
 impl std::fmt::Display for MapSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}d seed {}", self.method.name(), self.dims, self.seed)
+        write!(
+            f,
+            "{} {}d seed {}",
+            self.method.name(),
+            self.dims,
+            self.seed
+        )
     }
 }
 
@@ -257,7 +263,11 @@ impl Exploration {
             }
         };
         self.map = Some((spec, coords));
-        Ok(self.map.as_ref().map(|(_, c)| c.as_slice()).unwrap_or_default())
+        Ok(self
+            .map
+            .as_ref()
+            .map(|(_, c)| c.as_slice())
+            .unwrap_or_default())
     }
 
     /// Uniqueness of each item in [0, 1] (FiftyOne Brain's rule, `analysis::uniqueness`).
@@ -329,7 +339,11 @@ impl Exploration {
             })
             .collect();
         Analysis {
-            map: self.map.as_ref().map(|(s, _)| s.to_string()).unwrap_or_default(),
+            map: self
+                .map
+                .as_ref()
+                .map(|(s, _)| s.to_string())
+                .unwrap_or_default(),
             rows,
             dim,
             embeddings,
@@ -383,7 +397,9 @@ pub fn coverage(
     let (rd, _, d) = r.matrix();
     let (sd, _, sd_dim) = s.matrix();
     if d != sd_dim {
-        return Err(EngineError::failed("coverage: the two sets' embeddings differ in size"));
+        return Err(EngineError::failed(
+            "coverage: the two sets' embeddings differ in size",
+        ));
     }
     let pr = analysis::precision_recall_detail(&rd, &sd, d, K)?;
     let defaults = KidParams::default();

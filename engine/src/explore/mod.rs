@@ -29,20 +29,20 @@ mod index;
 mod items;
 pub mod lite0;
 mod meta;
-pub mod selection;
 pub mod query;
+pub mod selection;
 mod zipread;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use selection::{export_selection, SelectionExport};
-pub use exploration::{coverage, explore, CoverageReport, Exploration, MapMethod, MapSpec};
 pub use catalog::{Catalog, Computed, SyncReport};
+pub use exploration::{coverage, explore, CoverageReport, Exploration, MapMethod, MapSpec};
 pub use import::{import_dataset, ImportOptions, ImportReport, Skipped};
 pub use index::Index;
 pub use query::{CmpOp, Expr, Query, Scalar};
+pub use selection::{export_selection, SelectionExport};
 
 /// Where an item comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -44,9 +44,9 @@ pub fn export_selection(
                     left_out.push((id, "an imported photo without a label: tag".to_string()));
                     continue;
                 };
-                let bytes = catalog
-                    .image_bytes(id)?
-                    .ok_or_else(|| EngineError::failed(format!("item {id}: image missing from the store")))?;
+                let bytes = catalog.image_bytes(id)?.ok_or_else(|| {
+                    EngineError::failed(format!("item {id}: image missing from the store"))
+                })?;
                 // PNG bytes go in as they are; other formats are decoded and written as PNG.
                 let image_png = match crate::codec::decode_image(&bytes, &item.name) {
                     Ok(_) if bytes.starts_with(b"\x89PNG") => bytes,

@@ -13,7 +13,9 @@ use engine::explore::{Catalog, Exploration, MapMethod, MapSpec};
 use engine::Store;
 
 fn open(store: Option<PathBuf>) -> Result<Store> {
-    Ok(Store::open(&store.unwrap_or_else(engine::paths::store_path))?)
+    Ok(Store::open(
+        &store.unwrap_or_else(engine::paths::store_path),
+    )?)
 }
 
 fn network(device: &str) -> Result<Lite0Embedder> {
@@ -108,7 +110,10 @@ pub(crate) fn explore_cmd(a: ExploreArgs) -> Result<i32> {
     let cat = Catalog::new(&store);
     let mut ex = exploration(&cat, &a.query, &a.net.device)?;
     if ex.ids.is_empty() {
-        return Err(anyhow!("the query \"{}\" selects no item with features", a.query));
+        return Err(anyhow!(
+            "the query \"{}\" selects no item with features",
+            a.query
+        ));
     }
     let spec = MapSpec {
         method,
@@ -196,7 +201,10 @@ pub(crate) fn coverage_cmd(real: &str, synthetic: &str, opts: &NetOpts) -> Resul
         "real \"{real}\": {} item(s); synthetic \"{synthetic}\": {} item(s)",
         r.real, r.synthetic
     );
-    println!("precision {:.4}  recall {:.4}  (k-NN, k = {})", r.precision, r.recall, r.k);
+    println!(
+        "precision {:.4}  recall {:.4}  (k-NN, k = {})",
+        r.precision, r.recall, r.k
+    );
     println!(
         "KID {:.6} ± {:.6} (standard error; std {:.6} over {} subsets of {})",
         r.kid, r.kid_se, r.kid_std, r.kid_subsets, r.kid_subset_size

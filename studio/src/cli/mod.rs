@@ -305,13 +305,15 @@ pub fn main() -> i32 {
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     let cli = Cli::parse();
     let result = match cli.command {
-        None if cli.explore || cli.explore_demo => crate::app::run_studio_explore(if cli.explore_demo {
-            crate::app::ExploreStart::Demo
-        } else {
-            crate::app::ExploreStart::Store
-        })
+        None if cli.explore || cli.explore_demo => {
+            crate::app::run_studio_explore(if cli.explore_demo {
+                crate::app::ExploreStart::Demo
+            } else {
+                crate::app::ExploreStart::Store
+            })
             .map(|()| 0)
-            .map_err(|e| anyhow!("cannot open the studio window: {e}")),
+            .map_err(|e| anyhow!("cannot open the studio window: {e}"))
+        }
         None => crate::app::run_studio(None)
             .map(|()| 0)
             .map_err(|e| anyhow!("cannot open the studio window: {e}")),

@@ -64,7 +64,8 @@ impl StudioApp {
                     .map(|id| by_id.get(id).copied().unwrap_or(f32::NAN))
                     .collect();
                 view.columns.retain(|(n, _)| n != &name);
-                view.columns.push((name.clone(), super::Column::Number(column)));
+                view.columns
+                    .push((name.clone(), super::Column::Number(column)));
                 if self.explore.set_view(view).is_ok() {
                     self.explore.set_color_by(Some(&name));
                 }
@@ -149,22 +150,31 @@ impl StudioApp {
                 }
             }
             _ if self.explore.view().demo => {
-                self.notify(ctx, "Explore: demo data (no store behind these items)".to_string());
+                self.notify(
+                    ctx,
+                    "Explore: demo data (no store behind these items)".to_string(),
+                );
             }
             ExploreCommand::Query(q) => {
                 self.explore_jobs.query = q.clone();
                 let spec = self.explore_jobs.spec;
                 self.explore_job(ctx, &format!("exploring \"{q}\""), move || {
-                    jobs::with_exploration(&q, |_, ex| jobs::view_of(ex, spec, &q)).map(JobResult::View)
+                    jobs::with_exploration(&q, |_, ex| jobs::view_of(ex, spec, &q))
+                        .map(JobResult::View)
                 });
             }
             ExploreCommand::Recompute { method, dims } => {
                 let spec = jobs::spec(method, dims);
                 self.explore_jobs.spec = spec;
                 let q = self.explore_jobs.query.clone();
-                self.explore_job(ctx, &format!("computing a {} map", method.label()), move || {
-                    jobs::with_exploration(&q, |_, ex| jobs::view_of(ex, spec, &q)).map(JobResult::View)
-                });
+                self.explore_job(
+                    ctx,
+                    &format!("computing a {} map", method.label()),
+                    move || {
+                        jobs::with_exploration(&q, |_, ex| jobs::view_of(ex, spec, &q))
+                            .map(JobResult::View)
+                    },
+                );
             }
             ExploreCommand::Tag { ids, tag } => self.explore_tag(ctx, &ids, &tag, true),
             ExploreCommand::Untag { ids, tag } => self.explore_tag(ctx, &ids, &tag, false),
@@ -190,16 +200,31 @@ impl StudioApp {
             },
             ExploreCommand::ExportSelection { ids, format, dir } => {
                 self.explore_job(ctx, "exporting the selection", move || {
-                    let store = engine::Store::open(&engine::paths::store_path()).map_err(|e| e.to_string())?;
-                    let cat = Catalog::new(&store);
-                    let r = engine::explore::export_selection(&cat, &ids, &ExportOptions::from(format), &dir)
+                    let store = engine::Store::open(&engine::paths::store_path())
                         .map_err(|e| e.to_string())?;
+                    let cat = Catalog::new(&store);
+                    let r = engine::explore::export_selection(
+                        &cat,
+                        &ids,
+                        &ExportOptions::from(format),
+                        &dir,
+                    )
+                    .map_err(|e| e.to_string())?;
                     Ok(JobResult::Done(format!(
                         "exported {} image(s) as {} to {}{}",
                         r.report.images,
                         format.name(),
                         dir.display(),
-                        if r.left_out.is_empty() { String::new() } else { format!("; {} left out (first: item {}: {})", r.left_out.len(), r.left_out[0].0, r.left_out[0].1) }
+                        if r.left_out.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                "; {} left out (first: item {}: {})",
+                                r.left_out.len(),
+                                r.left_out[0].0,
+                                r.left_out[0].1
+                            )
+                        }
                     )))
                 });
             }
@@ -210,7 +235,10 @@ impl StudioApp {
                         let mut ids = vec![id];
                         ids.extend(near.iter().map(|(i, _)| *i));
                         JobResult::Select {
-                            note: format!("the {} item(s) most similar to #{id} are selected, nearest first", near.len()),
+                            note: format!(
+                                "the {} item(s) most similar to #{id} are selected, nearest first",
+                                near.len()
+                            ),
                             ids,
                         }
                     })
@@ -224,7 +252,11 @@ impl StudioApp {
                     jobs::with_exploration(&q, |_, ex| ex.near_duplicates(distance)).map(|groups| {
                         let ids: Vec<u64> = groups.iter().flatten().copied().collect();
                         JobResult::Select {
-                            note: format!("{} group(s) of near-duplicates ({} items) selected", groups.len(), ids.len()),
+                            note: format!(
+                                "{} group(s) of near-duplicates ({} items) selected",
+                                groups.len(),
+                                ids.len()
+                            ),
                             ids,
                         }
                     })
@@ -239,19 +271,25 @@ impl StudioApp {
                     })
                     .map(|values| JobResult::Score {
                         name: "uniqueness".into(),
-                        note: format!("uniqueness of {} item(s): coloured by it (outliers are bright)", values.len()),
+                        note: format!(
+                            "uniqueness of {} item(s): coloured by it (outliers are bright)",
+                            values.len()
+                        ),
                         values,
                     })
                 });
             }
             ExploreCommand::Coverage { real, synthetic } => {
                 self.explore_job(ctx, "measuring coverage", move || {
-                    let store = engine::Store::open(&engine::paths::store_path()).map_err(|e| e.to_string())?;
-                    let net = engine::explore::lite0::Lite0Embedder::installed(&candle_core::Device::Cpu)
+                    let store = engine::Store::open(&engine::paths::store_path())
                         .map_err(|e| e.to_string())?;
+                    let net =
+                        engine::explore::lite0::Lite0Embedder::installed(&candle_core::Device::Cpu)
+                            .map_err(|e| e.to_string())?;
                     let cat = Catalog::new(&store);
-                    let r = engine::explore::coverage(&cat, &real, &synthetic, &net, &mut |_, _| {})
-                        .map_err(|e| e.to_string())?;
+                    let r =
+                        engine::explore::coverage(&cat, &real, &synthetic, &net, &mut |_, _| {})
+                            .map_err(|e| e.to_string())?;
                     Ok(JobResult::Coverage(CoverageReadout {
                         real_query: real,
                         synthetic_query: synthetic,
@@ -276,7 +314,11 @@ impl StudioApp {
             return;
         };
         let cat = Catalog::new(store);
-        let r = if add { cat.add_tag(ids, tag) } else { cat.remove_tag(ids, tag) };
+        let r = if add {
+            cat.add_tag(ids, tag)
+        } else {
+            cat.remove_tag(ids, tag)
+        };
         match r {
             Ok(n) => {
                 let mut view = self.explore.view().clone();
@@ -307,7 +349,9 @@ impl StudioApp {
             .item(id)
             .map_err(|e| e.to_string())?
             .ok_or(format!("no item {id}"))?;
-        let out = item.output_id.ok_or(format!("item {id} is an imported photo: it has no recipe"))?;
+        let out = item
+            .output_id
+            .ok_or(format!("item {id} is an imported photo: it has no recipe"))?;
         let rec = store
             .outputs(None)
             .map_err(|e| e.to_string())?

@@ -17,7 +17,10 @@ pub enum JobResult {
     /// A new view (a query or a map), with its status note.
     View(ExploreView),
     /// Items to select, in this order, with a note (similar items, near-duplicates).
-    Select { ids: Vec<u64>, note: String },
+    Select {
+        ids: Vec<u64>,
+        note: String,
+    },
     /// A score per item to colour by (uniqueness), with a note.
     Score {
         name: String,
@@ -91,8 +94,8 @@ pub fn with_exploration<T>(
     let store = Store::open(&engine::paths::store_path()).map_err(|e| e.to_string())?;
     let net = Lite0Embedder::installed(&candle_core::Device::Cpu).map_err(|e| e.to_string())?;
     let cat = Catalog::new(&store);
-    let mut ex = engine::explore::explore(&cat, query, &net, &mut |_, _| {})
-        .map_err(|e| e.to_string())?;
+    let mut ex =
+        engine::explore::explore(&cat, query, &net, &mut |_, _| {}).map_err(|e| e.to_string())?;
     f(&cat, &mut ex).map_err(|e| e.to_string())
 }
 
@@ -116,7 +119,9 @@ pub fn view_of(ex: &mut Exploration, spec: MapSpec, query: &str) -> engine::Resu
             .find_map(|t| t.strip_prefix(prefix.as_str()).map(str::to_string))
     };
     let mut columns = Vec::new();
-    for key in ["label", "source", "dataset", "graph", "model", "lora", "imagenet"] {
+    for key in [
+        "label", "source", "dataset", "graph", "model", "lora", "imagenet",
+    ] {
         let values: Vec<Option<String>> = (0..n).map(|i| tag_value(i, key)).collect();
         if values.iter().any(Option::is_some) {
             columns.push((key.to_string(), Column::category(&values)));
@@ -125,10 +130,14 @@ pub fn view_of(ex: &mut Exploration, spec: MapSpec, query: &str) -> engine::Resu
     let mut numbers: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     for (i, item) in ex.items.iter().enumerate() {
         for (k, v) in &item.fields {
-            numbers.entry(k.clone()).or_insert_with(|| vec![f32::NAN; n])[i] = *v as f32;
+            numbers
+                .entry(k.clone())
+                .or_insert_with(|| vec![f32::NAN; n])[i] = *v as f32;
         }
         for (k, v) in ex.features[i].stats.columns() {
-            numbers.entry(k.to_string()).or_insert_with(|| vec![f32::NAN; n])[i] = v as f32;
+            numbers
+                .entry(k.to_string())
+                .or_insert_with(|| vec![f32::NAN; n])[i] = v as f32;
         }
     }
     columns.extend(numbers.into_iter().map(|(k, v)| (k, Column::Number(v))));
@@ -137,13 +146,23 @@ pub fn view_of(ex: &mut Exploration, spec: MapSpec, query: &str) -> engine::Resu
     } else {
         format!(", {} left out (unreadable)", ex.left_out.len())
     };
-    let what = if query.trim().is_empty() { "every item".to_string() } else { format!("\"{query}\"") };
+    let what = if query.trim().is_empty() {
+        "every item".to_string()
+    } else {
+        format!("\"{query}\"")
+    };
     Ok(ExploreView {
         ids: ex.ids.clone(),
         names: ex
             .items
             .iter()
-            .map(|it| it.name.rsplit(['/', '\\']).next().unwrap_or(&it.name).to_string())
+            .map(|it| {
+                it.name
+                    .rsplit(['/', '\\'])
+                    .next()
+                    .unwrap_or(&it.name)
+                    .to_string()
+            })
             .collect(),
         xy,
         xyz,
