@@ -47,6 +47,10 @@ pub enum EngineError {
     /// A query that does not parse: the character position (0-based) and what was expected.
     #[error("query, at character {pos}: {message}")]
     Query { pos: usize, message: String },
+    /// The inspection loop (training, evaluating, scoring, captioning): names the file, model or
+    /// dataset and the problem.
+    #[error("{0}")]
+    Inspect(String),
     /// A dataset import that cannot go on (the file or archive is named).
     #[error("import {}: {message}", path.display())]
     Import { path: PathBuf, message: String },

@@ -29,6 +29,8 @@
 //!   trustworthiness, cosine k-NN, near-duplicates, uniqueness, coverage (precision/recall, KID).
 //! - [`explore`]: the explorer's catalogue: items (every output and imported photo) with
 //!   tags and numeric fields, dataset import, and the query language evaluated from indexes.
+//! - [`inspect`]: the inspection loop: train and evaluate defect classifiers and segmenters
+//!   on EfficientNet-Lite0, metrics equal to scikit-learn's and anomalib's, and captions.
 //! - [`EngineError`]: the crate's error type; errors of a node name the node.
 
 #![recursion_limit = "256"]
@@ -46,6 +48,7 @@ pub mod export;
 pub mod files;
 pub mod hashing;
 pub mod image;
+pub mod inspect;
 pub mod interop;
 mod kinds;
 pub mod models;

@@ -1,0 +1,1 @@
+//! (being written: see engine/src/inspect/mod.rs)
