@@ -17,6 +17,9 @@ pub(super) struct RecipeChunks {
     /// seed and recipe summary for a procedural recipe
     /// ([`crate::interop::a1111::procedural_parameters`]).
     parameters: crate::interop::a1111::A1111Params,
+    /// The sampler node `parameters` describe, if any (the first by id, as
+    /// [`crate::interop::a1111::from_graph`] picks it).
+    sampler: Option<String>,
 }
 
 impl RecipeChunks {
@@ -33,6 +36,28 @@ impl RecipeChunks {
                 a1111::format_parameters(&p),
             ),
         ]
+    }
+
+    /// A parameter of `node` was fed by a link (`crate::exec`, *Parameters fed by links*): the
+    /// A1111 `parameters` show the prompt or negative prompt the sampler really used (the
+    /// recipe chunk keeps the template and the link, so the recipe runs again as written).
+    pub(super) fn resolved_param(&mut self, node: &str, param: &str, value: &ParamValue) {
+        if self.sampler.as_deref() != Some(node) {
+            return;
+        }
+        let Some(text) = value.as_str() else {
+            return;
+        };
+        let p = &mut self.parameters;
+        match param {
+            "prompt" => {
+                let tags: String = p.loras.iter().map(|t| t.to_tag()).collect();
+                p.prompt = text.to_string();
+                p.raw_prompt = format!("{text}{tags}");
+            }
+            "negative" => p.negative = (!text.is_empty()).then(|| text.to_string()),
+            _ => {}
+        }
     }
 }
 
@@ -75,13 +100,21 @@ pub(super) fn recipe_chunks(
     // embedded recipe stays as written.
     let mut hashed = run_doc.clone();
     hashed.models.extend(model_refs(&run_doc, models));
+    let from_sampler = a1111::from_graph(&hashed, seed);
+    let sampler = from_sampler.as_ref().and_then(|_| {
+        run_doc
+            .nodes
+            .iter()
+            .find(|(_, n)| matches!(n.kind.as_str(), "Txt2Img" | "Img2Img" | "Inpaint"))
+            .map(|(id, _)| id.clone())
+    });
     RecipeChunks {
         graph: (
             png_meta::GRAPH_KEYWORD.to_string(),
             png_meta::prepare_assets(&run_doc, embed_assets).to_json(),
         ),
-        parameters: a1111::from_graph(&hashed, seed)
-            .unwrap_or_else(|| a1111::procedural_parameters(&run_doc, seed)),
+        parameters: from_sampler.unwrap_or_else(|| a1111::procedural_parameters(&run_doc, seed)),
+        sampler,
     }
 }
 

@@ -47,7 +47,7 @@ pub(crate) fn nodes_cmd(json: bool) -> Result<i32> {
                 serde_json::json!({
                     "kind": s.kind, "version": s.version, "category": s.category, "doc": s.doc,
                     "deterministic": s.deterministic, "sink": s.sink,
-                    "inputs": ports(s.inputs), "outputs": ports(s.outputs),
+                    "inputs": ports(s.input_ports()), "outputs": ports(s.outputs),
                     "params": s.params.iter().map(param_json).collect::<Vec<_>>(),
                 })
             })
@@ -68,7 +68,7 @@ pub(crate) fn nodes_cmd(json: bool) -> Result<i32> {
                 "  {}@{}  ({}) -> ({})",
                 s.kind,
                 s.version,
-                fmt_ports(s.inputs),
+                fmt_ports(s.input_ports()),
                 fmt_ports(s.outputs)
             );
             for p in s.params {
