@@ -165,7 +165,8 @@ pub trait OutputSink {
 #[derive(Clone, Debug)]
 pub struct RunRequest<'a> {
     pub doc: &'a GraphDoc,
-    /// The nodes whose outputs are wanted; `None` means every sink.
+    /// The nodes whose outputs are wanted; `None` means every sink and check
+    /// ([`nodes::Catalogue::default_targets`]).
     pub targets: Option<Vec<String>>,
     /// The run seed; "from run" seed parameters resolve against it.
     pub run_seed: u64,
@@ -310,11 +311,11 @@ impl Executor {
                 }
                 t.clone()
             }
-            None => doc
-                .nodes
-                .iter()
-                .filter(|(_, n)| self.catalogue.get(&n.kind).is_some_and(|s| s.sink))
-                .map(|(id, _)| id.clone())
+            None => self
+                .catalogue
+                .default_targets(doc)
+                .into_iter()
+                .map(str::to_string)
                 .collect(),
         };
         if targets.is_empty() {

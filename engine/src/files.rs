@@ -49,10 +49,16 @@ pub fn locate(
     if let Some(found) = manager.find_by_name(value) {
         return Ok(found);
     }
-    if role == FileRole::Checkpoint {
+    // Folder models by name: a diffusers checkpoint, a captioning model (BLIP).
+    let marker = match role {
+        FileRole::Checkpoint => Some("unet/config.json"),
+        FileRole::CaptionModel => Some("config.json"),
+        _ => None,
+    };
+    if let Some(marker) = marker {
         for dir in &manager.dirs {
             let d = dir.join(value);
-            if d.join("unet/config.json").is_file() {
+            if d.join(marker).is_file() {
                 return Ok(d);
             }
         }
@@ -102,7 +108,7 @@ impl std::fmt::Display for MissingFile {
 }
 
 /// Every file parameter that names a file [`locate`] cannot find, in node order, over the
-/// nodes a run executes: `targets` (every sink when `None`) and what they need. Parameters in
+/// nodes a run executes: `targets` (every sink and check when `None`) and what they need. Parameters in
 /// `skip` (`(node, param)`: set per work item, by folder items or sweeps) and embedded assets
 /// (`asset:…`, checked by `nodes::validate`) are left out; optional files (VAE, config) may
 /// be empty.
@@ -115,12 +121,7 @@ pub fn missing_files(
 ) -> Vec<MissingFile> {
     let targets: Vec<&str> = match targets {
         Some(t) => t.iter().map(String::as_str).collect(),
-        None => doc
-            .nodes
-            .iter()
-            .filter(|(_, n)| catalogue.get(&n.kind).is_some_and(|s| s.sink))
-            .map(|(id, _)| id.as_str())
-            .collect(),
+        None => catalogue.default_targets(doc),
     };
     // A cycle is refused by validation; here it just means nothing to check.
     let run = doc.upstream_order(&targets).unwrap_or_default();

@@ -66,7 +66,7 @@ pub struct BatchJob {
     pub shard: Option<(u32, u32)>,
     pub out_dir: PathBuf,
     pub store_path: PathBuf,
-    /// The nodes to run (with what they need); `None` runs every sink. The studio's "run to
+    /// The nodes to run (with what they need); `None` runs every sink and check. The studio's "run to
     /// here" names one node.
     pub targets: Option<Vec<String>>,
     /// The graph file this batch came from, if any (kept in the history).

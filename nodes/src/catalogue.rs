@@ -608,6 +608,20 @@ impl Catalogue {
         &self.specs
     }
 
+    /// The nodes a run executes when it names none (with what they need): every sink, and
+    /// every check ([`crate::inspect::CHECKS`]: nodes that judge the work item, whose notes and
+    /// rejections are their effect even when nothing reads their outputs). In id order.
+    pub fn default_targets<'d>(&self, doc: &'d crate::graph::GraphDoc) -> Vec<&'d str> {
+        doc.nodes
+            .iter()
+            .filter(|(_, n)| {
+                self.get(&n.kind)
+                    .is_some_and(|s| s.sink || crate::inspect::is_check(s))
+            })
+            .map(|(id, _)| id.as_str())
+            .collect()
+    }
+
     /// Categories in first-seen order, for menus.
     pub fn categories(&self) -> Vec<&'static str> {
         let mut out: Vec<&'static str> = Vec::new();

@@ -8,6 +8,16 @@ use crate::catalogue::{FileRole, NodeSpec, ParamSpec as P, PortSpec, PortType as
 
 pub const INSPECT: &str = "Inspect";
 
+/// The kinds that judge a work item: a run executes them even when nothing reads their outputs
+/// ([`crate::Catalogue::default_targets`]), since what they record about the item (and their
+/// rejections) is their effect.
+pub static CHECKS: &[&NodeSpec] = &[&CLASSIFY, &FILTER_BY_SCORE, &MASK_FIDELITY];
+
+/// Whether `spec` is one of the [`CHECKS`].
+pub fn is_check(spec: &NodeSpec) -> bool {
+    CHECKS.iter().any(|c| std::ptr::eq(*c, spec))
+}
+
 /// The devices a detector or captioner may run on (as LoadCheckpoint's).
 const DEVICES: &[&str] = &["auto", "cpu", "cuda", "cuda:1", "cuda:2", "cuda:3"];
 

@@ -203,7 +203,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
     fn show_body(
         &mut self,
         node: NodeId,
-        _inputs: &[InPin],
+        inputs: &[InPin],
         _outputs: &[OutPin],
         ui: &mut Ui,
         snarl: &mut Snarl<EditorNode>,
@@ -214,9 +214,30 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         let Some(s) = self.catalogue.get(&n.kind) else {
             return;
         };
+        // Parameters fed by a link: a Text keeps its template (the link fills `{input}`), a
+        // number is set by the link, so its widget gives way to a note.
+        let ports = s.input_ports();
+        let linked = |name: &str| {
+            inputs.iter().any(|pin| {
+                !pin.remotes.is_empty() && ports.get(pin.id.input).is_some_and(|p| p.name == name)
+            })
+        };
         ui.vertical(|ui| {
             for p in s.params {
+                let fed = p.input && linked(p.name);
+                if fed && PortType::of_param(&p.kind) != PortType::Text {
+                    ui.label(format!("{} ← linked", p.name))
+                        .on_hover_text(p.doc);
+                    continue;
+                }
                 param_ui(ui, p, &mut n.params, true);
+                if fed {
+                    ui.weak(format!(
+                        "{} ← linked text fills {}",
+                        p.name,
+                        nodes::TEXT_PLACEHOLDER
+                    ));
+                }
             }
             if s.kind == "PaintMask" && ui.button("Paint mask…").clicked() {
                 self.commands.push(AppCommand::OpenPainter(n.id.clone()));

@@ -8,6 +8,7 @@ use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 
 pub mod analyze;
+mod caption;
 mod explore;
 mod export;
 pub mod flags;
@@ -127,6 +128,11 @@ pub enum Command {
     /// Train a LoRA (UNet attention layers) on a folder of images with optional same-name .txt
     /// captions; writes a kohya-format .safetensors and resumable checkpoints.
     TrainLora(Box<TrainLoraArgs>),
+    /// Caption images: our own outputs exactly, from the recipe they carry (defect kinds,
+    /// material, counts, e.g. `brushed metal, 2 scratches, 1 dent`); --kohya DIR writes
+    /// DIR/<stem>.txt per image for LoRA training (never over an existing file without
+    /// --overwrite).
+    Caption(caption::CaptionArgs),
     /// Import a recipe from any source: our PNGs and recipes, A1111/Forge PNGs or infotext
     /// .txt files, ComfyUI workflows (API or UI JSON) or ComfyUI PNGs (told apart by content).
     /// Prints one report for every source (each node once: imported, approximated or not
@@ -444,6 +450,7 @@ fn dispatch(cmd: Command) -> Result<i32> {
         } => models::models_list_cmd(json),
         Command::Generate(args) => generate::generate_cmd(&args),
         Command::TrainLora(args) => train::train_lora_cmd(&args),
+        Command::Caption(args) => caption::caption_cmd(&args),
         Command::Import { file, out } => import::import_cmd(&file, &out),
         Command::RemoveBg(args) => generate::remove_bg_cmd(&args),
         Command::Models {

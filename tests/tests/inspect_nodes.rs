@@ -1,0 +1,128 @@
+//! The inspection loop through the CLI (issue 20): `caption` gives a known recipe's exact
+//! caption and `caption --kohya` writes one `.txt` per image with that text, never over an
+//! existing file; a missing detector model is reported like any missing model.
+
+mod common;
+
+use common::{assert_clean_failure, saved_paths, stderr, stdout, Env};
+
+const RECIPE: &str = r#"{
+  "format": "defect-studio/graph", "version": 1,
+  "nodes": {
+    "tex": {"kind": "Texture", "version": 1,
+            "params": {"material": "wood_grain", "width": 32, "height": 32}},
+    "scratch": {"kind": "Scratch", "version": 1,
+                "params": {"count": 2, "length": 12.0, "width": 1.0}},
+    "chip": {"kind": "Chip", "version": 1, "params": {"size": 4.0}},
+    "save": {"kind": "SaveImage", "version": 1, "params": {"filename": "img-{item:02}.png"}}
+  },
+  "links": [
+    {"from": ["tex", "image"], "to": ["scratch", "image"]},
+    {"from": ["scratch", "image"], "to": ["chip", "image"]},
+    {"from": ["chip", "image"], "to": ["save", "image"]},
+    {"from": ["chip", "mask"], "to": ["save", "mask"]}
+  ]
+}"#;
+
+#[test]
+fn caption_kohya_writes_one_caption_per_image() {
+    let env = Env::new();
+    let graph = env.write("wood.json", RECIPE);
+    let out = env.out();
+    let o = env.run(&[
+        "run",
+        graph.to_str().unwrap(),
+        "--count",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let images = saved_paths(&o);
+    assert_eq!(images.len(), 3, "{}", stdout(&o));
+    let want = "wood grain, 2 scratches, 1 chip";
+
+    let args: Vec<&str> = images.iter().map(|p| p.to_str().unwrap()).collect();
+    let o = env.run(&[&["caption"][..], &args].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 3);
+    for (line, img) in lines.iter().zip(&images) {
+        assert_eq!(line, &format!("{}\t{want}", img.display()));
+    }
+
+    let kohya = env.dir.path().join("train");
+    let o = env.run(
+        &[
+            &["caption", "--kohya", kohya.to_str().unwrap(), "--json"][..],
+            &args,
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 3);
+    let mut txts: Vec<_> = std::fs::read_dir(&kohya)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    txts.sort();
+    assert_eq!(txts.len(), 3);
+    for (txt, img) in txts.iter().zip(&images) {
+        assert_eq!(txt.file_stem(), img.file_stem());
+        assert_eq!(std::fs::read_to_string(txt).unwrap(), want);
+    }
+
+    // An existing caption is not replaced without --overwrite, and nothing else is written.
+    std::fs::write(&txts[1], "mine").unwrap();
+    std::fs::remove_file(&txts[0]).unwrap();
+    let o = env.run(&[&["caption", "--kohya", kohya.to_str().unwrap()][..], &args].concat());
+    assert_clean_failure(&o, &["exists", "--overwrite"]);
+    assert_eq!(std::fs::read_to_string(&txts[1]).unwrap(), "mine");
+    assert!(!txts[0].exists());
+    let o = env.run(
+        &[
+            &["caption", "--kohya", kohya.to_str().unwrap(), "--overwrite"][..],
+            &args,
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&txts[1]).unwrap(), want);
+}
+
+#[test]
+fn caption_of_a_foreign_image_names_the_file() {
+    let env = Env::new();
+    let png = env.dir.path().join("photo.png");
+    image::RgbImage::new(4, 4).save(&png).unwrap();
+    let o = env.run(&["caption", png.to_str().unwrap()]);
+    assert_clean_failure(&o, &["photo.png", "no recipe"]);
+}
+
+#[test]
+fn a_missing_detector_is_reported_like_a_missing_model() {
+    let env = Env::new();
+    let graph = env.write(
+        "classify.json",
+        r#"{
+  "format": "defect-studio/graph", "version": 1,
+  "nodes": {
+    "img": {"kind": "SolidColor", "version": 1, "params": {"width": 8, "height": 8}},
+    "det": {"kind": "LoadDetector", "version": 1, "params": {"model": "no-such-detector.safetensors"}},
+    "classify": {"kind": "Classify", "version": 1},
+    "filter": {"kind": "FilterByScore", "version": 1},
+    "save": {"kind": "SaveImage", "version": 1}
+  },
+  "links": [
+    {"from": ["det", "detector"], "to": ["classify", "detector"]},
+    {"from": ["img", "image"], "to": ["classify", "image"]},
+    {"from": ["classify", "score"], "to": ["filter", "score"]},
+    {"from": ["img", "image"], "to": ["filter", "image"]},
+    {"from": ["filter", "image"], "to": ["save", "image"]}
+  ]
+}"#,
+    );
+    let o = env.run(&["validate", graph.to_str().unwrap()]);
+    assert_clean_failure(&o, &["detector model", "no-such-detector", "det"]);
+}
