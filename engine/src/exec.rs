@@ -346,7 +346,10 @@ impl Executor {
         for t in &targets {
             if let Some(spec) = doc.nodes.get(t).and_then(|n| self.catalogue.get(&n.kind)) {
                 let w = wanted.entry(t.as_str()).or_default();
-                w.extend(spec.outputs.iter().map(|p| p.name.to_string()));
+                // A check run by default is run for its notes: only its linked outputs are read.
+                if req.targets.is_some() || !nodes::inspect::is_check(spec) {
+                    w.extend(spec.outputs.iter().map(|p| p.name.to_string()));
+                }
             }
         }
         let mut keys: HashMap<String, CacheKey> = HashMap::new();

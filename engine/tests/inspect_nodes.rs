@@ -595,3 +595,31 @@ fn a_severity_sweep_gives_a_rising_pod_curve() {
         assert!(p.ci_low <= p.rate && p.rate <= p.ci_high, "{p:?}");
     }
 }
+
+#[test]
+fn a_filter_that_nothing_reads_still_gates_the_item() {
+    // Classify → FilterByScore (score only) beside Texture → SaveImage: the filter is a check,
+    // so it runs in every item, before the sink, without its image ports.
+    let d = doc(serde_json::json!({
+        "nodes": {
+            "tex": {"kind": "Texture", "version": 1, "params": {"width": 16, "height": 16}},
+            "det": {"kind": "LoadDetector", "version": 1},
+            "classify": {"kind": "Classify", "version": 1},
+            "filter": {"kind": "FilterByScore", "version": 1,
+                       "params": {"threshold": 0.5, "max_attempts": 1}},
+            "save": {"kind": "SaveImage", "version": 1}
+        },
+        "links": [
+            {"from": ["det", "detector"], "to": ["classify", "detector"]},
+            {"from": ["tex", "image"], "to": ["classify", "image"]},
+            {"from": ["classify", "score"], "to": ["filter", "score"]},
+            {"from": ["tex", "image"], "to": ["save", "image"]}
+        ]
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let s = batch(&mut executor(hash_rule), &d, dir.path(), 8, 0, &[]);
+    assert_eq!(s.status, RunStatus::Succeeded, "{:?}", s.error);
+    let kept = s.items.iter().filter(|r| r.kept).count();
+    assert_eq!(s.saved.len(), kept);
+    assert!(kept > 0 && kept < 8, "{:?}", s.items);
+}

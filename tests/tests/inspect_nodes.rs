@@ -126,3 +126,62 @@ fn a_missing_detector_is_reported_like_a_missing_model() {
     let o = env.run(&["validate", graph.to_str().unwrap()]);
     assert_clean_failure(&o, &["detector model", "no-such-detector", "det"]);
 }
+
+/// A white 8×8 square pasted on grey, checked against a 4×4 mask inside it: the change spills
+/// out, so MaskFidelity (`reject`) turns every attempt down.
+const SPILL: &str = r##"{
+  "format": "defect-studio/graph", "version": 1,
+  "nodes": {
+    "clean": {"kind": "SolidColor", "version": 1, "params": {"width": 32, "height": 32}},
+    "top": {"kind": "SolidColor", "version": 1,
+            "params": {"width": 8, "height": 8, "color": "#ffffff"}},
+    "paste": {"kind": "Composite", "version": 1, "params": {"x": 8, "y": 8}},
+    "small": {"kind": "ShapeMask", "version": 1,
+              "params": {"shape": "rectangle", "x": 0.375, "y": 0.375,
+                         "size_x": 4.0, "size_y": 4.0, "feather": 0.0}},
+    "fid": {"kind": "MaskFidelity", "version": 1,
+            "params": {"action": "reject", "max_attempts": 3}},
+    "save": {"kind": "SaveImage", "version": 1}
+  },
+  "links": [
+    {"from": ["top", "image"], "to": ["paste", "top"]},
+    {"from": ["clean", "image"], "to": ["paste", "bottom"]},
+    {"from": ["clean", "image"], "to": ["small", "like"]},
+    {"from": ["clean", "image"], "to": ["fid", "clean"]},
+    {"from": ["paste", "image"], "to": ["fid", "changed"]},
+    {"from": ["small", "mask"], "to": ["fid", "mask"]},
+    {"from": ["paste", "image"], "to": ["save", "image"]}
+  ]
+}"##;
+
+#[test]
+fn rejected_items_are_reported_and_recorded() {
+    let env = Env::new();
+    let graph = env.write("spill.json", SPILL);
+    let out = env.out();
+    let o = env.run(&[
+        "run",
+        graph.to_str().unwrap(),
+        "--count",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    // MaskFidelity is a check: it runs though nothing reads it, and before SaveImage.
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(saved_paths(&o).is_empty(), "{text}");
+    assert!(
+        text.contains("filters: 2 item(s) retried (6 attempts in all), 0 kept, 2 rejected"),
+        "{text}"
+    );
+    assert!(text.contains("outside the mask"), "{text}");
+    let history = env.history();
+    let retries = history[0]["retries"].as_array().unwrap();
+    assert_eq!(retries.len(), 2);
+    for r in retries {
+        assert_eq!(r["kept"], false);
+        assert_eq!(r["seeds"].as_array().unwrap().len(), 3);
+        assert_eq!(r["reasons"].as_array().unwrap().len(), 3);
+    }
+}

@@ -136,7 +136,7 @@ fn filter_by_score(ctx: &mut NodeCtx, p: FilterByScore) -> Result<Outputs> {
             out.insert(port, v.clone());
         } else if ctx.wants(port) {
             return Err(EngineError::failed(format!(
-                "output \"{port}\" is used but input \"{port}\" is not connected"
+                "output \"{port}\" is read but input \"{port}\" is not connected"
             )));
         }
     }

@@ -169,3 +169,50 @@ pub(super) fn model_refs(doc: &GraphDoc, memo: &mut ModelMemo) -> Vec<nodes::Mod
     }
     refs
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_linked_prompt_shows_resolved_in_the_a1111_parameters() {
+        let doc = GraphDoc::from_json(
+            &serde_json::json!({
+                "format": "defect-studio/graph", "version": 1,
+                "nodes": {
+                    "ckpt": {"kind": "LoadCheckpoint", "version": 1},
+                    "gen": {"kind": "Txt2Img", "version": 1,
+                            "params": {"prompt": "{input}, deep scratch", "steps": 4}},
+                    "save": {"kind": "SaveImage", "version": 1}
+                },
+                "links": [
+                    {"from": ["ckpt", "model"], "to": ["gen", "model"]},
+                    {"from": ["gen", "image"], "to": ["save", "image"]}
+                ]
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let mut chunks = recipe_chunks(&doc, 3, Path::new("."), false, &mut ModelMemo::new());
+        chunks.resolved_param("other", "prompt", &ParamValue::Text("nope".into()));
+        chunks.resolved_param(
+            "gen",
+            "prompt",
+            &ParamValue::Text("brushed metal, deep scratch".into()),
+        );
+        chunks.resolved_param("gen", "negative", &ParamValue::Text("blurry".into()));
+        let out = chunks.for_image(8, 8);
+        let params = &out.iter().find(|(k, _)| k == "parameters").unwrap().1;
+        assert!(
+            params.starts_with("brushed metal, deep scratch\nNegative prompt: blurry\n"),
+            "{params}"
+        );
+        // The recipe keeps the template.
+        let graph = &out
+            .iter()
+            .find(|(k, _)| k == "defect-studio/graph")
+            .unwrap()
+            .1;
+        assert!(graph.contains("{input}, deep scratch"), "{graph}");
+    }
+}
