@@ -339,9 +339,9 @@ impl Default for ImageProcessorConfig {
             do_rescale: true,
             rescale_factor: 1.0 / 255.0,
             do_normalize: true,
-            // OpenAI CLIP's (transformers' OPENAI_CLIP_MEAN / OPENAI_CLIP_STD).
+            // OpenAI CLIP's (transformers' OPENAI_CLIP_MEAN / OPENAI_CLIP_STD), as float32.
             image_mean: [0.481_454_66, 0.457_827_5, 0.408_210_73],
-            image_std: [0.268_629_54, 0.261_302_58, 0.275_777_11],
+            image_std: [0.268_629_54, 0.261_302_6, 0.275_777_1],
         }
     }
 }
