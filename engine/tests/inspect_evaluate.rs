@@ -273,3 +273,79 @@ fn bad_input_is_named() {
         "{e}"
     );
 }
+
+// ---- end to end: a classifier trained by `run_classifier`, loaded from its file ----
+
+#[path = "../../tests/tests/common/lite0.rs"]
+#[allow(dead_code)]
+mod lite0;
+
+/// Class folders of 32² images: `good/` (noise) and `scratch/` (the same with a dark stroke).
+fn class_folders(root: &Path, per_class: usize, offset: usize) {
+    for (label, defect) in [(GOOD, false), ("scratch", true)] {
+        for i in 0..per_class {
+            let k = i + offset;
+            let img = image::RgbImage::from_fn(32, 32, |x, y| {
+                let h = ((x * 31 + y * 17 + k as u32 * 7) % 40) as u8;
+                let on = defect && (x as i64 - y as i64 - (k as i64 % 5)).abs() <= 1;
+                let v = if on { 20 } else { 150 + h };
+                image::Rgb([v, v, v])
+            });
+            let p = root.join(label).join(format!("{k:02}.png"));
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            img.save(p).expect("save");
+        }
+    }
+}
+
+#[test]
+fn a_trained_classifier_file_evaluates_end_to_end() {
+    use engine::exec::CancelToken;
+    use engine::inspect::classifier::{run_classifier, ClassifierConfig, ClassifierJob};
+    let Some(weights) = lite0::lite0_weights() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (train, held_out) = (dir.path().join("train"), dir.path().join("held-out"));
+    class_folders(&train, 12, 0);
+    class_folders(&held_out, 6, 50);
+    let out = dir.path().join("clf.safetensors");
+    let job = ClassifierJob {
+        data: train,
+        out: out.clone(),
+        device: "cpu".into(),
+        cfg: ClassifierConfig {
+            epochs: 2,
+            batch: 8,
+            size: 32,
+            val_fraction: 0.0,
+            patience: 0,
+            ..ClassifierConfig::default()
+        },
+        resume: false,
+        store: None,
+        weights: Some(weights.clone()),
+    };
+    let trained = run_classifier(&job, &CancelToken::default(), &mut |_| {}).expect("train");
+    let scorer = engine::inspect::load_scorer(&out, &candle_core::Device::Cpu).expect("load");
+    assert_eq!(scorer.kind(), DetectorKind::Classifier);
+    let set = read_dataset(&held_out).expect("read");
+    let r = evaluate(
+        scorer.as_ref(),
+        &set,
+        &EvalOptions::default(),
+        &mut |_, _| {},
+    )
+    .expect("eval");
+    assert_eq!(r.model_sha256, trained.sha256);
+    assert_eq!((r.images, r.defects), (12, 6));
+    let labels: Vec<bool> = r.items.iter().map(|i| i.defect).collect();
+    let scores: Vec<f32> = r.items.iter().map(|i| i.score).collect();
+    assert_eq!(r.auroc, roc_auc(&labels, &scores).expect("auroc"));
+    assert!(r.items.iter().all(|i| (0.0..=1.0).contains(&i.score)));
+    let store = Store::open(&dir.path().join("s.redb")).expect("store");
+    store
+        .add_evaluation(&EvaluationRecord::new(&out.display().to_string(), r))
+        .expect("stored");
+    assert_eq!(store.evaluations().expect("list").len(), 1);
+}
