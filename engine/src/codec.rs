@@ -94,8 +94,8 @@ fn jpeg_has_end(bytes: &[u8]) -> bool {
 }
 
 /// Decodes an image file after checking its size against the limits (before allocating) and
-/// against what its bytes can encode.
-fn decode_checked(bytes: &[u8], name: &str) -> Result<image::DynamicImage, String> {
+/// against what its bytes can encode, without converting it; `name` is used in messages.
+pub fn decode_checked(bytes: &[u8], name: &str) -> Result<image::DynamicImage, String> {
     let r = reader(bytes, name)?;
     let format = r.format();
     let (w, h) = r

@@ -28,6 +28,10 @@ pub fn locate(
     if value.is_empty() {
         return Err(format!("no {noun} chosen"));
     }
+    if role == FileRole::CaptionModel {
+        // A BLIP folder: by path or by name, and complete (its own check lists what is missing).
+        return crate::inspect::blip::locate(value);
+    }
     if !role.is_model() {
         let p = resolve_path(base_dir, value);
         return match role {
@@ -49,16 +53,10 @@ pub fn locate(
     if let Some(found) = manager.find_by_name(value) {
         return Ok(found);
     }
-    // Folder models by name: a diffusers checkpoint, a captioning model (BLIP).
-    let marker = match role {
-        FileRole::Checkpoint => Some("unet/config.json"),
-        FileRole::CaptionModel => Some("config.json"),
-        _ => None,
-    };
-    if let Some(marker) = marker {
+    if role == FileRole::Checkpoint {
         for dir in &manager.dirs {
             let d = dir.join(value);
-            if d.join(marker).is_file() {
+            if d.join("unet/config.json").is_file() {
                 return Ok(d);
             }
         }

@@ -15,8 +15,12 @@
 //! upstream of the `image` inputs of its sinks. Parameters take their catalogue defaults when
 //! the recipe leaves them out, as the executor does, so the caption does not depend on how the
 //! recipe was written, only on what it runs.
+//!
+//! Photos have no recipe: the Caption node's `blip` mode and `caption --blip` caption their
+//! pixels with [`super::blip`], through [`blip_captioner`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use nodes::{Catalogue, GraphDoc, ParamValue};
 
@@ -154,6 +158,26 @@ pub fn recipe_of_png(path: &Path) -> Result<GraphDoc> {
 /// The exact caption of one of our output PNGs (see the module docs).
 pub fn caption_png(path: &Path) -> Result<String> {
     caption_recipe(&recipe_of_png(path)?)
+}
+
+/// The BLIP captioner of a model folder on a device, loaded once and kept (the last one used),
+/// so a batch does not reload the weights for every item.
+pub fn blip_captioner(
+    dir: &Path,
+    device_name: &str,
+    device: &candle_core::Device,
+) -> Result<Arc<super::blip::Captioner>> {
+    type Kept = Option<(PathBuf, String, Arc<super::blip::Captioner>)>;
+    static KEPT: Mutex<Kept> = Mutex::new(None);
+    let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((d, n, c)) = kept.as_ref() {
+        if d == dir && n == device_name {
+            return Ok(c.clone());
+        }
+    }
+    let c = Arc::new(super::blip::Captioner::load(dir, device)?);
+    *kept = Some((dir.to_path_buf(), device_name.to_string(), c.clone()));
+    Ok(c)
 }
 
 #[cfg(test)]

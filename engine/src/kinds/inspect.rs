@@ -287,10 +287,19 @@ fn caption(ctx: &mut NodeCtx, p: Caption) -> Result<Outputs> {
             crate::inspect::caption::caption_upstream(doc, &from)?
         }
         CaptionMode::Blip => {
-            let _ = (&p.model, &p.device);
-            return Err(EngineError::failed(
-                "mode blip: BLIP captioning is not in this build yet (use mode recipe)",
-            ));
+            let dir =
+                crate::files::locate_for_node(FileRole::CaptionModel, &p.model, Path::new(""))?;
+            let device = crate::sd::nodes::parse_device(&p.device)?;
+            let image = ctx.image("image")?;
+            ctx.progress(0, 1, None)?;
+            let captioner = crate::inspect::caption::blip_captioner(&dir, &p.device, &device)?;
+            let text = captioner
+                .caption(&[to_rgb(&image)])?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            ctx.progress(1, 1, None)?;
+            text
         }
     };
     ctx.status(text.clone());

@@ -155,10 +155,55 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// A LoRA training run: what it trained on, how far it got, and the LoRA it wrote.
+/// What a training run trains.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainingKind {
+    /// A LoRA for a diffusion model (`train-lora`; every record before kinds existed).
+    #[default]
+    Lora,
+    /// A defect classifier (`train-classifier`).
+    Classifier,
+    /// A defect segmenter (`train-segmenter`).
+    Segmenter,
+}
+
+impl TrainingKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainingKind::Lora => "lora",
+            TrainingKind::Classifier => "classifier",
+            TrainingKind::Segmenter => "segmenter",
+        }
+    }
+}
+
+/// One epoch of a detector training: its training and validation figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based.
+    pub epoch: u64,
+    pub train_loss: f32,
+    pub train_accuracy: f32,
+    /// Validation figures (`None` without a validation split).
+    #[serde(default)]
+    pub val_loss: Option<f32>,
+    #[serde(default)]
+    pub val_accuracy: Option<f32>,
+    #[serde(default)]
+    pub val_balanced_accuracy: Option<f32>,
+    pub seconds: f64,
+}
+
+/// A training run (a LoRA, a classifier, a segmenter): what it trained on, how far it got, and
+/// the file it wrote. The `lora_*` fields name that file whatever the kind (kept for old
+/// records).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainingRecord {
-    /// The LoRA's name (its file stem).
+    /// What is trained (`lora` for records written before kinds existed).
+    #[serde(default)]
+    pub kind: TrainingKind,
+    /// The LoRA's (or model's) name (its file stem).
     pub name: String,
     /// The base model as given, and its sha256 when known.
     pub model: String,
@@ -187,6 +232,9 @@ pub struct TrainingRecord {
     /// Sample images written during the run, `(step, path)`.
     #[serde(default)]
     pub samples: Vec<(u64, String)>,
+    /// Per-epoch loss and accuracy curves (detector trainings).
+    #[serde(default)]
+    pub epochs: Vec<EpochMetrics>,
     #[serde(default)]
     pub error: Option<String>,
 }

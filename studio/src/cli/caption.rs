@@ -1,6 +1,7 @@
 //! `caption IMAGES... [--kohya DIR] [--blip MODEL] [--json] [--overwrite]`: one caption per
 //! image (docs/ARCHITECTURE.md §15, *Captions*). Our own outputs get the exact caption of the
-//! recipe they carry (`engine::inspect::caption`); other images need `--blip MODEL`.
+//! recipe they carry (`engine::inspect::caption`); other images need `--blip MODEL` (BLIP
+//! captioning of the pixels, `engine::inspect::blip`).
 //!
 //! `--kohya DIR` writes `DIR/<stem>.txt` for each image (kohya's sd-scripts read a caption
 //! beside each training image with the image's stem and `.txt`; DIR is usually the folder the
@@ -24,6 +25,9 @@ pub struct CaptionArgs {
     /// recipe.
     #[arg(long, value_name = "MODEL")]
     pub blip: Option<PathBuf>,
+    /// Where BLIP runs: auto (CUDA when built with it and present), cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto", requires = "blip")]
+    pub device: String,
     /// Print JSON: [{"image": PATH, "caption": TEXT}, …].
     #[arg(long)]
     pub json: bool,
@@ -34,22 +38,18 @@ pub struct CaptionArgs {
 
 /// Runs `caption`.
 pub(crate) fn caption_cmd(args: &CaptionArgs) -> Result<i32> {
-    if let Some(model) = &args.blip {
-        bail!(
-            "--blip {}: BLIP captioning is not in this build yet; our own outputs are captioned \
-             from their recipes without it",
-            model.display()
-        );
-    }
-    let captions: Vec<(PathBuf, String)> = args
-        .images
-        .iter()
-        .map(|p| {
-            engine::inspect::caption::caption_png(p)
-                .map(|c| (p.clone(), c))
-                .map_err(|e| anyhow!(e))
-        })
-        .collect::<Result<_>>()?;
+    let captions: Vec<(PathBuf, String)> = match &args.blip {
+        None => args
+            .images
+            .iter()
+            .map(|p| {
+                engine::inspect::caption::caption_png(p)
+                    .map(|c| (p.clone(), c))
+                    .map_err(|e| anyhow!(e))
+            })
+            .collect::<Result<_>>()?,
+        Some(model) => blip_captions(model, &args.device, &args.images)?,
+    };
     if let Some(dir) = &args.kohya {
         write_kohya(dir, &captions, args.overwrite)?;
     }
@@ -65,6 +65,35 @@ pub(crate) fn caption_cmd(args: &CaptionArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// BLIP captions of image files, with the model folder `model` (by path or by name in the
+/// model folders; a missing or incomplete one is the usual missing-model report).
+fn blip_captions(model: &Path, device: &str, images: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
+    let dir = engine::files::locate(
+        nodes::FileRole::CaptionModel,
+        &model.to_string_lossy(),
+        Path::new(""),
+    )
+    .map_err(|m| anyhow!("--blip: {m}"))?;
+    let dev = engine::sd::nodes::parse_device(device).map_err(|e| anyhow!(e))?;
+    let captioner =
+        engine::inspect::caption::blip_captioner(&dir, device, &dev).map_err(|e| anyhow!(e))?;
+    images
+        .iter()
+        .map(|p| {
+            let img = image::open(p)
+                .map_err(|e| anyhow!("{}: cannot read the image: {e}", p.display()))?
+                .to_rgb8();
+            let text = captioner
+                .caption(&[img])
+                .map_err(|e| anyhow!("{}: {e}", p.display()))?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            Ok((p.clone(), text))
+        })
+        .collect()
 }
 
 /// The caption file of `image` in `dir`: `dir/<stem>.txt`.

@@ -190,7 +190,8 @@ pub(crate) fn trainings_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
     }
     for (id, r) in &list {
         println!(
-            "#{id:<4} {:<11} {}  {:<24} steps {}/{}  loss {}  {}",
+            "#{id:<4} {:<10} {:<11} {}  {:<24} steps {}/{}  loss {}  {}",
+            r.kind.name(),
             r.effective_status().name(),
             engine::store::format_utc(r.started_ms),
             r.name,
@@ -202,6 +203,17 @@ pub(crate) fn trainings_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
                 .unwrap_or_else(|| "-".into()),
             r.lora_path
         );
+        if let Some(m) = r.epochs.last() {
+            println!(
+                "      epoch {}  train loss {:.4} acc {:.3}  val loss {} balanced acc {}",
+                m.epoch,
+                m.train_loss,
+                m.train_accuracy,
+                m.val_loss.map_or("-".into(), |v| format!("{v:.4}")),
+                m.val_balanced_accuracy
+                    .map_or("-".into(), |v| format!("{v:.3}"))
+            );
+        }
         if let Some(e) = &r.error {
             println!("      error: {e}");
         }

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 pub mod analyze;
 mod caption;
+mod evaluate;
 mod explore;
 mod export;
 pub mod flags;
@@ -156,6 +157,9 @@ pub enum Command {
         /// List the LoRA training runs instead of the recipe runs.
         #[arg(long)]
         trainings: bool,
+        /// List the stored evaluations (`evaluate`) instead of the recipe runs.
+        #[arg(long, conflicts_with = "trainings")]
+        evaluations: bool,
         /// Store file (default: the user store).
         #[arg(long)]
         store: Option<PathBuf>,
@@ -222,6 +226,11 @@ pub enum Command {
         #[command(flatten)]
         net: analyze::NetOpts,
     },
+    /// Evaluate a trained detector on a held-out labelled folder (MVTec layout, images + masks,
+    /// class folders, our exports): image AUROC, AP, F1 at the best threshold; pixel AUROC, AP
+    /// and PRO for segmenters; roc.png and pr.png; the result is stored with the model and data
+    /// hashes. --json prints every image's path, label and score too.
+    Evaluate(Box<evaluate::EvaluateArgs>),
     /// Add or remove a manual tag (a word or key:value) on items, by id or by query.
     Tag {
         #[command(subcommand)]
@@ -417,7 +426,14 @@ fn dispatch(cmd: Command) -> Result<i32> {
             json,
             trainings: true,
             store,
+            ..
         } => info::trainings_cmd(json, store),
+        Command::History {
+            json,
+            evaluations: true,
+            store,
+            ..
+        } => evaluate::evaluations_cmd(json, store),
         Command::History { json, store, .. } => info::history_cmd(json, store),
         Command::Export {
             stores,
@@ -491,6 +507,7 @@ fn dispatch(cmd: Command) -> Result<i32> {
             synthetic,
             net,
         } => analyze::coverage_cmd(&real, &synthetic, &net),
+        Command::Evaluate(args) => evaluate::evaluate_cmd(&args),
         Command::Tag { command } => {
             let (add, a) = match command {
                 TagCommand::Add(a) => (true, a),

@@ -6,6 +6,7 @@
 //! time. On the CPU this is a direct loop over each (image, channel) plane, split across
 //! threads; on other devices it falls back to candle's grouped `conv2d` (plus explicit padding,
 //! bias and clamp), which is also the reference the tests compare the CPU path against.
+//! The CPU op has a backward ([`super::depthwise_grad`]); candle's fallback has its own.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
@@ -28,7 +29,9 @@ pub fn depthwise(
         // Bias and weights travel as one tensor: [C, k*k + 1].
         let (c, _, k, _) = w.dims4()?;
         let packed = Tensor::cat(&[w.reshape((c, k * k))?, bias.reshape((c, 1))?], 1)?;
-        return x.apply_op2_no_bwd(&packed, &Depthwise { k, stride, relu6 });
+        // With a backward (`depthwise_grad`), so `inspect::net` trains through it; tensors
+        // that track no gradient (inference) record nothing.
+        return x.apply_op2(&packed, Depthwise { k, stride, relu6 });
     }
     reference(x, w, bias, stride, relu6)
 }
@@ -82,6 +85,22 @@ struct Depthwise {
 impl CustomOp2 for Depthwise {
     fn name(&self) -> &'static str {
         "efficientnet-depthwise"
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        packed: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = if self.relu6 {
+            super::depthwise_grad::relu6_mask(grad, res)?
+        } else {
+            grad.clone()
+        };
+        let (dx, dp) = super::depthwise_grad::backward(x, packed, &g, self.k, self.stride)?;
+        Ok((Some(dx), Some(dp)))
     }
 
     fn cpu_fwd(

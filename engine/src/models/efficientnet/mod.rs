@@ -15,6 +15,7 @@
 //! `tests/tests/lite0.rs` on fixtures made by `tests/fixtures/explore/lite0/make_lite0_fixtures.py`.
 
 pub mod depthwise;
+pub(crate) mod depthwise_grad;
 pub mod model;
 mod ops;
 pub mod resize;

@@ -26,7 +26,7 @@ pub const NUM_CLASSES: usize = 1000;
 /// The block stages of Lite0: (kernel, stride, expand ratio, in, out, repeats), from the
 /// reference's `efficientnet_lite()` block strings `r1_k3_s11_e1_i32_o16` … (stem and head are
 /// not scaled: `fix_head_stem`).
-const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
+pub(crate) const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (3, 1, 1, 32, 16, 1),
     (3, 2, 6, 16, 24, 2),
     (5, 2, 6, 24, 40, 2),
@@ -104,7 +104,7 @@ pub struct Lite0 {
 
 /// Loads `{prefix}.weight` of a conv and folds `{bn}` (weight, bias, running mean and var)
 /// into it: returns (weight × scale per output channel, folded bias).
-fn conv_bn(
+pub(crate) fn conv_bn(
     vb: &VarBuilder,
     conv: &str,
     bn: &str,

@@ -170,6 +170,7 @@ pub fn run_job(
     let mut recorder = Recorder {
         store: None,
         rec: TrainingRecord {
+            kind: crate::store::TrainingKind::Lora,
             name: job.name(),
             model: path.display().to_string(),
             model_sha256: None,
@@ -187,6 +188,7 @@ pub fn run_job(
             resumed_from: 0,
             losses: Vec::new(),
             samples: Vec::new(),
+            epochs: Vec::new(),
             error: None,
         },
     };
