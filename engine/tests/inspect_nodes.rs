@@ -623,3 +623,169 @@ fn a_filter_that_nothing_reads_still_gates_the_item() {
     assert_eq!(s.saved.len(), kept);
     assert!(kept > 0 && kept < 8, "{:?}", s.items);
 }
+
+// ---- end to end: a classifier trained by `run_classifier`, loaded by LoadDetector ----
+
+#[path = "../../tests/tests/common/lite0.rs"]
+#[allow(dead_code)]
+mod lite0;
+
+/// Class folders of 32² images: `good/` (noise) and `scratch/` (the same with a dark stroke).
+fn class_folders(root: &Path, per_class: usize) {
+    for (label, defect) in [("good", false), ("scratch", true)] {
+        for k in 0..per_class {
+            let img = image::RgbImage::from_fn(32, 32, |x, y| {
+                let h = ((x * 31 + y * 17 + k as u32 * 7) % 40) as u8;
+                let on = defect && (x as i64 - y as i64 - (k as i64 % 5)).abs() <= 1;
+                let v = if on { 20 } else { 150 + h };
+                image::Rgb([v, v, v])
+            });
+            let p = root.join(label).join(format!("{k:02}.png"));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            img.save(p).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_trained_detector_file_classifies_a_sweep() {
+    use engine::inspect::classifier::{run_classifier, ClassifierConfig, ClassifierJob};
+    let Some(weights) = lite0::lite0_weights() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let train = dir.path().join("train");
+    class_folders(&train, 8);
+    let model = dir.path().join("clf.safetensors");
+    let job = ClassifierJob {
+        data: train,
+        out: model.clone(),
+        device: "cpu".into(),
+        cfg: ClassifierConfig {
+            epochs: 1,
+            batch: 8,
+            size: 32,
+            val_fraction: 0.0,
+            patience: 0,
+            ..ClassifierConfig::default()
+        },
+        resume: false,
+        store: None,
+        weights: Some(weights.clone()),
+    };
+    run_classifier(&job, &CancelToken::default(), &mut |_| {}).unwrap();
+    // The recipe names the real file; the builtin LoadDetector loads it.
+    let d = doc(serde_json::json!({
+        "nodes": {
+            "bg": {"kind": "SolidColor", "version": 1,
+                   "params": {"width": 32, "height": 32, "color": "#a0a0a0"}},
+            "scratch": {"kind": "Scratch", "version": 1,
+                        "params": {"count": 1, "length": 30.0, "width": 2.0}},
+            "det": {"kind": "LoadDetector", "version": 1,
+                    "params": {"model": model.to_string_lossy(), "device": "cpu"}},
+            "classify": {"kind": "Classify", "version": 1},
+            "save": {"kind": "SaveImage", "version": 1}
+        },
+        "links": [
+            {"from": ["bg", "image"], "to": ["scratch", "image"]},
+            {"from": ["det", "detector"], "to": ["classify", "detector"]},
+            {"from": ["scratch", "image"], "to": ["classify", "image"]},
+            {"from": ["scratch", "image"], "to": ["save", "image"]}
+        ]
+    }));
+    let sweeps = [Sweep {
+        node: "scratch".into(),
+        param: "depth".into(),
+        values: vec![ParamValue::Float(0.0), ParamValue::Float(1.0)],
+    }];
+    let (items, _) = plan(&PlanSpec {
+        doc: &d,
+        base_dir: dir.path(),
+        count: 2,
+        seed: 0,
+        sweeps: &sweeps,
+        shard: None,
+    })
+    .unwrap();
+    let job = BatchJob {
+        doc: d.clone(),
+        graph_name: "g".into(),
+        base_dir: dir.path().to_path_buf(),
+        items,
+        base_seed: 0,
+        shard: None,
+        out_dir: dir.path().join("out"),
+        store_path: dir.path().join("store.redb"),
+        targets: None,
+        graph_path: None,
+        embed_assets: false,
+    };
+    let s = run_batch(&mut Executor::builtin(), &job, &|_| {}, &CancelToken::new()).unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded, "{:?}", s.error);
+    let pod = pod_report(&sweeps, &s.items).unwrap();
+    assert!(pod.points.iter().all(|p| p.n == 2), "{pod:?}");
+    for r in &s.items {
+        let score = r.notes["classify"]["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score), "{score}");
+        let label = r.notes["classify"]["label"].as_str().unwrap();
+        // good vs defect, as train-classifier trains by default.
+        let labels = engine::inspect::load_scorer(&model, &candle_core::Device::Cpu)
+            .unwrap()
+            .labels()
+            .to_vec();
+        assert!(labels.iter().any(|l| l == label), "{label} not in {labels:?}");
+    }
+}
+
+#[test]
+fn the_caption_node_runs_blip_and_reports_a_missing_model() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/fixtures/inspect/blip/expected.json")).unwrap(),
+    )
+    .unwrap();
+    let coffee = &expected["images"]["coffee"];
+    let graph = |model: &str| {
+        doc(serde_json::json!({
+            "nodes": {
+                "img": {"kind": "LoadImage", "version": 1,
+                        "params": {"source": root.join(coffee["file"].as_str().unwrap())
+                                                 .to_string_lossy()}},
+                "cap": {"kind": "Caption", "version": 1,
+                        "params": {"mode": "blip", "model": model, "device": "cpu"}}
+            },
+            "links": [{"from": ["img", "image"], "to": ["cap", "image"]}]
+        }))
+    };
+    let model = root.join("tests/fixtures/inspect/blip/tiny-blip");
+    let d = graph(&model.to_string_lossy());
+    let req = RunRequest {
+        doc: &d,
+        targets: Some(vec!["cap".into()]),
+        run_seed: 0,
+        base_dir: Path::new("."),
+    };
+    let o = Executor::builtin()
+        .run(&req, None, &|_| {}, &CancelToken::new())
+        .unwrap();
+    match o.outputs["cap"].get("text") {
+        Some(Value::Text(t)) => assert_eq!(&**t, coffee["caption"].as_str().unwrap()),
+        other => panic!("{other:?}"),
+    }
+    // A missing model is listed before a run, as every missing model is.
+    let d = graph("no-such-blip");
+    let missing = engine::files::missing_files(
+        &d,
+        &Catalogue::builtin(),
+        Path::new("."),
+        Some(&["cap".to_string()]),
+        &[],
+    );
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0].role, nodes::FileRole::CaptionModel);
+    assert!(
+        missing[0].to_string().contains("no-such-blip"),
+        "{}",
+        missing[0]
+    );
+}

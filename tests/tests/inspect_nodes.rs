@@ -185,3 +185,53 @@ fn rejected_items_are_reported_and_recorded() {
         assert_eq!(r["reasons"].as_array().unwrap().len(), 3);
     }
 }
+
+/// transformers' greedy captions of two repository images with the tiny random-weight BLIP
+/// (tests/fixtures/inspect/blip/expected.json, made by make_blip_fixtures.py).
+fn blip_expected() -> Vec<(std::path::PathBuf, String)> {
+    let root = common::repo();
+    let text =
+        std::fs::read_to_string(root.join("tests/fixtures/inspect/blip/expected.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    ["coffee", "chelsea"]
+        .iter()
+        .map(|k| {
+            let e = &v["images"][k];
+            (
+                root.join(e["file"].as_str().unwrap()),
+                e["caption"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn caption_blip_gives_transformers_captions_and_reports_a_missing_model() {
+    let env = Env::new();
+    let model = common::repo().join("tests/fixtures/inspect/blip/tiny-blip");
+    let expected = blip_expected();
+    let mut args = vec![
+        "caption".to_string(),
+        "--blip".into(),
+        model.to_string_lossy().into_owned(),
+        "--device".into(),
+        "cpu".into(),
+    ];
+    args.extend(
+        expected
+            .iter()
+            .map(|(p, _)| p.to_string_lossy().into_owned()),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = env.run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 2);
+    for (line, (p, caption)) in lines.iter().zip(&expected) {
+        assert_eq!(line, &format!("{}\t{caption}", p.display()));
+    }
+    // A missing model is the missing-model report, naming it.
+    let img = expected[0].0.to_string_lossy().into_owned();
+    let o = env.run(&["caption", "--blip", "no-such-blip", &img]);
+    assert_clean_failure(&o, &["no-such-blip"]);
+}
