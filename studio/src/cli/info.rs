@@ -141,17 +141,6 @@ pub(crate) fn history_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
             outs.len(),
             took
         );
-        if let Some(m) = r.epochs.last() {
-            println!(
-                "      epoch {}  train loss {:.4} acc {:.3}  val loss {} balanced acc {}",
-                m.epoch,
-                m.train_loss,
-                m.train_accuracy,
-                m.val_loss.map_or("-".into(), |v| format!("{v:.4}")),
-                m.val_balanced_accuracy
-                    .map_or("-".into(), |v| format!("{v:.3}"))
-            );
-        }
         if let Some(e) = &r.error {
             println!("      error: {e}");
         }
