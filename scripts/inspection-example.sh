@@ -10,22 +10,24 @@
 #   3. train-classifier (EfficientNet-Lite0 from its ImageNet weights, good vs defect);
 #   4. evaluate on both held-out sets: image AUROC / AP / best F1, ROC and PR plots.
 #
-# Usage: scripts/inspection-example.sh            (full size, as in the README)
+# Usage: scripts/inspection-example.sh            (the README's run: 100 + 2×50 items, 5 epochs, 224²)
 #        N_TRAIN=16 N_HELDOUT=8 EPOCHS=1 SIZE=64 scripts/inspection-example.sh   (a quick check)
 # Environment: N_TRAIN, N_HELDOUT (work items; each gives two images), EPOCHS, SIZE (network
 # input side), DEVICE (cpu, cuda), WORK (a new folder; default target/inspection-example),
-# BIN (a built defect-studio binary; default: cargo run --release -p studio).
+# BIN (a built defect-studio binary; default: cargo run --release -p studio), LITE0 (the Lite0
+# ImageNet weights file, if not in the model folder).
 # Needs the Lite0 weights once: defect-studio models fetch efficientnet-lite0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-N_TRAIN=${N_TRAIN:-150}
+N_TRAIN=${N_TRAIN:-100}
 N_HELDOUT=${N_HELDOUT:-50}
-EPOCHS=${EPOCHS:-6}
+EPOCHS=${EPOCHS:-5}
 SIZE=${SIZE:-224}
 DEVICE=${DEVICE:-cpu}
 WORK=${WORK:-target/inspection-example}
 BIN=${BIN:-}
+LITE0=${LITE0:-}
 
 ds() {
     if [ -n "$BIN" ]; then
@@ -57,7 +59,8 @@ gen heldout-dents examples/inspection/heldout-dents.json "$N_HELDOUT" 100001
 
 step "train-classifier: $EPOCHS epochs at ${SIZE}², $DEVICE"
 ds train-classifier --data "$WORK/train/dataset" --out "$WORK/scratch-classifier.safetensors" \
-    --epochs "$EPOCHS" --size "$SIZE" --device "$DEVICE" --store "$STORE"
+    --epochs "$EPOCHS" --size "$SIZE" --device "$DEVICE" --store "$STORE" \
+    ${LITE0:+--weights "$LITE0"}
 
 for set in heldout-scratches heldout-dents; do
     step "evaluate on $set"
