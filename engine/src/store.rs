@@ -32,9 +32,11 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{EngineError, Result};
 
+mod evaluations;
 mod explore;
 mod features;
 mod records;
+pub use evaluations::EvaluationRecord;
 pub use explore::{CatalogTx, RawIndex};
 pub use records::*;
 
@@ -56,6 +58,8 @@ const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 const TRAININGS: TableDefinition<u64, &[u8]> = TableDefinition::new("trainings");
 /// Explorer features by `"<feature model>/<image sha256>"` (`explore::features` encodes them).
 const FEATURES: TableDefinition<&str, &[u8]> = TableDefinition::new("features");
+/// Evaluations of trained detectors (`evaluate`), by id (`store/evaluations.rs`).
+const EVALUATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("evaluations");
 
 /// Schema version of each table, recorded in `meta` as `schema.<table>`.
 pub const SCHEMA: &[(&str, u64)] = &[
@@ -77,6 +81,7 @@ pub const SCHEMA: &[(&str, u64)] = &[
     ("datasets", 1),
     ("item_tags", 1),
     ("item_fields", 1),
+    ("evaluations", 1),
 ];
 
 /// Whether a store file exists at `path`; an error naming it when something is there that
@@ -328,6 +333,7 @@ impl Store {
             tx.open_table(SETTINGS).map_err(|e| self.err(e))?;
             tx.open_table(TRAININGS).map_err(|e| self.err(e))?;
             tx.open_table(FEATURES).map_err(|e| self.err(e))?;
+            tx.open_table(EVALUATIONS).map_err(|e| self.err(e))?;
             explore::open_tables(&tx).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))

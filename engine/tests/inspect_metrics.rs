@@ -238,3 +238,103 @@ fn pixel_metrics_need_both_kinds_of_pixels() {
         .to_string();
     assert!(e.contains("b.png") && e.contains("3 values"), "{e}");
 }
+
+/// Whether a pixel within `r` of `(x, y)` has the curve's colour.
+fn curve_near(img: &image::RgbImage, (x, y): (i32, i32), r: i32) -> bool {
+    let c = engine::inspect::plot::CURVE_RGB;
+    (-r..=r).any(|dy| {
+        (-r..=r).any(|dx| {
+            let (px, py) = (x + dx, y + dy);
+            px >= 0
+                && py >= 0
+                && (px as u32) < img.width()
+                && (py as u32) < img.height()
+                && img.get_pixel(px as u32, py as u32).0 == c
+        })
+    })
+}
+
+/// The distance from `p` to the segment `a`–`b`.
+fn seg_dist(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 == 0.0 {
+        0.0
+    } else {
+        (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0)
+    };
+    ((p.0 - a.0 - t * dx).powi(2) + (p.1 - a.1 - t * dy).powi(2)).sqrt()
+}
+
+/// Checks that the curve's pixels lie along `pts` (data coordinates) and nowhere far from it.
+fn check_curve_pixels(plot: &engine::inspect::plot::Plot, pts: &[(f64, f64)], what: &str) {
+    let img = image::load_from_memory(&plot.png).expect("a PNG").to_rgb8();
+    assert_eq!(img.dimensions(), (plot.width, plot.height));
+    for seg in pts.windows(2) {
+        for k in 0..=10 {
+            let t = f64::from(k) / 10.0;
+            let p = (
+                seg[0].0 + t * (seg[1].0 - seg[0].0),
+                seg[0].1 + t * (seg[1].1 - seg[0].1),
+            );
+            assert!(
+                curve_near(&img, plot.pixel(p.0, p.1), 2),
+                "{what}: no curve at {p:?}"
+            );
+        }
+    }
+    // Away from the curve (and from the legend in the lower right), no curve colour.
+    let mut far = 0;
+    for i in 1..20 {
+        for j in 1..20 {
+            let p = (f64::from(i) / 20.0, f64::from(j) / 20.0);
+            let min = pts
+                .windows(2)
+                .map(|s| seg_dist(p, s[0], s[1]))
+                .fold(f64::MAX, f64::min);
+            if min > 0.05 && !(p.0 > 0.45 && p.1 < 0.3) {
+                far += 1;
+                assert!(
+                    !curve_near(&img, plot.pixel(p.0, p.1), 1),
+                    "{what}: curve colour at {p:?}"
+                );
+            }
+        }
+    }
+    assert!(
+        far > 50,
+        "{what}: only {far} points checked away from the curve"
+    );
+}
+
+#[test]
+fn roc_and_pr_plots_draw_the_curves_where_they_are() {
+    use engine::inspect::plot::{pr_plot, roc_plot, PLOT_SIZE};
+    let fx = fixtures();
+    let c = fx["image"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .find(|c| c["name"] == "separable-ish")
+        .expect("case");
+    let (labels, scores) = case_inputs(c);
+    let m = image_metrics(&labels, &scores).expect("metrics");
+    let roc = roc_plot(&m.roc, m.auroc, "ROC", PLOT_SIZE).expect("roc plot");
+    assert_eq!((roc.width, roc.height), PLOT_SIZE);
+    let pts: Vec<(f64, f64)> = m
+        .roc
+        .fpr
+        .iter()
+        .copied()
+        .zip(m.roc.tpr.iter().copied())
+        .collect();
+    check_curve_pixels(&roc, &pts, "ROC");
+    let pr = pr_plot(&m.pr, m.ap, "PR", (400, 300)).expect("pr plot");
+    assert_eq!((pr.width, pr.height), (400, 300));
+    let mut steps = vec![(m.pr.recall[0], m.pr.precision[0])];
+    for i in 1..m.pr.recall.len() {
+        steps.push((m.pr.recall[i], m.pr.precision[i - 1]));
+        steps.push((m.pr.recall[i], m.pr.precision[i]));
+    }
+    check_curve_pixels(&pr, &steps, "PR");
+}

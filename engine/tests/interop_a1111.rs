@@ -486,3 +486,25 @@ fn lines_after_the_parameters_line_are_fields() {
     assert_eq!(r.prompt, "a photo, Seed: 3\nTemplate: x");
     assert!(r.trailing.is_empty() && r.seed.is_none());
 }
+
+/// `Seed: -1` (typed by hand, or written by tools that keep A1111's "random" setting) is
+/// A1111's random seed: it parses, the recipe's sampler takes the run's seed, the report says
+/// so, and the text writes back unchanged.
+#[test]
+fn seed_minus_one_is_random() {
+    let text = BASIC.replace("Seed: 1234567890", "Seed: -1");
+    let p = parse_parameters(&text).unwrap();
+    assert_eq!((p.seed, p.random_seed), (None, true));
+    assert_eq!(format_parameters(&p), text);
+    let r = to_graph_with_report(&p, &GraphOptions::default());
+    let g = &r.graph;
+    assert!(
+        !g.nodes["txt2img"].params.contains_key("seed"),
+        "no fixed seed: the node's default (the run's seed) applies"
+    );
+    assert!(r.report.text().contains("Seed: -1"), "{}", r.report.text());
+    valid(g);
+    // Other negative seeds are still refused, naming the field.
+    let err = parse_parameters(&BASIC.replace("Seed: 1234567890", "Seed: -7")).unwrap_err();
+    assert!(err.to_string().contains("Seed: -7"), "{err}");
+}

@@ -4,6 +4,9 @@
 //! selection as a dataset. The weights come from the engine's own install (cached under
 //! `~/.cache/defect-studio`); with `CI` set nothing skips.
 
+#[path = "../../tests/tests/common/lite0.rs"]
+mod lite0;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -12,26 +15,8 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use engine::explore::{import_dataset, Catalog, ImportOptions};
 use engine::Store;
+use lite0::lite0_models_dir;
 use studio::app::{Settings, StudioApp};
-
-fn models_dir() -> Option<PathBuf> {
-    if std::env::var_os("DEFECT_STUDIO_SKIP_LITE0").is_some() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the Lite0 tests must run on CI"
-        );
-        return None;
-    }
-    let cache = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-        .join(".cache/defect-studio");
-    let path = engine::models::efficientnet::install(&cache.join("models"), &cache, &mut |m| {
-        eprintln!("{m}")
-    })
-    .unwrap_or_else(|e| panic!("cannot fetch the Lite0 weights: {e}"));
-    Some(path.parent().unwrap().to_path_buf())
-}
 
 type H = Harness<'static, Option<StudioApp>>;
 
@@ -91,7 +76,9 @@ fn type_into(h: &mut H, label: &str, text: &str) {
 
 #[test]
 fn select_tag_query_and_export_through_the_window() {
-    let Some(models) = models_dir() else { return };
+    let Some(models) = lite0_models_dir() else {
+        return;
+    };
     let home = tempfile::tempdir().unwrap();
     std::env::set_var("DEFECT_STUDIO_HOME", home.path());
     std::env::set_var("DEFECT_STUDIO_MODEL_DIRS", &models);

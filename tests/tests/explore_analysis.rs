@@ -11,26 +11,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-/// The folder holding the installed Lite0 weights.
-fn models_dir() -> Option<PathBuf> {
-    if std::env::var_os("DEFECT_STUDIO_SKIP_LITE0").is_some() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the Lite0 tests must run on CI"
-        );
-        return None;
-    }
-    let cache = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-        .join(".cache/defect-studio");
-    let path = engine::models::efficientnet::install(&cache.join("models"), &cache, &mut |m| {
-        eprintln!("{m}")
-    })
-    .unwrap_or_else(|e| panic!("cannot fetch the Lite0 weights: {e}"));
-    Some(path.parent().unwrap().to_path_buf())
-}
-
 fn photo(name: &str) -> PathBuf {
     repo().join("tests/fixtures/explore/lite0").join(name)
 }
@@ -63,7 +43,9 @@ fn import_photos(env: &Env, dir: &Path) {
 
 #[test]
 fn explore_duplicates_coverage_and_export_with_the_real_network() {
-    let Some(models) = models_dir() else { return };
+    let Some(models) = lite0_models_dir() else {
+        return;
+    };
     let env = Env::new();
     let run = |args: &[&str]| {
         let o = env

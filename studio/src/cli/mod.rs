@@ -8,6 +8,8 @@ use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 
 pub mod analyze;
+mod caption;
+mod evaluate;
 mod explore;
 mod export;
 pub mod flags;
@@ -129,6 +131,11 @@ pub enum Command {
     /// Train a LoRA (UNet attention layers) on a folder of images with optional same-name .txt
     /// captions; writes a kohya-format .safetensors and resumable checkpoints.
     TrainLora(Box<TrainLoraArgs>),
+    /// Caption images: our own outputs exactly, from the recipe they carry (defect kinds,
+    /// material, counts, e.g. `brushed metal, 2 scratches, 1 dent`); --kohya DIR writes
+    /// DIR/<stem>.txt per image for LoRA training (never over an existing file without
+    /// --overwrite).
+    Caption(caption::CaptionArgs),
     /// Fine-tune EfficientNet-Lite0 from its ImageNet weights as a defect classifier (good vs
     /// defect, or --multiclass by label) on class folders or any export layout; writes a
     /// .safetensors model with its labels, input size, normalisation and data hash, and
@@ -161,6 +168,9 @@ pub enum Command {
         /// List the training runs (LoRAs, classifiers, segmenters) instead of the recipe runs.
         #[arg(long)]
         trainings: bool,
+        /// List the stored evaluations (`evaluate`) instead of the recipe runs.
+        #[arg(long, conflicts_with = "trainings")]
+        evaluations: bool,
         /// Store file (default: the user store).
         #[arg(long)]
         store: Option<PathBuf>,
@@ -227,6 +237,11 @@ pub enum Command {
         #[command(flatten)]
         net: analyze::NetOpts,
     },
+    /// Evaluate a trained detector on a held-out labelled folder (MVTec layout, images + masks,
+    /// class folders, our exports): image AUROC, AP, F1 at the best threshold; pixel AUROC, AP
+    /// and PRO for segmenters; roc.png and pr.png; the result is stored with the model and data
+    /// hashes. --json prints every image's path, label and score too.
+    Evaluate(Box<evaluate::EvaluateArgs>),
     /// Add or remove a manual tag (a word or key:value) on items, by id or by query.
     Tag {
         #[command(subcommand)]
@@ -422,7 +437,14 @@ fn dispatch(cmd: Command) -> Result<i32> {
             json,
             trainings: true,
             store,
+            ..
         } => info::trainings_cmd(json, store),
+        Command::History {
+            json,
+            evaluations: true,
+            store,
+            ..
+        } => evaluate::evaluations_cmd(json, store),
         Command::History { json, store, .. } => info::history_cmd(json, store),
         Command::Export {
             stores,
@@ -455,6 +477,7 @@ fn dispatch(cmd: Command) -> Result<i32> {
         } => models::models_list_cmd(json),
         Command::Generate(args) => generate::generate_cmd(&args),
         Command::TrainLora(args) => train::train_lora_cmd(&args),
+        Command::Caption(args) => caption::caption_cmd(&args),
         Command::TrainClassifier(args) => train_inspect::train_classifier_cmd(&args),
         Command::TrainSegmenter(args) => train_inspect::train_segmenter_cmd(&args),
         Command::Import { file, out } => import::import_cmd(&file, &out),
@@ -497,6 +520,7 @@ fn dispatch(cmd: Command) -> Result<i32> {
             synthetic,
             net,
         } => analyze::coverage_cmd(&real, &synthetic, &net),
+        Command::Evaluate(args) => evaluate::evaluate_cmd(&args),
         Command::Tag { command } => {
             let (add, a) = match command {
                 TagCommand::Add(a) => (true, a),

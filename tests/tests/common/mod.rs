@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+mod lite0;
+#[allow(unused_imports)]
+pub use lite0::*;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

@@ -182,6 +182,12 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
     if let Some(s) = p.seed {
         common.push(("seed", fixed_seed(s)));
     }
+    if p.random_seed {
+        notes.push(
+            "\"Seed: -1\" is A1111's random seed: the sampler takes the run's seed (run --seed)"
+                .into(),
+        );
+    }
     // A1111 always parses (emphasis) and long prompts.
     common.push(("prompt_weighting", ParamValue::Bool(true)));
     if p.extra("RNG").map(str::trim) != Some("CPU") && p.seed.is_some() {

@@ -87,6 +87,9 @@ pub struct A1111Params {
     pub cfg_scale: Option<f64>,
     /// `Seed`.
     pub seed: Option<u64>,
+    /// `Seed: -1`: A1111's "random seed" (its `get_fixed_seed` draws one); the recipe then uses
+    /// the run's seed.
+    pub random_seed: bool,
     /// `Size` as (width, height).
     pub size: Option<(u32, u32)>,
     /// `Model hash` (A1111's short hash, 10 hex digits for AutoV2).
@@ -147,6 +150,7 @@ impl A1111Params {
             "Sampler" => self.sampler.clone(),
             "Schedule type" => self.schedule_type.clone(),
             "CFG scale" => self.cfg_scale.map(|v| v.to_string()),
+            "Seed" if self.random_seed => Some("-1".to_string()),
             "Seed" => self.seed.map(|v| v.to_string()),
             "Size" => self.size.map(|(w, h)| format!("{w}x{h}")),
             "Model hash" => self.model_hash.clone(),
@@ -211,7 +215,16 @@ impl A1111Params {
             "Sampler" => self.sampler = Some(v.to_string()),
             "Schedule type" => self.schedule_type = Some(v.to_string()),
             "CFG scale" => self.cfg_scale = Some(parse_f64(v).ok_or_else(|| bad("a number"))?),
-            "Seed" => self.seed = Some(v.parse().map_err(|_| bad("a non-negative integer"))?),
+            "Seed" if v == "-1" => {
+                self.seed = None;
+                self.random_seed = true;
+            }
+            "Seed" => {
+                self.seed = Some(
+                    v.parse()
+                        .map_err(|_| bad("a non-negative integer, or -1 (random)"))?,
+                )
+            }
             "Size" => {
                 let (w, h) = v.split_once('x').ok_or_else(|| bad("WIDTHxHEIGHT"))?;
                 let w = w.trim().parse().map_err(|_| bad("WIDTHxHEIGHT"))?;
