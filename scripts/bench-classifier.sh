@@ -13,12 +13,17 @@ STEPS=${STEPS:-3}
 BATCH=${BATCH:-8}
 SIZE=${SIZE:-224}
 THREADS=${THREADS:-$(nproc)}
+# PROFILE=dev measures the test build (compute crates at opt-level 3, engine at 2) where no
+# release build exists.
+PROFILE=${PROFILE:-release}
+PROF_ARGS=()
+if [ "$PROFILE" != release ]; then PROF_ARGS=(--profile "$PROFILE"); fi
 export RAYON_NUM_THREADS=$THREADS
-cargo bench -p engine --bench classifier --no-run >/dev/null 2>&1
+cargo bench "${PROF_ARGS[@]}" -p engine --bench classifier --no-run >/dev/null 2>&1
 out=$(mktemp)
-cargo bench -q -p engine --bench classifier -- infer "$RUNS" 2>/dev/null | grep '^{' | tee -a "$out"
+cargo bench "${PROF_ARGS[@]}" -q -p engine --bench classifier -- infer "$RUNS" 2>/dev/null | grep '^{' | tee -a "$out"
 "$PYTHON" scripts/bench_classifier_torch.py infer --runs "$RUNS" --threads "$THREADS" | tee -a "$out"
-cargo bench -q -p engine --bench classifier -- train "$STEPS" "$BATCH" "$SIZE" 2>/dev/null | grep '^{' | tee -a "$out"
+cargo bench "${PROF_ARGS[@]}" -q -p engine --bench classifier -- train "$STEPS" "$BATCH" "$SIZE" 2>/dev/null | grep '^{' | tee -a "$out"
 "$PYTHON" scripts/bench_classifier_torch.py train --steps "$STEPS" --batch "$BATCH" --size "$SIZE" --threads "$THREADS" | tee -a "$out"
 "$PYTHON" - "$out" <<'PY'
 import json, sys

@@ -344,3 +344,57 @@ fn the_worker_runs_a_classifier_training() {
     assert_eq!((epochs, steps), (1, 2));
     assert!(out.is_file());
 }
+
+/// `train-segmenter` on images + masks: trains and scores with a map; a mask of the wrong size
+/// or a defect set without masks is an error naming the file or folder.
+#[test]
+fn segmenter_trains_and_refuses_bad_masks() {
+    use engine::inspect::segmenter::run_segmenter;
+    let dir = tempfile::tempdir().unwrap();
+    let weights = fake_imagenet(dir.path());
+    let root = dir.path().join("pairs");
+    std::fs::create_dir_all(root.join("images")).unwrap();
+    std::fs::create_dir_all(root.join("masks")).unwrap();
+    for k in 0..8u32 {
+        let img = image::RgbImage::from_fn(32, 32, |x, y| {
+            let on = k % 2 == 1 && x.abs_diff(y + k % 3) <= 1;
+            image::Rgb(if on { [20; 3] } else { [160; 3] })
+        });
+        let mask = image::GrayImage::from_fn(32, 32, |x, y| {
+            image::Luma([if img.get_pixel(x, y)[0] < 100 { 255 } else { 0 }])
+        });
+        img.save(root.join(format!("images/{k}.png"))).unwrap();
+        mask.save(root.join(format!("masks/{k}.png"))).unwrap();
+    }
+    let out = dir.path().join("seg.safetensors");
+    let mut j = job(&root, &out, &weights);
+    j.cfg.epochs = 1;
+    let o = run_segmenter(&j, &CancelToken::new(), &mut |_| {}).unwrap();
+    assert_eq!(o.epochs.len(), 1);
+    let scorer = load_scorer(&out, &Device::Cpu).unwrap();
+    assert_eq!(scorer.kind(), DetectorKind::Segmenter);
+    let img = image::RgbImage::from_pixel(40, 24, image::Rgb([100, 100, 100]));
+    let s = scorer.score(&[img]).unwrap();
+    let map = s[0].map.as_ref().unwrap();
+    assert_eq!((map.width, map.height), (40, 24));
+    assert!(map.values.iter().all(|v| (0.0..=1.0).contains(v)));
+
+    // A mask of the wrong size.
+    let bad = root.join("masks/3.png");
+    image::GrayImage::new(16, 16).save(&bad).unwrap();
+    let e = run_segmenter(&j, &CancelToken::new(), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&bad.display().to_string()), "{e}");
+    // Class folders have no masks.
+    let folders = class_folders(dir.path(), 2);
+    let mut k = job(&folders, &dir.path().join("x.safetensors"), &weights);
+    k.cfg.epochs = 1;
+    let e = run_segmenter(&k, &CancelToken::new(), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&folders.display().to_string()) && e.contains("mask"),
+        "{e}"
+    );
+}

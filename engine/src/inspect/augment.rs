@@ -281,11 +281,13 @@ mod tests {
             image::Rgb(if on { [250, 250, 250] } else { [10, 10, 10] })
         });
         let mask = GrayImage::from_fn(24, 24, |x, y| image::Luma([img.get_pixel(x, y)[0]]));
-        let mut a = Augment::default();
-        a.brightness = 0.0;
-        a.contrast = 0.0;
-        a.saturation = 0.0;
-        a.crop_scale = (1.0, 1.0);
+        let a = Augment {
+            brightness: 0.0,
+            contrast: 0.0,
+            saturation: 0.0,
+            crop_scale: (1.0, 1.0),
+            ..Augment::default()
+        };
         for seed in 0..8 {
             let (x, m) = a.apply_pair(&img, &mask, 24, &mut ChaCha8Rng::seed_from_u64(seed));
             let bright: Vec<f32> = x[..24 * 24]

@@ -99,7 +99,7 @@ impl ModelMeta {
                 .map_err(|_| bad(&format!("unreadable {PREFIX}{k}")))
         };
         let input_size = num("input_size")? as u32;
-        if input_size < 32 || input_size % 32 != 0 || labels.len() < 2 {
+        if input_size < 32 || !input_size.is_multiple_of(32) || labels.len() < 2 {
             return Err(bad("input size or labels out of range"));
         }
         Ok(ModelMeta {

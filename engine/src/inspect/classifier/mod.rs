@@ -86,7 +86,7 @@ impl ClassifierConfig {
         if self.batch == 0 {
             return bad("--batch must be at least 1".into());
         }
-        if self.size < 32 || self.size % 32 != 0 || self.size > 1024 {
+        if self.size < 32 || !self.size.is_multiple_of(32) || self.size > 1024 {
             return bad(format!(
                 "--size {} must be a multiple of 32 from 32 to 1024",
                 self.size
