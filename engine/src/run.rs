@@ -34,6 +34,7 @@ use nodes::GraphDoc;
 
 use crate::error::{EngineError, Result};
 use crate::exec::{CancelToken, Event, Executor, RunRequest, Saved};
+use crate::inspect::classifier::{run_classifier, ClassifierJob, DetectorEvent, DetectorOutcome};
 use crate::paths;
 use crate::sd::train::job::{run_job, TrainEvent, TrainJob, TrainOutcome};
 use crate::store::{now_ms, ItemAttempts, NodeTiming, RunRecord, RunStatus, Store};
@@ -372,7 +373,30 @@ pub enum Command {
     Batch(Box<BatchJob>),
     /// A LoRA training run (queued like a batch: one job at a time uses the device).
     Train(Box<TrainJob>),
+    /// A detector training run (`train-classifier`), queued the same way.
+    Detector(Box<DetectorJob>),
     Shutdown,
+}
+
+/// A detector training the worker runs (the studio's Inspect panel submits these).
+#[derive(Clone, Debug)]
+pub enum DetectorJob {
+    Classifier(ClassifierJob),
+    /// `train-segmenter` (the same settings; `multiclass` is ignored).
+    Segmenter(ClassifierJob),
+}
+
+impl DetectorJob {
+    fn run(
+        &self,
+        cancel: &CancelToken,
+        emit: &mut dyn FnMut(DetectorEvent),
+    ) -> Result<DetectorOutcome> {
+        match self {
+            DetectorJob::Classifier(j) => run_classifier(j, cancel, emit),
+            DetectorJob::Segmenter(j) => crate::inspect::segmenter::run_segmenter(j, cancel, emit),
+        }
+    }
 }
 
 /// What the worker reports.
@@ -384,6 +408,9 @@ pub enum WorkerEvent {
     Train(TrainEvent),
     /// A training run ended (the error is `cancelled` when it was cancelled).
     TrainFinished(std::result::Result<TrainOutcome, String>),
+    Detector(DetectorEvent),
+    /// A detector training ended (the error is `cancelled` when it was cancelled).
+    DetectorFinished(std::result::Result<DetectorOutcome, String>),
 }
 
 /// The engine's worker thread. It owns the [`Executor`] (and so its cache) and runs queued
@@ -434,6 +461,14 @@ impl Worker {
                                     .map_err(|e| e.to_string());
                             send(WorkerEvent::TrainFinished(result));
                         }
+                        Ok(Command::Detector(job)) => {
+                            token.reset();
+                            exec.clear_cache();
+                            let result = job
+                                .run(&token, &mut |e| send(WorkerEvent::Detector(e)))
+                                .map_err(|e| e.to_string());
+                            send(WorkerEvent::DetectorFinished(result));
+                        }
                         Ok(Command::Shutdown) | Err(_) => break,
                     }
                 }
@@ -458,6 +493,13 @@ impl Worker {
     pub fn submit_training(&self, job: TrainJob) -> Result<()> {
         self.commands
             .send(Command::Train(Box::new(job)))
+            .map_err(|_| EngineError::Plan("the engine worker has stopped".into()))
+    }
+
+    /// Queues a detector training run.
+    pub fn submit_detector(&self, job: DetectorJob) -> Result<()> {
+        self.commands
+            .send(Command::Detector(Box::new(job)))
             .map_err(|_| EngineError::Plan("the engine worker has stopped".into()))
     }
 

@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::data::{data_hash, LabeledSet, Layout};
+use super::data::{data_hash, read_dataset, LabeledSet, Layout};
 use super::metrics::{image_metrics, BestF1, PixelMetrics, PrCurve, RocCurve, PRO_FPR_LIMIT};
 use super::plot::{pr_plot, roc_plot, PLOT_SIZE};
 use super::{DetectorKind, Scorer, GOOD};
 use crate::error::{EngineError, Result};
+use crate::store::EvaluationRecord;
 
 /// How to evaluate.
 #[derive(Clone, Debug, PartialEq)]
@@ -232,6 +233,59 @@ impl EvalReport {
         }
         s
     }
+}
+
+/// One `evaluate` run as the CLI and the studio's Inspection window start it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalJob {
+    /// The trained detector file.
+    pub model: PathBuf,
+    /// The labelled folder.
+    pub data: PathBuf,
+    /// `cpu`, `cuda`, `cuda:N`.
+    pub device: String,
+    /// Where `roc.png` and `pr.png` go (`None`: [`default_plot_dir`] of the model).
+    pub plots: Option<PathBuf>,
+    /// The store that keeps the result (`None`: not stored).
+    pub store: Option<PathBuf>,
+    pub opts: EvalOptions,
+}
+
+/// What an `evaluate` run gives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalOutcome {
+    /// The report with the model's and data's paths and hashes.
+    pub record: EvaluationRecord,
+    /// The evaluation's id in the store, when stored.
+    pub id: Option<u64>,
+    /// The plot files written.
+    pub plots: Vec<PathBuf>,
+}
+
+/// Runs `job`: reads the set, loads the detector, evaluates, writes the plots and stores the
+/// result (one transaction, after everything else succeeded, so a failure stores nothing).
+/// `progress(done, total)` follows the scoring.
+pub fn run_evaluation(
+    job: &EvalJob,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<EvalOutcome> {
+    let data = std::path::absolute(&job.data).unwrap_or_else(|_| job.data.clone());
+    let model = std::path::absolute(&job.model).unwrap_or_else(|_| job.model.clone());
+    let set = read_dataset(&data)?;
+    let device = crate::sd::nodes::parse_device(&job.device)?;
+    let scorer = super::load_scorer(&model, &device)?;
+    let report = evaluate(scorer.as_ref(), &set, &job.opts, progress)?;
+    let dir = job
+        .plots
+        .clone()
+        .unwrap_or_else(|| default_plot_dir(&model));
+    let plots = write_plots(&report, &dir)?;
+    let record = EvaluationRecord::new(&model.display().to_string(), report);
+    let id = match &job.store {
+        Some(path) => Some(crate::Store::open(path)?.add_evaluation(&record)?),
+        None => None,
+    };
+    Ok(EvalOutcome { record, id, plots })
 }
 
 /// The default plot folder of a model: `<stem>-eval/` beside it.

@@ -192,6 +192,9 @@ pub struct EpochMetrics {
     pub val_accuracy: Option<f32>,
     #[serde(default)]
     pub val_balanced_accuracy: Option<f32>,
+    /// A segmenter's validation pixel AUROC.
+    #[serde(default)]
+    pub val_pixel_auroc: Option<f32>,
     pub seconds: f64,
 }
 

@@ -8,6 +8,7 @@ pub mod doc;
 pub mod editor;
 pub mod explore;
 pub mod gallery;
+pub mod inspect;
 pub mod inspector;
 pub mod painter;
 pub mod params;
@@ -63,6 +64,8 @@ pub struct StudioApp {
     pub inspector: Inspector,
     pub painter: Option<MaskPainter>,
     pub training: TrainingPanel,
+    /// The Inspection window (train a classifier, evaluate a detector).
+    pub inspect: inspect::InspectPanel,
     /// The Explore window (items on a map, tags, queries, coverage).
     pub explore: ExplorePanel,
     /// The Explore window's engine job in flight, and its query and map.
@@ -120,6 +123,7 @@ impl StudioApp {
             inspector: Inspector::default(),
             painter: None,
             training: TrainingPanel::default(),
+            inspect: Default::default(),
             explore: ExplorePanel::default(),
             explore_jobs: Default::default(),
             inspected: None,
@@ -254,6 +258,12 @@ impl StudioApp {
         }
         egui::CentralPanel::default().show(root, |ui| cmds.extend(self.graph_ui(ui)));
         self.windows_ui(ctx, &mut cmds);
+        self.inspect.poll();
+        if self.inspect.open {
+            for c in self.inspect.inspect_ui(ctx) {
+                self.inspect.apply(ctx, c);
+            }
+        }
         // The document only changes through input or commands: frames with neither (repaints
         // for progress) skip the edit check.
         let changed =
@@ -394,6 +404,15 @@ impl StudioApp {
                         .clicked()
                     {
                         cmds.push(AppCommand::OpenTraining);
+                    }
+                    if ui
+                        .button("Inspection…")
+                        .on_hover_text(
+                            "Train a defect classifier and evaluate a detector on real images",
+                        )
+                        .clicked()
+                    {
+                        self.inspect.open = true;
                     }
                 });
                 ui.menu_button("View", |ui| {

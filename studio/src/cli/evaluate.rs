@@ -7,9 +7,8 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use engine::inspect::evaluate::{default_plot_dir, evaluate, write_plots, EvalOptions};
-use engine::store::EvaluationRecord;
+use anyhow::Result;
+use engine::inspect::evaluate::{run_evaluation, EvalJob, EvalOptions};
 use engine::Store;
 
 #[derive(clap::Args, Debug)]
@@ -62,37 +61,33 @@ fn bar() -> impl FnMut(usize, usize) {
 }
 
 pub(crate) fn evaluate_cmd(a: &EvaluateArgs) -> Result<i32> {
-    let data = std::path::absolute(&a.data).unwrap_or_else(|_| a.data.clone());
-    let set = engine::inspect::data::read_dataset(&data)?;
-    for s in &set.skipped {
+    let store_path = a.store.clone().unwrap_or_else(engine::paths::store_path);
+    let job = EvalJob {
+        model: a.model.clone(),
+        data: a.data.clone(),
+        device: a.device.clone(),
+        plots: a.plots.clone(),
+        store: Some(store_path.clone()),
+        opts: EvalOptions {
+            batch_size: a.batch_size.max(1),
+            ..Default::default()
+        },
+    };
+    let out = run_evaluation(&job, &mut bar())?;
+    let rec = &out.record;
+    for s in &rec.report.skipped {
         eprintln!("skipped {s}");
     }
-    let device = engine::sd::nodes::parse_device(&a.device)?;
-    let scorer = engine::inspect::load_scorer(&a.model, &device)
-        .with_context(|| format!("cannot load the detector {}", a.model.display()))?;
-    let opts = EvalOptions {
-        batch_size: a.batch_size.max(1),
-        ..Default::default()
-    };
-    let report = evaluate(scorer.as_ref(), &set, &opts, &mut bar())?;
-    let plot_dir = a
-        .plots
-        .clone()
-        .unwrap_or_else(|| default_plot_dir(&a.model));
-    let plots = write_plots(&report, &plot_dir)?;
-    let store_path = a.store.clone().unwrap_or_else(engine::paths::store_path);
-    let model = std::path::absolute(&a.model).unwrap_or_else(|_| a.model.clone());
-    let rec = EvaluationRecord::new(&model.display().to_string(), report);
-    let id = Store::open(&store_path)?.add_evaluation(&rec)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rec.report)?);
     } else {
         print!("{}", rec.report.table());
-        for p in &plots {
+        for p in &out.plots {
             println!("plot          {}", p.display());
         }
         println!(
-            "stored        evaluation #{id} in {} (model {}, data {})",
+            "stored        evaluation #{} in {} (model {}, data {})",
+            out.id.unwrap_or_default(),
             store_path.display(),
             short(&rec.model_sha256),
             short(&rec.data_hash)

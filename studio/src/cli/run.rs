@@ -464,7 +464,10 @@ pub(crate) fn execute(
             WorkerEvent::Batch(BatchEvent::ItemFinished { .. }) => {}
             WorkerEvent::Finished(result) => break result.map_err(|e| anyhow!(e))?,
             // A batch submits no training.
-            WorkerEvent::Train(_) | WorkerEvent::TrainFinished(_) => {}
+            WorkerEvent::Train(_)
+            | WorkerEvent::TrainFinished(_)
+            | WorkerEvent::Detector(_)
+            | WorkerEvent::DetectorFinished(_) => {}
         }
     };
     if let Some(b) = &bar {
