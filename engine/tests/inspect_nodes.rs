@@ -733,7 +733,10 @@ fn a_trained_detector_file_classifies_a_sweep() {
             .unwrap()
             .labels()
             .to_vec();
-        assert!(labels.iter().any(|l| l == label), "{label} not in {labels:?}");
+        assert!(
+            labels.iter().any(|l| l == label),
+            "{label} not in {labels:?}"
+        );
     }
 }
 

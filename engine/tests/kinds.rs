@@ -457,6 +457,11 @@ const NEEDS_MODELS_OR_FILES: &[&str] = &[
     "LoadImage",
     "LoadMask",
     "LoadImageFolder",
+    // A trained detector file (tested with fake detectors in inspect_nodes.rs).
+    "LoadDetector",
+    "Classify",
+    // Rejects the item by design when the score misses the threshold (inspect_nodes.rs).
+    "FilterByScore",
 ];
 
 /// The catalogue's ranges equal the run-time checks: every kind that runs without models,
