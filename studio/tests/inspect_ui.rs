@@ -139,7 +139,10 @@ fn train_from_the_panel_then_evaluate_and_see_the_roc_plot() {
     // metrics come back exactly, the f64 thresholds as the same f32 values.
     let back = &evals[0].1.report;
     assert_eq!(back.items, r.items);
-    assert_eq!((back.auroc, back.ap, back.images), (r.auroc, r.ap, r.images));
+    assert_eq!(
+        (back.auroc, back.ap, back.images),
+        (r.auroc, r.ap, r.images)
+    );
     assert_eq!((&back.roc.fpr, &back.roc.tpr), (&r.roc.fpr, &r.roc.tpr));
     let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
     assert_eq!(f32s(&back.pr.thresholds), f32s(&r.pr.thresholds));

@@ -48,10 +48,9 @@ impl InspectPanel {
                 ui.separator();
                 ui.heading("Evaluate");
                 self.eval_form_ui(ui, &mut cmds);
-                if let Some(o) = &self.evaluation {
-                    let report = o.record.report.clone();
-                    let plots = o.plots.clone();
-                    self.report_ui(ui, &report, &plots);
+                if let Some(o) = self.evaluation.take() {
+                    self.report_ui(ui, &o.record.report, &o.plots);
+                    self.evaluation = Some(o);
                 }
             });
         cmds
