@@ -121,6 +121,7 @@ fn bench_store() {
             overrides: serde_json::Value::Null,
             clean_path: None,
             clean_sha256: None,
+            inspection: Default::default(),
         };
         store.add_output(&rec, &png, None).expect("commit");
     }

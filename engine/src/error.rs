@@ -15,6 +15,16 @@ pub enum EngineError {
     Failed(String),
     #[error("run cancelled")]
     Cancelled,
+    /// A work item an inspection node turned down (FilterByScore, MaskFidelity with
+    /// `action: reject`): the batch runner retries the item with its next retry seed, up to
+    /// `max_attempts` tries in all (docs/ARCHITECTURE.md §15, *Retries*). Outside a batch it is
+    /// an error like any other.
+    #[error("node \"{node}\" rejected the item: {message}")]
+    Rejected {
+        node: String,
+        message: String,
+        max_attempts: u32,
+    },
     #[error("invalid graph:\n{0}")]
     Invalid(nodes::ValidationErrors),
     #[error(transparent)]

@@ -9,6 +9,20 @@
 //! depends on it. Sinks (SaveImage) have side effects and always run.
 //!
 //! Cached outputs live under a memory budget and are evicted least-recently-used.
+//!
+//! **Parameters fed by links.** A link into a parameter's port ([`nodes::ParamSpec::input`])
+//! sets that parameter before the key is computed: a Text fills the parameter's text as a
+//! template ([`nodes::fill_template`]), a number replaces the value (checked against the
+//! parameter's range). The resolved value is what the node runs with and what its key hashes,
+//! and the sink hears of it ([`OutputSink::resolved_param`]) for the A1111 `parameters` text.
+//!
+//! **Order.** Sinks run after every other node of the run, so a node that rejects the work
+//! item ([`EngineError::Rejected`]: FilterByScore, MaskFidelity) stops it before anything is
+//! saved.
+//!
+//! **Notes.** A node may record values about the work item ([`NodeCtx::note`]: a score, a
+//! flag); they are kept with its cached outputs, replayed on a cache hit, returned in
+//! [`RunOutcome::notes`] and handed to the sink ([`OutputSink::note`]) before any sink runs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -16,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use nodes::{Catalogue, GraphDoc, NodeSpec, ParamKind, ParamValue};
+use nodes::{Catalogue, GraphDoc, NodeSpec, ParamKind, ParamValue, PortType};
 use sha2::{Digest, Sha256};
 
 use crate::error::{EngineError, Result};
@@ -29,6 +43,9 @@ pub use ctx::NodeCtx;
 
 /// A cache key: sha256 of a node's input signature.
 pub type CacheKey = [u8; 32];
+
+/// Values a node recorded about the work item ([`NodeCtx::note`]), by field name.
+pub type Notes = BTreeMap<String, serde_json::Value>;
 
 /// Progress reported while a graph runs.
 #[derive(Clone, Debug)]
@@ -131,13 +148,25 @@ pub trait OutputSink {
         let _ = (node, saved, opts, folder);
         Err(EngineError::failed("this run cannot export datasets"))
     }
+
+    /// A value node `node` recorded about the work item ([`NodeCtx::note`]); called before any
+    /// sink of the item runs. Sinks that keep records store it with the item's outputs.
+    fn note(&mut self, node: &str, field: &str, value: &serde_json::Value) {
+        let _ = (node, field, value);
+    }
+
+    /// Parameter `param` of node `node` was set by a link (see the module docs) to `value`.
+    fn resolved_param(&mut self, node: &str, param: &str, value: &ParamValue) {
+        let _ = (node, param, value);
+    }
 }
 
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct RunRequest<'a> {
     pub doc: &'a GraphDoc,
-    /// The nodes whose outputs are wanted; `None` means every sink.
+    /// The nodes whose outputs are wanted; `None` means every sink and check
+    /// ([`nodes::Catalogue::default_targets`]).
     pub targets: Option<Vec<String>>,
     /// The run seed; "from run" seed parameters resolve against it.
     pub run_seed: u64,
@@ -159,10 +188,13 @@ pub struct NodeStat {
 pub struct RunOutcome {
     pub outputs: BTreeMap<String, Arc<Outputs>>,
     pub stats: Vec<NodeStat>,
+    /// What nodes recorded about the item ([`NodeCtx::note`]), by node id.
+    pub notes: BTreeMap<String, Notes>,
 }
 
 struct CacheEntry {
     outputs: Arc<Outputs>,
+    notes: Arc<Notes>,
     bytes: usize,
     last_used: u64,
 }
@@ -176,16 +208,16 @@ struct Cache {
 }
 
 impl Cache {
-    fn get(&mut self, key: &CacheKey) -> Option<Arc<Outputs>> {
+    fn get(&mut self, key: &CacheKey) -> Option<(Arc<Outputs>, Arc<Notes>)> {
         self.tick += 1;
         let tick = self.tick;
         self.entries.get_mut(key).map(|e| {
             e.last_used = tick;
-            e.outputs.clone()
+            (e.outputs.clone(), e.notes.clone())
         })
     }
 
-    fn insert(&mut self, key: CacheKey, outputs: Arc<Outputs>) {
+    fn insert(&mut self, key: CacheKey, outputs: Arc<Outputs>, notes: Arc<Notes>) {
         let bytes: usize = outputs.values().map(Value::size_bytes).sum::<usize>() + 64;
         if bytes > self.budget {
             return;
@@ -212,6 +244,7 @@ impl Cache {
             key,
             CacheEntry {
                 outputs,
+                notes,
                 bytes,
                 last_used: self.tick,
             },
@@ -278,11 +311,11 @@ impl Executor {
                 }
                 t.clone()
             }
-            None => doc
-                .nodes
-                .iter()
-                .filter(|(_, n)| self.catalogue.get(&n.kind).is_some_and(|s| s.sink))
-                .map(|(id, _)| id.clone())
+            None => self
+                .catalogue
+                .default_targets(doc)
+                .into_iter()
+                .map(str::to_string)
                 .collect(),
         };
         if targets.is_empty() {
@@ -294,6 +327,7 @@ impl Executor {
         let order = doc
             .upstream_order(&target_refs)
             .map_err(|path| EngineError::Plan(format!("cycle: {}", path.join(" -> "))))?;
+        let order = sinks_last(order, doc, &self.catalogue);
 
         let incoming = doc.links_by_target();
         let no_links = Vec::new();
@@ -312,7 +346,10 @@ impl Executor {
         for t in &targets {
             if let Some(spec) = doc.nodes.get(t).and_then(|n| self.catalogue.get(&n.kind)) {
                 let w = wanted.entry(t.as_str()).or_default();
-                w.extend(spec.outputs.iter().map(|p| p.name.to_string()));
+                // A check run by default is run for its notes: only its linked outputs are read.
+                if req.targets.is_some() || !nodes::inspect::is_check(spec) {
+                    w.extend(spec.outputs.iter().map(|p| p.name.to_string()));
+                }
             }
         }
         let mut keys: HashMap<String, CacheKey> = HashMap::new();
@@ -331,7 +368,32 @@ impl Executor {
                 kind: spec.kind.to_string(),
                 message,
             };
-            let params = nodes::typed::effective_params(spec, &node.params, req.run_seed);
+            let links_in = incoming.get(id.as_str()).unwrap_or(&no_links);
+            let mut params = nodes::typed::effective_params(spec, &node.params, req.run_seed);
+            for link in links_in {
+                let Some(p) = spec.param_input(link.to.port()) else {
+                    continue;
+                };
+                let value = outcome
+                    .outputs
+                    .get(link.from.node())
+                    .and_then(|o| o.get(link.from.port()))
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "parameter \"{}\": {} produced no value",
+                            p.name, link.from
+                        ))
+                    })?;
+                let template = params
+                    .get(p.name)
+                    .cloned()
+                    .unwrap_or_else(|| p.default_value());
+                let resolved = param_from_input(p, &template, value).map_err(&fail)?;
+                if let Some(s) = sink.as_deref_mut() {
+                    s.resolved_param(id, p.name, &resolved);
+                }
+                params.insert(p.name.to_string(), resolved);
+            }
             let files = read_input_files(spec, &params, doc, req.base_dir).map_err(|m| {
                 emit(Event::NodeError {
                     node: id.clone(),
@@ -340,17 +402,24 @@ impl Executor {
                 fail(m)
             })?;
 
-            let links_in = incoming.get(id.as_str()).unwrap_or(&no_links);
             let key = signature(id, spec, &params, &files, links_in, &keys);
             keys.insert(id.clone(), key);
 
             let wanted_here = wanted.remove(id.as_str()).unwrap_or_default();
             if !spec.sink {
-                if let Some(hit) = self
+                if let Some((hit, notes)) = self
                     .cache
                     .get(&key)
-                    .filter(|hit| wanted_here.iter().all(|p| hit.contains_key(p.as_str())))
+                    .filter(|(hit, _)| wanted_here.iter().all(|p| hit.contains_key(p.as_str())))
                 {
+                    if let Some(s) = sink.as_deref_mut() {
+                        for (field, value) in notes.iter() {
+                            s.note(id, field, value);
+                        }
+                    }
+                    if !notes.is_empty() {
+                        outcome.notes.insert(id.clone(), (*notes).clone());
+                    }
                     emit(Event::NodeFinished {
                         node: id.clone(),
                         seconds: 0.0,
@@ -400,6 +469,8 @@ impl Executor {
                     .map(|(k, (_, bytes))| (k, bytes))
                     .collect(),
                 run_seed: req.run_seed,
+                doc,
+                notes: Notes::new(),
                 emit,
                 cancel,
                 sink: match sink {
@@ -409,12 +480,23 @@ impl Executor {
                 wanted: wanted_here,
             };
             let result = f(&mut ctx).and_then(|out| check_outputs(spec, out, &ctx.wanted));
+            let notes = std::mem::take(&mut ctx.notes);
+            drop(ctx);
             let seconds = started.elapsed().as_secs_f64();
+            if let Some(s) = sink.as_deref_mut() {
+                for (field, value) in &notes {
+                    s.note(id, field, value);
+                }
+            }
             match result {
                 Ok(out) => {
                     let out = Arc::new(out);
+                    let notes = Arc::new(notes);
                     if !spec.sink {
-                        self.cache.insert(key, out.clone());
+                        self.cache.insert(key, out.clone(), notes.clone());
+                    }
+                    if !notes.is_empty() {
+                        outcome.notes.insert(id.clone(), (*notes).clone());
                     }
                     emit(Event::NodeFinished {
                         node: id.clone(),
@@ -430,6 +512,21 @@ impl Executor {
                     outcome.outputs.insert(id.clone(), out);
                 }
                 Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
+                Err(EngineError::Rejected {
+                    message,
+                    max_attempts,
+                    ..
+                }) => {
+                    emit(Event::NodeStatus {
+                        node: id.clone(),
+                        message: format!("rejected: {message}"),
+                    });
+                    return Err(EngineError::Rejected {
+                        node: id.clone(),
+                        message,
+                        max_attempts,
+                    });
+                }
                 Err(e) => {
                     let e = match e {
                         EngineError::Node { .. } => e,
@@ -447,6 +544,62 @@ impl Executor {
             }
         }
         Ok(outcome)
+    }
+}
+
+/// The run order with every sink that feeds nothing moved after the other nodes (keeping the
+/// topological order of each part), so gates that reject an item run before anything saves.
+fn sinks_last(order: Vec<String>, doc: &GraphDoc, catalogue: &Catalogue) -> Vec<String> {
+    let feeds: BTreeSet<&str> = doc.links.iter().map(|l| l.from.node()).collect();
+    let is_last_sink = |id: &String| {
+        !feeds.contains(id.as_str())
+            && doc
+                .nodes
+                .get(id)
+                .and_then(|n| catalogue.get(&n.kind))
+                .is_some_and(|s| s.sink)
+    };
+    let (sinks, mut rest): (Vec<String>, Vec<String>) = order.into_iter().partition(is_last_sink);
+    rest.extend(sinks);
+    rest
+}
+
+/// The value of parameter `p` fed by a link carrying `value` (see the module docs): a Text
+/// fills the parameter's text `template`; an Int or Float replaces a number (in range); an Int
+/// sets a Bool (non-zero = true).
+fn param_from_input(
+    p: &nodes::ParamSpec,
+    template: &ParamValue,
+    value: &Value,
+) -> std::result::Result<ParamValue, String> {
+    let out_of_range = |v: f64, min: f64, max: f64| {
+        format!(
+            "parameter \"{}\": the linked value {v} is outside {min}..={max}",
+            p.name
+        )
+    };
+    match (&p.kind, value) {
+        (ParamKind::Int { min, max, .. }, Value::Int(i)) => {
+            if i < min || i > max {
+                return Err(out_of_range(*i as f64, *min as f64, *max as f64));
+            }
+            Ok(ParamValue::Int(*i))
+        }
+        (ParamKind::Bool { .. }, Value::Int(i)) => Ok(ParamValue::Bool(*i != 0)),
+        (ParamKind::Float { min, max, .. }, Value::Float(f)) => {
+            if !f.is_finite() || f < min || f > max {
+                return Err(out_of_range(*f, *min, *max));
+            }
+            Ok(ParamValue::Float(*f))
+        }
+        (_, Value::Text(t)) if PortType::of_param(&p.kind) == PortType::Text => Ok(
+            ParamValue::Text(nodes::fill_template(template.as_str().unwrap_or(""), t)),
+        ),
+        (_, other) => Err(format!(
+            "parameter \"{}\" cannot take a linked {}",
+            p.name,
+            other.port_type()
+        )),
     }
 }
 

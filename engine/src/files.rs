@@ -28,6 +28,10 @@ pub fn locate(
     if value.is_empty() {
         return Err(format!("no {noun} chosen"));
     }
+    if role == FileRole::CaptionModel {
+        // A BLIP folder: by path or by name, and complete (its own check lists what is missing).
+        return crate::inspect::blip::locate(value);
+    }
     if !role.is_model() {
         let p = resolve_path(base_dir, value);
         return match role {
@@ -102,7 +106,7 @@ impl std::fmt::Display for MissingFile {
 }
 
 /// Every file parameter that names a file [`locate`] cannot find, in node order, over the
-/// nodes a run executes: `targets` (every sink when `None`) and what they need. Parameters in
+/// nodes a run executes: `targets` (every sink and check when `None`) and what they need. Parameters in
 /// `skip` (`(node, param)`: set per work item, by folder items or sweeps) and embedded assets
 /// (`asset:…`, checked by `nodes::validate`) are left out; optional files (VAE, config) may
 /// be empty.
@@ -115,12 +119,7 @@ pub fn missing_files(
 ) -> Vec<MissingFile> {
     let targets: Vec<&str> = match targets {
         Some(t) => t.iter().map(String::as_str).collect(),
-        None => doc
-            .nodes
-            .iter()
-            .filter(|(_, n)| catalogue.get(&n.kind).is_some_and(|s| s.sink))
-            .map(|(id, _)| id.as_str())
-            .collect(),
+        None => catalogue.default_targets(doc),
     };
     // A cycle is refused by validation; here it just means nothing to check.
     let run = doc.upstream_order(&targets).unwrap_or_default();

@@ -15,6 +15,15 @@
 //! names take the next free ones (`name-1.png`, …), image, mask and clean image together. The
 //! clean image (SaveImage's `clean` input, the image before the defect nodes) is written as
 //! `<name>_clean.png` and stored with the output.
+//!
+//! **Retries.** When an inspection node rejects a work item ([`EngineError::Rejected`]:
+//! FilterByScore, MaskFidelity with `action: reject`), the item runs again with its next retry
+//! seed ([`retry::retry_seed`]), up to the node's `max_attempts` tries in all. Nothing of a
+//! rejected attempt is saved (sinks run last, `crate::exec`). An item that never passes is
+//! *rejected*: it saves nothing, the run goes on and still succeeds, and the item is listed in
+//! [`BatchSummary::items`] and in the run record's `retries` with every attempt's seed and
+//! reason. A kept item's outputs carry what the inspection nodes recorded and, after a retry,
+//! their `attempt` ([`crate::store::OutputRecord::inspection`]).
 
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -25,12 +34,15 @@ use nodes::GraphDoc;
 
 use crate::error::{EngineError, Result};
 use crate::exec::{CancelToken, Event, Executor, RunRequest, Saved};
+use crate::inspect::classifier::{run_classifier, ClassifierJob, DetectorEvent, DetectorOutcome};
 use crate::paths;
 use crate::sd::train::job::{run_job, TrainEvent, TrainJob, TrainOutcome};
-use crate::store::{now_ms, NodeTiming, RunRecord, RunStatus, Store};
+use crate::store::{now_ms, ItemAttempts, NodeTiming, RunRecord, RunStatus, Store};
 
 mod chunks;
 mod plan;
+pub mod pod;
+pub mod retry;
 mod sink;
 
 use chunks::{recipe_chunks, ModelMemo};
@@ -55,7 +67,7 @@ pub struct BatchJob {
     pub shard: Option<(u32, u32)>,
     pub out_dir: PathBuf,
     pub store_path: PathBuf,
-    /// The nodes to run (with what they need); `None` runs every sink. The studio's "run to
+    /// The nodes to run (with what they need); `None` runs every sink and check. The studio's "run to
     /// here" names one node.
     pub targets: Option<Vec<String>>,
     /// The graph file this batch came from, if any (kept in the history).
@@ -88,6 +100,24 @@ pub enum BatchEvent {
     },
 }
 
+/// What happened to one work item, for the items that have something to report: inspection
+/// notes (Classify's score, …) or a rejection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemReport {
+    /// `k`: the item's index over the whole batch.
+    pub index: u64,
+    /// The parameters the item set (folder items, sweep cells).
+    pub overrides: Vec<Override>,
+    /// The run seed of each attempt, in order; the last one is the kept item's seed.
+    pub seeds: Vec<u64>,
+    /// Why each rejected attempt was rejected.
+    pub reasons: Vec<String>,
+    /// False when every attempt was rejected (nothing was saved).
+    pub kept: bool,
+    /// What the inspection nodes recorded on the last attempt, by node id.
+    pub notes: std::collections::BTreeMap<String, crate::exec::Notes>,
+}
+
 /// How a batch ended.
 #[derive(Clone, Debug)]
 pub struct BatchSummary {
@@ -98,6 +128,8 @@ pub struct BatchSummary {
     pub datasets: Vec<(PathBuf, usize, usize)>,
     pub error: Option<String>,
     pub seconds: f64,
+    /// The items with inspection notes or rejections (see [`ItemReport`]), in item order.
+    pub items: Vec<ItemReport>,
 }
 
 /// Runs a batch: records the run, executes every item, saves outputs as they come, and records
@@ -129,6 +161,7 @@ pub fn run_batch(
             .graph_path
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned()),
+        retries: Vec::new(),
     };
     let run_id = store.begin_run(&record)?;
     emit(BatchEvent::RunStarted {
@@ -140,6 +173,7 @@ pub fn run_batch(
     let mut scratch = None;
     let mut model_memo = ModelMemo::new();
     let mut outcome: Result<()> = Ok(());
+    let mut reports = Vec::new();
     for (i, item) in job.items.iter().enumerate() {
         if cancel.is_cancelled() {
             outcome = Err(EngineError::Cancelled);
@@ -159,61 +193,120 @@ pub fn run_batch(
             outcome = Err(e);
             break;
         }
-        let chunks = recipe_chunks(
-            &doc,
-            item.seed,
-            &job.base_dir,
-            job.embed_assets,
-            &mut model_memo,
-        );
-        let mut sink = StoreSink {
-            chunks,
-            store: &store,
-            out_dir: &job.out_dir,
-            scratch: &mut scratch,
-            graph_name: &job.graph_name,
-            run_id,
-            item: item.index,
-            seed: item.seed,
-            overrides: serde_json::Value::Object(
-                item.overrides
-                    .iter()
-                    .map(|o| {
-                        (
-                            format!("{}.{}", o.node, o.param),
-                            serde_json::to_value(&o.value).unwrap_or_default(),
-                        )
-                    })
-                    .collect(),
-            ),
-            saved: Vec::new(),
-            datasets: &mut datasets,
+        let mut report = ItemReport {
+            index: item.index,
+            overrides: item.overrides.clone(),
+            seeds: Vec::new(),
+            reasons: Vec::new(),
+            kept: false,
+            notes: Default::default(),
         };
-        let req = RunRequest {
-            doc: &doc,
-            targets: job.targets.clone(),
-            run_seed: item.seed,
-            base_dir: &job.base_dir,
+        let mut attempt = 0u32;
+        let result = loop {
+            let seed = retry::retry_seed(item.seed, item.index, attempt, |s| {
+                job.items.is_item_seed(s)
+            });
+            report.seeds.push(seed);
+            let chunks =
+                recipe_chunks(&doc, seed, &job.base_dir, job.embed_assets, &mut model_memo);
+            let mut sink = StoreSink {
+                chunks,
+                store: &store,
+                out_dir: &job.out_dir,
+                scratch: &mut scratch,
+                graph_name: &job.graph_name,
+                run_id,
+                item: item.index,
+                seed,
+                overrides: serde_json::Value::Object(
+                    item.overrides
+                        .iter()
+                        .map(|o| {
+                            (
+                                format!("{}.{}", o.node, o.param),
+                                serde_json::to_value(&o.value).unwrap_or_default(),
+                            )
+                        })
+                        .collect(),
+                ),
+                saved: Vec::new(),
+                datasets: &mut datasets,
+                inspection: Default::default(),
+            };
+            if attempt > 0 {
+                sink.inspection
+                    .insert("attempt".into(), serde_json::Value::from(attempt + 1));
+            }
+            let req = RunRequest {
+                doc: &doc,
+                targets: job.targets.clone(),
+                run_seed: seed,
+                base_dir: &job.base_dir,
+            };
+            let forward = |event: Event| emit(BatchEvent::Node { item: i, event });
+            let result = exec.run(&req, Some(&mut sink), &forward, cancel);
+            saved.append(&mut sink.saved);
+            match result {
+                Err(EngineError::Rejected {
+                    node,
+                    message,
+                    max_attempts,
+                }) => {
+                    report.reasons.push(format!("{node}: {message}"));
+                    attempt += 1;
+                    if attempt >= max_attempts.max(1) {
+                        forward(Event::NodeStatus {
+                            node,
+                            message: format!(
+                                "item {} rejected after {attempt} attempt(s): nothing saved",
+                                item.index
+                            ),
+                        });
+                        break Ok(None);
+                    }
+                    forward(Event::NodeStatus {
+                        node,
+                        message: format!(
+                            "item {}: attempt {}/{max_attempts} with the next retry seed",
+                            item.index,
+                            attempt + 1
+                        ),
+                    });
+                }
+                other => break other.map(Some),
+            }
         };
-        let forward = |event: Event| emit(BatchEvent::Node { item: i, event });
-        let result = exec.run(&req, Some(&mut sink), &forward, cancel);
-        saved.append(&mut sink.saved);
         match result {
             Ok(o) => {
-                let room = MAX_NODE_TIMINGS.saturating_sub(record.node_timings.len());
-                record
-                    .node_timings
-                    .extend(o.stats.into_iter().take(room).map(|s| NodeTiming {
+                if let Some(o) = o {
+                    report.kept = true;
+                    report.notes = o.notes;
+                    let room = MAX_NODE_TIMINGS.saturating_sub(record.node_timings.len());
+                    record
+                        .node_timings
+                        .extend(o.stats.into_iter().take(room).map(|s| NodeTiming {
+                            item: item.index,
+                            node: s.node,
+                            kind: s.kind,
+                            seconds: s.seconds,
+                            cached: s.cached,
+                        }));
+                    emit(BatchEvent::ItemFinished {
+                        item: i,
+                        outputs: o.outputs,
+                    });
+                }
+                if !report.reasons.is_empty() && record.retries.len() < MAX_NODE_TIMINGS {
+                    record.retries.push(ItemAttempts {
                         item: item.index,
-                        node: s.node,
-                        kind: s.kind,
-                        seconds: s.seconds,
-                        cached: s.cached,
-                    }));
-                emit(BatchEvent::ItemFinished {
-                    item: i,
-                    outputs: o.outputs,
-                });
+                        seeds: report.seeds.clone(),
+                        reasons: report.reasons.clone(),
+                        kept: report.kept,
+                    });
+                }
+                if !report.reasons.is_empty() || !report.notes.is_empty() {
+                    reports.push(report);
+                }
             }
             Err(e) => {
                 outcome = Err(e);
@@ -271,6 +364,7 @@ pub fn run_batch(
         datasets: written,
         error,
         seconds: started.elapsed().as_secs_f64(),
+        items: reports,
     })
 }
 
@@ -279,7 +373,30 @@ pub enum Command {
     Batch(Box<BatchJob>),
     /// A LoRA training run (queued like a batch: one job at a time uses the device).
     Train(Box<TrainJob>),
+    /// A detector training run (`train-classifier`), queued the same way.
+    Detector(Box<DetectorJob>),
     Shutdown,
+}
+
+/// A detector training the worker runs (the studio's Inspect panel submits these).
+#[derive(Clone, Debug)]
+pub enum DetectorJob {
+    Classifier(ClassifierJob),
+    /// `train-segmenter` (the same settings; `multiclass` is ignored).
+    Segmenter(ClassifierJob),
+}
+
+impl DetectorJob {
+    fn run(
+        &self,
+        cancel: &CancelToken,
+        emit: &mut dyn FnMut(DetectorEvent),
+    ) -> Result<DetectorOutcome> {
+        match self {
+            DetectorJob::Classifier(j) => run_classifier(j, cancel, emit),
+            DetectorJob::Segmenter(j) => crate::inspect::segmenter::run_segmenter(j, cancel, emit),
+        }
+    }
 }
 
 /// What the worker reports.
@@ -291,6 +408,9 @@ pub enum WorkerEvent {
     Train(TrainEvent),
     /// A training run ended (the error is `cancelled` when it was cancelled).
     TrainFinished(std::result::Result<TrainOutcome, String>),
+    Detector(DetectorEvent),
+    /// A detector training ended (the error is `cancelled` when it was cancelled).
+    DetectorFinished(std::result::Result<DetectorOutcome, String>),
 }
 
 /// The engine's worker thread. It owns the [`Executor`] (and so its cache) and runs queued
@@ -341,6 +461,14 @@ impl Worker {
                                     .map_err(|e| e.to_string());
                             send(WorkerEvent::TrainFinished(result));
                         }
+                        Ok(Command::Detector(job)) => {
+                            token.reset();
+                            exec.clear_cache();
+                            let result = job
+                                .run(&token, &mut |e| send(WorkerEvent::Detector(e)))
+                                .map_err(|e| e.to_string());
+                            send(WorkerEvent::DetectorFinished(result));
+                        }
                         Ok(Command::Shutdown) | Err(_) => break,
                     }
                 }
@@ -365,6 +493,13 @@ impl Worker {
     pub fn submit_training(&self, job: TrainJob) -> Result<()> {
         self.commands
             .send(Command::Train(Box::new(job)))
+            .map_err(|_| EngineError::Plan("the engine worker has stopped".into()))
+    }
+
+    /// Queues a detector training run.
+    pub fn submit_detector(&self, job: DetectorJob) -> Result<()> {
+        self.commands
+            .send(Command::Detector(Box::new(job)))
             .map_err(|_| EngineError::Plan("the engine worker has stopped".into()))
     }
 

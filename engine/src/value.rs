@@ -25,6 +25,14 @@ pub enum Value {
     Text(Arc<str>),
     /// A loaded checkpoint (shared: the weights live in the model cache).
     Model(Arc<crate::sd::ModelHandle>),
+    /// A trained defect detector (LoadDetector).
+    Detector(Arc<dyn crate::inspect::Scorer>),
+}
+
+impl std::fmt::Debug for dyn crate::inspect::Scorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} detector {}", self.kind(), self.sha256())
+    }
 }
 
 impl Value {
@@ -36,6 +44,7 @@ impl Value {
             Value::Float(_) => PortType::Float,
             Value::Text(_) => PortType::Text,
             Value::Model(_) => PortType::Model,
+            Value::Detector(_) => PortType::Detector,
         }
     }
 
@@ -49,7 +58,7 @@ impl Value {
             Value::Text(t) => t.len(),
             Value::Int(_) | Value::Float(_) => 8,
             // The weights are counted by the model cache, not the value cache.
-            Value::Model(_) => 64,
+            Value::Model(_) | Value::Detector(_) => 64,
         }
     }
 
@@ -84,6 +93,13 @@ impl Value {
     pub fn as_model(&self) -> Option<&Arc<crate::sd::ModelHandle>> {
         match self {
             Value::Model(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn as_detector(&self) -> Option<&Arc<dyn crate::inspect::Scorer>> {
+        match self {
+            Value::Detector(d) => Some(d),
             _ => None,
         }
     }

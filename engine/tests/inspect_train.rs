@@ -306,3 +306,41 @@ fn bad_input_gets_a_clear_error_and_the_store_keeps_its_records() {
         .unwrap();
     assert_eq!(after.first(), before.first(), "an earlier record changed");
 }
+
+/// The studio's path: the worker thread runs a classifier training and reports it.
+#[test]
+fn the_worker_runs_a_classifier_training() {
+    use engine::run::{DetectorJob, Worker, WorkerEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let weights = fake_imagenet(dir.path());
+    let data = class_folders(dir.path(), 4);
+    let out = dir.path().join("w.safetensors");
+    let mut j = job(&data, &out, &weights);
+    j.cfg.epochs = 1;
+    let exec = engine::exec::Executor::new(
+        nodes::Catalogue::new(vec![]),
+        engine::Registry::new(),
+        1 << 20,
+    );
+    let worker = Worker::spawn(exec);
+    worker.submit_detector(DetectorJob::Classifier(j)).unwrap();
+    let (mut epochs, mut steps) = (0, 0);
+    loop {
+        let e = worker
+            .events()
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .unwrap();
+        match e {
+            WorkerEvent::Detector(DetectorEvent::Step { .. }) => steps += 1,
+            WorkerEvent::Detector(DetectorEvent::Epoch { .. }) => epochs += 1,
+            WorkerEvent::DetectorFinished(r) => {
+                let o = r.unwrap();
+                assert_eq!(o.model, out);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((epochs, steps), (1, 2));
+    assert!(out.is_file());
+}

@@ -16,6 +16,7 @@ fn run_record(name: &str) -> RunRecord {
         node_timings: Vec::new(),
         error: None,
         graph_path: None,
+        retries: Vec::new(),
     }
 }
 
@@ -36,6 +37,7 @@ fn output_record(run_id: u64, item: u64) -> OutputRecord {
         overrides: serde_json::Value::Null,
         clean_path: None,
         clean_sha256: None,
+        inspection: Default::default(),
     }
 }
 

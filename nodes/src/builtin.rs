@@ -620,6 +620,11 @@ pub static ALL: &[&NodeSpec] = &[
     &crate::diffusion::TXT2IMG,
     &crate::diffusion::IMG2IMG,
     &crate::diffusion::INPAINT,
+    &crate::inspect::LOAD_DETECTOR,
+    &crate::inspect::CLASSIFY,
+    &crate::inspect::FILTER_BY_SCORE,
+    &crate::inspect::MASK_FIDELITY,
+    &crate::inspect::CAPTION,
 ];
 
 pub static CLEANUP: NodeSpec = NodeSpec {

@@ -1,5 +1,8 @@
 //! Node kinds, their ports and parameters.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use crate::graph::{ParamValue, SeedValue};
 
 /// The type of a port. Links are only allowed between ports of the same type.
@@ -16,10 +19,13 @@ pub enum PortType {
     Text,
     Seed,
     Choice,
+    /// A trained defect detector (classifier or segmenter, `train-classifier` /
+    /// `train-segmenter` output), loaded by LoadDetector.
+    Detector,
 }
 
 impl PortType {
-    pub const ALL: [PortType; 8] = [
+    pub const ALL: [PortType; 9] = [
         PortType::Image,
         PortType::Mask,
         PortType::Model,
@@ -28,6 +34,7 @@ impl PortType {
         PortType::Text,
         PortType::Seed,
         PortType::Choice,
+        PortType::Detector,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +47,22 @@ impl PortType {
             PortType::Text => "Text",
             PortType::Seed => "Seed",
             PortType::Choice => "Choice",
+            PortType::Detector => "Detector",
+        }
+    }
+
+    /// The type of the input port a parameter of this kind gets when it is declared an input
+    /// ([`ParamSpec::as_input`]): numbers stay numbers, everything written as text is Text.
+    pub fn of_param(kind: &ParamKind) -> PortType {
+        match kind {
+            ParamKind::Int { .. } | ParamKind::Bool { .. } => PortType::Int,
+            ParamKind::Float { .. } => PortType::Float,
+            ParamKind::Seed => PortType::Seed,
+            ParamKind::Choice { .. } => PortType::Choice,
+            ParamKind::Text { .. }
+            | ParamKind::Color { .. }
+            | ParamKind::InputFile { .. }
+            | ParamKind::OutputTemplate { .. } => PortType::Text,
         }
     }
 }
@@ -171,6 +194,30 @@ pub struct ParamSpec {
     /// The kind of file the value names, when it names one: checked to exist before a run
     /// (`engine::run::missing_files`) and named that way in messages.
     pub file: Option<FileRole>,
+    /// The parameter may also be fed by a link: the node then has an optional input port of the
+    /// parameter's name, typed [`PortType::of_param`] (see [`NodeSpec::input_ports`]). A linked
+    /// Text replaces the parameter's own text, which acts as a template: [`TEXT_PLACEHOLDER`]
+    /// marks where the linked text goes ([`fill_template`]); a linked number replaces the value.
+    pub input: bool,
+}
+
+/// Where a linked Text goes in the text of a parameter that is an input ([`ParamSpec::input`]).
+pub const TEXT_PLACEHOLDER: &str = "{input}";
+
+/// The text of a parameter fed by a linked Text: `template` with every [`TEXT_PLACEHOLDER`]
+/// replaced by `input`; a template without the placeholder is appended after the input,
+/// separated by `", "` (so `deep scratch` with the caption `brushed metal` gives
+/// `brushed metal, deep scratch`); an empty template gives the input alone.
+pub fn fill_template(template: &str, input: &str) -> String {
+    if template.contains(TEXT_PLACEHOLDER) {
+        template.replace(TEXT_PLACEHOLDER, input)
+    } else if template.trim().is_empty() {
+        input.to_string()
+    } else if input.trim().is_empty() {
+        template.to_string()
+    } else {
+        format!("{input}, {template}")
+    }
 }
 
 /// The kind of file a parameter names.
@@ -192,6 +239,12 @@ pub enum FileRole {
     ImageFolder,
     /// A background-removal network in the model folders (by name); required.
     BackgroundModel,
+    /// A trained defect detector (`train-classifier` / `train-segmenter` output, a
+    /// `.safetensors` file), by path or by name in the model folders; required.
+    Detector,
+    /// An image-captioning model folder (BLIP: `config.json`, `model.safetensors`, tokenizer),
+    /// by path or by name in the model folders; optional (empty = the node does without).
+    CaptionModel,
 }
 
 impl FileRole {
@@ -206,19 +259,29 @@ impl FileRole {
             FileRole::Mask => "mask image",
             FileRole::ImageFolder => "image folder",
             FileRole::BackgroundModel => "background-removal model",
+            FileRole::Detector => "detector model",
+            FileRole::CaptionModel => "captioning model",
         }
     }
 
     /// True when an empty value is allowed (the node then does without the file).
     pub fn optional(self) -> bool {
-        matches!(self, FileRole::Vae | FileRole::DiffusersConfig)
+        matches!(
+            self,
+            FileRole::Vae | FileRole::DiffusersConfig | FileRole::CaptionModel
+        )
     }
 
     /// True for files found in the model folders by name (not only by path).
     pub fn is_model(self) -> bool {
         matches!(
             self,
-            FileRole::Checkpoint | FileRole::Lora | FileRole::Vae | FileRole::BackgroundModel
+            FileRole::Checkpoint
+                | FileRole::Lora
+                | FileRole::Vae
+                | FileRole::BackgroundModel
+                | FileRole::Detector
+                | FileRole::CaptionModel
         )
     }
 }
@@ -238,6 +301,7 @@ impl ParamSpec {
             doc,
             at_least: None,
             file: None,
+            input: false,
         }
     }
     pub const fn float(
@@ -254,6 +318,7 @@ impl ParamSpec {
             doc,
             at_least: None,
             file: None,
+            input: false,
         }
     }
     pub const fn bool(name: &'static str, default: bool, doc: &'static str) -> Self {
@@ -264,6 +329,7 @@ impl ParamSpec {
             doc,
             at_least: None,
             file: None,
+            input: false,
         }
     }
     pub const fn text(name: &'static str, default: &'static str, doc: &'static str) -> Self {
@@ -274,6 +340,7 @@ impl ParamSpec {
             doc,
             at_least: None,
             file: None,
+            input: false,
         }
     }
     pub const fn choice(
@@ -289,6 +356,7 @@ impl ParamSpec {
             doc,
             at_least: None,
             file: None,
+            input: false,
         }
     }
     pub const fn seed(name: &'static str, doc: &'static str) -> Self {
@@ -299,6 +367,7 @@ impl ParamSpec {
             doc,
             at_least: None,
             file: None,
+            input: false,
         }
     }
     pub const fn color(name: &'static str, default: &'static str, doc: &'static str) -> Self {
@@ -309,6 +378,7 @@ impl ParamSpec {
             doc,
             at_least: None,
             file: None,
+            input: false,
         }
     }
     pub const fn input_file(
@@ -323,6 +393,7 @@ impl ParamSpec {
             doc,
             at_least: None,
             file: None,
+            input: false,
         }
     }
     pub const fn output_template(
@@ -337,6 +408,7 @@ impl ParamSpec {
             doc,
             at_least: None,
             file: None,
+            input: false,
         }
     }
     /// The upper end of a range whose lower end is the parameter `min` (see
@@ -349,6 +421,12 @@ impl ParamSpec {
     /// The parameter names a file of this kind (see [`ParamSpec::file`]).
     pub const fn names_file(mut self, role: FileRole) -> Self {
         self.file = Some(role);
+        self
+    }
+
+    /// The parameter may also be fed by a link (see [`ParamSpec::input`]).
+    pub const fn as_input(mut self) -> Self {
+        self.input = true;
         self
     }
 
@@ -457,8 +535,43 @@ impl NodeSpec {
     pub fn id(&self) -> String {
         format!("{}@{}", self.kind, self.version)
     }
-    pub fn input(&self, name: &str) -> Option<&'static PortSpec> {
-        self.inputs.iter().find(|p| p.name == name)
+    /// An input port by name: a declared input or a parameter that is an input.
+    pub fn input(&'static self, name: &str) -> Option<&'static PortSpec> {
+        self.input_ports().iter().find(|p| p.name == name)
+    }
+
+    /// Every input port: the declared [`NodeSpec::inputs`], then one optional port per
+    /// parameter that is an input ([`ParamSpec::input`]), named and documented like the
+    /// parameter. Made once per kind and kept for the life of the process.
+    pub fn input_ports(&'static self) -> &'static [PortSpec] {
+        if !self.params.iter().any(|p| p.input) {
+            return self.inputs;
+        }
+        static PORTS: OnceLock<Mutex<HashMap<usize, &'static [PortSpec]>>> = OnceLock::new();
+        let key = self as *const NodeSpec as usize;
+        let mut map = match PORTS.get_or_init(Default::default).lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.entry(key).or_insert_with(|| {
+            let ports: Vec<PortSpec> = self
+                .inputs
+                .iter()
+                .map(|p| PortSpec { ..*p })
+                .chain(self.params.iter().filter(|p| p.input).map(|p| PortSpec {
+                    name: p.name,
+                    ty: PortType::of_param(&p.kind),
+                    optional: true,
+                    doc: p.doc,
+                }))
+                .collect();
+            Vec::leak(ports)
+        })
+    }
+
+    /// The parameter an input port feeds, when the port is a parameter's.
+    pub fn param_input(&self, port: &str) -> Option<&'static ParamSpec> {
+        self.params.iter().find(|p| p.input && p.name == port)
     }
     pub fn output(&self, name: &str) -> Option<&'static PortSpec> {
         self.outputs.iter().find(|p| p.name == name)
@@ -493,6 +606,20 @@ impl Catalogue {
 
     pub fn specs(&self) -> &[&'static NodeSpec] {
         &self.specs
+    }
+
+    /// The nodes a run executes when it names none (with what they need): every sink, and
+    /// every check ([`crate::inspect::CHECKS`]: nodes that judge the work item, whose notes and
+    /// rejections are their effect even when nothing reads their outputs). In id order.
+    pub fn default_targets<'d>(&self, doc: &'d crate::graph::GraphDoc) -> Vec<&'d str> {
+        doc.nodes
+            .iter()
+            .filter(|(_, n)| {
+                self.get(&n.kind)
+                    .is_some_and(|s| s.sink || crate::inspect::is_check(s))
+            })
+            .map(|(id, _)| id.as_str())
+            .collect()
     }
 
     /// Categories in first-seen order, for menus.

@@ -30,13 +30,20 @@ const SIZE_DOC_IMG: &str = "Output size in pixels, a multiple of 8; 0 = the inpu
 
 const MODEL_IN: PortSpec = PortSpec::new("model", T::Model, "A loaded checkpoint.");
 
-const PROMPT: P = P::text("prompt", "", "What to generate.").with_widget(Widget::TextArea);
+const PROMPT: P = P::text(
+    "prompt",
+    "",
+    "What to generate. A linked Text (e.g. a Caption) fills it: {input} in the prompt marks      where it goes, else the prompt is appended after it (`deep scratch` → `<caption>, deep      scratch`).",
+)
+.with_widget(Widget::TextArea)
+.as_input();
 const NEGATIVE: P = P::text(
     "negative",
     "",
-    "What to avoid (empty = no negative prompt, as diffusers does).",
+    "What to avoid (empty = no negative prompt, as diffusers does). May be fed by a linked      Text, as the prompt.",
 )
-.with_widget(Widget::TextArea);
+.with_widget(Widget::TextArea)
+.as_input();
 const STEPS: P = P::int("steps", 1, 500, 20, "Sampling steps.");
 const CFG: P = P::float(
     "cfg",

@@ -6,7 +6,11 @@
 //! - [`NodeSpec`], [`PortSpec`], [`ParamSpec`]: a node kind, declared once as a `static` table
 //!   with its typed ports ([`PortType`]) and named parameters ([`ParamKind`], [`Widget`]).
 //! - [`Catalogue`]: the set of kinds; [`Catalogue::builtin`] holds the shipped ones
-//!   (see [`builtin`]; the Stable Diffusion kinds are in [`diffusion`]).
+//!   (see [`builtin`]; the Stable Diffusion kinds are in [`diffusion`], the inspection kinds
+//!   in [`inspect`]).
+//! - A parameter may be fed by a link ([`ParamSpec::input`]): its kind then has an optional
+//!   input port of the parameter's name ([`NodeSpec::input_ports`]); a linked Text fills the
+//!   parameter's text as a template ([`fill_template`], [`TEXT_PLACEHOLDER`]).
 //! - [`GraphDoc`]: the versioned JSON graph document (`"format": "defect-studio/graph"`), with
 //!   named [`ParamValue`]s, [`Link`]s by port name, model references, embedded assets, layout and
 //!   meta. [`GraphDoc::from_json`] migrates older versions ([`migrate`]) and refuses newer ones;
@@ -26,6 +30,7 @@ pub mod diffusion;
 mod dupkeys;
 mod error;
 mod graph;
+pub mod inspect;
 pub mod migrate;
 mod quote;
 pub mod schedulers;
@@ -33,8 +38,8 @@ pub mod typed;
 mod validate;
 
 pub use catalogue::{
-    Catalogue, FileRole, NodeSpec, ParamKind, ParamSpec, PortSpec, PortType, Widget,
-    OUTPUT_TEMPLATE_VARS,
+    fill_template, Catalogue, FileRole, NodeSpec, ParamKind, ParamSpec, PortSpec, PortType, Widget,
+    OUTPUT_TEMPLATE_VARS, TEXT_PLACEHOLDER,
 };
 pub use error::NodesError;
 pub use graph::{

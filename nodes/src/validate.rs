@@ -495,7 +495,11 @@ pub fn validate(doc: &GraphDoc, catalogue: &Catalogue) -> Result<(), ValidationE
                 Some(to_node),
                 field,
                 Problem::UnknownInputPort {
-                    known: to_spec.inputs.iter().map(|p| p.name.to_string()).collect(),
+                    known: to_spec
+                        .input_ports()
+                        .iter()
+                        .map(|p| p.name.to_string())
+                        .collect(),
                 },
             );
             continue;

@@ -10,6 +10,7 @@ fn golden_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("tests/golden"))
         .unwrap()
         .chain(std::fs::read_dir(root.join("../examples")).unwrap())
+        .chain(std::fs::read_dir(root.join("../examples/inspection")).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use nodes::{NodeSpec, ParamValue};
+use nodes::{GraphDoc, NodeSpec, ParamValue};
 
-use super::{CancelToken, Event, OutputSink, Saved};
+use super::{CancelToken, Event, Notes, OutputSink, Saved};
 use crate::error::{EngineError, Result};
 use crate::image::{Image, Mask};
 use crate::value::Value;
@@ -19,6 +19,11 @@ pub struct NodeCtx<'a> {
     pub(super) inputs: BTreeMap<String, Value>,
     pub(super) files: HashMap<String, Arc<Vec<u8>>>,
     pub run_seed: u64,
+    /// The graph being run (as this work item runs it), for nodes that describe their
+    /// upstream (Caption's recipe mode).
+    pub(super) doc: &'a GraphDoc,
+    /// What the node recorded about the work item ([`NodeCtx::note`]).
+    pub(super) notes: Notes,
     pub(super) emit: &'a dyn Fn(Event),
     pub(super) cancel: &'a CancelToken,
     pub(super) sink: Option<&'a mut dyn OutputSink>,
@@ -32,6 +37,27 @@ impl<'a> NodeCtx<'a> {
     /// it computes the node again.
     pub fn wants(&self, port: &str) -> bool {
         self.wanted.contains(port)
+    }
+
+    /// The graph being run, as this work item runs it (its overrides applied).
+    pub fn graph(&self) -> &GraphDoc {
+        self.doc
+    }
+
+    /// Records a value about the work item (a score, a flag): kept with the node's cached
+    /// outputs, stored with the item's saved outputs, reported in the run's summary.
+    pub fn note(&mut self, field: &str, value: impl Into<serde_json::Value>) {
+        self.notes.insert(field.to_string(), value.into());
+    }
+
+    /// An error that rejects the work item: the batch runner retries it with the next retry
+    /// seed, up to `max_attempts` tries in all (see [`EngineError::Rejected`]).
+    pub fn reject(&self, message: impl Into<String>, max_attempts: u32) -> EngineError {
+        EngineError::Rejected {
+            node: self.node.clone(),
+            message: message.into(),
+            max_attempts,
+        }
     }
 
     /// The node's effective parameters (defaults filled in, seeds resolved, colours as

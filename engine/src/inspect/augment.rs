@@ -13,7 +13,7 @@
 //! `ColorJitter(0.2, 0.2, 0.2)` formulas). Small-angle rotation is not done: its corners
 //! would need filling, which a defect detector could learn to see.
 
-use image::RgbImage;
+use image::{GrayImage, ImageBuffer, Pixel, RgbImage};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -71,34 +71,36 @@ impl Augment {
 
     /// `img` → an augmented network input of `size`×`size` (see [`to_input`]).
     pub fn apply(&self, img: &RgbImage, size: u32, rng: &mut impl Rng) -> Vec<f32> {
-        let cropped = self.crop(img, rng);
-        let mut out = pillow_bilinear(&cropped, size, size);
-        if self.hflip && rng.random::<bool>() {
-            image::imageops::flip_horizontal_in_place(&mut out);
-        }
-        if self.vflip && rng.random::<bool>() {
-            image::imageops::flip_vertical_in_place(&mut out);
-        }
-        if self.rot90 {
-            out = match rng.random_range(0..4u8) {
-                1 => image::imageops::rotate90(&out),
-                2 => image::imageops::rotate180(&out),
-                3 => image::imageops::rotate270(&out),
-                _ => out,
-            };
-        }
+        let g = self.draw(img.width(), img.height(), rng);
+        let out = g.rgb(img, size);
         let mut x = to_input(&out, size);
         self.jitter(&mut x, rng);
         x
     }
 
-    /// torchvision's `RandomResizedCrop.get_params`: up to 10 tries at a random area and
-    /// log-uniform ratio, else the centre crop at the nearest allowed ratio.
-    fn crop(&self, img: &RgbImage, rng: &mut impl Rng) -> RgbImage {
-        let (w, h) = img.dimensions();
+    /// An image and its mask (same size) → the augmented input and the mask as 0/1 values
+    /// (`size`×`size`, row-major), both through the same crop, flips and rotation; colour
+    /// jitter touches the image only.
+    pub fn apply_pair(
+        &self,
+        img: &RgbImage,
+        mask: &GrayImage,
+        size: u32,
+        rng: &mut impl Rng,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let g = self.draw(img.width(), img.height(), rng);
+        let mut x = to_input(&g.rgb(img, size), size);
+        self.jitter(&mut x, rng);
+        (x, mask_values(&g.mask(mask, size), size))
+    }
+
+    /// The geometric draws: crop (torchvision's `RandomResizedCrop.get_params`: up to 10 tries
+    /// at a random area and log-uniform ratio, else the whole image), flips, rotation.
+    fn draw(&self, w: u32, h: u32, rng: &mut impl Rng) -> Geometry {
         let area = (w * h) as f32;
         let (s0, s1) = self.crop_scale;
         let (r0, r1) = (self.crop_ratio.0.ln(), self.crop_ratio.1.ln());
+        let mut crop = None;
         if s0 < 1.0 || s1 < 1.0 {
             for _ in 0..10 {
                 let target = area * uniform(rng, s0, s1);
@@ -108,11 +110,21 @@ impl Augment {
                 if cw > 0 && ch > 0 && cw <= w && ch <= h {
                     let x = rng.random_range(0..=w - cw);
                     let y = rng.random_range(0..=h - ch);
-                    return image::imageops::crop_imm(img, x, y, cw, ch).to_image();
+                    crop = Some((x, y, cw, ch));
+                    break;
                 }
             }
         }
-        img.clone()
+        Geometry {
+            crop,
+            hflip: self.hflip && rng.random::<bool>(),
+            vflip: self.vflip && rng.random::<bool>(),
+            rot: if self.rot90 {
+                rng.random_range(0..4u8)
+            } else {
+                0
+            },
+        }
     }
 
     /// Colour jitter on a network input (CHW, (x − 127) / 128), in pixel units.
@@ -144,6 +156,72 @@ impl Augment {
             }
         }
     }
+}
+
+/// One draw of the geometric augmentations.
+struct Geometry {
+    crop: Option<(u32, u32, u32, u32)>,
+    hflip: bool,
+    vflip: bool,
+    /// Quarter turns clockwise.
+    rot: u8,
+}
+
+impl Geometry {
+    fn rgb(&self, img: &RgbImage, size: u32) -> RgbImage {
+        let cropped = match self.crop {
+            Some((x, y, w, h)) => image::imageops::crop_imm(img, x, y, w, h).to_image(),
+            None => img.clone(),
+        };
+        self.orient(pillow_bilinear(&cropped, size, size))
+    }
+
+    /// The mask through the same crop, resized bilinearly (then thresholded by
+    /// [`mask_values`]).
+    fn mask(&self, mask: &GrayImage, size: u32) -> GrayImage {
+        let cropped = match self.crop {
+            Some((x, y, w, h)) => image::imageops::crop_imm(mask, x, y, w, h).to_image(),
+            None => mask.clone(),
+        };
+        let resized = if cropped.dimensions() == (size, size) {
+            cropped
+        } else {
+            image::imageops::resize(&cropped, size, size, image::imageops::FilterType::Triangle)
+        };
+        self.orient(resized)
+    }
+
+    fn orient<P: Pixel + 'static>(
+        &self,
+        mut img: ImageBuffer<P, Vec<P::Subpixel>>,
+    ) -> ImageBuffer<P, Vec<P::Subpixel>> {
+        if self.hflip {
+            image::imageops::flip_horizontal_in_place(&mut img);
+        }
+        if self.vflip {
+            image::imageops::flip_vertical_in_place(&mut img);
+        }
+        match self.rot {
+            1 => image::imageops::rotate90(&img),
+            2 => image::imageops::rotate180(&img),
+            3 => image::imageops::rotate270(&img),
+            _ => img,
+        }
+    }
+}
+
+/// A mask → 0/1 values (luma ≥ 128 = 1), resized to `size`×`size` first if needed.
+pub fn mask_values(mask: &GrayImage, size: u32) -> Vec<f32> {
+    let resized;
+    let m = if mask.dimensions() == (size, size) {
+        mask
+    } else {
+        resized = image::imageops::resize(mask, size, size, image::imageops::FilterType::Triangle);
+        &resized
+    };
+    m.pixels()
+        .map(|p| f32::from(u8::from(p[0] >= 128)))
+        .collect()
 }
 
 fn uniform(rng: &mut impl Rng, lo: f32, hi: f32) -> f32 {
@@ -193,6 +271,29 @@ mod tests {
         assert_eq!(run(3), run(3));
         assert_ne!(run(3), run(4));
         assert_eq!(run(3).len(), 3 * 16 * 16);
+    }
+
+    #[test]
+    fn image_and_mask_move_together() {
+        // A mask marking the image's bright pixels stays on them through every draw.
+        let img = RgbImage::from_fn(24, 24, |x, y| {
+            let on = (x + 2 * y) % 7 == 0;
+            image::Rgb(if on { [250, 250, 250] } else { [10, 10, 10] })
+        });
+        let mask = GrayImage::from_fn(24, 24, |x, y| image::Luma([img.get_pixel(x, y)[0]]));
+        let mut a = Augment::default();
+        a.brightness = 0.0;
+        a.contrast = 0.0;
+        a.saturation = 0.0;
+        a.crop_scale = (1.0, 1.0);
+        for seed in 0..8 {
+            let (x, m) = a.apply_pair(&img, &mask, 24, &mut ChaCha8Rng::seed_from_u64(seed));
+            let bright: Vec<f32> = x[..24 * 24]
+                .iter()
+                .map(|&v| f32::from(u8::from(v * 128.0 + 127.0 >= 128.0)))
+                .collect();
+            assert_eq!(bright, m, "seed {seed}");
+        }
     }
 
     #[test]

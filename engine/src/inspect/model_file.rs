@@ -155,10 +155,9 @@ pub(super) fn load(path: &Path, device: &Device) -> Result<Arc<dyn Scorer>> {
             let net = Net::from_folded(&vb, meta.labels.len()).map_err(err)?;
             Ok(Arc::new(ClassifierScorer { net, meta, sha256 }))
         }
-        DetectorKind::Segmenter => Err(EngineError::Inspect(format!(
-            "{}: segmenter models are not supported by this build yet",
-            path.display()
-        ))),
+        DetectorKind::Segmenter => Ok(Arc::new(super::segmenter::SegmenterScorer::load(
+            &vb, meta, sha256, path,
+        )?)),
     }
 }
 

@@ -123,6 +123,8 @@ pub enum Head {
     Load,
     /// PyTorch's `nn.Linear` initialisation (uniform ±1/√1280, weight and bias), seeded.
     Init(u64),
+    /// Zeros (a segmenter, which never uses the head).
+    Zero,
 }
 
 /// A convolution with folded BatchNorm: weight (PyTorch's conv shape) and bias.
@@ -180,6 +182,11 @@ impl Net {
     /// A reference state dict (unfused BatchNorm) in `vb`, e.g. the parity fixture's weights.
     pub fn from_unfused(vb: &VarBuilder, classes: usize, head: Head) -> Result<Net> {
         Self::build(Source::Unfused(vb), classes, head, vb.device()).map_err(ce)
+    }
+
+    /// Folded encoder weights without `_fc` (a segmenter file): a zero 2-way head.
+    pub fn from_folded_encoder(vb: &VarBuilder) -> Result<Net> {
+        Self::build(Source::Folded(vb), 2, Head::Zero, vb.device()).map_err(ce)
     }
 
     /// Folded weights under [`Net::names`] (a trained model file or a checkpoint).
@@ -251,6 +258,10 @@ impl Net {
             (Head::Load, Source::Unfused(vb) | Source::Folded(vb)) => (
                 vb.get((classes, EMBEDDING_DIM), "_fc.weight")?,
                 vb.get(classes, "_fc.bias")?,
+            ),
+            (Head::Zero, _) => (
+                Tensor::zeros((classes, EMBEDDING_DIM), DType::F32, device)?,
+                Tensor::zeros(classes, DType::F32, device)?,
             ),
             (Head::Init(seed), _) => {
                 use rand::SeedableRng;

@@ -1,10 +1,12 @@
 //! The executors of the built-in node kinds (declared in `nodes::builtin`), each registered
 //! with its typed parameter struct (see [`crate::registry`]): inputs and outputs in [`io`],
-//! image operations in [`image`], masks in [`mask`], defect generators in [`defects`]. The
+//! image operations in [`image`], masks in [`mask`], defect generators in [`defects`], the
+//! inspection kinds in [`inspect`]. The
 //! Stable Diffusion kinds are registered by `sd::nodes`.
 
 mod defects;
 mod image;
+pub mod inspect;
 mod io;
 mod mask;
 
@@ -44,6 +46,7 @@ fn registry() -> Registry {
     image::register(&mut r);
     mask::register(&mut r);
     defects::register(&mut r);
+    inspect::register(&mut r);
     crate::sd::nodes::register(&mut r);
     r
 }

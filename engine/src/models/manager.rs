@@ -21,7 +21,7 @@ pub struct ModelInfo {
     /// A1111's short hash: the first 10 hex digits of the sha256.
     pub autov2: String,
     /// e.g. `sd1`, `sd1-inpaint`, `sd2`, `sdxl`, `lora-sd1`, `lora-sdxl`, `vae`, `isnet`,
-    /// `efficientnet-lite0`.
+    /// `efficientnet-lite0`, `blip`.
     pub arch: String,
     /// The file's `__metadata__` (kohya writes `ss_*` keys there).
     pub metadata: BTreeMap<String, String>,
@@ -89,6 +89,10 @@ pub fn detect_arch(h: &Header) -> String {
     }
     if has("encoder.conv_in") && has("decoder.conv_in") {
         return "vae".into();
+    }
+    // BlipForConditionalGeneration (inspect::blip): the model.safetensors of a BLIP folder.
+    if has("text_decoder.bert.") && has("vision_model.embeddings.") {
+        return "blip".into();
     }
     if has("text_model.") || has("encoder.layers.") {
         return "clip-text".into();

@@ -17,6 +17,9 @@ pub(super) struct RecipeChunks {
     /// seed and recipe summary for a procedural recipe
     /// ([`crate::interop::a1111::procedural_parameters`]).
     parameters: crate::interop::a1111::A1111Params,
+    /// The sampler node `parameters` describe, if any (the first by id, as
+    /// [`crate::interop::a1111::from_graph`] picks it).
+    sampler: Option<String>,
 }
 
 impl RecipeChunks {
@@ -33,6 +36,28 @@ impl RecipeChunks {
                 a1111::format_parameters(&p),
             ),
         ]
+    }
+
+    /// A parameter of `node` was fed by a link (`crate::exec`, *Parameters fed by links*): the
+    /// A1111 `parameters` show the prompt or negative prompt the sampler really used (the
+    /// recipe chunk keeps the template and the link, so the recipe runs again as written).
+    pub(super) fn resolved_param(&mut self, node: &str, param: &str, value: &ParamValue) {
+        if self.sampler.as_deref() != Some(node) {
+            return;
+        }
+        let Some(text) = value.as_str() else {
+            return;
+        };
+        let p = &mut self.parameters;
+        match param {
+            "prompt" => {
+                let tags: String = p.loras.iter().map(|t| t.to_tag()).collect();
+                p.prompt = text.to_string();
+                p.raw_prompt = format!("{text}{tags}");
+            }
+            "negative" => p.negative = (!text.is_empty()).then(|| text.to_string()),
+            _ => {}
+        }
     }
 }
 
@@ -75,13 +100,21 @@ pub(super) fn recipe_chunks(
     // embedded recipe stays as written.
     let mut hashed = run_doc.clone();
     hashed.models.extend(model_refs(&run_doc, models));
+    let from_sampler = a1111::from_graph(&hashed, seed);
+    let sampler = from_sampler.as_ref().and_then(|_| {
+        run_doc
+            .nodes
+            .iter()
+            .find(|(_, n)| matches!(n.kind.as_str(), "Txt2Img" | "Img2Img" | "Inpaint"))
+            .map(|(id, _)| id.clone())
+    });
     RecipeChunks {
         graph: (
             png_meta::GRAPH_KEYWORD.to_string(),
             png_meta::prepare_assets(&run_doc, embed_assets).to_json(),
         ),
-        parameters: a1111::from_graph(&hashed, seed)
-            .unwrap_or_else(|| a1111::procedural_parameters(&run_doc, seed)),
+        parameters: from_sampler.unwrap_or_else(|| a1111::procedural_parameters(&run_doc, seed)),
+        sampler,
     }
 }
 
@@ -135,4 +168,51 @@ pub(super) fn model_refs(doc: &GraphDoc, memo: &mut ModelMemo) -> Vec<nodes::Mod
         }
     }
     refs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_linked_prompt_shows_resolved_in_the_a1111_parameters() {
+        let doc = GraphDoc::from_json(
+            &serde_json::json!({
+                "format": "defect-studio/graph", "version": 1,
+                "nodes": {
+                    "ckpt": {"kind": "LoadCheckpoint", "version": 1},
+                    "gen": {"kind": "Txt2Img", "version": 1,
+                            "params": {"prompt": "{input}, deep scratch", "steps": 4}},
+                    "save": {"kind": "SaveImage", "version": 1}
+                },
+                "links": [
+                    {"from": ["ckpt", "model"], "to": ["gen", "model"]},
+                    {"from": ["gen", "image"], "to": ["save", "image"]}
+                ]
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let mut chunks = recipe_chunks(&doc, 3, Path::new("."), false, &mut ModelMemo::new());
+        chunks.resolved_param("other", "prompt", &ParamValue::Text("nope".into()));
+        chunks.resolved_param(
+            "gen",
+            "prompt",
+            &ParamValue::Text("brushed metal, deep scratch".into()),
+        );
+        chunks.resolved_param("gen", "negative", &ParamValue::Text("blurry".into()));
+        let out = chunks.for_image(8, 8);
+        let params = &out.iter().find(|(k, _)| k == "parameters").unwrap().1;
+        assert!(
+            params.starts_with("brushed metal, deep scratch\nNegative prompt: blurry\n"),
+            "{params}"
+        );
+        // The recipe keeps the template.
+        let graph = &out
+            .iter()
+            .find(|(k, _)| k == "defect-studio/graph")
+            .unwrap()
+            .1;
+        assert!(graph.contains("{input}, deep scratch"), "{graph}");
+    }
 }

@@ -162,6 +162,16 @@ impl Plan {
         }
     }
 
+    /// Whether `seed` is the seed of some work item of the whole batch (any shard): a
+    /// variation's seed (base seed + v), or a listed item's. Retry seeds avoid these
+    /// ([`super::retry::retry_seed`]).
+    pub fn is_item_seed(&self, seed: u64) -> bool {
+        match &self.items {
+            Items::Listed(v) => v.iter().any(|i| i.seed == seed),
+            Items::Grid(g) => seed.wrapping_sub(g.seed) < g.total / (g.f_count * g.s_count),
+        }
+    }
+
     /// The work items in order, each made when reached.
     pub fn iter(&self) -> impl Iterator<Item = WorkItem> + '_ {
         (0..self.len()).filter_map(|j| self.get(j))

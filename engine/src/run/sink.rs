@@ -184,9 +184,21 @@ pub(super) struct StoreSink<'a> {
         (String, String),
         (crate::dataset::ExportOptions, Vec<u64>),
     >,
+    /// What the inspection nodes recorded about this item (`node.field` → value), stored with
+    /// each of its outputs.
+    pub(super) inspection: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl OutputSink for StoreSink<'_> {
+    fn note(&mut self, node: &str, field: &str, value: &serde_json::Value) {
+        self.inspection
+            .insert(format!("{node}.{field}"), value.clone());
+    }
+
+    fn resolved_param(&mut self, node: &str, param: &str, value: &nodes::ParamValue) {
+        self.chunks.resolved_param(node, param, value);
+    }
+
     fn save_instances(
         &mut self,
         saved: &Saved,
@@ -320,6 +332,7 @@ impl OutputSink for StoreSink<'_> {
                 .as_ref()
                 .map(|_| clean_path.to_string_lossy().into_owned()),
             clean_sha256: clean_png.as_deref().map(sha256_hex),
+            inspection: self.inspection.clone(),
         };
         let id = self.store.add_output_with_clean(
             &rec,

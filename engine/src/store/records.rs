@@ -111,6 +111,24 @@ pub struct RunRecord {
     /// The graph file the run came from, if any.
     #[serde(default)]
     pub graph_path: Option<String>,
+    /// Work items that an inspection node (FilterByScore, MaskFidelity) turned down at least
+    /// once, with their attempts (docs/ARCHITECTURE.md §15, *Retries*); at most
+    /// `engine::run::MAX_NODE_TIMINGS` entries.
+    #[serde(default)]
+    pub retries: Vec<ItemAttempts>,
+}
+
+/// The attempts of one work item that was turned down at least once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ItemAttempts {
+    /// The item's index `k` over the whole batch.
+    pub item: u64,
+    /// The run seed of each attempt, in order (the first is the item's own seed).
+    pub seeds: Vec<u64>,
+    /// Why each turned-down attempt was rejected (node and reason), in order.
+    pub reasons: Vec<String>,
+    /// Whether the last attempt was kept (false: the item was rejected and saved nothing).
+    pub kept: bool,
 }
 
 impl RunRecord {
@@ -174,6 +192,9 @@ pub struct EpochMetrics {
     pub val_accuracy: Option<f32>,
     #[serde(default)]
     pub val_balanced_accuracy: Option<f32>,
+    /// A segmenter's validation pixel AUROC.
+    #[serde(default)]
+    pub val_pixel_auroc: Option<f32>,
     pub seconds: f64,
 }
 
@@ -259,4 +280,9 @@ pub struct OutputRecord {
     /// sha256 of the defect-free image's PNG bytes (as stored and as written).
     #[serde(default)]
     pub clean_sha256: Option<String>,
+    /// What the recipe's inspection nodes recorded about this output's work item, as
+    /// `{"node.field": value}` (Classify's score and label, FilterByScore's score,
+    /// MaskFidelity's IoU and flag), plus `attempt` (1-based) when the item was retried.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub inspection: std::collections::BTreeMap<String, serde_json::Value>,
 }

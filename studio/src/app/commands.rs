@@ -249,7 +249,7 @@ impl StudioApp {
                 };
                 let (Some(o), Some(i)) = (
                     fs.outputs.iter().position(|p| p.name == from.1),
-                    ts.inputs.iter().position(|p| p.name == to.1),
+                    ts.input_ports().iter().position(|p| p.name == to.1),
                 ) else {
                     return;
                 };

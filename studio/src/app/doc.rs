@@ -88,7 +88,8 @@ impl EditorDoc {
             let (Some(fs), Some(ts)) = (catalogue.get(&from.kind), catalogue.get(&to.kind)) else {
                 continue;
             };
-            let (Some(fp), Some(tp)) = (fs.outputs.get(out.output), ts.inputs.get(inp.input))
+            let (Some(fp), Some(tp)) =
+                (fs.outputs.get(out.output), ts.input_ports().get(inp.input))
             else {
                 continue;
             };
@@ -318,7 +319,7 @@ pub fn connect_named(
     };
     let (Some(o), Some(i)) = (
         fs.outputs.iter().position(|p| p.name == from_port),
-        ts.inputs.iter().position(|p| p.name == to_port),
+        ts.input_ports().iter().position(|p| p.name == to_port),
     ) else {
         return false;
     };

@@ -23,6 +23,7 @@ pub fn port_color(ty: PortType) -> Color32 {
         PortType::Text => Color32::from_rgb(250, 200, 90),
         PortType::Seed => Color32::from_rgb(250, 140, 90),
         PortType::Choice => Color32::from_rgb(200, 200, 120),
+        PortType::Detector => Color32::from_rgb(240, 110, 160),
     }
 }
 
@@ -136,7 +137,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
 
     fn inputs(&mut self, node: &EditorNode) -> usize {
         spec(self.catalogue, node)
-            .map(|s| s.inputs.len())
+            .map(|s| s.input_ports().len())
             .unwrap_or(0)
     }
 
@@ -155,7 +156,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         let port = snarl
             .get_node(pin.id.node)
             .and_then(|n| spec(self.catalogue, n))
-            .and_then(|s| s.inputs.get(pin.id.input));
+            .and_then(|s| s.input_ports().get(pin.id.input));
         match port {
             Some(p) => {
                 let text = if p.optional {
@@ -202,7 +203,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
     fn show_body(
         &mut self,
         node: NodeId,
-        _inputs: &[InPin],
+        inputs: &[InPin],
         _outputs: &[OutPin],
         ui: &mut Ui,
         snarl: &mut Snarl<EditorNode>,
@@ -213,9 +214,30 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         let Some(s) = self.catalogue.get(&n.kind) else {
             return;
         };
+        // Parameters fed by a link: a Text keeps its template (the link fills `{input}`), a
+        // number is set by the link, so its widget gives way to a note.
+        let ports = s.input_ports();
+        let linked = |name: &str| {
+            inputs.iter().any(|pin| {
+                !pin.remotes.is_empty() && ports.get(pin.id.input).is_some_and(|p| p.name == name)
+            })
+        };
         ui.vertical(|ui| {
             for p in s.params {
+                let fed = p.input && linked(p.name);
+                if fed && PortType::of_param(&p.kind) != PortType::Text {
+                    ui.label(format!("{} ← linked", p.name))
+                        .on_hover_text(p.doc);
+                    continue;
+                }
                 param_ui(ui, p, &mut n.params, true);
+                if fed {
+                    ui.weak(format!(
+                        "{} ← linked text fills {}",
+                        p.name,
+                        nodes::TEXT_PLACEHOLDER
+                    ));
+                }
             }
             if s.kind == "PaintMask" && ui.button("Paint mask…").clicked() {
                 self.commands.push(AppCommand::OpenPainter(n.id.clone()));
@@ -233,8 +255,10 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         let (Some((fid, fs)), Some((tid, ts))) = (out, inp) else {
             return;
         };
-        let (Some(op), Some(ip)) = (fs.outputs.get(from.id.output), ts.inputs.get(to.id.input))
-        else {
+        let (Some(op), Some(ip)) = (
+            fs.outputs.get(from.id.output),
+            ts.input_ports().get(to.id.input),
+        ) else {
             return;
         };
         if from.id.node == to.id.node {
@@ -329,7 +353,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
                 .first()
                 .and_then(|p| snarl.get_node(p.node))
                 .and_then(|n| spec(self.catalogue, n))
-                .and_then(|s| pins.first().and_then(|p| s.inputs.get(p.input)))
+                .and_then(|s| pins.first().and_then(|p| s.input_ports().get(p.input)))
                 .map(|p| (p.ty, false)),
         };
         let Some((ty, from_output)) = ty else { return };
@@ -348,9 +372,10 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
             );
             match src {
                 AnyPins::Out(pins) => {
-                    if let (Some(p), Some(i)) =
-                        (pins.first(), kind.inputs.iter().position(|p| p.ty == ty))
-                    {
+                    if let (Some(p), Some(i)) = (
+                        pins.first(),
+                        kind.input_ports().iter().position(|p| p.ty == ty),
+                    ) {
                         snarl.drop_inputs(egui_snarl::InPinId {
                             node: new,
                             input: i,
@@ -458,14 +483,14 @@ pub fn add_node_menu_ui(
     r.request_focus();
     let needle = search.to_ascii_lowercase();
     let mut picked = None;
-    let matches = |s: &NodeSpec| {
+    let matches = |s: &'static NodeSpec| {
         let text_ok = needle.is_empty()
             || s.kind.to_ascii_lowercase().contains(&needle)
             || s.doc.to_ascii_lowercase().contains(&needle)
             || s.category.to_ascii_lowercase().contains(&needle);
         let port_ok = match port {
             None => true,
-            Some((ty, true)) => s.inputs.iter().any(|p| p.ty == ty),
+            Some((ty, true)) => s.input_ports().iter().any(|p| p.ty == ty),
             Some((ty, false)) => s.outputs.iter().any(|p| p.ty == ty),
         };
         text_ok && port_ok

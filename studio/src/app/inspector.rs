@@ -102,9 +102,9 @@ pub fn inspector_ui(
         ui.label(egui::RichText::new(s).color(egui::Color32::from_rgb(150, 200, 255)));
     }
     ui.separator();
-    if !spec.inputs.is_empty() {
+    if !spec.input_ports().is_empty() {
         ui.label(egui::RichText::new("Inputs").strong());
-        for p in spec.inputs {
+        for p in spec.input_ports() {
             let linked = current
                 .link_into(&node.id, p.name)
                 .map(|l| l.from.to_string());

@@ -214,6 +214,19 @@ impl StudioApp {
                         self.training.history = s.trainings().unwrap_or_default();
                     }
                 }
+                // Detector trainings: the Inspect panel shows their progress; here only a
+                // failure is told and the training history refreshed.
+                WorkerEvent::Detector(_) => {}
+                WorkerEvent::DetectorFinished(result) => {
+                    if let Err(e) = &result {
+                        if e != &engine::EngineError::Cancelled.to_string() {
+                            self.notify(ctx, format!("training failed: {e}"));
+                        }
+                    }
+                    if let Some(s) = &self.store {
+                        self.training.history = s.trainings().unwrap_or_default();
+                    }
+                }
                 WorkerEvent::Batch(BatchEvent::ItemFinished { outputs, .. }) => {
                     if let Some(r) = current {
                         r.done += 1;

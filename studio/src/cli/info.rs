@@ -47,7 +47,7 @@ pub(crate) fn nodes_cmd(json: bool) -> Result<i32> {
                 serde_json::json!({
                     "kind": s.kind, "version": s.version, "category": s.category, "doc": s.doc,
                     "deterministic": s.deterministic, "sink": s.sink,
-                    "inputs": ports(s.inputs), "outputs": ports(s.outputs),
+                    "inputs": ports(s.input_ports()), "outputs": ports(s.outputs),
                     "params": s.params.iter().map(param_json).collect::<Vec<_>>(),
                 })
             })
@@ -68,7 +68,7 @@ pub(crate) fn nodes_cmd(json: bool) -> Result<i32> {
                 "  {}@{}  ({}) -> ({})",
                 s.kind,
                 s.version,
-                fmt_ports(s.inputs),
+                fmt_ports(s.input_ports()),
                 fmt_ports(s.outputs)
             );
             for p in s.params {
@@ -116,6 +116,7 @@ pub(crate) fn history_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
                     "id": id, "graph": r.graph_name, "status": r.effective_status().name(), "seed": r.seed,
                     "items": r.items, "shard": r.shard, "started_ms": r.started_ms, "ended_ms": r.ended_ms,
                     "error": r.error, "node_timings": r.node_timings, "outputs": outs,
+                    "retries": r.retries,
                 })
             })
             .collect();
@@ -143,6 +144,13 @@ pub(crate) fn history_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
         );
         if let Some(e) = &r.error {
             println!("      error: {e}");
+        }
+        if !r.retries.is_empty() {
+            let rejected = r.retries.iter().filter(|a| !a.kept).count();
+            println!(
+                "      filters: {} item(s) retried, {rejected} rejected",
+                r.retries.len()
+            );
         }
         for (oid, o) in outs {
             println!(

@@ -8,6 +8,7 @@ use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 
 pub mod analyze;
+mod caption;
 mod evaluate;
 mod explore;
 mod export;
@@ -19,11 +20,13 @@ mod models;
 mod run;
 mod store;
 mod train;
+mod train_inspect;
 
 pub use generate::{
     generate_recipe, remove_bg_recipe, GenerateArgs, GenerateFlags, RemoveBgArgs, RemoveBgFlags,
 };
 pub use train::TrainLoraArgs;
+pub use train_inspect::TrainClassifierArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -128,6 +131,20 @@ pub enum Command {
     /// Train a LoRA (UNet attention layers) on a folder of images with optional same-name .txt
     /// captions; writes a kohya-format .safetensors and resumable checkpoints.
     TrainLora(Box<TrainLoraArgs>),
+    /// Caption images: our own outputs exactly, from the recipe they carry (defect kinds,
+    /// material, counts, e.g. `brushed metal, 2 scratches, 1 dent`); --kohya DIR writes
+    /// DIR/<stem>.txt per image for LoRA training (never over an existing file without
+    /// --overwrite).
+    Caption(caption::CaptionArgs),
+    /// Fine-tune EfficientNet-Lite0 from its ImageNet weights as a defect classifier (good vs
+    /// defect, or --multiclass by label) on class folders or any export layout; writes a
+    /// .safetensors model with its labels, input size, normalisation and data hash, and
+    /// resumable checkpoints.
+    TrainClassifier(Box<TrainClassifierArgs>),
+    /// Train a pixel-level defect segmenter (a U-Net-style decoder on the EfficientNet-Lite0
+    /// encoder) on image + mask pairs; writes a .safetensors model whose anomaly map `evaluate`
+    /// and the Classify node use. Same options as train-classifier.
+    TrainSegmenter(Box<TrainClassifierArgs>),
     /// Import a recipe from any source: our PNGs and recipes, A1111/Forge PNGs or infotext
     /// .txt files, ComfyUI workflows (API or UI JSON) or ComfyUI PNGs (told apart by content).
     /// Prints one report for every source (each node once: imported, approximated or not
@@ -148,7 +165,7 @@ pub enum Command {
     History {
         #[arg(long)]
         json: bool,
-        /// List the LoRA training runs instead of the recipe runs.
+        /// List the training runs (LoRAs, classifiers, segmenters) instead of the recipe runs.
         #[arg(long)]
         trainings: bool,
         /// List the stored evaluations (`evaluate`) instead of the recipe runs.
@@ -460,6 +477,9 @@ fn dispatch(cmd: Command) -> Result<i32> {
         } => models::models_list_cmd(json),
         Command::Generate(args) => generate::generate_cmd(&args),
         Command::TrainLora(args) => train::train_lora_cmd(&args),
+        Command::Caption(args) => caption::caption_cmd(&args),
+        Command::TrainClassifier(args) => train_inspect::train_classifier_cmd(&args),
+        Command::TrainSegmenter(args) => train_inspect::train_segmenter_cmd(&args),
         Command::Import { file, out } => import::import_cmd(&file, &out),
         Command::RemoveBg(args) => generate::remove_bg_cmd(&args),
         Command::Models {

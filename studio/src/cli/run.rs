@@ -289,7 +289,86 @@ pub(crate) fn run_cmd(
             dir.display()
         );
     }
+    report_retries(&summary);
+    let classified = summary
+        .items
+        .iter()
+        .any(|r| r.notes.values().any(|n| n.contains_key("detected")));
+    if !sweeps.is_empty() && classified {
+        let stem = format!("{}-pod-run{:05}", graph_name_for_files, summary.run_id);
+        report_pod(&sweeps, &summary, &out_dir, &stem)?;
+    }
     Ok(0)
+}
+
+/// Prints what FilterByScore and MaskFidelity did: items retried, attempts, items rejected.
+fn report_retries(summary: &BatchSummary) {
+    let retried: Vec<_> = summary
+        .items
+        .iter()
+        .filter(|r| !r.reasons.is_empty())
+        .collect();
+    if retried.is_empty() {
+        return;
+    }
+    let attempts: usize = retried.iter().map(|r| r.seeds.len()).sum();
+    let rejected: Vec<_> = retried.iter().filter(|r| !r.kept).collect();
+    println!(
+        "filters: {} item(s) retried ({attempts} attempts in all), {} kept, {} rejected (saved \
+         nothing)",
+        retried.len(),
+        retried.len() - rejected.len(),
+        rejected.len()
+    );
+    for r in rejected.iter().take(20) {
+        println!(
+            "  item {} rejected after {} attempt(s): {}",
+            r.index,
+            r.seeds.len(),
+            r.reasons.last().map(String::as_str).unwrap_or("")
+        );
+    }
+    if rejected.len() > 20 {
+        println!(
+            "  … and {} more (see `history --json`)",
+            rejected.len() - 20
+        );
+    }
+}
+
+/// Prints the probability-of-detection table of a sweep with a Classify node and writes it as
+/// `<stem>.json` and `<stem>.csv` in the output folder, beside the contact sheet.
+fn report_pod(sweeps: &[Sweep], summary: &BatchSummary, out_dir: &Path, stem: &str) -> Result<()> {
+    let pod = engine::run::pod::pod_report(sweeps, &summary.items).map_err(|e| anyhow!(e))?;
+    println!(
+        "probability of detection over {} ({}; 95% Clopper-Pearson interval):",
+        pod.parameter, pod.classifier
+    );
+    println!(
+        "  {:>12}  {:>5}  {:>8}  {:>6}  95% CI",
+        "value", "n", "detected", "rate"
+    );
+    let mut csv = String::from("value,n,detected,rate,ci_low,ci_high\n");
+    for p in &pod.points {
+        println!(
+            "  {:>12}  {:>5}  {:>8}  {:>6.3}  [{:.3}, {:.3}]",
+            p.value, p.n, p.detected, p.rate, p.ci_low, p.ci_high
+        );
+        csv.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            p.value, p.n, p.detected, p.rate, p.ci_low, p.ci_high
+        ));
+    }
+    for (ext, bytes) in [
+        ("json", serde_json::to_vec_pretty(&pod)?),
+        ("csv", csv.into_bytes()),
+    ] {
+        let path = out_dir.join(format!("{stem}.{ext}"));
+        engine::paths::write_new_file(&path, &bytes)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("PoD {}", path.display());
+    }
+    Ok(())
 }
 
 /// The summary of a run that succeeded; a failed or cancelled run is an error naming why.
@@ -385,7 +464,10 @@ pub(crate) fn execute(
             WorkerEvent::Batch(BatchEvent::ItemFinished { .. }) => {}
             WorkerEvent::Finished(result) => break result.map_err(|e| anyhow!(e))?,
             // A batch submits no training.
-            WorkerEvent::Train(_) | WorkerEvent::TrainFinished(_) => {}
+            WorkerEvent::Train(_)
+            | WorkerEvent::TrainFinished(_)
+            | WorkerEvent::Detector(_)
+            | WorkerEvent::DetectorFinished(_) => {}
         }
     };
     if let Some(b) = &bar {

@@ -31,7 +31,8 @@ use crate::store::EpochMetrics;
 pub(crate) mod optim;
 mod train;
 
-pub use train::run_classifier;
+pub use train::{run_classifier, DEFECT};
+pub(crate) use train::{snapshot, Recorder};
 
 /// The settings of a classifier training: the CLI's flags and the panel's form come from this
 /// one struct (its serialised names are the flags, with `-` for `_`).
@@ -63,7 +64,7 @@ impl Default for ClassifierConfig {
         ClassifierConfig {
             epochs: 20,
             batch: 16,
-            lr: 5e-4,
+            lr: 1e-4,
             weight_decay: 0.01,
             size: 224,
             val_fraction: 0.2,

@@ -92,6 +92,8 @@ pub(crate) struct AdamW {
     pub(crate) t: usize,
     pub(crate) lr: f64,
     pub(crate) weight_decay: f64,
+    /// Per-variable learning-rate multipliers (empty = all 1).
+    pub(crate) scales: Vec<f64>,
 }
 
 const BETA1: f64 = 0.9;
@@ -107,6 +109,7 @@ impl AdamW {
             t: 0,
             lr,
             weight_decay,
+            scales: Vec::new(),
         })
     }
 
@@ -117,11 +120,12 @@ impl AdamW {
     ) -> Result<()> {
         self.t += 1;
         let t = self.t as i32;
-        let (lr, wd) = (self.lr, self.weight_decay);
+        let wd = self.weight_decay;
         let scale_m = 1.0 / (1.0 - BETA1.powi(t));
         let scale_v = 1.0 / (1.0 - BETA2.powi(t));
         for (i, var) in vars.iter().enumerate() {
             let Some(g) = grads.get(var) else { continue };
+            let lr = self.lr * self.scales.get(i).copied().unwrap_or(1.0);
             let update = || -> candle_core::Result<(Tensor, Tensor, Tensor)> {
                 let m = ((&self.m[i] * BETA1)? + (g * (1.0 - BETA1))?)?;
                 let v = ((&self.v[i] * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;

@@ -108,13 +108,64 @@ fn prepare(set: &LabeledSet, cfg: &ClassifierConfig) -> Result<Prepared> {
 }
 
 /// The run's record in the store, kept up to date.
-struct Recorder {
-    store: Option<(Store, u64)>,
-    rec: TrainingRecord,
+pub(crate) struct Recorder {
+    pub(crate) store: Option<(Store, u64)>,
+    pub(crate) rec: TrainingRecord,
 }
 
 impl Recorder {
-    fn save(&mut self) {
+    /// A new record of `kind` for `job`, begun in the job's store if it has one.
+    pub(crate) fn begin(job: &ClassifierJob, kind: TrainingKind) -> Result<Recorder> {
+        let mut r = Recorder {
+            store: None,
+            rec: TrainingRecord {
+                kind,
+                name: job
+                    .out
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| kind.name().into()),
+                model: "efficientnet-lite0".into(),
+                model_sha256: None,
+                data: job.data.display().to_string(),
+                lora_path: job.out.display().to_string(),
+                lora_sha256: None,
+                checkpoint_path: job.checkpoint_path().display().to_string(),
+                params: serde_json::to_value(&job.cfg)?,
+                status: RunStatus::Running,
+                pid: std::process::id(),
+                started_ms: now_ms(),
+                ended_ms: None,
+                steps_done: 0,
+                steps_total: 0,
+                resumed_from: 0,
+                losses: Vec::new(),
+                samples: Vec::new(),
+                epochs: Vec::new(),
+                error: None,
+            },
+        };
+        if let Some(p) = &job.store {
+            let store = Store::open(p)?;
+            let id = store.begin_training(&r.rec)?;
+            r.store = Some((store, id));
+        }
+        Ok(r)
+    }
+
+    /// Records how `result` ended.
+    pub(crate) fn end<T>(&mut self, result: &Result<T>, sha256: impl Fn(&T) -> String) {
+        match result {
+            Ok(o) => {
+                self.rec.lora_sha256 = Some(sha256(o));
+                self.finish(RunStatus::Succeeded, None);
+            }
+            Err(EngineError::Cancelled) => self.finish(RunStatus::Cancelled, None),
+            Err(e) => self.finish(RunStatus::Failed, Some(e.to_string())),
+        }
+    }
+
+    pub(crate) fn save(&mut self) {
         if let Some((store, id)) = &self.store {
             // A store hiccup must not kill the training: the model files are the truth.
             let _ = store.update_training(*id, &self.rec);
@@ -144,49 +195,9 @@ pub fn run_classifier(
     let set = read_dataset(&job.data)?;
     let prepared = prepare(&set, &job.cfg)?;
     let hash = data_hash(&set)?;
-    let mut recorder = Recorder {
-        store: None,
-        rec: TrainingRecord {
-            kind: TrainingKind::Classifier,
-            name: job
-                .out
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "classifier".into()),
-            model: "efficientnet-lite0".into(),
-            model_sha256: None,
-            data: job.data.display().to_string(),
-            lora_path: job.out.display().to_string(),
-            lora_sha256: None,
-            checkpoint_path: job.checkpoint_path().display().to_string(),
-            params: serde_json::to_value(&job.cfg)?,
-            status: RunStatus::Running,
-            pid: std::process::id(),
-            started_ms: now_ms(),
-            ended_ms: None,
-            steps_done: 0,
-            steps_total: 0,
-            resumed_from: 0,
-            losses: Vec::new(),
-            samples: Vec::new(),
-            epochs: Vec::new(),
-            error: None,
-        },
-    };
-    if let Some(p) = &job.store {
-        let store = Store::open(p)?;
-        let id = store.begin_training(&recorder.rec)?;
-        recorder.store = Some((store, id));
-    }
+    let mut recorder = Recorder::begin(job, TrainingKind::Classifier)?;
     let result = train(job, &device, &prepared, &hash, cancel, emit, &mut recorder);
-    match &result {
-        Ok(o) => {
-            recorder.rec.lora_sha256 = Some(o.sha256.clone());
-            recorder.finish(RunStatus::Succeeded, None);
-        }
-        Err(EngineError::Cancelled) => recorder.finish(RunStatus::Cancelled, None),
-        Err(e) => recorder.finish(RunStatus::Failed, Some(e.to_string())),
-    }
+    recorder.end(&result, |o| o.sha256.clone());
     result
 }
 
@@ -398,7 +409,7 @@ fn train(
 }
 
 /// Copies of the variables' current values.
-fn snapshot(vars: &[candle_core::Var]) -> Result<Vec<Tensor>> {
+pub(crate) fn snapshot(vars: &[candle_core::Var]) -> Result<Vec<Tensor>> {
     vars.iter()
         .map(|v| v.as_tensor().copy().map_err(ce))
         .collect()
@@ -550,6 +561,7 @@ fn load_checkpoint(
         t: state.adam_t,
         lr: cfg.lr,
         weight_decay: cfg.weight_decay,
+        scales: Vec::new(),
     };
     Ok((net, opt, state))
 }

@@ -1,1 +1,0 @@
-//! (being written: see engine/src/inspect/mod.rs)
