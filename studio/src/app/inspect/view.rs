@@ -112,7 +112,7 @@ impl InspectPanel {
             ui.add(egui::TextEdit::singleline(&mut f.device).desired_width(70.0));
             ui.checkbox(&mut f.cfg.multiclass, "One class per label");
         });
-        let busy = self.rx.is_some();
+        let busy = self.busy();
         if ui
             .add_enabled(!busy, egui::Button::new("Train classifier"))
             .clicked()
@@ -174,7 +174,7 @@ impl InspectPanel {
             &mut f.eval_data,
             "real images: MVTec, images + masks…",
         );
-        let busy = self.rx.is_some();
+        let busy = self.busy();
         if ui
             .add_enabled(!busy, egui::Button::new("Evaluate model"))
             .clicked()
