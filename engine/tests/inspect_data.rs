@@ -242,6 +242,17 @@ fn mvtec_as_downloaded() {
 }
 
 #[test]
+fn mvtec_without_ground_truth_has_image_labels_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    mvtec_download(dir.path());
+    std::fs::remove_dir_all(dir.path().join("ground_truth")).expect("rm");
+    let set = read_dataset(dir.path()).expect("read");
+    assert_eq!(set.layout, Layout::Mvtec);
+    assert_eq!(set.counts(), vec![(GOOD.into(), 3), ("crack".into(), 2)]);
+    assert!(!set.has_masks());
+}
+
+#[test]
 fn mvtec_missing_ground_truth_names_the_image() {
     let dir = tempfile::tempdir().expect("tempdir");
     mvtec_download(dir.path());
@@ -316,11 +327,19 @@ fn class_folders_under_splits() {
     put(root, "train/good/a.png", &image(0));
     put(root, "train/bad/b.png", &image(1));
     put(root, "val/good/c.png", &image(2));
+    put(root, "test/bad/d.png", &image(3));
     let set = read_dataset(root).expect("read");
-    assert_eq!(set.layout, Layout::ClassFolders);
+    assert_eq!(
+        set.layout,
+        Layout::ClassFolders,
+        "train/ has more than good/: not MVTec"
+    );
     assert_eq!(set.labels, vec![GOOD.to_string(), "bad".to_string()]);
     let splits: Vec<_> = set.samples.iter().map(|s| s.split.as_deref()).collect();
-    assert_eq!(splits, vec![Some("train"), Some("train"), Some("val")]);
+    assert_eq!(
+        splits,
+        vec![Some("test"), Some("train"), Some("train"), Some("val")]
+    );
 }
 
 #[test]

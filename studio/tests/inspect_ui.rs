@@ -1,6 +1,7 @@
 //! The Inspection window driven through egui_kittest: start a classifier training from the
-//! panel (a few 32² images, one step, the real Lite0 ImageNet weights), evaluate the model it
-//! wrote on a held-out folder, and check the ROC plot's data against the stored evaluation.
+//! panel through the engine worker (a few 32² images, one step, the real Lite0 ImageNet
+//! weights), evaluate the model it wrote on a held-out folder, and check the ROC plot's data
+//! against the stored evaluation.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use engine::inspect::GOOD;
+use engine::{Executor, Worker, WorkerEvent};
 use studio::app::inspect::{InspectPanel, JobState};
 
 #[path = "../../tests/tests/common/lite0.rs"]
@@ -16,6 +18,8 @@ mod lite0;
 
 struct State {
     panel: InspectPanel,
+    /// The engine worker the training goes through, as in the studio.
+    worker: Worker,
 }
 
 /// Class folders of 32² images: `good/` (texture) and `scratch/` (the same with a dark stroke).
@@ -75,13 +79,28 @@ fn train_from_the_panel_then_evaluate_and_see_the_roc_plot() {
         .with_size([1000.0, 1600.0])
         .build_ui_state(
             |ui, s: &mut State| {
+                // What the app does with the worker's events (runs.rs).
+                while let Ok(ev) = s.worker.events().try_recv() {
+                    match ev {
+                        WorkerEvent::Detector(e) => s.panel.on_train_event(e),
+                        WorkerEvent::DetectorFinished(r) => s.panel.on_trained(r),
+                        _ => {}
+                    }
+                }
                 s.panel.poll();
                 let ctx = ui.ctx().clone();
                 for c in s.panel.contents_ui(ui) {
-                    s.panel.apply(&ctx, c);
+                    s.panel.apply(&ctx, c, &s.worker);
                 }
             },
-            State { panel },
+            State {
+                panel,
+                worker: Worker::spawn(Executor::new(
+                    nodes::Catalogue::builtin(),
+                    engine::Registry::builtin(),
+                    64 << 20,
+                )),
+            },
         );
     h.run_steps(2);
 
@@ -139,7 +158,10 @@ fn train_from_the_panel_then_evaluate_and_see_the_roc_plot() {
     // metrics come back exactly, the f64 thresholds as the same f32 values.
     let back = &evals[0].1.report;
     assert_eq!(back.items, r.items);
-    assert_eq!((back.auroc, back.ap, back.images), (r.auroc, r.ap, r.images));
+    assert_eq!(
+        (back.auroc, back.ap, back.images),
+        (r.auroc, r.ap, r.images)
+    );
     assert_eq!((&back.roc.fpr, &back.roc.tpr), (&r.roc.fpr, &r.roc.tpr));
     let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
     assert_eq!(f32s(&back.pr.thresholds), f32s(&r.pr.thresholds));

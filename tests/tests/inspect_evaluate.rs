@@ -93,39 +93,79 @@ fn evaluate_through_the_cli() {
         store.to_str().unwrap(),
         plots.to_str().unwrap(),
     );
-    let out = env.run(&["evaluate", "--model", m, "--data", d, "--json", "--store", s, "--plots", p]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env.run(&[
+        "evaluate", "--model", m, "--data", d, "--json", "--store", s, "--plots", p,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["images"], 9, "4 + 1 good (test/good, train/good) and 4 defect");
+    assert_eq!(
+        r["images"], 9,
+        "4 + 1 good (test/good, train/good) and 4 defect"
+    );
     assert_eq!(r["defects"], 4);
     let items = r["items"].as_array().unwrap();
     assert_eq!(items.len(), 9);
     let labels: Vec<bool> = items.iter().map(|i| i["label"] != GOOD).collect();
-    let scores: Vec<f32> = items.iter().map(|i| i["score"].as_f64().unwrap() as f32).collect();
+    let scores: Vec<f32> = items
+        .iter()
+        .map(|i| i["score"].as_f64().unwrap() as f32)
+        .collect();
     let auroc = engine::inspect::metrics::roc_auc(&labels, &scores).unwrap();
-    assert_eq!(r["auroc"].as_f64().unwrap(), auroc, "the AUROC recomputes from the items");
-    assert!(items.iter().all(|i| Path::new(i["path"].as_str().unwrap()).is_file()));
+    assert_eq!(
+        r["auroc"].as_f64().unwrap(),
+        auroc,
+        "the AUROC recomputes from the items"
+    );
+    assert!(items
+        .iter()
+        .all(|i| Path::new(i["path"].as_str().unwrap()).is_file()));
     for f in ["roc.png", "pr.png"] {
         let img = image::open(plots.join(f)).unwrap();
         assert_eq!((img.width(), img.height()), (640, 480));
     }
     // The table form, and the default plot folder beside the model.
     let out = env.run(&["evaluate", "--model", m, "--data", d, "--store", s]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("image AUROC") && text.contains("evaluation #2"), "{text}");
+    assert!(
+        text.contains("image AUROC") && text.contains("evaluation #2"),
+        "{text}"
+    );
     assert!(env.dir.path().join("clf-eval/roc.png").is_file());
 
     // One class only: a clear error, and the store keeps its two evaluations.
     let one = env.dir.path().join("one");
     std::fs::create_dir_all(one.join("good")).unwrap();
     std::fs::copy(real.join("test/good/000.png"), one.join("good/a.png")).unwrap();
-    let out = env.run(&["evaluate", "--model", m, "--data", one.to_str().unwrap(), "--store", s]);
+    let out = env.run(&[
+        "evaluate",
+        "--model",
+        m,
+        "--data",
+        one.to_str().unwrap(),
+        "--store",
+        s,
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("needs both good and defect images") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("needs both good and defect images") && err.lines().count() == 1,
+        "{err}"
+    );
     let out = env.run(&["history", "--evaluations", "--json", "--store", s]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert_eq!(list[0]["report"]["auroc"], r["auroc"]);

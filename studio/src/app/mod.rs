@@ -261,7 +261,7 @@ impl StudioApp {
         self.inspect.poll();
         if self.inspect.open {
             for c in self.inspect.inspect_ui(ctx) {
-                self.inspect.apply(ctx, c);
+                self.inspect.apply(ctx, c, &self.worker);
             }
         }
         // The document only changes through input or commands: frames with neither (repaints

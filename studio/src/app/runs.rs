@@ -214,10 +214,11 @@ impl StudioApp {
                         self.training.history = s.trainings().unwrap_or_default();
                     }
                 }
-                // Detector trainings: the Inspect panel shows their progress; here only a
-                // failure is told and the training history refreshed.
-                WorkerEvent::Detector(_) => {}
+                // Detector trainings: the Inspection window shows their progress; here a
+                // failure is told too and the training history refreshed.
+                WorkerEvent::Detector(e) => self.inspect.on_train_event(e),
                 WorkerEvent::DetectorFinished(result) => {
+                    self.inspect.on_trained(result.clone());
                     if let Err(e) = &result {
                         if e != &engine::EngineError::Cancelled.to_string() {
                             self.notify(ctx, format!("training failed: {e}"));

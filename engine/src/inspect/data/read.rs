@@ -80,10 +80,20 @@ pub(super) fn read(dir: &Path) -> Result<LabeledSet> {
     })
 }
 
-/// `train/good` exists: an MVTec category even without `ground_truth/` (no defects yet).
+/// `train/` holds only `good/` and `test/` exists: an MVTec category even without
+/// `ground_truth/` (class folders split into `train/`, `test/` have other labels in `train/`).
 fn is_mvtec_train(top: &Listing) -> bool {
-    top.dir("train")
-        .is_some_and(|t| t.join(GOOD).is_dir() && top.dir("test").is_some())
+    let only_good = |t: &PathBuf| {
+        std::fs::read_dir(t).is_ok_and(|rd| {
+            let names: Vec<String> = rd
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|f| f.is_dir()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names == [GOOD]
+        })
+    };
+    top.dir("train").is_some_and(only_good) && top.dir("test").is_some()
 }
 
 /// Binarised mask file (luma ≥ 128 → 255), decoded under the codec's limits.
@@ -327,7 +337,7 @@ fn yolo_lines(path: &Path) -> Result<Vec<(usize, MaskShape)>> {
             let (cx, cy, w, h) = (nums[0], nums[1], nums[2], nums[3]);
             let (x0, x1, y0, y1) = (cx - w / 2.0, cx + w / 2.0, cy - h / 2.0, cy + h / 2.0);
             vec![(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
-        } else if nums.len() >= 6 && nums.len() % 2 == 0 {
+        } else if nums.len() >= 6 && nums.len().is_multiple_of(2) {
             nums.chunks_exact(2).map(|c| (c[0], c[1])).collect()
         } else {
             return Err(bad());
@@ -451,6 +461,7 @@ fn defect_mask(img: &Path, masks: &HashMap<String, PathBuf>, mask_dir: &Path) ->
 }
 
 fn mvtec(root: &Path, top: &Listing, skipped: &mut Vec<String>) -> Result<Vec<Sample>> {
+    let has_gt = top.dir("ground_truth").is_some();
     let mut samples = Vec::new();
     for split in ["train", "test"] {
         let Some(dir) = top.dir(split) else { continue };
@@ -460,7 +471,8 @@ fn mvtec(root: &Path, top: &Listing, skipped: &mut Vec<String>) -> Result<Vec<Sa
             let masks = masks_by_stem(&gt, skipped)?;
             for img in list(&label_dir, skipped)?.images() {
                 let mut s = sample(img.clone(), &label, Some(split));
-                if label != GOOD {
+                // Without `ground_truth/` the category has no masks (image labels only).
+                if label != GOOD && has_gt {
                     s.mask = Some(defect_mask(img, &masks, &gt)?);
                 }
                 samples.push(s);

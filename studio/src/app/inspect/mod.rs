@@ -5,19 +5,23 @@
 //!
 //! [`InspectPanel::inspect_ui`] (in [`view`]) draws the form, the live loss and accuracy curves,
 //! and the evaluation's metrics with its ROC and PR curves (`egui_plot`), and returns
-//! [`InspectCommand`]s; [`InspectPanel::apply`] starts the jobs, one at a time, on a thread
-//! (as the Explore window's jobs run), and [`InspectPanel::poll`] takes their events every frame.
+//! [`InspectCommand`]s; [`InspectPanel::apply`] starts the jobs, one at a time: a training goes
+//! to the engine [`Worker`] (queued like the LoRA trainings and batches, one job on the device at
+//! a time; the app hands its [`DetectorEvent`]s to [`InspectPanel::on_train_event`] and
+//! [`InspectPanel::on_trained`]), an evaluation (inference only) runs on a thread as the Explore
+//! window's jobs do, and [`InspectPanel::poll`] takes its events every frame.
 
 mod view;
 
 use std::path::PathBuf;
 use std::sync::mpsc;
 
-use engine::exec::CancelToken;
 use engine::inspect::classifier::{
-    run_classifier, ClassifierConfig, ClassifierJob, DetectorEvent, DetectorOutcome,
+    ClassifierConfig, ClassifierJob, DetectorEvent, DetectorOutcome,
 };
 use engine::inspect::evaluate::{run_evaluation, EvalJob, EvalOptions, EvalOutcome};
+use engine::run::DetectorJob;
+use engine::Worker;
 
 /// The training form (the engine's [`ClassifierConfig`] plus where and on what).
 #[derive(Clone, Debug, PartialEq)]
@@ -74,8 +78,6 @@ pub enum JobState {
 }
 
 enum JobMsg {
-    Train(DetectorEvent),
-    Trained(Result<DetectorOutcome, String>),
     Scored(usize, usize),
     Evaluated(Box<Result<EvalOutcome, String>>),
 }
@@ -98,8 +100,10 @@ pub struct InspectPanel {
     pub store: Option<PathBuf>,
     /// A message about the form (what is missing).
     pub message: Option<String>,
+    /// The evaluation in flight.
     rx: Option<mpsc::Receiver<JobMsg>>,
-    cancel: CancelToken,
+    /// A training queued on or running in the worker.
+    training: bool,
 }
 
 impl Default for InspectPanel {
@@ -116,27 +120,31 @@ impl Default for InspectPanel {
             store: None,
             message: None,
             rx: None,
-            cancel: CancelToken::new(),
+            training: false,
         }
     }
 }
 
 impl InspectPanel {
-    /// Whether a job is running.
+    /// Whether a job is queued or running.
     pub fn busy(&self) -> bool {
-        self.rx.is_some()
+        self.rx.is_some() || self.training
     }
 
     fn store_path(&self) -> PathBuf {
         self.store.clone().unwrap_or_else(engine::paths::store_path)
     }
 
-    /// Carries out a command from [`InspectPanel::inspect_ui`].
-    pub fn apply(&mut self, ctx: &egui::Context, cmd: InspectCommand) {
+    /// Carries out a command from [`InspectPanel::inspect_ui`]; trainings go to `worker`.
+    pub fn apply(&mut self, ctx: &egui::Context, cmd: InspectCommand, worker: &Worker) {
         match cmd {
-            InspectCommand::Cancel => self.cancel.cancel(),
+            InspectCommand::Cancel => {
+                if self.training {
+                    worker.cancel();
+                }
+            }
             _ if self.busy() => self.message = Some("a job is running: wait or stop it".into()),
-            InspectCommand::Train(form) => self.start_training(ctx, *form),
+            InspectCommand::Train(form) => self.start_training(*form, worker),
             InspectCommand::Evaluate {
                 model,
                 data,
@@ -159,7 +167,7 @@ impl InspectPanel {
         self.message = None;
     }
 
-    fn start_training(&mut self, ctx: &egui::Context, form: InspectForm) {
+    fn start_training(&mut self, form: InspectForm, worker: &Worker) {
         if form.data.trim().is_empty() || form.out.trim().is_empty() {
             self.message = Some("choose a training folder and an output file".into());
             return;
@@ -176,13 +184,14 @@ impl InspectPanel {
         self.losses.clear();
         self.accuracy.clear();
         self.labels.clear();
-        self.state = JobState::Busy("starting".into());
-        self.cancel = CancelToken::new();
-        let cancel = self.cancel.clone();
-        self.spawn(ctx, move |send| {
-            let r = run_classifier(&job, &cancel, &mut |e| send(JobMsg::Train(e)));
-            send(JobMsg::Trained(r.map_err(|e| e.to_string())));
-        });
+        match worker.submit_detector(DetectorJob::Classifier(job)) {
+            Ok(()) => {
+                self.training = true;
+                self.message = None;
+                self.state = JobState::Busy("queued".into());
+            }
+            Err(e) => self.state = JobState::Failed(e.to_string()),
+        }
     }
 
     fn start_evaluation(
@@ -220,30 +229,6 @@ impl InspectPanel {
 
     fn on_msg(&mut self, msg: JobMsg) {
         match msg {
-            JobMsg::Train(e) => self.on_train_event(e),
-            JobMsg::Trained(r) => {
-                self.rx = None;
-                self.state = match r {
-                    Ok(o) => {
-                        self.form.eval_model = o.model.display().to_string();
-                        JobState::Done(format!(
-                            "{} written (best epoch {}{}, sha256 {})",
-                            o.model.display(),
-                            o.best_epoch,
-                            if o.stopped_early {
-                                ", stopped early"
-                            } else {
-                                ""
-                            },
-                            o.sha256.get(..10).unwrap_or(&o.sha256)
-                        ))
-                    }
-                    Err(e) if e == engine::EngineError::Cancelled.to_string() => {
-                        JobState::Done("training cancelled".into())
-                    }
-                    Err(e) => JobState::Failed(e),
-                };
-            }
             JobMsg::Scored(done, total) => {
                 self.state = JobState::Busy(format!("scoring {done}/{total} images"));
             }
@@ -265,7 +250,33 @@ impl InspectPanel {
         }
     }
 
-    fn on_train_event(&mut self, e: DetectorEvent) {
+    /// The worker's report of a training ended (the error is `cancelled` when it was stopped).
+    pub fn on_trained(&mut self, r: Result<DetectorOutcome, String>) {
+        self.training = false;
+        self.state = match r {
+            Ok(o) => {
+                self.form.eval_model = o.model.display().to_string();
+                JobState::Done(format!(
+                    "{} written (best epoch {}{}, sha256 {})",
+                    o.model.display(),
+                    o.best_epoch,
+                    if o.stopped_early {
+                        ", stopped early"
+                    } else {
+                        ""
+                    },
+                    o.sha256.get(..10).unwrap_or(&o.sha256)
+                ))
+            }
+            Err(e) if e == engine::EngineError::Cancelled.to_string() => {
+                JobState::Done("training cancelled".into())
+            }
+            Err(e) => JobState::Failed(e),
+        };
+    }
+
+    /// A progress event of the running training, from the worker.
+    pub fn on_train_event(&mut self, e: DetectorEvent) {
         match e {
             DetectorEvent::Status(s) => self.state = JobState::Busy(s),
             DetectorEvent::Started {

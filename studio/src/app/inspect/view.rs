@@ -48,10 +48,9 @@ impl InspectPanel {
                 ui.separator();
                 ui.heading("Evaluate");
                 self.eval_form_ui(ui, &mut cmds);
-                if let Some(o) = &self.evaluation {
-                    let report = o.record.report.clone();
-                    let plots = o.plots.clone();
-                    self.report_ui(ui, &report, &plots);
+                if let Some(o) = self.evaluation.take() {
+                    self.report_ui(ui, &o.record.report, &o.plots);
+                    self.evaluation = Some(o);
                 }
             });
         cmds
@@ -113,7 +112,7 @@ impl InspectPanel {
             ui.add(egui::TextEdit::singleline(&mut f.device).desired_width(70.0));
             ui.checkbox(&mut f.cfg.multiclass, "One class per label");
         });
-        let busy = self.rx.is_some();
+        let busy = self.busy();
         if ui
             .add_enabled(!busy, egui::Button::new("Train classifier"))
             .clicked()
@@ -175,7 +174,7 @@ impl InspectPanel {
             &mut f.eval_data,
             "real images: MVTec, images + masks…",
         );
-        let busy = self.rx.is_some();
+        let busy = self.busy();
         if ui
             .add_enabled(!busy, egui::Button::new("Evaluate model"))
             .clicked()
