@@ -204,19 +204,49 @@ pub struct ParamSpec {
 /// Where a linked Text goes in the text of a parameter that is an input ([`ParamSpec::input`]).
 pub const TEXT_PLACEHOLDER: &str = "{input}";
 
-/// The text of a parameter fed by a linked Text: `template` with every [`TEXT_PLACEHOLDER`]
-/// replaced by `input`; a template without the placeholder is appended after the input,
+/// Other spellings of [`TEXT_PLACEHOLDER`]: `{caption}`, as in the template the inspection loop
+/// was specified with (`{caption}, deep scratch` fed by a Caption node).
+pub const TEXT_PLACEHOLDER_ALIASES: &[&str] = &["{caption}"];
+
+/// The text of a parameter fed by a linked Text: `template` with every [`TEXT_PLACEHOLDER`] (or
+/// alias) replaced by `input`; a template without a placeholder is appended after the input,
 /// separated by `", "` (so `deep scratch` with the caption `brushed metal` gives
 /// `brushed metal, deep scratch`); an empty template gives the input alone.
 pub fn fill_template(template: &str, input: &str) -> String {
-    if template.contains(TEXT_PLACEHOLDER) {
-        template.replace(TEXT_PLACEHOLDER, input)
+    let marks = std::iter::once(TEXT_PLACEHOLDER).chain(TEXT_PLACEHOLDER_ALIASES.iter().copied());
+    if marks.clone().any(|m| template.contains(m)) {
+        marks.fold(template.to_string(), |t, m| t.replace(m, input))
     } else if template.trim().is_empty() {
         input.to_string()
     } else if input.trim().is_empty() {
         template.to_string()
     } else {
         format!("{input}, {template}")
+    }
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::fill_template;
+
+    #[test]
+    fn placeholders_and_appending() {
+        let c = "brushed metal, 2 scratches";
+        assert_eq!(
+            fill_template("{caption}, deep scratch", c),
+            "brushed metal, 2 scratches, deep scratch"
+        );
+        assert_eq!(
+            fill_template("photo of {input}", c),
+            format!("photo of {c}")
+        );
+        assert_eq!(fill_template("{input} / {caption}", "x"), "x / x");
+        assert_eq!(
+            fill_template("deep scratch", c),
+            format!("{c}, deep scratch")
+        );
+        assert_eq!(fill_template("", c), c);
+        assert_eq!(fill_template("deep scratch", " "), "deep scratch");
     }
 }
 

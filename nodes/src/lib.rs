@@ -39,7 +39,7 @@ mod validate;
 
 pub use catalogue::{
     fill_template, Catalogue, FileRole, NodeSpec, ParamKind, ParamSpec, PortSpec, PortType, Widget,
-    OUTPUT_TEMPLATE_VARS, TEXT_PLACEHOLDER,
+    OUTPUT_TEMPLATE_VARS, TEXT_PLACEHOLDER, TEXT_PLACEHOLDER_ALIASES,
 };
 pub use error::NodesError;
 pub use graph::{

@@ -233,7 +233,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
                 param_ui(ui, p, &mut n.params, true);
                 if fed {
                     ui.weak(format!(
-                        "{} ← linked text fills {}",
+                        "{} ← linked text fills {} (or {{caption}})",
                         p.name,
                         nodes::TEXT_PLACEHOLDER
                     ));
