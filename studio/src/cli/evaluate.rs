@@ -109,16 +109,7 @@ pub(crate) fn evaluations_cmd(json: bool, store: Option<PathBuf>) -> Result<i32>
         Vec::new()
     };
     if json {
-        let v: Vec<serde_json::Value> = list
-            .iter()
-            .map(|(id, r)| {
-                let mut v = serde_json::to_value(r).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("id".into(), (*id).into());
-                }
-                v
-            })
-            .collect();
+        let v = super::info::records_json(&list, |_, _| {});
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }

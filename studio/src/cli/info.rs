@@ -162,7 +162,25 @@ pub(crate) fn history_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
     Ok(0)
 }
 
-/// `history --trainings`: the LoRA training runs in the store.
+/// Stored records as `history --json` prints them: each record's fields plus its `id`, and
+/// whatever `extra` adds.
+pub(crate) fn records_json<T: serde::Serialize>(
+    list: &[(u64, T)],
+    extra: impl Fn(&T, &mut serde_json::Map<String, serde_json::Value>),
+) -> Vec<serde_json::Value> {
+    list.iter()
+        .map(|(id, r)| {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("id".into(), (*id).into());
+                extra(r, o);
+            }
+            v
+        })
+        .collect()
+}
+
+/// `history --trainings`: every training run in the store (LoRA, classifier, segmenter).
 pub(crate) fn trainings_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
     let path = store.unwrap_or_else(engine::paths::store_path);
     let list = if path.exists() {
@@ -171,17 +189,9 @@ pub(crate) fn trainings_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
         Vec::new()
     };
     if json {
-        let v: Vec<serde_json::Value> = list
-            .iter()
-            .map(|(id, r)| {
-                let mut v = serde_json::to_value(r).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("id".into(), (*id).into());
-                    o.insert("status".into(), r.effective_status().name().into());
-                }
-                v
-            })
-            .collect();
+        let v = records_json(&list, |r, o| {
+            o.insert("status".into(), r.effective_status().name().into());
+        });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
