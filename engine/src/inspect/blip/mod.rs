@@ -6,7 +6,7 @@
 //! # API (the `Caption` node and the `caption` command)
 //!
 //! ```no_run
-//! # fn main() -> engine::error::Result<()> {
+//! # fn main() -> engine::Result<()> {
 //! use engine::inspect::blip::{self, CaptionParams, Captioner};
 //! // A path (the folder, or its model.safetensors), or a folder's name in the model folders.
 //! let dir = blip::resolve("blip-image-captioning-base")?;
