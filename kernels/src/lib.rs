@@ -28,8 +28,10 @@
 //! kernels against their references on a GPU.
 
 pub mod attention;
+pub mod conv;
 pub mod geglu;
 pub mod group_norm;
+pub mod simd;
 
 #[cfg(any(feature = "cuda", test))]
 mod cache;
