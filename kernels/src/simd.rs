@@ -67,7 +67,11 @@ pub fn level() -> Level {
     static LEVEL: OnceLock<Level> = OnceLock::new();
     *LEVEL.get_or_init(|| {
         let top = Level::detected();
-        match std::env::var(SIMD_ENV).ok().as_deref().and_then(Level::parse) {
+        match std::env::var(SIMD_ENV)
+            .ok()
+            .as_deref()
+            .and_then(Level::parse)
+        {
             Some(cap) => cap.min(top),
             None => top,
         }

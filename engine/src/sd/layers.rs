@@ -39,12 +39,49 @@ impl GroupNorm {
     }
 }
 
+impl GroupNorm {
+    /// `silu(group_norm(x))`, as ResNet blocks and the output heads use it: one fused pass on
+    /// the CPU (`kernels::group_norm`), else the two ops.
+    pub fn forward_silu(&self, x: &Tensor) -> Result<Tensor> {
+        match self.fused(x, true)? {
+            Some(y) => Ok(y),
+            None => self.forward(x)?.silu(),
+        }
+    }
+
+    /// The fused CPU kernel (statistics in one read, then scale, shift and the optional SiLU in
+    /// one read and write), when it applies: CPU, not recording a backward (the op has none).
+    fn fused(&self, x: &Tensor, silu: bool) -> Result<Option<Tensor>> {
+        if grad_mode() || !x.device().is_cpu() || x.dtype() == DType::F64 || x.rank() < 3 {
+            return Ok(None);
+        }
+        let y = kernels::group_norm::group_norm(
+            x,
+            &self.weight,
+            &self.bias,
+            self.groups,
+            self.eps,
+            silu,
+        )?;
+        Ok(Some(y))
+    }
+}
+
 impl Module for GroupNorm {
-    /// Same arithmetic as torch's CPU kernel: per-group mean and (two-pass) variance, folded
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self.fused(x, false)? {
+            Some(y) => Ok(y),
+            None => self.forward_unfused(x),
+        }
+    }
+}
+
+impl GroupNorm {
+    /// The tensor-op GroupNorm (any device; differentiable). Same arithmetic as torch's CPU kernel: per-group mean and (two-pass) variance, folded
     /// into a per-(batch, channel) `scale = rstd·γ` and `shift = β − mean·scale`, then
     /// `y = x·scale + shift`. Only `[B, G]` statistics are computed in f64; the activation is
     /// never copied to f64 (sums use candle's f32 reductions with 32 partial accumulators).
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward_unfused(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         if dims.len() < 3 {
             candle_core::bail!("GroupNorm expects rank >= 3, got {:?}", dims);
@@ -500,12 +537,12 @@ impl ResnetBlock2D {
 
     /// `x` `[B, C, H, W]`, `temb` `[B, T]` (required when the block has `time_emb_proj`).
     pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
-        let mut h = conv_forward(&self.conv1, &self.norm1.forward(x)?.silu()?)?;
+        let mut h = conv_forward(&self.conv1, &self.norm1.forward_silu(x)?)?;
         if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb) {
             let t = proj.forward(&t.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
             h = h.broadcast_add(&t)?;
         }
-        let h = conv_forward(&self.conv2, &self.norm2.forward(&h)?.silu()?)?;
+        let h = conv_forward(&self.conv2, &self.norm2.forward_silu(&h)?)?;
         let skip = match &self.conv_shortcut {
             Some(c) => conv_forward(c, x)?,
             None => x.clone(),
@@ -772,5 +809,30 @@ mod tests {
             .unwrap();
         let d = max_abs(&got, &want);
         assert!(d < 2e-4, "diff {d}");
+    }
+
+    /// The fused CPU GroupNorm(+SiLU) and the tensor-op path (what training and other devices
+    /// use) agree.
+    #[test]
+    fn fused_group_norm_equals_the_tensor_ops() {
+        let dev = Device::Cpu;
+        let vm = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+        let gn = GroupNorm::new(4, 8, 1e-6, vb.pp("gn")).unwrap();
+        let w = Tensor::randn(0f32, 1.0, 8, &dev).unwrap();
+        let b = Tensor::randn(0f32, 1.0, 8, &dev).unwrap();
+        let gn = GroupNorm {
+            weight: w,
+            bias: b,
+            ..gn
+        };
+        let x = (Tensor::randn(0f32, 2.0, (2, 8, 9, 7), &dev).unwrap() + 1.5).unwrap();
+        let want = gn.forward_unfused(&x).unwrap();
+        assert!(max_abs(&gn.forward(&x).unwrap(), &want) < 1e-5);
+        let got = gn.forward_silu(&x).unwrap();
+        let d = max_abs(&got, &want.silu().unwrap());
+        assert!(d < 1e-5, "diff {d}");
+        // The check can fail: without the SiLU the outputs differ.
+        assert!(max_abs(&gn.forward(&x).unwrap(), &got) > 0.1);
     }
 }

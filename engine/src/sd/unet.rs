@@ -617,7 +617,7 @@ impl UNet2DConditionModel {
             };
             h = blk.forward(&h, &emb, ctx, &mut mine, size)?;
         }
-        let h = self.conv_norm_out.forward(&h)?.silu()?;
+        let h = self.conv_norm_out.forward_silu(&h)?;
         conv_forward(&self.conv_out, &h)
     }
 }

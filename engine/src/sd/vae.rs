@@ -137,7 +137,7 @@ impl Encoder {
             }
         }
         h = self.mid.forward(&h)?;
-        conv_forward(&self.conv_out, &self.norm_out.forward(&h)?.silu()?)
+        conv_forward(&self.conv_out, &self.norm_out.forward_silu(&h)?)
     }
 }
 
@@ -196,7 +196,7 @@ impl Decoder {
                 h = u.forward(&h, None)?;
             }
         }
-        conv_forward(&self.conv_out, &self.norm_out.forward(&h)?.silu()?)
+        conv_forward(&self.conv_out, &self.norm_out.forward_silu(&h)?)
     }
 }
 
