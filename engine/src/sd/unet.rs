@@ -109,9 +109,15 @@ impl FeedForward {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = self.proj_gate.forward(x)?.gelu_erf()?;
+        let gate = self.proj_gate.forward(x)?;
         let hidden = self.proj_hidden.forward(x)?;
-        self.out.forward(&(hidden * gate)?)
+        let y = if x.device().is_cpu() && !super::layers::grad_mode() {
+            // One vectorised pass (torch's CPU erf) instead of candle's scalar erf and a product.
+            kernels::geglu::gelu_mul(&hidden, &gate)?
+        } else {
+            (hidden * gate.gelu_erf()?)?
+        };
+        self.out.forward(&y)
     }
 }
 
