@@ -27,6 +27,7 @@
 //! `engine`) without a GPU, from the CUDA 13.0.x pip wheels. `scripts/gpu-check.sh` runs the
 //! kernels against their references on a GPU.
 
+pub mod alloc;
 pub mod attention;
 pub mod conv;
 pub mod geglu;

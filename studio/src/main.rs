@@ -1,5 +1,7 @@
 //! The `defect-studio` binary: the studio window with no arguments, the CLI with a subcommand.
 
 fn main() {
+    // Reuse freed tensor buffers instead of faulting in fresh pages per op (glibc).
+    kernels::alloc::keep_freed_buffers();
     std::process::exit(studio::cli::main());
 }
