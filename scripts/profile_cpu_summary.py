@@ -12,10 +12,16 @@ import collections
 import re
 import sys
 
+# Frames that name no operator whatever their type parameters: rayon's and the standard
+# library's plumbing. Looked through, and counted as GENERIC only when no other frame classifies.
+GENERIC = "rayon scheduling / idle"
+GENERIC_PAT = re.compile(r"^<?(rayon|rayon_core|crossbeam\w*|std::thread|std::sys|core::ops::function)"
+                         r"::|sched_yield|futex|spin_loop|__sched|\bschedule\b")
 # (class, pattern over a demangled symbol), first match wins; the order matters where names
 # overlap (a fused GroupNorm+SiLU is GroupNorm, gemm's packing is gemm).
 CLASSES = [
-    ("gemm (matrix products)", r"gemm|matrixmultiply|sgemm|microkernel|pack_lhs|pack_rhs"),
+    ("gemm (matrix products)",
+     r"gemm|matrixmultiply|sgemm|microkernel|pack_lhs|pack_rhs|MatMul|matmul"),
     ("im2col / convolution",
      r"im2col|col2im|Im2Col|Col2Im|[cC]onv[12][dD]|conv_transpose|ConvTranspose|kernels::conv|"
      r"conv_forward"),
@@ -25,20 +31,19 @@ CLASSES = [
     ("copies (copy_strided, cat)",
      r"copy_strided|copy2d|copy_slice|Copy2D|memcpy|memmove|\bcat\b|cat_contiguous|::cat|"
      r"contiguous"),
-    ("resize / pool", r"[uU]psample|interpolate|[rR]esize|[pP]ool|bilinear|nearest"),
+    ("resize / pool",
+     r"[uU]psample|interpolate|resize_bilinear|[rR]esize[A-Z_]|bilinear|nearest|[pP]ool[12][dD]|"
+     r"[aA]vg_?[pP]ool|[mM]ax_?[pP]ool"),
     ("alloc / memset / page faults",
      r"malloc|calloc|realloc|\bfree\b|cfree|_int_free|memset|__rust_alloc|__rust_dealloc|"
-     r"alloc::alloc|\bmmap|munmap|\bbrk|page_fault|clear_page|do_anonymous_page|handle_mm_fault|"
-     r"zap_|alloc_pages|folio"),
+     r"alloc::alloc|from_elem|extend_with|Vec<T,A>::resize|RawVec|\bmmap|munmap|\bbrk|page_fault|"
+     r"clear_page|do_anonymous_page|handle_mm_fault|zap_|alloc_pages|folio"),
     ("elementwise (binary, unary, affine, reduce)",
      r"binary_map|unary_map|BinaryOp|UnaryOp|[aA]ffine|[sS]ilu|[gG]elu|[rR]elu|[sS]igmoid|WCond|"
      r"where_cond|to_dtype|\bCast|[rR]educe|sum_impl|Map1|Map2|broadcast|sqrt|tanh|binary_|"
      r"unary_"),
-    ("rayon scheduling / idle",
-     r"rayon|crossbeam|sched_yield|futex|std::thread|spin_loop|__sched|\bschedule\b"),
 ]
 COMPILED = [(name, re.compile(p)) for name, p in CLASSES]
-GENERIC = "rayon scheduling / idle"  # only a last resort: look further up the stack first
 FRAME = re.compile(r"^\s*([0-9a-f]+)\s+(.*?)\s+\((.*)\)\s*$")
 
 
@@ -56,6 +61,8 @@ def demangle(sym):
 
 
 def classify(sym):
+    if GENERIC_PAT.search(sym):
+        return GENERIC
     for name, pat in COMPILED:
         if pat.search(sym):
             return name
