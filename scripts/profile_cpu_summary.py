@@ -12,11 +12,22 @@ import collections
 import re
 import sys
 
+GENERIC = "generic"
+# Innermost frames where a thread waits instead of working: spinning or parked workers of rayon
+# and of candle's barrier pool (`candle-bp-N` threads, which run candle's parallel elementwise
+# ops beside rayon), and the scheduler. Their time is its own class.
+WAITING = "waiting (spinning / parked threads, barriers)"
+WAIT_PAT = re.compile(r"BarrierGuard|spin_loop|sched_yield|futex|rayon_core::sleep|wait_until|"
+                      r"__rust_begin_short_backtrace|finish_task_switch|\bschedule\b|__sched|"
+                      r"\bpark\b|do_idle|cpuidle")
 # Frames that name no operator whatever their type parameters: rayon's and the standard
-# library's plumbing. Looked through, and counted as GENERIC only when no other frame classifies.
-GENERIC = "rayon scheduling / idle"
-GENERIC_PAT = re.compile(r"^<?(rayon|rayon_core|crossbeam\w*|std::thread|std::sys|core::ops::function)"
-                         r"::|sched_yield|futex|spin_loop|__sched|\bschedule\b")
+# library's plumbing, and candle's generic op dispatch (`Map1::map` inlines the op; its caller,
+# e.g. `CpuStorage::conv2d`, names it). Looked through.
+GENERIC_PAT = re.compile(r"^<?(rayon|rayon_core|crossbeam\w*|std::thread|std::sys|"
+                         r"core::ops::function)::|candle_core::cpu_backend::utils::Map\w*::map")
+# A sample whose frames are all plumbing: a closure a rayon worker stole, whose origin is not on
+# the worker's stack.
+STOLEN = "other: rayon jobs (origin not on the stack)"
 # (class, pattern over a demangled symbol), first match wins; the order matters where names
 # overlap (a fused GroupNorm+SiLU is GroupNorm, gemm's packing is gemm).
 CLASSES = [
@@ -40,8 +51,8 @@ CLASSES = [
      r"clear_page|do_anonymous_page|handle_mm_fault|zap_|alloc_pages|folio"),
     ("elementwise (binary, unary, affine, reduce)",
      r"binary_map|unary_map|BinaryOp|UnaryOp|[aA]ffine|[sS]ilu|[gG]elu|[rR]elu|[sS]igmoid|WCond|"
-     r"where_cond|to_dtype|\bCast|[rR]educe|sum_impl|Map1|Map2|broadcast|sqrt|tanh|binary_|"
-     r"unary_"),
+     r"where_cond|to_dtype|\bCast|[rR]educe|sum_impl|broadcast|sqrt|tanh|binary_|"
+     r"unary_|call_trampoline|execute_chunked"),
 ]
 COMPILED = [(name, re.compile(p)) for name, p in CLASSES]
 FRAME = re.compile(r"^\s*([0-9a-f]+)\s+(.*?)\s+\((.*)\)\s*$")
@@ -61,6 +72,7 @@ def demangle(sym):
 
 
 def classify(sym):
+    """The class a symbol names, GENERIC for plumbing to look through, or None."""
     if GENERIC_PAT.search(sym):
         return GENERIC
     for name, pat in COMPILED:
@@ -69,17 +81,27 @@ def classify(sym):
     return None
 
 
+def leaf_label(sym):
+    """The class of a symbol seen as the innermost frame, for the symbol table."""
+    if WAIT_PAT.search(sym):
+        return WAITING
+    c = classify(sym)
+    return "(by its callers)" if c in (None, GENERIC) else c
+
+
 def sample_class(frames):
     """frames: [(symbol, dso)] innermost first."""
-    fallback = None
+    if frames and WAIT_PAT.search(frames[0][0]):
+        return WAITING
+    plumbing = False
     for sym, dso in frames:
         c = classify(sym)
         if c == GENERIC:
-            fallback = fallback or c
+            plumbing = True
         elif c:
             return c
-    if fallback:
-        return fallback
+    if plumbing:
+        return STOLEN
     if frames and frames[0][1] == "[kernel.kallsyms]":
         return "kernel (other)"
     if frames and frames[0][0] == "[unknown]":
@@ -88,27 +110,28 @@ def sample_class(frames):
 
 
 def samples(lines):
-    """Yields (period, [(symbol, dso)]) per sample."""
-    period, frames, in_sample = 0, [], False
+    """Yields (thread name, thread id, period, [(symbol, dso)]) per sample."""
+    comm, tid, period, frames, in_sample = "", 0, 0, [], False
     for line in lines:
         line = line.rstrip("\n")
         if not line.strip():
             if in_sample:
-                yield period, frames
-            period, frames, in_sample = 0, [], False
+                yield comm, tid, period, frames
+            comm, tid, period, frames, in_sample = "", 0, 0, [], False
             continue
         m = FRAME.match(line) if line[:1] in ("\t", " ") and in_sample else None
         if m:
             frames.append((demangle(m.group(2)), m.group(3)))
             continue
         if in_sample:
-            yield period, frames
-        # Header: COMM TID PERIOD (COMM may hold spaces: take the last two numbers).
-        nums = re.findall(r"\b(\d+)\b", line)
-        period = int(nums[-1]) if nums else 1
+            yield comm, tid, period, frames
+        # Header: COMM TID PERIOD (COMM may hold spaces).
+        m = re.match(r"^\s*(.*?)\s+(\d+)\s+(\d+)\s*$", line)
+        comm, tid, period = (m.group(1), int(m.group(2)), int(m.group(3))) if m \
+            else (line.strip(), 0, 1)
         frames, in_sample = [], True
     if in_sample:
-        yield period, frames
+        yield comm, tid, period, frames
 
 
 def main():
@@ -118,8 +141,12 @@ def main():
     leaf = collections.Counter()
     total = 0
     n = 0
-    for period, frames in samples(sys.stdin):
+    by_thread = collections.Counter()
+    tids = collections.defaultdict(set)
+    for comm, tid, period, frames in samples(sys.stdin):
         n += 1
+        by_thread[comm] += period
+        tids[comm].add(tid)
         total += period
         c = sample_class(frames)
         by_class[c] += period
@@ -138,12 +165,20 @@ def main():
         syms = "; ".join(f"`{short(s)}` {pct(w)}" for s, w in leaf_by_class[c].most_common(3))
         print(f"| {c} | {pct(v)} | {v / 1e9:.2f} | {syms} |")
     print()
+    print("CPU time by thread name (rayon's workers carry the program's name; candle's barrier "
+          "pool's are `candle-bp-N`):")
+    print()
+    print("| thread name | threads | % | CPU s |")
+    print("| --- | --- | --- | --- |")
+    for c, v in by_thread.most_common():
+        print(f"| `{c}` | {len(tids[c])} | {pct(v)} | {v / 1e9:.2f} |")
+    print()
     print(f"Top {top} symbols by self time (innermost frame):")
     print()
     print("| self % | symbol | class |")
     print("| --- | --- | --- |")
     for s, v in leaf.most_common(top):
-        print(f"| {pct(v)} | `{short(s)}` | {classify(s) or '(by its callers)'} |")
+        print(f"| {pct(v)} | `{short(s)}` | {leaf_label(s)} |")
 
 
 if __name__ == "__main__":
