@@ -130,7 +130,8 @@ print()
 print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; our SIMD level: "
       f"{', '.join(sorted(simd)) or '?'}; threads: {', '.join(sorted(threads)) or '?'}; "
       f"references: {', '.join(sorted(refs)) or 'none ran'}; median of {runs} timed runs "
-      f"× {rounds} round(s) per side, each side in its own process (raw lines: {out})")
+      f"× {rounds} round(s) per side, each side in its own process; ratio = ours / reference "
+      f"(below 1: ours is faster); MiB = peak resident memory (raw lines: {out})")
 print()
 print("| what | ours s | reference s | ratio | ours MiB | reference MiB |")
 print("| --- | --- | --- | --- | --- | --- |")
