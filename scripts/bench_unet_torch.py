@@ -1,19 +1,18 @@
-"""PyTorch/diffusers side of the UNet benchmark (scripts/bench-unet.sh on the CPU,
+"""PyTorch/diffusers side of the UNet benchmark (scripts/bench-cpu.sh on the CPU,
 scripts/gpu-check.sh on a GPU).
 
 Builds diffusers' UNet2DConditionModel with the real SD1.5 (or SDXL) configuration and random
 weights, runs one warm-up and `--runs` forward passes (batch 1) at `--size`² pixels (latents
-size/8), eager mode with PyTorch's SDPA attention (diffusers' default), and prints one JSON line:
-seconds per evaluation (median), it/s, peak resident memory (MiB).
+size/8) under `torch.inference_mode()`, eager mode with PyTorch's SDPA attention (diffusers'
+default), and prints one JSON line (scripts/bench_report.py): seconds per evaluation (median),
+it/s, peak resident memory (MiB).
 """
 import argparse
-import json
-import resource
-import statistics
-import time
 
 import torch
 from diffusers import UNet2DConditionModel
+
+from bench_report import print_line, time_runs
 
 SD15 = dict(
     sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
@@ -48,7 +47,7 @@ def main():
     dev = torch.device(a.device)
     torch.manual_seed(0)
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
-    with torch.no_grad():
+    with torch.inference_mode():
         with dev:  # random init on the device itself (SDXL's 2.6 B parameters init slowly on a CPU)
             unet = UNet2DConditionModel(**(SDXL if a.arch == "sdxl" else SD15)).eval().to(dtype)
         lat = a.size // 8
@@ -59,20 +58,10 @@ def main():
             s = float(a.size)
             added = {"text_embeds": torch.randn(1, 1280, device=dev, dtype=dtype),
                      "time_ids": torch.tensor([[s, s, 0, 0, s, s]], device=dev, dtype=dtype)}
-        times = []
-        for i in range(a.runs + 1):
-            sync()
-            t0 = time.perf_counter()
-            unet(x, 500, encoder_hidden_states=ctx, added_cond_kwargs=added)
-            sync()
-            times.append(time.perf_counter() - t0)
-        warmup = times.pop(0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    med = statistics.median(times)
-    print(json.dumps({"impl": "diffusers", "torch": torch.__version__, "arch": a.arch,
-                      "device": a.device, "dtype": a.dtype, "size": a.size,
-                      "threads": torch.get_num_threads(), "seconds": med, "it_per_s": 1 / med,
-                      "warmup": warmup, "all": times, "peak_mib": peak}))
+        warmup, times = time_runs(
+            a.runs, lambda: unet(x, 500, encoder_hidden_states=ctx, added_cond_kwargs=added), sync)
+    print_line("diffusers", "unet", a.size, warmup, times, torch=torch.__version__, arch=a.arch,
+               device=a.device, dtype=a.dtype, threads=torch.get_num_threads())
 
 
 if __name__ == "__main__":

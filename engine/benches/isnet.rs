@@ -1,32 +1,59 @@
-//! ISNet speed: seconds per 1024² forward pass on this CPU (release build). Needs the weights:
-//! `defect-studio models fetch isnet` (or set `DEFECT_STUDIO_ISNET` to the file). The
-//! onnxruntime figure for comparison comes from `tests/fixtures/isnet/make_isnet_fixtures.py --time 3`.
-//! Run with `cargo bench -p engine --bench isnet`.
+//! ISNet speed: one 1024² forward pass on this CPU (release build), batch 1, float32. Prints one
+//! JSON line (common/report.rs); `scripts/bench-cpu.sh` runs it next to onnxruntime on the same
+//! ONNX graph (`scripts/bench_isnet_ort.py`).
+//!
+//! Needs the weights: `defect-studio models fetch isnet`, or set `DEFECT_STUDIO_ISNET` to the
+//! file. Looked up in that order: `DEFECT_STUDIO_ISNET`, the model folders
+//! (`ModelManager::default_dirs`), then `~/.cache/defect-studio/models` (where the ISNet tests
+//! install them).
+//!
+//! `cargo bench -p engine --bench isnet -- [RUNS]` (default 3).
 
-use std::time::Instant;
+#[path = "common/report.rs"]
+mod report;
+
+use std::path::PathBuf;
+
+use engine::models::isnet::INPUT_SIZE as SIZE;
+use serde_json::json;
+
+fn weights() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("DEFECT_STUDIO_ISNET") {
+        return Some(PathBuf::from(p));
+    }
+    engine::models::manager::ModelManager::default_dirs()
+        .find_by_name("isnet-medium")
+        .or_else(|| {
+            let p = PathBuf::from(std::env::var_os("HOME")?)
+                .join(".cache/defect-studio/models/isnet-medium.safetensors");
+            p.is_file().then_some(p)
+        })
+}
 
 fn main() {
-    let path = std::env::var_os("DEFECT_STUDIO_ISNET")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            engine::models::manager::ModelManager::default_dirs().find_by_name("isnet-medium")
-        });
-    let Some(path) = path else {
-        println!("isnet bench: no weights; run `defect-studio models fetch isnet` first");
+    let args = report::Args::parse();
+    let runs = args.number(0, 3);
+    let Some(path) = weights() else {
+        eprintln!(
+            "isnet bench: no weights; run `defect-studio models fetch isnet` first (or set DEFECT_STUDIO_ISNET)"
+        );
         return;
     };
-    let net = engine::models::background::load_isnet_file(&path).expect("load");
-    let rgb: Vec<u8> = (0..1024 * 1024 * 3).map(|i| (i * 7 % 251) as u8).collect();
-    let x = engine::models::isnet::IsNet::preprocess(&rgb, 1024, 1024, net.device())
+    let net = engine::models::background::load_isnet_file(&path)
+        .unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()));
+    // The same synthetic photo as scripts/bench_isnet_ort.py.
+    let rgb: Vec<u8> = (0..SIZE * SIZE * 3).map(|i| (i * 7 % 251) as u8).collect();
+    let x = engine::models::isnet::IsNet::preprocess(&rgb, SIZE as u32, SIZE as u32, net.device())
         .expect("preprocess");
-    net.forward(&x).expect("warm-up");
-    let runs = 3;
-    let t = Instant::now();
-    for _ in 0..runs {
+    let (warmup, times) = report::time_runs(runs, || {
         net.forward(&x).expect("forward");
-    }
-    println!(
-        "ISNet 1024² forward on CPU: {:.2} s per image ({runs} runs)",
-        t.elapsed().as_secs_f64() / runs as f64
+    });
+    report::print_line(
+        "defect-studio",
+        "isnet",
+        SIZE,
+        warmup,
+        &times,
+        json!({"device": "Cpu", "dtype": "F32", "weights": path.display().to_string()}),
     );
 }

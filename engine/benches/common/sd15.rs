@@ -1,5 +1,6 @@
 //! Shared by the benches: an SD1.5-shaped diffusers folder (the real SD1.5 UNet, VAE and
-//! CLIP-L configurations) with random weights stored in f16, written to a temporary folder.
+//! CLIP-L configurations) with random weights stored in f16, written to a temporary folder; the
+//! UNet and VAE configurations are also what the `unet` and `vae` benches build.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,14 +13,16 @@ use engine::sd::config::{UNetConfig, VaeConfig};
 use engine::sd::unet::UNet2DConditionModel;
 use engine::sd::vae::AutoencoderKL;
 
-const UNET: &str = r#"{"act_fn": "silu", "attention_head_dim": 8, "block_out_channels": [320, 640, 1280, 1280],
+/// The real `stable-diffusion-v1-5` unet/config.json.
+pub const UNET: &str = r#"{"act_fn": "silu", "attention_head_dim": 8, "block_out_channels": [320, 640, 1280, 1280],
   "center_input_sample": false, "cross_attention_dim": 768,
   "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
   "downsample_padding": 1, "flip_sin_to_cos": true, "freq_shift": 0, "in_channels": 4,
   "layers_per_block": 2, "mid_block_scale_factor": 1, "norm_eps": 1e-05, "norm_num_groups": 32,
   "out_channels": 4, "sample_size": 64,
   "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]}"#;
-const VAE: &str = r#"{"act_fn": "silu", "block_out_channels": [128, 256, 512, 512],
+/// The real `stable-diffusion-v1-5` vae/config.json.
+pub const VAE: &str = r#"{"act_fn": "silu", "block_out_channels": [128, 256, 512, 512],
   "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
   "in_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32,
   "out_channels": 3, "sample_size": 512, "scaling_factor": 0.18215,
