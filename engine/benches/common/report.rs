@@ -18,8 +18,10 @@ pub struct Args {
 }
 
 impl Args {
-    /// Parses `std::env::args()`.
+    /// Parses `std::env::args()`, and sets the allocator as the `defect-studio` binary does
+    /// (`kernels::alloc::keep_freed_buffers`; `DEFECT_STUDIO_MALLOC=default` measures without).
     pub fn parse() -> Args {
+        kernels::alloc::keep_freed_buffers();
         let all: Vec<String> = std::env::args().skip(1).collect();
         let mut positional = Vec::new();
         let mut i = 0;
@@ -154,6 +156,8 @@ pub fn print_line(
         "simd".into(),
         json!(format!("{:?}", kernels::simd::level())),
     );
+    let malloc = std::env::var(kernels::alloc::MALLOC_ENV).unwrap_or_else(|_| "reuse".into());
+    line.insert("malloc".into(), json!(malloc));
     if let Value::Object(extra) = extra {
         line.extend(extra);
     }
