@@ -169,10 +169,9 @@ pub(super) fn fill(
         for ci in 0..pc.c {
             let src = &pc.data[(bi * pc.c + ci) * plane..][..plane];
             for ky in 0..g.kh {
-                for kx in 0..g.kw {
+                for (kx, &(lo, hi)) in xr.iter().enumerate() {
                     let r = ((pc.c0 + ci) * g.kh + ky) * g.kw + kx;
                     let row = &mut cols[r * nb..(r + 1) * nb];
-                    let (lo, hi) = xr[kx];
                     for sg in &segs {
                         let dst = &mut row[sg.j..sg.j + sg.x1 - sg.x0];
                         let iy = (sg.y * s + ky * d) as isize - p as isize;

@@ -63,6 +63,7 @@ struct Case {
     hw: (usize, usize),
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn case(
     pieces: &'static [usize],
     c_out: usize,
