@@ -10,6 +10,9 @@
 //! | [`group_norm`] | [`group_norm::group_norm`] | [`group_norm::GroupNorm`] (`CustomOp3`) | `cuda/group_norm.cu` |
 //! | [`geglu`] | [`geglu::geglu`] | [`geglu::Geglu`] (`CustomOp1`) | `cuda/geglu.cu` |
 //!
+//! [`conv`] is CPU only: [`conv::conv2d`], the f32 CPU convolution of the UNet, the VAE and
+//! ISNet (panelled im2col + gemm with a fused epilogue; other devices keep candle's).
+//!
 //! The CUDA sources are embedded with `include_str!` ([`sources`]) and compiled at first use
 //! with NVRTC, through the `cudarc` that candle re-exports (`candle_core::cuda_backend::cudarc`;
 //! docs/ARCHITECTURE.md, "Kernels", says why not a cudarc of our own). PTX is cached per compute

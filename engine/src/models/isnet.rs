@@ -28,6 +28,10 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use kernels::conv::{Activation, ConvParams, Epilogue};
+
+mod resample;
+use resample::{max_pool2x2_ceil, resize_bilinear};
 
 /// Side length of the square network input.
 pub const INPUT_SIZE: usize = 1024;
@@ -73,19 +77,16 @@ impl From<candle_core::Error> for IsNetError {
     }
 }
 
-/// Bytes of im2col scratch per band in [`Conv3x3::forward`]; small enough
-/// to stay cache-friendly and keep peak memory low.
-const IM2COL_BAND_BYTES: usize = 8 << 20;
-
-/// 3×3 convolution with bias, "same" padding (= dilation).
+/// 3×3 convolution with bias, "same" padding (= dilation), optionally followed by ReLU.
 ///
-/// Stride-1 convolutions run as banded im2col + matmul (the whole network runs
-/// about 1.7× faster this way than with candle 0.11's CPU `conv2d`); the weight is then kept as a
-/// `[c_out, 9 * c_in]` matrix ordered (ky, kx, c_in). Strided ones (only
-/// `conv_in`) use `Tensor::conv2d` with the original `[c_out, c_in, 3, 3]`.
+/// f32 CPU tensors go through [`kernels::conv::conv2d`] (panelled im2col + gemm with the bias
+/// and ReLU fused, inputs concatenated on the fly: docs/ARCHITECTURE.md §8); other devices and
+/// dtypes concatenate and use candle's `conv2d`.
 #[derive(Debug, Clone)]
 struct Conv3x3 {
+    /// `[c_out, c_in, 3, 3]`.
     weight: Tensor,
+    /// `[c_out]`.
     bias: Tensor,
     stride: usize,
     dilation: usize,
@@ -108,53 +109,55 @@ impl Conv3x3 {
                 source: Box::new(source),
             })
         };
-        let weight = get(vec![c_out, c_in, 3, 3], "weight")?;
-        let bias = get(vec![c_out], "bias")?.reshape((1, c_out, 1, 1))?;
-        let weight = if stride == 1 {
-            weight
-                .permute((0, 2, 3, 1))?
-                .reshape((c_out, 9 * c_in))?
-                .contiguous()?
-        } else {
-            weight
-        };
         Ok(Self {
-            weight,
-            bias,
+            weight: get(vec![c_out, c_in, 3, 3], "weight")?,
+            bias: get(vec![c_out], "bias")?,
             stride,
             dilation,
         })
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_cat(&[x], Activation::None)
+    }
+
+    /// The convolution of the channel-wise concatenation of `inputs`, then `activation`.
+    fn forward_cat(
+        &self,
+        inputs: &[&Tensor],
+        activation: Activation,
+    ) -> candle_core::Result<Tensor> {
         let d = self.dilation;
-        if self.stride != 1 {
-            return x
-                .conv2d(&self.weight, d, self.stride, d, 1)?
-                .broadcast_add(&self.bias);
+        let fast = inputs
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+            && self.weight.device().is_cpu()
+            && self.weight.dtype() == DType::F32;
+        if fast {
+            let params = ConvParams {
+                stride: self.stride,
+                padding: d,
+                dilation: d,
+            };
+            let epilogue = Epilogue {
+                bias: Some(&self.bias),
+                activation,
+                residual: None,
+            };
+            return kernels::conv::conv2d(inputs, &self.weight, params, epilogue);
         }
-        let (b, c, h, w) = x.dims4()?;
-        let c_out = self.weight.dim(0)?;
-        let padded = x.pad_with_zeros(2, d, d)?.pad_with_zeros(3, d, d)?;
-        let band = (IM2COL_BAND_BYTES / (9 * c * w * x.dtype().size_in_bytes())).clamp(1, h);
-        let mut images = Vec::with_capacity(b);
-        for i in 0..b {
-            let img = padded.narrow(0, i, 1)?;
-            let mut bands = Vec::with_capacity(h.div_ceil(band));
-            for r0 in (0..h).step_by(band) {
-                let rows = band.min(h - r0);
-                let mut taps = Vec::with_capacity(9);
-                for ky in 0..3 {
-                    for kx in 0..3 {
-                        taps.push(img.narrow(2, r0 + ky * d, rows)?.narrow(3, kx * d, w)?);
-                    }
-                }
-                let cols = Tensor::cat(&taps, 1)?.reshape((9 * c, rows * w))?;
-                bands.push(self.weight.matmul(&cols)?.reshape((1, c_out, rows, w))?);
-            }
-            images.push(Tensor::cat(&bands, 2)?);
+        let x = match inputs {
+            [x] => (*x).clone(),
+            _ => Tensor::cat(inputs, 1)?,
+        };
+        let y = x
+            .conv2d(&self.weight, d, self.stride, d, 1)?
+            .broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;
+        match activation {
+            Activation::None => Ok(y),
+            Activation::Relu => y.relu(),
+            Activation::Silu => y.silu(),
         }
-        Tensor::cat(&images, 0)?.broadcast_add(&self.bias)
     }
 }
 
@@ -177,7 +180,12 @@ impl ReBnConv {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.conv.forward(x)?.relu()
+        self.conv.forward_cat(&[x], Activation::Relu)
+    }
+
+    /// The block applied to the channel-wise concatenation of `inputs` (never built).
+    fn forward_cat(&self, inputs: &[&Tensor]) -> candle_core::Result<Tensor> {
+        self.conv.forward_cat(inputs, Activation::Relu)
     }
 }
 
@@ -244,8 +252,14 @@ impl Rsu {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_cat(&[x])
+    }
+
+    /// The block applied to the channel-wise concatenation of `inputs` (only its input
+    /// convolution reads them, so the concatenation is never built).
+    fn forward_cat(&self, inputs: &[&Tensor]) -> candle_core::Result<Tensor> {
         let height = self.enc.len();
-        let hxin = self.conv_in.forward(x)?;
+        let hxin = self.conv_in.forward_cat(inputs)?;
         // Encoder: hx[i] is the output of level i + 1.
         let mut hx: Vec<Tensor> = Vec::with_capacity(height);
         for (i, block) in self.enc.iter().enumerate() {
@@ -263,7 +277,7 @@ impl Rsu {
             let skip = &hx[level - 1];
             let (_, _, h, w) = skip.dims4()?;
             let up = resize_bilinear(&d, h, w)?;
-            d = self.dec[level - 1].forward(&Tensor::cat(&[&up, skip], 1)?)?;
+            d = self.dec[level - 1].forward_cat(&[&up, skip])?;
         }
         d + hxin
     }
@@ -373,7 +387,7 @@ impl IsNet {
             })?;
             let (_, _, sh, sw) = skip.dims4()?;
             let up = resize_bilinear(&d, sh, sw)?;
-            d = decoder.forward(&Tensor::cat(&[&up, &skip], 1)?)?;
+            d = decoder.forward_cat(&[&up, &skip])?;
         }
         let d1 = self.side1.forward(&d)?;
         let d1 = resize_bilinear(&d1, h, w)?;
@@ -488,53 +502,6 @@ fn resize_bilinear_slice(
     }
 }
 
-/// Half-pixel bilinear resize of an NCHW tensor to `out_h`×`out_w`
-/// (= torch `interpolate(mode="bilinear", align_corners=False)`), done as two
-/// separable passes of `index_select` + weighted sum.
-fn resize_bilinear(x: &Tensor, out_h: usize, out_w: usize) -> candle_core::Result<Tensor> {
-    let x = resize_axis(x, 3, out_w)?;
-    resize_axis(&x, 2, out_h)
-}
-
-fn resize_axis(x: &Tensor, dim: usize, n_out: usize) -> candle_core::Result<Tensor> {
-    let n_in = x.dim(dim)?;
-    if n_in == n_out {
-        return Ok(x.clone());
-    }
-    let (i0, i1, f) = axis_weights(n_in, n_out);
-    let device = x.device();
-    let to_ids = |v: Vec<usize>| {
-        let v: Vec<u32> = v.into_iter().map(|i| i as u32).collect();
-        Tensor::from_vec(v, n_out, device)
-    };
-    let mut shape = vec![1usize; x.rank()];
-    shape[dim] = n_out;
-    let w1 = Tensor::from_vec(f, shape, device)?.to_dtype(x.dtype())?;
-    let w0 = w1.affine(-1.0, 1.0)?;
-    let a = x.index_select(&to_ids(i0)?, dim)?;
-    let b = x.index_select(&to_ids(i1)?, dim)?;
-    a.broadcast_mul(&w0)? + b.broadcast_mul(&w1)?
-}
-
-/// 2×2 max pool, stride 2, with `ceil_mode=True` (odd trailing rows/columns
-/// form their own partial window), for NCHW tensors.
-fn max_pool2x2_ceil(x: &Tensor) -> candle_core::Result<Tensor> {
-    let (_, _, h, w) = x.dims4()?;
-    // Replicating the last row/column leaves the max of a partial window
-    // unchanged, which is exactly ceil-mode semantics.
-    let x = if h % 2 == 1 {
-        x.pad_with_same(2, 0, 1)?
-    } else {
-        x.clone()
-    };
-    let x = if w % 2 == 1 {
-        x.pad_with_same(3, 0, 1)?
-    } else {
-        x
-    };
-    x.max_pool2d(2)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,6 +610,39 @@ mod tests {
         }
     }
 
+    /// The f32 CPU paths and the candle paths (taken for f64 here) agree.
+    #[test]
+    fn resample_fast_paths_match_candle_paths() {
+        for (i, &(h, w, oh, ow)) in RESIZE_CASES.iter().enumerate() {
+            let src = pseudo_random(3 * h * w, 600 + i as u64);
+            let x = Tensor::from_vec(src, (1, 3, h, w), &Device::Cpu).unwrap();
+            let x64 = x.to_dtype(DType::F64).unwrap();
+            let pairs = [
+                (
+                    resize_bilinear(&x, oh, ow).unwrap(),
+                    resize_bilinear(&x64, oh, ow).unwrap(),
+                ),
+                (
+                    max_pool2x2_ceil(&x).unwrap(),
+                    max_pool2x2_ceil(&x64).unwrap(),
+                ),
+            ];
+            for (fast, slow) in pairs {
+                assert_eq!(fast.dims(), slow.dims());
+                let fast = fast.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let slow = slow
+                    .to_dtype(DType::F32)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap();
+                let d = max_abs(&fast, &slow);
+                assert!(d < 1e-5, "{h}x{w} -> {oh}x{ow}: max diff {d}");
+            }
+        }
+    }
+
     #[test]
     fn max_pool_ceil_matches_naive() {
         for (i, &(h, w)) in [(4, 4), (5, 7), (7, 5), (1, 3), (9, 9), (2, 1)]
@@ -671,42 +671,52 @@ mod tests {
         }
     }
 
+    /// `Conv3x3` (fused bias + ReLU, inputs in two pieces) against candle's `conv2d` of the
+    /// concatenation, at ISNet's dilations and strides.
     #[test]
-    fn banded_conv_matches_candle_conv2d() {
+    fn conv3x3_matches_candle_conv2d() {
         let dev = Device::Cpu;
-        // (c_in, c_out, h, w, dilation): odd sizes; 400x300x4 spans 3 bands.
-        for (i, &(c, o, h, w, d)) in [
-            (3, 5, 7, 9, 1),
-            (4, 6, 400, 300, 1),
-            (5, 2, 11, 6, 2),
-            (2, 3, 17, 13, 4),
-            (3, 3, 9, 20, 8),
+        // (c_in first piece, c_in second piece, c_out, h, w, dilation, stride): odd sizes.
+        for (i, &(c1, c2, o, h, w, d, s)) in [
+            (3, 0, 5, 7, 9, 1, 1),
+            (4, 3, 6, 40, 30, 1, 1),
+            (5, 2, 2, 11, 6, 2, 1),
+            (2, 2, 3, 17, 13, 4, 1),
+            (3, 1, 3, 9, 20, 8, 1),
+            (3, 0, 4, 15, 10, 1, 2),
         ]
         .iter()
         .enumerate()
         {
-            let x = Tensor::from_vec(pseudo_random(c * h * w, 300 + i as u64), (1, c, h, w), &dev)
-                .unwrap();
-            let wt = Tensor::from_vec(pseudo_random(o * c * 9, 400 + i as u64), (o, c, 3, 3), &dev)
-                .unwrap();
-            let b = Tensor::from_vec(pseudo_random(o, 500 + i as u64), (1, o, 1, 1), &dev).unwrap();
+            let rnd = |n: usize, seed: u64, shape: (usize, usize, usize, usize)| {
+                Tensor::from_vec(pseudo_random(n, seed), shape, &dev).unwrap()
+            };
+            let x1 = rnd(c1 * h * w, 300 + i as u64, (1, c1, h, w));
+            let x2 = rnd(c2.max(1) * h * w, 350 + i as u64, (1, c2.max(1), h, w));
+            let c = if c2 == 0 { c1 } else { c1 + c2 };
+            let wt = rnd(o * c * 9, 400 + i as u64, (o, c, 3, 3));
+            let b = Tensor::from_vec(pseudo_random(o, 500 + i as u64), o, &dev).unwrap();
+            let x = if c2 == 0 {
+                x1.clone()
+            } else {
+                Tensor::cat(&[&x1, &x2], 1).unwrap()
+            };
             let want = x
-                .conv2d(&wt, d, 1, d, 1)
+                .conv2d(&wt, d, s, d, 1)
                 .unwrap()
-                .broadcast_add(&b)
+                .broadcast_add(&b.reshape((1, o, 1, 1)).unwrap())
+                .unwrap()
+                .relu()
                 .unwrap();
             let conv = Conv3x3 {
-                weight: wt
-                    .permute((0, 2, 3, 1))
-                    .unwrap()
-                    .reshape((o, 9 * c))
-                    .unwrap(),
+                weight: wt,
                 bias: b,
-                stride: 1,
+                stride: s,
                 dilation: d,
             };
-            let got = conv.forward(&x).unwrap();
-            assert_eq!(got.dims4().unwrap(), (1, o, h, w));
+            let pieces: Vec<&Tensor> = if c2 == 0 { vec![&x1] } else { vec![&x1, &x2] };
+            let got = conv.forward_cat(&pieces, Activation::Relu).unwrap();
+            assert_eq!(got.dims(), want.dims());
             let diff = (got - want)
                 .unwrap()
                 .abs()

@@ -1,10 +1,12 @@
 //! Building blocks shared by the UNet and the VAE, mirroring diffusers' module and weight names:
 //! [`GroupNorm`], [`ResnetBlock2D`], [`Downsample2D`], [`Upsample2D`] and the sinusoidal
-//! [`timestep_embedding`], plus [`conv_forward`], the CPU convolution (tiled im2col + gemm)
-//! every convolution of the crate goes through, and detached weight loaders.
+//! [`timestep_embedding`], plus [`conv_forward`] / [`conv_forward_fused`], which every
+//! convolution of the crate goes through (on CPU: `kernels::conv`), and detached weight loaders.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
+pub use kernels::conv::Activation;
+use kernels::conv::{ConvParams, Epilogue};
 
 /// `torch.nn.GroupNorm` with affine weights. Statistics: f32 per-channel sums (candle's
 /// 32-accumulator reduction), combined per group in f64, two-pass variance; no f64 copy of the
@@ -133,8 +135,8 @@ thread_local! {
     static GRAD_MODE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Whether the current thread is in training (differentiable) mode: the im2col convolution
-/// records a backward (col2im), attention takes `kernels::attention::attention_trainable`
+/// Whether the current thread is in training (differentiable) mode: convolutions take
+/// candle's path (which records a backward), attention takes `kernels::attention::attention_trainable`
 /// (chunked recompute backward), and linear weights computed from trainable `Var`s keep their
 /// graph.
 pub(crate) fn grad_mode() -> bool {
@@ -155,280 +157,57 @@ impl Drop for GradModeGuard {
     }
 }
 
-/// Bytes of one im2col tile built by [`conv_forward`] (the output rows of a tile are chosen
-/// so that its column buffer stays under this bound).
-pub const IM2COL_BUDGET_BYTES: usize = 32 << 20;
-
-/// Builds the im2col matrix `[C·kh·kw, nb·ny·W_out]` of images `b0..b0+nb`, output rows
-/// `y0..y0+ny`, from a contiguous NCHW input (rows ordered `(c, ky, kx)` like a PyTorch
-/// weight reshaped to `[C_out, C·kh·kw]`, columns ordered `(b, y, x)`).
-#[derive(Clone)]
-struct Im2ColTile {
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    padding: usize,
-    w_out: usize,
-    b0: usize,
-    nb: usize,
-    y0: usize,
-    ny: usize,
-}
-
-impl Im2ColTile {
-    /// Calls `f(row, col, input, len)` for every run of the column matrix: `len` columns of
-    /// row `row` starting at column `col` read input elements `input, input + stride, …` of an
-    /// NCHW input of `dims`. Columns outside every run are padding (zero). im2col and its
-    /// adjoint col2im walk the same runs.
-    fn for_each_run(
-        &self,
-        (_b, c, h, w): (usize, usize, usize, usize),
-        mut f: impl FnMut(usize, usize, usize, usize),
-    ) {
-        let (s, p) = (self.stride as isize, self.padding as isize);
-        let mut row = 0;
-        for ci in 0..c {
-            for ky in 0..self.kh {
-                for kx in 0..self.kw {
-                    let r = row;
-                    row += 1;
-                    // Output columns x whose input column x·s + kx − p lies inside [0, w).
-                    let off = kx as isize - p;
-                    let x_lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s };
-                    let x_hi =
-                        ((w as isize - 1 - off).div_euclid(s) + 1).clamp(0, self.w_out as isize);
-                    if x_hi <= x_lo {
-                        continue;
-                    }
-                    let (x_lo, x_hi) = (x_lo as usize, x_hi as usize);
-                    let ix0 = (x_lo as isize * s + off) as usize;
-                    for bi in 0..self.nb {
-                        let plane = ((self.b0 + bi) * c + ci) * h * w;
-                        for yi in 0..self.ny {
-                            let iy = ((self.y0 + yi) * self.stride) as isize + ky as isize - p;
-                            if iy < 0 || iy >= h as isize {
-                                continue;
-                            }
-                            let col = (bi * self.ny + yi) * self.w_out + x_lo;
-                            f(r, col, plane + iy as usize * w + ix0, x_hi - x_lo);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn fill<T: candle_core::WithDType>(
-        &self,
-        src: &[T],
-        dims: (usize, usize, usize, usize),
-    ) -> Vec<T> {
-        let cols = self.nb * self.ny * self.w_out;
-        let mut col = vec![T::zero(); dims.1 * self.kh * self.kw * cols];
-        self.for_each_run(dims, |row, c0, i0, len| {
-            let d = &mut col[row * cols + c0..row * cols + c0 + len];
-            if self.stride == 1 {
-                d.copy_from_slice(&src[i0..i0 + len]);
-            } else {
-                for (j, v) in d.iter_mut().enumerate() {
-                    *v = src[i0 + j * self.stride];
-                }
-            }
-        });
-        col
-    }
-}
-
-impl candle_core::CustomOp1 for Im2ColTile {
-    fn name(&self) -> &'static str {
-        "sdunet-im2col"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        use candle_core::CpuStorage as S;
-        let dims = layout.shape().dims4()?;
-        let (start, end) = match layout.contiguous_offsets() {
-            Some(o) => o,
-            None => candle_core::bail!("im2col: input must be contiguous"),
-        };
-        let shape =
-            candle_core::Shape::from((dims.1 * self.kh * self.kw, self.nb * self.ny * self.w_out));
-        let out = match storage {
-            S::F32(v) => S::F32(self.fill(&v[start..end], dims)),
-            S::F64(v) => S::F64(self.fill(&v[start..end], dims)),
-            S::F16(v) => S::F16(self.fill(&v[start..end], dims)),
-            S::BF16(v) => S::BF16(self.fill(&v[start..end], dims)),
-            _ => candle_core::bail!("im2col: unsupported dtype (f16, bf16, f32, f64 only)"),
-        };
-        Ok((out, shape))
-    }
-
-    /// The gradient w.r.t. the whole input: the column gradient scattered back (col2im).
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let dims = arg.dims4()?;
-        let op = Col2ImTile {
-            tile: self.clone(),
-            dims,
-        };
-        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&op)?))
-    }
-}
-
-/// The adjoint of an [`Im2ColTile`]: accumulates a column matrix into a `[B, C, H, W]` input
-/// gradient (zero outside the tile's receptive field).
-struct Col2ImTile {
-    tile: Im2ColTile,
-    dims: (usize, usize, usize, usize),
-}
-
-impl Col2ImTile {
-    fn fill<T: candle_core::WithDType + std::ops::AddAssign>(&self, src: &[T]) -> Vec<T> {
-        let t = &self.tile;
-        let (b, c, h, w) = self.dims;
-        let cols = t.nb * t.ny * t.w_out;
-        let mut dst = vec![T::zero(); b * c * h * w];
-        t.for_each_run(self.dims, |row, c0, i0, len| {
-            let g = &src[row * cols + c0..row * cols + c0 + len];
-            for (j, v) in g.iter().enumerate() {
-                dst[i0 + j * t.stride] += *v;
-            }
-        });
-        dst
-    }
-}
-
-impl candle_core::CustomOp1 for Col2ImTile {
-    fn name(&self) -> &'static str {
-        "sdunet-col2im"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        use candle_core::CpuStorage as S;
-        let (start, end) = match layout.contiguous_offsets() {
-            Some(o) => o,
-            None => candle_core::bail!("col2im: input must be contiguous"),
-        };
-        let out = match storage {
-            S::F32(v) => S::F32(self.fill(&v[start..end])),
-            S::F64(v) => S::F64(self.fill(&v[start..end])),
-            _ => candle_core::bail!("col2im: unsupported dtype (f32, f64 only)"),
-        };
-        Ok((out, candle_core::Shape::from(self.dims)))
-    }
-}
-
-/// Forward of a (diffusers-built) [`Conv2d`]. On CPU this replaces candle's convolution, which
-/// re-lays-out the whole weight and the whole input on every call, by a row-tiled im2col
-/// (bounded by [`IM2COL_BUDGET_BYTES`]) and one gemm per tile against the weight viewed as
-/// `[C_out, C_in·kh·kw]` (no copy); 1×1 convolutions are a single batched matmul. Other
-/// devices, groups and dilation fall back to candle.
+/// Forward of a (diffusers-built) [`Conv2d`]: [`conv_forward_fused`] with no activation and
+/// no residual.
 pub fn conv_forward(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
-    conv_forward_budget(conv, x, IM2COL_BUDGET_BYTES)
+    conv_forward_fused(conv, &[x], Activation::None, None)
 }
 
-/// [`conv_forward`] with an explicit im2col tile budget in bytes (for tests).
-fn conv_forward_budget(conv: &Conv2d, x: &Tensor, budget: usize) -> Result<Tensor> {
+/// `activation(conv(cat(inputs, dim 1)) + bias) + residual` for a (diffusers-built)
+/// [`Conv2d`]. f32 CPU tensors outside grad mode go through [`kernels::conv::conv2d`]
+/// (panelled im2col + gemm, the inputs never concatenated, the bias, activation and residual
+/// applied per panel: docs/ARCHITECTURE.md §8); grad mode, other devices and dtypes, and
+/// grouped convolutions concatenate and use candle's convolution (whose backward candle has).
+pub fn conv_forward_fused(
+    conv: &Conv2d,
+    inputs: &[&Tensor],
+    activation: Activation,
+    residual: Option<&Tensor>,
+) -> Result<Tensor> {
     let cfg = conv.config();
-    if grad_mode() || !x.device().is_cpu() || cfg.groups != 1 || cfg.dilation != 1 || x.rank() != 4
-    {
-        return conv.forward(x);
-    }
-    let wt = conv.weight();
-    let (c_out, c_in, kh, kw) = wt.dims4()?;
-    let (b, c, h, w) = x.dims4()?;
-    if c != c_in {
-        candle_core::bail!(
-            "conv2d: input {:?} has {c} channels, weight {:?} expects {c_in}",
-            x.shape(),
-            wt.shape()
-        );
-    }
-    let (s, p) = (cfg.stride, cfg.padding);
-    if h + 2 * p < kh || w + 2 * p < kw || s == 0 {
-        candle_core::bail!(
-            "conv2d: input {:?} too small for kernel {:?}",
-            x.shape(),
-            wt.shape()
-        );
-    }
-    let (h_out, w_out) = ((h + 2 * p - kh) / s + 1, (w + 2 * p - kw) / s + 1);
-    let k = c_in * kh * kw;
-    let w2 = wt.reshape((c_out, k))?;
-    let x = x.contiguous()?;
-    let out = if kh == 1 && kw == 1 && s == 1 && p == 0 {
-        let x3 = x.reshape((b, c, h * w))?;
-        if b == 1 {
-            w2.matmul(&x3.squeeze(0)?)?.unsqueeze(0)?
-        } else {
-            w2.broadcast_left(b)?.matmul(&x3)?
-        }
-    } else {
-        let elem = x.dtype().size_in_bytes();
-        let per_row = k * w_out * elem;
-        let plane = h_out * w_out;
-        let tile = |b0: usize, nb: usize, y0: usize, ny: usize| -> Result<Tensor> {
-            let op = Im2ColTile {
-                kh,
-                kw,
-                stride: s,
-                padding: p,
-                w_out,
-                b0,
-                nb,
-                y0,
-                ny,
-            };
-            // In grad mode the tile has a backward (col2im) so that gradients flow to the input.
-            let col = if grad_mode() {
-                x.apply_op1(op)?
-            } else {
-                x.apply_op1_no_bwd(&op)?
-            };
-            w2.matmul(&col)
+    let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
+    let fast = !grad_mode()
+        && cfg.groups == 1
+        && inputs.iter().all(|t| f32_cpu(t))
+        && f32_cpu(conv.weight())
+        && conv.bias().is_none_or(f32_cpu)
+        && residual.is_none_or(f32_cpu);
+    if fast {
+        let params = ConvParams {
+            stride: cfg.stride,
+            padding: cfg.padding,
+            dilation: cfg.dilation,
         };
-        if b > 1 && b * h_out * per_row <= budget {
-            // Small images: one gemm for the whole batch (the weight is streamed once).
-            tile(0, b, 0, h_out)?
-                .reshape((c_out, b, plane))?
-                .transpose(0, 1)?
-                .contiguous()?
-        } else {
-            let rows = (budget / per_row.max(1)).clamp(1, h_out);
-            let mut imgs = Vec::with_capacity(b);
-            for bi in 0..b {
-                let mut parts = Vec::with_capacity(h_out.div_ceil(rows));
-                let mut y0 = 0;
-                while y0 < h_out {
-                    let ny = rows.min(h_out - y0);
-                    parts.push(tile(bi, 1, y0, ny)?);
-                    y0 += ny;
-                }
-                let img = if parts.len() == 1 {
-                    parts.remove(0)
-                } else {
-                    Tensor::cat(&parts, 1)?
-                };
-                imgs.push(img.unsqueeze(0)?);
-            }
-            if imgs.len() == 1 {
-                imgs.remove(0)
-            } else {
-                Tensor::cat(&imgs, 0)?
-            }
-        }
+        let epilogue = Epilogue {
+            bias: conv.bias(),
+            activation,
+            residual,
+        };
+        return kernels::conv::conv2d(inputs, conv.weight(), params, epilogue);
+    }
+    let x = match inputs {
+        [x] => (*x).clone(),
+        _ => Tensor::cat(inputs, 1)?,
     };
-    let out = out.reshape((b, c_out, h_out, w_out))?;
-    match conv.bias() {
-        Some(bias) => out.broadcast_add(&bias.reshape((1, c_out, 1, 1))?),
-        None => Ok(out),
+    let y = conv.forward(&x)?;
+    let y = match activation {
+        Activation::None => y,
+        Activation::Relu => y.relu()?,
+        Activation::Silu => y.silu()?,
+    };
+    match residual {
+        Some(r) => y + r,
+        None => Ok(y),
     }
 }
 
@@ -542,12 +321,13 @@ impl ResnetBlock2D {
             let t = proj.forward(&t.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
             h = h.broadcast_add(&t)?;
         }
-        let h = conv_forward(&self.conv2, &self.norm2.forward_silu(&h)?)?;
         let skip = match &self.conv_shortcut {
             Some(c) => conv_forward(c, x)?,
             None => x.clone(),
         };
-        let out = (skip + h)?;
+        // conv2 + bias + skip in one output pass.
+        let h = self.norm2.forward_silu(&h)?;
+        let out = conv_forward_fused(&self.conv2, &[&h], Activation::None, Some(&skip))?;
         if self.output_scale_factor == 1.0 {
             Ok(out)
         } else {
@@ -721,16 +501,20 @@ mod tests {
                     .to_scalar::<f32>()
                     .unwrap()
                     .max(1.0);
-            // Whole batch in one tile, one image per tile, and one output row per tile.
-            for budget in [IM2COL_BUDGET_BYTES, cin * k * k * w * 4 * h, 1] {
-                let got = conv_forward_budget(&conv, &x, budget).unwrap();
-                assert_eq!(got.dims(), want.dims());
-                let d = max_abs(&got, &want);
-                assert!(
-                    d <= tol,
-                    "case {cin} {cout} {k} {stride} {padding}: diff {d} > {tol}"
-                );
-            }
+            let got = conv_forward(&conv, &x).unwrap();
+            assert_eq!(got.dims(), want.dims());
+            let d = max_abs(&got, &want);
+            assert!(
+                d <= tol,
+                "case {cin} {cout} {k} {stride} {padding}: diff {d} > {tol}"
+            );
+            // Two input pieces, SiLU and a residual.
+            let (x1, x2) = (x.narrow(1, 0, 1).unwrap(), x.narrow(1, 1, cin - 1).unwrap());
+            let res = want.randn_like(0.0, 1.0).unwrap();
+            let got = conv_forward_fused(&conv, &[&x1, &x2], Activation::Silu, Some(&res)).unwrap();
+            let fused_want = (want.silu().unwrap() + &res).unwrap();
+            let d = max_abs(&got, &fused_want);
+            assert!(d <= tol, "fused case {cin} {cout} {k}: diff {d} > {tol}");
             // Non-contiguous input.
             let xt = x.transpose(2, 3).unwrap();
             let got = conv_forward(&conv, &xt).unwrap();
@@ -739,9 +523,9 @@ mod tests {
         }
     }
 
-    /// In grad mode the tiled convolution's input gradient (col2im) equals candle's conv2d
-    /// backward, for strides, paddings and tilings (candle's own backward fails for a stride-2
-    /// 5×5 kernel on odd sizes, so that case is not compared).
+    /// In grad mode [`conv_forward`] records a backward (candle's convolution): its input
+    /// gradient equals candle's conv2d backward, for strides and paddings (candle's own backward
+    /// fails for a stride-2 5×5 kernel on odd sizes, so that case is not compared).
     #[test]
     fn conv_input_gradient_matches_candle() {
         let dev = Device::Cpu;
@@ -772,14 +556,12 @@ mod tests {
                 g.get(x.as_tensor()).expect("input gradient").clone()
             };
             let want = grad_of(conv.forward(x.as_tensor()).unwrap());
-            for budget in [IM2COL_BUDGET_BYTES, 1] {
-                let got = grad_of(conv_forward_budget(&conv, x.as_tensor(), budget).unwrap());
-                let d = max_abs(&got, &want);
-                assert!(
-                    d < 1e-4,
-                    "case {cin} {cout} {k} {stride} {padding}: diff {d}"
-                );
-            }
+            let got = grad_of(conv_forward(&conv, x.as_tensor()).unwrap());
+            let d = max_abs(&got, &want);
+            assert!(
+                d < 1e-4,
+                "case {cin} {cout} {k} {stride} {padding}: diff {d}"
+            );
         }
     }
 
