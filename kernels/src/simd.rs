@@ -360,10 +360,21 @@ mod tests {
             exp_in_place_at(level, &mut y);
             assert_eq!(&y[..4], &[0.0; 4], "{level:?}: very negative → 0");
             // exp(−100) ≈ 3.7e−44 is subnormal: within one subnormal step (1.4e−45) of exact.
-            assert!(((y[4] as f64) - (-100f64).exp()).abs() <= 1.5e-45, "{level:?}: {}", y[4]);
+            assert!(
+                ((y[4] as f64) - (-100f64).exp()).abs() <= 1.5e-45,
+                "{level:?}: {}",
+                y[4]
+            );
             assert_eq!(&y[5..8], &[1.0; 3], "{level:?}");
-            assert!(rel(y[8], (88.7f32 as f64).exp()) <= 1e-6, "{level:?}: {}", y[8]);
-            assert!(y[9..12].iter().all(|v| *v == f32::INFINITY), "{level:?}: overflow → ∞");
+            assert!(
+                rel(y[8], (88.7f32 as f64).exp()) <= 1e-6,
+                "{level:?}: {}",
+                y[8]
+            );
+            assert!(
+                y[9..12].iter().all(|v| *v == f32::INFINITY),
+                "{level:?}: overflow → ∞"
+            );
             assert!(y[12].is_nan(), "{level:?}: NaN stays NaN");
         }
     }
@@ -390,11 +401,16 @@ mod tests {
     #[test]
     fn softmax_row_helpers_at_every_level() {
         // 1000 values (not a multiple of LANES) with the max in the tail.
-        let mut xs: Vec<f32> = (0..1000).map(|i| ((i * 37) % 101) as f32 * 0.5 - 20.0).collect();
+        let mut xs: Vec<f32> = (0..1000)
+            .map(|i| ((i * 37) % 101) as f32 * 0.5 - 20.0)
+            .collect();
         xs[997] = 31.5;
         for level in Level::supported() {
             assert_eq!(max_at(level, &xs), 31.5, "{level:?}");
-            assert_eq!(max_at(level, &xs[..3]), xs[..3].iter().cloned().fold(f32::MIN, f32::max));
+            assert_eq!(
+                max_at(level, &xs[..3]),
+                xs[..3].iter().cloned().fold(f32::MIN, f32::max)
+            );
             assert_eq!(max_at(level, &[]), f32::NEG_INFINITY);
             let mut y = xs.clone();
             let sum = exp_sub_sum_at(level, &mut y, 31.5);
@@ -402,9 +418,15 @@ mod tests {
             for (&x, &g) in xs.iter().zip(&y) {
                 let w = (x as f64 - 31.5).exp();
                 want_sum += w;
-                assert!(rel(g, w) <= 1e-6, "{level:?}: exp({x} − 31.5) = {g}, want {w}");
+                assert!(
+                    rel(g, w) <= 1e-6,
+                    "{level:?}: exp({x} − 31.5) = {g}, want {w}"
+                );
             }
-            assert!(rel(sum, want_sum) <= 1e-6, "{level:?}: sum {sum} vs {want_sum}");
+            assert!(
+                rel(sum, want_sum) <= 1e-6,
+                "{level:?}: sum {sum} vs {want_sum}"
+            );
             let mut z = xs.clone();
             scale_at(level, &mut z, 0.25);
             assert!(z.iter().zip(&xs).all(|(a, b)| *a == b * 0.25), "{level:?}");
