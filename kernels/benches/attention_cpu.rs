@@ -47,24 +47,20 @@ fn view(t: &(Vec<f32>, [usize; 4])) -> Result<View<'_>> {
     View::new(&t.0, 0, dims, strides)
 }
 
-fn fused_at(
-    (q, k, v): (
-        &(Vec<f32>, [usize; 4]),
-        &(Vec<f32>, [usize; 4]),
-        &(Vec<f32>, [usize; 4]),
-    ),
+type Prepared = (Vec<f32>, [usize; 4]);
+
+fn fused_at(qkv: (&Prepared, &Prepared, &Prepared), scale: f64, level: Level) -> Result<Vec<f32>> {
+    fused_tiled(qkv, scale, level, Blocks::for_head_dim(qkv.0 .1[3]))
+}
+
+fn fused_tiled(
+    (q, k, v): (&Prepared, &Prepared, &Prepared),
     scale: f64,
     level: Level,
+    blocks: Blocks,
 ) -> Result<Vec<f32>> {
     let (qv, kv, vv) = (view(q)?, view(k)?, view(v)?);
-    attention_at(
-        &qv,
-        &kv,
-        &vv,
-        scale as f32,
-        level,
-        Blocks::for_head_dim(q.1[3]),
-    )
+    attention_at(&qv, &kv, &vv, scale as f32, level, blocks)
 }
 
 fn seconds(f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
@@ -78,7 +74,37 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// `-- sweep`: the fused path at several tilings, for the two large shapes.
+fn sweep(reps: usize) -> Result<()> {
+    let dev = Device::Cpu;
+    for (b, h, l, d) in [(1, 8, 4096, 40), (1, 1, 4096, 512)] {
+        let t =
+            |s| Tensor::randn(0f32, 1.0, (b, h, l, d), &dev).and_then(|t| data(&t).map(|x| (x, s)));
+        let ((q, _), (k, _), (v, _)) = (t(0)?, t(1)?, t(2)?);
+        for bq in [32, 64, 128, 256] {
+            for bk in [64, 128, 256, 512, 1024] {
+                let blocks = Blocks { q: bq, k: bk };
+                let ts: Vec<f64> = (0..reps)
+                    .map(|_| {
+                        seconds(&mut || {
+                            fused_tiled((&q, &k, &v), 0.1, simd::level(), blocks).map(|_| ())
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                println!(
+                    "({b}, {h}, {l}, {d}) q {bq:4} k {bk:4}: {:.4} s",
+                    median(ts)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
+    if std::env::args().any(|a| a == "sweep") {
+        return sweep(3);
+    }
     let reps: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())

@@ -208,7 +208,13 @@ fn tiles_fit_the_cache_sizes() {
     for d in [40, 64, 80, 160, 512] {
         let b = Blocks::for_head_dim(d);
         assert!(b.k % 16 == 0 && (64..=512).contains(&b.k), "{d}: {b:?}");
-        assert!(b.q * b.k * 4 <= 128 << 10, "{d}: score tile {b:?}");
+        assert!(b.q * b.k * 4 <= 256 << 10, "{d}: score tile {b:?}");
         assert!(b.k * d * 4 <= 256 << 10, "{d}: key block {b:?}");
+        assert!(b.q * d * 4 <= 512 << 10, "{d}: accumulator {b:?}");
     }
+    // Short sequences with one head are split finer, so both cores get tasks.
+    let threads = rayon::current_num_threads();
+    let small = Blocks::for_shape(1, 256, 512);
+    assert!(small.q >= 16 && (256usize.div_ceil(small.q) >= 4 * threads || small.q == 16));
+    assert_eq!(Blocks::for_shape(8, 4096, 40), Blocks::for_head_dim(40));
 }

@@ -15,7 +15,7 @@
 //!
 //! | module | entry point | what |
 //! | --- | --- | --- |
-//! | [`attention_cpu`] | [`attention_cpu::attention`], [`attention_cpu::cpu_fwd`] | fused attention: (batch·head, 64-query) tasks on rayon, `gemm` tile products, online softmax; the CPU forward of [`attention::FlashAttention`] |
+//! | [`attention_cpu`] | [`attention_cpu::attention`], [`attention_cpu::cpu_fwd`] | fused attention: (batch·head, 128–256-query) tasks on rayon, `gemm` tile products, online softmax; the CPU forward of [`attention::FlashAttention`] |
 //! | [`conv`] | [`conv::conv2d`] | convolution over concatenated inputs with a fused bias/activation/residual epilogue |
 //! | [`simd`] | [`simd::level`], [`simd::exp_in_place`], [`simd::silu_in_place`] | the run-time SIMD level (`DEFECT_STUDIO_SIMD` caps it) and vectorised exp, SiLU and softmax-row helpers per level |
 //!
