@@ -49,6 +49,9 @@ fn view(t: &(Vec<f32>, [usize; 4])) -> Result<View<'_>> {
 
 type Prepared = (Vec<f32>, [usize; 4]);
 
+/// (name, (B, H, Lq, D), Lk).
+type Case = (&'static str, (usize, usize, usize, usize), usize);
+
 fn fused_at(qkv: (&Prepared, &Prepared, &Prepared), scale: f64, level: Level) -> Result<Vec<f32>> {
     fused_tiled(qkv, scale, level, Blocks::for_head_dim(qkv.0 .1[3]))
 }
@@ -119,7 +122,7 @@ fn main() -> Result<()> {
         "| shape (B, H, Lq, D) · Lk | old (matmul + softmax) | fused | fused AVX2 | fused scalar | old / fused | max |Δ| |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    let shapes: [(&str, (usize, usize, usize, usize), usize); 7] = [
+    let shapes: [Case; 7] = [
         ("SD1.5 self 64²", (1, 8, 4096, 40), 4096),
         ("SD1.5 cross 64²", (1, 8, 4096, 40), 77),
         ("SD1.5 self 32²", (1, 8, 1024, 80), 1024),

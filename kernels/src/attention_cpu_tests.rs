@@ -207,7 +207,10 @@ fn bad_inputs_are_errors() {
 fn tiles_fit_the_cache_sizes() {
     for d in [40, 64, 80, 160, 512] {
         let b = Blocks::for_head_dim(d);
-        assert!(b.k % 16 == 0 && (64..=512).contains(&b.k), "{d}: {b:?}");
+        assert!(
+            b.k.is_multiple_of(16) && (64..=512).contains(&b.k),
+            "{d}: {b:?}"
+        );
         assert!(b.q * b.k * 4 <= 256 << 10, "{d}: score tile {b:?}");
         assert!(b.k * d * 4 <= 256 << 10, "{d}: key block {b:?}");
         assert!(b.q * d * 4 <= 512 << 10, "{d}: accumulator {b:?}");

@@ -141,7 +141,7 @@ fn exp1<M: MulAdd>(x: f32) -> f32 {
     p = M::mul_add(p, r, 8.333_452e-3);
     p = M::mul_add(p, r, 4.166_579_6e-2);
     p = M::mul_add(p, r, 1.666_666_5e-1);
-    p = M::mul_add(p, r, 5.000_000_1e-1);
+    p = M::mul_add(p, r, 0.5);
     let p = M::mul_add(p, r * r, r) + 1.0;
     // 2^n as 2^n1 · 2^n2 with both halves normal.
     // (Wrapping: a NaN input gives arbitrary bits here, and NaN out.)
