@@ -3,7 +3,8 @@
 //!
 //! * [`flash_attention`]: the entry point, for q `[B, H, Lq, D]` and k, v `[B, H, Lk, D]`
 //!   (self-attention: Lk = Lq; SD's cross-attention: Lk = 77). The output has q's shape and dtype.
-//! * [`FlashAttention`]: the candle `CustomOp3`. On CPU it runs [`cpu_ref`]; on CUDA, for f16
+//! * [`FlashAttention`]: the candle `CustomOp3`. On CPU it runs the fused CPU attention of
+//!   [`crate::attention_cpu`] (tiles, online softmax, vectorised exp); on CUDA, for f16
 //!   and bf16 with a head dim in [`TC_HEAD_DIMS`] on sm_80 or newer, the tensor-core kernel of
 //!   `cuda/flash_attn_tc.cu` (WMMA, 64-key tiles, f32 accumulation); otherwise the kernel of
 //!   `cuda/flash_attn.cu` (CUDA cores, online softmax over 32-key tiles, f32 accumulation,
@@ -12,12 +13,13 @@
 //!   cuBLAS path ([`chunked`]) instead, which measured ~8× faster there than a fused kernel with
 //!   one head (it still never builds more than [`GPU_SCORE_BUDGET`] scores at once).
 //! * [`attention_trainable`] / [`TrainableAttention`]: the same forward (kernel on CUDA,
-//!   [`cpu_ref`] on CPU) with a backward pass ([`attention_grads`]) that recomputes the
+//!   [`crate::attention_cpu`] on CPU) with a backward pass ([`attention_grads`]) that recomputes the
 //!   probabilities chunk by chunk from q, k, v, the output and its gradient, as FlashAttention's
 //!   backward does: training never stores a score matrix, so SD1.5 at 512² trains in bounded
 //!   memory.
-//! * [`cpu_ref`]: f32 math on CPU tensors, chunked over queries so the score buffer stays under
-//!   [`SCORE_BUDGET`] elements (the VAE's 16384² scores would be 1 GiB).
+//! * [`cpu_ref`]: f32 math on CPU tensors through candle ops (matmul, softmax, matmul), chunked
+//!   over queries so the score buffer stays under [`SCORE_BUDGET`] elements (the VAE's 16384²
+//!   scores would be 1 GiB): the plain reference the fused paths are tested against.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, DType, Device, Layout, Result, Shape, Tensor, D};
@@ -107,6 +109,10 @@ pub fn flash_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result
             k.dtype(),
             v.dtype()
         )
+    }
+    if q.device().is_cpu() {
+        // Reads any strides: no copies.
+        return crate::attention_cpu::attention(q, k, v, scale);
     }
     let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
     if q.device().is_cuda() && q.dim(3)? > FUSED_MAX_HEAD_DIM {
@@ -268,8 +274,9 @@ impl candle_core::CustomOp3 for TrainableAttention {
     }
 }
 
-/// The attention custom op (`q.apply_op3_no_bwd(&k, &v, &FlashAttention { scale })`); inputs
-/// must be contiguous (use [`flash_attention`], which sees to it).
+/// The attention custom op (`q.apply_op3_no_bwd(&k, &v, &FlashAttention { scale })`). The CUDA
+/// kernels need contiguous inputs ([`flash_attention`] sees to it); the CPU path reads any
+/// strides.
 #[derive(Debug, Clone, Copy)]
 pub struct FlashAttention {
     pub scale: f32,
@@ -289,15 +296,7 @@ impl candle_core::CustomOp3 for FlashAttention {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let op = self.name();
-        let q = crate::cpu::to_f32_tensor(s1, l1, op)?;
-        let k = crate::cpu::to_f32_tensor(s2, l2, op)?;
-        let v = crate::cpu::to_f32_tensor(s3, l3, op)?;
-        let out = cpu_ref(&q, &k, &v, self.scale as f64)?;
-        Ok((
-            crate::cpu::to_storage(&out, s1.dtype())?,
-            l1.shape().clone(),
-        ))
+        crate::attention_cpu::cpu_fwd((s1, l1), (s2, l2), (s3, l3), self.scale, s1.dtype())
     }
 
     #[cfg(feature = "cuda")]

@@ -1,8 +1,9 @@
-//! Custom compute kernels of Defect Studio: fused attention, GroupNorm(+SiLU) and GEGLU.
+//! Custom compute kernels of Defect Studio: fused attention, GroupNorm(+SiLU) and GEGLU, and
+//! the CPU paths of issue 16 (fused CPU attention, convolution, run-time SIMD level).
 //!
-//! One module per op. Each has a `cpu_ref` (f32 math on candle CPU tensors: the reference, and
-//! the CPU path) and a candle custom op whose `cpu_fwd` calls it and whose `cuda_fwd` (behind the
-//! optional `cuda` feature) launches a CUDA kernel:
+//! One module per op. Each has a `cpu_ref` (f32 math on candle CPU tensors: the reference) and a
+//! candle custom op whose `cpu_fwd` calls it (attention's calls the fused [`attention_cpu`]
+//! instead) and whose `cuda_fwd` (behind the optional `cuda` feature) launches a CUDA kernel:
 //!
 //! | module | entry point | custom op | CUDA source |
 //! | --- | --- | --- | --- |
@@ -10,8 +11,17 @@
 //! | [`group_norm`] | [`group_norm::group_norm`] | [`group_norm::GroupNorm`] (`CustomOp3`) | `cuda/group_norm.cu` |
 //! | [`geglu`] | [`geglu::geglu`] | [`geglu::Geglu`] (`CustomOp1`) | `cuda/geglu.cu` |
 //!
-//! [`conv`] is CPU only: [`conv::conv2d`], the f32 CPU convolution of the UNet, the VAE and
-//! ISNet (panelled im2col + gemm with a fused epilogue; other devices keep candle's).
+//! CPU-only modules (docs/ARCHITECTURE.md §8):
+//!
+//! | module | entry point | what |
+//! | --- | --- | --- |
+//! | [`attention_cpu`] | [`attention_cpu::attention`], [`attention_cpu::cpu_fwd`] | fused attention: (batch·head, 128–256-query) tasks on rayon, `gemm` tile products, online softmax; the CPU forward of [`attention::FlashAttention`] |
+//! | [`conv`] | [`conv::conv2d`] | convolution over concatenated inputs with a fused bias/activation/residual epilogue |
+//! | [`simd`] | [`simd::level`], [`simd::exp_in_place`], [`simd::silu_in_place`] | the run-time SIMD level (`DEFECT_STUDIO_SIMD` caps it) and vectorised exp, SiLU and softmax-row helpers per level |
+//! | [`alloc`] | [`alloc::keep_freed_buffers`] | glibc malloc set to reuse freed tensor buffers (called by the binary and the benches) |
+//!
+//! [`group_norm::cpu_fused`] and [`geglu::gelu_mul`] are the fast CPU paths of GroupNorm(+SiLU)
+//! and of GEGLU's product.
 //!
 //! The CUDA sources are embedded with `include_str!` ([`sources`]) and compiled at first use
 //! with NVRTC, through the `cudarc` that candle re-exports (`candle_core::cuda_backend::cudarc`;
@@ -32,6 +42,7 @@
 
 pub mod alloc;
 pub mod attention;
+pub mod attention_cpu;
 pub mod conv;
 pub mod geglu;
 pub mod group_norm;

@@ -1,27 +1,32 @@
 //! The single scaled-dot-product attention entry point used by every attention layer of the
 //! UNet and the VAE.
 //!
-//! [`attention`] sends CUDA tensors to the fused flash-attention kernel of the `kernels` crate
-//! (online softmax, never a full score matrix) for the head dims it covers. In grad mode (LoRA
-//! training) it uses `kernels::attention::attention_trainable`: the same forward (the kernel on
-//! CUDA) with a backward that recomputes the probabilities in chunks, so training keeps no score
-//! matrix either. The portable
-//! implementation (the CPU path) processes the queries in chunks so that the score buffer of one chunk stays
-//! under [`SCORE_BUDGET_BYTES`]; this keeps e.g. SDXL's VAE mid-block attention at 1024²
-//! (one 512-wide head, L = 16384, a 1 GiB full score matrix) within a small, bounded buffer.
+//! [`attention`] sends CPU tensors to the fused CPU attention of the `kernels` crate
+//! (`kernels::attention_cpu`: query × key tiles with an online softmax, so no score buffer larger
+//! than a cache-sized tile, vectorised exp, parallel over heads and query blocks, reading q, k
+//! and v through their strides) and CUDA tensors to the fused flash-attention kernel for the head
+//! dims it covers. In grad mode (LoRA training) it uses `kernels::attention::attention_trainable`:
+//! the same forward (the fused kernels) with a backward that recomputes the probabilities in
+//! chunks, so training keeps no score matrix either. Other devices and CUDA head dims without a
+//! kernel take [`attention_chunked`]: the queries in chunks, so that the score buffer of one
+//! chunk stays under [`SCORE_BUDGET_BYTES`] (SDXL's VAE mid-block attention at 1024², one
+//! 512-wide head, L = 16384, would be a 1 GiB score matrix).
 
 use candle_core::{DType, Result, Tensor, D};
 
-/// Upper bound in bytes of the f32 score buffer of one query chunk.
+/// Upper bound in bytes of the f32 score buffer of one query chunk of [`attention_chunked`].
 pub const SCORE_BUDGET_BYTES: usize = 64 << 20;
 
 /// `softmax(q kᵀ · scale) v` for q `[B, H, Lq, D]`, k/v `[B, H, Lk, D]`, returning `[B, H, Lq, D]`
 /// in v's dtype. Scores and softmax are computed in f32 whatever the input dtype.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
     if crate::sd::layers::grad_mode() {
-        // Training: the kernel's forward (cpu_ref on the CPU) with a chunked backward that
-        // recomputes the probabilities, so no score matrix is kept for the backward pass.
+        // Training: the fused forward with a chunked backward that recomputes the
+        // probabilities, so no score matrix is kept for the backward pass.
         return kernels::attention::attention_trainable(q, k, v, scale);
+    }
+    if q.device().is_cpu() {
+        return kernels::attention_cpu::attention(q, k, v, scale);
     }
     if q.device().is_cuda() && kernels::attention::cuda_supports(q.dim(D::Minus1)?, q.dtype()) {
         return kernels::attention::flash_attention(q, k, v, scale);
@@ -29,8 +34,10 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tenso
     attention_chunked(q, k, v, scale, SCORE_BUDGET_BYTES)
 }
 
-/// [`attention`] with an explicit score-buffer budget in bytes (the query chunk holds at least
-/// one row). Exposed for tests and tuning; model code calls [`attention`].
+/// Attention as matmul, softmax, matmul over chunks of queries, with an explicit score-buffer
+/// budget in bytes (the query chunk holds at least one row): [`attention`]'s path on devices
+/// without a fused kernel, and the baseline the fused CPU path is measured against. Model code
+/// calls [`attention`].
 pub fn attention_chunked(
     q: &Tensor,
     k: &Tensor,
@@ -137,6 +144,21 @@ mod tests {
             let r = max_rel(&got, &want);
             assert!(r < 1e-6, "budget {budget}: rel diff {r}");
         }
+    }
+
+    #[test]
+    fn cpu_path_matches_naive_at_odd_sizes() {
+        // The fused CPU kernel (several heads, batch 2, odd lengths, a strided view of q).
+        let dev = Device::Cpu;
+        let q = Tensor::randn(0f32, 1.0, (2, 77, 5, 40), &dev).unwrap();
+        let q = q.transpose(1, 2).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (2, 5, 300, 40), &dev).unwrap();
+        let v = Tensor::randn(0f32, 1.0, (2, 5, 300, 40), &dev).unwrap();
+        let scale = 1.0 / 40f64.sqrt();
+        let got = attention(&q, &k, &v, scale).unwrap();
+        assert_eq!(got.dims(), &[2, 5, 77, 40]);
+        let r = max_rel(&got, &naive_attention(&q, &k, &v, scale).unwrap());
+        assert!(r < 1e-5, "rel diff {r}");
     }
 
     #[test]
