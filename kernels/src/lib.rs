@@ -19,6 +19,7 @@
 //! | [`conv`] | [`conv::conv2d`] | convolution over concatenated inputs with a fused bias/activation/residual epilogue |
 //! | [`simd`] | [`simd::level`], [`simd::exp_in_place`], [`simd::silu_in_place`] | the run-time SIMD level (`DEFECT_STUDIO_SIMD` caps it) and vectorised exp, SiLU and softmax-row helpers per level |
 //! | [`alloc`] | [`alloc::keep_freed_buffers`] | glibc malloc set to reuse freed tensor buffers (called by the binary and the benches) |
+//! | [`threads`] | [`threads::one_pool`] | one thread pool: no candle barrier-pool workers beside rayon's (called by the binary and the benches) |
 //!
 //! [`group_norm::cpu_fused`] and [`geglu::gelu_mul`] are the fast CPU paths of GroupNorm(+SiLU)
 //! and of GEGLU's product.
@@ -47,6 +48,7 @@ pub mod conv;
 pub mod geglu;
 pub mod group_norm;
 pub mod simd;
+pub mod threads;
 
 #[cfg(any(feature = "cuda", test))]
 mod cache;

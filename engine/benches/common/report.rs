@@ -19,9 +19,12 @@ pub struct Args {
 
 impl Args {
     /// Parses `std::env::args()`, and sets the allocator as the `defect-studio` binary does
-    /// (`kernels::alloc::keep_freed_buffers`; `DEFECT_STUDIO_MALLOC=default` measures without).
+    /// (`kernels::alloc::keep_freed_buffers`; `DEFECT_STUDIO_MALLOC=default` measures without)
+    /// and uses one thread pool (`kernels::threads::one_pool`; set `CANDLE_NUM_THREADS` to
+    /// measure candle's own element-wise pool).
     pub fn parse() -> Args {
         kernels::alloc::keep_freed_buffers();
+        kernels::threads::one_pool();
         let all: Vec<String> = std::env::args().skip(1).collect();
         let mut positional = Vec::new();
         let mut i = 0;
@@ -158,6 +161,8 @@ pub fn print_line(
     );
     let malloc = std::env::var(kernels::alloc::MALLOC_ENV).unwrap_or_else(|_| "reuse".into());
     line.insert("malloc".into(), json!(malloc));
+    let candle = std::env::var(kernels::threads::CANDLE_THREADS_ENV).unwrap_or_default();
+    line.insert("candle_threads".into(), json!(candle));
     if let Value::Object(extra) = extra {
         line.extend(extra);
     }
