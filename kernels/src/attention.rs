@@ -457,58 +457,7 @@ mod cuda {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Naive attention in f64 over plain vectors: the full score matrix, no candle ops.
-    fn naive(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Vec<f32> {
-        let (b, h, lq, d) = q.dims4().unwrap();
-        let lk = k.dim(2).unwrap();
-        let flat = |t: &Tensor| -> Vec<f32> {
-            t.to_dtype(DType::F32)
-                .unwrap()
-                .contiguous()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap()
-        };
-        let (q, k, v) = (flat(q), flat(k), flat(v));
-        let mut out = vec![0f32; b * h * lq * d];
-        for bh in 0..b * h {
-            let (qo, ko) = (bh * lq * d, bh * lk * d);
-            let scores: Vec<Vec<f64>> = (0..lq)
-                .map(|i| {
-                    (0..lk)
-                        .map(|j| {
-                            (0..d)
-                                .map(|x| q[qo + i * d + x] as f64 * k[ko + j * d + x] as f64)
-                                .sum::<f64>()
-                                * scale
-                        })
-                        .collect()
-                })
-                .collect();
-            for (i, row) in scores.iter().enumerate() {
-                let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let e: Vec<f64> = row.iter().map(|s| (s - m).exp()).collect();
-                let z: f64 = e.iter().sum();
-                for x in 0..d {
-                    let o: f64 = (0..lk).map(|j| e[j] * v[ko + j * d + x] as f64).sum();
-                    out[qo + i * d + x] = (o / z) as f32;
-                }
-            }
-        }
-        out
-    }
-
-    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
-
+    use crate::test_util::{flat, max_abs_diff, naive_attention as naive};
     fn qkv(
         b: usize,
         h: usize,
@@ -538,16 +487,6 @@ mod tests {
             t(gen(b * h * lk * d), lk),
         )
     }
-
-    fn flat(t: &Tensor) -> Vec<f32> {
-        t.to_dtype(DType::F32)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap()
-    }
-
     /// f32 reference vs naive f64 attention: max abs diff ≤ 1e-5 (|v| ≤ 2, so outputs ≤ 2).
     const TOL_F32: f32 = 1e-5;
 

@@ -1,6 +1,7 @@
 //! Tests of the fused CPU attention against a naive f64 reference.
 
 use super::*;
+use crate::test_util::{flat, max_abs_diff, naive_attention as naive};
 
 /// Deterministic pseudo-random values in [-amp, amp) (a tiny LCG, no RNG crate needed).
 fn values(n: usize, seed: u64, amp: f32) -> Vec<f32> {
@@ -21,52 +22,6 @@ fn tensor(dims: (usize, usize, usize, usize), seed: u64, amp: f32) -> Tensor {
     let n = dims.0 * dims.1 * dims.2 * dims.3;
     Tensor::from_vec(values(n, seed, amp), dims, &Device::Cpu).unwrap()
 }
-
-fn flat(t: &Tensor) -> Vec<f32> {
-    t.to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
-/// Naive attention in f64 (the full score matrix, softmax shifted by the row max).
-fn naive(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Vec<f32> {
-    let (b, h, lq, d) = q.dims4().unwrap();
-    let lk = k.dim(2).unwrap();
-    let (q, k, v) = (flat(q), flat(k), flat(v));
-    let mut out = vec![0f32; b * h * lq * d];
-    let mut s = vec![0f64; lk];
-    for bh in 0..b * h {
-        let (qo, ko) = (bh * lq * d, bh * lk * d);
-        for i in 0..lq {
-            for (j, sj) in s.iter_mut().enumerate() {
-                let dot: f64 = (0..d)
-                    .map(|x| q[qo + i * d + x] as f64 * k[ko + j * d + x] as f64)
-                    .sum();
-                *sj = dot * scale;
-            }
-            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
-            let z: f64 = e.iter().sum();
-            for x in 0..d {
-                let o: f64 = (0..lk).map(|j| e[j] * v[ko + j * d + x] as f64).sum();
-                out[qo + i * d + x] = (o / z) as f32;
-            }
-        }
-    }
-    out
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 /// Runs the kernel on contiguous f32 tensors at a level and tiling.
 fn run(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, level: Level, blocks: Blocks) -> Vec<f32> {
     let (dq, dk, dv) = (flat(q), flat(k), flat(v));

@@ -323,6 +323,7 @@ mod cuda {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::max_abs_diff;
 
     fn values(n: usize, seed: u64, offset: f32) -> Vec<f32> {
         let mut state = seed.wrapping_add(0x9e3779b97f4a7c15);
@@ -371,15 +372,6 @@ mod tests {
         }
         y
     }
-
-    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
-
     /// f32 vs f64 formula: ≤ 2e-5 on outputs of magnitude ≤ ~10.
     const TOL: f32 = 2e-5;
 

@@ -50,6 +50,9 @@ pub mod group_norm;
 pub mod simd;
 pub mod threads;
 
+#[cfg(test)]
+mod test_util;
+
 #[cfg(any(feature = "cuda", test))]
 mod cache;
 #[cfg(feature = "cuda")]
