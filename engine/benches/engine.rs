@@ -29,6 +29,8 @@ fn chain(n: usize, k: i64) -> GraphDoc {
             kind: "Pass".into(),
             version: 1,
             params: Default::default(),
+            param_inputs: Default::default(),
+            subgraph: None,
         };
         node.params.insert(
             "k".into(),

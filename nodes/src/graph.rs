@@ -1,17 +1,20 @@
 //! The graph document: what a recipe file holds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::NodesError;
 use crate::migrate;
 use crate::quote::clip;
+use crate::subgraph::{Definition, Frame, SubgraphRef};
 
 /// The value of the document's `format` field.
 pub const FORMAT: &str = "defect-studio/graph";
 /// The document version this build writes. Older versions are migrated on load.
-pub const VERSION: u32 = 1;
+/// Version 2 added subgraph `definitions`, subgraph instance nodes, parameters shown as input
+/// ports (`param_inputs`) and `frames`.
+pub const VERSION: u32 = 2;
 
 /// A recipe: nodes with named parameters, links between named ports, the models and assets it
 /// needs, the editor layout (ignored by the executor) and meta data.
@@ -32,6 +35,13 @@ pub struct GraphDoc {
     pub assets: BTreeMap<String, Asset>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub layout: BTreeMap<String, NodeLayout>,
+    /// Titled, coloured groups of nodes in the editor. Ignored by the executor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<Frame>,
+    /// The subgraph definitions the document's subgraph nodes use (nested ones too), keyed by
+    /// their content hash ([`Definition::hash`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub definitions: BTreeMap<String, Definition>,
     #[serde(default, skip_serializing_if = "Meta::is_empty")]
     pub meta: Meta,
 }
@@ -45,6 +55,26 @@ pub struct NodeDoc {
     pub version: u32,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, ParamValue>,
+    /// Parameters the user turned into input ports (besides those the kind declares as inputs).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub param_inputs: BTreeSet<String>,
+    /// For a subgraph node (kind [`crate::subgraph::SUBGRAPH_KIND`]): the definition it
+    /// instantiates. Its `params` are the definition's exposed parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subgraph: Option<SubgraphRef>,
+}
+
+impl NodeDoc {
+    /// A node of `kind@version` with no parameters set.
+    pub fn new(kind: impl Into<String>, version: u32) -> NodeDoc {
+        NodeDoc {
+            kind: kind.into(),
+            version,
+            params: BTreeMap::new(),
+            param_inputs: BTreeSet::new(),
+            subgraph: None,
+        }
+    }
 }
 
 /// A parameter value. Integers and floats are distinct in JSON (`2` vs `2.0`); a float
@@ -188,6 +218,9 @@ pub struct Meta {
     /// The default run seed (`--seed` overrides it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Tags for the recipe library's search.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl Meta {
@@ -213,6 +246,8 @@ impl GraphDoc {
             models: Vec::new(),
             assets: BTreeMap::new(),
             layout: BTreeMap::new(),
+            frames: Vec::new(),
+            definitions: BTreeMap::new(),
             meta: Meta::default(),
         }
     }

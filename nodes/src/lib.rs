@@ -15,6 +15,8 @@
 //!   named [`ParamValue`]s, [`Link`]s by port name, model references, embedded assets, layout and
 //!   meta. [`GraphDoc::from_json`] migrates older versions ([`migrate`]) and refuses newer ones;
 //!   [`GraphDoc::to_json`] writes the canonical, byte-stable form.
+//! - [`subgraph`]: reusable blocks ([`subgraph::Definition`], kept in a document's
+//!   `definitions` by content hash), inlined for the executor by [`subgraph::flatten`].
 //! - [`validate()`]: checks a document against a catalogue and returns every problem as a
 //!   [`ValidationError`] that names the node, the port or parameter, and what was expected.
 //! - [`typed`]: a node's effective parameters as the JSON object its executor's parameter
@@ -34,6 +36,7 @@ pub mod inspect;
 pub mod migrate;
 mod quote;
 pub mod schedulers;
+pub mod subgraph;
 pub mod typed;
 mod validate;
 

@@ -1,9 +1,8 @@
 //! Migration of older graph documents to the current [`crate::VERSION`].
 //!
 //! Each [`DocMigration`] rewrites the raw JSON of version `from` into version `from + 1`;
-//! [`migrate`] applies them in order. Version 1 is the first published format, so
-//! [`DOC_MIGRATIONS`] is empty until the format changes; the mechanism is tested with its own
-//! steps.
+//! [`migrate`] applies them in order. Version 1 is the first published format; version 2 added
+//! only optional sections, so its step changes nothing but the version number.
 //!
 //! Node kinds have versions of their own (`kind@version`): when a kind's parameters or defaults
 //! change, its version goes up and a [`NodeMigration`] rewrites older nodes so that they keep
@@ -19,7 +18,11 @@ pub struct DocMigration {
 }
 
 /// The migrations of the shipped format, oldest first.
-pub const DOC_MIGRATIONS: &[DocMigration] = &[];
+pub const DOC_MIGRATIONS: &[DocMigration] = &[DocMigration {
+    from: 1,
+    describe: "version 2 added subgraph definitions, param_inputs and frames (all optional)",
+    apply: |_| Ok(()),
+}];
 
 /// One node kind's step: rewrites the parameters of a `kind@from` node into `kind@(from + 1)`.
 pub struct NodeMigration {

@@ -18,6 +18,8 @@ fn big_graph() -> GraphDoc {
                 kind: kind.into(),
                 version: 1,
                 params: Default::default(),
+                param_inputs: Default::default(),
+                subgraph: None,
             },
         );
         g.layout.insert(

@@ -99,6 +99,8 @@ impl GraphBuilder {
                 kind: kind.to_string(),
                 version,
                 params,
+                param_inputs: Default::default(),
+                subgraph: None,
             },
         );
     }

@@ -64,6 +64,8 @@ impl EditorDoc {
                     kind: node.kind.clone(),
                     version,
                     params: node.params.clone(),
+                    param_inputs: Default::default(),
+                    subgraph: None,
                 },
             );
             let open = self

@@ -128,6 +128,8 @@ impl Recipe {
                 kind: spec.kind.to_string(),
                 version: spec.version,
                 params,
+                param_inputs: Default::default(),
+                subgraph: None,
             },
         );
     }

@@ -1,0 +1,239 @@
+//! Subgraphs: reusable blocks of nodes with the inputs, outputs and parameters the user exposes.
+//!
+//! A [`Definition`] is a small graph (nodes, links, layout) plus its interface: exposed inputs
+//! ([`ExposedPort`], each feeding one or more inner input ports), exposed outputs
+//! ([`ExposedOutput`], each read from one inner output port) and exposed parameters
+//! ([`ExposedParam`], each setting one or more inner parameters, with its own name, default,
+//! range and doc). A document keeps its definitions in `definitions`, keyed by
+//! [`Definition::hash`] (sha256 of the definition's canonical JSON without its layout), and a
+//! subgraph node (kind [`SUBGRAPH_KIND`]) names one through [`SubgraphRef`]. Definitions nest: an
+//! inner node may itself be a subgraph node; every definition a document uses, at any depth, sits
+//! in the document's one `definitions` map.
+//!
+//! The executor never sees a subgraph: [`flatten`] inlines every instance (recursively), drops
+//! [`REROUTE_KIND`] nodes (their links are joined) and gives each inner node the id of its path,
+//! joined with [`PATH_SEP`] (`outer › scratch-block › crack`), so validation errors and run events
+//! name the path. [`Flat::scopes`] gives, per inlined node, the chain of definition hashes it came
+//! through; the executor mixes it into the node's cache key.
+//!
+//! Editing: [`make_subgraph`] turns a selection into a definition and one node;
+//! [`replace_definition`] swaps a definition for an edited one and re-keys every reference,
+//! nested ones included (an inner change changes every enclosing definition's hash);
+//! [`definition_from_recipe`] turns a whole recipe (a library entry) into a definition.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::{Catalogue, ParamSpec, PortType};
+use crate::error::NodesError;
+use crate::graph::{GraphDoc, Link, NodeDoc, NodeLayout, ParamValue, PortRef};
+use crate::validate::ValidationErrors;
+
+/// The kind of a subgraph node.
+pub const SUBGRAPH_KIND: &str = "Subgraph";
+/// The kind of a reroute point: one input `in`, one output `out`, of any one type.
+pub const REROUTE_KIND: &str = "Reroute";
+/// Joins the ids of a flattened node's path: `outer › scratch-block › crack`. Node ids of a
+/// document may not contain it.
+pub const PATH_SEP: &str = " › ";
+
+/// What a subgraph node instantiates: a definition by content hash, and its name for people and
+/// for library lookups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubgraphRef {
+    pub hash: String,
+    pub name: String,
+    /// The definition is not in the file: it comes from the recipe library, found by name and
+    /// checked by hash (`engine::recipes` fills it in before a run).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub library: bool,
+}
+
+/// A titled, coloured group of nodes in the editor. Ignored by the executor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Frame {
+    pub title: String,
+    /// `#rrggbb`.
+    pub color: String,
+    /// The node ids inside the frame; the editor draws the frame around them.
+    pub nodes: Vec<String>,
+}
+
+/// A reusable block: a small graph and the interface it shows as one node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    /// Shown as the node's title and used for library lookups.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub doc: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    pub nodes: BTreeMap<String, NodeDoc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<ExposedPort>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<ExposedOutput>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<ExposedParam>,
+    /// Editor layout of the inner nodes: not part of the hash.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub layout: BTreeMap<String, NodeLayout>,
+    /// Editor frames inside: not part of the hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<Frame>,
+}
+
+/// An exposed input: the subgraph node's input port `name` feeds every inner port in `targets`.
+/// Its type is the inner ports' type (they must agree); it is optional when every target is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExposedPort {
+    pub name: String,
+    pub targets: Vec<PortRef>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub doc: String,
+}
+
+/// An exposed output: the subgraph node's output port `name` is inner output `from`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExposedOutput {
+    pub name: String,
+    pub from: PortRef,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub doc: String,
+}
+
+/// An exposed parameter: the subgraph node's parameter `name` sets every inner parameter in
+/// `targets` (`[node, param]`, all of one kind). Left unset on the node, the inner nodes keep
+/// their own values, or `default` when given. `min`/`max` narrow the inner parameter's range.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExposedParam {
+    pub name: String,
+    pub targets: Vec<PortRef>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub doc: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<ParamValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// A subgraph node's ports and parameters, as the editor and validation see them.
+#[derive(Clone, Debug)]
+pub struct Interface {
+    pub inputs: Vec<InterfacePort>,
+    pub outputs: Vec<InterfacePort>,
+    pub params: Vec<InterfaceParam>,
+}
+
+/// One port of a subgraph node.
+#[derive(Clone, Debug)]
+pub struct InterfacePort {
+    pub name: String,
+    pub ty: PortType,
+    pub optional: bool,
+    pub doc: String,
+}
+
+/// One parameter of a subgraph node: the inner parameter's spec (its kind and widget) under the
+/// exposed name, with the exposed default and range.
+#[derive(Clone, Debug)]
+pub struct InterfaceParam {
+    pub name: String,
+    /// The (first) inner parameter's spec.
+    pub spec: &'static ParamSpec,
+    /// The value the node has when the parameter is not set on it.
+    pub default: ParamValue,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub doc: String,
+}
+
+/// A document with every subgraph inlined and every reroute removed.
+#[derive(Clone, Debug)]
+pub struct Flat {
+    /// No subgraph or reroute nodes; inner nodes are named by their path ([`PATH_SEP`]).
+    /// `definitions` is empty; `layout` keeps only top-level nodes.
+    pub doc: GraphDoc,
+    /// For each inlined node: the hashes of the definitions it came through, outermost first.
+    /// Top-level nodes are absent.
+    pub scopes: BTreeMap<String, Vec<String>>,
+}
+
+impl Definition {
+    /// The content hash: sha256 (lowercase hex) of the canonical compact JSON of the
+    /// definition with `layout` and `frames` emptied.
+    pub fn hash(&self) -> String {
+        todo!("contract: subgraph helper")
+    }
+}
+
+/// Inlines every subgraph node (recursively) and removes reroutes. Refuses, with errors naming
+/// the path: a missing or library-only definition, a definition whose key is not its hash, a
+/// recursive definition (A contains B contains A), an exposed port or parameter naming a
+/// missing inner node, port or parameter, and a reroute without a source.
+pub fn flatten(doc: &GraphDoc, catalogue: &Catalogue) -> Result<Flat, ValidationErrors> {
+    let _ = (doc, catalogue);
+    todo!("contract: subgraph helper")
+}
+
+/// The interface of definition `hash` in `doc` (which must hold it and its nested definitions).
+pub fn interface(
+    doc: &GraphDoc,
+    hash: &str,
+    catalogue: &Catalogue,
+) -> Result<Interface, ValidationErrors> {
+    let _ = (doc, hash, catalogue);
+    todo!("contract: subgraph helper")
+}
+
+/// Moves the `selection` (node ids of `doc`) into a new definition named `name` and puts one
+/// subgraph node in their place (at their centroid). Links crossing the selection become exposed
+/// inputs and outputs (one per distinct outer source / inner source), named after the inner
+/// port (made unique); no parameter is exposed. Returns the new node's id.
+pub fn make_subgraph(
+    doc: &mut GraphDoc,
+    selection: &[String],
+    name: &str,
+    catalogue: &Catalogue,
+) -> Result<String, NodesError> {
+    let _ = (doc, selection, name, catalogue);
+    todo!("contract: subgraph helper")
+}
+
+/// Replaces definition `old_hash` with `new`, re-keys it under its new hash, updates every
+/// subgraph node that referred to it (at any depth) and, since that changes the enclosing
+/// definitions, re-keys those too. Definitions nothing refers to any more are removed. Returns
+/// the new hash.
+pub fn replace_definition(
+    doc: &mut GraphDoc,
+    old_hash: &str,
+    new: Definition,
+) -> Result<String, NodesError> {
+    let _ = (doc, old_hash, new);
+    todo!("contract: subgraph helper")
+}
+
+/// Turns a whole recipe into a definition (for dropping a library recipe into a graph): sinks
+/// (SaveImage, ExportDataset, …) are removed and what fed their inputs becomes the outputs;
+/// required inputs left unconnected become inputs; no parameter is exposed unless the recipe is
+/// itself one subgraph node, whose definition is returned as it is. The recipe's own
+/// definitions are returned too, to be merged into the target document.
+pub fn definition_from_recipe(
+    recipe: &GraphDoc,
+    name: &str,
+    catalogue: &Catalogue,
+) -> Result<(Definition, BTreeMap<String, Definition>), NodesError> {
+    let _ = (recipe, name, catalogue);
+    todo!("contract: subgraph helper")
+}
