@@ -166,6 +166,10 @@ pub struct Flat {
     /// For each inlined node: the hashes of the definitions it came through, outermost first.
     /// Top-level nodes are absent.
     pub scopes: BTreeMap<String, Vec<String>>,
+    /// The outputs of the top-level subgraph and reroute nodes (which the flat document does
+    /// not hold): `[node, port]` → the flat output it reads, when something feeds it. A run
+    /// asked for a subgraph node's outputs reads these.
+    pub outputs: BTreeMap<PortRef, PortRef>,
 }
 
 mod edit;
