@@ -115,7 +115,15 @@ fn create_new(path: &Path) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "store.redb".into());
-    let tmp = path.with_file_name(format!(".{name}.new-{}-{}", std::process::id(), now_ms()));
+    // Unique per process and per call: two threads of one process creating the same store in
+    // the same millisecond must not share (and remove) each other's temporary file.
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(
+        ".{name}.new-{}-{}-{serial}",
+        std::process::id(),
+        now_ms()
+    ));
     let made = (|| {
         let db = builder()
             .create(&tmp)
