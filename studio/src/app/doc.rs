@@ -661,7 +661,7 @@ mod tests {
         let n = spec.input_ports().len();
         assert_eq!(ports.inputs(scratch), n + 1);
         let p = ports.input(scratch, n).unwrap();
-        assert_eq!((p.name, p.param), ("width", true));
+        assert_eq!((p.name, p.param.map(|s| s.name)), ("width", Some("width")));
         assert_eq!(ports.input_index(scratch, "width"), Some(n));
     }
 }

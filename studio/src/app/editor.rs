@@ -124,20 +124,6 @@ fn spec(catalogue: &Catalogue, node: &EditorNode) -> Option<&'static NodeSpec> {
     catalogue.get(&node.kind)
 }
 
-/// Whether an output of type `from` may feed an input of type `to`. Parameters shown as inputs
-/// take a little more: a Float an Int, a Seed an Int, a Choice a Text (checked against its
-/// options by validation).
-pub fn accepts(to: PortType, from: PortType, param: bool) -> bool {
-    to == from
-        || param
-            && matches!(
-                (to, from),
-                (PortType::Float, PortType::Int)
-                    | (PortType::Seed, PortType::Int)
-                    | (PortType::Choice, PortType::Text)
-            )
-}
-
 /// The value node kind that feeds a parameter input of type `ty`, when the catalogue has it.
 pub fn value_kind(catalogue: &Catalogue, ty: PortType) -> Option<&'static NodeSpec> {
     let kind = match ty {
@@ -267,7 +253,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
                 None => PinInfo::circle(),
             };
         }
-        let text = if p.optional && !p.param {
+        let text = if p.optional && p.param.is_none() {
             format!("{} (optional)", p.name)
         } else {
             p.name.to_string()
@@ -275,7 +261,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         let ty = p.ty.map(|t| t.to_string()).unwrap_or_else(|| "any".into());
         ui.label(text).on_hover_text(format!("{ty}: {}", p.doc));
         match p.ty {
-            Some(ty) if p.param => PinInfo::square().with_fill(port_color(ty)),
+            Some(ty) if p.param.is_some() => PinInfo::square().with_fill(port_color(ty)),
             Some(ty) => PinInfo::circle().with_fill(port_color(ty)),
             None => PinInfo::circle(),
         }
@@ -344,7 +330,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
             .iter()
             .filter(|pin| !pin.remotes.is_empty())
             .filter_map(|pin| ports.input(n, pin.id.input))
-            .filter(|p| p.param)
+            .filter(|p| p.param.is_some())
             .map(|p| p.name)
             .collect();
         if let Some(r) = n.subgraph.clone() {
@@ -466,7 +452,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
             ip.ty
         };
         if let (Some(ft), Some(tt)) = (from_ty, to_ty) {
-            if !accepts(tt, ft, ip.param) {
+            if !Ports::accepts(&ip, ft) {
                 self.refusal = Some(format!(
                     "Cannot connect {fid}.{} ({ft}) to {tid}.{} ({tt}): the types differ.",
                     op.name, ip.name
@@ -558,7 +544,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
             AnyPins::In(pins) => pins.first().and_then(|p| {
                 let n = snarl.get_node(p.node)?;
                 let port = ports.input(n, p.input)?;
-                Some((port.ty?, false, port.param))
+                Some((port.ty?, false, port.param.is_some()))
             }),
         };
         let Some((ty, from_output, param)) = ty else {
@@ -604,11 +590,15 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
                     }
                 }
                 AnyPins::In(pins) => {
-                    let out = kind
-                        .outputs
-                        .iter()
-                        .position(|p| p.ty == ty)
-                        .or_else(|| kind.outputs.iter().position(|p| accepts(ty, p.ty, param)));
+                    let out = kind.outputs.iter().position(|p| p.ty == ty).or_else(|| {
+                        let port = pins
+                            .first()
+                            .and_then(|p| snarl.get_node(p.node).zip(Some(p.input)))
+                            .and_then(|(n, i)| ports.input(n, i));
+                        kind.outputs
+                            .iter()
+                            .position(|o| port.is_some_and(|p| Ports::accepts(&p, o.ty)))
+                    });
                     if let (Some(p), Some(o)) = (pins.first(), out) {
                         snarl.drop_inputs(*p);
                         snarl.connect(

@@ -3,9 +3,9 @@
 //! an [`EditorCommand`] carried out on the view's document and written back, so it is one undo
 //! step like any other edit.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use nodes::subgraph::{ExposedParam, Frame, REROUTE_KIND};
+use nodes::subgraph::{Frame, REROUTE_KIND};
 use nodes::{GraphDoc, Link, NodeDoc, NodeLayout, PortRef};
 
 use super::super::StudioApp;
@@ -67,17 +67,20 @@ impl StudioApp {
                 }
             }
             EditorCommand::ExposeParam { node, param } => {
-                if let Some(scope) = &mut self.doc.scope {
-                    let name = unique(&param, scope.def.params.iter().map(|p| p.name.as_str()));
-                    scope.def.params.push(ExposedParam {
-                        name: name.clone(),
-                        targets: vec![PortRef(node, param)],
-                        doc: String::new(),
-                        default: None,
-                        min: None,
-                        max: None,
-                    });
-                    self.notify(ctx, format!("exposed as {name}"));
+                let view = self.doc.view_doc(cat);
+                let Some(scope) = &mut self.doc.scope else {
+                    return;
+                };
+                let name = unique(&param, scope.def.params.iter().map(|p| p.name.as_str()));
+                // The definition as it stands (its nodes are the canvas's).
+                let mut def = scope.def.clone();
+                def.nodes = view.nodes;
+                match nodes::subgraph::expose_param(&mut def, &node, &param, &name) {
+                    Ok(()) => {
+                        scope.def.params = def.params;
+                        self.notify(ctx, format!("exposed {node}.{param} as {name}"));
+                    }
+                    Err(e) => self.error("Cannot expose the parameter", e.to_string()),
                 }
             }
             EditorCommand::MakeSubgraph(ids) => {
@@ -114,9 +117,9 @@ impl StudioApp {
             }
             EditorCommand::Ungroup(id) => {
                 let mut view = self.doc.view_doc(cat);
-                match ungroup(&mut view, &id) {
+                match nodes::subgraph::unpack(&mut view, &id) {
                     Ok(_) => self.doc.set_view(&view, cat),
-                    Err(e) => self.error("Cannot ungroup", e),
+                    Err(e) => self.error("Cannot ungroup", e.to_string()),
                 }
             }
             EditorCommand::InsertReroute { node, port } => {
@@ -173,7 +176,10 @@ pub fn insert_reroute(doc: &mut GraphDoc, node: &str, port: &str) -> Option<Stri
             collapsed: false,
         },
     );
-    doc.nodes.insert(id.clone(), NodeDoc::new(REROUTE_KIND, 1));
+    doc.nodes.insert(
+        id.clone(),
+        NodeDoc::new(REROUTE_KIND, nodes::subgraph::SUBGRAPH_VERSION),
+    );
     doc.links.push(Link {
         from: link.from,
         to: PortRef(id.clone(), "in".into()),
@@ -185,180 +191,15 @@ pub fn insert_reroute(doc: &mut GraphDoc, node: &str, port: &str) -> Option<Stri
     Some(id)
 }
 
-/// Replaces subgraph node `id` of `doc` by its definition's nodes (fresh ids where taken),
-/// wired as the node was, with the node's exposed parameter values set on their targets.
-/// Returns the new node ids.
-pub fn ungroup(doc: &mut GraphDoc, id: &str) -> Result<Vec<String>, String> {
-    let node = doc
-        .nodes
-        .get(id)
-        .cloned()
-        .ok_or_else(|| format!("no node {id}"))?;
-    let r = node
-        .subgraph
-        .as_ref()
-        .ok_or_else(|| format!("{id} is not a subgraph node"))?;
-    let def = doc
-        .definitions
-        .get(&r.hash)
-        .cloned()
-        .ok_or_else(|| format!("{id}: definition {} is not in the document", r.name))?;
-    doc.nodes.remove(id);
-    let at = doc.layout.remove(id).map(|l| l.pos).unwrap_or([0.0, 0.0]);
-    // Inner positions keep their shape, centred on the subgraph node.
-    let n = def.layout.len().max(1) as f32;
-    let centre = def.layout.values().fold([0.0, 0.0], |c, l| {
-        [c[0] + l.pos[0] / n, c[1] + l.pos[1] / n]
-    });
-    let mut ids: BTreeMap<String, String> = BTreeMap::new();
-    for (inner, nd) in &def.nodes {
-        let new = unique(inner, doc.nodes.keys().map(String::as_str));
-        doc.nodes.insert(new.clone(), nd.clone());
-        let pos = def.layout.get(inner).map(|l| l.pos).unwrap_or(centre);
-        doc.layout.insert(
-            new.clone(),
-            NodeLayout {
-                pos: [
-                    (at[0] + pos[0] - centre[0]).round(),
-                    (at[1] + pos[1] - centre[1]).round(),
-                ],
-                collapsed: def.layout.get(inner).is_some_and(|l| l.collapsed),
-            },
-        );
-        ids.insert(inner.clone(), new);
-    }
-    let map = |p: &PortRef| PortRef(ids.get(&p.0).cloned().unwrap_or_default(), p.1.clone());
-    for p in &def.params {
-        let value = node.params.get(&p.name).or(p.default.as_ref());
-        if let Some(v) = value {
-            for t in &p.targets {
-                let t = map(t);
-                if let Some(inner) = doc.nodes.get_mut(&t.0) {
-                    inner.params.insert(t.1, v.clone());
-                }
-            }
-        }
-    }
-    let outer = std::mem::take(&mut doc.links);
-    let mut links: Vec<Link> = def
-        .links
-        .iter()
-        .map(|l| Link {
-            from: map(&l.from),
-            to: map(&l.to),
-        })
-        .collect();
-    for l in outer {
-        if l.to.0 == id {
-            if let Some(inp) = def.inputs.iter().find(|i| i.name == l.to.1) {
-                for t in &inp.targets {
-                    links.push(Link {
-                        from: l.from.clone(),
-                        to: map(t),
-                    });
-                }
-            }
-        } else if l.from.0 == id {
-            if let Some(out) = def.outputs.iter().find(|o| o.name == l.from.1) {
-                links.push(Link {
-                    from: map(&out.from),
-                    to: l.to,
-                });
-            }
-        } else {
-            links.push(l);
-        }
-    }
-    links.sort_by(|a, b| (&a.to, &a.from).cmp(&(&b.to, &b.from)));
-    doc.links = links;
-    for f in &mut doc.frames {
-        if let Some(i) = f.nodes.iter().position(|n| n == id) {
-            f.nodes.remove(i);
-            f.nodes.extend(ids.values().cloned());
-        }
-    }
-    Ok(ids.into_values().collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nodes::subgraph::{Definition, ExposedOutput, ExposedPort, SubgraphRef, SUBGRAPH_KIND};
-    use nodes::ParamValue;
 
     fn link(a: &str, ap: &str, b: &str, bp: &str) -> Link {
         Link {
             from: PortRef(a.into(), ap.into()),
             to: PortRef(b.into(), bp.into()),
         }
-    }
-
-    #[test]
-    fn ungroup_rewires_the_instance_and_sets_its_parameters() {
-        let mut def = Definition {
-            name: "block".into(),
-            doc: String::new(),
-            tags: vec![],
-            nodes: BTreeMap::new(),
-            links: vec![link("scratch", "image", "blur", "image")],
-            inputs: vec![ExposedPort {
-                name: "image".into(),
-                targets: vec![PortRef("scratch".into(), "image".into())],
-                doc: String::new(),
-            }],
-            outputs: vec![ExposedOutput {
-                name: "out".into(),
-                from: PortRef("blur".into(), "image".into()),
-                doc: String::new(),
-            }],
-            params: vec![ExposedParam {
-                name: "depth".into(),
-                targets: vec![PortRef("scratch".into(), "depth".into())],
-                doc: String::new(),
-                default: None,
-                min: None,
-                max: None,
-            }],
-            layout: BTreeMap::new(),
-            frames: vec![],
-        };
-        def.nodes
-            .insert("scratch".into(), NodeDoc::new("Scratch", 1));
-        def.nodes.insert("blur".into(), NodeDoc::new("Blur", 1));
-        let mut doc = GraphDoc::new();
-        doc.nodes
-            .insert("scratch".into(), NodeDoc::new("Texture", 1));
-        let mut sub = NodeDoc::new(SUBGRAPH_KIND, 1);
-        sub.subgraph = Some(SubgraphRef {
-            hash: "h".into(),
-            name: "block".into(),
-            library: false,
-        });
-        sub.params.insert("depth".into(), ParamValue::Float(0.7));
-        doc.nodes.insert("block".into(), sub);
-        doc.nodes
-            .insert("save".into(), NodeDoc::new("SaveImage", 1));
-        doc.definitions.insert("h".into(), def);
-        doc.links = vec![
-            link("scratch", "image", "block", "image"),
-            link("block", "out", "save", "image"),
-        ];
-        let new = ungroup(&mut doc, "block").unwrap();
-        assert_eq!(new, ["blur", "scratch2"]);
-        assert!(!doc.nodes.contains_key("block"));
-        assert_eq!(
-            doc.nodes["scratch2"].params["depth"],
-            ParamValue::Float(0.7)
-        );
-        assert_eq!(
-            doc.links,
-            vec![
-                link("scratch2", "image", "blur", "image"),
-                link("blur", "image", "save", "image"),
-                link("scratch", "image", "scratch2", "image"),
-            ]
-        );
-        assert!(ungroup(&mut doc, "save").is_err());
     }
 
     #[test]

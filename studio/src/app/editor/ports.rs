@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use egui_snarl::{NodeId, Snarl};
 use nodes::subgraph::{Interface, REROUTE_KIND, SUBGRAPH_KIND};
-use nodes::{Catalogue, PortType};
+use nodes::{Catalogue, ParamSpec, PortType};
 
 use super::super::doc::EditorNode;
 
@@ -15,7 +15,7 @@ use super::super::doc::EditorNode;
 pub type Interfaces = HashMap<String, Interface>;
 
 /// One port as the editor shows it.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Port<'a> {
     pub name: &'a str,
     /// `None`: any type (a reroute not fed yet).
@@ -23,7 +23,7 @@ pub struct Port<'a> {
     pub optional: bool,
     pub doc: &'a str,
     /// A parameter shown as an input (its own or a kind's `.as_input()` one).
-    pub param: bool,
+    pub param: Option<&'static ParamSpec>,
 }
 
 /// Resolves node ports through the catalogue and the document's subgraph interfaces.
@@ -76,7 +76,7 @@ impl<'a> Ports<'a> {
                 ty: None,
                 optional: false,
                 doc: "a reroute point: passes its input on unchanged",
-                param: false,
+                param: None,
             });
         }
         if let Some(i) = self.interface(node) {
@@ -85,7 +85,7 @@ impl<'a> Ports<'a> {
                 ty: Some(p.ty),
                 optional: p.optional,
                 doc: &p.doc,
-                param: false,
+                param: None,
             });
         }
         let s = self.catalogue.get(&node.kind)?;
@@ -96,7 +96,7 @@ impl<'a> Ports<'a> {
                 ty: Some(p.ty),
                 optional: p.optional,
                 doc: p.doc,
-                param: s.params.iter().any(|q| q.input && q.name == p.name),
+                param: s.params.iter().find(|q| q.input && q.name == p.name),
             });
         }
         s.params
@@ -108,7 +108,7 @@ impl<'a> Ports<'a> {
                 ty: Some(PortType::of_param(&p.kind)),
                 optional: true,
                 doc: p.doc,
-                param: true,
+                param: Some(p),
             })
     }
 
@@ -136,7 +136,7 @@ impl<'a> Ports<'a> {
                 ty: None,
                 optional: false,
                 doc: "what the reroute's input carries",
-                param: false,
+                param: None,
             });
         }
         if let Some(i) = self.interface(node) {
@@ -145,7 +145,7 @@ impl<'a> Ports<'a> {
                 ty: Some(p.ty),
                 optional: false,
                 doc: &p.doc,
-                param: false,
+                param: None,
             });
         }
         self.catalogue
@@ -157,7 +157,7 @@ impl<'a> Ports<'a> {
                 ty: Some(p.ty),
                 optional: false,
                 doc: p.doc,
-                param: false,
+                param: None,
             })
     }
 
@@ -189,6 +189,16 @@ impl<'a> Ports<'a> {
         None
     }
 
+    /// Whether input `port` takes an output of type `from` (a parameter input takes a little
+    /// more than its own type: `nodes::param_accepts`).
+    pub fn accepts(port: &Port<'_>, from: PortType) -> bool {
+        match (port.param, port.ty) {
+            (Some(p), _) => nodes::param_accepts(&p.kind, from),
+            (None, Some(ty)) => ty == from,
+            (None, None) => true,
+        }
+    }
+
     /// The type an input takes: its port's, or for a reroute what it is fed (if anything).
     pub fn input_type(
         &self,
@@ -201,5 +211,41 @@ impl<'a> Ports<'a> {
             return self.output_type(snarl, node, 0);
         }
         self.input(n, index).and_then(|p| p.ty)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ports listed here are `nodes::input_ports`'s (same names, types, order) for every
+    /// kind, with and without parameters turned into inputs: the canvas walks them without
+    /// allocating, and must not drift from the executor's list.
+    #[test]
+    fn inputs_match_nodes_input_ports() {
+        let catalogue = Catalogue::builtin();
+        let interfaces = Interfaces::new();
+        let ports = Ports::new(&catalogue, &interfaces);
+        for spec in catalogue.specs() {
+            for every in [false, true] {
+                let mut doc = nodes::NodeDoc::new(spec.kind, spec.version);
+                let mut node = EditorNode::new("n".into(), spec.kind);
+                if every {
+                    for p in spec.params.iter().step_by(2) {
+                        doc.param_inputs.insert(p.name.to_string());
+                        node.param_inputs.insert(p.name.to_string());
+                    }
+                }
+                let want: Vec<(&str, PortType)> = nodes::input_ports(spec, &doc)
+                    .iter()
+                    .map(|p| (p.name, p.ty))
+                    .collect();
+                let got: Vec<(&str, PortType)> = (0..ports.inputs(&node))
+                    .filter_map(|i| ports.input(&node, i))
+                    .map(|p| (p.name, p.ty.unwrap()))
+                    .collect();
+                assert_eq!(got, want, "{}", spec.kind);
+            }
+        }
     }
 }
