@@ -505,15 +505,6 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
     }
 
     fn show_graph_menu(&mut self, pos: Pos2, ui: &mut Ui, snarl: &mut Snarl<EditorNode>) {
-        if ui
-            .button("• Reroute")
-            .on_hover_text("A reroute point, to tidy long wires")
-            .clicked()
-        {
-            let id = fresh_id(snarl, REROUTE_KIND);
-            snarl.insert_node(pos, EditorNode::new(id, REROUTE_KIND));
-            ui.close();
-        }
         ui.label("Add node");
         if let Some(kind) = add_node_menu_ui(ui, self.catalogue, self.search, None) {
             let id = fresh_id(snarl, kind.kind);

@@ -77,6 +77,10 @@ pub fn add_node_menu_ui(
             || s.kind.to_ascii_lowercase().contains(&needle)
             || s.doc.to_ascii_lowercase().contains(&needle)
             || s.category.to_ascii_lowercase().contains(&needle);
+        // Subgraph nodes come from "Make subgraph" or the recipe library, with a definition.
+        if s.kind == nodes::subgraph::SUBGRAPH_KIND {
+            return false;
+        }
         let port_ok = match port {
             None => true,
             Some((ty, true)) => s.input_ports().iter().any(|p| p.ty == ty),
