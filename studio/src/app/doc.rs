@@ -78,6 +78,10 @@ pub struct EditorDoc {
     pub interfaces: Interfaces,
     /// The open subgraph; `None` at the top level.
     pub scope: Option<Scope>,
+    /// The view's links in the order the document listed them (the canvas keeps no order):
+    /// they are written back in that order, new ones after them, so an unchanged document
+    /// saves byte for byte.
+    link_order: HashMap<(PortRef, PortRef), usize>,
     /// The file it was opened from or saved to.
     pub path: Option<PathBuf>,
     /// The document as last saved or opened (for the unsaved-changes prompt).
@@ -97,6 +101,7 @@ impl EditorDoc {
             frames: Vec::new(),
             interfaces: Interfaces::new(),
             scope: None,
+            link_order: HashMap::new(),
             path,
             saved: GraphDoc::new(),
             committed: GraphDoc::new(),
@@ -168,8 +173,14 @@ impl EditorDoc {
                 to: PortRef(to.id.clone(), tp.name.into()),
             });
         }
+        let rank = |l: &Link| {
+            self.link_order
+                .get(&(l.from.clone(), l.to.clone()))
+                .copied()
+                .unwrap_or(usize::MAX)
+        };
         doc.links
-            .sort_by(|a, b| (&a.to, &a.from).cmp(&(&b.to, &b.from)));
+            .sort_by(|a, b| (rank(a), &a.to, &a.from).cmp(&(rank(b), &b.to, &b.from)));
         doc
     }
 
@@ -234,11 +245,13 @@ impl EditorDoc {
                 extra.layout.clear();
                 self.frames = std::mem::take(&mut extra.frames);
                 self.snarl = build(&doc.nodes, &doc.links, &doc.layout, &self.ports(catalogue));
+                self.link_order = link_order(&doc.links);
                 self.extra = extra;
                 self.scope = None;
             }
             Some((hash, def)) => {
                 self.snarl = build(&def.nodes, &def.links, &def.layout, &self.ports(catalogue));
+                self.link_order = link_order(&def.links);
                 self.frames = def.frames.clone();
                 let mut def = def.clone();
                 def.nodes.clear();
@@ -268,6 +281,7 @@ impl EditorDoc {
         self.extra.assets = view.assets.clone();
         self.refresh_interfaces(catalogue);
         self.frames = view.frames.clone();
+        self.link_order = link_order(&view.links);
         self.snarl = build(
             &view.nodes,
             &view.links,
@@ -470,6 +484,15 @@ impl EditorDoc {
         let used = used_assets(&self.to_doc(catalogue));
         self.extra.assets.retain(|k, _| used.contains(k));
     }
+}
+
+/// Each link's place in `links`.
+fn link_order(links: &[Link]) -> HashMap<(PortRef, PortRef), usize> {
+    links
+        .iter()
+        .enumerate()
+        .map(|(i, l)| ((l.from.clone(), l.to.clone()), i))
+        .collect()
 }
 
 /// The interfaces of every definition of `doc` (those that are broken are left out: their

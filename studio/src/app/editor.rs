@@ -345,7 +345,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
                         &label,
                         n,
                         p.name.as_str(),
-                        None,
+                        false,
                         self.in_subgraph,
                     );
                 }
@@ -370,7 +370,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
                         &label,
                         n,
                         p.name,
-                        Some(p.input),
+                        p.input,
                         self.in_subgraph,
                     );
                     continue;
@@ -381,7 +381,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
                     &label,
                     n,
                     p.name,
-                    Some(p.input),
+                    p.input,
                     self.in_subgraph,
                 );
                 if fed {

@@ -175,7 +175,7 @@ pub fn inspector_ui(
     if let Some(iface) = iface {
         for p in &iface.params {
             let (_, label) = param_row_ui(ui, &ParamRow::exposed(p), &mut node.params, false);
-            param_menu(&mut cmds, &label, node, &p.name, None, in_subgraph);
+            param_menu(&mut cmds, &label, node, &p.name, false, in_subgraph);
         }
     }
     let Some(spec) = spec else {
@@ -183,7 +183,7 @@ pub fn inspector_ui(
     };
     for p in spec.params {
         let (_, label) = param_row_ui(ui, &ParamRow::of(p), &mut node.params, false);
-        param_menu(&mut cmds, &label, node, p.name, Some(p.input), in_subgraph);
+        param_menu(&mut cmds, &label, node, p.name, p.input, in_subgraph);
     }
     if spec.kind == "PaintMask" && ui.button("Paint mask…").clicked() {
         cmds.push(AppCommand::OpenPainter(node.id.clone()));

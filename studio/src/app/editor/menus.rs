@@ -8,14 +8,14 @@ use super::super::AppCommand;
 use super::EditorCommand;
 
 /// The context menu of a parameter row (right-click on its name): convert it to an input and
-/// back, expose it on the open subgraph. `kind_input`: whether the kind declares it an input
-/// already (`None` for a subgraph node's parameter, which stays a parameter).
+/// back, expose it on the open subgraph. `kind_input`: the kind declares it an input already
+/// (it cannot be turned back into a parameter).
 pub fn param_menu(
     commands: &mut Vec<AppCommand>,
     label: &egui::Response,
     node: &EditorNode,
     param: &str,
-    kind_input: Option<bool>,
+    kind_input: bool,
     in_subgraph: bool,
 ) {
     label.context_menu(|ui| {
@@ -24,7 +24,7 @@ pub fn param_menu(
             commands.push(AppCommand::Editor(c));
             ui.close();
         };
-        if kind_input == Some(false) {
+        if !kind_input {
             let text = if is_input {
                 "Convert to parameter"
             } else {
@@ -50,7 +50,7 @@ pub fn param_menu(
                 ui,
             );
         }
-        if kind_input != Some(false) && !in_subgraph {
+        if kind_input && !in_subgraph {
             ui.label(egui::RichText::new("nothing to do for this parameter").weak());
         }
     });

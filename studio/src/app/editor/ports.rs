@@ -55,7 +55,11 @@ impl<'a> Ports<'a> {
             return 1;
         }
         if let Some(i) = self.interface(node) {
-            return i.inputs.len();
+            return i.inputs.len()
+                + i.params
+                    .iter()
+                    .filter(|p| node.param_inputs.contains(&p.name))
+                    .count();
         }
         self.catalogue
             .get(&node.kind)
@@ -80,13 +84,28 @@ impl<'a> Ports<'a> {
             });
         }
         if let Some(i) = self.interface(node) {
-            return i.inputs.get(index).map(|p| Port {
-                name: &p.name,
-                ty: Some(p.ty),
-                optional: p.optional,
-                doc: &p.doc,
-                param: None,
-            });
+            // The interface's inputs, then its parameters shown as inputs (in parameter order).
+            if let Some(p) = i.inputs.get(index) {
+                return Some(Port {
+                    name: &p.name,
+                    ty: Some(p.ty),
+                    optional: p.optional,
+                    doc: &p.doc,
+                    param: None,
+                });
+            }
+            return i
+                .params
+                .iter()
+                .filter(|p| node.param_inputs.contains(&p.name))
+                .nth(index - i.inputs.len())
+                .map(|p| Port {
+                    name: &p.name,
+                    ty: Some(PortType::of_param(&p.spec.kind)),
+                    optional: true,
+                    doc: &p.doc,
+                    param: Some(p.spec),
+                });
         }
         let s = self.catalogue.get(&node.kind)?;
         let declared = s.input_ports();
@@ -227,6 +246,11 @@ mod tests {
         let interfaces = Interfaces::new();
         let ports = Ports::new(&catalogue, &interfaces);
         for spec in catalogue.specs() {
+            // Their ports are dynamic: a reroute's type is its source's, a subgraph's are its
+            // definition's (nested_subgraphs_round_trip_and_open_without_changes covers both).
+            if spec.kind == REROUTE_KIND || spec.kind == SUBGRAPH_KIND {
+                continue;
+            }
             for every in [false, true] {
                 let mut doc = nodes::NodeDoc::new(spec.kind, spec.version);
                 let mut node = EditorNode::new("n".into(), spec.kind);
