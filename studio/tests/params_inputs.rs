@@ -62,6 +62,7 @@ fn set_param(h: &mut Harness<'static, Option<StudioApp>>, id: &str, name: &str, 
 /// Runs the graph and returns the saved image's pixels.
 fn run(h: &mut Harness<'static, Option<StudioApp>>) -> Vec<u8> {
     let runs = app(h).runs.len();
+    let outputs = app(h).gallery.outputs.len();
     h.get_by_label("▶ Run").click();
     let start = Instant::now();
     loop {
@@ -78,8 +79,14 @@ fn run(h: &mut Harness<'static, Option<StudioApp>>) -> Vec<u8> {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    h.run_steps(5);
+    // The gallery refreshes once the worker reports the run done.
+    let start = Instant::now();
+    while app(h).gallery.outputs.len() <= outputs && start.elapsed().as_secs() < 20 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let a = app(h);
+    assert_eq!(a.gallery.outputs.len(), outputs + 1, "one new output");
     let (_, rec) = a
         .gallery
         .outputs

@@ -175,7 +175,12 @@ fn make_a_subgraph_expose_a_parameter_edit_inside_undo_redo_and_run() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    h.run_steps(5);
+    // The gallery refreshes once the worker reports the run done.
+    let start = Instant::now();
+    while app(&mut h).gallery.outputs.len() < outputs + 1 && start.elapsed().as_secs() < 20 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(app(&mut h).gallery.outputs.len(), outputs + 1);
 }
 
@@ -200,5 +205,15 @@ fn ungroup_inlines_the_instance_again() {
         "the unused definition is dropped"
     );
     assert_eq!(after.nodes, before.nodes);
-    assert_eq!(after.links, before.links);
+    // The same links (unpack lists them in its own order).
+    let sorted = |d: &nodes::GraphDoc| {
+        let mut l: Vec<String> = d
+            .links
+            .iter()
+            .map(|l| format!("{} → {}", l.from, l.to))
+            .collect();
+        l.sort();
+        l
+    };
+    assert_eq!(sorted(&after), sorted(&before));
 }
