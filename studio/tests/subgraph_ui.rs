@@ -102,7 +102,7 @@ fn make_a_subgraph_expose_a_parameter_edit_inside_undo_redo_and_run() {
     h.get_by_label("Open subgraph").click();
     h.run_steps(3);
     assert_eq!(app(&mut h).doc.path(), [sub_id.clone()]);
-    h.get_by_label_contains("⌂ brushed-metal-scratch");
+    h.get_by_label_contains("⬆ brushed-metal-scratch");
     assert!(app(&mut h).doc.find("stamp").is_some());
     assert!(app(&mut h).doc.find("save").is_none());
     // Inspect the inner Composite and expose its opacity (right-click on the parameter).
@@ -129,7 +129,7 @@ fn make_a_subgraph_expose_a_parameter_edit_inside_undo_redo_and_run() {
     h.get_by_label("darken").click();
     h.run_steps(3);
     // Up to the top level through the breadcrumb.
-    h.get_by_label_contains("⌂ brushed-metal-scratch").click();
+    h.get_by_label_contains("⬆ brushed-metal-scratch").click();
     h.run_steps(3);
     assert!(app(&mut h).doc.scope.is_none());
     let edited = doc(&mut h);

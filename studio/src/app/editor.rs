@@ -169,7 +169,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
             .unwrap_or(NodeRunState::Idle);
         let (title, doc) = match &n.subgraph {
             Some(r) => (
-                format!("⧉ {}", r.name),
+                format!("⊞ {}", r.name),
                 "A subgraph: double-click (or Open subgraph) to edit inside",
             ),
             None => (
@@ -339,6 +339,23 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
             };
             ui.vertical(|ui| {
                 for p in &iface.params {
+                    if linked.contains(&p.name.as_str())
+                        && PortType::of_param(&p.spec.kind) != PortType::Text
+                    {
+                        let label = ui.add(
+                            egui::Label::new(format!("{} ← linked", p.name))
+                                .sense(egui::Sense::click()),
+                        );
+                        param_menu(
+                            &mut self.commands,
+                            &label,
+                            n,
+                            &p.name,
+                            false,
+                            self.in_subgraph,
+                        );
+                        continue;
+                    }
                     let (_, label) = param_row_ui(ui, &ParamRow::exposed(p), &mut n.params, true);
                     param_menu(
                         &mut self.commands,

@@ -103,7 +103,7 @@ pub fn inspector_ui(
         .as_ref()
         .and_then(|r| doc.interfaces.get(&r.hash));
     let (title, about) = match (&node.subgraph, spec) {
-        (Some(r), _) => (format!("⧉ {} · {}", r.name, node.id), "A subgraph node"),
+        (Some(r), _) => (format!("⊞ {} · {}", r.name, node.id), "A subgraph node"),
         (None, Some(s)) => (format!("{} · {}", s.kind, node.id), s.doc),
         (None, None) if node.kind == nodes::subgraph::REROUTE_KIND => {
             (format!("Reroute · {}", node.id), "A reroute point")

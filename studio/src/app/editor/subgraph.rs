@@ -18,7 +18,7 @@ pub fn scope_ui(ui: &mut egui::Ui, doc: &mut EditorDoc, catalogue: &Catalogue) -
     };
     ui.horizontal(|ui| {
         if ui
-            .button(format!("⌂ {root}"))
+            .button(format!("⬆ {root}"))
             .on_hover_text("Back to the top level")
             .clicked()
         {
@@ -123,7 +123,22 @@ fn interface_ui(
                 let kind = kind_of(&t.0)?;
                 catalogue.get(&kind)?.params.iter().find(|s| s.name == t.1)
             });
-            if let Some(spec) = spec {
+            let mut has_default = p.default.is_some();
+            if ui
+                .checkbox(&mut has_default, "default")
+                .on_hover_text(
+                    "Unset on the subgraph node, the parameter takes this default; without one, \
+                     the inner nodes keep their own values",
+                )
+                .changed()
+            {
+                p.default = has_default
+                    .then(|| spec.map(|s| s.default_value()))
+                    .flatten();
+            }
+            if !has_default {
+                ui.weak("unset: the inner nodes' own values");
+            } else if let Some(spec) = spec {
                 let mut one = std::collections::BTreeMap::new();
                 if let Some(v) = &p.default {
                     one.insert(spec.name.to_string(), v.clone());
@@ -132,7 +147,10 @@ fn interface_ui(
                 row.doc = "the default when the subgraph node leaves it unset";
                 let (changed, _) = param_row_ui(ui, &row, &mut one, true);
                 if changed {
-                    p.default = one.remove(spec.name);
+                    p.default = Some(
+                        one.remove(spec.name)
+                            .unwrap_or_else(|| spec.default_value()),
+                    );
                 }
             }
             ui.horizontal(|ui| {
