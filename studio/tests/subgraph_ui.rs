@@ -101,7 +101,7 @@ fn make_a_subgraph_expose_a_parameter_edit_inside_undo_redo_and_run() {
     // Open it from the inspector: the canvas shows the inner nodes and a breadcrumb.
     h.get_by_label("Open subgraph").click();
     h.run_steps(3);
-    assert_eq!(app(&mut h).doc.path(), [sub_id.clone()]);
+    assert_eq!(app(&mut h).doc.path(), std::slice::from_ref(&sub_id));
     h.get_by_label_contains("⬆ brushed-metal-scratch");
     assert!(app(&mut h).doc.find("stamp").is_some());
     assert!(app(&mut h).doc.find("save").is_none());
