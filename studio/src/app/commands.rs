@@ -82,6 +82,8 @@ pub enum AppCommand {
     OpenExplore,
     /// What the Explore window asks for.
     Explore(super::explore::ExploreCommand),
+    /// What the version history window asks for.
+    Versions(super::versions::VersionsCommand),
 }
 
 impl StudioApp {
@@ -161,6 +163,12 @@ impl StudioApp {
                             let _ = s.save_graph(&name, &doc.to_json());
                         }
                         self.doc.mark_saved(doc, path.clone());
+                        if self.versions.open {
+                            self.apply(
+                                ctx,
+                                AppCommand::Versions(super::versions::VersionsCommand::Open),
+                            );
+                        }
                         self.notify(ctx, format!("saved {}", path.display()));
                         self.remember(path);
                     }
@@ -199,6 +207,7 @@ impl StudioApp {
             }
             AppCommand::OpenExplore => self.open_explore(ctx),
             AppCommand::Explore(c) => self.apply_explore(ctx, c),
+            AppCommand::Versions(c) => self.apply_versions(ctx, c),
             AppCommand::Undo => self.doc.undo(&self.catalogue),
             AppCommand::Redo => self.doc.redo(&self.catalogue),
             AppCommand::FrameAll => self.frame_all = true,

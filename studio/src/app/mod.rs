@@ -16,6 +16,7 @@ mod runs;
 mod settings;
 pub mod train_form;
 pub mod training;
+pub mod versions;
 
 pub use commands::AppCommand;
 pub use dialogs::Dialog;
@@ -87,6 +88,8 @@ pub struct StudioApp {
     pending: Vec<AppCommand>,
     /// An edit may be in progress (a drag): check again next frame even without input.
     doc_maybe_changed: bool,
+    /// The version history window.
+    pub versions: versions::VersionsWindow,
 }
 
 impl StudioApp {
@@ -143,6 +146,7 @@ impl StudioApp {
             allow_close: false,
             pending: Vec::new(),
             doc_maybe_changed: false,
+            versions: Default::default(),
         };
         if let Some(p) = initial {
             app.apply(ctx, AppCommand::Open(p));
@@ -258,6 +262,10 @@ impl StudioApp {
         }
         egui::CentralPanel::default().show(root, |ui| cmds.extend(self.graph_ui(ui)));
         self.windows_ui(ctx, &mut cmds);
+        if self.versions.open {
+            let current = self.doc.to_doc(&self.catalogue);
+            cmds.extend(self.versions.versions_ui(ctx, &current));
+        }
         self.inspect.poll();
         if self.inspect.open {
             for c in self.inspect.inspect_ui(ctx) {
@@ -299,6 +307,11 @@ impl StudioApp {
             s(M::COMMAND, Key::S, AppCommand::Save);
             s(M::COMMAND, Key::O, AppCommand::OpenDialog);
             s(M::COMMAND, Key::N, AppCommand::NewGraph);
+            s(
+                M::COMMAND,
+                Key::H,
+                AppCommand::Versions(versions::VersionsCommand::Open),
+            );
             s(M::COMMAND, Key::Enter, AppCommand::Run { to_node: None });
             s(M::NONE, Key::Delete, AppCommand::DeleteSelected);
             s(M::NONE, Key::F, AppCommand::FrameAll);
@@ -366,6 +379,13 @@ impl StudioApp {
                     }
                     if ui.button("Save as…").clicked() {
                         cmds.push(AppCommand::SaveAs);
+                    }
+                    if ui
+                        .button("Version history…")
+                        .on_hover_text("Every save of this graph, with its changes (Ctrl+H)")
+                        .clicked()
+                    {
+                        cmds.push(AppCommand::Versions(versions::VersionsCommand::Open));
                     }
                     if ui.button("Settings…").clicked() {
                         self.show_settings = Some(self.settings.clone());
