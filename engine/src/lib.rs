@@ -31,6 +31,8 @@
 //!   tags and numeric fields, dataset import, and the query language evaluated from indexes.
 //! - [`inspect`]: the inspection loop: train and evaluate defect classifiers and segmenters
 //!   on EfficientNet-Lite0, metrics equal to scikit-learn's and anomalib's, and captions.
+//! - [`recipes`]: the recipe library (folders, search, thumbnails), recipes as subgraph nodes
+//!   and library references, and `.dsbundle` sharing.
 //! - [`EngineError`]: the crate's error type; errors of a node name the node.
 
 #![recursion_limit = "256"]
@@ -54,6 +56,7 @@ mod kinds;
 pub mod models;
 pub mod ops;
 pub mod paths;
+pub mod recipes;
 pub mod sd;
 
 pub mod procedural;

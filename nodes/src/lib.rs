@@ -41,8 +41,9 @@ pub mod typed;
 mod validate;
 
 pub use catalogue::{
-    fill_template, Catalogue, FileRole, NodeSpec, ParamKind, ParamSpec, PortSpec, PortType, Widget,
-    OUTPUT_TEMPLATE_VARS, TEXT_PLACEHOLDER, TEXT_PLACEHOLDER_ALIASES,
+    fill_template, input_ports, param_accepts, param_port, Catalogue, FileRole, NodeSpec,
+    ParamKind, ParamSpec, PortSpec, PortType, Widget, OUTPUT_TEMPLATE_VARS, TEXT_PLACEHOLDER,
+    TEXT_PLACEHOLDER_ALIASES,
 };
 pub use error::NodesError;
 pub use graph::{
@@ -51,5 +52,6 @@ pub use graph::{
 };
 pub use quote::{clip, quote, QUOTE_MAX};
 pub use validate::{
-    check_output_template, parse_hex_color, validate, Problem, ValidationError, ValidationErrors,
+    check_output_template, parse_hex_color, validate, validate_flat, Problem, ValidationError,
+    ValidationErrors,
 };

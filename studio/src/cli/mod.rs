@@ -17,6 +17,7 @@ mod generate;
 mod import;
 mod info;
 mod models;
+mod recipes;
 mod run;
 mod store;
 mod train;
@@ -246,6 +247,12 @@ pub enum Command {
     Tag {
         #[command(subcommand)]
         command: TagCommand,
+    },
+    /// The recipe library: list, show and add recipes; export and import them as .dsbundle
+    /// files (the graph, its definitions, assets and a manifest of the models it needs).
+    Recipes {
+        #[command(subcommand)]
+        command: recipes::RecipesCommand,
     },
 }
 
@@ -528,6 +535,7 @@ fn dispatch(cmd: Command) -> Result<i32> {
             };
             explore::tag_cmd(add, &a.tag, a.query.as_deref(), &a.ids, a.store)
         }
+        Command::Recipes { command } => recipes::recipes_cmd(command),
     }
 }
 
