@@ -84,6 +84,8 @@ pub enum AppCommand {
     Explore(super::explore::ExploreCommand),
     /// What the version history window asks for.
     Versions(super::versions::VersionsCommand),
+    /// What the recipe library window asks for.
+    Library(super::library_panel::LibraryCommand),
 }
 
 impl StudioApp {
@@ -208,6 +210,7 @@ impl StudioApp {
             AppCommand::OpenExplore => self.open_explore(ctx),
             AppCommand::Explore(c) => self.apply_explore(ctx, c),
             AppCommand::Versions(c) => self.apply_versions(ctx, c),
+            AppCommand::Library(c) => self.apply_library(ctx, c),
             AppCommand::Undo => self.doc.undo(&self.catalogue),
             AppCommand::Redo => self.doc.redo(&self.catalogue),
             AppCommand::FrameAll => self.frame_all = true,
@@ -364,6 +367,10 @@ impl StudioApp {
             AppCommand::ApplySettings(s) => {
                 self.settings = *s;
                 engine::models::manager::set_extra_dirs(self.settings.model_dirs.clone());
+                engine::recipes::set_extra_dirs(self.settings.recipe_dirs.clone());
+                if self.library.open {
+                    self.library.rescan();
+                }
                 if self.settings.cache_budget_mib != self.worker_budget && !self.running() {
                     let notify_ctx = ctx.clone();
                     self.worker = Worker::spawn_with_notify(

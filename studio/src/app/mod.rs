@@ -10,6 +10,7 @@ pub mod explore;
 pub mod gallery;
 pub mod inspect;
 pub mod inspector;
+pub mod library_panel;
 pub mod painter;
 pub mod params;
 mod runs;
@@ -90,6 +91,10 @@ pub struct StudioApp {
     doc_maybe_changed: bool,
     /// The version history window.
     pub versions: versions::VersionsWindow,
+    /// The recipe library window.
+    pub library: library_panel::LibraryPanel,
+    /// Where the graph canvas was drawn last frame (drops from the library land there).
+    graph_rect: Rect,
 }
 
 impl StudioApp {
@@ -108,6 +113,7 @@ impl StudioApp {
             Err(e) => (None, Some(e.to_string())),
         };
         engine::models::manager::set_extra_dirs(settings.model_dirs.clone());
+        engine::recipes::set_extra_dirs(settings.recipe_dirs.clone());
         let example = GraphDoc::from_json(EXAMPLE).unwrap_or_default();
         let doc = EditorDoc::new(&example, &catalogue, None);
         let mut app = StudioApp {
@@ -147,6 +153,8 @@ impl StudioApp {
             pending: Vec::new(),
             doc_maybe_changed: false,
             versions: Default::default(),
+            library: Default::default(),
+            graph_rect: Rect::from_min_size(Pos2::ZERO, Vec2::new(800.0, 600.0)),
         };
         if let Some(p) = initial {
             app.apply(ctx, AppCommand::Open(p));
@@ -266,6 +274,8 @@ impl StudioApp {
             let current = self.doc.to_doc(&self.catalogue);
             cmds.extend(self.versions.versions_ui(ctx, &current));
         }
+        cmds.extend(self.library.library_ui(ctx, self.store.as_ref()));
+        cmds.extend(self.library_drop(ctx));
         self.inspect.poll();
         if self.inspect.open {
             for c in self.inspect.inspect_ui(ctx) {
@@ -307,6 +317,11 @@ impl StudioApp {
             s(M::COMMAND, Key::S, AppCommand::Save);
             s(M::COMMAND, Key::O, AppCommand::OpenDialog);
             s(M::COMMAND, Key::N, AppCommand::NewGraph);
+            s(
+                M::COMMAND,
+                Key::L,
+                AppCommand::Library(library_panel::LibraryCommand::Open),
+            );
             s(
                 M::COMMAND,
                 Key::H,
@@ -441,6 +456,13 @@ impl StudioApp {
                     if ui.button("Explore…").clicked() {
                         cmds.push(AppCommand::OpenExplore);
                     }
+                    if ui
+                        .button("Recipe library…")
+                        .on_hover_text("Search, open and insert saved recipes (Ctrl+L)")
+                        .clicked()
+                    {
+                        cmds.push(AppCommand::Library(library_panel::LibraryCommand::Open));
+                    }
                 });
                 ui.separator();
                 if ui.button("▶ Run").on_hover_text("Ctrl+Enter").clicked() {
@@ -474,6 +496,7 @@ impl StudioApp {
 
     fn graph_ui(&mut self, ui: &mut egui::Ui) -> Vec<AppCommand> {
         let frame = self.frame_all.then(|| ui.max_rect());
+        self.graph_rect = ui.max_rect();
         self.frame_all = false;
         let mut viewer = GraphViewer {
             catalogue: &self.catalogue,
