@@ -95,6 +95,8 @@ pub struct StudioApp {
     pub library: library_panel::LibraryPanel,
     /// Where the graph canvas was drawn last frame (drops from the library land there).
     graph_rect: Rect,
+    /// The canvas's node rectangles, minimap switch and pending view move.
+    pub canvas: editor::minimap::Canvas,
 }
 
 impl StudioApp {
@@ -155,6 +157,7 @@ impl StudioApp {
             versions: Default::default(),
             library: Default::default(),
             graph_rect: Rect::from_min_size(Pos2::ZERO, Vec2::new(800.0, 600.0)),
+            canvas: Default::default(),
         };
         if let Some(p) = initial {
             app.apply(ctx, AppCommand::Open(p));
@@ -330,6 +333,11 @@ impl StudioApp {
             s(M::COMMAND, Key::Enter, AppCommand::Run { to_node: None });
             s(M::NONE, Key::Delete, AppCommand::DeleteSelected);
             s(M::NONE, Key::F, AppCommand::FrameAll);
+            s(
+                M::COMMAND,
+                Key::G,
+                AppCommand::Editor(editor::EditorCommand::MakeSubgraph(Vec::new())),
+            );
             if i.consume_shortcut(&K::new(M::COMMAND, Key::D)) {
                 cmds.push(AppCommand::Duplicate(Vec::new()));
             }
@@ -431,6 +439,17 @@ impl StudioApp {
                     if ui.button("Frame all").clicked() {
                         cmds.push(AppCommand::FrameAll);
                     }
+                    ui.separator();
+                    if ui.button("Make subgraph").on_hover_text("Ctrl+G").clicked() {
+                        cmds.push(AppCommand::Editor(editor::EditorCommand::MakeSubgraph(
+                            Vec::new(),
+                        )));
+                    }
+                    if ui.button("Frame selection").clicked() {
+                        cmds.push(AppCommand::Editor(editor::EditorCommand::FrameSelection(
+                            Vec::new(),
+                        )));
+                    }
                 });
                 ui.menu_button("Train", |ui| {
                     if ui
@@ -453,6 +472,10 @@ impl StudioApp {
                 ui.menu_button("View", |ui| {
                     ui.checkbox(&mut self.settings.show_inspector, "Inspector");
                     ui.checkbox(&mut self.settings.show_gallery, "Gallery");
+                    let mut minimap = self.canvas.minimap_on(self.doc.snarl.nodes().count());
+                    if ui.checkbox(&mut minimap, "Minimap").changed() {
+                        self.canvas.minimap = Some(minimap);
+                    }
                     if ui.button("Explore…").clicked() {
                         cmds.push(AppCommand::OpenExplore);
                     }
@@ -495,33 +518,56 @@ impl StudioApp {
     }
 
     fn graph_ui(&mut self, ui: &mut egui::Ui) -> Vec<AppCommand> {
+        let mut cmds = editor::subgraph::scope_ui(ui, &mut self.doc, &self.catalogue);
         let frame = self.frame_all.then(|| ui.max_rect());
         self.graph_rect = ui.max_rect();
         self.frame_all = false;
-        let mut viewer = GraphViewer {
-            catalogue: &self.catalogue,
-            states: &self.states,
-            refusal: None,
-            commands: Vec::new(),
-            search: &mut self.search,
-            frame,
-            transform: None,
-            view: Some(ui.max_rect()),
-            visible: None,
-        };
+        let mut viewer = GraphViewer::new(
+            &self.catalogue,
+            &self.doc.interfaces,
+            &self.states,
+            &mut self.search,
+        );
+        viewer.frame = frame;
+        viewer.view = Some(ui.max_rect());
+        viewer.frames = &self.doc.frames;
+        viewer.last_rects = Some(&self.canvas.rects);
+        viewer.look_at = self.canvas.look_at.take();
+        viewer.in_subgraph = self.doc.scope.is_some();
         let style = SnarlStyle::new();
         SnarlWidget::new().id(Id::new(GRAPH_ID)).style(style).show(
             &mut self.doc.snarl,
             &mut viewer,
             ui,
         );
-        let mut cmds = std::mem::take(&mut viewer.commands);
+        cmds.append(&mut viewer.commands);
+        let rects = std::mem::take(&mut viewer.rects);
         if let Some(t) = viewer.transform {
             self.graph_transform = t;
         }
         if let Some(r) = viewer.refusal.take() {
             let ctx = ui.ctx().clone();
             self.notify(&ctx, r);
+        }
+        self.canvas.rects = rects;
+        self.canvas.to_screen = self.graph_transform;
+        let view = ui.max_rect();
+        editor::frames::frame_bars_ui(
+            ui.ctx(),
+            view,
+            self.graph_transform,
+            &mut self.doc.frames,
+            &self.canvas.rects,
+            &mut self.doc.snarl,
+        );
+        if self.canvas.minimap_on(self.doc.snarl.nodes().count()) {
+            editor::minimap::minimap_ui(
+                ui.ctx(),
+                view,
+                self.graph_transform,
+                &self.doc.snarl,
+                &mut self.canvas,
+            );
         }
         let now = ui.input(|i| i.time);
         if let Some(t) = &self.toast {
