@@ -336,7 +336,8 @@ impl StudioApp {
             LibraryCommand::Insert { name, pos } => {
                 let pos = pos
                     .unwrap_or_else(|| self.graph_transform.inverse() * self.graph_rect.center());
-                let mut doc = self.doc.to_doc(&self.catalogue);
+                // Into the graph the canvas shows (the top level, or the open subgraph).
+                let mut view = self.doc.view_doc(&self.catalogue);
                 let inserted = self
                     .library
                     .library
@@ -345,7 +346,7 @@ impl StudioApp {
                     .and_then(|l| l.load(&name).map_err(|e| e.to_string()))
                     .and_then(|recipe| {
                         recipes::insert_as_subgraph(
-                            &mut doc,
+                            &mut view,
                             &recipe,
                             &name,
                             [pos.x.round(), pos.y.round()],
@@ -355,8 +356,15 @@ impl StudioApp {
                     });
                 match inserted {
                     Ok(id) => {
-                        // One undoable edit (`commit_edits` records it this frame).
-                        self.doc.replace(&doc, &self.catalogue);
+                        // One undoable edit (`commit_edits` records it this frame). The view
+                        // carries definitions and assets; the recipe's model references are
+                        // the document's.
+                        for m in &view.models {
+                            if !self.doc.extra.models.contains(m) {
+                                self.doc.extra.models.push(m.clone());
+                            }
+                        }
+                        self.doc.set_view(&view, &self.catalogue);
                         self.inspected = Some(id.clone());
                         self.library.message = Some((true, format!("inserted {name} as {id}")));
                         self.notify(ctx, format!("inserted recipe {name} as {id}"));
