@@ -117,7 +117,7 @@ impl StudioApp {
             embed_assets: false,
         };
         match self.worker.submit(job) {
-            Ok(()) => self.runs.push(RunView {
+            Ok(_) => self.runs.push(RunView {
                 label,
                 state: RunState::Queued,
                 items: n_items,
@@ -202,6 +202,8 @@ impl StudioApp {
                         self.notify(ctx, msg);
                     }
                 },
+                // The queue panel's (panels helper) to show.
+                WorkerEvent::Queue(_) => {}
                 WorkerEvent::Train(e) => self.training.on_event(ctx, e),
                 WorkerEvent::TrainFinished(result) => {
                     if let Err(e) = &result {
