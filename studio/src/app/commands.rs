@@ -86,6 +86,8 @@ pub enum AppCommand {
     Versions(super::versions::VersionsCommand),
     /// What the recipe library window asks for.
     Library(super::library_panel::LibraryCommand),
+    /// What the queue panel asks for.
+    Queue(super::queue_panel::QueueCommand),
     /// A document edit of the graph editor (subgraphs, parameters as inputs, reroutes, frames).
     Editor(super::editor::EditorCommand),
 }
@@ -213,6 +215,7 @@ impl StudioApp {
             AppCommand::Explore(c) => self.apply_explore(ctx, c),
             AppCommand::Versions(c) => self.apply_versions(ctx, c),
             AppCommand::Library(c) => self.apply_library(ctx, c),
+            AppCommand::Queue(c) => self.apply_queue(ctx, c),
             AppCommand::Editor(c) => self.apply_editor(ctx, c),
             AppCommand::Undo => self.doc.undo(&self.catalogue),
             AppCommand::Redo => self.doc.redo(&self.catalogue),

@@ -13,6 +13,7 @@ pub mod inspector;
 pub mod library_panel;
 pub mod painter;
 pub mod params;
+pub mod queue_panel;
 mod runs;
 mod settings;
 pub mod train_form;
@@ -93,6 +94,8 @@ pub struct StudioApp {
     pub versions: versions::VersionsWindow,
     /// The recipe library window.
     pub library: library_panel::LibraryPanel,
+    /// The queue panel (above the runs).
+    pub queue: queue_panel::QueuePanel,
     /// Where the graph canvas was drawn last frame (drops from the library land there).
     graph_rect: Rect,
     /// The canvas's node rectangles, minimap switch and pending view move.
@@ -156,9 +159,14 @@ impl StudioApp {
             doc_maybe_changed: false,
             versions: Default::default(),
             library: Default::default(),
+            queue: Default::default(),
             graph_rect: Rect::from_min_size(Pos2::ZERO, Vec2::new(800.0, 600.0)),
             canvas: Default::default(),
         };
+        // Batches the last session queued and never started: listed until resumed or discarded.
+        if app.store.is_some() {
+            app.queue.load_pending(engine::paths::store_path());
+        }
         if let Some(p) = initial {
             app.apply(ctx, AppCommand::Open(p));
         }
