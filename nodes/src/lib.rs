@@ -17,6 +17,7 @@
 //!   [`GraphDoc::to_json`] writes the canonical, byte-stable form.
 //! - [`subgraph`]: reusable blocks ([`subgraph::Definition`], kept in a document's
 //!   `definitions` by content hash), inlined for the executor by [`subgraph::flatten`].
+//! - [`diff`]: a readable, semantic diff of two documents ([`diff::diff`]).
 //! - [`validate()`]: checks a document against a catalogue and returns every problem as a
 //!   [`ValidationError`] that names the node, the port or parameter, and what was expected.
 //! - [`typed`]: a node's effective parameters as the JSON object its executor's parameter
@@ -28,6 +29,7 @@
 pub mod builtin;
 mod catalogue;
 mod defects;
+pub mod diff;
 pub mod diffusion;
 mod dupkeys;
 mod error;
