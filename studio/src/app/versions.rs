@@ -41,49 +41,14 @@ struct Diffs {
     from_previous: Option<Result<Vec<String>, String>>,
 }
 
-/// The readable changes from `a` to `b`, one line each.
+/// The readable changes from `a` to `b`, one line each (`nodes::diff`, as `defect-studio diff`
+/// prints them).
 pub fn diff_lines(a: &GraphDoc, b: &GraphDoc) -> Vec<String> {
-    placeholder_diff(a, b)
-}
-
-// PLACEHOLDER until `nodes::diff` lands (lead): same line shapes as its contract.
-fn placeholder_diff(a: &GraphDoc, b: &GraphDoc) -> Vec<String> {
-    let mut out = Vec::new();
-    for (id, n) in &b.nodes {
-        match a.nodes.get(id) {
-            None => out.push(format!("+ node {id} ({})", n.kind)),
-            Some(old) => {
-                let keys: std::collections::BTreeSet<&String> =
-                    old.params.keys().chain(n.params.keys()).collect();
-                for k in keys {
-                    let (x, y) = (old.params.get(k), n.params.get(k));
-                    if x != y {
-                        let show = |v: Option<&nodes::ParamValue>| {
-                            v.map(|v| serde_json::to_string(v).unwrap_or_default())
-                                .unwrap_or_else(|| "default".into())
-                        };
-                        out.push(format!("~ {id}.{k}: {} → {}", show(x), show(y)));
-                    }
-                }
-            }
-        }
-    }
-    for (id, n) in &a.nodes {
-        if !b.nodes.contains_key(id) {
-            out.push(format!("- node {id} ({})", n.kind));
-        }
-    }
-    for l in &b.links {
-        if !a.links.contains(l) {
-            out.push(format!("+ link {} → {}", l.from, l.to));
-        }
-    }
-    for l in &a.links {
-        if !b.links.contains(l) {
-            out.push(format!("- link {} → {}", l.from, l.to));
-        }
-    }
-    out
+    nodes::diff::diff(a, b)
+        .lines()
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
 }
 
 fn parse(v: &GraphVersion) -> Result<GraphDoc, String> {
