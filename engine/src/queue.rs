@@ -123,19 +123,17 @@ impl State {
     }
 }
 
-/// Where the worker's events go: the channel and the studio's wake-up call.
-struct Events {
-    tx: Sender<WorkerEvent>,
-    notify: Option<Box<dyn Fn() + Send>>,
-}
-
 /// The queue shared by the worker thread and its handle: state under one lock, a condition
 /// variable that wakes the worker (a job queued, resumed, cancelled, shut down), and the event
-/// channel (Queue events are sent while the state lock is held, so they arrive in order).
+/// channel. Queue reports are sent while the state lock is held, so they arrive in order.
+/// The studio's wake-up call (`notify`) follows the worker thread's events only: a change made
+/// through the handle is known to its caller, and the UI thread never waits on the worker's
+/// call to it.
 pub(crate) struct JobQueue {
     state: Mutex<State>,
     wake: Condvar,
-    events: Mutex<Events>,
+    tx: Sender<WorkerEvent>,
+    notify: Mutex<Option<Box<dyn Fn() + Send>>>,
 }
 
 impl JobQueue {
@@ -143,7 +141,8 @@ impl JobQueue {
         JobQueue {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
-            events: Mutex::new(Events { tx, notify }),
+            tx,
+            notify: Mutex::new(notify),
         }
     }
 
@@ -151,18 +150,22 @@ impl JobQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sends an event and wakes the studio.
+    /// Sends an event of the worker thread and wakes the studio.
     pub fn send(&self, event: WorkerEvent) {
-        let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = events.tx.send(event);
-        if let Some(n) = &events.notify {
+        let _ = self.tx.send(event);
+        self.notify();
+    }
+
+    fn notify(&self) {
+        let notify = self.notify.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = notify.as_ref() {
             n();
         }
     }
 
     /// Reports the queue (call with the state lock held) and wakes the worker.
     fn changed(&self, state: &State) {
-        self.send(WorkerEvent::Queue(state.entries()));
+        let _ = self.tx.send(WorkerEvent::Queue(state.entries()));
         self.wake.notify_all();
     }
 
@@ -257,6 +260,8 @@ impl JobQueue {
                     q.entry.running = true;
                     state.running = Some(q.entry.clone());
                     self.changed(&state);
+                    drop(state);
+                    self.notify();
                     return Some(q);
                 }
             }
@@ -269,6 +274,8 @@ impl JobQueue {
         let mut state = self.lock();
         state.running = None;
         self.changed(&state);
+        drop(state);
+        self.notify();
     }
 
     /// Blocks the running batch while the queue is paused (until resumed, cancelled or shut

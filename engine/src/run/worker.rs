@@ -75,8 +75,9 @@ impl Worker {
         Worker::spawn_with_notify(exec, None)
     }
 
-    /// Like [`Worker::spawn`]; `notify` is called after every event is sent (the studio passes
-    /// `request_repaint`, so the UI wakes up only when something happened).
+    /// Like [`Worker::spawn`]; `notify` is called after every event the worker thread sends
+    /// (the studio passes `request_repaint`, so the UI wakes up only when something happened).
+    /// The Queue events of changes made through this handle come without it.
     pub fn spawn_with_notify(exec: Executor, notify: Option<Box<dyn Fn() + Send>>) -> Worker {
         let (event_tx, events) = channel::<WorkerEvent>();
         let queue = Arc::new(JobQueue::new(event_tx, notify));
