@@ -39,6 +39,8 @@ fn home() -> &'static PathBuf {
         .unwrap();
         std::env::set_var("DEFECT_STUDIO_HOME", &dir);
         std::env::set_var("DEFECT_STUDIO_RECIPE_DIRS", &recipes);
+        // Made once here: two studios creating it in the same millisecond collide.
+        engine::Store::open(&engine::paths::store_path()).unwrap();
         dir
     })
 }
@@ -98,6 +100,12 @@ fn find_a_recipe_by_tag_and_insert_it_as_a_subgraph() {
         "the steel plate is hidden"
     );
 
+    // `DEFECT_STUDIO_SCREENSHOTS=DIR` saves the window as it looks here.
+    if let Some(dir) = std::env::var_os("DEFECT_STUDIO_SCREENSHOTS") {
+        let img = h.render().expect("render");
+        img.save(PathBuf::from(dir).join("library-panel.png"))
+            .unwrap();
+    }
     let before = doc(&mut h);
     assert!(subgraph_nodes(&before).is_empty());
     h.get_by_label("Insert as subgraph").click();

@@ -133,6 +133,12 @@ fn reorder_the_queue() {
         .map(|r| r.state.clone());
     assert_eq!(removed, Some(RunState::Removed));
 
+    // `DEFECT_STUDIO_SCREENSHOTS=DIR` saves the window as it looks here.
+    if let Some(dir) = std::env::var_os("DEFECT_STUDIO_SCREENSHOTS") {
+        let img = h.render().expect("render");
+        img.save(PathBuf::from(dir).join("queue-panel.png"))
+            .unwrap();
+    }
     h.get_by_label("▶ Resume").click_accesskit();
     wait_for_runs(&mut h);
     assert_eq!(

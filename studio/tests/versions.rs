@@ -103,6 +103,12 @@ fn restore_an_older_version() {
     h.run_steps(2);
     h.get_by_label("the first saved version");
     h.get_by_label_contains("plate.angle");
+    // `DEFECT_STUDIO_SCREENSHOTS=DIR` saves the window as it looks here.
+    if let Some(dir) = std::env::var_os("DEFECT_STUDIO_SCREENSHOTS") {
+        let img = h.render().expect("render");
+        img.save(PathBuf::from(dir).join("version-history.png"))
+            .unwrap();
+    }
     h.get_by_label("Restore this version").click();
     h.run_steps(3);
     assert_eq!(doc(&mut h), v1, "the editor holds version 1");

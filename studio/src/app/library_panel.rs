@@ -229,17 +229,18 @@ impl LibraryPanel {
                         })
                         .response
                         .on_hover_text("Drag onto the graph to insert it as a subgraph node");
-                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                            if ui.button("Insert as subgraph").clicked() {
-                                cmds.push(cmd(LibraryCommand::Insert {
-                                    name: name.clone(),
-                                    pos: None,
-                                }));
-                            }
-                            if ui.button("Open").clicked() {
-                                cmds.push(cmd(LibraryCommand::OpenRecipe(name.clone())));
-                            }
-                        });
+                    });
+                    ui.horizontal(|ui| {
+                        ui.add_space(THUMB + 8.0);
+                        if ui.button("Open").clicked() {
+                            cmds.push(cmd(LibraryCommand::OpenRecipe(name.clone())));
+                        }
+                        if ui.button("Insert as subgraph").clicked() {
+                            cmds.push(cmd(LibraryCommand::Insert {
+                                name: name.clone(),
+                                pos: None,
+                            }));
+                        }
                     });
                     ui.separator();
                 }

@@ -1,5 +1,6 @@
 //! The queue panel (top of the Runs panel): the worker's jobs, the running one first, then the
-//! waiting ones in the order they will start (`engine::queue`); move a waiting job up or down,
+//! waiting ones in the order they will start (`engine::queue`); move a waiting job up or down
+//! (buttons, or drag its label onto another waiting row),
 //! run it next or remove it; pause and resume the whole queue. Batches an earlier session
 //! queued and never started are listed as "not started (last session)" until the user resumes
 //! or discards them.
@@ -26,6 +27,10 @@ pub enum QueueCommand {
     /// Drop one batch left by the last session (by its store row id), or all of them.
     DiscardRestored(Option<JobId>),
 }
+
+/// A waiting job being dragged to another place in the queue.
+#[derive(Clone, Copy, Debug)]
+struct QueueDrag(JobId);
 
 /// A batch an earlier session queued in the store and never started.
 #[derive(Clone, Debug, PartialEq)]
@@ -113,7 +118,7 @@ impl QueuePanel {
         }
         let n = waiting.len();
         for (i, e) in waiting.iter().enumerate() {
-            ui.horizontal(|ui| {
+            let row = ui.horizontal(|ui| {
                 if ui
                     .add_enabled(i > 0, egui::Button::new("⬆").small())
                     .on_hover_text("Move up")
@@ -128,8 +133,18 @@ impl QueuePanel {
                 {
                     cmds.push(cmd(QueueCommand::MoveTo(e.id, i + 1)));
                 }
-                ui.label(entry_text(e));
+                // The label is the drag handle: drop it on another waiting row to move it there.
+                ui.dnd_drag_source(egui::Id::new(("queue-drag", e.id)), QueueDrag(e.id), |ui| {
+                    ui.label(entry_text(e));
+                })
+                .response
+                .on_hover_text("Drag onto another waiting job to move it there");
             });
+            if let Some(dragged) = row.response.dnd_release_payload::<QueueDrag>() {
+                if dragged.0 != e.id {
+                    cmds.push(cmd(QueueCommand::MoveTo(dragged.0, i)));
+                }
+            }
             ui.horizontal(|ui| {
                 ui.add_space(16.0);
                 if e.restored {
