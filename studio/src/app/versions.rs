@@ -69,7 +69,7 @@ impl VersionsWindow {
             Ok(all) => {
                 let mut mine: Vec<GraphVersion> =
                     all.into_iter().filter(|g| g.name == name).collect();
-                mine.sort_by(|a, b| b.version.cmp(&a.version));
+                mine.sort_by_key(|v| std::cmp::Reverse(v.version));
                 self.versions = mine;
                 self.error = None;
             }
