@@ -64,6 +64,9 @@ pub enum EngineError {
     /// A dataset import that cannot go on (the file or archive is named).
     #[error("import {}: {message}", path.display())]
     Import { path: PathBuf, message: String },
+    /// The recipe library or a `.dsbundle` (names the recipe or file and the problem).
+    #[error("{0}")]
+    Recipe(String),
 }
 
 impl EngineError {

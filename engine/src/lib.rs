@@ -6,7 +6,8 @@
 //!   [`NodeFn`]s in a [`Registry`] ([`Registry::builtin`] for the shipped kinds), each taking
 //!   one typed parameter struct ([`Registry::register_typed`], [`NodeCtx::params`]).
 //! - [`run`]: batches ([`BatchJob`]: variations × folder items × sweep cells, sharded), the
-//!   output folder, and the [`Worker`] thread that the studio and the CLI both drive.
+//!   output folder, and the [`Worker`] thread that the studio and the CLI both drive;
+//!   [`queue`]: the worker's queue (pause, reorder, remove, run next), kept in the store.
 //! - [`store`]: the redb [`Store`] of graphs, runs, outputs, LoRA trainings
 //!   ([`TrainingRecord`]), bookmarks, presets and settings, shared safely between processes.
 //! - [`defects`]: defect generators (scratch, crack, dent, stain, chip, DRAEM, CutPaste, NSA
@@ -31,6 +32,8 @@
 //!   tags and numeric fields, dataset import, and the query language evaluated from indexes.
 //! - [`inspect`]: the inspection loop: train and evaluate defect classifiers and segmenters
 //!   on EfficientNet-Lite0, metrics equal to scikit-learn's and anomalib's, and captions.
+//! - [`recipes`]: the recipe library (folders, search, thumbnails), recipes as subgraph nodes
+//!   and library references, and `.dsbundle` sharing.
 //! - [`EngineError`]: the crate's error type; errors of a node name the node.
 
 #![recursion_limit = "256"]
@@ -54,9 +57,11 @@ mod kinds;
 pub mod models;
 pub mod ops;
 pub mod paths;
+pub mod recipes;
 pub mod sd;
 
 pub mod procedural;
+pub mod queue;
 mod registry;
 pub mod run;
 pub mod store;
@@ -68,6 +73,7 @@ pub use exec::{
     Saved,
 };
 pub use image::{Image, Mask};
+pub use queue::{JobId, QueueEntry};
 pub use run::{BatchEvent, BatchJob, BatchSummary, Worker, WorkerEvent};
 pub use store::{RunRecord, RunStatus, Store, TrainingRecord};
 pub use value::{Outputs, Value};

@@ -39,6 +39,16 @@ pub fn models_dir() -> PathBuf {
     home().join("models")
 }
 
+/// The recipe library's own folder (`recipes add`, bundle imports).
+pub fn recipes_dir() -> PathBuf {
+    home().join("recipes")
+}
+
+/// External assets (large inputs referenced by sha256), one file per hash.
+pub fn assets_dir() -> PathBuf {
+    home().join("assets")
+}
+
 // ---- Writing inside an output folder ----
 //
 // A recipe from someone else decides file names under the output folder, and the folder may

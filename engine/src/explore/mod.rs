@@ -31,7 +31,7 @@ pub mod lite0;
 mod meta;
 pub mod query;
 pub mod selection;
-mod zipread;
+pub(crate) mod zipread;
 
 use std::collections::BTreeMap;
 

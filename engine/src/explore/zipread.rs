@@ -67,11 +67,22 @@ fn bomb(path: &Path, message: String) -> EngineError {
 pub(crate) fn read_zip(
     path: &Path,
     limits: &ZipLimits,
-    mut each: impl FnMut(ZipItem) -> Result<()>,
+    each: impl FnMut(ZipItem) -> Result<()>,
 ) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
+    read_zip_from(path, std::io::BufReader::new(file), limits, each)
+}
+
+/// [`read_zip`] of an archive read from `reader` (bytes already in memory, say); `path` names
+/// it in errors.
+pub(crate) fn read_zip_from<R: Read + std::io::Seek>(
+    path: &Path,
+    reader: R,
+    limits: &ZipLimits,
+    mut each: impl FnMut(ZipItem) -> Result<()>,
+) -> Result<()> {
     let mut zip =
-        zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| EngineError::Import {
+        zip::ZipArchive::new(reader).map_err(|e| EngineError::Import {
             path: path.to_path_buf(),
             message: format!("not a readable zip file: {e}; nothing was imported"),
         })?;

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use nodes::{GraphDoc, ParamKind, ParamValue};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
 use crate::exec::resolve_path;
@@ -13,7 +14,7 @@ use crate::exec::resolve_path;
 pub const MAX_WORK_ITEMS: u64 = 100_000_000;
 
 /// One parameter set to a value for a work item.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Override {
     pub node: String,
     pub param: String,
@@ -21,7 +22,7 @@ pub struct Override {
 }
 
 /// A parameter swept over several values.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sweep {
     pub node: String,
     pub param: String,
@@ -29,7 +30,7 @@ pub struct Sweep {
 }
 
 /// One execution of the graph within a batch.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkItem {
     /// `k` in the module docs: the item's index over the whole (unsharded) batch.
     pub index: u64,
@@ -49,7 +50,7 @@ pub struct PlanSpec<'a> {
 }
 
 /// A folder input: the node, its parameter, and the files it expands to.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct FolderInput {
     node: String,
     param: String,
@@ -57,12 +58,12 @@ struct FolderInput {
 }
 
 /// The work items of a batch (this shard's), each computed from its index when asked for.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Plan {
     items: Items,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 enum Items {
     /// Items given one by one (tests, benchmarks).
     Listed(Vec<WorkItem>),
@@ -70,7 +71,7 @@ enum Items {
     Grid(Box<Grid>),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Grid {
     base_dir: PathBuf,
     seed: u64,

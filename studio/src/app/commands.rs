@@ -82,6 +82,12 @@ pub enum AppCommand {
     OpenExplore,
     /// What the Explore window asks for.
     Explore(super::explore::ExploreCommand),
+    /// What the version history window asks for.
+    Versions(super::versions::VersionsCommand),
+    /// What the recipe library window asks for.
+    Library(super::library_panel::LibraryCommand),
+    /// What the queue panel asks for.
+    Queue(super::queue_panel::QueueCommand),
     /// A document edit of the graph editor (subgraphs, parameters as inputs, reroutes, frames).
     Editor(super::editor::EditorCommand),
 }
@@ -163,6 +169,12 @@ impl StudioApp {
                             let _ = s.save_graph(&name, &doc.to_json());
                         }
                         self.doc.mark_saved(doc, path.clone());
+                        if self.versions.open {
+                            self.apply(
+                                ctx,
+                                AppCommand::Versions(super::versions::VersionsCommand::Open),
+                            );
+                        }
                         self.notify(ctx, format!("saved {}", path.display()));
                         self.remember(path);
                     }
@@ -201,6 +213,9 @@ impl StudioApp {
             }
             AppCommand::OpenExplore => self.open_explore(ctx),
             AppCommand::Explore(c) => self.apply_explore(ctx, c),
+            AppCommand::Versions(c) => self.apply_versions(ctx, c),
+            AppCommand::Library(c) => self.apply_library(ctx, c),
+            AppCommand::Queue(c) => self.apply_queue(ctx, c),
             AppCommand::Editor(c) => self.apply_editor(ctx, c),
             AppCommand::Undo => self.doc.undo(&self.catalogue),
             AppCommand::Redo => self.doc.redo(&self.catalogue),
@@ -344,6 +359,10 @@ impl StudioApp {
             AppCommand::ApplySettings(s) => {
                 self.settings = *s;
                 engine::models::manager::set_extra_dirs(self.settings.model_dirs.clone());
+                engine::recipes::set_extra_dirs(self.settings.recipe_dirs.clone());
+                if self.library.open {
+                    self.library.rescan();
+                }
                 if self.settings.cache_budget_mib != self.worker_budget && !self.running() {
                     let notify_ctx = ctx.clone();
                     self.worker = Worker::spawn_with_notify(

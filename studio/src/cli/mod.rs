@@ -18,6 +18,8 @@ mod generate;
 mod import;
 mod info;
 mod models;
+mod queue;
+mod recipes;
 mod run;
 mod store;
 mod train;
@@ -65,8 +67,9 @@ pub enum Command {
         #[arg(long)]
         seed: Option<u64>,
         /// Run only slice I of N (0-based): work items with k mod N == I. Each shard writes to
-        /// OUT/shard-I-of-N/ with its own store.
-        #[arg(long, value_name = "I/N")]
+        /// OUT/shard-I-of-N/ with its own store. `auto` or `auto/N`: I and N from a Slurm
+        /// array's or a Kubernetes Indexed Job's variables (docs/cluster.md).
+        #[arg(long, value_name = "I/N|auto[/N]")]
         shard: Option<String>,
         /// Sweep a parameter over values: NODE.PARAM=V1,V2,... Repeatable (cartesian product).
         #[arg(long = "sweep", value_name = "NODE.PARAM=V1,V2,...")]
@@ -190,6 +193,18 @@ pub enum Command {
         #[arg(long)]
         store: Option<PathBuf>,
     },
+    /// Batches queued (in the studio) and never started, kept in the store across restarts:
+    /// list them, `run` them in order, or `clear` them.
+    Queue {
+        #[command(subcommand)]
+        command: Option<QueueCommand>,
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Store file (default: the user store).
+        #[arg(long, global = true)]
+        store: Option<PathBuf>,
+    },
     /// Look after the store: `check` verifies every stored output.
     Store {
         #[command(subcommand)]
@@ -262,6 +277,12 @@ pub enum Command {
         #[command(subcommand)]
         command: TagCommand,
     },
+    /// The recipe library: list, show and add recipes; export and import them as .dsbundle
+    /// files (the graph, its definitions, assets and a manifest of the models it needs).
+    Recipes {
+        #[command(subcommand)]
+        command: recipes::RecipesCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -312,6 +333,14 @@ pub struct TagArgs {
     /// Store file (default: the user store).
     #[arg(long)]
     pub store: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueCommand {
+    /// Run the queued batches, in order, on one worker; exit code 1 if any fails.
+    Run,
+    /// Drop the queued batches.
+    Clear,
 }
 
 #[derive(Subcommand, Debug)]
@@ -490,6 +519,11 @@ fn dispatch(cmd: Command) -> Result<i32> {
                 keep_soft_masks,
             },
         ),
+        Command::Queue {
+            command,
+            json,
+            store,
+        } => queue::queue_cmd(command, json, store),
         Command::Store {
             command: StoreCommand::Check { store },
         } => store::store_check_cmd(store),
@@ -549,6 +583,7 @@ fn dispatch(cmd: Command) -> Result<i32> {
             };
             explore::tag_cmd(add, &a.tag, a.query.as_deref(), &a.ids, a.store)
         }
+        Command::Recipes { command } => recipes::recipes_cmd(command),
     }
 }
 
