@@ -838,3 +838,68 @@ fn an_exposed_param_shown_as_an_input_links_to_every_target() {
     );
     assert_eq!(e.0[0].node.as_deref(), Some("outer"));
 }
+
+#[test]
+fn set_param_by_path_specialises_only_that_instance() {
+    let cat = Catalogue::builtin();
+    let (mut doc, outer_hash, _) = nested();
+    // A second instance of the same definition.
+    let o2 = doc.nodes["outer"].clone();
+    doc.nodes.insert("outer2".into(), o2);
+    let crack = path(&["outer", "scratch-block", "crack"]);
+    subgraph::set_param(&mut doc, &crack, "branches", ParamValue::Int(7)).unwrap();
+    nodes::validate(&doc, &cat).unwrap();
+    let flat = subgraph::flatten(&doc, &cat).unwrap();
+    assert_eq!(
+        flat.doc.nodes[&crack].params["branches"],
+        ParamValue::Int(7)
+    );
+    let other = path(&["outer2", "scratch-block", "crack"]);
+    assert!(!flat.doc.nodes[&other].params.contains_key("branches"));
+    // outer2 keeps the original definitions; outer has its own chain.
+    assert_eq!(
+        doc.nodes["outer2"].subgraph.as_ref().unwrap().hash,
+        outer_hash
+    );
+    assert_ne!(
+        doc.nodes["outer"].subgraph.as_ref().unwrap().hash,
+        outer_hash
+    );
+    assert_eq!(doc.definitions.len(), 4);
+    for (k, d) in &doc.definitions {
+        assert_eq!(&d.hash(), k);
+    }
+    // Top-level nodes and exposed parameters of instances are set in place.
+    subgraph::set_param(&mut doc, "outer2", "depth", ParamValue::Float(0.2)).unwrap();
+    assert_eq!(doc.nodes["outer2"].params["depth"], ParamValue::Float(0.2));
+    let e = subgraph::set_param(&mut doc, "outer › ghost", "x", ParamValue::Int(1)).unwrap_err();
+    assert!(e.to_string().contains("outer › ghost"), "{e}");
+    assert!(subgraph::set_param(&mut doc, "nope", "x", ParamValue::Int(1)).is_err());
+}
+
+#[test]
+fn node_param_and_flat_targets_see_through_subgraph_nodes() {
+    let cat = Catalogue::builtin();
+    let (doc, _, _) = nested();
+    let p = subgraph::node_param(&doc, "outer", "depth", &cat).unwrap();
+    assert_eq!(p.name, "depth");
+    assert!(matches!(p.kind, nodes::ParamKind::Float { .. }));
+    let e = subgraph::node_param(&doc, "outer", "wobble", &cat).unwrap_err();
+    assert!(e.contains("depth"), "{e}");
+    assert_eq!(
+        subgraph::node_param(&doc, "save", "filename", &cat)
+            .unwrap()
+            .name,
+        "filename"
+    );
+    let flat = subgraph::flatten(&doc, &cat).unwrap();
+    assert_eq!(
+        flat.targets(&["outer".into(), "save".into(), "ghost".into()]),
+        vec![
+            "ghost".to_string(),
+            path(&["outer", "scratch-block", "crack"]),
+            path(&["outer", "scratch-block", "scratch"]),
+            "save".to_string(),
+        ]
+    );
+}
