@@ -319,7 +319,8 @@ fn missing_and_library_definitions_are_refused() {
 #[test]
 fn bad_exposed_targets_are_refused() {
     let cat = Catalogue::builtin();
-    let bad_cases: Vec<(&str, Box<dyn Fn(&mut Definition)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Definition)>;
+    let bad_cases: Vec<(&str, Edit)> = vec![
         (
             "does not exist",
             Box::new(|d| d.params.push(exposed_param("x", &[("ghost", "depth")]))),
