@@ -403,3 +403,57 @@ fn the_subgraph_example_is_the_document_built_here() {
         ParamValue::Float(0.9)
     );
 }
+
+#[test]
+fn node_migrations_reach_inside_definitions_and_re_key_them() {
+    let cat = Catalogue::builtin();
+    // A definition with an Img2Img@1 node (strength's default was 0.75), written by hand with
+    // its version-1 hash.
+    let mut def = Definition {
+        name: "refine".into(),
+        doc: String::new(),
+        tags: Vec::new(),
+        nodes: BTreeMap::new(),
+        links: Vec::new(),
+        inputs: Vec::new(),
+        outputs: vec![output("image", "i2i", "image")],
+        params: Vec::new(),
+        layout: BTreeMap::new(),
+        frames: Vec::new(),
+    };
+    def.nodes.insert("i2i".into(), NodeDoc::new("Img2Img", 1));
+    let old = def.hash();
+    let mut outer = Definition {
+        name: "outer".into(),
+        outputs: vec![output("image", "r", "image")],
+        ..def.clone()
+    };
+    outer.nodes.clear();
+    outer.nodes.insert("r".into(), instance(&def));
+    let old_outer = outer.hash();
+    let mut doc = GraphDoc::new();
+    doc.definitions.insert(old.clone(), def);
+    doc.definitions.insert(old_outer.clone(), outer.clone());
+    doc.nodes.insert("o".into(), instance(&outer));
+    let loaded = GraphDoc::from_json(&doc.to_json()).unwrap();
+    assert!(!loaded.definitions.contains_key(&old));
+    assert!(!loaded.definitions.contains_key(&old_outer));
+    let top = &loaded.nodes["o"].subgraph.as_ref().unwrap().hash;
+    let inner_ref = &loaded.definitions[top].nodes["r"]
+        .subgraph
+        .as_ref()
+        .unwrap()
+        .hash;
+    let i2i = &loaded.definitions[inner_ref].nodes["i2i"];
+    assert_eq!(i2i.version, 2);
+    assert_eq!(i2i.params["strength"].as_f64(), Some(0.75));
+    for (k, d) in &loaded.definitions {
+        assert_eq!(&d.hash(), k);
+    }
+    // A definition changed by hand (no migration) is still refused, not re-keyed.
+    let mut bad = loaded.clone();
+    let key = inner_ref.clone();
+    bad.definitions.get_mut(&key).unwrap().doc = "edited".into();
+    let reread = GraphDoc::from_json(&bad.to_json()).unwrap();
+    assert!(nodes::validate(&reread, &cat).is_err());
+}
