@@ -318,32 +318,16 @@ impl Executor {
             None
         };
         let doc = flat.as_ref().map_or(req.doc, |f| &f.doc);
-        // Requested subgraph (or reroute) nodes: run what their outputs read, and give them
-        // those outputs under their own id at the end.
-        let mut aliases: Vec<(&nodes::PortRef, &nodes::PortRef)> = Vec::new();
+        // Requested subgraph (or reroute) nodes: run what their outputs read (they get those
+        // outputs under their own id at the end).
         let targets: Vec<String> = match &req.targets {
             Some(t) => {
-                let mut out = Vec::new();
-                for id in t {
-                    if doc.nodes.contains_key(id) {
-                        out.push(id.clone());
-                        continue;
-                    }
-                    let reads: Vec<_> = flat
-                        .iter()
-                        .flat_map(|f| &f.outputs)
-                        .filter(|(from, _)| from.node() == id)
-                        .collect();
-                    if reads.is_empty() {
-                        return Err(EngineError::Plan(format!(
-                            "requested node \"{id}\" is not in the graph"
-                        )));
-                    }
-                    out.extend(reads.iter().map(|(_, src)| src.node().to_string()));
-                    aliases.extend(reads);
+                let out = flat.as_ref().map_or_else(|| t.clone(), |f| f.targets(t));
+                if let Some(id) = out.iter().find(|id| !doc.nodes.contains_key(*id)) {
+                    return Err(EngineError::Plan(format!(
+                        "requested node \"{id}\" is not in the graph"
+                    )));
                 }
-                out.sort();
-                out.dedup();
                 out
             }
             None => self
@@ -579,6 +563,9 @@ impl Executor {
                 }
             }
         }
+        // The top-level subgraph and reroute nodes' outputs, under their own ids (for the
+        // studio's previews and for requested subgraph nodes).
+        let aliases = flat.iter().flat_map(|f| &f.outputs);
         for (alias, src) in aliases {
             let value = outcome
                 .outputs
