@@ -422,6 +422,10 @@ fn a_subgraph_node_can_be_a_target_and_events_name_paths() {
         .insert("v".into(), ParamValue::Int(10));
     let (o, ran) = run(&mut exec, &log, &doc, &["o2"], 0);
     assert_eq!(int(&o, "o2"), 10 * 2 + 10 * 3);
+    // A run of everything gives every subgraph node its outputs under its own id too.
+    let (o, _) = run(&mut exec, &log, &doc, &["T"], 0);
+    assert_eq!(int(&o, "o1"), 4 * 2 + 4 * 3);
+    assert_eq!(int(&o, "o2"), 10 * 2 + 10 * 3);
     assert!(ran.iter().all(|id| id.starts_with("o2 › ")), "{ran:?}");
     assert!(o.stats.iter().any(|s| s.node == p(&["o2", "blk", "add"])));
     let req = RunRequest {

@@ -287,12 +287,25 @@ impl GraphDoc {
         if version < u64::from(VERSION) {
             value = migrate::migrate(value, version as u32, migrate::DOC_MIGRATIONS)?;
         }
-        migrate::migrate_nodes(&mut value, migrate::NODE_MIGRATIONS);
+        let migrated = migrate::migrate_nodes(&mut value, migrate::NODE_MIGRATIONS);
         let de = value;
-        serde_path_to_error::deserialize(de).map_err(|e| NodesError::Schema {
-            path: clip(&e.path().to_string()),
-            message: clip(&e.inner().to_string()),
-        })
+        let mut doc: GraphDoc =
+            serde_path_to_error::deserialize(de).map_err(|e| NodesError::Schema {
+                path: clip(&e.path().to_string()),
+                message: clip(&e.inner().to_string()),
+            })?;
+        // Definitions whose nodes a migration changed hash differently now: re-key them (and
+        // the definitions that enclose them). Only those: a definition that does not match its
+        // key for another reason is refused by validation.
+        for key in migrated {
+            let Some(def) = doc.definitions.get(&key).cloned() else {
+                continue;
+            };
+            if def.hash() != key {
+                crate::subgraph::replace_definition(&mut doc, &key, def)?;
+            }
+        }
+        Ok(doc)
     }
 
     /// The canonical text of the document: pretty JSON with sorted maps and a final newline.

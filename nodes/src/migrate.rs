@@ -53,11 +53,29 @@ pub const NODE_MIGRATIONS: &[NodeMigration] = &[
     },
 ];
 
-/// Brings every node of a raw document up to the newest version `steps` know for its kind.
-/// Nodes of unknown kinds or without a step are left alone (validation reports them).
-pub fn migrate_nodes(value: &mut serde_json::Value, steps: &[NodeMigration]) {
+/// Brings every node of a raw document up to the newest version `steps` know for its kind,
+/// the nodes inside its subgraph `definitions` too. Nodes of unknown kinds or without a step
+/// are left alone (validation reports them). Returns the keys of the definitions whose nodes
+/// changed: their content hash changed, so [`crate::GraphDoc::from_json`] re-keys them.
+pub fn migrate_nodes(value: &mut serde_json::Value, steps: &[NodeMigration]) -> Vec<String> {
+    migrate_node_map(value, steps);
+    let mut changed = Vec::new();
+    if let Some(defs) = value.get_mut("definitions").and_then(|d| d.as_object_mut()) {
+        for (key, def) in defs.iter_mut() {
+            if migrate_node_map(def, steps) {
+                changed.push(key.clone());
+            }
+        }
+    }
+    changed
+}
+
+/// [`migrate_nodes`] for one `nodes` map (of a document or a definition); true when a node
+/// changed.
+fn migrate_node_map(value: &mut serde_json::Value, steps: &[NodeMigration]) -> bool {
+    let mut changed = false;
     let Some(nodes) = value.get_mut("nodes").and_then(|n| n.as_object_mut()) else {
-        return;
+        return false;
     };
     for node in nodes.values_mut() {
         let Some(obj) = node.as_object_mut() else {
@@ -81,8 +99,10 @@ pub fn migrate_nodes(value: &mut serde_json::Value, steps: &[NodeMigration]) {
             }
             version += 1;
             obj.insert("version".into(), serde_json::Value::from(version));
+            changed = true;
         }
     }
+    changed
 }
 
 /// Applies `steps` from version `from` upward, updating the `version` field after each.

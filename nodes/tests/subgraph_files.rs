@@ -271,3 +271,189 @@ fn a_version_1_file_migrates_to_version_2() {
     assert_eq!(v1.lines().count(), text.lines().count());
     nodes::validate(&doc, &Catalogue::builtin()).unwrap();
 }
+
+/// The shipped example `examples/subgraph-deep-scratch.json`: a brushed plate with a "deep
+/// scratch" subgraph (a reroute into a Scratch, exposing depth with a range, count and seed),
+/// its seed fed by a Seed value node through a parameter shown as an input.
+fn example() -> GraphDoc {
+    let mut def = Definition {
+        name: "deep scratch".into(),
+        doc: "One to a few deep scratches with their exact mask.".into(),
+        tags: vec!["metal".into(), "scratch".into()],
+        nodes: BTreeMap::new(),
+        links: vec![link("in", "out", "scratch", "image")],
+        inputs: vec![ExposedPort {
+            name: "image".into(),
+            targets: vec![pr("in", "in")],
+            doc: "The surface to scratch.".into(),
+        }],
+        outputs: vec![
+            output("image", "scratch", "image"),
+            output("mask", "scratch", "mask"),
+        ],
+        params: vec![
+            ExposedParam {
+                doc: "Contrast of the groove.".into(),
+                default: Some(ParamValue::Float(0.8)),
+                min: Some(0.3),
+                max: Some(1.0),
+                ..param("depth", &[("scratch", "depth")])
+            },
+            param("count", &[("scratch", "count")]),
+            param("seed", &[("scratch", "seed")]),
+        ],
+        layout: BTreeMap::new(),
+        frames: Vec::new(),
+    };
+    def.nodes.insert("in".into(), NodeDoc::new(REROUTE_KIND, 1));
+    let mut scratch = NodeDoc::new("Scratch", 1);
+    scratch
+        .params
+        .insert("width".into(), ParamValue::Float(4.0));
+    def.nodes.insert("scratch".into(), scratch);
+    def.layout.insert("in".into(), at(0.0, 40.0));
+    def.layout.insert("scratch".into(), at(160.0, 0.0));
+
+    let mut doc = GraphDoc::new();
+    let mut plate = NodeDoc::new("Texture", 1);
+    plate
+        .params
+        .insert("material".into(), text_value("brushed_metal"));
+    plate.params.insert("width".into(), ParamValue::Int(256));
+    plate.params.insert("height".into(), ParamValue::Int(256));
+    doc.nodes.insert("plate".into(), plate);
+    let mut seed = NodeDoc::new("Seed", 1);
+    seed.params.insert(
+        "seed".into(),
+        ParamValue::Seed(SeedValue::Run { offset: 100 }),
+    );
+    doc.nodes.insert("seed".into(), seed);
+    let mut s = instance(&def);
+    s.params.insert("depth".into(), ParamValue::Float(0.9));
+    s.params.insert("count".into(), ParamValue::Int(2));
+    s.param_inputs.insert("seed".into());
+    doc.nodes.insert("scratches".into(), s);
+    let mut save = NodeDoc::new("SaveImage", 1);
+    save.params
+        .insert("filename".into(), text_value("{graph}/{seed:05}.png"));
+    save.params.insert("label".into(), text_value("scratch"));
+    doc.nodes.insert("save".into(), save);
+    doc.links = vec![
+        link("plate", "image", "scratches", "image"),
+        link("seed", "value", "scratches", "seed"),
+        link("scratches", "image", "save", "image"),
+        link("scratches", "mask", "save", "mask"),
+        link("plate", "image", "save", "clean"),
+    ];
+    for (id, x, y) in [
+        ("plate", 40.0, 40.0),
+        ("seed", 40.0, 300.0),
+        ("scratches", 400.0, 120.0),
+        ("save", 760.0, 120.0),
+    ] {
+        doc.layout.insert(id.into(), at(x, y));
+    }
+    doc.frames.push(Frame {
+        title: "defect".into(),
+        color: "#c05030".into(),
+        nodes: vec!["seed".into(), "scratches".into()],
+    });
+    doc.definitions.insert(def.hash(), def);
+    doc.meta.title = "subgraph-deep-scratch".into();
+    doc.meta.notes = "A brushed plate scratched by a reusable \"deep scratch\" subgraph that \
+                      exposes depth (0.3..1), count and seed; a Seed node feeds the seed, from \
+                      the run seed, so --count varies it."
+        .into();
+    doc.meta.author = "Defect Studio examples".into();
+    doc.meta.seed = Some(1);
+    doc.meta.tags = vec!["subgraph".into(), "metal".into()];
+    doc
+}
+
+fn text_value(s: &str) -> ParamValue {
+    ParamValue::Text(s.into())
+}
+
+#[test]
+fn the_subgraph_example_is_the_document_built_here() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/subgraph-deep-scratch.json");
+    let built = example();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, built.to_json()).unwrap();
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    let doc = GraphDoc::from_json(&text).unwrap();
+    assert_eq!(doc, built);
+    assert_eq!(doc.to_json(), text);
+    let cat = Catalogue::builtin();
+    nodes::validate(&doc, &cat).unwrap();
+    let flat = subgraph::flatten(&doc, &cat).unwrap();
+    let scratch = ["scratches", "scratch"].join(PATH_SEP);
+    assert!(flat
+        .doc
+        .links
+        .contains(&link("plate", "image", &scratch, "image")));
+    assert!(flat
+        .doc
+        .links
+        .contains(&link("seed", "value", &scratch, "seed")));
+    assert_eq!(
+        flat.doc.nodes[&scratch].params["depth"],
+        ParamValue::Float(0.9)
+    );
+}
+
+#[test]
+fn node_migrations_reach_inside_definitions_and_re_key_them() {
+    let cat = Catalogue::builtin();
+    // A definition with an Img2Img@1 node (strength's default was 0.75), written by hand with
+    // its version-1 hash.
+    let mut def = Definition {
+        name: "refine".into(),
+        doc: String::new(),
+        tags: Vec::new(),
+        nodes: BTreeMap::new(),
+        links: Vec::new(),
+        inputs: Vec::new(),
+        outputs: vec![output("image", "i2i", "image")],
+        params: Vec::new(),
+        layout: BTreeMap::new(),
+        frames: Vec::new(),
+    };
+    def.nodes.insert("i2i".into(), NodeDoc::new("Img2Img", 1));
+    let old = def.hash();
+    let mut outer = Definition {
+        name: "outer".into(),
+        outputs: vec![output("image", "r", "image")],
+        ..def.clone()
+    };
+    outer.nodes.clear();
+    outer.nodes.insert("r".into(), instance(&def));
+    let old_outer = outer.hash();
+    let mut doc = GraphDoc::new();
+    doc.definitions.insert(old.clone(), def);
+    doc.definitions.insert(old_outer.clone(), outer.clone());
+    doc.nodes.insert("o".into(), instance(&outer));
+    let loaded = GraphDoc::from_json(&doc.to_json()).unwrap();
+    assert!(!loaded.definitions.contains_key(&old));
+    assert!(!loaded.definitions.contains_key(&old_outer));
+    let top = &loaded.nodes["o"].subgraph.as_ref().unwrap().hash;
+    let inner_ref = &loaded.definitions[top].nodes["r"]
+        .subgraph
+        .as_ref()
+        .unwrap()
+        .hash;
+    let i2i = &loaded.definitions[inner_ref].nodes["i2i"];
+    assert_eq!(i2i.version, 2);
+    assert_eq!(i2i.params["strength"].as_f64(), Some(0.75));
+    for (k, d) in &loaded.definitions {
+        assert_eq!(&d.hash(), k);
+    }
+    // A definition changed by hand (no migration) is still refused, not re-keyed.
+    let mut bad = loaded.clone();
+    let key = inner_ref.clone();
+    bad.definitions.get_mut(&key).unwrap().doc = "edited".into();
+    let reread = GraphDoc::from_json(&bad.to_json()).unwrap();
+    assert!(nodes::validate(&reread, &cat).is_err());
+}

@@ -39,16 +39,23 @@ impl RecipeChunks {
     }
 
     /// A parameter of `node` was fed by a link (`crate::exec`, *Parameters fed by links*): the
-    /// A1111 `parameters` show the prompt or negative prompt the sampler really used (the
+    /// A1111 `parameters` show the prompt, negative prompt or seed the sampler really used (the
     /// recipe chunk keeps the template and the link, so the recipe runs again as written).
     pub(super) fn resolved_param(&mut self, node: &str, param: &str, value: &ParamValue) {
         if self.sampler.as_deref() != Some(node) {
             return;
         }
+        let p = &mut self.parameters;
+        // A linked seed (a Seed value node): the seed the sampler really used.
+        if param == "seed" {
+            if let Some(seed) = value.as_seed() {
+                p.seed = Some(seed.resolve(0));
+            }
+            return;
+        }
         let Some(text) = value.as_str() else {
             return;
         };
-        let p = &mut self.parameters;
         match param {
             "prompt" => {
                 let tags: String = p.loras.iter().map(|t| t.to_tag()).collect();
@@ -247,5 +254,61 @@ mod tests {
             .unwrap()
             .1;
         assert!(graph.contains("{input}, deep scratch"), "{graph}");
+        // A linked seed (a Seed value node) shows as the seed the sampler used.
+        chunks.resolved_param(
+            "gen",
+            "seed",
+            &ParamValue::Seed(nodes::SeedValue::Fixed { value: 77 }),
+        );
+        let out = chunks.for_image(8, 8);
+        let params = &out.iter().find(|(k, _)| k == "parameters").unwrap().1;
+        assert!(params.contains("Seed: 77"), "{params}");
+    }
+
+    #[test]
+    fn a_sampler_inside_a_subgraph_gives_the_a1111_parameters() {
+        let flat = GraphDoc::from_json(
+            &serde_json::json!({
+                "format": "defect-studio/graph", "version": 2,
+                "nodes": {
+                    "ckpt": {"kind": "LoadCheckpoint", "version": 1},
+                    "gen": {"kind": "Txt2Img", "version": 1,
+                            "params": {"prompt": "rusty bolt", "steps": 7}},
+                    "save": {"kind": "SaveImage", "version": 1}
+                },
+                "links": [
+                    {"from": ["ckpt", "model"], "to": ["gen", "model"]},
+                    {"from": ["gen", "image"], "to": ["save", "image"]}
+                ]
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let mut doc = flat.clone();
+        let cat = nodes::Catalogue::builtin();
+        let id = nodes::subgraph::make_subgraph(
+            &mut doc,
+            &["ckpt".into(), "gen".into()],
+            "generator",
+            &cat,
+        )
+        .unwrap();
+        let mut chunks = recipe_chunks(&doc, 3, Path::new("."), false, &mut ModelMemo::new());
+        let inner = format!("{id}{}gen", nodes::subgraph::PATH_SEP);
+        assert_eq!(chunks.sampler.as_deref(), Some(inner.as_str()));
+        chunks.resolved_param(&inner, "prompt", &ParamValue::Text("linked".into()));
+        let out = chunks.for_image(8, 8);
+        let params = &out.iter().find(|(k, _)| k == "parameters").unwrap().1;
+        assert!(params.starts_with("linked\n"), "{params}");
+        assert!(params.contains("Steps: 7"), "{params}");
+        // The recipe chunk is the document with its subgraph, not the flat one.
+        let graph = &out
+            .iter()
+            .find(|(k, _)| k == "defect-studio/graph")
+            .unwrap()
+            .1;
+        let embedded = GraphDoc::from_json(graph).unwrap();
+        assert_eq!(embedded.definitions.len(), 1);
+        assert!(embedded.nodes.contains_key(&id));
     }
 }

@@ -139,7 +139,7 @@ pub fn flatten(doc: &GraphDoc, catalogue: &Catalogue) -> Result<Flat, Validation
                         to: PortRef(flat_id.clone(), port.to_string()),
                     }),
                     Ok(None) => {}
-                    Err(e) => errors.push(e),
+                    Err(e) => errors.push(*e),
                 }
             }
             if !scope.chain.is_empty() {
@@ -498,24 +498,24 @@ impl Resolver<'_, '_> {
         id: &str,
         port: &str,
         depth: usize,
-    ) -> Result<Option<PortRef>, ValidationError> {
+    ) -> Result<Option<PortRef>, Box<ValidationError>> {
         let scope = &self.scopes[si];
         let path = join_path(&scope.path, id);
         if depth > 4 * MAX_DEPTH {
-            return Err(error(
+            return Err(Box::new(error(
                 &path,
                 None,
                 Problem::Cycle {
                     path: vec![path.clone()],
                 },
-            ));
+            )));
         }
         let Some(node) = scope.nodes.get(id) else {
             return Ok(Some(PortRef(path, port.to_string())));
         };
         if is_reroute(node) {
             if port != "out" {
-                return Err(error(
+                return Err(Box::new(error(
                     &path,
                     Some(format!("output \"{port}\"")),
                     Problem::UnknownOutputPort {
@@ -523,7 +523,7 @@ impl Resolver<'_, '_> {
                         port: port.to_string(),
                         known: vec!["out".into()],
                     },
-                ));
+                )));
             }
             return self.source_of_input(si, id, "in", depth + 1);
         }
@@ -533,7 +533,7 @@ impl Resolver<'_, '_> {
             };
             let def = self.scopes[child].def;
             let Some(out) = def.and_then(|d| d.outputs.iter().find(|o| o.name == port)) else {
-                return Err(error(
+                return Err(Box::new(error(
                     &path,
                     Some(format!("output \"{port}\"")),
                     Problem::UnknownOutputPort {
@@ -543,7 +543,7 @@ impl Resolver<'_, '_> {
                             .map(|d| d.outputs.iter().map(|o| o.name.clone()).collect())
                             .unwrap_or_default(),
                     },
-                ));
+                )));
             };
             return self.source(child, out.from.node(), out.from.port(), depth + 1);
         }
@@ -559,7 +559,7 @@ impl Resolver<'_, '_> {
         id: &str,
         port: &str,
         depth: usize,
-    ) -> Result<Option<PortRef>, ValidationError> {
+    ) -> Result<Option<PortRef>, Box<ValidationError>> {
         let scope = &self.scopes[si];
         if let Some(l) = scope
             .links
