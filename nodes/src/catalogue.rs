@@ -663,3 +663,57 @@ impl Catalogue {
         out
     }
 }
+
+/// A node's input ports: its kind's declared inputs, the parameters the kind declares as
+/// inputs ([`ParamSpec::as_input`]), then each parameter the user turned into an input
+/// (`node.param_inputs`), in parameter order. Names in `param_inputs` that are no parameter of
+/// the kind are left out (validation reports them).
+pub fn input_ports(spec: &'static NodeSpec, node: &crate::graph::NodeDoc) -> Vec<PortSpec> {
+    let mut ports: Vec<PortSpec> = spec
+        .input_ports()
+        .iter()
+        .map(|p| PortSpec { ..*p })
+        .collect();
+    for p in spec.params {
+        if node.param_inputs.contains(p.name) && !ports.iter().any(|q| q.name == p.name) {
+            ports.push(PortSpec {
+                name: p.name,
+                ty: PortType::of_param(&p.kind),
+                optional: true,
+                doc: p.doc,
+            });
+        }
+    }
+    ports
+}
+
+/// The parameter input port `port` of `node` feeds: one the kind declares as an input, or one
+/// the user turned into an input (`node.param_inputs`).
+pub fn param_port(
+    spec: &'static NodeSpec,
+    node: &crate::graph::NodeDoc,
+    port: &str,
+) -> Option<&'static ParamSpec> {
+    spec.param_input(port).or_else(|| {
+        node.param_inputs
+            .contains(port)
+            .then(|| spec.param(port))
+            .flatten()
+    })
+}
+
+/// Whether a parameter fed by a link accepts a value of type `from`: Int and Bool take Int,
+/// Float takes Float or Int, Seed takes Seed or Int, Choice takes Choice or Text, and every
+/// parameter written as text (Text, Color, files, output templates) takes Text.
+pub fn param_accepts(kind: &ParamKind, from: PortType) -> bool {
+    match kind {
+        ParamKind::Int { .. } | ParamKind::Bool { .. } => from == PortType::Int,
+        ParamKind::Float { .. } => matches!(from, PortType::Float | PortType::Int),
+        ParamKind::Seed => matches!(from, PortType::Seed | PortType::Int),
+        ParamKind::Choice { .. } => matches!(from, PortType::Choice | PortType::Text),
+        ParamKind::Text { .. }
+        | ParamKind::Color { .. }
+        | ParamKind::InputFile { .. }
+        | ParamKind::OutputTemplate { .. } => from == PortType::Text,
+    }
+}

@@ -34,4 +34,7 @@ pub enum NodesError {
         value: String,
         message: String,
     },
+    /// A subgraph edit that cannot be made (names the node or definition).
+    #[error("{0}")]
+    Subgraph(String),
 }

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::catalogue::{Catalogue, NodeSpec, ParamKind, OUTPUT_TEMPLATE_VARS};
+use crate::catalogue::{
+    input_ports, param_accepts, param_port, Catalogue, NodeSpec, ParamKind, OUTPUT_TEMPLATE_VARS,
+};
 use crate::graph::{GraphDoc, ParamValue};
 use crate::quote::{clip, quote};
 
@@ -82,6 +84,42 @@ pub enum Problem {
     },
     Cycle {
         path: Vec<String>,
+    },
+    /// A node id contains [`crate::subgraph::PATH_SEP`]'s `›`.
+    BadNodeId,
+    /// A subgraph node names a definition the document does not hold.
+    MissingDefinition {
+        name: String,
+        hash: String,
+    },
+    /// A library reference whose definition the recipe library has not filled in.
+    LibraryDefinition {
+        name: String,
+        hash: String,
+    },
+    /// A definition stored under a key that is not its content hash.
+    DefinitionHashMismatch {
+        name: String,
+        key: String,
+        hash: String,
+    },
+    /// A definition that contains itself, through the named chain of definitions.
+    RecursiveDefinition {
+        chain: Vec<String>,
+    },
+    /// An exposed input, output or parameter of a definition that does not fit its inner graph.
+    BadExposed {
+        message: String,
+    },
+    /// A reroute whose input is not connected.
+    RerouteWithoutSource,
+    /// `param_inputs` names something that is not a parameter of the node.
+    UnknownParamInput {
+        known: Vec<String>,
+    },
+    /// A subgraph node without a `subgraph` reference, or another node with one.
+    BadSubgraphRef {
+        message: String,
     },
 }
 
@@ -173,6 +211,45 @@ impl std::fmt::Display for ValidationError {
                 clip(second)
             ),
             Problem::Cycle { path } => write!(f, "cycle: {}", clip(&path.join(" -> "))),
+            Problem::BadNodeId => write!(
+                f,
+                "node ids may not contain \"›\" (it joins the ids of a subgraph path)"
+            ),
+            Problem::MissingDefinition { name, hash } => write!(
+                f,
+                "subgraph {} refers to definition {hash}, which the graph's \"definitions\" \
+                 does not hold",
+                quote(name)
+            ),
+            Problem::LibraryDefinition { name, hash } => write!(
+                f,
+                "subgraph {} ({hash}) is a recipe-library reference: the recipe library must \
+                 provide its definition, and this file does not hold it",
+                quote(name)
+            ),
+            Problem::DefinitionHashMismatch { name, key, hash } => write!(
+                f,
+                "definition {} is stored under key {key} but its content hashes to {hash}: it \
+                 was changed without being re-keyed",
+                quote(name)
+            ),
+            Problem::RecursiveDefinition { chain } => write!(
+                f,
+                "recursive subgraph: definition {} contains itself ({})",
+                quote(chain.last().map(String::as_str).unwrap_or("")),
+                clip(&chain.join(crate::subgraph::PATH_SEP))
+            ),
+            Problem::BadExposed { message } => f.write_str(message),
+            Problem::RerouteWithoutSource => write!(
+                f,
+                "reroute has no source: link an output into its input \"in\""
+            ),
+            Problem::UnknownParamInput { known } => write!(
+                f,
+                "is shown as an input but is not a parameter of this kind (it has: {})",
+                list(known)
+            ),
+            Problem::BadSubgraphRef { message } => f.write_str(message),
         }
     }
 }
@@ -362,7 +439,33 @@ pub fn parse_hex_color(s: &str) -> Option<[f32; 3]> {
 /// parameters, wrong or out-of-range values, unsafe output paths, missing assets, bad links
 /// (unknown nodes or ports, type mismatches, two links into one input), missing required
 /// inputs, and cycles.
+///
+/// A document with subgraphs or reroutes is flattened first ([`crate::subgraph::flatten`]), so
+/// problems inside a subgraph name the node's path (`outer › scratch-block › crack`).
 pub fn validate(doc: &GraphDoc, catalogue: &Catalogue) -> Result<(), ValidationErrors> {
+    if crate::subgraph::needs_flatten(doc) {
+        let flat = crate::subgraph::flatten(doc, catalogue)?;
+        return validate_flat(&flat.doc, catalogue);
+    }
+    let bad_ids: Vec<ValidationError> = doc
+        .nodes
+        .keys()
+        .filter(|id| id.contains('›'))
+        .map(|id| ValidationError {
+            node: Some(id.clone()),
+            field: None,
+            problem: Problem::BadNodeId,
+        })
+        .collect();
+    if !bad_ids.is_empty() {
+        return Err(ValidationErrors(bad_ids));
+    }
+    validate_flat(doc, catalogue)
+}
+
+/// [`validate()`] for a document without subgraphs or reroutes (a [`crate::subgraph::Flat`]
+/// document): its ids may be paths.
+pub fn validate_flat(doc: &GraphDoc, catalogue: &Catalogue) -> Result<(), ValidationErrors> {
     let mut errors = Vec::new();
     let mut push = |node: Option<&str>, field: Option<String>, problem: Problem| {
         errors.push(ValidationError {
@@ -405,6 +508,17 @@ pub fn validate(doc: &GraphDoc, catalogue: &Catalogue) -> Result<(), ValidationE
                     supported: spec.version,
                 },
             );
+        }
+        for name in &node.param_inputs {
+            if spec.param(name).is_none() {
+                push(
+                    Some(id),
+                    Some(format!("param \"{name}\"")),
+                    Problem::UnknownParamInput {
+                        known: spec.params.iter().map(|p| p.name.to_string()).collect(),
+                    },
+                );
+            }
         }
         for (name, value) in &node.params {
             let field = Some(format!("param \"{name}\""));
@@ -490,16 +604,14 @@ pub fn validate(doc: &GraphDoc, catalogue: &Catalogue) -> Result<(), ValidationE
         else {
             continue; // unknown kinds were reported above
         };
-        let Some(input) = to_spec.input(link.to.port()) else {
+        let to_doc = &doc.nodes[to_node];
+        let ports = input_ports(to_spec, to_doc);
+        let Some(input) = ports.iter().find(|p| p.name == link.to.port()) else {
             push(
                 Some(to_node),
                 field,
                 Problem::UnknownInputPort {
-                    known: to_spec
-                        .input_ports()
-                        .iter()
-                        .map(|p| p.name.to_string())
-                        .collect(),
+                    known: ports.iter().map(|p| p.name.to_string()).collect(),
                 },
             );
             continue;
@@ -520,7 +632,11 @@ pub fn validate(doc: &GraphDoc, catalogue: &Catalogue) -> Result<(), ValidationE
             );
             continue;
         };
-        if output.ty != input.ty {
+        let accepts = match param_port(to_spec, to_doc, link.to.port()) {
+            Some(p) => param_accepts(&p.kind, output.ty),
+            None => output.ty == input.ty,
+        };
+        if !accepts {
             push(
                 Some(to_node),
                 field,

@@ -218,9 +218,15 @@ pub fn plan(spec: &PlanSpec) -> Result<(Plan, u64)> {
         Some((i, n)) => (u64::from(i), u64::from(n)),
         None => (0, 1),
     };
-    // Folder inputs, in node-id order.
+    // Folder inputs, in node-id order (inner nodes of subgraphs by their path).
+    let flat = if nodes::subgraph::needs_flatten(spec.doc) {
+        Some(nodes::subgraph::flatten(spec.doc, &catalogue).map_err(EngineError::Invalid)?)
+    } else {
+        None
+    };
+    let doc = flat.as_ref().map_or(spec.doc, |f| &f.doc);
     let mut folders = Vec::new();
-    for (id, node) in &spec.doc.nodes {
+    for (id, node) in &doc.nodes {
         let Some(kind) = catalogue.get(&node.kind) else {
             continue;
         };
@@ -298,14 +304,18 @@ pub fn plan(spec: &PlanSpec) -> Result<(Plan, u64)> {
     ))
 }
 
-/// Sets a parameter in a document, checking that the node and parameter exist.
+/// Sets a parameter in a document, checking that the node exists. The node may be a subgraph
+/// node (its exposed parameter) or an inner node named by its path (a folder input inside a
+/// subgraph): see [`nodes::subgraph::set_param`].
 pub fn apply_override(doc: &mut GraphDoc, o: &Override) -> Result<()> {
-    let node = doc
-        .nodes
-        .get_mut(&o.node)
-        .ok_or_else(|| EngineError::Plan(format!("no node \"{}\" in the graph", o.node)))?;
-    node.params.insert(o.param.clone(), o.value.clone());
-    Ok(())
+    if !o.node.contains(nodes::subgraph::PATH_SEP) && !doc.nodes.contains_key(&o.node) {
+        return Err(EngineError::Plan(format!(
+            "no node \"{}\" in the graph",
+            o.node
+        )));
+    }
+    nodes::subgraph::set_param(doc, &o.node, &o.param, o.value.clone())
+        .map_err(|e| EngineError::Plan(e.to_string()))
 }
 
 #[cfg(test)]

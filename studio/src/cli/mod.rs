@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 pub mod analyze;
 mod caption;
+mod diff;
 mod evaluate;
 mod explore;
 mod export;
@@ -84,6 +85,20 @@ pub enum Command {
     Open { graph: PathBuf },
     /// Check a graph file and list every problem.
     Validate { graph: PathBuf },
+    /// Show what changed between two recipes: nodes added or removed, parameters changed, links
+    /// changed, subgraph definitions compared by name. One line per change (`+`, `-`, `~`).
+    Diff {
+        /// The older recipe (JSON, or a PNG carrying one).
+        a: PathBuf,
+        /// The newer recipe.
+        b: PathBuf,
+        /// Print the changes as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Exit with an error when the recipes differ (as `git diff --exit-code`).
+        #[arg(long = "exit-code")]
+        exit_code: bool,
+    },
     /// List the node kinds with their ports and parameters.
     Nodes {
         #[arg(long)]
@@ -454,6 +469,12 @@ fn dispatch(cmd: Command) -> Result<i32> {
             .map(|()| 0)
             .map_err(|e| anyhow!("cannot open the studio window: {e}")),
         Command::Validate { graph } => run::validate_cmd(&graph),
+        Command::Diff {
+            a,
+            b,
+            json,
+            exit_code,
+        } => diff::diff_cmd(&a, &b, json, exit_code),
         Command::Nodes { json } => info::nodes_cmd(json),
         Command::History {
             json,

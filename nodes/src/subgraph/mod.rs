@@ -25,10 +25,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalogue::{Catalogue, ParamSpec, PortType};
-use crate::error::NodesError;
+use crate::catalogue::{ParamSpec, PortType};
 use crate::graph::{GraphDoc, Link, NodeDoc, NodeLayout, ParamValue, PortRef};
-use crate::validate::ValidationErrors;
 
 /// The kind of a subgraph node.
 pub const SUBGRAPH_KIND: &str = "Subgraph";
@@ -168,72 +166,111 @@ pub struct Flat {
     /// For each inlined node: the hashes of the definitions it came through, outermost first.
     /// Top-level nodes are absent.
     pub scopes: BTreeMap<String, Vec<String>>,
+    /// The outputs of the top-level subgraph and reroute nodes (which the flat document does
+    /// not hold): `[node, port]` → the flat output it reads, when something feeds it. A run
+    /// asked for a subgraph node's outputs reads these.
+    pub outputs: BTreeMap<PortRef, PortRef>,
 }
+
+impl Flat {
+    /// The flat nodes that stand for `ids` (top-level ids of the original document): a node
+    /// the flat document holds is itself; a subgraph (or reroute) node is the nodes its outputs
+    /// read. Ids that are neither are kept as they are (the caller reports them). Sorted, no
+    /// duplicates.
+    pub fn targets(&self, ids: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for id in ids {
+            let reads: Vec<String> = self
+                .outputs
+                .iter()
+                .filter(|(from, _)| from.node() == id)
+                .map(|(_, src)| src.node().to_string())
+                .collect();
+            if self.doc.nodes.contains_key(id) || reads.is_empty() {
+                out.push(id.clone());
+            } else {
+                out.extend(reads);
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+mod edit;
+mod flatten;
+mod ports;
+
+pub use edit::{
+    definition_from_recipe, expose_param, make_subgraph, node_param, replace_definition, set_param,
+    unexpose_param, unpack, SUBGRAPH_VERSION,
+};
+pub use flatten::flatten;
+pub use ports::{interface, reroute_type};
 
 impl Definition {
     /// The content hash: sha256 (lowercase hex) of the canonical compact JSON of the
     /// definition with `layout` and `frames` emptied.
     pub fn hash(&self) -> String {
-        todo!("contract: subgraph helper")
+        use sha2::{Digest, Sha256};
+        let mut bare = self.clone();
+        bare.layout.clear();
+        bare.frames.clear();
+        // Serialising ordered maps, strings and numbers cannot fail.
+        let json = serde_json::to_string(&bare).unwrap_or_default();
+        Sha256::digest(json.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The subgraph nodes inside, with the definition each refers to.
+    pub fn instances(&self) -> impl Iterator<Item = (&String, &SubgraphRef)> + '_ {
+        self.nodes
+            .iter()
+            .filter_map(|(id, n)| n.subgraph.as_ref().map(|r| (id, r)))
     }
 }
 
-/// Inlines every subgraph node (recursively) and removes reroutes. Refuses, with errors naming
-/// the path: a missing or library-only definition, a definition whose key is not its hash, a
-/// recursive definition (A contains B contains A), an exposed port or parameter naming a
-/// missing inner node, port or parameter, and a reroute without a source.
-pub fn flatten(doc: &GraphDoc, catalogue: &Catalogue) -> Result<Flat, ValidationErrors> {
-    let _ = (doc, catalogue);
-    todo!("contract: subgraph helper")
+/// `prefix › id`, or `id` at the top level (empty prefix).
+pub fn join_path(prefix: &str, id: &str) -> String {
+    if prefix.is_empty() {
+        id.to_string()
+    } else {
+        format!("{prefix}{PATH_SEP}{id}")
+    }
 }
 
-/// The interface of definition `hash` in `doc` (which must hold it and its nested definitions).
-pub fn interface(
-    doc: &GraphDoc,
-    hash: &str,
-    catalogue: &Catalogue,
-) -> Result<Interface, ValidationErrors> {
-    let _ = (doc, hash, catalogue);
-    todo!("contract: subgraph helper")
+/// True for a subgraph node.
+pub fn is_subgraph(node: &NodeDoc) -> bool {
+    node.kind == SUBGRAPH_KIND
 }
 
-/// Moves the `selection` (node ids of `doc`) into a new definition named `name` and puts one
-/// subgraph node in their place (at their centroid). Links crossing the selection become exposed
-/// inputs and outputs (one per distinct outer source / inner source), named after the inner
-/// port (made unique); no parameter is exposed. Returns the new node's id.
-pub fn make_subgraph(
-    doc: &mut GraphDoc,
-    selection: &[String],
-    name: &str,
-    catalogue: &Catalogue,
-) -> Result<String, NodesError> {
-    let _ = (doc, selection, name, catalogue);
-    todo!("contract: subgraph helper")
+/// True for a reroute node.
+pub fn is_reroute(node: &NodeDoc) -> bool {
+    node.kind == REROUTE_KIND
 }
 
-/// Replaces definition `old_hash` with `new`, re-keys it under its new hash, updates every
-/// subgraph node that referred to it (at any depth) and, since that changes the enclosing
-/// definitions, re-keys those too. Definitions nothing refers to any more are removed. Returns
-/// the new hash.
-pub fn replace_definition(
-    doc: &mut GraphDoc,
-    old_hash: &str,
-    new: Definition,
-) -> Result<String, NodesError> {
-    let _ = (doc, old_hash, new);
-    todo!("contract: subgraph helper")
+/// True when the document needs [`flatten`] before it runs: it has subgraph or reroute nodes
+/// (or definitions to check).
+pub fn needs_flatten(doc: &GraphDoc) -> bool {
+    !doc.definitions.is_empty()
+        || doc
+            .nodes
+            .values()
+            .any(|n| is_subgraph(n) || is_reroute(n) || n.subgraph.is_some())
 }
 
-/// Turns a whole recipe into a definition (for dropping a library recipe into a graph): sinks
-/// (SaveImage, ExportDataset, …) are removed and what fed their inputs becomes the outputs;
-/// required inputs left unconnected become inputs; no parameter is exposed unless the recipe is
-/// itself one subgraph node, whose definition is returned as it is. The recipe's own
-/// definitions are returned too, to be merged into the target document.
-pub fn definition_from_recipe(
-    recipe: &GraphDoc,
-    name: &str,
-    catalogue: &Catalogue,
-) -> Result<(Definition, BTreeMap<String, Definition>), NodesError> {
-    let _ = (recipe, name, catalogue);
-    todo!("contract: subgraph helper")
+/// The `›` that [`PATH_SEP`] is made of: refused in node ids.
+pub(crate) const PATH_MARK: char = '›';
+
+fn error(node: &str, field: Option<String>, problem: crate::validate::Problem) -> ValidationError {
+    ValidationError {
+        node: Some(node.to_string()),
+        field,
+        problem,
+    }
 }
+
+use crate::validate::ValidationError;
