@@ -13,8 +13,10 @@
 //! ([`crate::store::QueuedBatch`]) and its row is removed when the batch starts (the run
 //! record takes over: a run killed midway shows as `interrupted`) or is removed from the queue.
 //! A worker starts a stored batch only after taking its row, so two processes never both run
-//! it. Rows left by an earlier session are listed by [`pending_jobs`] and re-queued by
-//! [`crate::Worker::restore`]. Training jobs (LoRA, detectors) are queued the same way but not
+//! it. A worker that goes away (the studio closing) leaves its waiting batches' rows to
+//! whoever comes next. Rows left by an earlier session (or a process that died) are listed by
+//! [`pending_jobs`] and re-queued by [`crate::Worker::restore`]; rows in the queue of another
+//! running process's worker are that process's. Training jobs (LoRA, detectors) are queued the same way but not
 //! kept: a restart forgets them. A batch whose record cannot be encoded (a path that is not
 //! UTF-8) is queued without a row.
 
@@ -247,6 +249,15 @@ impl JobQueue {
             .any(|q| q.row.as_ref() == Some(row))
     }
 
+    /// The rows of the waiting batches.
+    pub fn waiting_rows(&self) -> Vec<Row> {
+        self.lock()
+            .waiting
+            .iter()
+            .filter_map(|q| q.row.clone())
+            .collect()
+    }
+
     /// Waits for the next job to start (the queue not paused, a job waiting) and marks it
     /// running; `None` once the worker shuts down.
     pub fn next(&self) -> Option<Queued> {
@@ -357,10 +368,31 @@ fn job_of(store_path: &Path, id: u64, rec: QueuedBatch) -> Result<BatchJob> {
     })
 }
 
-/// Whether a row was left by an earlier session: queued by this process, or by one that is
-/// gone (a batch in the queue of another running process is that process's).
+/// The owner of a row whose worker went away ([`release`]): nobody.
+const NO_OWNER: u32 = 0;
+
+/// Whether a row was left by an earlier session: queued by this process, released by a worker
+/// that went away, or queued by a process that is gone (a batch in the queue of another
+/// running process's worker is that process's).
 fn left_over(rec: &QueuedBatch) -> bool {
-    rec.pid == std::process::id() || !process_alive(rec.pid)
+    rec.pid == std::process::id() || rec.pid == NO_OWNER || !process_alive(rec.pid)
+}
+
+/// Leaves the rows of a worker's waiting batches to whoever comes next (a worker dropped while
+/// its process goes on: another process may then list and restore them). Best effort: a store
+/// that cannot be written keeps the row owned by this process until it exits.
+pub(crate) fn release(rows: &[Row]) {
+    let mut by_store: std::collections::BTreeMap<&Path, Vec<u64>> = Default::default();
+    for r in rows {
+        by_store.entry(&r.store).or_default().push(r.id);
+    }
+    for (path, ids) in by_store {
+        if let Ok(store) = Store::open(path) {
+            for id in ids {
+                let _ = store.set_queued_owner(id, NO_OWNER);
+            }
+        }
+    }
 }
 
 /// The stored rows of [`pending_jobs`] with their records (submission time included).

@@ -202,8 +202,15 @@ fn a_paused_queue_is_reordered_and_runs_in_its_new_order() {
         frames,
         [
             // Resumed, nothing running yet.
-            "idle", "running b", "started", "finished", "idle", "running c", "started",
-            "finished", "idle"
+            "idle",
+            "running b",
+            "started",
+            "finished",
+            "idle",
+            "running c",
+            "started",
+            "finished",
+            "idle"
         ]
     );
     assert!(pending_jobs(&store(d)).unwrap().is_empty());
@@ -306,6 +313,18 @@ fn queued_batches_survive_a_restart() {
         // The worker goes away with its queue (the studio closing).
     }
     assert!(runs(d).is_empty(), "nothing ran");
+    let owners: Vec<u32> = Store::open(&store(d))
+        .unwrap()
+        .queued()
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r.pid)
+        .collect();
+    assert_eq!(
+        owners,
+        [0, 0],
+        "a worker that went away leaves its batches to others"
+    );
     let pending = pending_jobs(&store(d)).unwrap();
     let names: Vec<&str> = pending.iter().map(|(_, j)| j.graph_name.as_str()).collect();
     assert_eq!(names, ["first", "second"], "the removed one is not kept");
@@ -426,4 +445,51 @@ fn two_workers_restoring_one_store_run_each_batch_once() {
     let mut names = runs(d);
     names.sort();
     assert_eq!(names, ["p", "q", "r"]);
+}
+
+#[test]
+fn queue_rows_never_reuse_ids_and_other_live_processes_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = Store::open(&store(d)).unwrap();
+    let j = job(d, "row", 2, 16);
+    let rec = |pid: u32| engine::store::QueuedBatch {
+        graph_json: j.doc.to_json(),
+        graph_name: j.graph_name.clone(),
+        base_dir: j.base_dir.clone(),
+        items: j.items.clone(),
+        base_seed: j.base_seed,
+        shard: None,
+        out_dir: j.out_dir.clone(),
+        targets: None,
+        graph_path: None,
+        embed_assets: false,
+        pid,
+        submitted_ms: 1,
+    };
+    let me = std::process::id();
+    let a = s.add_queued(&rec(me)).unwrap();
+    let b = s.add_queued(&rec(me)).unwrap();
+    assert!(b > a);
+    assert!(s.take_queued(b).unwrap());
+    assert!(!s.take_queued(b).unwrap(), "taken once only");
+    let c = s.add_queued(&rec(me)).unwrap();
+    assert!(c > b, "a removed row's id is not given again");
+    assert!(!s.set_queued_owner(b, me).unwrap());
+    // Process 1 is alive: its queued batch is its own, not pending here.
+    assert!(s.set_queued_owner(c, 1).unwrap());
+    let dead = s.add_queued(&rec(u32::MAX - 7)).unwrap();
+    let pending: Vec<u64> = pending_jobs(&store(d))
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(pending, [a, dead]);
+    let (_, listed) = pending_jobs(&store(d)).unwrap().remove(0);
+    assert_eq!(listed.items.len(), 2);
+    assert_eq!(listed.doc, j.doc);
+    // clear_pending drops what is pending, never another live process's batch.
+    assert_eq!(engine::queue::clear_pending(&store(d)).unwrap(), 2);
+    let left: Vec<u64> = s.queued().unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(left, [c]);
 }

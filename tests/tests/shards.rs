@@ -95,7 +95,10 @@ fn run_shards(
             .map(|(_, r)| r.item)
             .collect();
         assert_eq!(items.len(), 2, "shard {i}");
-        assert!(items.iter().all(|k| k % 4 == i as u64), "shard {i}: {items:?}");
+        assert!(
+            items.iter().all(|k| k % 4 == i as u64),
+            "shard {i}: {items:?}"
+        );
         assert!(
             !env.store().exists(),
             "a shard writes its own store, not the data folder's"
@@ -131,7 +134,10 @@ fn export(env: &Env, stores: &[PathBuf], name: &str) -> BTreeMap<u64, Item> {
     let mut items = BTreeMap::new();
     for e in manifest["items"].as_array().unwrap() {
         let prov = &e["provenance"];
-        let (k, seed) = (prov["item"].as_u64().unwrap(), prov["seed"].as_u64().unwrap());
+        let (k, seed) = (
+            prov["item"].as_u64().unwrap(),
+            prov["seed"].as_u64().unwrap(),
+        );
         let img = image::open(out.join(e["image"].as_str().unwrap()))
             .unwrap()
             .to_rgba8();
@@ -170,7 +176,10 @@ fn slurm_and_kubernetes_shards_merge_into_the_single_process_run() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let whole = export(&single, &[single.store()], "whole");
-    assert_eq!(whole.keys().copied().collect::<Vec<_>>(), (0..8).collect::<Vec<_>>());
+    assert_eq!(
+        whole.keys().copied().collect::<Vec<_>>(),
+        (0..8).collect::<Vec<_>>()
+    );
     assert!(
         whole.values().any(|(_, _, _, _, m)| !m.is_empty()),
         "the recipe makes masks to compare"
@@ -187,14 +196,20 @@ fn slurm_and_kubernetes_shards_merge_into_the_single_process_run() {
         ]
     });
     let slurm = export(&envs[0], &stores, "merged-slurm");
-    assert!(slurm == whole, "the Slurm shards merged equal the single run, image for image");
+    assert!(
+        slurm == whole,
+        "the Slurm shards merged equal the single run, image for image"
+    );
 
     // A Kubernetes Indexed Job (completions: 4).
     let (envs, stores) = run_shards(&g, "auto/4", |i| {
         vec![("JOB_COMPLETION_INDEX", i.to_string())]
     });
     let k8s = export(&envs[0], &stores, "merged-k8s");
-    assert!(k8s == whole, "the Kubernetes shards merged equal the single run, image for image");
+    assert!(
+        k8s == whole,
+        "the Kubernetes shards merged equal the single run, image for image"
+    );
 }
 
 #[test]

@@ -223,14 +223,15 @@ impl Worker {
 }
 
 impl Drop for Worker {
-    /// Cancels the running job and stops; waiting batches stay in their stores for a later
-    /// session ([`Worker::restore`]).
+    /// Cancels the running job and stops; waiting batches stay in their stores, released for
+    /// a later session or another process ([`Worker::restore`]).
     fn drop(&mut self) {
         self.cancel.cancel();
         self.queue.shutdown();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        queue::release(&self.queue.waiting_rows());
     }
 }
 

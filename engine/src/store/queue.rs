@@ -30,7 +30,7 @@ pub struct QueuedBatch {
     pub targets: Option<Vec<String>>,
     pub graph_path: Option<PathBuf>,
     pub embed_assets: bool,
-    /// The process whose worker holds the batch in its queue.
+    /// The process whose worker holds the batch in its queue (0: none, its worker went away).
     pub pid: u32,
     /// When it was first queued (ms since the Unix epoch).
     pub submitted_ms: u64,
