@@ -93,20 +93,44 @@ fn a_bundle_runs_where_its_models_are_and_lists_every_missing_one_elsewhere() {
     std::fs::create_dir_all(a.home().join("assets")).unwrap();
     std::fs::write(a.home().join("assets").join(&sha), &png).unwrap();
     let file = a.write("shared.json", &shared_recipe(&sha, png.len()));
-    let o = a.run(&["recipes", "add", file.to_str().unwrap(), "--name", "team/shared"]);
+    let o = a.run(&[
+        "recipes",
+        "add",
+        file.to_str().unwrap(),
+        "--name",
+        "team/shared",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let bundle = a.dir.path().join("shared.dsbundle");
-    let o = a.run(&["recipes", "export", "team/shared", "--out", bundle.to_str().unwrap()]);
+    let o = a.run(&[
+        "recipes",
+        "export",
+        "team/shared",
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert!(text.contains("2 model(s) listed, 1 asset(s) packed"), "{text}");
+    assert!(
+        text.contains("2 model(s) listed, 1 asset(s) packed"),
+        "{text}"
+    );
     for ((_, name), hash) in models().iter().zip(&hashes) {
-        assert!(text.contains(&format!("{name} [")) && text.contains(hash.as_str()), "{text}");
+        assert!(
+            text.contains(&format!("{name} [")) && text.contains(hash.as_str()),
+            "{text}"
+        );
     }
     // The config folder is a path on this machine: said, not packed.
     assert!(stderr(&o).contains("ckpt.config"), "{}", stderr(&o));
     // An existing bundle is never replaced.
-    let o = a.run(&["recipes", "export", "team/shared", "--out", bundle.to_str().unwrap()]);
+    let o = a.run(&[
+        "recipes",
+        "export",
+        "team/shared",
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
     assert_clean_failure(&o, &["already exists"]);
 
     // An empty data folder: imported, every missing model listed at once.
@@ -121,18 +145,34 @@ fn a_bundle_runs_where_its_models_are_and_lists_every_missing_one_elsewhere() {
             .lines()
             .find(|l| l.contains("missing") && l.contains(name))
             .unwrap_or_else(|| panic!("{name} not listed: {text}"));
-        assert!(line.contains(hash.as_str()) && line.contains("file "), "{line}");
+        assert!(
+            line.contains(hash.as_str()) && line.contains("file "),
+            "{line}"
+        );
     }
-    assert_eq!(std::fs::read(b.home().join("assets").join(&sha)).unwrap(), png);
+    assert_eq!(
+        std::fs::read(b.home().join("assets").join(&sha)).unwrap(),
+        png
+    );
     let o = run_recipe(&b, "team/shared");
     assert_clean_failure(
         &o,
-        &["2 missing file(s)", "sd15.safetensors", "kohya_a.safetensors"],
+        &[
+            "2 missing file(s)",
+            "sd15.safetensors",
+            "kohya_a.safetensors",
+        ],
     );
     // The name is taken now: a second import is refused; --name imports a copy.
     let o = b.run(&["recipes", "import", bundle.to_str().unwrap()]);
     assert_clean_failure(&o, &["team/shared", "already exists"]);
-    let o = b.run(&["recipes", "import", bundle.to_str().unwrap(), "--name", "copy"]);
+    let o = b.run(&[
+        "recipes",
+        "import",
+        bundle.to_str().unwrap(),
+        "--name",
+        "copy",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("1 already present"), "{}", stdout(&o));
 
@@ -141,7 +181,11 @@ fn a_bundle_runs_where_its_models_are_and_lists_every_missing_one_elsewhere() {
     install_models(&c.home(), "sd/v1");
     let o = c.run(&["recipes", "import", bundle.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("all 2 model(s) it needs are present"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("all 2 model(s) it needs are present"),
+        "{}",
+        stdout(&o)
+    );
     let o = run_recipe(&c, "team/shared");
     assert!(o.status.success(), "{}", stderr(&o));
     let saved = saved_paths(&o);

@@ -392,8 +392,9 @@ pub fn import_bundle(path: &Path, name: Option<&str>) -> Result<BundleImport> {
             match crate::paths::write_new_file(&target, bytes) {
                 Ok(()) => assets_written += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let same = crate::paths::read_regular_file(&target, BUNDLE_LIMITS.max_entry_bytes)
-                        .is_ok_and(|b| crate::hashing::sha256_hex(&b) == *sha);
+                    let same =
+                        crate::paths::read_regular_file(&target, BUNDLE_LIMITS.max_entry_bytes)
+                            .is_ok_and(|b| crate::hashing::sha256_hex(&b) == *sha);
                     if same {
                         assets_present += 1;
                     } else {

@@ -89,12 +89,12 @@ pub fn add_recipe_in(root: &Path, doc: &GraphDoc, name: &str, tags: &[String]) -
     let path = dir.join(rel.file_name().unwrap_or_default());
     match crate::paths::write_new_file(&path, doc.to_json().as_bytes()) {
         Ok(()) => Ok(path),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(EngineError::Recipe(
-            format!(
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(EngineError::Recipe(format!(
                 "recipe \"{name}\" already exists: {} (choose another name; nothing was replaced)",
                 path.display()
-            ),
-        )),
+            )))
+        }
         Err(e) => Err(EngineError::io(&path, e)),
     }
 }

@@ -156,7 +156,10 @@ fn show_cmd(name: &str, json: bool) -> Result<i32> {
     println!("nodes   {} ({})", entry.nodes, kinds.join(", "));
     match &interface {
         Ok((hash, i)) => {
-            println!("as a subgraph node (definition {}):", &hash[..12.min(hash.len())]);
+            println!(
+                "as a subgraph node (definition {}):",
+                &hash[..12.min(hash.len())]
+            );
             for p in &i.inputs {
                 let opt = if p.optional { ", optional" } else { "" };
                 println!("  input  {} ({}{opt})", p.name, p.ty.name());
