@@ -291,3 +291,71 @@ fn unsafe_bundles_are_refused_whole_and_write_nothing() {
     }
     assert!(!Path::new("/tmp/evil-x").exists());
 }
+
+/// A graph using a recipe of the library by reference carries that recipe's definition in its
+/// bundle, so it imports (and validates) where the library is absent.
+#[test]
+fn library_references_travel_as_definitions() {
+    let a = Env::new();
+    let team = a.dir.path().join("team");
+    std::fs::create_dir_all(team.join("blocks")).unwrap();
+    std::fs::write(
+        team.join("blocks/grey.json"),
+        r#"{"format": "defect-studio/graph", "version": 2,
+        "nodes": {"bg": {"kind": "SolidColor", "version": 1, "params": {"width": 8, "height": 8}},
+                  "save": {"kind": "SaveImage", "version": 1}},
+        "links": [{"from": ["bg", "image"], "to": ["save", "image"]}]}"#,
+    )
+    .unwrap();
+    let with_team = |args: &[&str]| {
+        a.cmd()
+            .env("DEFECT_STUDIO_RECIPE_DIRS", &team)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = with_team(&["recipes", "show", "blocks/grey", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hash = shown["subgraph"]["definition_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(shown["subgraph"]["outputs"][0]["name"], "image");
+    let graph = a.write(
+        "uses-grey.json",
+        &format!(
+            r#"{{"format": "defect-studio/graph", "version": 2,
+            "nodes": {{"plate": {{"kind": "Subgraph", "version": 1,
+                                  "subgraph": {{"hash": "{hash}", "name": "blocks/grey", "library": true}}}},
+                      "save": {{"kind": "SaveImage", "version": 1}}}},
+            "links": [{{"from": ["plate", "image"], "to": ["save", "image"]}}]}}"#
+        ),
+    );
+    let bundle = a.dir.path().join("uses-grey.dsbundle");
+    let args = [
+        "recipes",
+        "export",
+        graph.to_str().unwrap(),
+        "--out",
+        bundle.to_str().unwrap(),
+    ];
+    // Without the library the reference cannot be filled in: refused, naming the recipe.
+    let o = a.run(&args);
+    assert_clean_failure(&o, &["no recipe \"blocks/grey\""]);
+    assert!(!bundle.exists());
+    let o = with_team(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let b = Env::new();
+    let o = b.run(&["recipes", "import", bundle.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(b.home().join("recipes/uses-grey.json")).unwrap();
+    let doc = nodes::GraphDoc::from_json(&text).unwrap();
+    assert_eq!(doc.definitions.keys().collect::<Vec<_>>(), [&hash]);
+    let o = b.run(&[
+        "validate",
+        b.home().join("recipes/uses-grey.json").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}

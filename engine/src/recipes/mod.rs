@@ -28,7 +28,7 @@ pub mod refs;
 
 pub use bundle::{export_bundle, import_bundle, BundleExport, BundleImport};
 pub use library::{Library, RecipeEntry};
-pub use refs::{insert_as_subgraph, recipe_interface, resolve_library_refs};
+pub use refs::{insert_as_subgraph, recipe_interface, resolve_from_library, resolve_library_refs};
 
 /// The environment variable naming extra recipe folders (separated like `PATH`).
 pub const RECIPE_DIRS_VAR: &str = "DEFECT_STUDIO_RECIPE_DIRS";
