@@ -235,4 +235,13 @@ fn thumbnail_is_the_last_output_of_a_run_of_the_recipe() {
     );
     assert_eq!(pixel("blue"), Some([0, 0, 255]));
     assert_eq!(pixel("never"), None);
+    // All at once, for a panel: the same outputs.
+    let names: Vec<&str> = lib.entries().iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["blue", "never", "plate"]);
+    let ids = engine::recipes::thumbnail_outputs(&store, lib.entries()).unwrap();
+    assert!(ids[1].is_none());
+    let png = store.output_png(ids[2].unwrap()).unwrap().unwrap();
+    let img = image::load_from_memory(&png).unwrap().to_rgb8();
+    assert_eq!(img.get_pixel(0, 0).0, [0, 255, 0]);
+    assert_ne!(ids[0], ids[2]);
 }
