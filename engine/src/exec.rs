@@ -10,10 +10,20 @@
 //!
 //! Cached outputs live under a memory budget and are evicted least-recently-used.
 //!
-//! **Parameters fed by links.** A link into a parameter's port ([`nodes::ParamSpec::input`])
+//! **Subgraphs.** A document with subgraph or reroute nodes is flattened first
+//! ([`nodes::subgraph::flatten`], which also validates them): inner nodes run under their path
+//! ids (`outer › scratch-block › crack`, in events, stats and outputs), and each inner node's key
+//! also hashes the chain of definition hashes it came through ([`nodes::subgraph::Flat::scopes`]).
+//! So editing a definition's layout recomputes nothing, editing one exposed parameter recomputes
+//! the inner nodes it sets and what depends on them, and a second instance of a definition with
+//! the same parameters and inputs is a cache hit (deterministic keys hold no node id). A
+//! requested subgraph node runs what its exposed outputs read and gets them under its own id.
+//!
+//! **Parameters fed by links.** A link into a parameter's port (declared
+//! [`nodes::ParamSpec::input`], or shown as one through `param_inputs`: [`nodes::param_port`])
 //! sets that parameter before the key is computed: a Text fills the parameter's text as a
 //! template ([`nodes::fill_template`]), a number replaces the value (checked against the
-//! parameter's range). The resolved value is what the node runs with and what its key hashes,
+//! parameter's range), a Seed fixes a seed, a Choice (or Text) must be one of the options. The resolved value is what the node runs with and what its key hashes,
 //! and the sink hears of it ([`OutputSink::resolved_param`]) for the A1111 `parameters` text.
 //!
 //! **Order.** Sinks run after every other node of the run, so a node that rejects the work
@@ -30,7 +40,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use nodes::{Catalogue, GraphDoc, NodeSpec, ParamKind, ParamValue, PortType};
+use nodes::{Catalogue, GraphDoc, NodeSpec, ParamKind, ParamValue};
 use sha2::{Digest, Sha256};
 
 use crate::error::{EngineError, Result};
@@ -298,18 +308,43 @@ impl Executor {
         emit: &dyn Fn(Event),
         cancel: &CancelToken,
     ) -> Result<RunOutcome> {
-        let doc = req.doc;
-        nodes::validate(doc, &self.catalogue).map_err(EngineError::Invalid)?;
+        let flat = if nodes::subgraph::needs_flatten(req.doc) {
+            let flat =
+                nodes::subgraph::flatten(req.doc, &self.catalogue).map_err(EngineError::Invalid)?;
+            nodes::validate_flat(&flat.doc, &self.catalogue).map_err(EngineError::Invalid)?;
+            Some(flat)
+        } else {
+            nodes::validate(req.doc, &self.catalogue).map_err(EngineError::Invalid)?;
+            None
+        };
+        let doc = flat.as_ref().map_or(req.doc, |f| &f.doc);
+        // Requested subgraph (or reroute) nodes: run what their outputs read, and give them
+        // those outputs under their own id at the end.
+        let mut aliases: Vec<(&nodes::PortRef, &nodes::PortRef)> = Vec::new();
         let targets: Vec<String> = match &req.targets {
             Some(t) => {
+                let mut out = Vec::new();
                 for id in t {
-                    if !doc.nodes.contains_key(id) {
+                    if doc.nodes.contains_key(id) {
+                        out.push(id.clone());
+                        continue;
+                    }
+                    let reads: Vec<_> = flat
+                        .iter()
+                        .flat_map(|f| &f.outputs)
+                        .filter(|(from, _)| from.node() == id)
+                        .collect();
+                    if reads.is_empty() {
                         return Err(EngineError::Plan(format!(
                             "requested node \"{id}\" is not in the graph"
                         )));
                     }
+                    out.extend(reads.iter().map(|(_, src)| src.node().to_string()));
+                    aliases.extend(reads);
                 }
-                t.clone()
+                out.sort();
+                out.dedup();
+                out
             }
             None => self
                 .catalogue
@@ -371,7 +406,7 @@ impl Executor {
             let links_in = incoming.get(id.as_str()).unwrap_or(&no_links);
             let mut params = nodes::typed::effective_params(spec, &node.params, req.run_seed);
             for link in links_in {
-                let Some(p) = spec.param_input(link.to.port()) else {
+                let Some(p) = nodes::param_port(spec, node, link.to.port()) else {
                     continue;
                 };
                 let value = outcome
@@ -402,7 +437,8 @@ impl Executor {
                 fail(m)
             })?;
 
-            let key = signature(id, spec, &params, &files, links_in, &keys);
+            let scope = flat.as_ref().and_then(|f| f.scopes.get(id));
+            let key = signature(id, spec, &params, &files, links_in, &keys, scope);
             keys.insert(id.clone(), key);
 
             let wanted_here = wanted.remove(id.as_str()).unwrap_or_default();
@@ -543,8 +579,43 @@ impl Executor {
                 }
             }
         }
+        for (alias, src) in aliases {
+            let value = outcome
+                .outputs
+                .get(src.node())
+                .and_then(|o| o.get(src.port()))
+                .cloned();
+            if let Some(v) = value {
+                let mut o = outcome
+                    .outputs
+                    .get(alias.node())
+                    .map(|o| (**o).clone())
+                    .unwrap_or_default();
+                o.insert(port_name(alias.port()), v);
+                outcome
+                    .outputs
+                    .insert(alias.node().to_string(), Arc::new(o));
+            }
+        }
         Ok(outcome)
     }
+}
+
+/// A port name as the `&'static str` [`Outputs`] keys are: the catalogue's names are static
+/// already; a subgraph's exposed output names are interned once per distinct name.
+fn port_name(name: &str) -> &'static str {
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<BTreeSet<&'static str>>> = OnceLock::new();
+    let mut set = match NAMES.get_or_init(Default::default).lock() {
+        Ok(s) => s,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(n) = set.get(name) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    set.insert(leaked);
+    leaked
 }
 
 /// The run order with every sink that feeds nothing moved after the other nodes (keeping the
@@ -565,8 +636,10 @@ fn sinks_last(order: Vec<String>, doc: &GraphDoc, catalogue: &Catalogue) -> Vec<
 }
 
 /// The value of parameter `p` fed by a link carrying `value` (see the module docs): a Text
-/// fills the parameter's text `template`; an Int or Float replaces a number (in range); an Int
-/// sets a Bool (non-zero = true).
+/// fills a text parameter's `template` (and replaces a colour, file or file name template
+/// unless that holds the placeholder); an Int or Float replaces a number (in range); an Int
+/// sets a Bool (non-zero = true); a Seed (or a non-negative Int) fixes a seed; a Choice or a
+/// Text sets a choice, which must be one of its options.
 fn param_from_input(
     p: &nodes::ParamSpec,
     template: &ParamValue,
@@ -578,6 +651,12 @@ fn param_from_input(
             p.name
         )
     };
+    let float = |f: f64, min: &f64, max: &f64| {
+        if !f.is_finite() || f < *min || f > *max {
+            return Err(out_of_range(f, *min, *max));
+        }
+        Ok(ParamValue::Float(f))
+    };
     match (&p.kind, value) {
         (ParamKind::Int { min, max, .. }, Value::Int(i)) => {
             if i < min || i > max {
@@ -586,15 +665,58 @@ fn param_from_input(
             Ok(ParamValue::Int(*i))
         }
         (ParamKind::Bool { .. }, Value::Int(i)) => Ok(ParamValue::Bool(*i != 0)),
-        (ParamKind::Float { min, max, .. }, Value::Float(f)) => {
-            if !f.is_finite() || f < min || f > max {
-                return Err(out_of_range(*f, *min, *max));
-            }
-            Ok(ParamValue::Float(*f))
+        (ParamKind::Float { min, max, .. }, Value::Float(f)) => float(*f, min, max),
+        (ParamKind::Float { min, max, .. }, Value::Int(i)) => float(*i as f64, min, max),
+        (ParamKind::Seed, Value::Seed(s)) => {
+            Ok(ParamValue::Seed(nodes::SeedValue::Fixed { value: *s }))
         }
-        (_, Value::Text(t)) if PortType::of_param(&p.kind) == PortType::Text => Ok(
-            ParamValue::Text(nodes::fill_template(template.as_str().unwrap_or(""), t)),
-        ),
+        (ParamKind::Seed, Value::Int(i)) => u64::try_from(*i)
+            .map(|value| ParamValue::Seed(nodes::SeedValue::Fixed { value }))
+            .map_err(|_| format!("parameter \"{}\": the linked seed {i} is negative", p.name)),
+        (ParamKind::Choice { options, .. }, Value::Choice(t) | Value::Text(t)) => {
+            let t = t.trim();
+            if options.contains(&t) {
+                Ok(ParamValue::Text(t.to_string()))
+            } else {
+                Err(format!(
+                    "parameter \"{}\": the linked value {} is not one of {}",
+                    p.name,
+                    nodes::quote(t),
+                    options.join(", ")
+                ))
+            }
+        }
+        (ParamKind::Text { .. }, Value::Text(t)) => Ok(ParamValue::Text(nodes::fill_template(
+            template.as_str().unwrap_or(""),
+            t,
+        ))),
+        (
+            ParamKind::Color { .. }
+            | ParamKind::InputFile { .. }
+            | ParamKind::OutputTemplate { .. },
+            Value::Text(t),
+        ) => {
+            let own = template.as_str().unwrap_or("");
+            let marked = std::iter::once(nodes::TEXT_PLACEHOLDER)
+                .chain(nodes::TEXT_PLACEHOLDER_ALIASES.iter().copied())
+                .any(|m| own.contains(m));
+            let text = if marked {
+                nodes::fill_template(own, t)
+            } else {
+                t.to_string()
+            };
+            match &p.kind {
+                ParamKind::Color { .. } if nodes::parse_hex_color(&text).is_none() => Err(format!(
+                    "parameter \"{}\": the linked text {} is not a colour \"#rrggbb\"",
+                    p.name,
+                    nodes::quote(&text)
+                )),
+                ParamKind::OutputTemplate { .. } => nodes::check_output_template(&text)
+                    .map(|()| ParamValue::Text(text.clone()))
+                    .map_err(|e| format!("parameter \"{}\": {e}", p.name)),
+                _ => Ok(ParamValue::Text(text)),
+            }
+        }
         (_, other) => Err(format!(
             "parameter \"{}\" cannot take a linked {}",
             p.name,
@@ -693,6 +815,7 @@ fn signature(
     files: &InputFiles,
     links_in: &[&nodes::Link],
     keys: &HashMap<String, CacheKey>,
+    scope: Option<&Vec<String>>,
 ) -> CacheKey {
     let mut h = Sha256::new();
     let mut field = |tag: &str, value: &[u8]| {
@@ -718,6 +841,10 @@ fn signature(
             "from_key",
             keys.get(l.from.node()).map(|k| &k[..]).unwrap_or(&[]),
         );
+    }
+    if let Some(chain) = scope {
+        // The definitions the node came through (their hashes), outermost first.
+        field("scope", chain.join("/").as_bytes());
     }
     if !spec.deterministic {
         field("node", id.as_bytes());

@@ -117,7 +117,13 @@ pub fn missing_files(
     targets: Option<&[String]>,
     skip: &[(String, String)],
 ) -> Vec<MissingFile> {
-    let targets: Vec<&str> = match targets {
+    // Inner nodes of subgraphs are checked under their paths.
+    let flat = nodes::subgraph::needs_flatten(doc)
+        .then(|| nodes::subgraph::flatten(doc, catalogue).ok())
+        .flatten();
+    let flat_targets = flat.as_ref().zip(targets).map(|(f, t)| f.targets(t));
+    let doc = flat.as_ref().map_or(doc, |f| &f.doc);
+    let targets: Vec<&str> = match flat_targets.as_deref().or(targets) {
         Some(t) => t.iter().map(String::as_str).collect(),
         None => catalogue.default_targets(doc),
     };

@@ -6,7 +6,8 @@
 //!   [`NodeFn`]s in a [`Registry`] ([`Registry::builtin`] for the shipped kinds), each taking
 //!   one typed parameter struct ([`Registry::register_typed`], [`NodeCtx::params`]).
 //! - [`run`]: batches ([`BatchJob`]: variations × folder items × sweep cells, sharded), the
-//!   output folder, and the [`Worker`] thread that the studio and the CLI both drive.
+//!   output folder, and the [`Worker`] thread that the studio and the CLI both drive;
+//!   [`queue`]: the worker's queue (pause, reorder, remove, run next), kept in the store.
 //! - [`store`]: the redb [`Store`] of graphs, runs, outputs, LoRA trainings
 //!   ([`TrainingRecord`]), bookmarks, presets and settings, shared safely between processes.
 //! - [`defects`]: defect generators (scratch, crack, dent, stain, chip, DRAEM, CutPaste, NSA
@@ -60,6 +61,7 @@ pub mod recipes;
 pub mod sd;
 
 pub mod procedural;
+pub mod queue;
 mod registry;
 pub mod run;
 pub mod store;
@@ -71,6 +73,7 @@ pub use exec::{
     Saved,
 };
 pub use image::{Image, Mask};
+pub use queue::{JobId, QueueEntry};
 pub use run::{BatchEvent, BatchJob, BatchSummary, Worker, WorkerEvent};
 pub use store::{RunRecord, RunStatus, Store, TrainingRecord};
 pub use value::{Outputs, Value};

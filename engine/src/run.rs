@@ -26,28 +26,28 @@
 //! their `attempt` ([`crate::store::OutputRecord::inspection`]).
 
 use std::path::PathBuf;
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use nodes::GraphDoc;
 
 use crate::error::{EngineError, Result};
 use crate::exec::{CancelToken, Event, Executor, RunRequest, Saved};
-use crate::inspect::classifier::{run_classifier, ClassifierJob, DetectorEvent, DetectorOutcome};
 use crate::paths;
-use crate::sd::train::job::{run_job, TrainEvent, TrainJob, TrainOutcome};
 use crate::store::{now_ms, ItemAttempts, NodeTiming, RunRecord, RunStatus, Store};
 
 mod chunks;
 mod plan;
 pub mod pod;
 pub mod retry;
+mod shard;
 mod sink;
+mod worker;
 
 use chunks::{recipe_chunks, ModelMemo};
 pub use plan::{apply_override, plan, Override, Plan, PlanSpec, Sweep, WorkItem, MAX_WORK_ITEMS};
+pub use shard::shard_from_env;
 use sink::{expand_path, StoreSink, TemplateVars};
+pub use worker::{DetectorJob, Worker, WorkerEvent};
 
 /// Per-node timings kept in a run's record: those of the first items, up to this many entries
 /// (a long batch would otherwise grow its record, and memory, without bound).
@@ -84,6 +84,7 @@ pub enum BatchEvent {
         run_id: u64,
         items: usize,
     },
+    /// Sent before any work of the item: a paused worker waits here ([`crate::queue`]).
     ItemStarted {
         item: usize,
         index: u64,
@@ -366,161 +367,6 @@ pub fn run_batch(
         seconds: started.elapsed().as_secs_f64(),
         items: reports,
     })
-}
-
-/// Commands to the worker thread.
-pub enum Command {
-    Batch(Box<BatchJob>),
-    /// A LoRA training run (queued like a batch: one job at a time uses the device).
-    Train(Box<TrainJob>),
-    /// A detector training run (`train-classifier`), queued the same way.
-    Detector(Box<DetectorJob>),
-    Shutdown,
-}
-
-/// A detector training the worker runs (the studio's Inspect panel submits these).
-#[derive(Clone, Debug)]
-pub enum DetectorJob {
-    Classifier(ClassifierJob),
-    /// `train-segmenter` (the same settings; `multiclass` is ignored).
-    Segmenter(ClassifierJob),
-}
-
-impl DetectorJob {
-    fn run(
-        &self,
-        cancel: &CancelToken,
-        emit: &mut dyn FnMut(DetectorEvent),
-    ) -> Result<DetectorOutcome> {
-        match self {
-            DetectorJob::Classifier(j) => run_classifier(j, cancel, emit),
-            DetectorJob::Segmenter(j) => crate::inspect::segmenter::run_segmenter(j, cancel, emit),
-        }
-    }
-}
-
-/// What the worker reports.
-#[derive(Clone, Debug)]
-pub enum WorkerEvent {
-    Batch(BatchEvent),
-    /// A batch ended (or could not start: the error says why).
-    Finished(std::result::Result<BatchSummary, String>),
-    Train(TrainEvent),
-    /// A training run ended (the error is `cancelled` when it was cancelled).
-    TrainFinished(std::result::Result<TrainOutcome, String>),
-    Detector(DetectorEvent),
-    /// A detector training ended (the error is `cancelled` when it was cancelled).
-    DetectorFinished(std::result::Result<DetectorOutcome, String>),
-}
-
-/// The engine's worker thread. It owns the [`Executor`] (and so its cache) and runs queued
-/// batches one after another; callers only send commands and read events.
-pub struct Worker {
-    commands: Sender<Command>,
-    events: Receiver<WorkerEvent>,
-    cancel: CancelToken,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Worker {
-    pub fn spawn(exec: Executor) -> Worker {
-        Worker::spawn_with_notify(exec, None)
-    }
-
-    /// Like [`Worker::spawn`]; `notify` is called after every event is sent (the studio passes
-    /// `request_repaint`, so the UI wakes up only when something happened).
-    pub fn spawn_with_notify(mut exec: Executor, notify: Option<Box<dyn Fn() + Send>>) -> Worker {
-        let (commands, command_rx) = channel::<Command>();
-        let (event_tx, events) = channel::<WorkerEvent>();
-        let cancel = CancelToken::new();
-        let token = cancel.clone();
-        let thread = std::thread::Builder::new()
-            .name("defect-studio-engine".into())
-            .spawn(move || {
-                let send = |e: WorkerEvent| {
-                    let _ = event_tx.send(e);
-                    if let Some(n) = &notify {
-                        n();
-                    }
-                };
-                loop {
-                    match command_rx.recv() {
-                        Ok(Command::Batch(job)) => {
-                            token.reset();
-                            let emit = |e: BatchEvent| send(WorkerEvent::Batch(e));
-                            let result = run_batch(&mut exec, &job, &emit, &token)
-                                .map_err(|e| e.to_string());
-                            send(WorkerEvent::Finished(result));
-                        }
-                        Ok(Command::Train(job)) => {
-                            token.reset();
-                            // Training needs the memory the cached node outputs hold.
-                            exec.clear_cache();
-                            let result =
-                                run_job(&job, &token, &mut |e| send(WorkerEvent::Train(e)))
-                                    .map_err(|e| e.to_string());
-                            send(WorkerEvent::TrainFinished(result));
-                        }
-                        Ok(Command::Detector(job)) => {
-                            token.reset();
-                            exec.clear_cache();
-                            let result = job
-                                .run(&token, &mut |e| send(WorkerEvent::Detector(e)))
-                                .map_err(|e| e.to_string());
-                            send(WorkerEvent::DetectorFinished(result));
-                        }
-                        Ok(Command::Shutdown) | Err(_) => break,
-                    }
-                }
-            })
-            .ok();
-        Worker {
-            commands,
-            events,
-            cancel,
-            thread,
-        }
-    }
-
-    /// Queues a batch.
-    pub fn submit(&self, job: BatchJob) -> Result<()> {
-        self.commands
-            .send(Command::Batch(Box::new(job)))
-            .map_err(|_| EngineError::Plan("the engine worker has stopped".into()))
-    }
-
-    /// Queues a LoRA training run.
-    pub fn submit_training(&self, job: TrainJob) -> Result<()> {
-        self.commands
-            .send(Command::Train(Box::new(job)))
-            .map_err(|_| EngineError::Plan("the engine worker has stopped".into()))
-    }
-
-    /// Queues a detector training run.
-    pub fn submit_detector(&self, job: DetectorJob) -> Result<()> {
-        self.commands
-            .send(Command::Detector(Box::new(job)))
-            .map_err(|_| EngineError::Plan("the engine worker has stopped".into()))
-    }
-
-    /// Cancels the running batch or training (within one step).
-    pub fn cancel(&self) {
-        self.cancel.cancel();
-    }
-
-    pub fn events(&self) -> &Receiver<WorkerEvent> {
-        &self.events
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-        let _ = self.commands.send(Command::Shutdown);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Refuses a batch whose nodes name files that cannot be found, listing every one

@@ -1,6 +1,6 @@
 //! The redb store: graphs (every save kept as a version), runs (history), outputs (PNG bytes and
-//! metadata), LoRA training runs, bookmarks, presets and settings. Every table is declared in
-//! this module.
+//! metadata), LoRA training runs, bookmarks, presets, settings and queued batches. Every table
+//! is declared in this module.
 //!
 //! **Several processes, one store.** The studio keeps the user store open while the CLI runs
 //! batches against the same file. redb locks a database to one process by default, so every
@@ -35,9 +35,11 @@ use crate::error::{EngineError, Result};
 mod evaluations;
 mod explore;
 mod features;
+mod queue;
 mod records;
 pub use evaluations::EvaluationRecord;
 pub use explore::{CatalogTx, RawIndex};
+pub use queue::QueuedBatch;
 pub use records::*;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -60,6 +62,8 @@ const TRAININGS: TableDefinition<u64, &[u8]> = TableDefinition::new("trainings")
 const FEATURES: TableDefinition<&str, &[u8]> = TableDefinition::new("features");
 /// Evaluations of trained detectors (`evaluate`), by id (`store/evaluations.rs`).
 const EVALUATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("evaluations");
+/// Batches waiting in a worker's queue, by row id (`store/queue.rs`, `crate::queue`).
+const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
 
 /// Schema version of each table, recorded in `meta` as `schema.<table>`.
 pub const SCHEMA: &[(&str, u64)] = &[
@@ -82,6 +86,7 @@ pub const SCHEMA: &[(&str, u64)] = &[
     ("item_tags", 1),
     ("item_fields", 1),
     ("evaluations", 1),
+    ("queue", 1),
 ];
 
 /// Whether a store file exists at `path`; an error naming it when something is there that
@@ -115,7 +120,15 @@ fn create_new(path: &Path) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "store.redb".into());
-    let tmp = path.with_file_name(format!(".{name}.new-{}-{}", std::process::id(), now_ms()));
+    // Unique per process and per call: two threads of one process creating the same store in
+    // the same millisecond must not share (and remove) each other's temporary file.
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(
+        ".{name}.new-{}-{}-{serial}",
+        std::process::id(),
+        now_ms()
+    ));
     let made = (|| {
         let db = builder()
             .create(&tmp)
@@ -334,6 +347,7 @@ impl Store {
             tx.open_table(TRAININGS).map_err(|e| self.err(e))?;
             tx.open_table(FEATURES).map_err(|e| self.err(e))?;
             tx.open_table(EVALUATIONS).map_err(|e| self.err(e))?;
+            tx.open_table(QUEUE).map_err(|e| self.err(e))?;
             explore::open_tables(&tx).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))

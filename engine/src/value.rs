@@ -23,6 +23,10 @@ pub enum Value {
     Int(i64),
     Float(f64),
     Text(Arc<str>),
+    /// A resolved seed (the Seed value node's output).
+    Seed(u64),
+    /// One option of a choice (the Choice value node's output).
+    Choice(Arc<str>),
     /// A loaded checkpoint (shared: the weights live in the model cache).
     Model(Arc<crate::sd::ModelHandle>),
     /// A trained defect detector (LoadDetector).
@@ -43,6 +47,8 @@ impl Value {
             Value::Int(_) => PortType::Int,
             Value::Float(_) => PortType::Float,
             Value::Text(_) => PortType::Text,
+            Value::Seed(_) => PortType::Seed,
+            Value::Choice(_) => PortType::Choice,
             Value::Model(_) => PortType::Model,
             Value::Detector(_) => PortType::Detector,
         }
@@ -55,8 +61,8 @@ impl Value {
             Value::ImageBatch(b) => b.iter().map(|i| i.size_bytes()).sum(),
             Value::Mask(m) => m.size_bytes(),
             Value::InstanceMask(m, ids) => m.size_bytes() + ids.len() * 4,
-            Value::Text(t) => t.len(),
-            Value::Int(_) | Value::Float(_) => 8,
+            Value::Text(t) | Value::Choice(t) => t.len(),
+            Value::Int(_) | Value::Float(_) | Value::Seed(_) => 8,
             // The weights are counted by the model cache, not the value cache.
             Value::Model(_) | Value::Detector(_) => 64,
         }

@@ -625,6 +625,13 @@ pub static ALL: &[&NodeSpec] = &[
     &crate::inspect::FILTER_BY_SCORE,
     &crate::inspect::MASK_FIDELITY,
     &crate::inspect::CAPTION,
+    &crate::values::INT,
+    &crate::values::FLOAT,
+    &crate::values::TEXT,
+    &crate::values::SEED,
+    &crate::values::CHOICE,
+    &crate::values::REROUTE,
+    &crate::values::SUBGRAPH,
 ];
 
 pub static CLEANUP: NodeSpec = NodeSpec {

@@ -17,6 +17,10 @@
 //!   [`GraphDoc::to_json`] writes the canonical, byte-stable form.
 //! - [`subgraph`]: reusable blocks ([`subgraph::Definition`], kept in a document's
 //!   `definitions` by content hash), inlined for the executor by [`subgraph::flatten`].
+//! - [`diff`]: a readable, semantic diff of two documents ([`diff::diff`]).
+//! - [`values`]: the value kinds (Int, Float, Text, Seed, Choice) and the graph kinds (Reroute,
+//!   Subgraph). Any parameter may be shown as an input port (`NodeDoc::param_inputs`,
+//!   [`input_ports`]) and fed by a link of a type it accepts ([`param_accepts`]).
 //! - [`validate()`]: checks a document against a catalogue and returns every problem as a
 //!   [`ValidationError`] that names the node, the port or parameter, and what was expected.
 //! - [`typed`]: a node's effective parameters as the JSON object its executor's parameter
@@ -28,6 +32,7 @@
 pub mod builtin;
 mod catalogue;
 mod defects;
+pub mod diff;
 pub mod diffusion;
 mod dupkeys;
 mod error;
@@ -39,6 +44,7 @@ pub mod schedulers;
 pub mod subgraph;
 pub mod typed;
 mod validate;
+pub mod values;
 
 pub use catalogue::{
     fill_template, input_ports, param_accepts, param_port, Catalogue, FileRole, NodeSpec,

@@ -90,7 +90,7 @@ fn wrong_format_and_versions_are_refused_clearly() {
             e,
             NodesError::UnsupportedVersion {
                 found: 7,
-                supported: 1
+                supported: nodes::VERSION
             }
         ),
         "{e}"
@@ -128,14 +128,22 @@ fn migration_steps_apply_in_order_and_set_the_version() {
         meta.insert("title".into(), name);
         Ok(())
     }
-    let steps = [DocMigration {
-        from: 0,
-        describe: "meta.name became meta.title",
-        apply: rename_title,
-    }];
+    let steps = [
+        DocMigration {
+            from: 0,
+            describe: "meta.name became meta.title",
+            apply: rename_title,
+        },
+        // The shipped steps from version 1 on.
+        DocMigration {
+            from: 1,
+            describe: nodes::migrate::DOC_MIGRATIONS[0].describe,
+            apply: nodes::migrate::DOC_MIGRATIONS[0].apply,
+        },
+    ];
     let old = serde_json::json!({"format": "defect-studio/graph", "version": 0, "nodes": {}, "meta": {"name": "plate"}});
     let new = migrate(old, 0, &steps).unwrap();
-    assert_eq!(new["version"], 1);
+    assert_eq!(new["version"], nodes::VERSION);
     let doc: GraphDoc = serde_json::from_value(new).unwrap();
     assert_eq!(doc.meta.title, "plate");
     // A failing step says which step failed.

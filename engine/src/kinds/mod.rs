@@ -9,6 +9,7 @@ mod image;
 pub mod inspect;
 mod io;
 mod mask;
+mod values;
 
 use std::collections::BTreeMap;
 
@@ -47,6 +48,7 @@ fn registry() -> Registry {
     mask::register(&mut r);
     defects::register(&mut r);
     inspect::register(&mut r);
+    values::register(&mut r);
     crate::sd::nodes::register(&mut r);
     r
 }

@@ -76,9 +76,62 @@ pub(super) fn recipe_chunks(
     use crate::interop::{a1111, png_meta};
     let mut run_doc = doc.clone();
     run_doc.meta.seed = Some(seed);
-    // Input files by absolute path: the PNG does not live beside the graph file.
+    // Input files by absolute path: the PNG does not live beside the graph file. Inside
+    // subgraph definitions too (each changed definition re-keyed, its enclosing ones with it).
     let catalogue = nodes::Catalogue::builtin();
-    for node in run_doc.nodes.values_mut() {
+    absolute_inputs(run_doc.nodes.values_mut(), &catalogue, base_dir);
+    let mut guard = run_doc.definitions.len();
+    while let Some((key, def)) = run_doc.definitions.iter().find_map(|(k, d)| {
+        let mut fixed = d.clone();
+        absolute_inputs(fixed.nodes.values_mut(), &catalogue, base_dir).then(|| (k.clone(), fixed))
+    }) {
+        if guard == 0 || nodes::subgraph::replace_definition(&mut run_doc, &key, def).is_err() {
+            break;
+        }
+        guard -= 1;
+    }
+    crate::exec::keep_assets(&run_doc, png_meta::LARGE_ASSET_BYTES);
+    // The A1111 parameters read the flat graph (subgraphs inlined; ids are paths, as the
+    // executor reports them). The embedded recipe is the document as written, definitions and
+    // all.
+    let flat_doc = match nodes::subgraph::needs_flatten(&run_doc) {
+        true => nodes::subgraph::flatten(&run_doc, &catalogue)
+            .map(|f| f.doc)
+            .unwrap_or_else(|_| run_doc.clone()),
+        false => run_doc.clone(),
+    };
+    // The checkpoint's and LoRAs' hashes for `Model hash` and `Lora hashes`: known at run time
+    // (the recipe's own `models` list rarely names them). Only the parameters see them; the
+    // embedded recipe stays as written.
+    let mut hashed = flat_doc.clone();
+    hashed.models.extend(model_refs(&flat_doc, models));
+    let from_sampler = a1111::from_graph(&hashed, seed);
+    let sampler = from_sampler.as_ref().and_then(|_| {
+        flat_doc
+            .nodes
+            .iter()
+            .find(|(_, n)| matches!(n.kind.as_str(), "Txt2Img" | "Img2Img" | "Inpaint"))
+            .map(|(id, _)| id.clone())
+    });
+    RecipeChunks {
+        graph: (
+            png_meta::GRAPH_KEYWORD.to_string(),
+            png_meta::prepare_assets(&run_doc, embed_assets).to_json(),
+        ),
+        parameters: from_sampler.unwrap_or_else(|| a1111::procedural_parameters(&flat_doc, seed)),
+        sampler,
+    }
+}
+
+/// Makes the relative input-file parameters of `nodes` absolute (against `base_dir`); true when
+/// one changed.
+fn absolute_inputs<'a>(
+    nodes: impl Iterator<Item = &'a mut nodes::NodeDoc>,
+    catalogue: &nodes::Catalogue,
+    base_dir: &Path,
+) -> bool {
+    let mut changed = false;
+    for node in nodes {
         let Some(spec) = catalogue.get(&node.kind) else {
             continue;
         };
@@ -90,32 +143,12 @@ pub(super) fn recipe_chunks(
                 if !v.is_empty() && !v.starts_with("asset:") && Path::new(v.as_str()).is_relative()
                 {
                     *v = resolve_path(base_dir, v).to_string_lossy().into_owned();
+                    changed = true;
                 }
             }
         }
     }
-    crate::exec::keep_assets(&run_doc, png_meta::LARGE_ASSET_BYTES);
-    // The checkpoint's and LoRAs' hashes for `Model hash` and `Lora hashes`: known at run time
-    // (the recipe's own `models` list rarely names them). Only the parameters see them; the
-    // embedded recipe stays as written.
-    let mut hashed = run_doc.clone();
-    hashed.models.extend(model_refs(&run_doc, models));
-    let from_sampler = a1111::from_graph(&hashed, seed);
-    let sampler = from_sampler.as_ref().and_then(|_| {
-        run_doc
-            .nodes
-            .iter()
-            .find(|(_, n)| matches!(n.kind.as_str(), "Txt2Img" | "Img2Img" | "Inpaint"))
-            .map(|(id, _)| id.clone())
-    });
-    RecipeChunks {
-        graph: (
-            png_meta::GRAPH_KEYWORD.to_string(),
-            png_meta::prepare_assets(&run_doc, embed_assets).to_json(),
-        ),
-        parameters: from_sampler.unwrap_or_else(|| a1111::procedural_parameters(&run_doc, seed)),
-        sampler,
-    }
+    changed
 }
 
 /// Model references already worked out in this batch, by (file kind, name as written): so a

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use nodes::{GraphDoc, ParamKind, ParamValue};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
 use crate::exec::resolve_path;
@@ -13,7 +14,7 @@ use crate::exec::resolve_path;
 pub const MAX_WORK_ITEMS: u64 = 100_000_000;
 
 /// One parameter set to a value for a work item.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Override {
     pub node: String,
     pub param: String,
@@ -21,7 +22,7 @@ pub struct Override {
 }
 
 /// A parameter swept over several values.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sweep {
     pub node: String,
     pub param: String,
@@ -29,7 +30,7 @@ pub struct Sweep {
 }
 
 /// One execution of the graph within a batch.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkItem {
     /// `k` in the module docs: the item's index over the whole (unsharded) batch.
     pub index: u64,
@@ -49,7 +50,7 @@ pub struct PlanSpec<'a> {
 }
 
 /// A folder input: the node, its parameter, and the files it expands to.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct FolderInput {
     node: String,
     param: String,
@@ -57,12 +58,12 @@ struct FolderInput {
 }
 
 /// The work items of a batch (this shard's), each computed from its index when asked for.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Plan {
     items: Items,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 enum Items {
     /// Items given one by one (tests, benchmarks).
     Listed(Vec<WorkItem>),
@@ -70,7 +71,7 @@ enum Items {
     Grid(Box<Grid>),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Grid {
     base_dir: PathBuf,
     seed: u64,
@@ -217,9 +218,15 @@ pub fn plan(spec: &PlanSpec) -> Result<(Plan, u64)> {
         Some((i, n)) => (u64::from(i), u64::from(n)),
         None => (0, 1),
     };
-    // Folder inputs, in node-id order.
+    // Folder inputs, in node-id order (inner nodes of subgraphs by their path).
+    let flat = if nodes::subgraph::needs_flatten(spec.doc) {
+        Some(nodes::subgraph::flatten(spec.doc, &catalogue).map_err(EngineError::Invalid)?)
+    } else {
+        None
+    };
+    let doc = flat.as_ref().map_or(spec.doc, |f| &f.doc);
     let mut folders = Vec::new();
-    for (id, node) in &spec.doc.nodes {
+    for (id, node) in &doc.nodes {
         let Some(kind) = catalogue.get(&node.kind) else {
             continue;
         };
@@ -297,14 +304,18 @@ pub fn plan(spec: &PlanSpec) -> Result<(Plan, u64)> {
     ))
 }
 
-/// Sets a parameter in a document, checking that the node and parameter exist.
+/// Sets a parameter in a document, checking that the node exists. The node may be a subgraph
+/// node (its exposed parameter) or an inner node named by its path (a folder input inside a
+/// subgraph): see [`nodes::subgraph::set_param`].
 pub fn apply_override(doc: &mut GraphDoc, o: &Override) -> Result<()> {
-    let node = doc
-        .nodes
-        .get_mut(&o.node)
-        .ok_or_else(|| EngineError::Plan(format!("no node \"{}\" in the graph", o.node)))?;
-    node.params.insert(o.param.clone(), o.value.clone());
-    Ok(())
+    if !o.node.contains(nodes::subgraph::PATH_SEP) && !doc.nodes.contains_key(&o.node) {
+        return Err(EngineError::Plan(format!(
+            "no node \"{}\" in the graph",
+            o.node
+        )));
+    }
+    nodes::subgraph::set_param(doc, &o.node, &o.param, o.value.clone())
+        .map_err(|e| EngineError::Plan(e.to_string()))
 }
 
 #[cfg(test)]

@@ -147,7 +147,7 @@ fn effective_status(status: RunStatus, pid: u32) -> RunStatus {
     }
 }
 
-fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     if cfg!(target_os = "linux") {
         Path::new(&format!("/proc/{pid}")).exists()
     } else {

@@ -524,3 +524,72 @@ pub fn unpack(doc: &mut GraphDoc, node_id: &str) -> Result<Vec<String>, NodesErr
     drop_unused(doc);
     Ok(new_ids)
 }
+
+/// Sets parameter `param` of node `path` in `doc`: a top-level node, or an inner node named by
+/// its flattened path (`outer › scratch-block › crack`). An inner node's definitions are
+/// specialised for that one instance: copies with the value set are added under their new
+/// hashes and the instances on the path refer to them (other instances keep the originals;
+/// definitions nothing uses any more are dropped).
+pub fn set_param(
+    doc: &mut GraphDoc,
+    path: &str,
+    param: &str,
+    value: crate::graph::ParamValue,
+) -> Result<(), NodesError> {
+    let parts: Vec<&str> = path.split(super::PATH_SEP).collect();
+    let missing = || fail(format!("the graph has no node {}", quote(path)));
+    if parts.len() == 1 {
+        let n = doc.nodes.get_mut(path).ok_or_else(missing)?;
+        n.params.insert(param.to_string(), value);
+        return Ok(());
+    }
+    // The definitions along the path, outermost first.
+    let mut chain: Vec<Definition> = Vec::new();
+    let mut node = doc.nodes.get(parts[0]).ok_or_else(missing)?;
+    for part in &parts[1..] {
+        let r = node.subgraph.as_ref().ok_or_else(missing)?;
+        let def = doc.definitions.get(&r.hash).ok_or_else(missing)?;
+        chain.push(def.clone());
+        node = def.nodes.get(*part).ok_or_else(missing)?;
+    }
+    let mut hash = String::new();
+    for (i, mut def) in chain.into_iter().enumerate().rev() {
+        let inner = def.nodes.get_mut(parts[i + 1]).ok_or_else(missing)?;
+        if hash.is_empty() {
+            inner.params.insert(param.to_string(), value.clone());
+        } else if let Some(r) = inner.subgraph.as_mut() {
+            r.hash = hash.clone();
+        }
+        hash = def.hash();
+        doc.definitions.insert(hash.clone(), def);
+    }
+    if let Some(r) = doc
+        .nodes
+        .get_mut(parts[0])
+        .and_then(|n| n.subgraph.as_mut())
+    {
+        r.hash = hash;
+    }
+    drop_unused(doc);
+    Ok(())
+}
+
+/// The spec of parameter `param` of node `id` at `doc`'s top level: the kind's parameter, or,
+/// for a subgraph node, the spec its exposed parameter shows ([`super::interface`]). For
+/// `--set NODE.PARAM=VALUE`.
+pub fn node_param(
+    doc: &GraphDoc,
+    id: &str,
+    param: &str,
+    catalogue: &Catalogue,
+) -> Result<&'static crate::catalogue::ParamSpec, String> {
+    super::ports::param_spec(
+        doc,
+        super::ports::Body::of_doc(doc),
+        id,
+        param,
+        catalogue,
+        0,
+    )
+    .map(|(spec, _)| spec)
+}

@@ -156,9 +156,25 @@ pub fn flatten(doc: &GraphDoc, catalogue: &Catalogue) -> Result<Flat, Validation
     flat.links
         .sort_by(|a, b| (&a.to, &a.from).cmp(&(&b.to, &b.from)));
     flat.links.dedup();
+    let mut outputs = BTreeMap::new();
+    for (id, node) in &scopes[0].nodes {
+        let ports: Vec<String> = if is_reroute(node) {
+            vec!["out".into()]
+        } else if let Some(def) = scopes[0].children.get(id).and_then(|&c| scopes[c].def) {
+            def.outputs.iter().map(|o| o.name.clone()).collect()
+        } else {
+            continue;
+        };
+        for port in ports {
+            if let Ok(Some(src)) = r.source(0, id, &port, 0) {
+                outputs.insert(PortRef(id.clone(), port), src);
+            }
+        }
+    }
     Ok(Flat {
         doc: flat,
         scopes: scopes_out,
+        outputs,
     })
 }
 

@@ -166,6 +166,36 @@ pub struct Flat {
     /// For each inlined node: the hashes of the definitions it came through, outermost first.
     /// Top-level nodes are absent.
     pub scopes: BTreeMap<String, Vec<String>>,
+    /// The outputs of the top-level subgraph and reroute nodes (which the flat document does
+    /// not hold): `[node, port]` → the flat output it reads, when something feeds it. A run
+    /// asked for a subgraph node's outputs reads these.
+    pub outputs: BTreeMap<PortRef, PortRef>,
+}
+
+impl Flat {
+    /// The flat nodes that stand for `ids` (top-level ids of the original document): a node
+    /// the flat document holds is itself; a subgraph (or reroute) node is the nodes its outputs
+    /// read. Ids that are neither are kept as they are (the caller reports them). Sorted, no
+    /// duplicates.
+    pub fn targets(&self, ids: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for id in ids {
+            let reads: Vec<String> = self
+                .outputs
+                .iter()
+                .filter(|(from, _)| from.node() == id)
+                .map(|(_, src)| src.node().to_string())
+                .collect();
+            if self.doc.nodes.contains_key(id) || reads.is_empty() {
+                out.push(id.clone());
+            } else {
+                out.extend(reads);
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 mod edit;
@@ -173,8 +203,8 @@ mod flatten;
 mod ports;
 
 pub use edit::{
-    definition_from_recipe, expose_param, make_subgraph, replace_definition, unexpose_param,
-    unpack, SUBGRAPH_VERSION,
+    definition_from_recipe, expose_param, make_subgraph, node_param, replace_definition, set_param,
+    unexpose_param, unpack, SUBGRAPH_VERSION,
 };
 pub use flatten::flatten;
 pub use ports::{interface, reroute_type};

@@ -82,6 +82,14 @@ pub enum AppCommand {
     OpenExplore,
     /// What the Explore window asks for.
     Explore(super::explore::ExploreCommand),
+    /// What the version history window asks for.
+    Versions(super::versions::VersionsCommand),
+    /// What the recipe library window asks for.
+    Library(super::library_panel::LibraryCommand),
+    /// What the queue panel asks for.
+    Queue(super::queue_panel::QueueCommand),
+    /// A document edit of the graph editor (subgraphs, parameters as inputs, reroutes, frames).
+    Editor(super::editor::EditorCommand),
 }
 
 impl StudioApp {
@@ -152,7 +160,7 @@ impl StudioApp {
                 }
             },
             AppCommand::SaveTo(path) => {
-                self.doc.prune_assets();
+                self.doc.prune_assets(&self.catalogue);
                 let doc = self.doc.to_doc(&self.catalogue);
                 match std::fs::write(&path, doc.to_json()) {
                     Ok(()) => {
@@ -161,6 +169,12 @@ impl StudioApp {
                             let _ = s.save_graph(&name, &doc.to_json());
                         }
                         self.doc.mark_saved(doc, path.clone());
+                        if self.versions.open {
+                            self.apply(
+                                ctx,
+                                AppCommand::Versions(super::versions::VersionsCommand::Open),
+                            );
+                        }
                         self.notify(ctx, format!("saved {}", path.display()));
                         self.remember(path);
                     }
@@ -199,6 +213,10 @@ impl StudioApp {
             }
             AppCommand::OpenExplore => self.open_explore(ctx),
             AppCommand::Explore(c) => self.apply_explore(ctx, c),
+            AppCommand::Versions(c) => self.apply_versions(ctx, c),
+            AppCommand::Library(c) => self.apply_library(ctx, c),
+            AppCommand::Queue(c) => self.apply_queue(ctx, c),
+            AppCommand::Editor(c) => self.apply_editor(ctx, c),
             AppCommand::Undo => self.doc.undo(&self.catalogue),
             AppCommand::Redo => self.doc.redo(&self.catalogue),
             AppCommand::FrameAll => self.frame_all = true,
@@ -235,21 +253,16 @@ impl StudioApp {
                 let (Some(f), Some(t)) = (self.doc.find(&from.0), self.doc.find(&to.0)) else {
                     return;
                 };
-                let (Some(fs), Some(ts)) = (
+                let ports = self.doc.ports(&self.catalogue);
+                let (Some(o), Some(i)) = (
                     self.doc
                         .snarl
                         .get_node(f)
-                        .and_then(|n| self.catalogue.get(&n.kind)),
+                        .and_then(|n| ports.output_index(n, &from.1)),
                     self.doc
                         .snarl
                         .get_node(t)
-                        .and_then(|n| self.catalogue.get(&n.kind)),
-                ) else {
-                    return;
-                };
-                let (Some(o), Some(i)) = (
-                    fs.outputs.iter().position(|p| p.name == from.1),
-                    ts.input_ports().iter().position(|p| p.name == to.1),
+                        .and_then(|n| ports.input_index(n, &to.1)),
                 ) else {
                     return;
                 };
@@ -263,17 +276,8 @@ impl StudioApp {
                     .in_pin(egui_snarl::InPinId { node: t, input: i });
                 let states = HashMap::new();
                 let mut search = String::new();
-                let mut viewer = GraphViewer {
-                    catalogue: &self.catalogue,
-                    states: &states,
-                    refusal: None,
-                    commands: Vec::new(),
-                    search: &mut search,
-                    frame: None,
-                    transform: None,
-                    view: None,
-                    visible: None,
-                };
+                let mut viewer =
+                    GraphViewer::new(&self.catalogue, &self.doc.interfaces, &states, &mut search);
                 egui_snarl::ui::SnarlViewer::connect(&mut viewer, &out, &inp, &mut self.doc.snarl);
                 if let Some(r) = viewer.refusal {
                     self.notify(ctx, r);
@@ -355,6 +359,10 @@ impl StudioApp {
             AppCommand::ApplySettings(s) => {
                 self.settings = *s;
                 engine::models::manager::set_extra_dirs(self.settings.model_dirs.clone());
+                engine::recipes::set_extra_dirs(self.settings.recipe_dirs.clone());
+                if self.library.open {
+                    self.library.rescan();
+                }
                 if self.settings.cache_budget_mib != self.worker_budget && !self.running() {
                     let notify_ctx = ctx.clone();
                     self.worker = Worker::spawn_with_notify(

@@ -1,15 +1,32 @@
 //! The node editor: a [`SnarlViewer`] over the edited document, the add-node menu, and the
 //! per-node run state shown on each node.
+//!
+//! Submodules: [`ports`] (every node's ports, one lookup for all callers), [`actions`] (the
+//! editor's document edits: subgraphs, parameters as inputs, reroutes, frames), [`frames`]
+//! (frames drawn behind the nodes), [`minimap`] and [`subgraph`] (breadcrumb and interface
+//! panel of an open subgraph).
+
+pub mod actions;
+pub mod frames;
+mod menus;
+pub mod minimap;
+pub mod ports;
+pub mod subgraph;
 
 use std::collections::HashMap;
 
-use egui::{Color32, Pos2, Ui};
+use egui::{Color32, Pos2, Rect, Ui};
 use egui_snarl::ui::{AnyPins, PinInfo, SnarlViewer};
 use egui_snarl::{InPin, NodeId, OutPin, Snarl};
+use nodes::subgraph::{Frame, REROUTE_KIND};
 use nodes::{Catalogue, NodeSpec, PortType};
 
+pub use actions::EditorCommand;
+pub use menus::{add_node_menu_ui, param_menu};
+use ports::{Interfaces, Ports};
+
 use super::doc::{fresh_id, EditorNode};
-use super::params::param_ui;
+use super::params::{param_row_ui, ParamRow};
 use super::AppCommand;
 
 /// The colour of a port type (pins and wires).
@@ -62,10 +79,62 @@ pub struct GraphViewer<'a> {
     pub view: Option<egui::Rect>,
     /// Ids of the nodes near the screen this frame (None: not computed, draw all).
     pub visible: Option<std::collections::HashSet<String>>,
+    /// Every node's ports (kinds, parameters as inputs, subgraph interfaces, reroutes).
+    pub ports: Ports<'a>,
+    /// Node rectangles drawn this frame (graph coordinates), by document node id.
+    pub rects: HashMap<String, Rect>,
+    /// Frames drawn behind the nodes, around last frame's node rectangles.
+    pub frames: &'a [Frame],
+    pub last_rects: Option<&'a HashMap<String, Rect>>,
+    /// Centre the view on this graph point this frame (the minimap).
+    pub look_at: Option<Pos2>,
+    /// The canvas shows an open subgraph: parameters can be exposed.
+    pub in_subgraph: bool,
+}
+
+impl<'a> GraphViewer<'a> {
+    /// A viewer with nothing to fit, cull or draw behind the nodes.
+    pub fn new(
+        catalogue: &'a Catalogue,
+        interfaces: &'a Interfaces,
+        states: &'a HashMap<String, NodeRunState>,
+        search: &'a mut String,
+    ) -> GraphViewer<'a> {
+        GraphViewer {
+            catalogue,
+            states,
+            refusal: None,
+            commands: Vec::new(),
+            search,
+            frame: None,
+            transform: None,
+            view: None,
+            visible: None,
+            ports: Ports::new(catalogue, interfaces),
+            rects: HashMap::new(),
+            frames: &[],
+            last_rects: None,
+            look_at: None,
+            in_subgraph: false,
+        }
+    }
 }
 
 fn spec(catalogue: &Catalogue, node: &EditorNode) -> Option<&'static NodeSpec> {
     catalogue.get(&node.kind)
+}
+
+/// The value node kind that feeds a parameter input of type `ty`, when the catalogue has it.
+pub fn value_kind(catalogue: &Catalogue, ty: PortType) -> Option<&'static NodeSpec> {
+    let kind = match ty {
+        PortType::Int => "Int",
+        PortType::Float => "Float",
+        PortType::Text => "Text",
+        PortType::Seed => "Seed",
+        PortType::Choice => "Choice",
+        _ => return None,
+    };
+    catalogue.get(kind)
 }
 
 impl SnarlViewer<EditorNode> for GraphViewer<'_> {
@@ -84,14 +153,32 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         let Some(n) = snarl.get_node(node) else {
             return;
         };
+        if n.kind == REROUTE_KIND {
+            // A reroute is a dot: its pins do the work.
+            let (r, resp) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::click());
+            ui.painter().circle_filled(r.center(), 4.0, Color32::GRAY);
+            if resp.clicked() {
+                self.commands.push(AppCommand::Inspect(n.id.clone()));
+            }
+            return;
+        }
         let state = self
             .states
             .get(&n.id)
             .cloned()
             .unwrap_or(NodeRunState::Idle);
-        let doc = spec(self.catalogue, n)
-            .map(|s| s.doc)
-            .unwrap_or("unknown kind");
+        let (title, doc) = match &n.subgraph {
+            Some(r) => (
+                format!("⊞ {}", r.name),
+                "A subgraph: double-click (or Open subgraph) to edit inside",
+            ),
+            None => (
+                n.kind.clone(),
+                spec(self.catalogue, n)
+                    .map(|s| s.doc)
+                    .unwrap_or("unknown kind"),
+            ),
+        };
         ui.horizontal(|ui| {
             let (dot, tip) = match &state {
                 NodeRunState::Idle => (Color32::GRAY, "idle".to_string()),
@@ -115,11 +202,16 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
             resp.on_hover_text(tip);
             let title = ui
                 .add(
-                    egui::Label::new(egui::RichText::new(&n.kind).strong())
+                    egui::Label::new(egui::RichText::new(title).strong())
                         .sense(egui::Sense::click()),
                 )
                 .on_hover_text(doc);
-            if title.clicked() {
+            if title.double_clicked() && n.subgraph.is_some() {
+                self.commands
+                    .push(AppCommand::Editor(EditorCommand::OpenSubgraph(
+                        n.id.clone(),
+                    )));
+            } else if title.clicked() {
                 self.commands.push(AppCommand::Inspect(n.id.clone()));
             }
             ui.label(egui::RichText::new(&n.id).weak().small());
@@ -136,15 +228,11 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
     }
 
     fn inputs(&mut self, node: &EditorNode) -> usize {
-        spec(self.catalogue, node)
-            .map(|s| s.input_ports().len())
-            .unwrap_or(0)
+        self.ports.inputs(node)
     }
 
     fn outputs(&mut self, node: &EditorNode) -> usize {
-        spec(self.catalogue, node)
-            .map(|s| s.outputs.len())
-            .unwrap_or(0)
+        self.ports.outputs(node)
     }
 
     fn show_input(
@@ -153,20 +241,28 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         ui: &mut Ui,
         snarl: &mut Snarl<EditorNode>,
     ) -> impl egui_snarl::ui::SnarlPin + 'static {
-        let port = snarl
-            .get_node(pin.id.node)
-            .and_then(|n| spec(self.catalogue, n))
-            .and_then(|s| s.input_ports().get(pin.id.input));
-        match port {
-            Some(p) => {
-                let text = if p.optional {
-                    format!("{} (optional)", p.name)
-                } else {
-                    p.name.to_string()
-                };
-                ui.label(text).on_hover_text(format!("{}: {}", p.ty, p.doc));
-                PinInfo::circle().with_fill(port_color(p.ty))
-            }
+        let Some(n) = snarl.get_node(pin.id.node) else {
+            return PinInfo::circle();
+        };
+        let Some(p) = self.ports.input(n, pin.id.input) else {
+            return PinInfo::circle();
+        };
+        if n.kind == REROUTE_KIND {
+            return match self.ports.input_type(snarl, pin.id.node, 0) {
+                Some(ty) => PinInfo::circle().with_fill(port_color(ty)),
+                None => PinInfo::circle(),
+            };
+        }
+        let text = if p.optional && p.param.is_none() {
+            format!("{} (optional)", p.name)
+        } else {
+            p.name.to_string()
+        };
+        let ty = p.ty.map(|t| t.to_string()).unwrap_or_else(|| "any".into());
+        ui.label(text).on_hover_text(format!("{ty}: {}", p.doc));
+        match p.ty {
+            Some(ty) if p.param.is_some() => PinInfo::square().with_fill(port_color(ty)),
+            Some(ty) => PinInfo::circle().with_fill(port_color(ty)),
             None => PinInfo::circle(),
         }
     }
@@ -177,16 +273,22 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         ui: &mut Ui,
         snarl: &mut Snarl<EditorNode>,
     ) -> impl egui_snarl::ui::SnarlPin + 'static {
-        let port = snarl
-            .get_node(pin.id.node)
-            .and_then(|n| spec(self.catalogue, n))
-            .and_then(|s| s.outputs.get(pin.id.output));
-        match port {
-            Some(p) => {
-                ui.label(p.name)
-                    .on_hover_text(format!("{}: {}", p.ty, p.doc));
-                PinInfo::circle().with_fill(port_color(p.ty))
-            }
+        let Some(n) = snarl.get_node(pin.id.node) else {
+            return PinInfo::circle();
+        };
+        let Some(p) = self.ports.output(n, pin.id.output) else {
+            return PinInfo::circle();
+        };
+        if n.kind == REROUTE_KIND {
+            return match self.ports.output_type(snarl, pin.id.node, 0) {
+                Some(ty) => PinInfo::circle().with_fill(port_color(ty)),
+                None => PinInfo::circle(),
+            };
+        }
+        let ty = p.ty.map(|t| t.to_string()).unwrap_or_else(|| "any".into());
+        ui.label(p.name).on_hover_text(format!("{ty}: {}", p.doc));
+        match p.ty {
+            Some(ty) => PinInfo::circle().with_fill(port_color(ty)),
             None => PinInfo::circle(),
         }
     }
@@ -197,7 +299,17 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         let readable = self.transform.is_none_or(|t| t.scaling >= LOD_SCALE);
         // Culling: egui-snarl lays out every node; bodies of nodes far off screen are skipped.
         let on_screen = self.visible.as_ref().is_none_or(|v| v.contains(&node.id));
-        readable && on_screen && spec(self.catalogue, node).is_some_and(|s| !s.params.is_empty())
+        if !(readable && on_screen) {
+            return false;
+        }
+        if let Some(r) = &node.subgraph {
+            return self
+                .ports
+                .interfaces
+                .get(&r.hash)
+                .is_some_and(|i| !i.params.is_empty());
+        }
+        spec(self.catalogue, node).is_some_and(|s| !s.params.is_empty())
     }
 
     fn show_body(
@@ -211,26 +323,84 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         let Some(n) = snarl.get_node_mut(node) else {
             return;
         };
+        let ports = self.ports;
+        // Parameters fed by a link: a Text keeps its template (the link fills `{input}`), a
+        // number is set by the link, so its widget gives way to a note.
+        let linked: Vec<&str> = inputs
+            .iter()
+            .filter(|pin| !pin.remotes.is_empty())
+            .filter_map(|pin| ports.input(n, pin.id.input))
+            .filter(|p| p.param.is_some())
+            .map(|p| p.name)
+            .collect();
+        if let Some(r) = n.subgraph.clone() {
+            let Some(iface) = ports.interfaces.get(&r.hash) else {
+                return;
+            };
+            ui.vertical(|ui| {
+                for p in &iface.params {
+                    if linked.contains(&p.name.as_str())
+                        && PortType::of_param(&p.spec.kind) != PortType::Text
+                    {
+                        let label = ui.add(
+                            egui::Label::new(format!("{} ← linked", p.name))
+                                .sense(egui::Sense::click()),
+                        );
+                        param_menu(
+                            &mut self.commands,
+                            &label,
+                            n,
+                            &p.name,
+                            false,
+                            self.in_subgraph,
+                        );
+                        continue;
+                    }
+                    let (_, label) = param_row_ui(ui, &ParamRow::exposed(p), &mut n.params, true);
+                    param_menu(
+                        &mut self.commands,
+                        &label,
+                        n,
+                        p.name.as_str(),
+                        false,
+                        self.in_subgraph,
+                    );
+                }
+            });
+            return;
+        }
         let Some(s) = self.catalogue.get(&n.kind) else {
             return;
         };
-        // Parameters fed by a link: a Text keeps its template (the link fills `{input}`), a
-        // number is set by the link, so its widget gives way to a note.
-        let ports = s.input_ports();
-        let linked = |name: &str| {
-            inputs.iter().any(|pin| {
-                !pin.remotes.is_empty() && ports.get(pin.id.input).is_some_and(|p| p.name == name)
-            })
-        };
         ui.vertical(|ui| {
             for p in s.params {
-                let fed = p.input && linked(p.name);
+                let fed = linked.contains(&p.name);
                 if fed && PortType::of_param(&p.kind) != PortType::Text {
-                    ui.label(format!("{} ← linked", p.name))
+                    let label = ui
+                        .add(
+                            egui::Label::new(format!("{} ← linked", p.name))
+                                .sense(egui::Sense::click()),
+                        )
                         .on_hover_text(p.doc);
+                    param_menu(
+                        &mut self.commands,
+                        &label,
+                        n,
+                        p.name,
+                        p.input,
+                        self.in_subgraph,
+                    );
                     continue;
                 }
-                param_ui(ui, p, &mut n.params, true);
+                let (_, label) = param_row_ui(ui, &ParamRow::of(p), &mut n.params, true);
+                param_menu(
+                    &mut self.commands,
+                    &label,
+                    n,
+                    p.name,
+                    p.input,
+                    self.in_subgraph,
+                );
                 if fed {
                     ui.weak(format!(
                         "{} ← linked text fills {} (or {{caption}})",
@@ -245,19 +415,45 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         });
     }
 
+    fn final_node_rect(
+        &mut self,
+        node: NodeId,
+        rect: Rect,
+        _ui: &mut Ui,
+        snarl: &mut Snarl<EditorNode>,
+    ) {
+        if let Some(n) = snarl.get_node(node) {
+            self.rects.insert(n.id.clone(), rect);
+        }
+    }
+
+    fn draw_background(
+        &mut self,
+        background: Option<&egui_snarl::ui::BackgroundPattern>,
+        viewport: &Rect,
+        snarl_style: &egui_snarl::ui::SnarlStyle,
+        style: &egui::Style,
+        painter: &egui::Painter,
+        _snarl: &Snarl<EditorNode>,
+    ) {
+        if let Some(b) = background {
+            b.draw(viewport, snarl_style, style, painter);
+        }
+        if let Some(rects) = self.last_rects {
+            frames::paint_frames(painter, self.frames, rects);
+        }
+    }
+
     fn connect(&mut self, from: &OutPin, to: &InPin, snarl: &mut Snarl<EditorNode>) {
-        let out = snarl
-            .get_node(from.id.node)
-            .and_then(|n| spec(self.catalogue, n).map(|s| (n.id.clone(), s)));
-        let inp = snarl
-            .get_node(to.id.node)
-            .and_then(|n| spec(self.catalogue, n).map(|s| (n.id.clone(), s)));
-        let (Some((fid, fs)), Some((tid, ts))) = (out, inp) else {
+        let ports = self.ports;
+        let (Some(fnode), Some(tnode)) = (snarl.get_node(from.id.node), snarl.get_node(to.id.node))
+        else {
             return;
         };
+        let (fid, tid) = (fnode.id.clone(), tnode.id.clone());
         let (Some(op), Some(ip)) = (
-            fs.outputs.get(from.id.output),
-            ts.input_ports().get(to.id.input),
+            ports.output(fnode, from.id.output),
+            ports.input(tnode, to.id.input),
         ) else {
             return;
         };
@@ -265,12 +461,21 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
             self.refusal = Some("A node cannot feed itself.".into());
             return;
         }
-        if op.ty != ip.ty {
-            self.refusal = Some(format!(
-                "Cannot connect {fid}.{} ({}) to {tid}.{} ({}): the types differ.",
-                op.name, op.ty, ip.name, ip.ty
-            ));
-            return;
+        let from_ty = ports.output_type(snarl, from.id.node, from.id.output);
+        // A reroute's input takes anything (it then carries that type).
+        let to_ty = if tnode.kind == REROUTE_KIND {
+            None
+        } else {
+            ip.ty
+        };
+        if let (Some(ft), Some(tt)) = (from_ty, to_ty) {
+            if !Ports::accepts(&ip, ft) {
+                self.refusal = Some(format!(
+                    "Cannot connect {fid}.{} ({ft}) to {tid}.{} ({tt}): the types differ.",
+                    op.name, ip.name
+                ));
+                return;
+            }
         }
         // One link per input: a new link replaces the old one.
         snarl.drop_inputs(to.id);
@@ -289,6 +494,9 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         if let Some(view) = self.frame.take() {
             let pts: Vec<Pos2> = snarl.nodes_pos().map(|(p, _)| p).collect();
             *to_global = super::fit_transform(&pts, view);
+        }
+        if let (Some(p), Some(view)) = (self.look_at.take(), self.view) {
+            to_global.translation = view.center().to_vec2() - p.to_vec2() * to_global.scaling;
         }
         self.transform = Some(*to_global);
         if let Some(view) = self.view {
@@ -317,14 +525,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         ui.label("Add node");
         if let Some(kind) = add_node_menu_ui(ui, self.catalogue, self.search, None) {
             let id = fresh_id(snarl, kind.kind);
-            snarl.insert_node(
-                pos,
-                EditorNode {
-                    id,
-                    kind: kind.kind.to_string(),
-                    params: Default::default(),
-                },
-            );
+            snarl.insert_node(pos, EditorNode::new(id, kind.kind));
             self.search.clear();
             ui.close();
         }
@@ -341,58 +542,72 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         src: AnyPins,
         snarl: &mut Snarl<EditorNode>,
     ) {
+        let ports = self.ports;
         // Offer only kinds with a matching port, and connect the first one.
         let ty = match &src {
             AnyPins::Out(pins) => pins
                 .first()
-                .and_then(|p| snarl.get_node(p.node))
-                .and_then(|n| spec(self.catalogue, n))
-                .and_then(|s| pins.first().and_then(|p| s.outputs.get(p.output)))
-                .map(|p| (p.ty, true)),
-            AnyPins::In(pins) => pins
-                .first()
-                .and_then(|p| snarl.get_node(p.node))
-                .and_then(|n| spec(self.catalogue, n))
-                .and_then(|s| pins.first().and_then(|p| s.input_ports().get(p.input)))
-                .map(|p| (p.ty, false)),
+                .and_then(|p| ports.output_type(snarl, p.node, p.output))
+                .map(|t| (t, true, false)),
+            AnyPins::In(pins) => pins.first().and_then(|p| {
+                let n = snarl.get_node(p.node)?;
+                let port = ports.input(n, p.input)?;
+                Some((port.ty?, false, port.param.is_some()))
+            }),
         };
-        let Some((ty, from_output)) = ty else { return };
+        let Some((ty, from_output, param)) = ty else {
+            return;
+        };
+        // A parameter input is fed by a value node first of all.
+        let value = (param && !from_output)
+            .then(|| value_kind(self.catalogue, ty))
+            .flatten();
+        let mut picked = None;
+        if let Some(v) = value {
+            if ui
+                .button(format!("{} value", v.kind))
+                .on_hover_text(v.doc)
+                .clicked()
+            {
+                picked = Some(v);
+            }
+            ui.separator();
+        }
         ui.label(format!("Add a node taking {ty}"));
-        if let Some(kind) =
-            add_node_menu_ui(ui, self.catalogue, self.search, Some((ty, from_output)))
-        {
+        picked = picked.or(add_node_menu_ui(
+            ui,
+            self.catalogue,
+            self.search,
+            Some((ty, from_output)),
+        ));
+        if let Some(kind) = picked {
             let id = fresh_id(snarl, kind.kind);
-            let new = snarl.insert_node(
-                pos,
-                EditorNode {
-                    id,
-                    kind: kind.kind.to_string(),
-                    params: Default::default(),
-                },
-            );
+            let new = snarl.insert_node(pos, EditorNode::new(id, kind.kind));
             match src {
                 AnyPins::Out(pins) => {
                     if let (Some(p), Some(i)) = (
                         pins.first(),
                         kind.input_ports().iter().position(|p| p.ty == ty),
                     ) {
-                        snarl.drop_inputs(egui_snarl::InPinId {
+                        let to = egui_snarl::InPinId {
                             node: new,
                             input: i,
-                        });
-                        snarl.connect(
-                            *p,
-                            egui_snarl::InPinId {
-                                node: new,
-                                input: i,
-                            },
-                        );
+                        };
+                        snarl.drop_inputs(to);
+                        snarl.connect(*p, to);
                     }
                 }
                 AnyPins::In(pins) => {
-                    if let (Some(p), Some(o)) =
-                        (pins.first(), kind.outputs.iter().position(|p| p.ty == ty))
-                    {
+                    let out = kind.outputs.iter().position(|p| p.ty == ty).or_else(|| {
+                        let port = pins
+                            .first()
+                            .and_then(|p| snarl.get_node(p.node).zip(Some(p.input)))
+                            .and_then(|(n, i)| ports.input(n, i));
+                        kind.outputs
+                            .iter()
+                            .position(|o| port.is_some_and(|p| Ports::accepts(&p, o.ty)))
+                    });
+                    if let (Some(p), Some(o)) = (pins.first(), out) {
                         snarl.drop_inputs(*p);
                         snarl.connect(
                             egui_snarl::OutPinId {
@@ -416,7 +631,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
     fn show_node_menu(
         &mut self,
         node: NodeId,
-        _inputs: &[InPin],
+        inputs: &[InPin],
         _outputs: &[OutPin],
         ui: &mut Ui,
         snarl: &mut Snarl<EditorNode>,
@@ -426,15 +641,67 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         };
         let id = n.id.clone();
         let kind = n.kind.clone();
-        if ui.button("▶ Run to here").clicked() {
-            self.commands.push(AppCommand::Run {
-                to_node: Some(id.clone()),
-            });
+        let sub = n.subgraph.is_some();
+        let mut cmd = |c: AppCommand, ui: &mut Ui| {
+            self.commands.push(c);
             ui.close();
+        };
+        if ui.button("▶ Run to here").clicked() {
+            cmd(
+                AppCommand::Run {
+                    to_node: Some(id.clone()),
+                },
+                ui,
+            );
         }
         if kind == "PaintMask" && ui.button("Paint mask…").clicked() {
-            self.commands.push(AppCommand::OpenPainter(id.clone()));
-            ui.close();
+            cmd(AppCommand::OpenPainter(id.clone()), ui);
+        }
+        if sub {
+            if ui.button("Open subgraph").clicked() {
+                cmd(
+                    AppCommand::Editor(EditorCommand::OpenSubgraph(id.clone())),
+                    ui,
+                );
+            }
+            if ui.button("Ungroup").clicked() {
+                cmd(AppCommand::Editor(EditorCommand::Ungroup(id.clone())), ui);
+            }
+        }
+        if ui
+            .button("Make subgraph")
+            .on_hover_text("Ctrl+G: the selected nodes (or this one) become one subgraph node")
+            .clicked()
+        {
+            cmd(
+                AppCommand::Editor(EditorCommand::MakeSubgraph(vec![id.clone()])),
+                ui,
+            );
+        }
+        if ui.button("Frame selection").clicked() {
+            cmd(
+                AppCommand::Editor(EditorCommand::FrameSelection(vec![id.clone()])),
+                ui,
+            );
+        }
+        let linked: Vec<String> = inputs
+            .iter()
+            .filter(|p| !p.remotes.is_empty())
+            .filter_map(|p| self.ports.input(n, p.id.input).map(|p| p.name.to_string()))
+            .collect();
+        if !linked.is_empty() {
+            ui.menu_button("Insert reroute", |ui| {
+                for port in linked {
+                    if ui.button(&port).clicked() {
+                        self.commands
+                            .push(AppCommand::Editor(EditorCommand::InsertReroute {
+                                node: id.clone(),
+                                port,
+                            }));
+                        ui.close();
+                    }
+                }
+            });
         }
         if ui.button("Duplicate").clicked() {
             self.commands.push(AppCommand::Duplicate(vec![node]));
@@ -465,57 +732,4 @@ fn creates_cycle(snarl: &Snarl<EditorNode>, start: NodeId) -> bool {
         }
     }
     false
-}
-
-/// The searchable add-node menu, grouped by category, with the doc text as tooltip. With
-/// `port`, only kinds with a port of that type on the matching side are listed.
-pub fn add_node_menu_ui(
-    ui: &mut Ui,
-    catalogue: &Catalogue,
-    search: &mut String,
-    port: Option<(PortType, bool)>,
-) -> Option<&'static NodeSpec> {
-    let r = ui.add(
-        egui::TextEdit::singleline(search)
-            .hint_text("search nodes")
-            .desired_width(180.0),
-    );
-    r.request_focus();
-    let needle = search.to_ascii_lowercase();
-    let mut picked = None;
-    let matches = |s: &'static NodeSpec| {
-        let text_ok = needle.is_empty()
-            || s.kind.to_ascii_lowercase().contains(&needle)
-            || s.doc.to_ascii_lowercase().contains(&needle)
-            || s.category.to_ascii_lowercase().contains(&needle);
-        let port_ok = match port {
-            None => true,
-            Some((ty, true)) => s.input_ports().iter().any(|p| p.ty == ty),
-            Some((ty, false)) => s.outputs.iter().any(|p| p.ty == ty),
-        };
-        text_ok && port_ok
-    };
-    let mut first = None;
-    for cat in catalogue.categories() {
-        let kinds: Vec<&'static NodeSpec> = catalogue
-            .specs()
-            .iter()
-            .copied()
-            .filter(|s| s.category == cat && matches(s))
-            .collect();
-        if kinds.is_empty() {
-            continue;
-        }
-        ui.label(egui::RichText::new(cat).weak());
-        for k in kinds {
-            first.get_or_insert(k);
-            if ui.button(k.kind).on_hover_text(k.doc).clicked() {
-                picked = Some(k);
-            }
-        }
-    }
-    if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
-        picked = picked.or(first);
-    }
-    picked
 }

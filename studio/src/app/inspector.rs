@@ -9,8 +9,10 @@ use engine::{Outputs, Value};
 use nodes::Catalogue;
 
 use super::doc::EditorDoc;
+use super::editor::ports::Ports;
+use super::editor::{param_menu, EditorCommand};
 use super::painter::image_to_color;
-use super::params::param_ui;
+use super::params::{param_row_ui, ParamRow};
 use super::AppCommand;
 
 /// Textures of node outputs, keyed by node and port, rebuilt when the output changes.
@@ -73,43 +75,80 @@ pub fn inspector_ui(
         ui.label("Select a node to inspect it.");
         return cmds;
     };
-    let sources: Vec<(String, String, nodes::PortType)> = doc
+    let ports = Ports::new(catalogue, &doc.interfaces);
+    let sources: Vec<(String, String, String)> = doc
         .snarl
-        .nodes()
-        .filter(|n| n.id != node_id)
-        .flat_map(|n| {
-            catalogue.get(&n.kind).into_iter().flat_map(move |s| {
-                s.outputs
-                    .iter()
-                    .map(move |p| (n.id.clone(), p.name.to_string(), p.ty))
+        .node_ids()
+        .filter(|(_, n)| n.id != node_id)
+        .flat_map(|(nid, n)| {
+            let snarl = &doc.snarl;
+            (0..ports.outputs(n)).filter_map(move |o| {
+                let p = ports.output(n, o)?;
+                let ty = ports
+                    .output_type(snarl, nid, o)
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "any".into());
+                Some((n.id.clone(), p.name.to_string(), ty))
             })
         })
         .collect();
-    let current = doc.to_doc(catalogue);
+    let current = doc.view_doc(catalogue);
+    let in_subgraph = doc.scope.is_some();
     let Some(node) = doc.snarl.get_node_mut(nid) else {
         return cmds;
     };
-    let Some(spec) = catalogue.get(&node.kind) else {
-        ui.colored_label(
-            egui::Color32::LIGHT_RED,
-            format!("unknown kind {}", node.kind),
-        );
-        return cmds;
+    let spec = catalogue.get(&node.kind);
+    let iface = node
+        .subgraph
+        .as_ref()
+        .and_then(|r| doc.interfaces.get(&r.hash));
+    let (title, about) = match (&node.subgraph, spec) {
+        (Some(r), _) => (format!("⊞ {} · {}", r.name, node.id), "A subgraph node"),
+        (None, Some(s)) => (format!("{} · {}", s.kind, node.id), s.doc),
+        (None, None) if node.kind == nodes::subgraph::REROUTE_KIND => {
+            (format!("Reroute · {}", node.id), "A reroute point")
+        }
+        (None, None) => {
+            ui.colored_label(
+                egui::Color32::LIGHT_RED,
+                format!("unknown kind {}", node.kind),
+            );
+            return cmds;
+        }
     };
-    ui.heading(format!("{} · {}", spec.kind, node.id));
-    ui.label(egui::RichText::new(spec.doc).weak());
+    ui.heading(title);
+    ui.label(egui::RichText::new(about).weak());
     if let Some(s) = status {
         ui.label(egui::RichText::new(s).color(egui::Color32::from_rgb(150, 200, 255)));
     }
+    if node.subgraph.is_some() {
+        ui.horizontal(|ui| {
+            if ui.button("Open subgraph").clicked() {
+                cmds.push(AppCommand::Editor(EditorCommand::OpenSubgraph(
+                    node.id.clone(),
+                )));
+            }
+            if ui.button("Ungroup").clicked() {
+                cmds.push(AppCommand::Editor(EditorCommand::Ungroup(node.id.clone())));
+            }
+        });
+    }
     ui.separator();
-    if !spec.input_ports().is_empty() {
+    let inputs: Vec<(String, String)> = (0..ports.inputs(node))
+        .filter_map(|i| ports.input(node, i))
+        .map(|p| {
+            let ty = p.ty.map(|t| t.to_string()).unwrap_or_else(|| "any".into());
+            (p.name.to_string(), ty)
+        })
+        .collect();
+    if !inputs.is_empty() {
         ui.label(egui::RichText::new("Inputs").strong());
-        for p in spec.input_ports() {
+        for (name, ty) in &inputs {
             let linked = current
-                .link_into(&node.id, p.name)
+                .link_into(&node.id, name)
                 .map(|l| l.from.to_string());
             ui.horizontal(|ui| {
-                egui::ComboBox::new(("src", &node.id, p.name), format!("{} ({})", p.name, p.ty))
+                egui::ComboBox::new(("src", &node.id, name), format!("{name} ({ty})"))
                     .selected_text(linked.clone().unwrap_or_else(|| "— not connected —".into()))
                     .show_ui(ui, |ui| {
                         for (n, port, ty) in &sources {
@@ -123,7 +162,7 @@ pub fn inspector_ui(
                             {
                                 cmds.push(AppCommand::Connect {
                                     from: (n.clone(), port.clone()),
-                                    to: (node.id.clone(), p.name.to_string()),
+                                    to: (node.id.clone(), name.clone()),
                                 });
                             }
                         }
@@ -133,8 +172,18 @@ pub fn inspector_ui(
         ui.separator();
     }
     ui.label(egui::RichText::new("Parameters").strong());
+    if let Some(iface) = iface {
+        for p in &iface.params {
+            let (_, label) = param_row_ui(ui, &ParamRow::exposed(p), &mut node.params, false);
+            param_menu(&mut cmds, &label, node, &p.name, false, in_subgraph);
+        }
+    }
+    let Some(spec) = spec else {
+        return cmds;
+    };
     for p in spec.params {
-        param_ui(ui, p, &mut node.params, false);
+        let (_, label) = param_row_ui(ui, &ParamRow::of(p), &mut node.params, false);
+        param_menu(&mut cmds, &label, node, p.name, p.input, in_subgraph);
     }
     if spec.kind == "PaintMask" && ui.button("Paint mask…").clicked() {
         cmds.push(AppCommand::OpenPainter(node.id.clone()));

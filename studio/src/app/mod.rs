@@ -10,12 +10,15 @@ pub mod explore;
 pub mod gallery;
 pub mod inspect;
 pub mod inspector;
+pub mod library_panel;
 pub mod painter;
 pub mod params;
+pub mod queue_panel;
 mod runs;
 mod settings;
 pub mod train_form;
 pub mod training;
+pub mod versions;
 
 pub use commands::AppCommand;
 pub use dialogs::Dialog;
@@ -87,6 +90,16 @@ pub struct StudioApp {
     pending: Vec<AppCommand>,
     /// An edit may be in progress (a drag): check again next frame even without input.
     doc_maybe_changed: bool,
+    /// The version history window.
+    pub versions: versions::VersionsWindow,
+    /// The recipe library window.
+    pub library: library_panel::LibraryPanel,
+    /// The queue panel (above the runs).
+    pub queue: queue_panel::QueuePanel,
+    /// Where the graph canvas was drawn last frame (drops from the library land there).
+    graph_rect: Rect,
+    /// The canvas's node rectangles, minimap switch and pending view move.
+    pub canvas: editor::minimap::Canvas,
 }
 
 impl StudioApp {
@@ -105,6 +118,7 @@ impl StudioApp {
             Err(e) => (None, Some(e.to_string())),
         };
         engine::models::manager::set_extra_dirs(settings.model_dirs.clone());
+        engine::recipes::set_extra_dirs(settings.recipe_dirs.clone());
         let example = GraphDoc::from_json(EXAMPLE).unwrap_or_default();
         let doc = EditorDoc::new(&example, &catalogue, None);
         let mut app = StudioApp {
@@ -143,7 +157,16 @@ impl StudioApp {
             allow_close: false,
             pending: Vec::new(),
             doc_maybe_changed: false,
+            versions: Default::default(),
+            library: Default::default(),
+            queue: Default::default(),
+            graph_rect: Rect::from_min_size(Pos2::ZERO, Vec2::new(800.0, 600.0)),
+            canvas: Default::default(),
         };
+        // Batches the last session queued and never started: listed until resumed or discarded.
+        if app.store.is_some() {
+            app.queue.load_pending(engine::paths::store_path());
+        }
         if let Some(p) = initial {
             app.apply(ctx, AppCommand::Open(p));
         }
@@ -258,6 +281,12 @@ impl StudioApp {
         }
         egui::CentralPanel::default().show(root, |ui| cmds.extend(self.graph_ui(ui)));
         self.windows_ui(ctx, &mut cmds);
+        if self.versions.open {
+            let current = self.doc.to_doc(&self.catalogue);
+            cmds.extend(self.versions.versions_ui(ctx, &current));
+        }
+        cmds.extend(self.library.library_ui(ctx, self.store.as_ref()));
+        cmds.extend(self.library_drop(ctx));
         self.inspect.poll();
         if self.inspect.open {
             for c in self.inspect.inspect_ui(ctx) {
@@ -299,9 +328,24 @@ impl StudioApp {
             s(M::COMMAND, Key::S, AppCommand::Save);
             s(M::COMMAND, Key::O, AppCommand::OpenDialog);
             s(M::COMMAND, Key::N, AppCommand::NewGraph);
+            s(
+                M::COMMAND,
+                Key::L,
+                AppCommand::Library(library_panel::LibraryCommand::Open),
+            );
+            s(
+                M::COMMAND,
+                Key::H,
+                AppCommand::Versions(versions::VersionsCommand::Open),
+            );
             s(M::COMMAND, Key::Enter, AppCommand::Run { to_node: None });
             s(M::NONE, Key::Delete, AppCommand::DeleteSelected);
             s(M::NONE, Key::F, AppCommand::FrameAll);
+            s(
+                M::COMMAND,
+                Key::G,
+                AppCommand::Editor(editor::EditorCommand::MakeSubgraph(Vec::new())),
+            );
             if i.consume_shortcut(&K::new(M::COMMAND, Key::D)) {
                 cmds.push(AppCommand::Duplicate(Vec::new()));
             }
@@ -367,6 +411,13 @@ impl StudioApp {
                     if ui.button("Save as…").clicked() {
                         cmds.push(AppCommand::SaveAs);
                     }
+                    if ui
+                        .button("Version history…")
+                        .on_hover_text("Every save of this graph, with its changes (Ctrl+H)")
+                        .clicked()
+                    {
+                        cmds.push(AppCommand::Versions(versions::VersionsCommand::Open));
+                    }
                     if ui.button("Settings…").clicked() {
                         self.show_settings = Some(self.settings.clone());
                     }
@@ -396,6 +447,17 @@ impl StudioApp {
                     if ui.button("Frame all").clicked() {
                         cmds.push(AppCommand::FrameAll);
                     }
+                    ui.separator();
+                    if ui.button("Make subgraph").on_hover_text("Ctrl+G").clicked() {
+                        cmds.push(AppCommand::Editor(editor::EditorCommand::MakeSubgraph(
+                            Vec::new(),
+                        )));
+                    }
+                    if ui.button("Frame selection").clicked() {
+                        cmds.push(AppCommand::Editor(editor::EditorCommand::FrameSelection(
+                            Vec::new(),
+                        )));
+                    }
                 });
                 ui.menu_button("Train", |ui| {
                     if ui
@@ -418,8 +480,19 @@ impl StudioApp {
                 ui.menu_button("View", |ui| {
                     ui.checkbox(&mut self.settings.show_inspector, "Inspector");
                     ui.checkbox(&mut self.settings.show_gallery, "Gallery");
+                    let mut minimap = self.canvas.minimap_on(self.doc.snarl.nodes().count());
+                    if ui.checkbox(&mut minimap, "Minimap").changed() {
+                        self.canvas.minimap = Some(minimap);
+                    }
                     if ui.button("Explore…").clicked() {
                         cmds.push(AppCommand::OpenExplore);
+                    }
+                    if ui
+                        .button("Recipe library…")
+                        .on_hover_text("Search, open and insert saved recipes (Ctrl+L)")
+                        .clicked()
+                    {
+                        cmds.push(AppCommand::Library(library_panel::LibraryCommand::Open));
                     }
                 });
                 ui.separator();
@@ -453,32 +526,56 @@ impl StudioApp {
     }
 
     fn graph_ui(&mut self, ui: &mut egui::Ui) -> Vec<AppCommand> {
+        let mut cmds = editor::subgraph::scope_ui(ui, &mut self.doc, &self.catalogue);
         let frame = self.frame_all.then(|| ui.max_rect());
+        self.graph_rect = ui.max_rect();
         self.frame_all = false;
-        let mut viewer = GraphViewer {
-            catalogue: &self.catalogue,
-            states: &self.states,
-            refusal: None,
-            commands: Vec::new(),
-            search: &mut self.search,
-            frame,
-            transform: None,
-            view: Some(ui.max_rect()),
-            visible: None,
-        };
+        let mut viewer = GraphViewer::new(
+            &self.catalogue,
+            &self.doc.interfaces,
+            &self.states,
+            &mut self.search,
+        );
+        viewer.frame = frame;
+        viewer.view = Some(ui.max_rect());
+        viewer.frames = &self.doc.frames;
+        viewer.last_rects = Some(&self.canvas.rects);
+        viewer.look_at = self.canvas.look_at.take();
+        viewer.in_subgraph = self.doc.scope.is_some();
         let style = SnarlStyle::new();
         SnarlWidget::new().id(Id::new(GRAPH_ID)).style(style).show(
             &mut self.doc.snarl,
             &mut viewer,
             ui,
         );
-        let mut cmds = std::mem::take(&mut viewer.commands);
+        cmds.append(&mut viewer.commands);
+        let rects = std::mem::take(&mut viewer.rects);
         if let Some(t) = viewer.transform {
             self.graph_transform = t;
         }
         if let Some(r) = viewer.refusal.take() {
             let ctx = ui.ctx().clone();
             self.notify(&ctx, r);
+        }
+        self.canvas.rects = rects;
+        self.canvas.to_screen = self.graph_transform;
+        let view = ui.max_rect();
+        editor::frames::frame_bars_ui(
+            ui.ctx(),
+            view,
+            self.graph_transform,
+            &mut self.doc.frames,
+            &self.canvas.rects,
+            &mut self.doc.snarl,
+        );
+        if self.canvas.minimap_on(self.doc.snarl.nodes().count()) {
+            editor::minimap::minimap_ui(
+                ui.ctx(),
+                view,
+                self.graph_transform,
+                &self.doc.snarl,
+                &mut self.canvas,
+            );
         }
         let now = ui.input(|i| i.time);
         if let Some(t) = &self.toast {

@@ -5,6 +5,44 @@ use std::collections::BTreeMap;
 
 use nodes::{ParamKind, ParamSpec, ParamValue, SeedValue, Widget};
 
+/// One parameter row: the name the value is set under (a subgraph node's exposed name), the
+/// spec that gives its kind and widget, and its default and range (an exposed parameter may
+/// narrow the inner one's).
+pub struct ParamRow<'a> {
+    pub name: &'a str,
+    pub spec: &'a ParamSpec,
+    pub default: ParamValue,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub doc: &'a str,
+}
+
+impl<'a> ParamRow<'a> {
+    /// A node's own parameter.
+    pub fn of(spec: &'a ParamSpec) -> ParamRow<'a> {
+        ParamRow {
+            name: spec.name,
+            spec,
+            default: spec.default_value(),
+            min: None,
+            max: None,
+            doc: spec.doc,
+        }
+    }
+
+    /// A subgraph node's exposed parameter.
+    pub fn exposed(p: &'a nodes::subgraph::InterfaceParam) -> ParamRow<'a> {
+        ParamRow {
+            name: &p.name,
+            spec: p.spec,
+            default: p.default.clone(),
+            min: p.min,
+            max: p.max,
+            doc: if p.doc.is_empty() { p.spec.doc } else { &p.doc },
+        }
+    }
+}
+
 /// Shows one parameter's widget; returns true when the value changed. A value equal to the
 /// default is removed from `params`, so documents stay minimal.
 pub fn param_ui(
@@ -13,9 +51,20 @@ pub fn param_ui(
     params: &mut BTreeMap<String, ParamValue>,
     compact: bool,
 ) -> bool {
-    let default = spec.default_value();
+    param_row_ui(ui, &ParamRow::of(spec), params, compact).0
+}
+
+/// Shows one parameter row; returns whether the value changed and the name label's response
+/// (right-click on it for the parameter's context menu).
+pub fn param_row_ui(
+    ui: &mut egui::Ui,
+    row: &ParamRow<'_>,
+    params: &mut BTreeMap<String, ParamValue>,
+    compact: bool,
+) -> (bool, egui::Response) {
+    let default = &row.default;
     let mut value = params
-        .get(spec.name)
+        .get(row.name)
         .cloned()
         .unwrap_or_else(|| default.clone());
     let width = if compact {
@@ -23,34 +72,38 @@ pub fn param_ui(
     } else {
         ui.available_width().max(160.0)
     };
-    let changed = ui
+    let (changed, label) = ui
         .horizontal(|ui| {
-            let label = ui.label(spec.name).on_hover_text(spec.doc);
-            let changed = value_ui(ui, spec, &mut value, width, compact);
-            let _ = label;
-            changed
+            let label = ui
+                .add(egui::Label::new(row.name).sense(egui::Sense::click()))
+                .on_hover_text(row.doc);
+            let changed = value_ui(ui, row, &mut value, width, compact);
+            (changed, label)
         })
         .inner;
     if changed {
-        if value == default {
-            params.remove(spec.name);
+        if &value == default {
+            params.remove(row.name);
         } else {
-            params.insert(spec.name.to_string(), value);
+            params.insert(row.name.to_string(), value);
         }
     }
-    changed
+    (changed, label)
 }
 
 fn value_ui(
     ui: &mut egui::Ui,
-    spec: &ParamSpec,
+    row: &ParamRow<'_>,
     value: &mut ParamValue,
     width: f32,
     compact: bool,
 ) -> bool {
-    let id = ui.id().with(spec.name);
+    let spec = row.spec;
+    let id = ui.id().with(row.name);
     match &spec.kind {
         ParamKind::Int { min, max, .. } => {
+            let min = &row.min.map_or(*min, |m| (m.ceil() as i64).max(*min));
+            let max = &row.max.map_or(*max, |m| (m.floor() as i64).min(*max));
             let mut v = match value {
                 ParamValue::Int(i) => *i,
                 ParamValue::Float(f) => f.round() as i64,
@@ -61,13 +114,15 @@ fn value_ui(
             } else {
                 ui.add(egui::DragValue::new(&mut v).range(*min..=*max))
             };
-            let r = r.on_hover_text(spec.doc);
+            let r = r.on_hover_text(row.doc);
             if r.changed() {
                 *value = ParamValue::Int(v);
             }
             r.changed()
         }
         ParamKind::Float { min, max, .. } => {
+            let min = &row.min.map_or(*min, |m| m.max(*min));
+            let max = &row.max.map_or(*max, |m| m.min(*max));
             let mut v = value.as_f64().unwrap_or(0.0);
             let r = if spec.widget == Widget::Slider && (max - min) <= 1000.0 {
                 ui.add_sized(
@@ -82,7 +137,7 @@ fn value_ui(
                         .max_decimals(3),
                 )
             };
-            let r = r.on_hover_text(spec.doc);
+            let r = r.on_hover_text(row.doc);
             if r.changed() {
                 *value = ParamValue::Float(v);
             }
@@ -90,7 +145,7 @@ fn value_ui(
         }
         ParamKind::Bool { .. } => {
             let mut v = matches!(value, ParamValue::Bool(true));
-            let r = ui.checkbox(&mut v, "").on_hover_text(spec.doc);
+            let r = ui.checkbox(&mut v, "").on_hover_text(row.doc);
             if r.changed() {
                 *value = ParamValue::Bool(v);
             }

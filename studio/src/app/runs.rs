@@ -20,6 +20,8 @@ pub struct RunView {
     pub done: usize,
     pub run_id: Option<u64>,
     pub current: String,
+    /// Its id in the worker's queue.
+    pub job: Option<engine::queue::JobId>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +31,8 @@ pub enum RunState {
     Succeeded,
     Failed(String),
     Cancelled,
+    /// Removed from the queue before it started.
+    Removed,
 }
 
 impl StudioApp {
@@ -117,13 +121,14 @@ impl StudioApp {
             embed_assets: false,
         };
         match self.worker.submit(job) {
-            Ok(()) => self.runs.push(RunView {
+            Ok(id) => self.runs.push(RunView {
                 label,
                 state: RunState::Queued,
                 items: n_items,
                 done: 0,
                 run_id: None,
                 current: String::new(),
+                job: Some(id),
             }),
             Err(e) => self.error("Cannot run", e.to_string()),
         }
@@ -132,10 +137,12 @@ impl StudioApp {
     /// Applies the worker's events to the run views, node states, outputs and previews.
     pub fn poll_worker(&mut self, ctx: &egui::Context) {
         while let Ok(ev) = self.worker.events().try_recv() {
-            let current = self
-                .runs
-                .iter_mut()
-                .find(|r| matches!(r.state, RunState::Queued | RunState::Running));
+            // The batch events are the running job's: the queue reports which job started
+            // (before its first batch event) and the run view of that job is marked running.
+            let current = match self.runs.iter().position(|r| r.state == RunState::Running) {
+                Some(i) => self.runs.get_mut(i),
+                None => self.runs.iter_mut().find(|r| r.state == RunState::Queued),
+            };
             match ev {
                 WorkerEvent::Batch(BatchEvent::RunStarted { run_id, .. }) => {
                     if let Some(r) = current {
@@ -202,6 +209,17 @@ impl StudioApp {
                         self.notify(ctx, msg);
                     }
                 },
+                WorkerEvent::Queue(entries) => {
+                    for e in entries.iter().filter(|e| e.running) {
+                        for r in self.runs.iter_mut() {
+                            if r.job == Some(e.id) && r.state == RunState::Queued {
+                                r.state = RunState::Running;
+                            }
+                        }
+                    }
+                    self.queue.entries = entries;
+                    self.queue.paused = self.worker.is_paused();
+                }
                 WorkerEvent::Train(e) => self.training.on_event(ctx, e),
                 WorkerEvent::TrainFinished(result) => {
                     if let Err(e) = &result {
@@ -267,6 +285,8 @@ impl StudioApp {
         egui::Panel::left("runs")
             .default_size(220.0)
             .show(root, |ui| {
+                cmds.extend(self.queue.queue_ui(ui));
+                ui.separator();
                 ui.heading("Runs");
                 if self.runs.is_empty() {
                     ui.label("No runs yet: press ▶ Run.");
@@ -282,6 +302,7 @@ impl StudioApp {
                             RunState::Succeeded => ("succeeded".into(), Color32::LIGHT_GREEN),
                             RunState::Failed(e) => (format!("failed: {e}"), Color32::LIGHT_RED),
                             RunState::Cancelled => ("cancelled".into(), Color32::GRAY),
+                            RunState::Removed => ("removed from the queue".into(), Color32::GRAY),
                         };
                         ui.colored_label(color, text);
                         let frac = if r.items == 0 {

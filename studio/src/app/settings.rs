@@ -14,6 +14,9 @@ pub struct Settings {
     /// Output folder; `None` means the data folder's `outputs/`.
     pub out_dir: Option<PathBuf>,
     pub model_dirs: Vec<PathBuf>,
+    /// Extra recipe library folders (besides the data folder's `recipes/` and
+    /// `DEFECT_STUDIO_RECIPE_DIRS`).
+    pub recipe_dirs: Vec<PathBuf>,
     /// `cpu`, or `cuda:N` in builds with the `cuda` feature.
     pub device: String,
     /// Memory budget of the node output cache, in MiB.
@@ -32,6 +35,7 @@ impl Default for Settings {
         Settings {
             out_dir: None,
             model_dirs: vec![engine::paths::models_dir()],
+            recipe_dirs: Vec::new(),
             device: "cpu".into(),
             cache_budget_mib: 2048,
             recent: Vec::new(),
@@ -42,6 +46,54 @@ impl Default for Settings {
             training: TrainForm::default(),
         }
     }
+}
+
+/// The list of extra recipe folders: remove one, type a path and add it, or pick one.
+fn recipe_dirs_ui(ui: &mut egui::Ui, dirs: &mut Vec<PathBuf>, text: &mut String) {
+    ui.vertical(|ui| {
+        let mut remove = None;
+        for (i, d) in dirs.iter().enumerate() {
+            ui.horizontal(|ui| {
+                ui.label(d.display().to_string());
+                if ui
+                    .small_button("✖")
+                    .on_hover_text("Remove this recipe folder")
+                    .clicked()
+                {
+                    remove = Some(i);
+                }
+            });
+        }
+        if let Some(i) = remove {
+            dirs.remove(i);
+        }
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::TextEdit::singleline(text)
+                    .hint_text("folder path")
+                    .desired_width(220.0),
+            );
+            let typed = PathBuf::from(text.trim());
+            if ui
+                .add_enabled(
+                    !text.trim().is_empty(),
+                    egui::Button::new("Add recipe folder"),
+                )
+                .clicked()
+                && !dirs.contains(&typed)
+            {
+                dirs.push(typed);
+                text.clear();
+            }
+            if ui.button("Browse…").clicked() {
+                if let Some(d) = rfd::FileDialog::new().pick_folder() {
+                    if !dirs.contains(&d) {
+                        dirs.push(d);
+                    }
+                }
+            }
+        });
+    });
 }
 
 impl StudioApp {
@@ -92,6 +144,13 @@ impl StudioApp {
                                     }
                                 }
                             });
+                            ui.end_row();
+                            ui.label("Recipe folders");
+                            let text_id = egui::Id::new("recipe-dir-text");
+                            let mut text: String =
+                                ui.data_mut(|d| d.get_temp(text_id)).unwrap_or_default();
+                            recipe_dirs_ui(ui, &mut s.recipe_dirs, &mut text);
+                            ui.data_mut(|d| d.insert_temp(text_id, text));
                             ui.end_row();
                             ui.label("Device");
                             egui::ComboBox::from_id_salt("device")

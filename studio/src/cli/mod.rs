@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 pub mod analyze;
 mod caption;
+mod diff;
 mod evaluate;
 mod explore;
 mod export;
@@ -17,6 +18,7 @@ mod generate;
 mod import;
 mod info;
 mod models;
+mod queue;
 mod recipes;
 mod run;
 mod store;
@@ -65,8 +67,9 @@ pub enum Command {
         #[arg(long)]
         seed: Option<u64>,
         /// Run only slice I of N (0-based): work items with k mod N == I. Each shard writes to
-        /// OUT/shard-I-of-N/ with its own store.
-        #[arg(long, value_name = "I/N")]
+        /// OUT/shard-I-of-N/ with its own store. `auto` or `auto/N`: I and N from a Slurm
+        /// array's or a Kubernetes Indexed Job's variables (docs/cluster.md).
+        #[arg(long, value_name = "I/N|auto[/N]")]
         shard: Option<String>,
         /// Sweep a parameter over values: NODE.PARAM=V1,V2,... Repeatable (cartesian product).
         #[arg(long = "sweep", value_name = "NODE.PARAM=V1,V2,...")]
@@ -83,6 +86,20 @@ pub enum Command {
     Open { graph: PathBuf },
     /// Check a graph file and list every problem.
     Validate { graph: PathBuf },
+    /// Show what changed between two recipes: nodes added or removed, parameters changed, links
+    /// changed, subgraph definitions compared by name. One line per change (`+`, `-`, `~`).
+    Diff {
+        /// The older recipe (JSON, or a PNG carrying one).
+        a: PathBuf,
+        /// The newer recipe.
+        b: PathBuf,
+        /// Print the changes as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Exit with an error when the recipes differ (as `git diff --exit-code`).
+        #[arg(long = "exit-code")]
+        exit_code: bool,
+    },
     /// List the node kinds with their ports and parameters.
     Nodes {
         #[arg(long)]
@@ -174,6 +191,18 @@ pub enum Command {
         evaluations: bool,
         /// Store file (default: the user store).
         #[arg(long)]
+        store: Option<PathBuf>,
+    },
+    /// Batches queued (in the studio) and never started, kept in the store across restarts:
+    /// list them, `run` them in order, or `clear` them.
+    Queue {
+        #[command(subcommand)]
+        command: Option<QueueCommand>,
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Store file (default: the user store).
+        #[arg(long, global = true)]
         store: Option<PathBuf>,
     },
     /// Look after the store: `check` verifies every stored output.
@@ -304,6 +333,14 @@ pub struct TagArgs {
     /// Store file (default: the user store).
     #[arg(long)]
     pub store: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueCommand {
+    /// Run the queued batches, in order, on one worker; exit code 1 if any fails.
+    Run,
+    /// Drop the queued batches.
+    Clear,
 }
 
 #[derive(Subcommand, Debug)]
@@ -439,6 +476,12 @@ fn dispatch(cmd: Command) -> Result<i32> {
             .map(|()| 0)
             .map_err(|e| anyhow!("cannot open the studio window: {e}")),
         Command::Validate { graph } => run::validate_cmd(&graph),
+        Command::Diff {
+            a,
+            b,
+            json,
+            exit_code,
+        } => diff::diff_cmd(&a, &b, json, exit_code),
         Command::Nodes { json } => info::nodes_cmd(json),
         Command::History {
             json,
@@ -476,6 +519,11 @@ fn dispatch(cmd: Command) -> Result<i32> {
                 keep_soft_masks,
             },
         ),
+        Command::Queue {
+            command,
+            json,
+            store,
+        } => queue::queue_cmd(command, json, store),
         Command::Store {
             command: StoreCommand::Check { store },
         } => store::store_check_cmd(store),

@@ -45,7 +45,11 @@ fn split_assignment<'a>(
     Ok((node.to_string(), p, value))
 }
 
+/// `--shard I/N`, or `auto[/N]`: from the scheduler's variables ([`engine::run::shard_from_env`]).
 fn parse_shard(s: &str) -> Result<(u32, u32)> {
+    if s.trim_start().starts_with("auto") {
+        return Ok(engine::run::shard_from_env(s, |k| std::env::var(k).ok())?);
+    }
     let (i, n) = s
         .split_once('/')
         .ok_or_else(|| anyhow!("--shard {s}: expected I/N, e.g. 0/4"))?;
@@ -408,9 +412,25 @@ pub(crate) fn execute(
     n_items: usize,
     first: impl FnOnce(&dyn Fn(String)),
 ) -> Result<BatchSummary> {
-    let store_path = job.store_path.clone();
     let worker = Worker::spawn(Executor::builtin());
+    let store_path = job.store_path.clone();
     worker.submit(job)?;
+    follow(&worker, &store_path, n_items, 1, first)?
+        .pop()
+        .ok_or_else(|| anyhow!("the engine worker stopped unexpectedly"))?
+        .map_err(|e| anyhow!(e))
+}
+
+/// Shows a worker's batches (into `store_path`) as they run, until `jobs` of them have ended:
+/// a progress bar on a terminal (`n_items` long, reset as each batch starts) and a line per
+/// saved file. Returns how each batch ended, in order. `first` may print lines before.
+pub(crate) fn follow(
+    worker: &Worker,
+    store_path: &Path,
+    n_items: usize,
+    jobs: usize,
+    first: impl FnOnce(&dyn Fn(String)),
+) -> Result<Vec<std::result::Result<BatchSummary, String>>> {
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(n_items as u64);
         b.set_style(
@@ -429,15 +449,22 @@ pub(crate) fn execute(
         None => println!("{line}"),
     };
     first(&say);
-    let summary = loop {
+    let mut ended = Vec::new();
+    while ended.len() < jobs {
         let Ok(ev) = worker.events().recv() else {
             bail!("the engine worker stopped unexpectedly")
         };
         match ev {
-            WorkerEvent::Batch(BatchEvent::RunStarted { run_id, items }) => say(format!(
-                "run #{run_id}: {items} work item(s), store {}",
-                store_path.display()
-            )),
+            WorkerEvent::Batch(BatchEvent::RunStarted { run_id, items }) => {
+                if let Some(b) = &bar {
+                    b.set_length(items as u64);
+                    b.set_position(0);
+                }
+                say(format!(
+                    "run #{run_id}: {items} work item(s), store {}",
+                    store_path.display()
+                ))
+            }
             WorkerEvent::Batch(BatchEvent::ItemStarted { item, seed, .. }) => {
                 if let Some(b) = &bar {
                     b.set_position(item as u64);
@@ -462,16 +489,17 @@ pub(crate) fn execute(
                 _ => {}
             },
             WorkerEvent::Batch(BatchEvent::ItemFinished { .. }) => {}
-            WorkerEvent::Finished(result) => break result.map_err(|e| anyhow!(e))?,
-            // A batch submits no training.
+            WorkerEvent::Finished(result) => ended.push(result),
+            // Only batches are queued here; the queue's changes are not shown.
             WorkerEvent::Train(_)
             | WorkerEvent::TrainFinished(_)
             | WorkerEvent::Detector(_)
-            | WorkerEvent::DetectorFinished(_) => {}
+            | WorkerEvent::DetectorFinished(_)
+            | WorkerEvent::Queue(_) => {}
         }
-    };
+    }
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    Ok(summary)
+    Ok(ended)
 }
