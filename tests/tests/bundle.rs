@@ -93,20 +93,44 @@ fn a_bundle_runs_where_its_models_are_and_lists_every_missing_one_elsewhere() {
     std::fs::create_dir_all(a.home().join("assets")).unwrap();
     std::fs::write(a.home().join("assets").join(&sha), &png).unwrap();
     let file = a.write("shared.json", &shared_recipe(&sha, png.len()));
-    let o = a.run(&["recipes", "add", file.to_str().unwrap(), "--name", "team/shared"]);
+    let o = a.run(&[
+        "recipes",
+        "add",
+        file.to_str().unwrap(),
+        "--name",
+        "team/shared",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let bundle = a.dir.path().join("shared.dsbundle");
-    let o = a.run(&["recipes", "export", "team/shared", "--out", bundle.to_str().unwrap()]);
+    let o = a.run(&[
+        "recipes",
+        "export",
+        "team/shared",
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert!(text.contains("2 model(s) listed, 1 asset(s) packed"), "{text}");
+    assert!(
+        text.contains("2 model(s) listed, 1 asset(s) packed"),
+        "{text}"
+    );
     for ((_, name), hash) in models().iter().zip(&hashes) {
-        assert!(text.contains(&format!("{name} [")) && text.contains(hash.as_str()), "{text}");
+        assert!(
+            text.contains(&format!("{name} [")) && text.contains(hash.as_str()),
+            "{text}"
+        );
     }
     // The config folder is a path on this machine: said, not packed.
     assert!(stderr(&o).contains("ckpt.config"), "{}", stderr(&o));
     // An existing bundle is never replaced.
-    let o = a.run(&["recipes", "export", "team/shared", "--out", bundle.to_str().unwrap()]);
+    let o = a.run(&[
+        "recipes",
+        "export",
+        "team/shared",
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
     assert_clean_failure(&o, &["already exists"]);
 
     // An empty data folder: imported, every missing model listed at once.
@@ -121,18 +145,34 @@ fn a_bundle_runs_where_its_models_are_and_lists_every_missing_one_elsewhere() {
             .lines()
             .find(|l| l.contains("missing") && l.contains(name))
             .unwrap_or_else(|| panic!("{name} not listed: {text}"));
-        assert!(line.contains(hash.as_str()) && line.contains("file "), "{line}");
+        assert!(
+            line.contains(hash.as_str()) && line.contains("file "),
+            "{line}"
+        );
     }
-    assert_eq!(std::fs::read(b.home().join("assets").join(&sha)).unwrap(), png);
+    assert_eq!(
+        std::fs::read(b.home().join("assets").join(&sha)).unwrap(),
+        png
+    );
     let o = run_recipe(&b, "team/shared");
     assert_clean_failure(
         &o,
-        &["2 missing file(s)", "sd15.safetensors", "kohya_a.safetensors"],
+        &[
+            "2 missing file(s)",
+            "sd15.safetensors",
+            "kohya_a.safetensors",
+        ],
     );
     // The name is taken now: a second import is refused; --name imports a copy.
     let o = b.run(&["recipes", "import", bundle.to_str().unwrap()]);
     assert_clean_failure(&o, &["team/shared", "already exists"]);
-    let o = b.run(&["recipes", "import", bundle.to_str().unwrap(), "--name", "copy"]);
+    let o = b.run(&[
+        "recipes",
+        "import",
+        bundle.to_str().unwrap(),
+        "--name",
+        "copy",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("1 already present"), "{}", stdout(&o));
 
@@ -141,7 +181,11 @@ fn a_bundle_runs_where_its_models_are_and_lists_every_missing_one_elsewhere() {
     install_models(&c.home(), "sd/v1");
     let o = c.run(&["recipes", "import", bundle.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("all 2 model(s) it needs are present"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("all 2 model(s) it needs are present"),
+        "{}",
+        stdout(&o)
+    );
     let o = run_recipe(&c, "team/shared");
     assert!(o.status.success(), "{}", stderr(&o));
     let saved = saved_paths(&o);
@@ -246,4 +290,72 @@ fn unsafe_bundles_are_refused_whole_and_write_nothing() {
         );
     }
     assert!(!Path::new("/tmp/evil-x").exists());
+}
+
+/// A graph using a recipe of the library by reference carries that recipe's definition in its
+/// bundle, so it imports (and validates) where the library is absent.
+#[test]
+fn library_references_travel_as_definitions() {
+    let a = Env::new();
+    let team = a.dir.path().join("team");
+    std::fs::create_dir_all(team.join("blocks")).unwrap();
+    std::fs::write(
+        team.join("blocks/grey.json"),
+        r#"{"format": "defect-studio/graph", "version": 2,
+        "nodes": {"bg": {"kind": "SolidColor", "version": 1, "params": {"width": 8, "height": 8}},
+                  "save": {"kind": "SaveImage", "version": 1}},
+        "links": [{"from": ["bg", "image"], "to": ["save", "image"]}]}"#,
+    )
+    .unwrap();
+    let with_team = |args: &[&str]| {
+        a.cmd()
+            .env("DEFECT_STUDIO_RECIPE_DIRS", &team)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = with_team(&["recipes", "show", "blocks/grey", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hash = shown["subgraph"]["definition_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(shown["subgraph"]["outputs"][0]["name"], "image");
+    let graph = a.write(
+        "uses-grey.json",
+        &format!(
+            r#"{{"format": "defect-studio/graph", "version": 2,
+            "nodes": {{"plate": {{"kind": "Subgraph", "version": 1,
+                                  "subgraph": {{"hash": "{hash}", "name": "blocks/grey", "library": true}}}},
+                      "save": {{"kind": "SaveImage", "version": 1}}}},
+            "links": [{{"from": ["plate", "image"], "to": ["save", "image"]}}]}}"#
+        ),
+    );
+    let bundle = a.dir.path().join("uses-grey.dsbundle");
+    let args = [
+        "recipes",
+        "export",
+        graph.to_str().unwrap(),
+        "--out",
+        bundle.to_str().unwrap(),
+    ];
+    // Without the library the reference cannot be filled in: refused, naming the recipe.
+    let o = a.run(&args);
+    assert_clean_failure(&o, &["no recipe \"blocks/grey\""]);
+    assert!(!bundle.exists());
+    let o = with_team(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let b = Env::new();
+    let o = b.run(&["recipes", "import", bundle.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(b.home().join("recipes/uses-grey.json")).unwrap();
+    let doc = nodes::GraphDoc::from_json(&text).unwrap();
+    assert_eq!(doc.definitions.keys().collect::<Vec<_>>(), [&hash]);
+    let o = b.run(&[
+        "validate",
+        b.home().join("recipes/uses-grey.json").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }

@@ -46,7 +46,11 @@ fn list_shows_an_added_recipe_and_searches_it() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stored = env.home().join("recipes/metal/grey.json");
-    assert!(stdout(&o).contains(stored.to_str().unwrap()), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(stored.to_str().unwrap()),
+        "{}",
+        stdout(&o)
+    );
     let doc = nodes::GraphDoc::from_json(&std::fs::read_to_string(&stored).unwrap()).unwrap();
     assert_eq!(doc.meta.tags, ["flat", "metal"]);
 
@@ -54,9 +58,18 @@ fn list_shows_an_added_recipe_and_searches_it() {
     let o = env.run(&["recipes", "list"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    let line = text.lines().find(|l| l.starts_with("metal/grey ")).unwrap_or_else(|| panic!("{text}"));
-    assert!(line.contains("Grey plate") && line.contains("[flat, metal]"), "{line}");
-    assert_eq!(names(&env.run(&["recipes", "list", "--json"])), ["metal/grey"]);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("metal/grey "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("Grey plate") && line.contains("[flat, metal]"),
+        "{line}"
+    );
+    assert_eq!(
+        names(&env.run(&["recipes", "list", "--json"])),
+        ["metal/grey"]
+    );
     // Search words (any field, any case) and exact tags.
     assert_eq!(
         names(&env.run(&["recipes", "list", "--json", "GREY", "solidcolor"])),
@@ -98,7 +111,13 @@ fn list_shows_an_added_recipe_and_searches_it() {
     let o = env.run(&["recipes", "show", "metal/grey"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    for needle in ["Grey plate", "flat, metal", "SaveImage ×1", "SolidColor ×1", "models  none"] {
+    for needle in [
+        "Grey plate",
+        "flat, metal",
+        "SaveImage ×1",
+        "SolidColor ×1",
+        "models  none",
+    ] {
         assert!(text.contains(needle), "{needle}: {text}");
     }
     let o = env.run(&["recipes", "show", "nope"]);
@@ -130,8 +149,8 @@ fn extra_folders_add_recipes_and_broken_files_are_listed_not_fatal() {
         c.output().unwrap()
     };
     assert_eq!(names(&list(None, true)), ["grey"]);
-    let joined = std::env::join_paths([extra.as_path(), env.dir.path().join("nowhere").as_path()])
-        .unwrap();
+    let joined =
+        std::env::join_paths([extra.as_path(), env.dir.path().join("nowhere").as_path()]).unwrap();
     let o = list(Some(joined.to_str().unwrap()), true);
     assert_eq!(names(&o), ["grey", "plates/blue"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -139,12 +158,25 @@ fn extra_folders_add_recipes_and_broken_files_are_listed_not_fatal() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| format!("{} {}", p["path"].as_str().unwrap(), p["problem"].as_str().unwrap()))
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["path"].as_str().unwrap(),
+                p["problem"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(problems.len(), 2, "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("broken.json") && p.contains("line")), "{problems:?}");
     assert!(
-        problems.iter().any(|p| p.contains("wrong-format.json") && p.contains("format")),
+        problems
+            .iter()
+            .any(|p| p.contains("broken.json") && p.contains("line")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("wrong-format.json") && p.contains("format")),
         "{problems:?}"
     );
     // The plain listing lists them on stderr and still succeeds.
@@ -152,7 +184,10 @@ fn extra_folders_add_recipes_and_broken_files_are_listed_not_fatal() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("plates/blue"), "{}", stdout(&o));
     let err = stderr(&o);
-    assert!(err.contains("problem: ") && err.contains("broken.json"), "{err}");
+    assert!(
+        err.contains("problem: ") && err.contains("broken.json"),
+        "{err}"
+    );
 }
 
 /// The thumbnail is the last output of the newest run of the recipe (by file or by name); a
@@ -160,7 +195,11 @@ fn extra_folders_add_recipes_and_broken_files_are_listed_not_fatal() {
 #[test]
 fn thumbnail_is_the_last_output_of_a_run_of_the_recipe() {
     let env = Env::new();
-    for (name, title) in [("plate", "Grey plate"), ("blue", "Blue plate"), ("never", "Never run")] {
+    for (name, title) in [
+        ("plate", "Grey plate"),
+        ("blue", "Blue plate"),
+        ("never", "Never run"),
+    ] {
         let file = env.write(&format!("{name}.json"), &plate(title, &[]));
         let o = env.run(&["recipes", "add", file.to_str().unwrap()]);
         assert!(o.status.success(), "{}", stderr(&o));
@@ -189,7 +228,20 @@ fn thumbnail_is_the_last_output_of_a_run_of_the_recipe() {
         let img = image::load_from_memory(&png).unwrap().to_rgb8();
         Some(img.get_pixel(0, 0).0)
     };
-    assert_eq!(pixel("plate"), Some([0, 255, 0]), "the newest run of the recipe");
+    assert_eq!(
+        pixel("plate"),
+        Some([0, 255, 0]),
+        "the newest run of the recipe"
+    );
     assert_eq!(pixel("blue"), Some([0, 0, 255]));
     assert_eq!(pixel("never"), None);
+    // All at once, for a panel: the same outputs.
+    let names: Vec<&str> = lib.entries().iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["blue", "never", "plate"]);
+    let ids = engine::recipes::thumbnail_outputs(&store, lib.entries()).unwrap();
+    assert!(ids[1].is_none());
+    let png = store.output_png(ids[2].unwrap()).unwrap().unwrap();
+    let img = image::load_from_memory(&png).unwrap().to_rgb8();
+    assert_eq!(img.get_pixel(0, 0).0, [0, 255, 0]);
+    assert_ne!(ids[0], ids[2]);
 }

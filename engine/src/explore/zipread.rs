@@ -81,11 +81,10 @@ pub(crate) fn read_zip_from<R: Read + std::io::Seek>(
     limits: &ZipLimits,
     mut each: impl FnMut(ZipItem) -> Result<()>,
 ) -> Result<()> {
-    let mut zip =
-        zip::ZipArchive::new(reader).map_err(|e| EngineError::Import {
-            path: path.to_path_buf(),
-            message: format!("not a readable zip file: {e}; nothing was imported"),
-        })?;
+    let mut zip = zip::ZipArchive::new(reader).map_err(|e| EngineError::Import {
+        path: path.to_path_buf(),
+        message: format!("not a readable zip file: {e}; nothing was imported"),
+    })?;
     if zip.len() > limits.max_entries {
         return Err(bomb(
             path,

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use nodes::{Catalogue, FileRole, GraphDoc};
 use serde::{Deserialize, Serialize};
 
-use super::library::{check_name, Library};
+use super::library::check_name;
 use super::manifest::{self, Manifest, ManifestModel, ModelState, MANIFEST_FORMAT};
 use crate::error::{EngineError, Result};
 use crate::explore::import::ZipLimits;
@@ -148,15 +148,7 @@ pub fn export_bundle(
 ) -> Result<BundleExport> {
     check_name(name)?;
     let mut doc = doc.clone();
-    let has_library_refs = doc
-        .nodes
-        .values()
-        .chain(doc.definitions.values().flat_map(|d| d.nodes.values()))
-        .any(|n| n.subgraph.as_ref().is_some_and(|r| r.library));
-    if has_library_refs {
-        let library = Library::scan(&super::recipe_dirs());
-        super::resolve_library_refs(&mut doc, &library)?;
-    }
+    super::resolve_from_library(&mut doc)?;
     super::check_valid(&doc, name)?;
     let (models, mut warnings) = manifest::collect(&doc, base_dir)?;
     warnings.extend(input_warnings(&doc));
@@ -392,8 +384,9 @@ pub fn import_bundle(path: &Path, name: Option<&str>) -> Result<BundleImport> {
             match crate::paths::write_new_file(&target, bytes) {
                 Ok(()) => assets_written += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let same = crate::paths::read_regular_file(&target, BUNDLE_LIMITS.max_entry_bytes)
-                        .is_ok_and(|b| crate::hashing::sha256_hex(&b) == *sha);
+                    let same =
+                        crate::paths::read_regular_file(&target, BUNDLE_LIMITS.max_entry_bytes)
+                            .is_ok_and(|b| crate::hashing::sha256_hex(&b) == *sha);
                     if same {
                         assets_present += 1;
                     } else {

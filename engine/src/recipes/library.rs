@@ -149,10 +149,7 @@ impl Library {
             ))
         })?;
         read_doc(&entry.path).map_err(|e| {
-            EngineError::Recipe(format!(
-                "recipe \"{name}\" ({}): {e}",
-                entry.path.display()
-            ))
+            EngineError::Recipe(format!("recipe \"{name}\" ({}): {e}", entry.path.display()))
         })
     }
 }
@@ -160,7 +157,8 @@ impl Library {
 /// Reads and parses one recipe file: a regular file under [`MAX_RECIPE_BYTES`] holding our
 /// graph format. The error is the reason, without the path.
 pub fn read_doc(path: &Path) -> std::result::Result<GraphDoc, String> {
-    let bytes = crate::paths::read_regular_file(path, MAX_RECIPE_BYTES).map_err(|e| e.to_string())?;
+    let bytes =
+        crate::paths::read_regular_file(path, MAX_RECIPE_BYTES).map_err(|e| e.to_string())?;
     let text = std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_string())?;
     GraphDoc::from_json(text.trim_start_matches('\u{feff}')).map_err(|e| e.to_string())
 }
@@ -183,7 +181,10 @@ fn entry_of(
     kinds.dedup();
     let (definition_hash, problem) = match super::definition_of(doc, name, catalogue) {
         Ok((def, _)) => (def.hash(), None),
-        Err(e) => (String::new(), Some(format!("cannot be used as a subgraph: {e}"))),
+        Err(e) => (
+            String::new(),
+            Some(format!("cannot be used as a subgraph: {e}")),
+        ),
     };
     let entry = RecipeEntry {
         name: name.to_string(),
@@ -238,11 +239,17 @@ fn walk(
             }
         } else if ft.is_symlink() {
             if json || path.is_dir() {
-                problems.push((path, "a symbolic link (skipped: recipes must be regular files)".into()));
+                problems.push((
+                    path,
+                    "a symbolic link (skipped: recipes must be regular files)".into(),
+                ));
             }
         } else if !ft.is_file() {
             if json {
-                problems.push((path, "not a regular file (a FIFO, socket or device; skipped)".into()));
+                problems.push((
+                    path,
+                    "not a regular file (a FIFO, socket or device; skipped)".into(),
+                ));
             }
         } else if json && !hidden {
             match recipe_name(root, &path) {
@@ -269,8 +276,9 @@ fn recipe_name(root: &Path, path: &Path) -> Option<String> {
     Some(parts.join("/"))
 }
 
-/// Checks a name for a new recipe: `/`-separated plain names (letters, digits, space, `-`,
-/// `_`, `.`), none empty or starting with `.`.
+/// Checks a name for a new recipe: `/`-separated parts, none empty, starting with `.` or with
+/// spaces around it, and no control characters or characters file systems refuse
+/// (`\ : * ? " < > |`).
 pub fn check_name(name: &str) -> Result<()> {
     let bad = |why: &str| {
         Err(EngineError::Recipe(format!(
@@ -288,11 +296,11 @@ pub fn check_name(name: &str) -> Result<()> {
         if part.is_empty() || part.starts_with('.') || part != part.trim() {
             return bad("has an empty part, a part starting with '.', or spaces around a '/'");
         }
-        if !part
+        if part
             .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.'))
+            .any(|c| c.is_control() || "\\:*?\"<>|".contains(c))
         {
-            return bad("may hold only letters, digits, spaces, '-', '_', '.' and '/'");
+            return bad("may not hold control characters or any of \\ : * ? \" < > |");
         }
     }
     Ok(())
@@ -311,12 +319,15 @@ mod tests {
     #[test]
     fn names_come_from_relative_paths() {
         let root = Path::new("/r");
-        assert_eq!(recipe_name(root, Path::new("/r/a.json")).as_deref(), Some("a"));
+        assert_eq!(
+            recipe_name(root, Path::new("/r/a.json")).as_deref(),
+            Some("a")
+        );
         assert_eq!(
             recipe_name(root, Path::new("/r/metal/b.c.json")).as_deref(),
             Some("metal/b.c")
         );
-        assert!(check_name("metal/scratch block").is_ok());
+        assert!(check_name("metal/scratch block (v2)").is_ok());
         for bad in ["", "../x", "a//b", ".hidden", "a/b\\c", "x:y"] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
@@ -350,12 +361,19 @@ mod tests {
                 .map(|(_, m)| m.clone())
                 .unwrap_or_default()
         };
-        assert!(problem(&a.join("broken.json")).contains("line 1"), "{:?}", lib.problems());
+        assert!(
+            problem(&a.join("broken.json")).contains("line 1"),
+            "{:?}",
+            lib.problems()
+        );
         assert!(problem(&b.join("metal/grey.json")).contains("comes first"));
         // Search: words over name, title, tags, notes and kinds; tags exact.
         let hits = |text: &str, tags: &[&str]| -> Vec<String> {
             let tags: Vec<String> = tags.iter().map(|s| s.to_string()).collect();
-            lib.search(text, &tags).iter().map(|e| e.name.clone()).collect()
+            lib.search(text, &tags)
+                .iter()
+                .map(|e| e.name.clone())
+                .collect()
         };
         assert_eq!(hits("GREY plate", &[]), ["metal", "metal/grey"]);
         assert_eq!(hits("solidcolor", &["flat"]), ["metal", "metal/grey"]);

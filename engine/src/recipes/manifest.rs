@@ -97,7 +97,11 @@ impl std::fmt::Display for ManifestModel {
             "{} {} [{}] sha256 {}; {}",
             self.role,
             self.name,
-            if self.arch.is_empty() { "?" } else { &self.arch },
+            if self.arch.is_empty() {
+                "?"
+            } else {
+                &self.arch
+            },
             if self.sha256.is_empty() {
                 "unknown"
             } else {
@@ -303,11 +307,17 @@ fn describe_file(manager: &ModelManager, path: &Path, role: &str) -> Result<Mani
 
 fn from_info(info: &ModelInfo, role: &str) -> ManifestModel {
     let meta = &info.metadata;
-    let url = ["url", "source_url", "download_url", "modelspec.url", "modelspec.source"]
-        .iter()
-        .find_map(|k| meta.get(*k))
-        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-        .map(|u| nodes::clip(u));
+    let url = [
+        "url",
+        "source_url",
+        "download_url",
+        "modelspec.url",
+        "modelspec.source",
+    ]
+    .iter()
+    .find_map(|k| meta.get(*k))
+    .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+    .map(|u| nodes::clip(u));
     let modelspec = meta
         .iter()
         .filter(|(k, _)| k.starts_with("modelspec."))
@@ -425,10 +435,16 @@ mod tests {
             file: "isnet-medium.safetensors".into(),
             ..ModelSource::default()
         };
-        assert_eq!(s.to_string(), "install with: defect-studio models fetch isnet");
+        assert_eq!(
+            s.to_string(),
+            "install with: defect-studio models fetch isnet"
+        );
         s.fetch = None;
         s.url = Some("https://example.org/m".into());
-        assert_eq!(s.to_string(), "file isnet-medium.safetensors from https://example.org/m");
+        assert_eq!(
+            s.to_string(),
+            "file isnet-medium.safetensors from https://example.org/m"
+        );
         assert_eq!(fetch_name("kohya_a.safetensors"), None);
     }
 }

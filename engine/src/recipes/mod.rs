@@ -28,7 +28,7 @@ pub mod refs;
 
 pub use bundle::{export_bundle, import_bundle, BundleExport, BundleImport};
 pub use library::{Library, RecipeEntry};
-pub use refs::{insert_as_subgraph, recipe_interface, resolve_library_refs};
+pub use refs::{insert_as_subgraph, recipe_interface, resolve_from_library, resolve_library_refs};
 
 /// The environment variable naming extra recipe folders (separated like `PATH`).
 pub const RECIPE_DIRS_VAR: &str = "DEFECT_STUDIO_RECIPE_DIRS";
@@ -89,12 +89,12 @@ pub fn add_recipe_in(root: &Path, doc: &GraphDoc, name: &str, tags: &[String]) -
     let path = dir.join(rel.file_name().unwrap_or_default());
     match crate::paths::write_new_file(&path, doc.to_json().as_bytes()) {
         Ok(()) => Ok(path),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(EngineError::Recipe(
-            format!(
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(EngineError::Recipe(format!(
                 "recipe \"{name}\" already exists: {} (choose another name; nothing was replaced)",
                 path.display()
-            ),
-        )),
+            )))
+        }
         Err(e) => Err(EngineError::io(&path, e)),
     }
 }
@@ -130,36 +130,54 @@ pub(crate) fn definition_of(
 /// file is the recipe's file, or whose graph name is the recipe's (its title, else its file
 /// stem, as `run` names graphs). `None` when no run of it saved anything. Only reads the store.
 pub fn thumbnail(store: &Store, entry: &RecipeEntry) -> Result<Option<Vec<u8>>> {
-    let stem = entry.name.rsplit('/').next().unwrap_or(&entry.name);
-    let graph_name = if entry.title.trim().is_empty() {
-        stem
-    } else {
-        entry.title.as_str()
-    };
+    match thumbnail_outputs(store, std::slice::from_ref(entry))?.first() {
+        Some(Some(id)) => store.output_png(*id),
+        _ => Ok(None),
+    }
+}
+
+/// For each entry, the id of the output [`thumbnail`] shows (fetch it with
+/// [`Store::output_png`]), in one pass over the store's runs and outputs: what a panel listing
+/// many recipes calls.
+pub fn thumbnail_outputs(store: &Store, entries: &[RecipeEntry]) -> Result<Vec<Option<u64>>> {
     let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let recipe_path = canonical(&entry.path);
-    let runs: std::collections::BTreeSet<u64> = store
-        .runs()?
-        .into_iter()
-        .filter(|(_, r)| {
-            r.graph_name == graph_name
-                || r.graph_path
-                    .as_deref()
-                    .is_some_and(|p| canonical(Path::new(p)) == recipe_path)
+    let keys: Vec<(String, PathBuf)> = entries
+        .iter()
+        .map(|e| {
+            let stem = e.name.rsplit('/').next().unwrap_or(&e.name);
+            let graph_name = if e.title.trim().is_empty() {
+                stem
+            } else {
+                e.title.as_str()
+            };
+            (graph_name.to_string(), canonical(&e.path))
         })
-        .map(|(id, _)| id)
         .collect();
+    // Run id → the entries it is a run of.
+    let mut runs: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+    for (id, r) in store.runs()? {
+        let path = r.graph_path.as_deref().map(|p| canonical(Path::new(p)));
+        let of: Vec<usize> = keys
+            .iter()
+            .enumerate()
+            .filter(|(_, (name, file))| r.graph_name == *name || path.as_ref() == Some(file))
+            .map(|(i, _)| i)
+            .collect();
+        if !of.is_empty() {
+            runs.insert(id, of);
+        }
+    }
+    let mut best: Vec<Option<(u64, u64)>> = vec![None; entries.len()];
     if runs.is_empty() {
-        return Ok(None);
+        return Ok(vec![None; entries.len()]);
     }
-    // Output ids grow with time, and a later run's outputs come after an earlier run's.
-    let newest = store
-        .outputs(None)?
-        .into_iter()
-        .filter(|(_, o)| runs.contains(&o.run_id))
-        .max_by_key(|(id, o)| (o.run_id, *id));
-    match newest {
-        Some((id, _)) => store.output_png(id),
-        None => Ok(None),
+    for (id, o) in store.outputs(None)? {
+        for &i in runs.get(&o.run_id).map(Vec::as_slice).unwrap_or_default() {
+            // The newest run first, then its newest output.
+            if best[i].is_none_or(|b| (o.run_id, id) > b) {
+                best[i] = Some((o.run_id, id));
+            }
+        }
     }
+    Ok(best.into_iter().map(|b| b.map(|(_, id)| id)).collect())
 }

@@ -82,6 +82,17 @@ pub fn resolve_library_refs(doc: &mut GraphDoc, library: &Library) -> Result<()>
     resolve(doc, library, &catalogue, &mut Vec::new())
 }
 
+/// Fills in `doc`'s library references from the recipe folders ([`super::recipe_dirs`]) when it
+/// has any unresolved; scans nothing otherwise. What `run`, `validate`, bundle export and the
+/// studio call before validating a graph.
+pub fn resolve_from_library(doc: &mut GraphDoc) -> Result<()> {
+    if unresolved(doc).is_empty() {
+        return Ok(());
+    }
+    let library = Library::scan(&super::recipe_dirs());
+    resolve_library_refs(doc, &library)
+}
+
 fn resolve(
     doc: &mut GraphDoc,
     library: &Library,
