@@ -347,6 +347,21 @@ fn library_references_travel_as_definitions() {
     let o = with_team(&args);
     assert!(o.status.success(), "{}", stderr(&o));
 
+    // `validate` and `run` fill the reference in from the library (and only with it).
+    let o = with_team(&["validate", graph.to_str().unwrap()]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out = a.out();
+    let run = [
+        "run",
+        graph.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    assert_clean_failure(&a.run(&run), &["blocks/grey"]);
+    let o = with_team(&run);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(saved_paths(&o).len(), 1);
+
     let b = Env::new();
     let o = b.run(&["recipes", "import", bundle.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));

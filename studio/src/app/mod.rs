@@ -204,7 +204,13 @@ impl StudioApp {
     /// Reads and validates a graph file; the error text lists every problem.
     pub fn load_graph(&self, path: &Path) -> Result<GraphDoc, String> {
         let doc = crate::graph_file::load(path).map_err(|e| format!("{e:#}"))?;
-        nodes::validate(&doc, &self.catalogue).map_err(|e| format!("{}:\n{e}", path.display()))?;
+        // Library references stay references in the document; they are checked here and
+        // filled in for each run.
+        let mut resolved = doc.clone();
+        engine::recipes::resolve_from_library(&mut resolved)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        nodes::validate(&resolved, &self.catalogue)
+            .map_err(|e| format!("{}:\n{e}", path.display()))?;
         Ok(doc)
     }
 

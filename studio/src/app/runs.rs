@@ -54,7 +54,11 @@ impl StudioApp {
 
     /// Queues a run of the current document.
     pub(super) fn run(&mut self, ctx: &egui::Context, to_node: Option<String>) {
-        let doc = self.doc.to_doc(&self.catalogue);
+        let mut doc = self.doc.to_doc(&self.catalogue);
+        if let Err(e) = engine::recipes::resolve_from_library(&mut doc) {
+            self.notify(ctx, format!("Cannot run: {e}"));
+            return;
+        }
         if let Err(e) = nodes::validate(&doc, &self.catalogue) {
             for err in &e.0 {
                 if let Some(n) = &err.node {

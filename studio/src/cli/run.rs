@@ -24,24 +24,16 @@ fn split_assignment<'a>(
     let (node, param) = target
         .split_once('.')
         .ok_or_else(|| anyhow!("{flag} {arg}: expected NODE.PARAM=VALUE"))?;
-    let n = doc.nodes.get(node).ok_or_else(|| {
+    doc.nodes.get(node).ok_or_else(|| {
         let ids: Vec<&str> = doc.nodes.keys().map(String::as_str).collect();
         anyhow!(
             "{flag} {arg}: the graph has no node \"{node}\" (nodes: {})",
             ids.join(", ")
         )
     })?;
-    let spec = catalogue
-        .get(&n.kind)
-        .ok_or_else(|| anyhow!("{flag} {arg}: node \"{node}\" has unknown kind {}", n.kind))?;
-    let p = spec.param(param).ok_or_else(|| {
-        let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
-        anyhow!(
-            "{flag} {arg}: {} has no parameter \"{param}\" (parameters: {})",
-            spec.kind,
-            names.join(", ")
-        )
-    })?;
+    // A subgraph node's parameters are its exposed ones.
+    let p = nodes::subgraph::node_param(doc, node, param, catalogue)
+        .map_err(|e| anyhow!("{flag} {arg}: {e}"))?;
     Ok((node.to_string(), p, value))
 }
 
@@ -171,6 +163,9 @@ pub(crate) fn run_cmd(
 ) -> Result<i32> {
     let catalogue = Catalogue::builtin();
     let mut doc = graph_file::load(graph)?;
+    // Library references run as the recipes they name (checked by hash); the outputs' embedded
+    // recipe then carries the definitions.
+    engine::recipes::resolve_from_library(&mut doc)?;
     for arg in set {
         let (node, p, value) = split_assignment(&doc, &catalogue, arg, "--set")?;
         let v = p
@@ -393,7 +388,8 @@ pub(crate) fn succeeded(summary: BatchSummary) -> Result<BatchSummary> {
 }
 
 pub(crate) fn validate_cmd(graph: &Path) -> Result<i32> {
-    let doc = graph_file::load(graph)?;
+    let mut doc = graph_file::load(graph)?;
+    engine::recipes::resolve_from_library(&mut doc)?;
     validated(&doc, &Catalogue::builtin(), graph, &[])?;
     println!(
         "ok: {} ({} nodes, {} links)",
