@@ -3,52 +3,18 @@
 //! node's value (the image equals a run with that seed set on the plate itself, and differs
 //! from the example's own); converting back removes the link.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+mod common;
+use common::*;
+
 use std::time::{Duration, Instant};
 
 use egui::{Key, Modifiers};
 use egui_kittest::kittest::Queryable;
-use egui_kittest::Harness;
 use nodes::{ParamValue, SeedValue};
-use studio::app::{RunState, Settings, StudioApp};
-
-fn home() -> &'static PathBuf {
-    static HOME: OnceLock<PathBuf> = OnceLock::new();
-    HOME.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        std::env::set_var("DEFECT_STUDIO_HOME", &dir);
-        dir
-    })
-}
-
-fn harness() -> Harness<'static, Option<StudioApp>> {
-    home();
-    let mut h = Harness::builder()
-        .with_size([1600.0, 1000.0])
-        .build_ui_state(
-            |ui, app: &mut Option<StudioApp>| {
-                let a =
-                    app.get_or_insert_with(|| StudioApp::new(ui.ctx(), Settings::default(), None));
-                a.ui(ui);
-            },
-            None,
-        );
-    h.run_steps(3);
-    h
-}
-
-fn app<'a>(h: &'a mut Harness<'static, Option<StudioApp>>) -> &'a mut StudioApp {
-    h.state_mut().as_mut().unwrap()
-}
-
-fn doc(h: &mut Harness<'static, Option<StudioApp>>) -> nodes::GraphDoc {
-    let a = app(h);
-    a.doc.to_doc(&a.catalogue)
-}
+use studio::app::RunState;
 
 /// Sets a parameter of node `id` as its widget would.
-fn set_param(h: &mut Harness<'static, Option<StudioApp>>, id: &str, name: &str, v: ParamValue) {
+fn set_param(h: &mut H, id: &str, name: &str, v: ParamValue) {
     let a = app(h);
     let nid = a.doc.find(id).unwrap();
     a.doc
@@ -60,7 +26,7 @@ fn set_param(h: &mut Harness<'static, Option<StudioApp>>, id: &str, name: &str, 
 }
 
 /// Runs the graph and returns the saved image's pixels.
-fn run(h: &mut Harness<'static, Option<StudioApp>>) -> Vec<u8> {
+fn run(h: &mut H) -> Vec<u8> {
     let runs = app(h).runs.len();
     let outputs = app(h).gallery.outputs.len();
     h.get_by_label("▶ Run").click();
@@ -98,7 +64,7 @@ fn run(h: &mut Harness<'static, Option<StudioApp>>) -> Vec<u8> {
 
 /// Right-clicks parameter row `name` in the inspector (the right-hand panel; the menu bar has
 /// a "seed" label too, and the canvas's rows are further left).
-fn right_click_in_inspector(h: &mut Harness<'static, Option<StudioApp>>, name: &str) {
+fn right_click_in_inspector(h: &mut H, name: &str) {
     h.get_all_by_label(name)
         .find(|n| n.rect().min.x > 1250.0 && n.rect().min.y > 40.0)
         .unwrap_or_else(|| panic!("no {name} row in the inspector"))
@@ -106,14 +72,14 @@ fn right_click_in_inspector(h: &mut Harness<'static, Option<StudioApp>>, name: &
     h.run_steps(2);
 }
 
-fn inspect_plate(h: &mut Harness<'static, Option<StudioApp>>) {
+fn inspect_plate(h: &mut H) {
     h.get_by_label("Texture").click_accesskit();
     h.run_steps(3);
 }
 
 #[test]
 fn convert_a_parameter_to_an_input_and_feed_it_from_a_seed_node() {
-    let mut h = harness();
+    let mut h = settled();
     let example = run(&mut h);
     // Right-click the plate's seed in the inspector: Convert to input.
     inspect_plate(&mut h);

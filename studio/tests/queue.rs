@@ -2,43 +2,14 @@
 //! with the panel's buttons and the middle one removed; after Resume the runs execute in the new
 //! order (the store's run records) and the removed one never runs.
 
+mod common;
+use common::*;
+
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use egui_kittest::kittest::Queryable;
-use egui_kittest::Harness;
-use studio::app::{AppCommand, RunState, Settings, StudioApp};
-
-type H = Harness<'static, Option<StudioApp>>;
-
-/// One data folder for this test binary (the store path is read from the environment).
-fn home() -> &'static PathBuf {
-    static HOME: OnceLock<PathBuf> = OnceLock::new();
-    HOME.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        std::env::set_var("DEFECT_STUDIO_HOME", &dir);
-        dir
-    })
-}
-
-fn harness() -> H {
-    home();
-    Harness::builder()
-        .with_size([1600.0, 1000.0])
-        .build_ui_state(
-            |ui, app: &mut Option<StudioApp>| {
-                let a =
-                    app.get_or_insert_with(|| StudioApp::new(ui.ctx(), Settings::default(), None));
-                a.ui(ui);
-            },
-            None,
-        )
-}
-
-fn app(h: &mut H) -> &mut StudioApp {
-    h.state_mut().as_mut().unwrap()
-}
+use studio::app::{AppCommand, RunState};
 
 /// A small graph saved as `NAME.json` (runs are named after the file).
 fn tiny(name: &str) -> PathBuf {

@@ -2,56 +2,21 @@
 //! nodes survives save and load, dragging its title bar moves its nodes, and clicking the
 //! minimap moves the view (which is on by default for big graphs).
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+mod common;
+use common::*;
 
 use egui::{Modifiers, PointerButton, Pos2};
 use egui_kittest::kittest::Queryable;
-use egui_kittest::Harness;
 use studio::app::editor::EditorCommand;
-use studio::app::{AppCommand, Settings, StudioApp};
+use studio::app::AppCommand;
 
-fn home() -> &'static PathBuf {
-    static HOME: OnceLock<PathBuf> = OnceLock::new();
-    HOME.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        std::env::set_var("DEFECT_STUDIO_HOME", &dir);
-        dir
-    })
-}
-
-fn harness() -> Harness<'static, Option<StudioApp>> {
-    home();
-    let mut h = Harness::builder()
-        .with_size([1600.0, 1000.0])
-        .build_ui_state(
-            |ui, app: &mut Option<StudioApp>| {
-                let a =
-                    app.get_or_insert_with(|| StudioApp::new(ui.ctx(), Settings::default(), None));
-                a.ui(ui);
-            },
-            None,
-        );
-    h.run_steps(3);
-    h
-}
-
-fn app<'a>(h: &'a mut Harness<'static, Option<StudioApp>>) -> &'a mut StudioApp {
-    h.state_mut().as_mut().unwrap()
-}
-
-fn apply(h: &mut Harness<'static, Option<StudioApp>>, cmd: AppCommand) {
+fn apply(h: &mut H, cmd: AppCommand) {
     let ctx = h.ctx.clone();
     app(h).apply(&ctx, cmd);
     h.run_steps(3);
 }
 
-fn doc(h: &mut Harness<'static, Option<StudioApp>>) -> nodes::GraphDoc {
-    let a = app(h);
-    a.doc.to_doc(&a.catalogue)
-}
-
-fn drag(h: &mut Harness<'static, Option<StudioApp>>, from: Pos2, to: Pos2) {
+fn drag(h: &mut H, from: Pos2, to: Pos2) {
     h.event(egui::Event::PointerMoved(from));
     h.run_steps(1);
     h.event(egui::Event::PointerButton {
@@ -78,7 +43,7 @@ fn drag(h: &mut Harness<'static, Option<StudioApp>>, from: Pos2, to: Pos2) {
 
 #[test]
 fn a_frame_survives_save_and_load_and_its_title_bar_moves_its_nodes() {
-    let mut h = harness();
+    let mut h = settled();
     apply(
         &mut h,
         AppCommand::Editor(EditorCommand::FrameSelection(vec![
@@ -130,7 +95,7 @@ fn a_frame_survives_save_and_load_and_its_title_bar_moves_its_nodes() {
 
 #[test]
 fn clicking_the_minimap_moves_the_view() {
-    let mut h = harness();
+    let mut h = settled();
     // A small graph has no minimap until View → Minimap.
     assert!(h.query_by_label("minimap").is_none());
     h.get_by_label("View").click();
@@ -171,7 +136,7 @@ fn clicking_the_minimap_moves_the_view() {
 
 #[test]
 fn a_big_graph_shows_the_minimap() {
-    let mut h = harness();
+    let mut h = settled();
     let mut g = nodes::GraphDoc::new();
     for i in 0..40 {
         g.nodes

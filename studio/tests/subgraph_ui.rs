@@ -2,50 +2,16 @@
 //! the example recipe, open it, expose an inner parameter, edit another one, go up through the
 //! breadcrumb, undo and redo (the definitions' hashes follow), and run the recipe.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+mod common;
+use common::*;
+
 use std::time::{Duration, Instant};
 
 use egui_kittest::kittest::Queryable;
-use egui_kittest::Harness;
 use nodes::subgraph::SUBGRAPH_KIND;
 use nodes::ParamValue;
 use studio::app::editor::EditorCommand;
-use studio::app::{AppCommand, RunState, Settings, StudioApp};
-
-fn home() -> &'static PathBuf {
-    static HOME: OnceLock<PathBuf> = OnceLock::new();
-    HOME.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        std::env::set_var("DEFECT_STUDIO_HOME", &dir);
-        dir
-    })
-}
-
-fn harness() -> Harness<'static, Option<StudioApp>> {
-    home();
-    let mut h = Harness::builder()
-        .with_size([1600.0, 1000.0])
-        .build_ui_state(
-            |ui, app: &mut Option<StudioApp>| {
-                let a =
-                    app.get_or_insert_with(|| StudioApp::new(ui.ctx(), Settings::default(), None));
-                a.ui(ui);
-            },
-            None,
-        );
-    h.run_steps(3);
-    h
-}
-
-fn app<'a>(h: &'a mut Harness<'static, Option<StudioApp>>) -> &'a mut StudioApp {
-    h.state_mut().as_mut().unwrap()
-}
-
-fn doc(h: &mut Harness<'static, Option<StudioApp>>) -> nodes::GraphDoc {
-    let a = app(h);
-    a.doc.to_doc(&a.catalogue)
-}
+use studio::app::{AppCommand, RunState};
 
 /// The one definition of the document, with its hash.
 fn definition(d: &nodes::GraphDoc) -> (String, nodes::subgraph::Definition) {
@@ -54,7 +20,7 @@ fn definition(d: &nodes::GraphDoc) -> (String, nodes::subgraph::Definition) {
     (k.clone(), v.clone())
 }
 
-fn menu(h: &mut Harness<'static, Option<StudioApp>>, top: &str, item: &str) {
+fn menu(h: &mut H, top: &str, item: &str) {
     h.get_by_label(top).click();
     h.run_steps(2);
     h.get_by_label(item).click();
@@ -63,7 +29,7 @@ fn menu(h: &mut Harness<'static, Option<StudioApp>>, top: &str, item: &str) {
 
 #[test]
 fn make_a_subgraph_expose_a_parameter_edit_inside_undo_redo_and_run() {
-    let mut h = harness();
+    let mut h = settled();
     let catalogue = nodes::Catalogue::builtin();
     let before = doc(&mut h);
     // Two nodes of the example become one subgraph node.
@@ -186,7 +152,7 @@ fn make_a_subgraph_expose_a_parameter_edit_inside_undo_redo_and_run() {
 
 #[test]
 fn ungroup_inlines_the_instance_again() {
-    let mut h = harness();
+    let mut h = settled();
     let before = doc(&mut h);
     let ctx = h.ctx.clone();
     app(&mut h).apply(

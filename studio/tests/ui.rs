@@ -2,50 +2,18 @@
 //! run, the gallery, and a broken file. Widgets inside the node canvas are clicked through
 //! AccessKit (pointer clicks miss there because of the canvas's zoom and pan).
 
+mod common;
+use common::*;
+
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use egui::{Key, Modifiers, PointerButton};
 use egui_kittest::kittest::Queryable;
-use egui_kittest::Harness;
-use studio::app::{RunState, Settings, StudioApp};
-
-/// One data folder for this test binary (the store path is read from the environment).
-fn home() -> &'static PathBuf {
-    static HOME: OnceLock<PathBuf> = OnceLock::new();
-    HOME.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        std::env::set_var("DEFECT_STUDIO_HOME", &dir);
-        dir
-    })
-}
-
-fn harness() -> Harness<'static, Option<StudioApp>> {
-    home();
-    Harness::builder()
-        .with_size([1600.0, 1000.0])
-        .build_ui_state(
-            |ui, app: &mut Option<StudioApp>| {
-                let a =
-                    app.get_or_insert_with(|| StudioApp::new(ui.ctx(), Settings::default(), None));
-                a.ui(ui);
-            },
-            None,
-        )
-}
-
-fn app<'a>(h: &'a mut Harness<'static, Option<StudioApp>>) -> &'a mut StudioApp {
-    h.state_mut().as_mut().unwrap()
-}
-
-fn doc(h: &mut Harness<'static, Option<StudioApp>>) -> nodes::GraphDoc {
-    let a = app(h);
-    a.doc.to_doc(&a.catalogue)
-}
+use studio::app::RunState;
 
 /// File → New, then two nodes added from the add-node menu (Shift+A).
-fn two_nodes() -> Harness<'static, Option<StudioApp>> {
+fn two_nodes() -> H {
     let mut h = harness();
     h.run_steps(3);
     h.get_by_label("File").click();
@@ -135,7 +103,7 @@ fn paint_a_stroke_then_undo_then_apply() {
         .click_accesskit();
     h.run_steps(3);
     assert!(app(&mut h).painter.is_some());
-    let painted = |h: &mut Harness<'static, Option<StudioApp>>| {
+    let painted = |h: &mut H| {
         app(h)
             .painter
             .as_ref()

@@ -2,49 +2,15 @@
 //! change as a diff line; restoring the first version replaces the editor's document (unsaved),
 //! and Undo brings the second back.
 
+mod common;
+use common::*;
+
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use egui::{Key, Modifiers};
 use egui_kittest::kittest::{NodeT, Queryable};
-use egui_kittest::Harness;
-use nodes::{GraphDoc, ParamValue};
-use studio::app::{AppCommand, Settings, StudioApp};
-
-type H = Harness<'static, Option<StudioApp>>;
-
-/// One data folder for this test binary (the store path is read from the environment).
-fn home() -> &'static PathBuf {
-    static HOME: OnceLock<PathBuf> = OnceLock::new();
-    HOME.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        std::env::set_var("DEFECT_STUDIO_HOME", &dir);
-        dir
-    })
-}
-
-fn harness() -> H {
-    home();
-    Harness::builder()
-        .with_size([1600.0, 1000.0])
-        .build_ui_state(
-            |ui, app: &mut Option<StudioApp>| {
-                let a =
-                    app.get_or_insert_with(|| StudioApp::new(ui.ctx(), Settings::default(), None));
-                a.ui(ui);
-            },
-            None,
-        )
-}
-
-fn app(h: &mut H) -> &mut StudioApp {
-    h.state_mut().as_mut().unwrap()
-}
-
-fn doc(h: &mut H) -> GraphDoc {
-    let a = app(h);
-    a.doc.to_doc(&a.catalogue)
-}
+use nodes::ParamValue;
+use studio::app::AppCommand;
 
 fn set_angle(h: &mut H, angle: f64) {
     let a = app(h);
