@@ -57,6 +57,7 @@ fn main() {
         targets: None,
         graph_path: None,
         embed_assets: false,
+        device: None,
     };
     let mut exec = Executor::builtin();
     let started = Instant::now();

@@ -168,6 +168,7 @@ fn bench_store() {
         targets: None,
         graph_path: None,
         embed_assets: false,
+        device: None,
     };
     let mut exec = Executor::builtin();
     let t = Instant::now();

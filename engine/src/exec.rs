@@ -269,6 +269,9 @@ pub struct Executor {
     catalogue: Catalogue,
     registry: Registry,
     cache: Cache,
+    /// The device a node parameter `device: auto` means in the runs that follow
+    /// ([`Executor::set_device`]).
+    device: String,
 }
 
 /// The default memory budget of the output cache.
@@ -285,6 +288,7 @@ impl Executor {
                 used: 0,
                 tick: 0,
             },
+            device: "auto".into(),
         }
     }
 
@@ -295,6 +299,17 @@ impl Executor {
     /// Bytes held by the cache, and its entry count.
     pub fn cache_usage(&self) -> (usize, usize) {
         (self.cache.used, self.cache.entries.len())
+    }
+
+    /// Sets the device that `device: auto` parameters mean from now on (`cpu`, `cuda:N`)
+    /// (contract: the devices helper substitutes it into the parameters, and so the cache keys).
+    pub fn set_device(&mut self, device: &str) {
+        self.device = device.to_string();
+    }
+
+    /// The device that `device: auto` parameters mean.
+    pub fn device(&self) -> &str {
+        &self.device
     }
 
     pub fn clear_cache(&mut self) {

@@ -34,6 +34,9 @@
 //!   on EfficientNet-Lite0, metrics equal to scikit-learn's and anomalib's, and captions.
 //! - [`recipes`]: the recipe library (folders, search, thumbnails), recipes as subgraph nodes
 //!   and library references, and `.dsbundle` sharing.
+//! - [`stats`]: usage statistics (images per day, recipes, node kinds, models, LoRAs, devices,
+//!   failures, trainings) from running aggregates in the store; [`devices`]: the CPU, NVIDIA
+//!   GPUs through NVML, and the default device.
 //! - [`EngineError`]: the crate's error type; errors of a node name the node.
 
 #![recursion_limit = "256"]
@@ -44,6 +47,7 @@ pub mod codec;
 pub mod contact;
 pub mod dataset;
 pub mod defects;
+pub mod devices;
 mod error;
 pub mod exec;
 pub mod explore;
@@ -59,6 +63,7 @@ pub mod ops;
 pub mod paths;
 pub mod recipes;
 pub mod sd;
+pub mod stats;
 
 pub mod procedural;
 pub mod queue;

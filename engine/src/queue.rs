@@ -327,6 +327,7 @@ pub(crate) fn record_of(job: &BatchJob) -> QueuedBatch {
         embed_assets: job.embed_assets,
         pid: std::process::id(),
         submitted_ms: now_ms(),
+        device: job.device.clone(),
     }
 }
 
@@ -365,6 +366,7 @@ fn job_of(store_path: &Path, id: u64, rec: QueuedBatch) -> Result<BatchJob> {
         targets: rec.targets,
         graph_path: rec.graph_path,
         embed_assets: rec.embed_assets,
+        device: rec.device,
     })
 }
 

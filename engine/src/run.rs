@@ -75,6 +75,9 @@ pub struct BatchJob {
     /// Embed input assets larger than 256 KB in the recipe each output PNG carries (by default
     /// they are referenced by hash, so outputs do not leak inputs by accident).
     pub embed_assets: bool,
+    /// The device nodes whose `device` is `auto` run on (`cpu`, `cuda:N`); `None`: the
+    /// store's default device ([`crate::devices::run_device`]).
+    pub device: Option<String>,
 }
 
 /// Progress of a batch.
@@ -163,7 +166,11 @@ pub fn run_batch(
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned()),
         retries: Vec::new(),
+        device: None,
     };
+    let device = crate::devices::run_device(job.device.as_deref(), &store)?;
+    exec.set_device(&device);
+    record.device = Some(device);
     let run_id = store.begin_run(&record)?;
     emit(BatchEvent::RunStarted {
         run_id,

@@ -147,6 +147,7 @@ fn batch(
         targets: None,
         graph_path: None,
         embed_assets: false,
+        device: None,
     };
     run_batch(exec, &job, &|_| {}, &CancelToken::new()).unwrap()
 }
@@ -719,6 +720,7 @@ fn a_trained_detector_file_classifies_a_sweep() {
         targets: None,
         graph_path: None,
         embed_assets: false,
+        device: None,
     };
     let s = run_batch(&mut Executor::builtin(), &job, &|_| {}, &CancelToken::new()).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded, "{:?}", s.error);

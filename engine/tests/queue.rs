@@ -51,6 +51,7 @@ fn job(dir: &Path, name: &str, count: u64, size: u32) -> BatchJob {
         targets: None,
         graph_path: None,
         embed_assets: false,
+        device: None,
     }
 }
 
@@ -466,6 +467,7 @@ fn queue_rows_never_reuse_ids_and_other_live_processes_keep_theirs() {
         embed_assets: false,
         pid,
         submitted_ms: 1,
+        device: None,
     };
     let me = std::process::id();
     let a = s.add_queued(&rec(me)).unwrap();

@@ -17,6 +17,7 @@ fn run_record(name: &str) -> RunRecord {
         error: None,
         graph_path: None,
         retries: Vec::new(),
+        device: None,
     }
 }
 

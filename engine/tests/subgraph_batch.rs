@@ -159,6 +159,7 @@ fn a_batch_runs_through_a_subgraph() {
         targets: None,
         graph_path: None,
         embed_assets: false,
+        device: None,
     };
     let mut exec = Executor::builtin();
     let summary = run_batch(&mut exec, &job, &|_| {}, &CancelToken::new()).unwrap();
@@ -233,6 +234,7 @@ fn the_subgraph_example_runs() {
         targets: None,
         graph_path: None,
         embed_assets: false,
+        device: None,
     };
     let mut events = Vec::new();
     let log = std::sync::Mutex::new(&mut events);

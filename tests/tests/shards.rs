@@ -319,6 +319,7 @@ fn queued_batches_are_listed_run_and_cleared_by_the_cli() {
             targets: None,
             graph_path: Some(g.clone()),
             embed_assets: false,
+            device: None,
         }
     };
     // A studio session that closed with three batches queued, paused.

@@ -34,6 +34,9 @@ pub struct QueuedBatch {
     pub pid: u32,
     /// When it was first queued (ms since the Unix epoch).
     pub submitted_ms: u64,
+    /// The device the batch targets (`None`: the default device when it runs).
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 impl Store {

@@ -116,6 +116,10 @@ pub struct RunRecord {
     /// `engine::run::MAX_NODE_TIMINGS` entries.
     #[serde(default)]
     pub retries: Vec<ItemAttempts>,
+    /// The device the run used for nodes whose `device` is `auto` (`cpu`, `cuda:N`); `None`
+    /// in runs recorded before devices were kept.
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 /// The attempts of one work item that was turned down at least once.

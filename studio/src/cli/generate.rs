@@ -319,6 +319,7 @@ fn run_recipe(
         targets: None,
         graph_path: None,
         embed_assets: false,
+        device: None,
     };
     let summary = succeeded(execute(job, n_items, |_| {})?)?;
     Ok(summary.saved.into_iter().map(|s| s.path).collect())

@@ -248,6 +248,7 @@ pub(crate) fn run_cmd(
         targets: None,
         graph_path: Some(std::fs::canonicalize(graph).unwrap_or_else(|_| graph.to_path_buf())),
         embed_assets,
+        device: None,
     };
 
     let summary = execute(job, n_items, |say| {
