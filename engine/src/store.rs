@@ -42,7 +42,7 @@ pub use evaluations::EvaluationRecord;
 pub use explore::{CatalogTx, RawIndex};
 pub use queue::QueuedBatch;
 pub use records::*;
-pub use stats::ImportRun;
+pub use stats::{ImportRun, StatsRows};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const GRAPHS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("graphs");
@@ -90,6 +90,8 @@ pub const SCHEMA: &[(&str, u64)] = &[
     ("evaluations", 1),
     ("queue", 1),
     ("stats_buckets", 1),
+    ("stats_months", 1),
+    ("stats_days", 1),
     ("stats_runs", 1),
 ];
 
@@ -326,10 +328,7 @@ impl Store {
         {
             let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
             // No statistics tables yet: build them from the records below (a migration).
-            build_stats = meta
-                .get("schema.stats_buckets")
-                .map_err(|e| self.err(e))?
-                .is_none();
+            build_stats = stats::needs_build(&meta).map_err(|e| self.err(e))?;
             for (table, version) in SCHEMA {
                 let key = format!("schema.{table}");
                 let found = meta
@@ -359,9 +358,7 @@ impl Store {
             tx.open_table(EVALUATIONS).map_err(|e| self.err(e))?;
             tx.open_table(QUEUE).map_err(|e| self.err(e))?;
             explore::open_tables(&tx).map_err(|e| self.err(e))?;
-            tx.open_table(stats::STATS_BUCKETS)
-                .map_err(|e| self.err(e))?;
-            tx.open_table(stats::STATS_RUNS).map_err(|e| self.err(e))?;
+            stats::open_tables(&tx).map_err(|e| self.err(e))?;
         }
         if build_stats {
             self.stats_build(&tx)?;

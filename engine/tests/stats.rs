@@ -123,16 +123,18 @@ fn per_item_usage_equals_the_runs_node_timings() {
 fn make_old(path: &std::path::Path) {
     let db = redb::Database::open(path).unwrap();
     let tx = db.begin_write().unwrap();
-    let buckets: redb::TableDefinition<(u32, &str, &str), &[u8]> =
-        redb::TableDefinition::new("stats_buckets");
+    for name in ["stats_buckets", "stats_months", "stats_days"] {
+        let t: redb::TableDefinition<(u32, &str, &str), &[u8]> = redb::TableDefinition::new(name);
+        assert!(tx.delete_table(t).unwrap(), "{name}");
+    }
     let runs: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("stats_runs");
-    assert!(tx.delete_table(buckets).unwrap());
     assert!(tx.delete_table(runs).unwrap());
     {
         let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
         let mut t = tx.open_table(meta).unwrap();
-        t.remove("schema.stats_buckets").unwrap();
-        t.remove("schema.stats_runs").unwrap();
+        for name in ["stats_buckets", "stats_months", "stats_days", "stats_runs"] {
+            t.remove(format!("schema.{name}").as_str()).unwrap();
+        }
     }
     tx.commit().unwrap();
 }

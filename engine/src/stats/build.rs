@@ -9,23 +9,28 @@ use super::{
     format_day, iso_week, Day, DeviceRow, GraphRow, KindRow, LabelRow, ModelRow, PeriodRow, Stats,
     StatsFilter, Totals, TrainingRow,
 };
-use crate::store::{RunStatus, TrainingRecord};
+use crate::store::{RunStatus, StatsRows, TrainingRecord};
 
 fn seconds(us: u64) -> f64 {
     us as f64 / 1e6
 }
 
-/// The statistics of `rows` (`(day, graph, tally)`, as [`crate::store::Store::stats_tallies`]
-/// gives them) and of the trainings, under `filter`.
+/// The statistics of `rows` (as [`crate::store::Store::stats_tallies`] gives them) and of the
+/// trainings, under `filter`.
 pub(super) fn build(
     filter: &StatsFilter,
-    rows: &[(Day, String, Tally)],
+    rows: &StatsRows,
     trainings: &[(u64, TrainingRecord)],
 ) -> Stats {
+    // Counts from the day rows, the per-kind, model, device and label maps from the breakdowns.
     let mut total = Tally::default();
+    let mut maps = Tally::default();
+    for t in &rows.breakdowns {
+        maps.add(t);
+    }
     let mut days: BTreeMap<Day, (u64, u64, u64)> = BTreeMap::new();
     let mut graphs: BTreeMap<&str, Tally> = BTreeMap::new();
-    for (day, graph, t) in rows {
+    for (day, graph, t) in &rows.days {
         let d = days.entry(*day).or_default();
         d.0 += t.runs;
         d.1 += t.images;
@@ -37,7 +42,7 @@ pub(super) fn build(
         g.failed += t.failed;
         g.images += t.images;
         g.us += t.us;
-        total.add(t);
+        total.add(&t.counts());
     }
     let period = |period: String, (runs, images, us): (u64, u64, u64)| PeriodRow {
         period,
@@ -84,7 +89,7 @@ pub(super) fn build(
                 seconds: seconds(t.us),
             })
             .collect(),
-        labels: total
+        labels: maps
             .labels
             .iter()
             .map(|(l, n)| LabelRow {
@@ -92,7 +97,7 @@ pub(super) fn build(
                 images: *n,
             })
             .collect(),
-        kinds: total
+        kinds: maps
             .kinds
             .iter()
             .map(|(k, t)| KindRow {
@@ -107,7 +112,7 @@ pub(super) fn build(
             .collect(),
         models: Vec::new(),
         loras: Vec::new(),
-        devices: total
+        devices: maps
             .devices
             .iter()
             .map(|(d, t)| DeviceRow {
@@ -118,7 +123,7 @@ pub(super) fn build(
             .collect(),
         trainings: training_rows(filter, trainings),
     };
-    for m in &total.models {
+    for m in &maps.models {
         let row = ModelRow {
             role: m.role.clone(),
             name: m.name.clone(),

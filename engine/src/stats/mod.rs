@@ -6,9 +6,29 @@
 //! name and an output label. Trainings are not runs of a graph: the graph and label filters
 //! do not apply to them, the date range does.
 //!
-//! The numbers come from running aggregates the store keeps per (day, graph), updated in the
-//! same transactions that record runs and commit outputs, so a query reads a few thousand small
-//! rows whatever the number of runs ([`stats`]).
+//! The numbers come from running aggregates the store keeps per (day, graph) and per (day,
+//! graph, label), updated in the same transactions that record runs and commit outputs, so a
+//! query reads a few thousand small rows whatever the number of runs ([`stats`]).
+//!
+//! **What counts.** A run counts from `begin_run` on, on the day it started (UTC), in its graph.
+//! Its status counts when its end is recorded (until then, or when its process died, it is
+//! *unfinished*); a failed run's failure counts against the kind of the node whose error ended
+//! it. Compute time is the time of the nodes that computed (cache hits count as cached, with no
+//! time), summed in integer microseconds (each timing rounded once) so every sum is exact; it
+//! counts for the node's kind, for the device the node ran on ([`recipe::analyse`]: its own
+//! `device`, `auto` being the run's device; a node fed a model runs where the model was loaded;
+//! anything else on `cpu`), and for every model the node runs (the node naming the model and
+//! every node downstream of it through Model or Detector links: a Txt2Img's time counts for its
+//! checkpoint and for each LoRA in its chain). A model's runs are the runs whose recipe names it,
+//! its images the images those runs saved. Work items count when they finish and are kept (a
+//! rejected item saved nothing and is not counted). Outputs without a label are in no label's
+//! row. `run_batch` adds compute time to the store at most about once a second and at the end,
+//! so a killed run loses at most about a second of it.
+//!
+//! **The label filter.** A run joins a label's statistics, with everything it has done so far,
+//! when its first output with that label is committed; of its images only those with the label
+//! count there. Deleting an output takes its image back out, and deleting a run's last output
+//! with a label takes the run out of that label's statistics.
 
 use std::path::{Path, PathBuf};
 

@@ -115,6 +115,17 @@ fn step(a: &mut u64, b: u64, add: bool) {
 }
 
 impl Tally {
+    /// The counts alone: no per-kind, model, device or label maps.
+    pub fn counts(&self) -> Tally {
+        Tally {
+            kinds: BTreeMap::new(),
+            models: Vec::new(),
+            devices: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            ..*self
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self == &Tally::default()
     }

@@ -21,8 +21,64 @@ use crate::stats::{Day, StatsFilter};
 /// bucket (every run and image), a label's bucket holds the runs that saved an output with it.
 pub(super) const STATS_BUCKETS: TableDefinition<(u32, &str, &str), &[u8]> =
     TableDefinition::new("stats_buckets");
+/// The same tallies by (month, graph, label), the month counted `year · 12 + month − 1`: a
+/// query over whole months reads these instead of every day's.
+pub(super) const STATS_MONTHS: TableDefinition<(u32, &str, &str), &[u8]> =
+    TableDefinition::new("stats_months");
+/// The counts of the day tallies alone (runs, statuses, items, images, compute time; no
+/// per-kind, model, device or label rows), for the per-day, per-week and per-graph rows.
+pub(super) const STATS_DAYS: TableDefinition<(u32, &str, &str), &[u8]> =
+    TableDefinition::new("stats_days");
 /// The statistics state of each run (its facts and cumulative usage), by run id.
 pub(super) const STATS_RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("stats_runs");
+
+/// Every aggregate table (cleared and rebuilt together).
+const AGGREGATES: [TableDefinition<(u32, &str, &str), &[u8]>; 3] =
+    [STATS_BUCKETS, STATS_MONTHS, STATS_DAYS];
+
+/// Creates the statistics tables (`init_schema`).
+pub(super) fn open_tables(tx: &WriteTransaction) -> std::result::Result<(), redb::TableError> {
+    for t in AGGREGATES {
+        tx.open_table(t)?;
+    }
+    tx.open_table(STATS_RUNS)?;
+    Ok(())
+}
+
+/// Whether the aggregates must be built from the records: a store made before them (or before
+/// one of them), i.e. `meta` lacks one of their schema versions.
+pub(super) fn needs_build(
+    meta: &redb::Table<&str, u64>,
+) -> std::result::Result<bool, redb::StorageError> {
+    for name in ["stats_buckets", "stats_months", "stats_days", "stats_runs"] {
+        if meta.get(format!("schema.{name}").as_str())?.is_none() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The month of a day: `year · 12 + month − 1`.
+pub fn month_of(day: Day) -> u32 {
+    let (y, m, ..) = super::utc(u64::from(day) * 86_400_000);
+    (y as u32) * 12 + (m - 1)
+}
+
+/// The first day of a month ([`month_of`]).
+fn month_start(month: u32) -> Day {
+    crate::stats::parse_day(&format!("{:04}-{:02}-01", month / 12, month % 12 + 1)).unwrap_or(0)
+}
+
+/// What a statistics query sums ([`Store::stats_tallies`]).
+#[derive(Clone, Debug, Default)]
+pub struct StatsRows {
+    /// `(day, graph, counts)`: runs, statuses, items, images and compute time per day and
+    /// graph (the per-kind, model, device and label maps may be empty).
+    pub days: Vec<(Day, String, Tally)>,
+    /// Tallies whose sum holds the per-kind, model, device and label breakdowns of the same
+    /// runs (whole months, and the days of the months the range cuts).
+    pub breakdowns: Vec<Tally>,
+}
 
 /// A bucket's key, owned.
 type BucketKey = (Day, String, String);
@@ -76,28 +132,45 @@ impl Store {
                 }
             }
         }
-        let mut buckets = tx.open_table(STATS_BUCKETS).map_err(|e| self.err(e))?;
-        for ((day, graph, label), (old, new)) in moves {
-            if old == new {
-                continue;
-            }
-            let key = (day, graph.as_str(), label.as_str());
-            let mut tally: Tally = match buckets.get(key).map_err(|e| self.err(e))? {
-                Some(v) => self.decode(v.value(), "statistics bucket")?,
-                None => Tally::default(),
-            };
-            if let Some(old) = &old {
-                tally.sub(old);
-            }
-            if let Some(new) = &new {
-                tally.add(new);
-            }
-            if tally.is_empty() {
-                buckets.remove(key).map_err(|e| self.err(e))?;
-            } else {
-                buckets
-                    .insert(key, json(&tally).as_slice())
-                    .map_err(|e| self.err(e))?;
+        for (table, at) in [
+            (STATS_BUCKETS, Granule::Day),
+            (STATS_MONTHS, Granule::Month),
+            (STATS_DAYS, Granule::Counts),
+        ] {
+            let mut buckets = tx.open_table(table).map_err(|e| self.err(e))?;
+            for ((day, graph, label), (old, new)) in &moves {
+                let (old, new) = match at {
+                    Granule::Counts => (
+                        old.as_ref().map(Tally::counts),
+                        new.as_ref().map(Tally::counts),
+                    ),
+                    _ => (old.clone(), new.clone()),
+                };
+                if old == new {
+                    continue;
+                }
+                let first = match at {
+                    Granule::Month => month_of(*day),
+                    _ => *day,
+                };
+                let key = (first, graph.as_str(), label.as_str());
+                let mut tally: Tally = match buckets.get(key).map_err(|e| self.err(e))? {
+                    Some(v) => self.decode(v.value(), "statistics bucket")?,
+                    None => Tally::default(),
+                };
+                if let Some(old) = &old {
+                    tally.sub(old);
+                }
+                if let Some(new) = &new {
+                    tally.add(new);
+                }
+                if tally.is_empty() {
+                    buckets.remove(key).map_err(|e| self.err(e))?;
+                } else {
+                    buckets
+                        .insert(key, json(&tally).as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
             }
         }
         match &after {
@@ -218,10 +291,12 @@ impl Store {
     /// Builds the aggregates from the records inside `tx` (a store made before they existed),
     /// through [`Store::stats_apply`].
     pub(super) fn stats_build(&self, tx: &WriteTransaction) -> Result<()> {
-        tx.open_table(STATS_BUCKETS)
-            .map_err(|e| self.err(e))?
-            .retain(|_, _| false)
-            .map_err(|e| self.err(e))?;
+        for t in AGGREGATES {
+            tx.open_table(t)
+                .map_err(|e| self.err(e))?
+                .retain(|_, _| false)
+                .map_err(|e| self.err(e))?;
+        }
         let states = {
             let runs = tx.open_table(RUNS).map_err(|e| self.err(e))?;
             let outputs = tx.open_table(OUTPUTS).map_err(|e| self.err(e))?;
@@ -280,47 +355,84 @@ impl Store {
         Ok(states.into_iter().collect())
     }
 
-    /// The tallies a statistics query sums: `(day, graph, tally)` of the buckets `filter`
-    /// keeps (its label's buckets with a label filter, else the graphs'). From the aggregate
-    /// tables; on a read-only handle of a store made before them, counted from the records.
-    pub fn stats_tallies(&self, filter: &StatsFilter) -> Result<Vec<(Day, String, Tally)>> {
+    /// The tallies a statistics query sums ([`StatsRows`]), of the buckets `filter` keeps (its
+    /// label's buckets with a label filter, else the graphs'). From the aggregate tables; on a
+    /// read-only handle of a store made before them, counted from the records.
+    pub fn stats_tallies(&self, filter: &StatsFilter) -> Result<StatsRows> {
         let since = filter.since.unwrap_or(0);
         let until = filter.until.unwrap_or(Day::MAX);
         let label = filter.label.as_deref().unwrap_or("");
         let keep_graph = |g: &str| filter.graph.as_deref().is_none_or(|f| f == g);
         let tx = self.begin_read()?;
-        let Some(buckets) = read_table(&tx, STATS_BUCKETS).map_err(|e| self.err(e))? else {
+        let tables = (
+            read_table(&tx, STATS_DAYS).map_err(|e| self.err(e))?,
+            read_table(&tx, STATS_MONTHS).map_err(|e| self.err(e))?,
+            read_table(&tx, STATS_BUCKETS).map_err(|e| self.err(e))?,
+        );
+        let (Some(days), Some(months), Some(buckets)) = tables else {
             let (Some(runs), Some(outputs)) = (
                 read_table(&tx, RUNS).map_err(|e| self.err(e))?,
                 read_table(&tx, OUTPUTS).map_err(|e| self.err(e))?,
             ) else {
-                return Ok(Vec::new());
+                return Ok(StatsRows::default());
             };
-            let mut out = Vec::new();
+            let mut out = StatsRows::default();
             for (_, s) in self.states_of(&runs, &outputs, None)? {
                 let in_label = label.is_empty() || s.labels.contains_key(label);
                 if (since..=until).contains(&s.day) && keep_graph(&s.graph) && in_label {
-                    out.push((s.day, s.graph.clone(), s.contribution(label)));
+                    let c = s.contribution(label);
+                    out.days.push((s.day, s.graph.clone(), c.clone()));
+                    out.breakdowns.push(c);
                 }
             }
             return Ok(out);
         };
-        let mut out = Vec::new();
+        let mut out = StatsRows::default();
         if since > until {
             return Ok(out);
         }
-        for row in buckets.range((since, "", "")..).map_err(|e| self.err(e))? {
-            let (k, v) = row.map_err(|e| self.err(e))?;
-            let (day, graph, l) = k.value();
-            if day > until {
-                break;
+        // Reads the rows of `table` from `from` to `to` (inclusive) that the filter keeps.
+        let read =
+            |table: &redb::ReadOnlyTable<(u32, &'static str, &'static str), &'static [u8]>,
+             from: u32,
+             to: u32,
+             each: &mut dyn FnMut(u32, &str, Tally)|
+             -> Result<()> {
+                for row in table.range((from, "", "")..).map_err(|e| self.err(e))? {
+                    let (k, v) = row.map_err(|e| self.err(e))?;
+                    let (at, graph, l) = k.value();
+                    if at > to {
+                        break;
+                    }
+                    if l == label && keep_graph(graph) {
+                        each(at, graph, self.decode(v.value(), "statistics bucket")?);
+                    }
+                }
+                Ok(())
+            };
+        read(&days, since, until, &mut |day, graph, t| {
+            out.days.push((day, graph.to_string(), t))
+        })?;
+        // The breakdowns: whole months from the month rows, cut months day by day, over the
+        // days that have runs.
+        let (Some(lo), Some(hi)) = (
+            out.days.iter().map(|d| d.0).min(),
+            out.days.iter().map(|d| d.0).max(),
+        ) else {
+            return Ok(out);
+        };
+        let mut breakdowns = Vec::new();
+        for month in month_of(lo)..=month_of(hi) {
+            let (first, last) = (month_start(month), month_start(month + 1).saturating_sub(1));
+            if first >= since && last <= until {
+                read(&months, month, month, &mut |_, _, t| breakdowns.push(t))?;
+            } else {
+                read(&buckets, first.max(lo), last.min(hi), &mut |_, _, t| {
+                    breakdowns.push(t)
+                })?;
             }
-            if l != label || !keep_graph(graph) {
-                continue;
-            }
-            let tally: Tally = self.decode(v.value(), "statistics bucket")?;
-            out.push((day, graph.to_string(), tally));
         }
+        out.breakdowns = breakdowns;
         Ok(out)
     }
 
@@ -329,8 +441,7 @@ impl Store {
     /// store has no aggregate tables (statistics then count from the records).
     pub fn check_stats(&self) -> Result<Vec<String>> {
         let tx = self.begin_read()?;
-        let (Some(buckets), Some(usage), Some(runs), Some(outputs)) = (
-            read_table(&tx, STATS_BUCKETS).map_err(|e| self.err(e))?,
+        let (Some(usage), Some(runs), Some(outputs)) = (
             read_table(&tx, STATS_RUNS).map_err(|e| self.err(e))?,
             read_table(&tx, RUNS).map_err(|e| self.err(e))?,
             read_table(&tx, OUTPUTS).map_err(|e| self.err(e))?,
@@ -352,36 +463,78 @@ impl Store {
                     .add(&c);
             }
         }
-        let mut problems = Vec::new();
-        for row in buckets.iter().map_err(|e| self.err(e))? {
-            let (k, v) = row.map_err(|e| self.err(e))?;
-            let (day, graph, label) = k.value();
-            let stored: Tally = self.decode(v.value(), "statistics bucket")?;
-            let key = (day, graph.to_string(), label.to_string());
-            let want = expected.remove(&key).unwrap_or_default();
-            if stored != want {
-                problems.push(bucket_difference(&key, &stored, &want));
-            }
+        let mut months: BTreeMap<BucketKey, Tally> = BTreeMap::new();
+        let mut counts: BTreeMap<BucketKey, Tally> = BTreeMap::new();
+        for ((day, graph, label), t) in &expected {
+            months
+                .entry((month_of(*day), graph.clone(), label.clone()))
+                .or_default()
+                .add(t);
+            counts.insert((*day, graph.clone(), label.clone()), t.counts());
         }
-        for (key, want) in expected {
-            problems.push(bucket_difference(&key, &Tally::default(), &want));
+        let mut problems = Vec::new();
+        for (table, want, at) in [
+            (STATS_BUCKETS, expected, Granule::Day),
+            (STATS_MONTHS, months, Granule::Month),
+            (STATS_DAYS, counts, Granule::Counts),
+        ] {
+            let Some(table) = read_table(&tx, table).map_err(|e| self.err(e))? else {
+                continue;
+            };
+            self.compare(&table, want, at, &mut problems)?;
         }
         Ok(problems)
     }
+
+    /// Lists the rows of `table` that differ from `want`.
+    fn compare(
+        &self,
+        table: &redb::ReadOnlyTable<(u32, &'static str, &'static str), &'static [u8]>,
+        mut want: BTreeMap<BucketKey, Tally>,
+        at: Granule,
+        problems: &mut Vec<String>,
+    ) -> Result<()> {
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let (first, graph, label) = k.value();
+            let stored: Tally = self.decode(v.value(), "statistics bucket")?;
+            let key = (first, graph.to_string(), label.to_string());
+            let expected = want.remove(&key).unwrap_or_default();
+            if stored != expected {
+                problems.push(bucket_difference(&key, at, &stored, &expected));
+            }
+        }
+        for (key, expected) in want {
+            problems.push(bucket_difference(&key, at, &Tally::default(), &expected));
+        }
+        Ok(())
+    }
+}
+
+/// Which aggregate table a change goes to.
+#[derive(Clone, Copy)]
+enum Granule {
+    Day,
+    Month,
+    Counts,
 }
 
 /// One line for `store check`: which bucket, what it holds, what the records say.
-fn bucket_difference(key: &BucketKey, stored: &Tally, want: &Tally) -> String {
-    let (day, graph, label) = key;
+fn bucket_difference(key: &BucketKey, at: Granule, stored: &Tally, want: &Tally) -> String {
+    let (first, graph, label) = key;
+    let when = match at {
+        Granule::Day => crate::stats::format_day(*first),
+        Granule::Month => format!("the month {:04}-{:02}", first / 12, first % 12 + 1),
+        Granule::Counts => format!("{} (counts)", crate::stats::format_day(*first)),
+    };
     let what = if label.is_empty() {
         format!("graph \"{graph}\"")
     } else {
         format!("graph \"{graph}\", label \"{label}\"")
     };
     format!(
-        "statistics of {} for {what}: stored {} run(s), {} image(s), {} µs; the records say {} \
+        "statistics of {when} for {what}: stored {} run(s), {} image(s), {} µs; the records say {} \
          run(s), {} image(s), {} µs{}",
-        crate::stats::format_day(*day),
         stored.runs,
         stored.images,
         stored.us,
