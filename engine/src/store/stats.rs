@@ -32,9 +32,11 @@ pub(super) const STATS_DAYS: TableDefinition<(u32, &str, &str), &[u8]> =
 /// The statistics state of each run (its facts and cumulative usage), by run id.
 pub(super) const STATS_RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("stats_runs");
 
+/// An aggregate table: tallies by (day or month, graph, label).
+type AggregateTable = TableDefinition<'static, (u32, &'static str, &'static str), &'static [u8]>;
+
 /// Every aggregate table (cleared and rebuilt together).
-const AGGREGATES: [TableDefinition<(u32, &str, &str), &[u8]>; 3] =
-    [STATS_BUCKETS, STATS_MONTHS, STATS_DAYS];
+const AGGREGATES: [AggregateTable; 3] = [STATS_BUCKETS, STATS_MONTHS, STATS_DAYS];
 
 /// Creates the statistics tables (`init_schema`).
 pub(super) fn open_tables(tx: &WriteTransaction) -> std::result::Result<(), redb::TableError> {
