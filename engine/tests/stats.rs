@@ -53,6 +53,26 @@ fn statistics_equal_a_brute_force_count() {
     compare(&store, "as built");
     assert!(store.check_stats().unwrap().is_empty());
 
+    // Two stores' statistics merged: every count doubled, rates and order unchanged; an empty
+    // store's adds nothing.
+    let merged = engine::stats::merge(vec![all.clone(), all.clone()]);
+    assert_eq!(merged.totals.runs, 2 * all.totals.runs);
+    assert_eq!(merged.totals.seconds, 2.0 * all.totals.seconds);
+    assert_eq!(merged.kinds.len(), all.kinds.len());
+    for (m, a) in merged.kinds.iter().zip(&all.kinds) {
+        assert_eq!(
+            (&m.kind, m.runs, m.failure_rate),
+            (&a.kind, 2 * a.runs, a.failure_rate)
+        );
+    }
+    for (m, a) in merged.loras.iter().zip(&all.loras) {
+        assert_eq!((&m.name, m.images), (&a.name, 2 * a.images));
+    }
+    assert_eq!(
+        engine::stats::merge(vec![all.clone(), engine::stats::Stats::default()]),
+        all
+    );
+
     // Deleting an output takes its image back out (and a run whose last `crack` output goes
     // leaves that label's statistics).
     let outputs = store.outputs(None).unwrap();
