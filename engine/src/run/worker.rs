@@ -175,19 +175,29 @@ impl Worker {
     }
 
     /// Sets the device a waiting batch targets (`None`: the default device when it starts;
-    /// see [`crate::devices`]), in the queue and in its store row, so a restart keeps it.
-    /// `Ok(false)` when `id` is not a waiting batch (running, finished, a training or
-    /// unknown); an error for a name that is not a device, or a store that cannot be written
-    /// (the queue has the new device then, the row the old one).
-    pub fn set_device(&self, id: JobId, device: Option<&str>) -> Result<bool> {
-        let device = device.map(crate::devices::normalize_device).transpose()?;
+    /// see [`crate::devices`]), in the queue and in its store row, so a restart keeps it; the
+    /// queue is reported ([`WorkerEvent::Queue`]). False, changing nothing, when `id` is not a
+    /// waiting batch (running, finished, a training or unknown) or `device` is not a device name
+    /// ([`crate::devices::normalize_device`]: the studio offers [`crate::devices::report`]'s
+    /// choices). Like [`Worker::remove`], a store that cannot be written keeps the old device
+    /// in the row (a later session would restore that).
+    pub fn set_device(&self, id: JobId, device: Option<String>) -> bool {
+        let Ok(device) = device
+            .as_deref()
+            .map(crate::devices::normalize_device)
+            .transpose()
+        else {
+            return false;
+        };
         let Some(row) = self.queue.set_device(id, device.clone()) else {
-            return Ok(false);
+            return false;
         };
         if let Some(row) = row {
-            Store::open(&row.store)?.set_queued_device(row.id, device)?;
+            if let Ok(store) = Store::open(&row.store) {
+                let _ = store.set_queued_device(row.id, device);
+            }
         }
-        Ok(true)
+        true
     }
 
     /// Makes a waiting job the next to start.
