@@ -142,6 +142,18 @@ impl<'a> GraphViewer<'a> {
         }
     }
 
+    /// A click on a node's title inspects the node; a double click opens a subgraph node.
+    fn title_clicks(&mut self, title: &egui::Response, n: &EditorNode) {
+        if title.double_clicked() && n.subgraph.is_some() {
+            self.commands
+                .push(AppCommand::Editor(EditorCommand::OpenSubgraph(
+                    n.id.clone(),
+                )));
+        } else if title.clicked() {
+            self.commands.push(AppCommand::Inspect(n.id.clone()));
+        }
+    }
+
     /// Shows port `index`'s name (an input's or an output's) at this frame's level of detail,
     /// with its type and doc as tooltip, and remembers the space it took.
     fn port_label(
@@ -279,6 +291,10 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
                     None => n.kind.clone(),
                 };
                 lod::paint_header(ui, rect, state_color(state), &title, &n.id);
+                // The header still inspects (and opens a subgraph) on click.
+                let id = egui::Id::new(("painted-header", &n.id));
+                let resp = ui.interact(rect, id, egui::Sense::click());
+                self.title_clicks(&resp, n);
                 return;
             }
             _ => {}
@@ -308,14 +324,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
                         .sense(egui::Sense::click()),
                 )
                 .on_hover_text(doc);
-            if title.double_clicked() && n.subgraph.is_some() {
-                self.commands
-                    .push(AppCommand::Editor(EditorCommand::OpenSubgraph(
-                        n.id.clone(),
-                    )));
-            } else if title.clicked() {
-                self.commands.push(AppCommand::Inspect(n.id.clone()));
-            }
+            self.title_clicks(&title, n);
             ui.label(egui::RichText::new(&n.id).weak().small());
             if let NodeRunState::Running { step, total } = *state {
                 if total > 0 {

@@ -3,10 +3,10 @@
 //! names were most of a frame's time (`studio/benches/frame.rs`): each one is hit-tested,
 //! registered for accessibility and given a tooltip. So a node is drawn with widgets only where
 //! the user can read and reach it ([`Detail::Full`]); zoomed out below [`super::LOD_SCALE`] its
-//! text is painted without widgets ([`Detail::Painted`]: no tooltips, no click on the title;
-//! clicking the node still selects and inspects it), and far off screen it only takes the space
-//! it took when last drawn ([`Detail::Sketch`]), so node rectangles (minimap, frames) and pin
-//! positions (wires) stay where they were.
+//! text is painted without widgets ([`Detail::Painted`]: no tooltips; a click on the header
+//! still inspects the node), and far off screen it only takes the space it took when last drawn
+//! ([`Detail::Sketch`]), so node rectangles (minimap, frames) and pin positions (wires) stay
+//! where they were.
 
 use std::collections::HashMap;
 
