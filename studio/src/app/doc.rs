@@ -89,6 +89,17 @@ pub struct EditorDoc {
     committed: GraphDoc,
     undo: Vec<GraphDoc>,
     redo: Vec<GraphDoc>,
+    /// Which build of the canvas this is: a new number, unique across documents, whenever the
+    /// canvas is rebuilt from a document (open, undo, an editor command), so what is cached by
+    /// node id (the canvas's node sizes) knows when to start over.
+    generation: u64,
+}
+
+/// A number no canvas build has had yet.
+fn next_generation() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 const HISTORY: usize = 200;
@@ -107,6 +118,7 @@ impl EditorDoc {
             committed: GraphDoc::new(),
             undo: Vec::new(),
             redo: Vec::new(),
+            generation: 0,
         };
         ed.load_view(doc, &[], catalogue);
         let now = ed.to_doc(catalogue);
@@ -118,6 +130,11 @@ impl EditorDoc {
     /// Recomputes the subgraph interfaces from the document's definitions.
     pub fn refresh_interfaces(&mut self, catalogue: &Catalogue) {
         self.interfaces = interfaces_of(&self.extra, catalogue);
+    }
+
+    /// Which build of the canvas this is (see the field's doc).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Port lookups for this document's nodes.
@@ -220,6 +237,7 @@ impl EditorDoc {
     /// A path that no longer resolves (an undo removed the subgraph) falls back to the longest
     /// prefix that does.
     pub fn load_view(&mut self, doc: &GraphDoc, path: &[String], catalogue: &Catalogue) {
+        self.generation = next_generation();
         self.interfaces = interfaces_of(doc, catalogue);
         let mut names = Vec::new();
         let mut found: Option<(String, &Definition)> = None;
@@ -279,6 +297,7 @@ impl EditorDoc {
             view.definitions.clone()
         };
         self.extra.assets = view.assets.clone();
+        self.generation = next_generation();
         self.refresh_interfaces(catalogue);
         self.frames = view.frames.clone();
         self.link_order = link_order(&view.links);

@@ -3,11 +3,12 @@
 //!
 //! Submodules: [`ports`] (every node's ports, one lookup for all callers), [`actions`] (the
 //! editor's document edits: subgraphs, parameters as inputs, reroutes, frames), [`frames`]
-//! (frames drawn behind the nodes), [`minimap`] and [`subgraph`] (breadcrumb and interface
-//! panel of an open subgraph).
+//! (frames drawn behind the nodes), [`lod`] (how much of a node is drawn as widgets), [`minimap`]
+//! and [`subgraph`] (breadcrumb and interface panel of an open subgraph).
 
 pub mod actions;
 pub mod frames;
+pub mod lod;
 mod menus;
 pub mod minimap;
 pub mod ports;
@@ -22,8 +23,9 @@ use nodes::subgraph::{Frame, REROUTE_KIND};
 use nodes::{Catalogue, NodeSpec, PortType};
 
 pub use actions::EditorCommand;
+use lod::Detail;
 pub use menus::{add_node_menu_ui, param_menu};
-use ports::{Interfaces, Ports};
+use ports::{Interfaces, Port, Ports};
 
 use super::doc::{fresh_id, EditorNode};
 use super::params::{param_row_ui, ParamRow};
@@ -44,8 +46,12 @@ pub fn port_color(ty: PortType) -> Color32 {
     }
 }
 
-/// How far (graph units) a node may reach from its position, for culling.
+/// How far (graph units) a node may reach from its position, for culling a node not drawn in
+/// full yet (its size is not known).
 const NODE_REACH: f32 = 500.0;
+
+/// How close (screen points) a node drawn before must come to the canvas to be drawn in full.
+const NEAR_PX: f32 = 96.0;
 
 /// Below this zoom, node bodies (parameter widgets) are not drawn.
 pub const LOD_SCALE: f32 = 0.5;
@@ -90,6 +96,9 @@ pub struct GraphViewer<'a> {
     pub look_at: Option<Pos2>,
     /// The canvas shows an open subgraph: parameters can be exposed.
     pub in_subgraph: bool,
+    /// What each node's header and port names took when last drawn with widgets (kept across
+    /// frames by the caller: see [`lod`]).
+    pub sizes: lod::Sizes,
 }
 
 impl<'a> GraphViewer<'a> {
@@ -116,7 +125,111 @@ impl<'a> GraphViewer<'a> {
             last_rects: None,
             look_at: None,
             in_subgraph: false,
+            sizes: lod::Sizes::default(),
         }
+    }
+
+    /// How much of `node` is drawn as widgets this frame ([`lod`]): everything near the screen
+    /// at a readable zoom; painted text zoomed out; only the space it took far off screen. A
+    /// node whose sizes are not known yet is drawn in full (once).
+    fn detail(&self, node: &EditorNode) -> Detail {
+        if self.visible.as_ref().is_some_and(|v| !v.contains(&node.id)) {
+            Detail::Sketch
+        } else if self.transform.is_some_and(|t| t.scaling < LOD_SCALE) {
+            Detail::Painted
+        } else {
+            Detail::Full
+        }
+    }
+
+    /// A click on a node's title inspects the node; a double click opens a subgraph node.
+    fn title_clicks(&mut self, title: &egui::Response, n: &EditorNode) {
+        if title.double_clicked() && n.subgraph.is_some() {
+            self.commands
+                .push(AppCommand::Editor(EditorCommand::OpenSubgraph(
+                    n.id.clone(),
+                )));
+        } else if title.clicked() {
+            self.commands.push(AppCommand::Inspect(n.id.clone()));
+        }
+    }
+
+    /// Shows port `index`'s name (an input's or an output's) at this frame's level of detail,
+    /// with its type and doc as tooltip, and remembers the space it took.
+    fn port_label(
+        &mut self,
+        ui: &mut Ui,
+        n: &EditorNode,
+        input: bool,
+        index: usize,
+        p: &Port<'_>,
+        optional: bool,
+    ) {
+        let text = |p: &Port<'_>| -> String {
+            if optional {
+                format!("{} (optional)", p.name)
+            } else {
+                p.name.to_string()
+            }
+        };
+        let known = self
+            .sizes
+            .get(&n.id)
+            .and_then(|s| lod::recall(if input { &s.inputs } else { &s.outputs }, index));
+        match (self.detail(n), known) {
+            (Detail::Sketch, Some(size)) => {
+                lod::space(ui, size);
+                return;
+            }
+            (Detail::Painted, Some(size)) => {
+                let rect = lod::space(ui, size);
+                if optional {
+                    lod::paint_label(ui, rect, &text(p));
+                } else {
+                    lod::paint_label(ui, rect, p.name);
+                }
+                return;
+            }
+            _ => {}
+        }
+        let label = if optional {
+            ui.label(text(p))
+        } else {
+            ui.label(p.name)
+        };
+        let size = label.rect.size();
+        label.on_hover_ui(|ui| {
+            let ty = p.ty.map(|t| t.to_string()).unwrap_or_else(|| "any".into());
+            ui.label(format!("{ty}: {}", p.doc));
+        });
+        self.sizes.update(&n.id, |s| {
+            let list = if input { &mut s.inputs } else { &mut s.outputs };
+            lod::remember(list, index, size);
+        });
+    }
+}
+
+/// The colour of a run state's dot.
+fn state_color(state: &NodeRunState) -> Color32 {
+    match state {
+        NodeRunState::Idle => Color32::GRAY,
+        NodeRunState::Queued => Color32::from_rgb(200, 200, 80),
+        NodeRunState::Running { .. } => Color32::from_rgb(80, 200, 255),
+        NodeRunState::Cached => Color32::from_rgb(120, 160, 120),
+        NodeRunState::Done { .. } => Color32::from_rgb(90, 220, 90),
+        NodeRunState::Error(_) => Color32::from_rgb(255, 80, 80),
+    }
+}
+
+/// A run state's tooltip.
+fn state_tip(state: &NodeRunState) -> String {
+    match state {
+        NodeRunState::Idle => "idle".into(),
+        NodeRunState::Queued => "queued".into(),
+        NodeRunState::Running { step, total } => format!("running {step}/{total}"),
+        NodeRunState::Cached => "cached: reused from an earlier run".into(),
+        NodeRunState::Done { seconds } => format!("done in {:.0} ms", seconds * 1000.0),
+        NodeRunState::Error(m) => format!("error: {m}"),
     }
 }
 
@@ -162,11 +275,30 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
             }
             return;
         }
-        let state = self
-            .states
-            .get(&n.id)
-            .cloned()
-            .unwrap_or(NodeRunState::Idle);
+        let state = self.states.get(&n.id).unwrap_or(&NodeRunState::Idle);
+        // Progress and errors are always shown with widgets.
+        let busy = matches!(state, NodeRunState::Running { .. } | NodeRunState::Error(_));
+        let known = self.sizes.get(&n.id).and_then(|s| s.header);
+        match (self.detail(n), known) {
+            (Detail::Sketch, Some(size)) => {
+                lod::space(ui, size);
+                return;
+            }
+            (Detail::Painted, Some(size)) if !busy => {
+                let rect = lod::space(ui, size);
+                let title = match &n.subgraph {
+                    Some(r) => format!("⊞ {}", r.name),
+                    None => n.kind.clone(),
+                };
+                lod::paint_header(ui, rect, state_color(state), &title, &n.id);
+                // The header still inspects (and opens a subgraph) on click.
+                let id = egui::Id::new(("painted-header", &n.id));
+                let resp = ui.interact(rect, id, egui::Sense::click());
+                self.title_clicks(&resp, n);
+                return;
+            }
+            _ => {}
+        }
         let (title, doc) = match &n.subgraph {
             Some(r) => (
                 format!("⊞ {}", r.name),
@@ -179,52 +311,33 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
                     .unwrap_or("unknown kind"),
             ),
         };
-        ui.horizontal(|ui| {
-            let (dot, tip) = match &state {
-                NodeRunState::Idle => (Color32::GRAY, "idle".to_string()),
-                NodeRunState::Queued => (Color32::from_rgb(200, 200, 80), "queued".into()),
-                NodeRunState::Running { step, total } => (
-                    Color32::from_rgb(80, 200, 255),
-                    format!("running {step}/{total}"),
-                ),
-                NodeRunState::Cached => (
-                    Color32::from_rgb(120, 160, 120),
-                    "cached: reused from an earlier run".into(),
-                ),
-                NodeRunState::Done { seconds } => (
-                    Color32::from_rgb(90, 220, 90),
-                    format!("done in {:.0} ms", seconds * 1000.0),
-                ),
-                NodeRunState::Error(m) => (Color32::from_rgb(255, 80, 80), format!("error: {m}")),
-            };
+        let header = ui.horizontal(|ui| {
             let (r, resp) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
-            ui.painter().circle_filled(r.center(), 5.0, dot);
-            resp.on_hover_text(tip);
+            ui.painter()
+                .circle_filled(r.center(), 5.0, state_color(state));
+            resp.on_hover_ui(|ui| {
+                ui.label(state_tip(state));
+            });
             let title = ui
                 .add(
                     egui::Label::new(egui::RichText::new(title).strong())
                         .sense(egui::Sense::click()),
                 )
                 .on_hover_text(doc);
-            if title.double_clicked() && n.subgraph.is_some() {
-                self.commands
-                    .push(AppCommand::Editor(EditorCommand::OpenSubgraph(
-                        n.id.clone(),
-                    )));
-            } else if title.clicked() {
-                self.commands.push(AppCommand::Inspect(n.id.clone()));
-            }
+            self.title_clicks(&title, n);
             ui.label(egui::RichText::new(&n.id).weak().small());
-            if let NodeRunState::Running { step, total } = state {
+            if let NodeRunState::Running { step, total } = *state {
                 if total > 0 {
                     ui.add(egui::ProgressBar::new(step as f32 / total as f32).desired_width(60.0));
                 }
             }
-            if let NodeRunState::Error(m) = &state {
+            if let NodeRunState::Error(m) = state {
                 ui.colored_label(Color32::from_rgb(255, 80, 80), "⚠")
                     .on_hover_text(m);
             }
         });
+        let size = header.response.rect.size();
+        self.sizes.update(&n.id, |s| s.header = Some(size));
     }
 
     fn inputs(&mut self, node: &EditorNode) -> usize {
@@ -253,18 +366,14 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
                 None => PinInfo::circle(),
             };
         }
-        let text = if p.optional && p.param.is_none() {
-            format!("{} (optional)", p.name)
-        } else {
-            p.name.to_string()
-        };
-        let ty = p.ty.map(|t| t.to_string()).unwrap_or_else(|| "any".into());
-        ui.label(text).on_hover_text(format!("{ty}: {}", p.doc));
-        match p.ty {
+        let pin_info = match p.ty {
             Some(ty) if p.param.is_some() => PinInfo::square().with_fill(port_color(ty)),
             Some(ty) => PinInfo::circle().with_fill(port_color(ty)),
             None => PinInfo::circle(),
-        }
+        };
+        let optional = p.optional && p.param.is_none();
+        self.port_label(ui, n, true, pin.id.input, &p, optional);
+        pin_info
     }
 
     fn show_output(
@@ -285,8 +394,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
                 None => PinInfo::circle(),
             };
         }
-        let ty = p.ty.map(|t| t.to_string()).unwrap_or_else(|| "any".into());
-        ui.label(p.name).on_hover_text(format!("{ty}: {}", p.doc));
+        self.port_label(ui, n, false, pin.id.output, &p, false);
         match p.ty {
             Some(ty) => PinInfo::circle().with_fill(port_color(ty)),
             None => PinInfo::circle(),
@@ -424,6 +532,9 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
     ) {
         if let Some(n) = snarl.get_node(node) {
             self.rects.insert(n.id.clone(), rect);
+            if self.detail(n) == Detail::Full {
+                self.sizes.update(&n.id, |s| s.node = Some(rect.size()));
+            }
         }
     }
 
@@ -500,15 +611,19 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
         }
         self.transform = Some(*to_global);
         if let Some(view) = self.view {
-            // A generous node size, so bodies appear before a node scrolls into view.
+            // A node's size when last drawn in full (body included) and a margin, or before
+            // that a generous size, so bodies appear before a node scrolls into view.
             let margin = egui::vec2(NODE_REACH, NODE_REACH);
             let t = *to_global;
+            let sizes = &self.sizes;
             self.visible = Some(
                 snarl
                     .nodes_pos()
-                    .filter(|(p, _)| {
-                        let r =
-                            egui::Rect::from_min_max(t * (*p - margin), t * (*p + margin * 2.0));
+                    .filter(|(p, n)| {
+                        let r = match sizes.get(&n.id).and_then(|s| s.node) {
+                            Some(size) => (t * Rect::from_min_size(*p, size)).expand(NEAR_PX),
+                            None => Rect::from_min_max(t * (*p - margin), t * (*p + margin * 2.0)),
+                        };
                         r.intersects(view)
                     })
                     .map(|(_, n)| n.id.clone())

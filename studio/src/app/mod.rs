@@ -548,7 +548,13 @@ impl StudioApp {
         viewer.last_rects = Some(&self.canvas.rects);
         viewer.look_at = self.canvas.look_at.take();
         viewer.in_subgraph = self.doc.scope.is_some();
+        viewer.sizes = std::mem::take(&mut self.canvas.sizes);
+        viewer.sizes.follow(self.doc.generation());
         let style = SnarlStyle::new();
+        // Text on the canvas is not selectable: a drag on a node's text moves the node, and a
+        // selectable label is a click-and-drag widget with text-selection bookkeeping every
+        // frame (studio/benches/frame.rs).
+        ui.style_mut().interaction.selectable_labels = false;
         SnarlWidget::new().id(Id::new(GRAPH_ID)).style(style).show(
             &mut self.doc.snarl,
             &mut viewer,
@@ -556,6 +562,7 @@ impl StudioApp {
         );
         cmds.append(&mut viewer.commands);
         let rects = std::mem::take(&mut viewer.rects);
+        let sizes = std::mem::take(&mut viewer.sizes);
         if let Some(t) = viewer.transform {
             self.graph_transform = t;
         }
@@ -564,6 +571,7 @@ impl StudioApp {
             self.notify(&ctx, r);
         }
         self.canvas.rects = rects;
+        self.canvas.sizes = sizes;
         self.canvas.to_screen = self.graph_transform;
         let view = ui.max_rect();
         editor::frames::frame_bars_ui(

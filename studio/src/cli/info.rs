@@ -116,7 +116,7 @@ pub(crate) fn history_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
                     "id": id, "graph": r.graph_name, "status": r.effective_status().name(), "seed": r.seed,
                     "items": r.items, "shard": r.shard, "started_ms": r.started_ms, "ended_ms": r.ended_ms,
                     "error": r.error, "node_timings": r.node_timings, "outputs": outs,
-                    "retries": r.retries,
+                    "retries": r.retries, "device": r.device,
                 })
             })
             .collect();
@@ -133,14 +133,16 @@ pub(crate) fn history_cmd(json: bool, store: Option<PathBuf>) -> Result<i32> {
             .map(|e| format!("{:.2} s", (e.saturating_sub(r.started_ms)) as f64 / 1000.0))
             .unwrap_or_else(|| "-".into());
         println!(
-            "#{id:<4} {:<11} {}  {:<24} seed {:<6} items {:<4} outputs {:<4} {}",
+            "#{id:<4} {:<11} {}  {:<24} seed {:<6} items {:<4} outputs {:<4} {:<9} on {}",
             r.effective_status().name(),
             engine::store::format_utc(r.started_ms),
             r.graph_name,
             r.seed,
             r.items,
             outs.len(),
-            took
+            took,
+            // Runs recorded before devices were recorded.
+            r.device.as_deref().unwrap_or("-")
         );
         if let Some(e) = &r.error {
             println!("      error: {e}");

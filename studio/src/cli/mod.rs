@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 pub mod analyze;
 mod caption;
+mod devices;
 mod diff;
 mod evaluate;
 mod explore;
@@ -81,6 +82,10 @@ pub enum Command {
         /// are referenced by hash, so outputs do not leak inputs).
         #[arg(long = "embed-assets")]
         embed_assets: bool,
+        /// The device nodes whose `device` is `auto` run on: auto, cpu, cuda or cuda:N
+        /// (default: the default device, `devices --set-default`). Recorded with the run.
+        #[arg(long, value_name = "DEVICE")]
+        device: Option<String>,
     },
     /// Open the studio window with a graph file loaded.
     Open { graph: PathBuf },
@@ -203,6 +208,20 @@ pub enum Command {
         json: bool,
         /// Store file (default: the user store).
         #[arg(long, global = true)]
+        store: Option<PathBuf>,
+    },
+    /// The CPU (model, cores, SIMD level), the NVIDIA GPUs (memory, utilisation, temperature,
+    /// processes; or why there are none), whether this build has CUDA, and the default device.
+    Devices {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Keep DEVICE (auto, cpu, cuda or cuda:N) as the default device of runs, in the store
+        /// (the studio's Settings share it).
+        #[arg(long = "set-default", value_name = "DEVICE")]
+        set_default: Option<String>,
+        /// Store file (default: the user store).
+        #[arg(long)]
         store: Option<PathBuf>,
     },
     /// Look after the store: `check` verifies every stored output.
@@ -461,6 +480,7 @@ fn dispatch(cmd: Command) -> Result<i32> {
             sweep,
             store,
             embed_assets,
+            device,
         } => run::run_cmd(
             &graph,
             &set,
@@ -471,6 +491,7 @@ fn dispatch(cmd: Command) -> Result<i32> {
             &sweep,
             store,
             embed_assets,
+            device.as_deref(),
         ),
         Command::Open { graph } => crate::app::run_studio(Some(graph))
             .map(|()| 0)
@@ -524,6 +545,11 @@ fn dispatch(cmd: Command) -> Result<i32> {
             json,
             store,
         } => queue::queue_cmd(command, json, store),
+        Command::Devices {
+            json,
+            set_default,
+            store,
+        } => devices::devices_cmd(json, store, set_default.as_deref()),
         Command::Store {
             command: StoreCommand::Check { store },
         } => store::store_check_cmd(store),

@@ -160,7 +160,11 @@ pub(crate) fn run_cmd(
     sweep: &[String],
     store: Option<PathBuf>,
     embed_assets: bool,
+    device: Option<&str>,
 ) -> Result<i32> {
+    let device = device
+        .map(|d| engine::devices::normalize_device(d).map_err(|e| anyhow!("--device: {e}")))
+        .transpose()?;
     let catalogue = Catalogue::builtin();
     let mut doc = graph_file::load(graph)?;
     // Library references run as the recipes they name (checked by hash); the outputs' embedded
@@ -248,7 +252,7 @@ pub(crate) fn run_cmd(
         targets: None,
         graph_path: Some(std::fs::canonicalize(graph).unwrap_or_else(|_| graph.to_path_buf())),
         embed_assets,
-        device: None,
+        device,
     };
 
     let summary = execute(job, n_items, |say| {

@@ -27,6 +27,9 @@ pub struct Canvas {
     pub look_at: Option<Pos2>,
     /// The view (graph → screen) drawn last frame.
     pub to_screen: egui::emath::TSTransform,
+    /// What node headers and port names took when last drawn with widgets (see
+    /// [`super::lod`]).
+    pub sizes: super::lod::Sizes,
 }
 
 impl Canvas {
