@@ -281,7 +281,7 @@ pub fn training(
 }
 
 /// Builds the fixture store in `base`: real batches (several graphs, labels, a failure in
-/// LoadDetector and one in LoadImage, a cancelled run, a GPU run device), moved to other days
+/// LoadDetector and one in LoadImage, a cancelled run, runs targeted at the CPU), moved to other days
 /// through `update_run`, diffusion runs through the `Store` API, and trainings.
 pub fn fixture(base: &Path) -> std::path::PathBuf {
     let store_path = base.join("store.redb");
@@ -317,7 +317,7 @@ pub fn fixture(base: &Path) -> std::path::PathBuf {
             name: "inspect",
             count: 2,
             seed: 3,
-            device: Some("cuda:1"),
+            device: Some("cpu"),
             cancel_after: None,
         },
         Batch {
@@ -333,7 +333,7 @@ pub fn fixture(base: &Path) -> std::path::PathBuf {
             name: "bolts",
             count: 1,
             seed: 9,
-            device: Some("cuda:1"),
+            device: Some("cpu"),
             cancel_after: None,
         },
         Batch {
