@@ -326,13 +326,13 @@ fn table(out: &mut String, title: &str, heads: &[&str], left: usize, rows: Vec<V
     };
     let widths: Vec<usize> = (0..heads.len()).map(width).collect();
     let line = |cells: &[String]| {
-        let mut l = String::from(" ");
+        let mut l = String::new();
         for (i, c) in cells.iter().enumerate() {
             let pad = " ".repeat(widths[i].saturating_sub(c.chars().count()));
             if i < left {
-                l += &format!(" {c}{pad}");
+                l += &format!("  {c}{pad}");
             } else {
-                l += &format!(" {pad}{c}");
+                l += &format!("  {pad}{c}");
             }
         }
         l.trim_end().to_string()
