@@ -526,6 +526,76 @@ fn stats_equal_a_brute_force_count_of_the_history() {
     }
 
     csv_parses_back_to_the_json(&env, &all);
+    several_stores_are_summed(&env, &all);
+}
+
+/// `--store A --store B`: every breakdown is the sum of each store's; a missing store adds
+/// nothing and is named.
+fn several_stores_are_summed(env: &Env, all: &Value) {
+    let other = Env::new();
+    let o = other.run(&[
+        "run",
+        example("cracks-on-concrete.json").to_str().unwrap(),
+        "--count",
+        "2",
+        "--set",
+        "slab.width=40",
+        "--set",
+        "slab.height=32",
+        "--out",
+        other.out().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let one = stats_json(&other, &[]);
+    assert_eq!(one["totals"]["runs"], 1);
+    let (a, b) = (env.store(), other.store());
+    let nowhere = env.dir.path().join("no-such-store.redb");
+    let both = stats_json(
+        env,
+        &[
+            "--store",
+            a.to_str().unwrap(),
+            "--store",
+            b.to_str().unwrap(),
+            "--store",
+            nowhere.to_str().unwrap(),
+        ],
+    );
+    let (x, y, sum) = (from_json(all), from_json(&one), from_json(&both));
+    let mut want = Counts {
+        totals: x.totals.iter().zip(&y.totals).map(|(p, q)| p + q).collect(),
+        ..Counts::default()
+    };
+    for (w, p, q) in [
+        (&mut want.per_day, &x.per_day, &y.per_day),
+        (&mut want.per_week, &x.per_week, &y.per_week),
+        (&mut want.graphs, &x.graphs, &y.graphs),
+        (&mut want.labels, &x.labels, &y.labels),
+        (&mut want.kinds, &x.kinds, &y.kinds),
+        (&mut want.devices, &x.devices, &y.devices),
+    ] {
+        for (k, v) in p.iter().chain(q) {
+            add(w, k, v);
+        }
+    }
+    assert_counts(&sum, &want, "stats --store A --store B");
+    assert_eq!(both["totals"]["runs"], 6);
+    let o = env.run(&[
+        "stats",
+        "--store",
+        a.to_str().unwrap(),
+        "--store",
+        nowhere.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "no runs yet (store {} does not exist)",
+            nowhere.display()
+        )),
+        "{}",
+        stdout(&o)
+    );
 }
 
 /// `--csv DIR` lists the files it wrote, and each parses back to the JSON's rows.

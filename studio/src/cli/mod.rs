@@ -287,7 +287,8 @@ pub enum Command {
     /// Usage statistics from the store: runs and images per day and week, the most-run recipes,
     /// images per label, node kinds with their failure rate, models and LoRAs (name and AutoV2
     /// hash), compute seconds per device, trainings. Filters: dates, graph, label; --json prints
-    /// them for scripts, --csv DIR writes one CSV per breakdown.
+    /// them for scripts, --csv DIR writes one CSV per breakdown. Several --store paths (e.g. the
+    /// shards of one batch) are summed.
     Stats(stats::StatsArgs),
 }
 

@@ -1,14 +1,16 @@
 //! `stats [--since DATE] [--until DATE] [--graph NAME] [--label L] [--json] [--csv DIR]
-//! [--store PATH]`: usage statistics from the store (docs/ARCHITECTURE.md §17): totals, images
-//! per day and per ISO week, the most-run recipes, images per label, node kinds (with their
-//! failure rate), models and LoRAs (name and AutoV2 short hash), devices and trainings.
+//! [--store PATH]...`: usage statistics from the store (docs/ARCHITECTURE.md §17): totals,
+//! images per day and per ISO week, the most-run recipes, images per label, node kinds (with
+//! their failure rate), models and LoRAs (name and AutoV2 short hash), devices and trainings.
+//! Several `--store` (the shards of one batch, several workstations) are summed
+//! (`engine::stats::merge`).
 //!
 //! The numbers are `engine::stats::stats`, the same query the studio's Statistics window makes;
 //! `--json` prints its `Stats` as is (users script it), `--csv DIR` writes one CSV per
 //! breakdown through `engine::stats::csv::write_dir` (the window's "Export CSV…").
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use engine::stats::{self, ModelRow, PeriodRow, Stats, StatsFilter};
@@ -39,26 +41,37 @@ pub struct StatsArgs {
     /// the tables (with --json, the list goes to stderr).
     #[arg(long, value_name = "DIR")]
     pub csv: Option<PathBuf>,
-    /// Store file (default: the user store).
-    #[arg(long)]
-    pub store: Option<PathBuf>,
+    /// Store file (default: the user store). Repeatable: the statistics of several stores (e.g.
+    /// the shards of one batch) are summed.
+    #[arg(long = "store", value_name = "STORE")]
+    pub stores: Vec<PathBuf>,
 }
 
 /// Runs `stats`.
 pub(crate) fn stats_cmd(args: &StatsArgs) -> Result<i32> {
     let filter = filter(args)?;
-    let path = args.store.clone().unwrap_or_else(engine::paths::store_path);
-    let (stats, missing) = if path.exists() {
-        let store = engine::Store::open_read_only(&path)?;
-        (stats::stats(&store, &filter)?, false)
+    let paths = if args.stores.is_empty() {
+        vec![engine::paths::store_path()]
     } else {
-        (
-            Stats {
-                filter,
-                ..Stats::default()
-            },
-            true,
-        )
+        args.stores.clone()
+    };
+    // A store that does not exist has no runs yet (as in `history`); it is named in the text.
+    let (present, missing): (Vec<PathBuf>, Vec<PathBuf>) =
+        paths.iter().cloned().partition(|p| p.exists());
+    let mut parts = Vec::new();
+    for p in &present {
+        let store = engine::Store::open_read_only(p)?;
+        parts.push(stats::stats(&store, &filter)?);
+    }
+    let stats = if parts.is_empty() {
+        Stats {
+            filter,
+            ..Stats::default()
+        }
+    } else if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        stats::merge(parts)
     };
     if let Some(dir) = &args.csv {
         let files = stats::csv::write_dir(&stats, dir)?;
@@ -75,7 +88,7 @@ pub(crate) fn stats_cmd(args: &StatsArgs) -> Result<i32> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
     } else if args.csv.is_none() {
-        print!("{}", render(&stats, &path, missing));
+        print!("{}", render(&stats, &paths, &missing));
     }
     Ok(0)
 }
@@ -106,22 +119,21 @@ fn filter(args: &StatsArgs) -> Result<StatsFilter> {
     })
 }
 
-/// The statistics as text: a heading naming the store and filter, the totals, then one aligned
-/// table per breakdown (an empty one says so).
-pub(crate) fn render(s: &Stats, store: &Path, missing: bool) -> String {
+/// The statistics as text: a heading naming the stores and filter, the totals, then one
+/// aligned table per breakdown (an empty one says so). `missing`: the stores that do not exist.
+pub(crate) fn render(s: &Stats, stores: &[PathBuf], missing: &[PathBuf]) -> String {
     let mut out = String::new();
+    let names: Vec<String> = stores.iter().map(|p| p.display().to_string()).collect();
     let _ = writeln!(
         out,
         "statistics of {}{}",
-        store.display(),
+        names.join(", "),
         describe(&s.filter)
     );
-    if missing {
-        let _ = writeln!(
-            out,
-            "no runs yet (store {} does not exist)",
-            store.display()
-        );
+    for m in missing {
+        let _ = writeln!(out, "no runs yet (store {} does not exist)", m.display());
+    }
+    if missing.len() == stores.len() {
         return out;
     }
     let t = &s.totals;
@@ -394,7 +406,7 @@ mod tests {
             }],
             ..Stats::default()
         };
-        let text = render(&s, Path::new("/s.redb"), false);
+        let text = render(&s, &[PathBuf::from("/s.redb")], &[]);
         let lines: Vec<&str> = text.lines().collect();
         let at = lines.iter().position(|l| *l == "most-run recipes").unwrap();
         assert_eq!(
