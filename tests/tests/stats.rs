@@ -332,6 +332,7 @@ fn from_json(s: &Value) -> Counts {
             &["runs", "executed", "cached", "failed", "seconds"],
         ),
         devices: table("devices", "device", &["runs", "seconds"]),
+        slack: 0.0,
     }
 }
 
