@@ -101,7 +101,38 @@ fn fixture() -> Env {
         let o = env.run(&refs);
         assert_eq!(o.status.success(), ok, "{a:?}: {}", stderr(&o));
     }
+    add_trainings(&env);
     env
+}
+
+/// Training records, as `train-*` writes them (through the store's own API: a real training
+/// needs model weights): a LoRA of 2 hours, two classifiers (one failed), a segmenter still
+/// running. They start on the day of the last run.
+fn add_trainings(env: &Env) {
+    let store = engine::Store::open(&env.store()).unwrap();
+    let start = store
+        .runs()
+        .unwrap()
+        .iter()
+        .map(|(_, r)| r.started_ms)
+        .max()
+        .unwrap();
+    for (kind, status, minutes) in [
+        ("lora", "succeeded", Some(120)),
+        ("classifier", "failed", Some(30)),
+        ("classifier", "succeeded", Some(95)),
+        ("segmenter", "running", None),
+    ] {
+        let rec: engine::TrainingRecord = serde_json::from_value(serde_json::json!({
+            "kind": kind, "name": format!("{kind} {status}"), "model": "m.safetensors",
+            "data": "photos/", "lora_path": "out.safetensors", "checkpoint_path": "ckpt/",
+            "params": {}, "status": status, "pid": std::process::id(), "started_ms": start,
+            "ended_ms": minutes.map(|m: u64| start + m * 60_000), "steps_done": 10,
+            "steps_total": 10,
+        }))
+        .unwrap();
+        store.begin_training(&rec).unwrap();
+    }
 }
 
 fn args(graph: &Path, extra: &[&str], more: Vec<String>) -> Vec<String> {
@@ -142,6 +173,8 @@ struct Counts {
     devices: BTreeMap<String, Vec<f64>>,
     /// Models and LoRAs by `role|name|sha256`: runs, images, seconds.
     models: BTreeMap<String, Vec<f64>>,
+    /// Trainings by kind: runs, succeeded, failed, hours.
+    trainings: BTreeMap<String, Vec<f64>>,
     /// How far a sum of seconds may be from the brute-force sum: the store may round each
     /// timing (to a microsecond) to keep its sums exact.
     slack: f64,
@@ -161,12 +194,35 @@ fn add(map: &mut BTreeMap<String, Vec<f64>>, key: &str, v: &[f64]) {
 fn brute_force(
     history: &[Value],
     records: &BTreeMap<u64, engine::RunRecord>,
+    trainings: &[Value],
     f: &Filter,
 ) -> Counts {
     let mut c = Counts {
         totals: vec![0.0; 8],
         ..Counts::default()
     };
+    // Trainings are not runs of a graph: only the dates filter them.
+    for t in trainings {
+        let started = t["started_ms"].as_u64().unwrap();
+        let day = engine::stats::day_of_ms(started);
+        if f.since.is_some_and(|s| day < s) || f.until.is_some_and(|u| day > u) {
+            continue;
+        }
+        let status = t["status"].as_str().unwrap();
+        let hours = t["ended_ms"]
+            .as_u64()
+            .map_or(0.0, |e| (e - started) as f64 / 3_600_000.0);
+        add(
+            &mut c.trainings,
+            t["kind"].as_str().unwrap(),
+            &[
+                1.0,
+                f64::from(u8::from(status == "succeeded")),
+                f64::from(u8::from(status == "failed")),
+                hours,
+            ],
+        );
+    }
     for run in history {
         let day = engine::stats::day_of_ms(run["started_ms"].as_u64().unwrap());
         if f.since.is_some_and(|s| day < s) || f.until.is_some_and(|u| day > u) {
@@ -401,6 +457,11 @@ fn from_json(s: &Value) -> Counts {
             }
             map
         },
+        trainings: table(
+            "trainings",
+            "kind",
+            &["runs", "succeeded", "failed", "hours"],
+        ),
         slack: 0.0,
     }
 }
@@ -439,6 +500,7 @@ fn assert_counts(got: &Counts, want: &Counts, what: &str) {
         ("kinds", &got.kinds, &want.kinds),
         ("devices", &got.devices, &want.devices),
         ("models", &got.models, &want.models),
+        ("trainings", &got.trainings, &want.trainings),
     ] {
         assert_eq!(
             g.keys().collect::<Vec<_>>(),
@@ -464,9 +526,15 @@ fn stats_equal_a_brute_force_count_of_the_history() {
     let history = env.history();
     assert_eq!(history.len(), 6, "{history:?}");
     let records = run_records(&env);
+    let trainings = {
+        let o = env.run(&["history", "--trainings", "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<Vec<Value>>(&o.stdout).unwrap()
+    };
+    assert_eq!(trainings.len(), 4);
     let check = |flags: &[&str], f: &Filter| -> Value {
         let s = stats_json(&env, flags);
-        let want = brute_force(&history, &records, f);
+        let want = brute_force(&history, &records, &trainings, f);
         assert_counts(&from_json(&s), &want, &format!("stats {flags:?}"));
         s
     };
@@ -507,7 +575,12 @@ fn stats_equal_a_brute_force_count_of_the_history() {
             (Some(1), Some(0))
         );
     }
-    assert!(all["trainings"].as_array().unwrap().is_empty());
+    let lora = &all["trainings"].as_array().unwrap()[1];
+    assert_eq!(
+        (lora["kind"].as_str(), lora["runs"].as_u64()),
+        (Some("lora"), Some(1))
+    );
+    close(lora["hours"].as_f64().unwrap(), 2.0, "LoRA training hours");
 
     // Dates: the days the runs started, and empty ranges around them.
     let days: Vec<u32> = history
@@ -604,7 +677,8 @@ fn stats_equal_a_brute_force_count_of_the_history() {
         "\nLoRAs\n",
         lora.as_str(),
         "devices",
-        "trainings\n  (none)",
+        "\ntrainings\n",
+        "  classifier     2          1       1   2.08",
         cracks.as_str(),
         "hairline",
         "LoadImage",
@@ -662,6 +736,7 @@ fn several_stores_are_summed(env: &Env, all: &Value) {
         (&mut want.kinds, &x.kinds, &y.kinds),
         (&mut want.devices, &x.devices, &y.devices),
         (&mut want.models, &x.models, &y.models),
+        (&mut want.trainings, &x.trainings, &y.trainings),
     ] {
         for (k, v) in p.iter().chain(q) {
             add(w, k, v);
