@@ -123,7 +123,7 @@ impl StudioApp {
             targets: to_node.map(|n| vec![n]),
             graph_path: self.doc.path.clone(),
             embed_assets: false,
-            device: None,
+            device: self.run_device.clone(),
         };
         match self.worker.submit(job) {
             Ok(id) => self.runs.push(RunView {
