@@ -199,7 +199,10 @@ impl StudioApp {
                 }
                 self.refresh_presets(training::PRESET_KIND);
             }
-            AppCommand::StartTraining(form) => match form.to_job(&self.training_device()) {
+            AppCommand::StartTraining(form) => match self
+                .training_device()
+                .and_then(|device| form.to_job(&device))
+            {
                 Ok(job) => match self.worker.submit_training(job) {
                     Ok(()) => self.training.started(),
                     Err(e) => self.error("Cannot start training", e.to_string()),

@@ -202,20 +202,20 @@ impl StudioApp {
     }
 
     /// The device a training job uses: the default device resolved (`auto` → `cuda:0` when a
-    /// GPU is usable, else `cpu`), like a batch's.
-    pub(super) fn training_device(&self) -> String {
+    /// GPU is usable, else `cpu`), like a batch's; the error says why it cannot be used.
+    pub(super) fn training_device(&self) -> Result<String, String> {
         match &self.store {
-            Some(store) => engine::devices::run_device(None, store)
-                .unwrap_or_else(|_| self.settings.device.clone()),
-            None => self.settings.device.clone(),
+            Some(store) => engine::devices::run_device(None, store).map_err(|e| e.to_string()),
+            None => Ok(self.settings.device.clone()),
         }
     }
 
     /// The run toolbar's target: "default" (the default device), or one device for the
     /// batches ▶ Run submits from now on.
     pub(super) fn run_device_ui(&mut self, ui: &mut egui::Ui) {
-        let l = ui.label("on");
+        let l = ui.label("device");
         egui::ComboBox::from_id_salt("run-device")
+            .width(80.0)
             .selected_text(self.run_device.as_deref().unwrap_or("default"))
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut self.run_device, None, "default")

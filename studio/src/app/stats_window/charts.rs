@@ -2,12 +2,21 @@
 //! compute seconds per model and per device.
 
 use egui::Color32;
-use egui_plot::{Bar, BarChart, GridMark, Plot};
+use egui_plot::{AxisHints, Bar, BarChart, GridMark, Plot};
 use engine::stats::{PeriodRow, Stats};
 
 /// Days filled in with zeros between the first and the last day shown, at most this many (a
 /// longer range shows only the days with runs).
 const MAX_FILLED_DAYS: u32 = 400;
+
+/// The least room between two labelled bars, in points.
+const MIN_LABEL_PX: f32 = 84.0;
+
+/// About the width of one label character, in points (a little more than egui's default font).
+const CHAR_PX: f32 = 7.5;
+
+/// About the width of a chart's value axis, in points.
+const AXIS_PX: f32 = 50.0;
 
 /// One bar chart: a name and a value per bar.
 struct Bars<'a> {
@@ -157,10 +166,25 @@ fn bars_ui(ui: &mut egui::Ui, b: Bars<'_>, width: f32, height: f32) {
         })
         .collect();
     let names = b.names;
-    // Label every `step`-th bar so the labels do not overlap.
-    let per_label = if n > 20 { 10.0 } else { 8.0 } * 7.0;
-    let step = ((n as f32 * per_label / width.max(1.0)).ceil() as usize).max(1);
-    let chars = ((width / n.max(1) as f32 * step as f32) / 7.0).clamp(4.0, 16.0) as usize;
+    // Label every `step`-th bar, `MIN_LABEL_PX` apart at least, clipped to fit that space.
+    // The value axis takes about `AXIS_PX`; the bars span n + 0.2 units.
+    let per_bar = (width - AXIS_PX).max(1.0) / (n as f32 + 0.2);
+    let step = ((MIN_LABEL_PX / per_bar).ceil() as usize).max(1);
+    let chars = ((per_bar * step as f32 / CHAR_PX) as usize)
+        .saturating_sub(1)
+        .clamp(3, 24);
+    let axis = AxisHints::new_x()
+        .label_spacing(8.0..=12.0)
+        .formatter(move |mark, _| {
+            let i = mark.value.round();
+            if (mark.value - i).abs() > 1e-6 || i < 0.0 {
+                return String::new();
+            }
+            names
+                .get(i as usize)
+                .map(|s| clip(s, chars))
+                .unwrap_or_default()
+        });
     Plot::new(b.id)
         .width(width)
         .height(height)
@@ -180,16 +204,7 @@ fn bars_ui(ui: &mut egui::Ui, b: Bars<'_>, width: f32, height: f32) {
                 })
                 .collect()
         })
-        .x_axis_formatter(move |mark, _| {
-            let i = mark.value.round();
-            if (mark.value - i).abs() > 1e-6 || i < 0.0 {
-                return String::new();
-            }
-            names
-                .get(i as usize)
-                .map(|s| clip(s, chars))
-                .unwrap_or_default()
-        })
+        .custom_x_axes(vec![axis])
         .label_formatter(|_| None)
         .show(ui, |p| {
             p.bar_chart(

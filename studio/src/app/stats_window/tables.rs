@@ -24,14 +24,8 @@ fn table(ui: &mut egui::Ui, id: &str, heading: &str, header: &[&str], rows: Vec<
             }
             ui.end_row();
             for r in rows {
-                for (i, cell) in r.into_iter().enumerate() {
-                    if i == 0 {
-                        ui.label(cell);
-                    } else {
-                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                            ui.label(cell);
-                        });
-                    }
+                for cell in r {
+                    ui.label(cell);
                 }
                 ui.end_row();
             }
