@@ -167,11 +167,15 @@ pub fn run_batch(
             .map(|p| p.to_string_lossy().into_owned()),
         retries: Vec::new(),
         device: None,
+        stats: Default::default(),
     };
     let device = crate::devices::run_device(job.device.as_deref(), &store)?;
     exec.set_device(&device);
+    record.stats =
+        crate::stats::recipe::analyse(&job.doc, &device, &job.base_dir, &mut Default::default());
     record.device = Some(device);
     let run_id = store.begin_run(&record)?;
+    let mut usage = UsageFlush::new(run_id);
     emit(BatchEvent::RunStarted {
         run_id,
         items: job.items.len(),
@@ -289,6 +293,10 @@ pub fn run_batch(
                 if let Some(o) = o {
                     report.kept = true;
                     report.notes = o.notes;
+                    if let Err(e) = usage.add(&store, item.index, &o.stats) {
+                        outcome = Err(e);
+                        break;
+                    }
                     let room = MAX_NODE_TIMINGS.saturating_sub(record.node_timings.len());
                     record
                         .node_timings
@@ -356,11 +364,20 @@ pub fn run_batch(
         }
     }
     drop(scratch);
+    // The last of the compute usage; a store that cannot take it fails the run.
+    if let Err(e) = usage.flush(&store) {
+        if outcome.is_ok() {
+            outcome = Err(e);
+        }
+    }
     let (status, error) = match &outcome {
         Ok(()) => (RunStatus::Succeeded, None),
         Err(EngineError::Cancelled) => (RunStatus::Cancelled, None),
         Err(e) => (RunStatus::Failed, Some(e.to_string())),
     };
+    if let Err(EngineError::Node { kind, .. }) = &outcome {
+        record.stats.failed_kind = Some(kind.clone());
+    }
     record.status = status;
     record.error = error.clone();
     record.ended_ms = Some(now_ms());
@@ -374,6 +391,53 @@ pub fn run_batch(
         seconds: started.elapsed().as_secs_f64(),
         items: reports,
     })
+}
+
+/// A run's compute usage (items finished, node timings) waiting to be added to the store's
+/// statistics ([`Store::add_run_usage`]): flushed at most about once a second and at the end,
+/// so a killed run loses at most about a second of compute time from its statistics.
+struct UsageFlush {
+    run_id: u64,
+    items: u64,
+    timings: Vec<NodeTiming>,
+    last: Instant,
+}
+
+impl UsageFlush {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn new(run_id: u64) -> Self {
+        UsageFlush {
+            run_id,
+            items: 0,
+            timings: Vec::new(),
+            last: Instant::now(),
+        }
+    }
+
+    /// One kept work item's node statistics.
+    fn add(&mut self, store: &Store, item: u64, stats: &[crate::exec::NodeStat]) -> Result<()> {
+        self.items += 1;
+        self.timings.extend(stats.iter().map(|s| NodeTiming {
+            item,
+            node: s.node.clone(),
+            kind: s.kind.clone(),
+            seconds: s.seconds,
+            cached: s.cached,
+        }));
+        if self.last.elapsed() >= Self::EVERY {
+            self.flush(store)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, store: &Store) -> Result<()> {
+        store.add_run_usage(self.run_id, self.items, &self.timings)?;
+        self.items = 0;
+        self.timings.clear();
+        self.last = Instant::now();
+        Ok(())
+    }
 }
 
 /// Refuses a batch whose nodes name files that cannot be found, listing every one

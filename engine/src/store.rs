@@ -37,10 +37,12 @@ mod explore;
 mod features;
 mod queue;
 mod records;
+mod stats;
 pub use evaluations::EvaluationRecord;
 pub use explore::{CatalogTx, RawIndex};
 pub use queue::QueuedBatch;
 pub use records::*;
+pub use stats::ImportRun;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const GRAPHS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("graphs");
@@ -87,6 +89,8 @@ pub const SCHEMA: &[(&str, u64)] = &[
     ("item_fields", 1),
     ("evaluations", 1),
     ("queue", 1),
+    ("stats_buckets", 1),
+    ("stats_runs", 1),
 ];
 
 /// Whether a store file exists at `path`; an error naming it when something is there that
@@ -318,8 +322,14 @@ impl Store {
 
     fn init_schema(&self) -> Result<()> {
         let tx = self.begin_write()?;
+        let build_stats;
         {
             let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
+            // No statistics tables yet: build them from the records below (a migration).
+            build_stats = meta
+                .get("schema.stats_buckets")
+                .map_err(|e| self.err(e))?
+                .is_none();
             for (table, version) in SCHEMA {
                 let key = format!("schema.{table}");
                 let found = meta
@@ -349,6 +359,12 @@ impl Store {
             tx.open_table(EVALUATIONS).map_err(|e| self.err(e))?;
             tx.open_table(QUEUE).map_err(|e| self.err(e))?;
             explore::open_tables(&tx).map_err(|e| self.err(e))?;
+            tx.open_table(stats::STATS_BUCKETS)
+                .map_err(|e| self.err(e))?;
+            tx.open_table(stats::STATS_RUNS).map_err(|e| self.err(e))?;
+        }
+        if build_stats {
+            self.stats_build(&tx)?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -412,12 +428,27 @@ impl Store {
 
     // ---- runs ----
 
-    /// Records a new run; returns its id.
+    /// Records a new run; returns its id. Counts it in the statistics (same transaction).
     pub fn begin_run(&self, rec: &RunRecord) -> Result<u64> {
-        self.insert_next(RUNS, &json(rec))
+        let tx = self.begin_write()?;
+        let id;
+        {
+            let mut t = tx.open_table(RUNS).map_err(|e| self.err(e))?;
+            id = t
+                .last()
+                .map_err(|e| self.err(e))?
+                .map(|(k, _)| k.value() + 1)
+                .unwrap_or(1);
+            t.insert(id, json(rec).as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        self.stats_on_record(&tx, id, rec)?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(id)
     }
 
-    /// Replaces a run's record (status, timings, end time).
+    /// Replaces a run's record (status, timings, end time); its statistics follow (a new
+    /// status, day or graph moves its counts).
     pub fn update_run(&self, id: u64, rec: &RunRecord) -> Result<()> {
         let tx = self.begin_write()?;
         {
@@ -425,6 +456,7 @@ impl Store {
             t.insert(id, json(rec).as_slice())
                 .map_err(|e| self.err(e))?;
         }
+        self.stats_on_record(&tx, id, rec)?;
         tx.commit().map_err(|e| self.err(e))
     }
 
@@ -520,6 +552,7 @@ impl Store {
                 ct.insert(id, c).map_err(|e| self.err(e))?;
             }
         }
+        self.stats_on_output(&tx, rec, true)?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(id)
     }
@@ -558,14 +591,21 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes an output's record, PNG bytes, mask and clean image, and its bookmark (files on disk stay).
+    /// Deletes an output's record, PNG bytes, mask and clean image, and its bookmark (files on
+    /// disk stay); its image leaves the statistics.
     pub fn delete_output(&self, id: u64) -> Result<()> {
         let tx = self.begin_write()?;
         {
-            tx.open_table(OUTPUTS)
+            let removed = tx
+                .open_table(OUTPUTS)
                 .map_err(|e| self.err(e))?
                 .remove(id)
-                .map_err(|e| self.err(e))?;
+                .map_err(|e| self.err(e))?
+                .map(|v| self.decode::<OutputRecord>(v.value(), "output"))
+                .transpose()?;
+            if let Some(rec) = removed {
+                self.stats_on_output(&tx, &rec, false)?;
+            }
             tx.open_table(OUTPUT_PNG)
                 .map_err(|e| self.err(e))?
                 .remove(id)

@@ -18,6 +18,7 @@ fn run_record(name: &str) -> RunRecord {
         graph_path: None,
         retries: Vec::new(),
         device: None,
+        stats: Default::default(),
     }
 }
 

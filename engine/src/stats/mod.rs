@@ -17,7 +17,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{EngineError, Result};
 use crate::store::Store;
 
+mod build;
 pub mod csv;
+pub mod recipe;
+pub mod tally;
+
+pub use build::merge;
 
 /// A day: days since 1970-01-01 (UTC).
 pub type Day = u32;
@@ -154,13 +159,13 @@ pub struct Stats {
     pub trainings: Vec<TrainingRow>,
 }
 
-/// Statistics over `store` under `filter` (contract stub: the stats helper implements it).
+/// Statistics over `store` under `filter`: the buckets in range summed
+/// ([`Store::stats_tallies`]; counted from the records on a read-only handle of a store made
+/// before the aggregates existed), and the trainings (few rows) counted from their records.
 pub fn stats(store: &Store, filter: &StatsFilter) -> Result<Stats> {
-    let _ = store;
-    Ok(Stats {
-        filter: filter.clone(),
-        ..Stats::default()
-    })
+    let rows = store.stats_tallies(filter)?;
+    let trainings = store.trainings()?;
+    Ok(build::build(filter, &rows, &trainings))
 }
 
 /// The day of a Unix time in milliseconds (UTC).

@@ -120,6 +120,66 @@ pub struct RunRecord {
     /// in runs recorded before devices were kept.
     #[serde(default)]
     pub device: Option<String>,
+    /// What the statistics need to know about the recipe (models, devices, the failed node's
+    /// kind); empty in runs recorded before statistics were kept (docs/ARCHITECTURE.md §17).
+    #[serde(default)]
+    pub stats: RunStatsInfo,
+}
+
+impl Default for RunRecord {
+    /// An empty running record (status `running`, this process, no times).
+    fn default() -> Self {
+        RunRecord {
+            graph_name: String::new(),
+            graph_json: String::new(),
+            seed: 0,
+            items: 0,
+            shard: None,
+            status: RunStatus::Running,
+            pid: std::process::id(),
+            started_ms: 0,
+            ended_ms: None,
+            node_timings: Vec::new(),
+            error: None,
+            graph_path: None,
+            retries: Vec::new(),
+            device: None,
+            stats: RunStatsInfo::default(),
+        }
+    }
+}
+
+/// The static facts of a run that the statistics count by, worked out from the flattened
+/// recipe when the run starts (`crate::stats::recipe`), plus the kind of the node whose error
+/// ended it. With these, the records alone reproduce every statistics breakdown.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStatsInfo {
+    /// Every model file the recipe names (checkpoints, VAEs, LoRAs, ISNet, detectors…).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<RunModel>,
+    /// The device of each node that does not run on the CPU, by flat node id (the ids the
+    /// executor reports); every other node runs on `cpu`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub node_devices: std::collections::BTreeMap<String, String>,
+    /// The kind of the node whose error ended the run (`EngineError::Node`), if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_kind: Option<String>,
+}
+
+/// One model file a run's recipe uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RunModel {
+    /// `checkpoint`, `vae`, `lora`, `isnet`, `detector`, `caption`.
+    pub role: String,
+    /// The name the recipe gave.
+    pub name: String,
+    /// Its sha256, empty when it could not be hashed (missing file, a folder).
+    #[serde(default)]
+    pub sha256: String,
+    /// The flat ids of the nodes that run it: the node naming it and every node downstream of
+    /// it through Model (or Detector) links.
+    #[serde(default)]
+    pub nodes: Vec<String>,
 }
 
 /// The attempts of one work item that was turned down at least once.
