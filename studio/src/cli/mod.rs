@@ -21,6 +21,7 @@ mod models;
 mod queue;
 mod recipes;
 mod run;
+mod stats;
 mod store;
 mod train;
 mod train_inspect;
@@ -283,6 +284,12 @@ pub enum Command {
         #[command(subcommand)]
         command: recipes::RecipesCommand,
     },
+    /// Usage statistics from the store: runs and images per day and week, the most-run recipes,
+    /// images per label, node kinds with their failure rate, models and LoRAs (name and AutoV2
+    /// hash), compute seconds per device, trainings. Filters: dates, graph, label; --json prints
+    /// them for scripts, --csv DIR writes one CSV per breakdown. Several --store paths (e.g. the
+    /// shards of one batch) are summed.
+    Stats(stats::StatsArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -584,6 +591,7 @@ fn dispatch(cmd: Command) -> Result<i32> {
             explore::tag_cmd(add, &a.tag, a.query.as_deref(), &a.ids, a.store)
         }
         Command::Recipes { command } => recipes::recipes_cmd(command),
+        Command::Stats(args) => stats::stats_cmd(&args),
     }
 }
 
