@@ -213,16 +213,6 @@ fn statistics_window_with_a_date_filter() {
     h.get_by_label(&shown);
     app(&mut h).stats.graph = None;
 
-    // `DEFECT_STUDIO_SCREENSHOTS=DIR` saves the window as it looks here.
-    if let Some(dir) = std::env::var_os("DEFECT_STUDIO_SCREENSHOTS") {
-        app(&mut h).stats.since.clear();
-        app(&mut h).stats.until.clear();
-        app(&mut h).apply(&ctx, AppCommand::Stats(StatsCommand::Refresh));
-        h.run_steps(3);
-        let img = h.render().expect("render");
-        img.save(PathBuf::from(dir).join("statistics.png")).unwrap();
-    }
-
     // Export CSV into a folder (the command the dialog sends).
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("csv");
@@ -241,4 +231,65 @@ fn statistics_window_with_a_date_filter() {
         "wrote {} CSV files to",
         engine::stats::csv::FILES.len()
     ));
+
+    // `DEFECT_STUDIO_SCREENSHOTS=DIR` saves the window over more real runs: the example
+    // recipes, run for real on the days of the last two weeks.
+    if let Some(dir) = std::env::var_os("DEFECT_STUDIO_SCREENSHOTS") {
+        example_runs();
+        let w = &mut app(&mut h).stats;
+        w.since.clear();
+        w.until.clear();
+        w.graph = None;
+        app(&mut h).apply(&ctx, AppCommand::Stats(StatsCommand::Refresh));
+        h.set_size(egui::Vec2::new(1280.0, 800.0));
+        h.event(egui::Event::PointerGone);
+        h.run_steps(4);
+        let img = h.render().expect("render");
+        img.save(PathBuf::from(dir).join("statistics.png")).unwrap();
+    }
+}
+
+/// The example recipes run on the days of the two weeks before today (for the screenshot).
+fn example_runs() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let recipes = [
+        "scratches-on-brushed-metal",
+        "stains-on-fabric",
+        "cracks-on-concrete",
+        "concrete-stain",
+        "brushed-metal-scratch",
+    ];
+    let today = engine::stats::day_of_ms(engine::store::now_ms());
+    let mut exec = Executor::builtin();
+    for k in 0..14u32 {
+        if k % 4 == 3 {
+            continue;
+        }
+        let name = recipes[(k as usize * 3) % recipes.len()];
+        let doc = GraphDoc::from_json(
+            &std::fs::read_to_string(examples.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        let count = u64::from(1 + k % 3);
+        let (items, _) = plan(&PlanSpec {
+            doc: &doc,
+            base_dir: &examples,
+            count,
+            seed: u64::from(k),
+            sweeps: &[],
+            shard: None,
+        })
+        .unwrap();
+        let mut j = job(name, "", count);
+        j.doc = doc;
+        j.items = items;
+        j.base_dir = examples.clone();
+        let summary = run_batch(&mut exec, &j, &|_| {}, &CancelToken::new()).unwrap();
+        let store = Store::open(&engine::paths::store_path()).unwrap();
+        let mut rec = store.run(summary.run_id).unwrap().unwrap();
+        let took = rec.ended_ms.unwrap_or(rec.started_ms) - rec.started_ms;
+        rec.started_ms = u64::from(today - 13 + k) * 86_400_000 + 9 * 3_600_000;
+        rec.ended_ms = Some(rec.started_ms + took);
+        store.update_run(summary.run_id, &rec).unwrap();
+    }
 }

@@ -293,9 +293,13 @@ impl StudioApp {
         match cmd {
             StatsCommand::Open => {
                 w.open = true;
+                w.message = None;
                 w.query(self.store.as_ref(), true);
             }
-            StatsCommand::Refresh => w.query(self.store.as_ref(), true),
+            StatsCommand::Refresh => {
+                w.message = None;
+                w.query(self.store.as_ref(), true);
+            }
             StatsCommand::Filter => w.query(self.store.as_ref(), false),
             StatsCommand::LastDays(days) => {
                 w.set_last_days(days, engine::stats::day_of_ms(engine::store::now_ms()));

@@ -2,7 +2,7 @@
 //! compute seconds per model and per device.
 
 use egui::Color32;
-use egui_plot::{AxisHints, Bar, BarChart, GridMark, Plot};
+use egui_plot::{AxisHints, Bar, BarChart, GridInput, GridMark, Plot};
 use engine::stats::{PeriodRow, Stats};
 
 /// Days filled in with zeros between the first and the last day shown, at most this many (a
@@ -205,6 +205,7 @@ fn bars_ui(ui: &mut egui::Ui, b: Bars<'_>, width: f32, height: f32) {
                 .collect()
         })
         .custom_x_axes(vec![axis])
+        .y_grid_spacer(value_marks)
         .label_formatter(|_| None)
         .show(ui, |p| {
             p.bar_chart(
@@ -213,6 +214,35 @@ fn bars_ui(ui: &mut egui::Ui, b: Bars<'_>, width: f32, height: f32) {
                     .element_formatter(Box::new(|bar, _| bar.name.clone())),
             )
         });
+}
+
+/// About five value marks at 1, 2 or 5 times a power of ten (egui_plot's default powers of ten
+/// leave a short chart of small counts with only its 0 labelled).
+fn value_marks(input: GridInput) -> Vec<GridMark> {
+    let (lo, hi) = input.bounds;
+    let span = hi - lo;
+    if !(span.is_finite() && span > 0.0) {
+        return Vec::new();
+    }
+    let step = nice_step(span / 5.0);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last)
+        .map(|i| GridMark {
+            value: i as f64 * step,
+            step_size: step,
+        })
+        .collect()
+}
+
+/// The smallest of 1, 2, 5 × 10^k that is at least `raw`.
+fn nice_step(raw: f64) -> f64 {
+    let mag = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw * (1.0 - 1e-9))
+        .unwrap_or(10.0 * mag)
 }
 
 /// `3`, `2.5`, `0.125`: no trailing zeros.
@@ -259,5 +289,19 @@ mod tests {
         );
         assert_eq!(trim_number(2.5), "2.5");
         assert_eq!(trim_number(3.0), "3");
+    }
+
+    #[test]
+    fn value_marks_are_round() {
+        assert_eq!(nice_step(1.4), 2.0);
+        assert_eq!(nice_step(0.8), 1.0);
+        assert_eq!(nice_step(30.0), 50.0);
+        assert_eq!(nice_step(100.0), 100.0);
+        let marks = value_marks(GridInput {
+            bounds: (-0.3, 7.4),
+            base_step_size: 0.01,
+        });
+        let values: Vec<f64> = marks.iter().map(|m| m.value).collect();
+        assert_eq!(values, [0.0, 2.0, 4.0, 6.0]);
     }
 }
