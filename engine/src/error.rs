@@ -67,6 +67,10 @@ pub enum EngineError {
     /// The recipe library or a `.dsbundle` (names the recipe or file and the problem).
     #[error("{0}")]
     Recipe(String),
+    /// A device name that is not one, or a device a run cannot use (names the device and where
+    /// it came from: the run's target or the default device).
+    #[error("{0}")]
+    Device(String),
 }
 
 impl EngineError {

@@ -30,6 +30,12 @@
 //! item ([`EngineError::Rejected`]: FilterByScore, MaskFidelity) stops it before anything is
 //! saved.
 //!
+//! **Devices.** A node parameter named `device` whose value is `auto` (after any link set it)
+//! means the executor's device ([`Executor::set_device`]; a batch sets the device it resolved
+//! with [`crate::devices::run_device`]: its target, else the default device), substituted into
+//! the effective parameters before the key is computed, so changing the default device
+//! recomputes those nodes while other nodes stay cached (docs/ARCHITECTURE.md §17).
+//!
 //! **Notes.** A node may record values about the work item ([`NodeCtx::note`]: a score, a
 //! flag); they are kept with its cached outputs, replayed on a cache hit, returned in
 //! [`RunOutcome::notes`] and handed to the sink ([`OutputSink::note`]) before any sink runs.
@@ -274,6 +280,10 @@ pub struct Executor {
     device: String,
 }
 
+/// The parameter name of a node's device, and the value that means the run's device.
+const DEVICE_PARAM: &str = "device";
+const AUTO_DEVICE: &str = "auto";
+
 /// The default memory budget of the output cache.
 pub const DEFAULT_CACHE_BUDGET: usize = 2 << 30;
 
@@ -301,10 +311,20 @@ impl Executor {
         (self.cache.used, self.cache.entries.len())
     }
 
-    /// Sets the device that `device: auto` parameters mean from now on (`cpu`, `cuda:N`)
-    /// (contract: the devices helper substitutes it into the parameters, and so the cache keys).
+    /// Sets the device that `device: auto` parameters mean from now on (`cpu`, `cuda:N`; see
+    /// the module docs, "Devices").
     pub fn set_device(&mut self, device: &str) {
         self.device = device.to_string();
+    }
+
+    /// Gives a `device` parameter whose value is `auto` the executor's device (unless that is
+    /// `auto` too: the node then chooses, [`crate::sd::nodes::parse_device`]).
+    fn substitute_device(&self, params: &mut BTreeMap<String, ParamValue>) {
+        if let Some(ParamValue::Text(d)) = params.get_mut(DEVICE_PARAM) {
+            if d == AUTO_DEVICE && self.device != AUTO_DEVICE {
+                d.clone_from(&self.device);
+            }
+        }
     }
 
     /// The device that `device: auto` parameters mean.
@@ -430,6 +450,7 @@ impl Executor {
                 }
                 params.insert(p.name.to_string(), resolved);
             }
+            self.substitute_device(&mut params);
             let files = read_input_files(spec, &params, doc, req.base_dir).map_err(|m| {
                 emit(Event::NodeError {
                     node: id.clone(),

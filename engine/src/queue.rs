@@ -57,6 +57,10 @@ pub struct QueueEntry {
     pub running: bool,
     /// Queued in an earlier session and not started yet ([`crate::Worker::restore`]).
     pub restored: bool,
+    /// The device a batch targets (`None`: the default device when it starts; always `None`
+    /// for trainings, which carry their own device). [`crate::Worker::set_device`] changes it
+    /// while the batch waits.
+    pub device: Option<String>,
 }
 
 /// A job the worker runs.
@@ -77,6 +81,14 @@ impl Job {
                 let stem = c.out.file_stem().unwrap_or_default().to_string_lossy();
                 (KIND_DETECTOR, stem.into_owned(), c.cfg.epochs as u64)
             }
+        }
+    }
+
+    /// The device a batch targets, for its [`QueueEntry`].
+    fn device(&self) -> Option<String> {
+        match self {
+            Job::Batch(j) => j.device.clone(),
+            Job::Train(_) | Job::Detector(_) => None,
         }
     }
 }
@@ -174,6 +186,7 @@ impl JobQueue {
     /// Appends a job; returns its id.
     pub fn push(&self, job: Job, row: Option<Row>, restored: bool, submitted_ms: u64) -> JobId {
         let (kind, label, items) = job.describe();
+        let device = job.device();
         let mut state = self.lock();
         state.last_id += 1;
         let id = state.last_id;
@@ -186,6 +199,7 @@ impl JobQueue {
                 submitted_ms,
                 running: false,
                 restored,
+                device,
             },
             job,
             row,
@@ -239,6 +253,22 @@ impl JobQueue {
         }
         self.changed(&state);
         true
+    }
+
+    /// Sets the target device of a waiting batch; `None` when no batch `id` is waiting, else
+    /// its row (if it has one) to update in the store.
+    pub fn set_device(&self, id: JobId, device: Option<String>) -> Option<Option<Row>> {
+        let mut state = self.lock();
+        let i = state.position(id)?;
+        let q = &mut state.waiting[i];
+        let Job::Batch(job) = &mut q.job else {
+            return None;
+        };
+        job.device.clone_from(&device);
+        q.entry.device = device;
+        let row = q.row.clone();
+        self.changed(&state);
+        Some(row)
     }
 
     /// Whether the queue holds (waiting) the batch of this row already.

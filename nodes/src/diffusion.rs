@@ -142,8 +142,9 @@ pub static LOAD_CHECKPOINT: NodeSpec = NodeSpec {
             "device",
             &["auto", "cpu", "cuda", "cuda:1", "cuda:2", "cuda:3"],
             "auto",
-            "Where to run: auto = CUDA when built with it and present, else the CPU; cuda is \
-             the first GPU (cuda:0).",
+            "Where to run: auto = the run's device (the default device from Settings or \
+             `devices --set-default`, or the queued run's target; outside a run, CUDA when \
+             built with it and present, else the CPU); cuda is the first GPU (cuda:0).",
         ),
         P::text(
             "config",

@@ -57,7 +57,8 @@ pub static LOAD_DETECTOR: NodeSpec = NodeSpec {
             "device",
             DEVICES,
             "auto",
-            "Where to run: auto = CUDA when built with it and present, else the CPU.",
+            "Where to run: auto = the run's device (the default device from Settings or \
+             `devices --set-default`, or the queued run's target).",
         ),
     ],
     deterministic: true,
@@ -241,7 +242,8 @@ pub static CAPTION: NodeSpec = NodeSpec {
             "device",
             DEVICES,
             "auto",
-            "Where BLIP runs: auto = CUDA when built with it and present, else the CPU.",
+            "Where BLIP runs: auto = the run's device (the default device from Settings or \
+             `devices --set-default`, or the queued run's target).",
         ),
     ],
     deterministic: true,

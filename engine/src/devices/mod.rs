@@ -4,15 +4,36 @@
 //!
 //! GPUs come from a [`GpuProvider`]: [`Nvml`] on real machines, [`FakeGpus`] in tests (and
 //! through `DEFECT_STUDIO_FAKE_GPUS`, a JSON file of [`GpuInfo`]s, for end-to-end tests and
-//! demos).
+//! demos). The CPU comes from [`cpu`], NVML from [`nvml`].
+//!
+//! **Device names.** `cpu`, `cuda:N` (`cuda` is `cuda:0`) and `auto`. The default device is
+//! the store's setting `default_device` ([`default_device`], [`set_default_device`]), so the
+//! CLI and the studio share it; a batch may target a device of its own
+//! ([`crate::run::BatchJob::device`]). [`run_device`] turns either into the concrete device a
+//! run records and that node parameters `device: auto` mean ([`crate::Executor::set_device`]):
+//! `auto` is `cuda:0` when this build has CUDA and a GPU answers, else `cpu`; a `cuda:N` that
+//! cannot be opened is an error naming it, before the run starts.
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::store::Store;
+
+pub mod cpu;
+pub mod nvml;
+
+pub use cpu::cpu_info;
+
+/// The store setting that holds the default device.
+pub const DEFAULT_DEVICE_KEY: &str = "default_device";
+
+/// The environment variable naming a JSON file of [`GpuInfo`]s that [`provider`] reports
+/// instead of NVML's.
+pub const FAKE_GPUS_ENV: &str = "DEFECT_STUDIO_FAKE_GPUS";
 
 /// One process using a GPU.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct GpuProcess {
     pub pid: u32,
     /// Its name (`/proc/PID/comm` or NVML's), when it can be read.
@@ -21,8 +42,10 @@ pub struct GpuProcess {
     pub memory_bytes: Option<u64>,
 }
 
-/// One NVIDIA GPU as NVML reports it.
+/// One NVIDIA GPU as NVML reports it. In a `DEFECT_STUDIO_FAKE_GPUS` file, a field left out
+/// is unknown (0, `null`, none) and an unknown field is refused.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct GpuInfo {
     /// NVML's index; the device is `cuda:INDEX`.
     pub index: u32,
@@ -54,15 +77,13 @@ pub trait GpuProvider: Send + Sync {
     fn query(&self) -> GpuStatus;
 }
 
-/// NVML, loaded dynamically at each query (contract stub: the devices helper implements it).
+/// NVML, loaded dynamically at each query ([`nvml::query`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Nvml;
 
 impl GpuProvider for Nvml {
     fn query(&self) -> GpuStatus {
-        GpuStatus::NoDriver {
-            reason: "no NVIDIA driver".into(),
-        }
+        nvml::query()
     }
 }
 
@@ -79,13 +100,23 @@ impl GpuProvider for FakeGpus {
     }
 }
 
+/// A provider that always says why there are no GPUs (a bad `DEFECT_STUDIO_FAKE_GPUS` file).
+#[derive(Clone, Debug)]
+struct NoGpus(String);
+
+impl GpuProvider for NoGpus {
+    fn query(&self) -> GpuStatus {
+        nvml::no_driver(&self.0)
+    }
+}
+
 /// The CPU.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuInfo {
     pub model: String,
     pub logical_cores: usize,
     pub physical_cores: Option<usize>,
-    /// The SIMD level our kernels use (`kernels::simd::level`), e.g. `avx512`.
+    /// The SIMD level our kernels use (`kernels::simd::level`): `avx512`, `avx2` or `scalar`.
     pub simd: String,
 }
 
@@ -102,45 +133,134 @@ pub struct DeviceReport {
     pub choices: Vec<String>,
 }
 
-/// The provider the CLI and the studio use: [`FakeGpus`] from `DEFECT_STUDIO_FAKE_GPUS` when
-/// set, else [`Nvml`] (contract stub).
+/// The provider the CLI and the studio use: [`FakeGpus`] read from the JSON file that
+/// `DEFECT_STUDIO_FAKE_GPUS` names when it is set (a file that cannot be read or is not a list
+/// of [`GpuInfo`]s gives a provider that reports [`GpuStatus::NoDriver`] naming the file), else
+/// [`Nvml`].
 pub fn provider() -> Box<dyn GpuProvider> {
-    Box::new(Nvml)
-}
-
-/// The CPU's model, cores and SIMD level (contract stub).
-pub fn cpu_info() -> CpuInfo {
-    CpuInfo::default()
-}
-
-/// The full report (contract stub).
-pub fn report(provider: &dyn GpuProvider, store: Option<&Store>) -> DeviceReport {
-    let _ = store;
-    DeviceReport {
-        cpu: cpu_info(),
-        gpus: provider.query(),
-        cuda_build: cfg!(feature = "cuda"),
-        default_device: "auto".into(),
-        choices: vec!["cpu".into()],
+    match std::env::var_os(FAKE_GPUS_ENV) {
+        Some(path) if !path.is_empty() => fake_from_file(std::path::Path::new(&path)),
+        _ => Box::new(Nvml),
     }
 }
 
-/// The default device kept in the store's settings (`auto` when never set) (contract stub).
-pub fn default_device(store: &Store) -> Result<String> {
-    let _ = store;
-    Ok("auto".into())
+/// [`FakeGpus`] from a JSON file (see [`provider`]).
+pub fn fake_from_file(path: &std::path::Path) -> Box<dyn GpuProvider> {
+    let bad = |why: String| -> Box<dyn GpuProvider> {
+        Box::new(NoGpus(format!("{FAKE_GPUS_ENV}={}: {why}", path.display())))
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return bad(format!("cannot read it: {e}")),
+    };
+    match serde_json::from_str::<Vec<GpuInfo>>(&text) {
+        Ok(gpus) => Box::new(FakeGpus(gpus)),
+        Err(e) => bad(format!("not a JSON list of GPUs: {e}")),
+    }
 }
 
-/// Keeps `device` (`auto`, `cpu` or `cuda:N`, checked) as the default device (contract stub).
+/// The full report. `store` gives the default device (`auto` without a store, or when its
+/// setting cannot be read: [`default_device`] says why).
+pub fn report(provider: &dyn GpuProvider, store: Option<&Store>) -> DeviceReport {
+    let gpus = provider.query();
+    let mut choices = vec!["cpu".to_string()];
+    if let GpuStatus::Ok { gpus, .. } = &gpus {
+        choices.extend(gpus.iter().map(|g| format!("cuda:{}", g.index)));
+    }
+    DeviceReport {
+        cpu: cpu_info(),
+        gpus,
+        cuda_build: cfg!(feature = "cuda"),
+        default_device: store
+            .and_then(|s| default_device(s).ok())
+            .unwrap_or_else(|| AUTO.into()),
+        choices,
+    }
+}
+
+const AUTO: &str = "auto";
+
+/// A device name in its one spelling: `auto`, `cpu` or `cuda:N` (`cuda` is `cuda:0`; case and
+/// surrounding blanks do not matter). Anything else is one error naming it and the choices.
+pub fn normalize_device(name: &str) -> Result<String> {
+    let n = name.trim().to_ascii_lowercase();
+    let index = match n.as_str() {
+        AUTO | "cpu" => return Ok(n),
+        "cuda" => Some(0),
+        other => other
+            .strip_prefix("cuda:")
+            .filter(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|i| i.parse::<u32>().ok()),
+    };
+    index.map(|i| format!("cuda:{i}")).ok_or_else(|| {
+        EngineError::Device(format!(
+            "device {}: use auto, cpu, cuda or cuda:N (N = the GPU's index)",
+            nodes::quote(name)
+        ))
+    })
+}
+
+/// The default device kept in the store's settings (`auto` when never set). A stored value
+/// that is not a device name is an error naming the store and the setting.
+pub fn default_device(store: &Store) -> Result<String> {
+    match store.setting(DEFAULT_DEVICE_KEY)? {
+        None => Ok(AUTO.into()),
+        Some(serde_json::Value::String(s)) => normalize_device(&s).map_err(|e| {
+            EngineError::Device(format!(
+                "store {}: setting {DEFAULT_DEVICE_KEY}: {e}",
+                store.path().display()
+            ))
+        }),
+        Some(other) => Err(EngineError::Device(format!(
+            "store {}: setting {DEFAULT_DEVICE_KEY} is {} (not a device name); set it again \
+             with `devices --set-default`",
+            store.path().display(),
+            nodes::clip(&other.to_string())
+        ))),
+    }
+}
+
+/// Keeps `device` (`auto`, `cpu`, `cuda` or `cuda:N`, checked, kept in its one spelling) as the
+/// default device. A GPU that is not there now is accepted: runs that
+/// use it fail naming it ([`run_device`]).
 pub fn set_default_device(store: &Store, device: &str) -> Result<()> {
-    let _ = (store, device);
-    Ok(())
+    let device = normalize_device(device)?;
+    store.set_setting(DEFAULT_DEVICE_KEY, &serde_json::Value::String(device))
 }
 
 /// The concrete device a run uses for `auto`: the job's target when it has one, else the
-/// store's default, with `auto` resolved to `cuda:0` when a GPU is usable, else `cpu`
-/// (contract stub).
+/// store's default, resolved by [`resolve_device`]. The error names the device and where it
+/// came from.
 pub fn run_device(target: Option<&str>, store: &Store) -> Result<String> {
-    let _ = store;
-    Ok(target.unwrap_or("cpu").to_string())
+    let (device, from) = match target {
+        Some(t) => (normalize_device(t)?, "the run's target device"),
+        None => (
+            default_device(store)?,
+            "the default device (`devices --set-default`, or the studio's Settings)",
+        ),
+    };
+    resolve_device(&device)
+        .map_err(|e| EngineError::Device(format!("{from} {device} cannot be used: {e}")))
 }
+
+/// The concrete device a device name means here: `auto` is `cuda:0` when this build has CUDA
+/// and a GPU answers, else `cpu`; a `cuda:N` is opened once to check it, and an error when it
+/// cannot be (no CUDA in this build, no such GPU).
+pub fn resolve_device(name: &str) -> Result<String> {
+    let device = normalize_device(name)?;
+    match device.as_str() {
+        AUTO => Ok(match candle_core::Device::cuda_if_available(0) {
+            Ok(d) if d.is_cuda() => "cuda:0",
+            _ => "cpu",
+        }
+        .into()),
+        "cpu" => Ok(device),
+        cuda => match crate::sd::nodes::parse_device(cuda) {
+            Ok(_) => Ok(device),
+            Err(e) => Err(EngineError::Device(e.to_string())),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

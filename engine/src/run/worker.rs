@@ -107,8 +107,15 @@ impl Worker {
         Ok(self.queue.push(job, row, restored, submitted_ms))
     }
 
-    /// Queues a batch, kept in its store's queue table until it starts ([`crate::queue`]).
-    pub fn submit(&self, job: BatchJob) -> Result<JobId> {
+    /// Queues a batch, kept in its store's queue table until it starts ([`crate::queue`]). A
+    /// target device that is not a device name is refused here
+    /// ([`crate::devices::normalize_device`]).
+    pub fn submit(&self, mut job: BatchJob) -> Result<JobId> {
+        job.device = job
+            .device
+            .as_deref()
+            .map(crate::devices::normalize_device)
+            .transpose()?;
         let row = queue::keep(&job)?;
         let id = self.push(Job::Batch(Box::new(job)), row.clone(), false, now_ms());
         if let (Err(_), Some(row)) = (&id, row) {
@@ -165,6 +172,32 @@ impl Worker {
     /// false when the job is not waiting.
     pub fn move_to(&self, id: JobId, index: usize) -> bool {
         self.queue.move_to(id, index)
+    }
+
+    /// Sets the device a waiting batch targets (`None`: the default device when it starts;
+    /// see [`crate::devices`]), in the queue and in its store row, so a restart keeps it; the
+    /// queue is reported ([`WorkerEvent::Queue`]). False, changing nothing, when `id` is not a
+    /// waiting batch (running, finished, a training or unknown) or `device` is not a device name
+    /// ([`crate::devices::normalize_device`]: the studio offers [`crate::devices::report`]'s
+    /// choices). Like [`Worker::remove`], a store that cannot be written keeps the old device
+    /// in the row (a later session would restore that).
+    pub fn set_device(&self, id: JobId, device: Option<String>) -> bool {
+        let Ok(device) = device
+            .as_deref()
+            .map(crate::devices::normalize_device)
+            .transpose()
+        else {
+            return false;
+        };
+        let Some(row) = self.queue.set_device(id, device.clone()) else {
+            return false;
+        };
+        if let Some(row) = row {
+            if let Ok(store) = Store::open(&row.store) {
+                let _ = store.set_queued_device(row.id, device);
+            }
+        }
+        true
     }
 
     /// Makes a waiting job the next to start.

@@ -96,6 +96,17 @@ impl Store {
 
     /// Records that process `pid` now holds queued batch `id`; false when the row is gone.
     pub fn set_queued_owner(&self, id: u64, pid: u32) -> Result<bool> {
+        self.update_queued(id, |rec| rec.pid = pid)
+    }
+
+    /// Sets the device queued batch `id` targets (`None`: the default device when it starts);
+    /// false when the row is gone (started or dropped).
+    pub fn set_queued_device(&self, id: u64, device: Option<String>) -> Result<bool> {
+        self.update_queued(id, |rec| rec.device = device)
+    }
+
+    /// Changes queued batch `id`'s record in one transaction; false when the row is gone.
+    fn update_queued(&self, id: u64, change: impl FnOnce(&mut QueuedBatch)) -> Result<bool> {
         let tx = self.begin_write()?;
         let found;
         {
@@ -107,7 +118,7 @@ impl Store {
                 .transpose()?;
             found = rec.is_some();
             if let Some(mut rec) = rec {
-                rec.pid = pid;
+                change(&mut rec);
                 let bytes = serde_json::to_vec(&rec).map_err(EngineError::Json)?;
                 t.insert(id, bytes.as_slice()).map_err(|e| self.err(e))?;
             }
