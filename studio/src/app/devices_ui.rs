@@ -12,9 +12,6 @@ use engine::devices::{DeviceReport, GpuInfo, GpuProvider, GpuStatus};
 
 use super::{AppCommand, StudioApp};
 
-/// The store setting that holds the default device (`engine::devices::default_device`).
-const DEFAULT_DEVICE_KEY: &str = "default_device";
-
 /// The last device report, and how many were made.
 #[derive(Default)]
 pub struct DevicesPanel {
@@ -180,7 +177,7 @@ impl StudioApp {
     /// once, when the store has none yet.
     pub(super) fn load_default_device(&mut self) {
         let Some(store) = &self.store else { return };
-        let unset = matches!(store.setting(DEFAULT_DEVICE_KEY), Ok(None));
+        let unset = matches!(store.setting(engine::devices::DEFAULT_DEVICE_KEY), Ok(None));
         if unset && self.settings.device.starts_with("cuda") {
             // A device this machine cannot use is refused; the store's `auto` then stands.
             let _ = engine::devices::set_default_device(store, &self.settings.device);

@@ -290,7 +290,7 @@ impl StudioApp {
         egui::Panel::left("runs")
             .default_size(220.0)
             .show(root, |ui| {
-                cmds.extend(self.queue.queue_ui(ui));
+                cmds.extend(self.queue.queue_ui(ui, &self.devices.targets()));
                 ui.separator();
                 ui.heading("Runs");
                 if self.runs.is_empty() {
