@@ -1,5 +1,7 @@
 //! `stats` through the CLI (docs/ARCHITECTURE.md §17): real procedural recipes run into a
-//! temporary store (several graphs, relabelled outputs, a failed run), then every breakdown of
+//! temporary store (several graphs, relabelled outputs, a failed run, and a diffusion recipe
+//! whose checkpoint and LoRA files are not models, so it fails after naming them), then every
+//! breakdown of
 //! `stats --json` equals a brute-force count over the records `history --json` prints (and the
 //! store's run records, for what history does not show), with and without the date, graph and
 //! label filters; `--csv` writes files that parse back to the JSON's numbers; bad dates and an
@@ -13,8 +15,13 @@ use std::path::Path;
 use common::*;
 use serde_json::Value;
 
+/// The files of the diffusion recipe: (checkpoint, LoRA) names and their bytes.
+const CKPT: (&str, &str) = ("fake-ckpt.safetensors", "not a checkpoint");
+const LORA: (&str, &str) = ("my, \"odd\" lora.safetensors", "not a LoRA either");
+
 /// The fixture store: four successful runs of three example recipes (one relabelled through
-/// `--set`) and one run that fails in its LoadImage node.
+/// `--set`), one run that fails in its LoadImage node and one that fails loading its checkpoint
+/// (the recipe names a checkpoint and a LoRA, both hashed).
 fn fixture() -> Env {
     let env = Env::new();
     let out = env.out();
@@ -28,6 +35,31 @@ fn fixture() -> Env {
                 "save": {"kind": "SaveImage", "version": 1, "params": {"label": "never"}}
             },
             "links": [{"from": ["photo", "image"], "to": ["save", "image"]}]}"#,
+    );
+    // In the data folder's model folder, where a recipe's bare file names are looked up.
+    let models = env.home().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    for (name, bytes) in [CKPT, LORA] {
+        std::fs::write(models.join(name), bytes).unwrap();
+    }
+    let diffusion = env.write(
+        "diffusion.json",
+        &format!(
+            r#"{{"format": "defect-studio/graph", "version": 1,
+            "nodes": {{
+                "ckpt": {{"kind": "LoadCheckpoint", "version": 1, "params": {{"checkpoint": "{}"}}}},
+                "lora": {{"kind": "LoraLoader", "version": 1, "params": {{"lora": {}}}}},
+                "gen": {{"kind": "Txt2Img", "version": 1, "params": {{"width": 64, "height": 64}}}},
+                "save": {{"kind": "SaveImage", "version": 1}}
+            }},
+            "links": [
+                {{"from": ["ckpt", "model"], "to": ["lora", "model"]}},
+                {{"from": ["lora", "model"], "to": ["gen", "model"]}},
+                {{"from": ["gen", "image"], "to": ["save", "image"]}}
+            ]}}"#,
+            CKPT.0,
+            serde_json::to_string(LORA.0).unwrap()
+        ),
     );
     let cracks = example("cracks-on-concrete.json");
     let scratches = example("scratches-on-brushed-metal.json");
@@ -60,6 +92,7 @@ fn fixture() -> Env {
         (args(&scratches, &["--count", "2"], small("plate")), true),
         (args(&stain, &["--count", "1"], small("slab")), true),
         (args(&broken, &[], vec![]), false),
+        (args(&diffusion, &[], vec![]), false),
     ];
     for (a, ok) in runs {
         let mut a = a;
@@ -68,7 +101,38 @@ fn fixture() -> Env {
         let o = env.run(&refs);
         assert_eq!(o.status.success(), ok, "{a:?}: {}", stderr(&o));
     }
+    add_trainings(&env);
     env
+}
+
+/// Training records, as `train-*` writes them (through the store's own API: a real training
+/// needs model weights): a LoRA of 2 hours, two classifiers (one failed), a segmenter still
+/// running. They start on the day of the last run.
+fn add_trainings(env: &Env) {
+    let store = engine::Store::open(&env.store()).unwrap();
+    let start = store
+        .runs()
+        .unwrap()
+        .iter()
+        .map(|(_, r)| r.started_ms)
+        .max()
+        .unwrap();
+    for (kind, status, minutes) in [
+        ("lora", "succeeded", Some(120)),
+        ("classifier", "failed", Some(30)),
+        ("classifier", "succeeded", Some(95)),
+        ("segmenter", "running", None),
+    ] {
+        let rec: engine::TrainingRecord = serde_json::from_value(serde_json::json!({
+            "kind": kind, "name": format!("{kind} {status}"), "model": "m.safetensors",
+            "data": "photos/", "lora_path": "out.safetensors", "checkpoint_path": "ckpt/",
+            "params": {}, "status": status, "pid": std::process::id(), "started_ms": start,
+            "ended_ms": minutes.map(|m: u64| start + m * 60_000), "steps_done": 10,
+            "steps_total": 10,
+        }))
+        .unwrap();
+        store.begin_training(&rec).unwrap();
+    }
 }
 
 fn args(graph: &Path, extra: &[&str], more: Vec<String>) -> Vec<String> {
@@ -107,6 +171,10 @@ struct Counts {
     labels: BTreeMap<String, Vec<f64>>,
     kinds: BTreeMap<String, Vec<f64>>,
     devices: BTreeMap<String, Vec<f64>>,
+    /// Models and LoRAs by `role|name|sha256`: runs, images, seconds.
+    models: BTreeMap<String, Vec<f64>>,
+    /// Trainings by kind: runs, succeeded, failed, hours.
+    trainings: BTreeMap<String, Vec<f64>>,
     /// How far a sum of seconds may be from the brute-force sum: the store may round each
     /// timing (to a microsecond) to keep its sums exact.
     slack: f64,
@@ -123,11 +191,38 @@ fn add(map: &mut BTreeMap<String, Vec<f64>>, key: &str, v: &[f64]) {
 
 /// The brute-force count of `history` (as `history --json` prints it) plus each run's device
 /// from the store's records, under `f`.
-fn brute_force(history: &[Value], devices: &BTreeMap<u64, Option<String>>, f: &Filter) -> Counts {
+fn brute_force(
+    history: &[Value],
+    records: &BTreeMap<u64, engine::RunRecord>,
+    trainings: &[Value],
+    f: &Filter,
+) -> Counts {
     let mut c = Counts {
         totals: vec![0.0; 8],
         ..Counts::default()
     };
+    // Trainings are not runs of a graph: only the dates filter them.
+    for t in trainings {
+        let started = t["started_ms"].as_u64().unwrap();
+        let day = engine::stats::day_of_ms(started);
+        if f.since.is_some_and(|s| day < s) || f.until.is_some_and(|u| day > u) {
+            continue;
+        }
+        let status = t["status"].as_str().unwrap();
+        let hours = t["ended_ms"]
+            .as_u64()
+            .map_or(0.0, |e| (e - started) as f64 / 3_600_000.0);
+        add(
+            &mut c.trainings,
+            t["kind"].as_str().unwrap(),
+            &[
+                1.0,
+                f64::from(u8::from(status == "succeeded")),
+                f64::from(u8::from(status == "failed")),
+                hours,
+            ],
+        );
+    }
     for run in history {
         let day = engine::stats::day_of_ms(run["started_ms"].as_u64().unwrap());
         if f.since.is_some_and(|s| day < s) || f.until.is_some_and(|u| day > u) {
@@ -235,11 +330,24 @@ fn brute_force(history: &[Value], devices: &BTreeMap<u64, Option<String>>, f: &F
         }
         // Devices: runs by the device the run recorded; seconds by where each node ran (these
         // procedural recipes run every node on the CPU).
-        if let Some(d) = &devices[&run["id"].as_u64().unwrap()] {
+        let record = &records[&run["id"].as_u64().unwrap()];
+        if let Some(d) = &record.device {
             add(&mut c.devices, d, &[1.0, 0.0]);
         }
         if seconds > 0.0 {
             add(&mut c.devices, "cpu", &[0.0, seconds]);
+        }
+        // Models: the files the run's recipe named (recorded when it started), each with the
+        // compute of the nodes that ran it.
+        for m in &record.stats.models {
+            let secs: f64 = timings
+                .iter()
+                .filter(|t| !t["cached"].as_bool().unwrap())
+                .filter(|t| m.nodes.iter().any(|n| t["node"] == n.as_str()))
+                .map(|t| t["seconds"].as_f64().unwrap())
+                .sum();
+            let key = format!("{}|{}|{}", m.role, m.name, m.sha256);
+            add(&mut c.models, &key, &[1.0, images, secs]);
         }
     }
     c
@@ -332,6 +440,29 @@ fn from_json(s: &Value) -> Counts {
             &["runs", "executed", "cached", "failed", "seconds"],
         ),
         devices: table("devices", "device", &["runs", "seconds"]),
+        models: {
+            let model_fields = ["runs", "images", "seconds"];
+            let mut map = BTreeMap::new();
+            for (list, lora) in [("models", false), ("loras", true)] {
+                for m in s[list].as_array().unwrap() {
+                    assert_eq!(m["role"] == "lora", lora, "{list}: {m}");
+                    let key = format!(
+                        "{}|{}|{}",
+                        m["role"].as_str().unwrap(),
+                        m["name"].as_str().unwrap(),
+                        m["sha256"].as_str().unwrap()
+                    );
+                    assert!(map.insert(key, nums(m, &model_fields)).is_none(), "{m}");
+                }
+            }
+            map
+        },
+        trainings: table(
+            "trainings",
+            "kind",
+            &["runs", "succeeded", "failed", "hours"],
+        ),
+        slack: 0.0,
     }
 }
 
@@ -368,6 +499,8 @@ fn assert_counts(got: &Counts, want: &Counts, what: &str) {
         ("labels", &got.labels, &want.labels),
         ("kinds", &got.kinds, &want.kinds),
         ("devices", &got.devices, &want.devices),
+        ("models", &got.models, &want.models),
+        ("trainings", &got.trainings, &want.trainings),
     ] {
         assert_eq!(
             g.keys().collect::<Vec<_>>(),
@@ -380,34 +513,36 @@ fn assert_counts(got: &Counts, want: &Counts, what: &str) {
     }
 }
 
-/// Each run's device, from the store's records (`history --json` does not show it here).
-fn run_devices(env: &Env) -> BTreeMap<u64, Option<String>> {
+/// The store's run records, for what `history --json` does not show (the device, the models
+/// the recipe named).
+fn run_records(env: &Env) -> BTreeMap<u64, engine::RunRecord> {
     let store = engine::Store::open_read_only(&env.store()).unwrap();
-    store
-        .runs()
-        .unwrap()
-        .into_iter()
-        .map(|(id, r)| (id, r.device))
-        .collect()
+    store.runs().unwrap().into_iter().collect()
 }
 
 #[test]
 fn stats_equal_a_brute_force_count_of_the_history() {
     let env = fixture();
     let history = env.history();
-    assert_eq!(history.len(), 5, "{history:?}");
-    let devices = run_devices(&env);
+    assert_eq!(history.len(), 6, "{history:?}");
+    let records = run_records(&env);
+    let trainings = {
+        let o = env.run(&["history", "--trainings", "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<Vec<Value>>(&o.stdout).unwrap()
+    };
+    assert_eq!(trainings.len(), 4);
     let check = |flags: &[&str], f: &Filter| -> Value {
         let s = stats_json(&env, flags);
-        let want = brute_force(&history, &devices, f);
+        let want = brute_force(&history, &records, &trainings, f);
         assert_counts(&from_json(&s), &want, &format!("stats {flags:?}"));
         s
     };
 
     // Everything: the fixture's own numbers, so a stub (all zeros) or a miscount fails.
     let all = check(&[], &Filter::default());
-    assert_eq!(all["totals"]["runs"], 5);
-    assert_eq!(all["totals"]["failed"], 1);
+    assert_eq!(all["totals"]["runs"], 6);
+    assert_eq!(all["totals"]["failed"], 2);
     assert_eq!(all["totals"]["images"], 8);
     let labels: BTreeMap<&str, u64> = all["labels"]
         .as_array()
@@ -427,9 +562,25 @@ fn stats_equal_a_brute_force_count_of_the_history() {
         .expect("the failed run's LoadImage is counted");
     assert_eq!(load["failed"], 1);
     assert!(load["failure_rate"].as_f64().unwrap() > 0.0);
-    assert!(all["models"].as_array().unwrap().is_empty());
-    assert!(all["loras"].as_array().unwrap().is_empty());
-    assert!(all["trainings"].as_array().unwrap().is_empty());
+    // The diffusion recipe's files, by name and the sha256 of their bytes (the run failed
+    // loading the checkpoint: one run, no image).
+    for (list, role, (name, bytes)) in [("models", "checkpoint", CKPT), ("loras", "lora", LORA)] {
+        let rows = all[list].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{list}: {rows:?}");
+        assert_eq!(rows[0]["role"], role);
+        assert_eq!(rows[0]["name"], name);
+        assert_eq!(rows[0]["sha256"], sha256(bytes.as_bytes()));
+        assert_eq!(
+            (rows[0]["runs"].as_u64(), rows[0]["images"].as_u64()),
+            (Some(1), Some(0))
+        );
+    }
+    let lora = &all["trainings"].as_array().unwrap()[1];
+    assert_eq!(
+        (lora["kind"].as_str(), lora["runs"].as_u64()),
+        (Some("lora"), Some(1))
+    );
+    close(lora["hours"].as_f64().unwrap(), 2.0, "LoRA training hours");
 
     // Dates: the days the runs started, and empty ranges around them.
     let days: Vec<u32> = history
@@ -469,7 +620,7 @@ fn stats_equal_a_brute_force_count_of_the_history() {
             ..Filter::default()
         },
     );
-    assert_eq!(s["totals"]["runs"], 5);
+    assert_eq!(s["totals"]["runs"], 6);
     assert_eq!(s["filter"]["since"], first);
 
     // Graph and label.
@@ -508,19 +659,30 @@ fn stats_equal_a_brute_force_count_of_the_history() {
     let o = env.run(&["stats"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
+    // Models by name and AutoV2 short hash (the sha256's first 10 hex digits).
+    let ckpt = format!(
+        "  checkpoint  {}  {}",
+        CKPT.0,
+        &sha256(CKPT.1.as_bytes())[..10]
+    );
+    let lora = format!("  lora  {}  {}", LORA.0, &sha256(LORA.1.as_bytes())[..10]);
     for needle in [
         "images per day",
         "images per week",
         "most-run recipes",
         "images per label",
         "node kinds",
-        "models\n  (none)",
-        "LoRAs\n  (none)",
+        "\nmodels\n",
+        ckpt.as_str(),
+        "\nLoRAs\n",
+        lora.as_str(),
         "devices",
-        "trainings\n  (none)",
+        "\ntrainings\n",
+        "  classifier     2          1       1   2.08",
         cracks.as_str(),
         "hairline",
         "LoadImage",
+        "LoadCheckpoint",
     ] {
         assert!(text.contains(needle), "{needle:?} in\n{text}");
     }
@@ -573,13 +735,15 @@ fn several_stores_are_summed(env: &Env, all: &Value) {
         (&mut want.labels, &x.labels, &y.labels),
         (&mut want.kinds, &x.kinds, &y.kinds),
         (&mut want.devices, &x.devices, &y.devices),
+        (&mut want.models, &x.models, &y.models),
+        (&mut want.trainings, &x.trainings, &y.trainings),
     ] {
         for (k, v) in p.iter().chain(q) {
             add(w, k, v);
         }
     }
     assert_counts(&sum, &want, "stats --store A --store B");
-    assert_eq!(both["totals"]["runs"], 6);
+    assert_eq!(both["totals"]["runs"], 7);
     let o = env.run(&[
         "stats",
         "--store",

@@ -186,3 +186,119 @@ fn hash_model(role: FileRole, name: &str, base_dir: &Path) -> String {
         .sha256(&path)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(json: serde_json::Value) -> GraphDoc {
+        let mut j = json;
+        j["format"] = "defect-studio/graph".into();
+        j["version"] = 1.into();
+        GraphDoc::from_json(&j.to_string()).unwrap()
+    }
+
+    #[test]
+    fn models_reach_downstream_through_model_links_and_devices_follow_the_loader() {
+        let g = doc(serde_json::json!({
+            "nodes": {
+                "ckpt": {"kind": "LoadCheckpoint", "version": 1,
+                         "params": {"checkpoint": "no-such-sd15.safetensors", "device": "cuda"}},
+                "l1": {"kind": "LoraLoader", "version": 1, "params": {"lora": "rust.safetensors"}},
+                "l2": {"kind": "LoraLoader", "version": 1, "params": {"lora": "oil.safetensors"}},
+                "gen": {"kind": "Txt2Img", "version": 1},
+                "bg": {"kind": "RemoveBackground", "version": 1},
+                "save": {"kind": "SaveImage", "version": 1}
+            },
+            "links": [
+                {"from": ["ckpt", "model"], "to": ["l1", "model"]},
+                {"from": ["l1", "model"], "to": ["l2", "model"]},
+                {"from": ["l2", "model"], "to": ["gen", "model"]},
+                {"from": ["gen", "image"], "to": ["bg", "image"]},
+                {"from": ["bg", "image"], "to": ["save", "image"]}
+            ]
+        }));
+        let info = analyse(&g, "cuda:3", Path::new("."), &mut HashMemo::new());
+        let find = |role: &str| {
+            info.models
+                .iter()
+                .filter(|m| m.role == role)
+                .map(|m| (m.name.as_str(), m.sha256.as_str(), m.nodes.clone()))
+                .collect::<Vec<_>>()
+        };
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // A missing file is recorded without a hash.
+        assert_eq!(
+            find("checkpoint"),
+            vec![(
+                "no-such-sd15.safetensors",
+                "",
+                s(&["ckpt", "gen", "l1", "l2"])
+            )]
+        );
+        assert_eq!(
+            find("lora"),
+            vec![
+                ("oil.safetensors", "", s(&["gen", "l2"])),
+                ("rust.safetensors", "", s(&["gen", "l1", "l2"]))
+            ]
+        );
+        // RemoveBackground's default model is ISNet; the image link carries no model.
+        assert_eq!(find("isnet").len(), 1);
+        assert_eq!(find("isnet")[0].2, s(&["bg"]));
+        assert!(find("vae").is_empty(), "an empty optional VAE is no model");
+        // `cuda` is cuda:0; the LoRAs and the sampler run where the checkpoint was loaded;
+        // RemoveBackground and SaveImage (no device, no model input) on the CPU.
+        let devices: Vec<(&str, &str)> = info
+            .node_devices
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(
+            devices,
+            vec![
+                ("ckpt", "cuda:0"),
+                ("gen", "cuda:0"),
+                ("l1", "cuda:0"),
+                ("l2", "cuda:0")
+            ]
+        );
+    }
+
+    #[test]
+    fn auto_is_the_runs_device_and_a_detector_link_carries_it() {
+        let dir = std::env::temp_dir().join(format!("stats-recipe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("det.safetensors");
+        std::fs::write(&file, b"detector bytes").unwrap();
+        let g = doc(serde_json::json!({
+            "nodes": {
+                "solid": {"kind": "SolidColor", "version": 1},
+                "det": {"kind": "LoadDetector", "version": 1,
+                        "params": {"model": file.to_string_lossy()}},
+                "classify": {"kind": "Classify", "version": 1}
+            },
+            "links": [
+                {"from": ["det", "detector"], "to": ["classify", "detector"]},
+                {"from": ["solid", "image"], "to": ["classify", "image"]}
+            ]
+        }));
+        let info = analyse(&g, "cuda:2", &dir, &mut HashMemo::new());
+        assert_eq!(info.models.len(), 1);
+        let m = &info.models[0];
+        assert_eq!(m.role, "detector");
+        // sha256("detector bytes")
+        assert_eq!(m.sha256, crate::hashing::sha256_hex(b"detector bytes"));
+        assert_eq!(m.nodes, vec!["classify".to_string(), "det".to_string()]);
+        assert_eq!(
+            info.node_devices.get("det").map(String::as_str),
+            Some("cuda:2")
+        );
+        assert_eq!(
+            info.node_devices.get("classify").map(String::as_str),
+            Some("cuda:2")
+        );
+        assert!(!info.node_devices.contains_key("solid"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

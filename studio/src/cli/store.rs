@@ -1,11 +1,13 @@
-//! `store check`: verifies every stored output of a store and lists the bad ones.
+//! `store check`: verifies every stored output of a store and lists the bad ones, and recounts
+//! the statistics aggregates from the records (docs/ARCHITECTURE.md §17).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
-/// Checks every output (its PNG and mask decode and match their recorded sha256); exit code 1
-/// when any is bad. Opens the store read-only.
+/// Checks every output (its PNG and mask decode and match their recorded sha256) and the
+/// statistics aggregates (each bucket against a recount from the records); exit code 1 when any
+/// output is bad or any bucket differs. Opens the store read-only.
 pub(crate) fn store_check_cmd(store: Option<PathBuf>) -> Result<i32> {
     let path = store.unwrap_or_else(engine::paths::store_path);
     let store = engine::Store::open_read_only(&path)?;
@@ -19,5 +21,24 @@ pub(crate) fn store_check_cmd(store: Option<PathBuf>) -> Result<i32> {
         report.bad.len(),
         path.display()
     );
-    Ok(if report.bad.is_empty() { 0 } else { 1 })
+    let stats = store.check_stats()?;
+    for problem in &stats {
+        println!("{problem}");
+    }
+    println!(
+        "statistics: {}",
+        if stats.is_empty() {
+            "the aggregates agree with the records".to_string()
+        } else {
+            format!(
+                "{} bucket(s) differ from a recount of the records",
+                stats.len()
+            )
+        }
+    );
+    Ok(if report.bad.is_empty() && stats.is_empty() {
+        0
+    } else {
+        1
+    })
 }
