@@ -90,6 +90,12 @@ pub enum AppCommand {
     Queue(super::queue_panel::QueueCommand),
     /// A document edit of the graph editor (subgraphs, parameters as inputs, reroutes, frames).
     Editor(super::editor::EditorCommand),
+    /// What the Statistics window asks for.
+    Stats(super::stats_window::StatsCommand),
+    /// Show the Settings window (the default device read again, the devices asked).
+    OpenSettings,
+    /// Ask the CPU and GPUs again (the Settings window's devices section).
+    RefreshDevices,
 }
 
 impl StudioApp {
@@ -193,7 +199,10 @@ impl StudioApp {
                 }
                 self.refresh_presets(training::PRESET_KIND);
             }
-            AppCommand::StartTraining(form) => match form.to_job(&self.settings.device) {
+            AppCommand::StartTraining(form) => match self
+                .training_device()
+                .and_then(|device| form.to_job(&device))
+            {
                 Ok(job) => match self.worker.submit_training(job) {
                     Ok(()) => self.training.started(),
                     Err(e) => self.error("Cannot start training", e.to_string()),
@@ -217,6 +226,15 @@ impl StudioApp {
             AppCommand::Library(c) => self.apply_library(ctx, c),
             AppCommand::Queue(c) => self.apply_queue(ctx, c),
             AppCommand::Editor(c) => self.apply_editor(ctx, c),
+            AppCommand::Stats(c) => self.apply_stats(c),
+            AppCommand::OpenSettings => {
+                self.load_default_device();
+                self.show_settings = Some(self.settings.clone());
+                self.apply(ctx, AppCommand::RefreshDevices);
+            }
+            AppCommand::RefreshDevices => self
+                .devices
+                .refresh(self.gpu_provider.as_ref(), self.store.as_ref()),
             AppCommand::Undo => self.doc.undo(&self.catalogue),
             AppCommand::Redo => self.doc.redo(&self.catalogue),
             AppCommand::FrameAll => self.frame_all = true,
@@ -357,7 +375,9 @@ impl StudioApp {
                 }
             }
             AppCommand::ApplySettings(s) => {
+                let device = s.device.clone();
                 self.settings = *s;
+                self.store_default_device(&device);
                 engine::models::manager::set_extra_dirs(self.settings.model_dirs.clone());
                 engine::recipes::set_extra_dirs(self.settings.recipe_dirs.clone());
                 if self.library.open {

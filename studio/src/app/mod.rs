@@ -3,6 +3,7 @@
 //! functions that return [`AppCommand`]s; [`StudioApp::apply`] carries them out.
 
 mod commands;
+pub mod devices_ui;
 mod dialogs;
 pub mod doc;
 pub mod editor;
@@ -16,6 +17,7 @@ pub mod params;
 pub mod queue_panel;
 mod runs;
 mod settings;
+pub mod stats_window;
 pub mod train_form;
 pub mod training;
 pub mod versions;
@@ -32,6 +34,7 @@ use std::sync::Arc;
 use egui::{Id, Pos2, Rect, Vec2};
 use egui_snarl::ui::{SnarlStyle, SnarlWidget};
 use egui_snarl::NodeId;
+use engine::devices::GpuProvider;
 use engine::{Executor, Outputs, Store, Worker};
 use nodes::{Catalogue, GraphDoc};
 
@@ -100,6 +103,16 @@ pub struct StudioApp {
     graph_rect: Rect,
     /// The canvas's node rectangles, minimap switch and pending view move.
     pub canvas: editor::minimap::Canvas,
+    /// The Statistics window.
+    pub stats: stats_window::StatsWindow,
+    /// Where GPU information comes from (`engine::devices::provider()`; tests set a fake one
+    /// with [`StudioApp::set_gpu_provider`]).
+    gpu_provider: Arc<dyn GpuProvider>,
+    /// The CPU and GPUs as last asked (the Settings window's devices section).
+    pub devices: devices_ui::DevicesPanel,
+    /// The device the run toolbar's ▶ Run targets (`BatchJob::device`); `None`: the default
+    /// device.
+    pub run_device: Option<String>,
 }
 
 impl StudioApp {
@@ -162,7 +175,14 @@ impl StudioApp {
             queue: Default::default(),
             graph_rect: Rect::from_min_size(Pos2::ZERO, Vec2::new(800.0, 600.0)),
             canvas: Default::default(),
+            stats: Default::default(),
+            gpu_provider: Arc::from(engine::devices::provider()),
+            devices: Default::default(),
+            run_device: None,
         };
+        app.load_default_device();
+        app.devices
+            .refresh(app.gpu_provider.as_ref(), app.store.as_ref());
         // Batches the last session queued and never started: listed until resumed or discarded.
         if app.store.is_some() {
             app.queue.load_pending(engine::paths::store_path());
@@ -172,6 +192,18 @@ impl StudioApp {
         }
         app.apply(ctx, AppCommand::RefreshGallery);
         app
+    }
+
+    /// Takes GPU information from `provider` from now on (tests: `FakeGpus`), and asks it.
+    pub fn set_gpu_provider(&mut self, provider: impl GpuProvider + 'static) {
+        self.gpu_provider = Arc::new(provider);
+        self.devices
+            .refresh(self.gpu_provider.as_ref(), self.store.as_ref());
+    }
+
+    /// The provider GPU information comes from.
+    pub fn gpu_provider(&self) -> &dyn GpuProvider {
+        self.gpu_provider.as_ref()
     }
 
     fn catalogue_ref(&self) -> &Catalogue {
@@ -292,6 +324,9 @@ impl StudioApp {
             cmds.extend(self.versions.versions_ui(ctx, &current));
         }
         cmds.extend(self.library.library_ui(ctx, self.store.as_ref()));
+        if self.stats.open {
+            cmds.extend(self.stats.stats_ui(ctx));
+        }
         cmds.extend(self.library_drop(ctx));
         self.inspect.poll();
         if self.inspect.open {
@@ -425,7 +460,7 @@ impl StudioApp {
                         cmds.push(AppCommand::Versions(versions::VersionsCommand::Open));
                     }
                     if ui.button("Settings…").clicked() {
-                        self.show_settings = Some(self.settings.clone());
+                        cmds.push(AppCommand::OpenSettings);
                     }
                 });
                 ui.menu_button("Edit", |ui| {
@@ -500,6 +535,15 @@ impl StudioApp {
                     {
                         cmds.push(AppCommand::Library(library_panel::LibraryCommand::Open));
                     }
+                    if ui
+                        .button("Statistics…")
+                        .on_hover_text(
+                            "Images per day, recipes, node kinds, models and devices used",
+                        )
+                        .clicked()
+                    {
+                        cmds.push(AppCommand::Stats(stats_window::StatsCommand::Open));
+                    }
                 });
                 ui.separator();
                 if ui.button("▶ Run").on_hover_text("Ctrl+Enter").clicked() {
@@ -526,6 +570,7 @@ impl StudioApp {
                     .on_hover_text("Run seed (0: the graph's meta.seed)");
                 ui.label("count");
                 ui.add(egui::DragValue::new(&mut self.settings.run_count).range(1..=100_000));
+                self.run_device_ui(ui);
             });
         });
         cmds

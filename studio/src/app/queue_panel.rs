@@ -1,7 +1,8 @@
 //! The queue panel (top of the Runs panel): the worker's jobs, the running one first, then the
 //! waiting ones in the order they will start (`engine::queue`); move a waiting job up or down
 //! (buttons, or drag its label onto another waiting row),
-//! run it next or remove it; pause and resume the whole queue. Batches an earlier session
+//! run it next or remove it; choose the device a waiting batch runs on ("default": the
+//! default device when it starts); pause and resume the whole queue. Batches an earlier session
 //! queued and never started are listed as "not started (last session)" until the user resumes
 //! or discards them.
 
@@ -26,6 +27,8 @@ pub enum QueueCommand {
     ResumeRestored,
     /// Drop one batch left by the last session (by its store row id), or all of them.
     DiscardRestored(Option<JobId>),
+    /// Run a waiting batch on this device (`None`: the default device).
+    SetDevice(JobId, Option<String>),
 }
 
 /// A waiting job being dragged to another place in the queue.
@@ -39,6 +42,8 @@ pub struct PendingView {
     pub row: JobId,
     pub label: String,
     pub items: usize,
+    /// The device it targets (`None`: the default device).
+    pub device: Option<String>,
 }
 
 /// The queue panel's state.
@@ -65,6 +70,7 @@ impl QueuePanel {
                         row,
                         label: job.graph_name.clone(),
                         items: job.items.len(),
+                        device: job.device.clone(),
                     })
                     .collect();
                 self.error = None;
@@ -77,8 +83,9 @@ impl QueuePanel {
         self.store_path = store_path;
     }
 
-    /// The panel: pause/resume, the jobs, and the last session's batches.
-    pub fn queue_ui(&self, ui: &mut egui::Ui) -> Vec<AppCommand> {
+    /// The panel: pause/resume, the jobs, and the last session's batches; `targets` are the
+    /// devices a waiting batch may be sent to (`cpu`, `cuda:N`).
+    pub fn queue_ui(&self, ui: &mut egui::Ui, targets: &[String]) -> Vec<AppCommand> {
         let mut cmds = Vec::new();
         let cmd = AppCommand::Queue;
         ui.horizontal(|ui| {
@@ -112,6 +119,15 @@ impl QueuePanel {
                 ui.colored_label(Color32::LIGHT_BLUE, "running");
                 ui.label(entry_text(e));
             });
+            if e.kind == KIND_BATCH {
+                ui.label(
+                    egui::RichText::new(format!(
+                        "on {}",
+                        e.device.as_deref().unwrap_or("the default device")
+                    ))
+                    .weak(),
+                );
+            }
         }
         if self.entries.is_empty() {
             ui.label(egui::RichText::new("nothing queued").weak());
@@ -159,6 +175,11 @@ impl QueuePanel {
                 if ui.small_button("Remove").clicked() {
                     cmds.push(cmd(QueueCommand::Remove(e.id)));
                 }
+                if e.kind == KIND_BATCH {
+                    if let Some(d) = device_combo(ui, e, targets) {
+                        cmds.push(cmd(QueueCommand::SetDevice(e.id, d)));
+                    }
+                }
             });
         }
         if !self.pending.is_empty() {
@@ -169,7 +190,13 @@ impl QueuePanel {
             );
             for p in &self.pending {
                 ui.horizontal(|ui| {
-                    ui.label(format!("{} · {} items · not started", p.label, p.items));
+                    let on = p.device.as_ref().map(|d| format!(" · on {d}"));
+                    ui.label(format!(
+                        "{} · {} items · not started{}",
+                        p.label,
+                        p.items,
+                        on.unwrap_or_default()
+                    ));
                     if ui
                         .small_button("✖")
                         .on_hover_text("Discard this batch")
@@ -190,6 +217,26 @@ impl QueuePanel {
         }
         cmds
     }
+}
+
+/// The device combo of a waiting batch; the new choice when the user changed it.
+fn device_combo(ui: &mut egui::Ui, e: &QueueEntry, targets: &[String]) -> Option<Option<String>> {
+    let mut chosen = e.device.clone();
+    let l = ui.label("on");
+    egui::ComboBox::from_id_salt(("queue-device", e.id))
+        .width(70.0)
+        .selected_text(chosen.as_deref().unwrap_or("default"))
+        .show_ui(ui, |ui| {
+            ui.selectable_value(&mut chosen, None, "default")
+                .on_hover_text("The default device when the batch starts");
+            for t in targets {
+                ui.selectable_value(&mut chosen, Some(t.clone()), t);
+            }
+        })
+        .response
+        .labelled_by(l.id)
+        .on_hover_text("The device this batch runs on");
+    (chosen != e.device).then_some(chosen)
 }
 
 fn entry_text(e: &QueueEntry) -> String {
@@ -217,6 +264,11 @@ impl StudioApp {
             }
             QueueCommand::RunNext(id) => {
                 self.worker.run_next(id);
+            }
+            QueueCommand::SetDevice(id, device) => {
+                if !self.worker.set_device(id, device) {
+                    self.notify(ctx, "the batch has already started: its device stays");
+                }
             }
             QueueCommand::Remove(id) => {
                 if self.worker.remove(id) {

@@ -123,7 +123,7 @@ impl StudioApp {
             targets: to_node.map(|n| vec![n]),
             graph_path: self.doc.path.clone(),
             embed_assets: false,
-            device: None,
+            device: self.run_device.clone(),
         };
         match self.worker.submit(job) {
             Ok(id) => self.runs.push(RunView {
@@ -290,7 +290,7 @@ impl StudioApp {
         egui::Panel::left("runs")
             .default_size(220.0)
             .show(root, |ui| {
-                cmds.extend(self.queue.queue_ui(ui));
+                cmds.extend(self.queue.queue_ui(ui, &self.devices.targets()));
                 ui.separator();
                 ui.heading("Runs");
                 if self.runs.is_empty() {

@@ -17,7 +17,9 @@ pub struct Settings {
     /// Extra recipe library folders (besides the data folder's `recipes/` and
     /// `DEFECT_STUDIO_RECIPE_DIRS`).
     pub recipe_dirs: Vec<PathBuf>,
-    /// `cpu`, or `cuda:N` in builds with the `cuda` feature.
+    /// The default device (`auto`, `cpu` or `cuda:N`). The user store's setting
+    /// (`engine::devices::default_device`) wins over this copy: it is read at start and written
+    /// on Apply; the field stays so settings saved by older versions still load.
     pub device: String,
     /// Memory budget of the node output cache, in MiB.
     pub cache_budget_mib: u64,
@@ -36,7 +38,7 @@ impl Default for Settings {
             out_dir: None,
             model_dirs: vec![engine::paths::models_dir()],
             recipe_dirs: Vec::new(),
-            device: "cpu".into(),
+            device: "auto".into(),
             cache_budget_mib: 2048,
             recent: Vec::new(),
             show_inspector: true,
@@ -97,7 +99,8 @@ fn recipe_dirs_ui(ui: &mut egui::Ui, dirs: &mut Vec<PathBuf>, text: &mut String)
 }
 
 impl StudioApp {
-    /// The Settings window, while open; "Apply" queues [`AppCommand::ApplySettings`].
+    /// The Settings window, while open (with the devices section, `devices_ui`); "Apply"
+    /// queues [`AppCommand::ApplySettings`].
     pub(super) fn settings_window_ui(&mut self, ctx: &egui::Context, cmds: &mut Vec<AppCommand>) {
         if let Some(mut s) = self.show_settings.take() {
             let mut open = true;
@@ -152,25 +155,19 @@ impl StudioApp {
                             recipe_dirs_ui(ui, &mut s.recipe_dirs, &mut text);
                             ui.data_mut(|d| d.insert_temp(text_id, text));
                             ui.end_row();
-                            ui.label("Device");
-                            egui::ComboBox::from_id_salt("device")
-                                .selected_text(s.device.clone())
-                                .show_ui(ui, |ui| {
-                                    ui.selectable_value(&mut s.device, "cpu".to_string(), "CPU");
-                                    #[cfg(feature = "cuda")]
-                                    ui.selectable_value(
-                                        &mut s.device,
-                                        "cuda:0".to_string(),
-                                        "CUDA GPU 0",
-                                    );
-                                });
-                            ui.end_row();
                             ui.label("Cache memory budget (MiB)");
                             ui.add(
                                 egui::DragValue::new(&mut s.cache_budget_mib).range(64..=262_144),
                             );
                             ui.end_row();
                         });
+                    ui.separator();
+                    cmds.extend(super::devices_ui::devices_ui(
+                        ui,
+                        &self.devices,
+                        &mut s.device,
+                    ));
+                    ui.separator();
                     ui.label(
                         egui::RichText::new(format!(
                             "Data folder: {}",
@@ -229,5 +226,17 @@ mod tests {
         eframe::set_value(&mut m, eframe::APP_KEY, &s);
         let back: Option<Settings> = eframe::get_value(&m, eframe::APP_KEY);
         assert_eq!(back, Some(s));
+    }
+
+    #[test]
+    fn settings_saved_before_devices_still_load() {
+        // As an older studio saved them: a `device` of its own, no field added since.
+        let old = r#"{"out_dir": null, "device": "cuda:0", "cache_budget_mib": 512}"#;
+        let s: Settings = serde_json::from_str(old).unwrap();
+        assert_eq!(s.device, "cuda:0");
+        assert_eq!(s.cache_budget_mib, 512);
+        assert_eq!(s.run_count, Settings::default().run_count);
+        let none: Settings = serde_json::from_str("{}").unwrap();
+        assert_eq!(none.device, "auto");
     }
 }
