@@ -40,6 +40,7 @@ use crate::store::Store;
 mod build;
 pub mod csv;
 pub mod recipe;
+pub mod tables;
 pub mod tally;
 
 pub use build::merge;

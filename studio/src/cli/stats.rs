@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use engine::stats::{self, ModelRow, PeriodRow, Stats, StatsFilter};
+use engine::stats::{self, Stats, StatsFilter};
 
 /// The arguments of `stats`.
 #[derive(clap::Args, Debug)]
@@ -152,91 +152,11 @@ pub(crate) fn render(s: &Stats, stores: &[PathBuf], missing: &[PathBuf]) -> Stri
     let _ = writeln!(
         out,
         "runs {}: {} succeeded, {} failed, {} cancelled, {} unfinished; {} items, {} images, {} compute s",
-        t.runs, t.succeeded, t.failed, t.cancelled, t.unfinished, t.items, t.images, secs(t.seconds)
+        t.runs, t.succeeded, t.failed, t.cancelled, t.unfinished, t.items, t.images, stats::tables::seconds(t.seconds)
     );
-    periods(&mut out, "images per day", "day", &s.per_day);
-    periods(&mut out, "images per week", "week", &s.per_week);
-    table(
-        &mut out,
-        "most-run recipes",
-        &["graph", "runs", "succeeded", "failed", "images", "seconds"],
-        1,
-        s.graphs
-            .iter()
-            .map(|g| {
-                vec![
-                    g.graph.clone(),
-                    g.runs.to_string(),
-                    g.succeeded.to_string(),
-                    g.failed.to_string(),
-                    g.images.to_string(),
-                    secs(g.seconds),
-                ]
-            })
-            .collect(),
-    );
-    table(
-        &mut out,
-        "images per label",
-        &["label", "images"],
-        1,
-        s.labels
-            .iter()
-            .map(|l| vec![l.label.clone(), l.images.to_string()])
-            .collect(),
-    );
-    table(
-        &mut out,
-        "node kinds",
-        &[
-            "kind", "runs", "executed", "cached", "failed", "failure", "seconds",
-        ],
-        1,
-        s.kinds
-            .iter()
-            .map(|k| {
-                vec![
-                    k.kind.clone(),
-                    k.runs.to_string(),
-                    k.executed.to_string(),
-                    k.cached.to_string(),
-                    k.failed.to_string(),
-                    format!("{:.1}%", k.failure_rate * 100.0),
-                    secs(k.seconds),
-                ]
-            })
-            .collect(),
-    );
-    models(&mut out, "models", &s.models);
-    models(&mut out, "LoRAs", &s.loras);
-    table(
-        &mut out,
-        "devices",
-        &["device", "runs", "seconds"],
-        1,
-        s.devices
-            .iter()
-            .map(|d| vec![d.device.clone(), d.runs.to_string(), secs(d.seconds)])
-            .collect(),
-    );
-    table(
-        &mut out,
-        "trainings",
-        &["kind", "runs", "succeeded", "failed", "hours"],
-        1,
-        s.trainings
-            .iter()
-            .map(|t| {
-                vec![
-                    t.kind.clone(),
-                    t.runs.to_string(),
-                    t.succeeded.to_string(),
-                    t.failed.to_string(),
-                    format!("{:.2}", t.hours),
-                ]
-            })
-            .collect(),
-    );
+    for t in stats::tables::tables(s) {
+        table(&mut out, t.title, t.columns, t.text_columns, t.rows);
+    }
     out
 }
 
@@ -261,59 +181,6 @@ fn describe(f: &StatsFilter) -> String {
         String::new()
     } else {
         format!(" ({})", parts.join(", "))
-    }
-}
-
-fn secs(s: f64) -> String {
-    format!("{s:.2}")
-}
-
-fn periods(out: &mut String, title: &str, head: &str, rows: &[PeriodRow]) {
-    table(
-        out,
-        title,
-        &[head, "runs", "images", "seconds"],
-        1,
-        rows.iter()
-            .map(|p| {
-                vec![
-                    p.period.clone(),
-                    p.runs.to_string(),
-                    p.images.to_string(),
-                    secs(p.seconds),
-                ]
-            })
-            .collect(),
-    );
-}
-
-fn models(out: &mut String, title: &str, rows: &[ModelRow]) {
-    table(
-        out,
-        title,
-        &["role", "name", "sha256", "runs", "images", "seconds"],
-        3,
-        rows.iter()
-            .map(|m| {
-                vec![
-                    m.role.clone(),
-                    m.name.clone(),
-                    short_hash(&m.sha256),
-                    m.runs.to_string(),
-                    m.images.to_string(),
-                    secs(m.seconds),
-                ]
-            })
-            .collect(),
-    );
-}
-
-/// A1111's AutoV2 short hash: the first 10 hex digits of the sha256 (`-` when not hashed).
-fn short_hash(sha256: &str) -> String {
-    if sha256.is_empty() {
-        "-".into()
-    } else {
-        sha256.chars().take(10).collect::<String>().to_lowercase()
     }
 }
 
@@ -435,7 +302,5 @@ mod tests {
         };
         assert_eq!(describe(&f), " (2026-12-01 … today, graph g)");
         assert_eq!(describe(&StatsFilter::default()), "");
-        assert_eq!(short_hash(&"AB".repeat(32)), "ababababab");
-        assert_eq!(short_hash(""), "-");
     }
 }
