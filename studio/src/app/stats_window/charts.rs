@@ -206,6 +206,8 @@ fn bars_ui(ui: &mut egui::Ui, b: Bars<'_>, width: f32, height: f32) {
         })
         .custom_x_axes(vec![axis])
         .y_grid_spacer(value_marks)
+        // egui_plot's own labels round 0.5 steps to whole numbers (`2, 2, 1, 0, 0`).
+        .y_axis_formatter(|mark, _| trim_number(mark.value))
         .label_formatter(|_| None)
         .show(ui, |p| {
             p.bar_chart(
