@@ -327,7 +327,10 @@ fn queued_batches_are_listed_run_and_cleared_by_the_cli() {
         let worker = engine::Worker::spawn(engine::Executor::builtin());
         worker.pause();
         for (name, n) in [("one", 2), ("two", 1), ("three", 1)] {
-            worker.submit(job(name, n)).unwrap();
+            let mut j = job(name, n);
+            // A batch that targets a device keeps it in the queue.
+            j.device = (name == "two").then(|| "cpu".to_string());
+            worker.submit(j).unwrap();
         }
     }
     let o = env.run(&["queue", "--json"]);
@@ -336,8 +339,11 @@ fn queued_batches_are_listed_run_and_cleared_by_the_cli() {
     let names: Vec<&str> = list.iter().map(|j| j["graph"].as_str().unwrap()).collect();
     assert_eq!(names, ["one", "two", "three"]);
     assert_eq!(list[0]["items"], 2);
+    assert_eq!(list[0]["device"], serde_json::Value::Null);
+    assert_eq!(list[1]["device"], "cpu");
     let o = env.run(&["queue"]);
     assert!(stdout(&o).contains("3 queued batch(es)"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("seed 3, on cpu"), "{}", stdout(&o));
 
     // Drop the last one by hand (as the studio's "discard"), run the others.
     let third = list[2]["id"].as_u64().unwrap();
@@ -351,6 +357,16 @@ fn queued_batches_are_listed_run_and_cleared_by_the_cli() {
         .map(|r| r["graph"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(runs, ["one", "two"]);
+    let devices: Vec<String> = env
+        .history()
+        .iter()
+        .map(|r| r["device"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        devices,
+        ["cpu", "cpu"],
+        "the default resolves to the CPU here"
+    );
     assert!(env.out().join("one").is_dir() && !env.out().join("three").exists());
     let o = env.run(&["queue", "--json"]);
     assert_eq!(stdout(&o).trim(), "[]");

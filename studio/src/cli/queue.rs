@@ -40,6 +40,7 @@ fn list(store: &std::path::Path, json: bool) -> Result<i32> {
                     "seed": job.base_seed,
                     "shard": job.shard,
                     "out": job.out_dir,
+                    "device": job.device,
                 })
             })
             .collect();
@@ -57,10 +58,11 @@ fn list(store: &std::path::Path, json: bool) -> Result<i32> {
     );
     for (id, job) in &pending {
         println!(
-            "  #{id}  {}  {} item(s), seed {}  → {}",
+            "  #{id}  {}  {} item(s), seed {}, on {}  → {}",
             job.graph_name,
             job.items.len(),
             job.base_seed,
+            job.device.as_deref().unwrap_or("the default device"),
             job.out_dir.display()
         );
     }
