@@ -251,4 +251,14 @@ fn check_stats_reports_a_bucket_that_differs_from_the_records() {
         "{}",
         problems[0]
     );
+    // `store rebuild-stats` repairs it from the records, and the numbers come back.
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    let filter = engine::stats::StatsFilter::default();
+    store.rebuild_stats().unwrap();
+    assert!(store.check_stats().unwrap().is_empty());
+    assert_eq!(
+        engine::stats::stats(&store, &filter).unwrap().totals.images,
+        2
+    );
 }

@@ -320,6 +320,15 @@ impl Store {
         Ok(())
     }
 
+    /// Rebuilds every aggregate from the records in one transaction (`store rebuild-stats`):
+    /// the repair when `store check` finds them out of step (e.g. after an older build wrote to
+    /// the store). Each run's compute usage is kept from its usage row.
+    pub fn rebuild_stats(&self) -> Result<()> {
+        let tx = self.begin_write()?;
+        self.stats_build(&tx)?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
     /// Every run's statistics state recounted from the records: the record's facts, its
     /// outputs, and its usage from `usage` (the `stats_runs` row) when there is one, else from
     /// its `node_timings` (at most `MAX_NODE_TIMINGS` entries: the first items of a long run).

@@ -378,6 +378,13 @@ pub enum StoreCommand {
         #[arg(long)]
         store: Option<PathBuf>,
     },
+    /// Rebuild the usage statistics' aggregates from the run and output records (one
+    /// transaction), when `store check` says they differ.
+    RebuildStats {
+        /// Store file (default: the user store).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -560,6 +567,9 @@ fn dispatch(cmd: Command) -> Result<i32> {
         Command::Store {
             command: StoreCommand::Check { store },
         } => store::store_check_cmd(store),
+        Command::Store {
+            command: StoreCommand::RebuildStats { store },
+        } => store::rebuild_stats_cmd(store),
         Command::Models {
             command: ModelsCommand::List { json },
         } => models::models_list_cmd(json),
