@@ -23,6 +23,8 @@
 //!   weight names, single-file checkpoints, eight schedulers, txt2img/img2img/inpaint pipelines
 //!   equal to diffusers', LoRA loading and LoRA training ([`sd::train`], run by the [`Worker`]
 //!   as a [`sd::train::job::TrainJob`]).
+//! - [`preprocess`]: control images for ControlNets without downloaded weights (Canny,
+//!   soft edges, mask outlines and scribbles).
 //! - [`image`], [`codec`], [`ops`], [`procedural`]: pixel buffers ([`Image`], [`Mask`]), file
 //!   decoding/encoding with size limits, classical image operations, and procedural textures,
 //!   noise and shapes.
@@ -61,6 +63,7 @@ mod kinds;
 pub mod models;
 pub mod ops;
 pub mod paths;
+pub mod preprocess;
 pub mod recipes;
 pub mod sd;
 pub mod stats;

@@ -31,6 +31,10 @@ pub enum Value {
     Model(Arc<crate::sd::ModelHandle>),
     /// A trained defect detector (LoadDetector).
     Detector(Arc<dyn crate::inspect::Scorer>),
+    /// A loaded ControlNet (LoadControlNet; shared: the weights live in its model cache).
+    ControlNet(Arc<crate::sd::controlnet::ControlNet>),
+    /// ControlNets applied to control images, in chain order (ControlNet nodes).
+    Control(Arc<Vec<crate::sd::controlnet::ControlSpec>>),
 }
 
 impl std::fmt::Debug for dyn crate::inspect::Scorer {
@@ -51,6 +55,8 @@ impl Value {
             Value::Choice(_) => PortType::Choice,
             Value::Model(_) => PortType::Model,
             Value::Detector(_) => PortType::Detector,
+            Value::ControlNet(_) => PortType::ControlNet,
+            Value::Control(_) => PortType::Control,
         }
     }
 
@@ -64,7 +70,11 @@ impl Value {
             Value::Text(t) | Value::Choice(t) => t.len(),
             Value::Int(_) | Value::Float(_) | Value::Seed(_) => 8,
             // The weights are counted by the model cache, not the value cache.
-            Value::Model(_) | Value::Detector(_) => 64,
+            Value::Model(_) | Value::Detector(_) | Value::ControlNet(_) => 64,
+            Value::Control(c) => c
+                .iter()
+                .map(|s| s.image.size_bytes() + s.mask.as_ref().map_or(0, |m| m.size_bytes()))
+                .sum(),
         }
     }
 
@@ -106,6 +116,20 @@ impl Value {
     pub fn as_detector(&self) -> Option<&Arc<dyn crate::inspect::Scorer>> {
         match self {
             Value::Detector(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    pub fn as_controlnet(&self) -> Option<&Arc<crate::sd::controlnet::ControlNet>> {
+        match self {
+            Value::ControlNet(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn as_control(&self) -> Option<&Arc<Vec<crate::sd::controlnet::ControlSpec>>> {
+        match self {
+            Value::Control(c) => Some(c),
             _ => None,
         }
     }

@@ -22,10 +22,15 @@ pub enum PortType {
     /// A trained defect detector (classifier or segmenter, `train-classifier` /
     /// `train-segmenter` output), loaded by LoadDetector.
     Detector,
+    /// A loaded ControlNet network (LoadControlNet).
+    ControlNet,
+    /// ControlNets applied to control images (ControlNet nodes, chained): what a sampler's
+    /// `control` input takes.
+    Control,
 }
 
 impl PortType {
-    pub const ALL: [PortType; 9] = [
+    pub const ALL: [PortType; 11] = [
         PortType::Image,
         PortType::Mask,
         PortType::Model,
@@ -35,6 +40,8 @@ impl PortType {
         PortType::Seed,
         PortType::Choice,
         PortType::Detector,
+        PortType::ControlNet,
+        PortType::Control,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +55,8 @@ impl PortType {
             PortType::Seed => "Seed",
             PortType::Choice => "Choice",
             PortType::Detector => "Detector",
+            PortType::ControlNet => "ControlNet",
+            PortType::Control => "Control",
         }
     }
 
@@ -275,6 +284,9 @@ pub enum FileRole {
     /// An image-captioning model folder (BLIP: `config.json`, `model.safetensors`, tokenizer),
     /// by path or by name in the model folders; optional (empty = the node does without).
     CaptionModel,
+    /// A ControlNet (a diffusers folder or a single `.safetensors`), by path or by name in the
+    /// model folders; required.
+    ControlNet,
 }
 
 impl FileRole {
@@ -291,6 +303,7 @@ impl FileRole {
             FileRole::BackgroundModel => "background-removal model",
             FileRole::Detector => "detector model",
             FileRole::CaptionModel => "captioning model",
+            FileRole::ControlNet => "ControlNet",
         }
     }
 
@@ -312,6 +325,7 @@ impl FileRole {
                 | FileRole::BackgroundModel
                 | FileRole::Detector
                 | FileRole::CaptionModel
+                | FileRole::ControlNet
         )
     }
 }

@@ -29,6 +29,11 @@ const SIZE_DOC_IMG: &str = "Output size in pixels, a multiple of 8; 0 = the inpu
                             (rounded down to a multiple of 8).";
 
 const MODEL_IN: PortSpec = PortSpec::new("model", T::Model, "A loaded checkpoint.");
+const CONTROL_IN: PortSpec = PortSpec::optional(
+    "control",
+    T::Control,
+    "ControlNets guiding the sampling (ControlNet nodes, chained); none = plain sampling.",
+);
 
 const PROMPT: P = P::text(
     "prompt",
@@ -207,7 +212,7 @@ pub static TXT2IMG: NodeSpec = NodeSpec {
     category: DIFFUSION,
     doc: "Generates an image from a prompt (diffusers' StableDiffusion(XL)Pipeline). Shows a \
           preview at every step.",
-    inputs: &[MODEL_IN],
+    inputs: &[MODEL_IN, CONTROL_IN],
     outputs: &[PortSpec::new("image", T::Image, "The generated image.")],
     params: &[
         PROMPT,
@@ -241,6 +246,7 @@ pub static IMG2IMG: NodeSpec = NodeSpec {
     inputs: &[
         MODEL_IN,
         PortSpec::new("image", T::Image, "The starting image."),
+        CONTROL_IN,
     ],
     outputs: &[PortSpec::new("image", T::Image, "The re-drawn image.")],
     params: &[
@@ -285,6 +291,7 @@ pub static INPAINT: NodeSpec = NodeSpec {
             T::Mask,
             "Where to repaint (white). Must have the image's size.",
         ),
+        CONTROL_IN,
     ],
     outputs: &[
         PortSpec::new("image", T::Image, "The repainted image."),

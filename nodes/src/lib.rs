@@ -6,8 +6,8 @@
 //! - [`NodeSpec`], [`PortSpec`], [`ParamSpec`]: a node kind, declared once as a `static` table
 //!   with its typed ports ([`PortType`]) and named parameters ([`ParamKind`], [`Widget`]).
 //! - [`Catalogue`]: the set of kinds; [`Catalogue::builtin`] holds the shipped ones
-//!   (see [`builtin`]; the Stable Diffusion kinds are in [`diffusion`], the inspection kinds
-//!   in [`inspect`]).
+//!   (see [`builtin`]; the Stable Diffusion kinds are in [`diffusion`], the ControlNet kinds
+//!   and control-image preprocessors in [`control`], the inspection kinds in [`inspect`]).
 //! - A parameter may be fed by a link ([`ParamSpec::input`]): its kind then has an optional
 //!   input port of the parameter's name ([`NodeSpec::input_ports`]); a linked Text fills the
 //!   parameter's text as a template ([`fill_template`], [`TEXT_PLACEHOLDER`]).
@@ -31,6 +31,7 @@
 
 pub mod builtin;
 mod catalogue;
+pub mod control;
 mod defects;
 pub mod diff;
 pub mod diffusion;

@@ -4,6 +4,7 @@
 //! inspection kinds in [`inspect`]. The
 //! Stable Diffusion kinds are registered by `sd::nodes`.
 
+mod control;
 mod defects;
 mod image;
 pub mod inspect;
@@ -49,7 +50,9 @@ fn registry() -> Registry {
     defects::register(&mut r);
     inspect::register(&mut r);
     values::register(&mut r);
+    control::register(&mut r);
     crate::sd::nodes::register(&mut r);
+    crate::sd::control_nodes::register(&mut r);
     r
 }
 

@@ -11,6 +11,7 @@
 //! - [`torch_rng::TorchGenerator`]: torch's CPU generator, bit for bit, in diffusers' draw order.
 //! - [`pipeline::generate`]: txt2img, img2img, inpaint; [`nodes`] holds the node executors.
 //! - [`ldm`]: single-file checkpoint key mapping and architecture detection.
+//! - [`controlnet`]: ControlNets (diffusers folders and single files) guiding the pipelines.
 //! - [`lora`]: kohya / PEFT / LoCon LoRAs merged into a model, with a report of what matched.
 //! - [`train`]: UNet LoRA training on candle's autograd, writing kohya-format LoRAs.
 
@@ -19,6 +20,8 @@ use std::sync::Arc;
 pub mod attention;
 pub mod clip;
 pub mod config;
+pub mod control_nodes;
+pub mod controlnet;
 mod layers;
 pub mod ldm;
 pub mod lora;

@@ -592,12 +592,38 @@ impl UNet2DConditionModel {
         encoder_hidden_states: &Tensor,
         added: Option<&AddedCond>,
     ) -> Result<Tensor> {
+        self.forward_with_control(sample, timestep, encoder_hidden_states, added, None)
+    }
+
+    /// [`Self::forward`] with ControlNet residuals added to the skip connections and to the
+    /// mid block's output (diffusers' `down_block_additional_residuals` and
+    /// `mid_block_additional_residual`).
+    pub fn forward_with_control(
+        &self,
+        sample: &Tensor,
+        timestep: f64,
+        encoder_hidden_states: &Tensor,
+        added: Option<&AddedCond>,
+        control: Option<&crate::sd::controlnet::ControlResiduals>,
+    ) -> Result<Tensor> {
         let emb = self.embed(sample, timestep, added)?;
         let ctx = encoder_hidden_states;
         let mut h = conv_forward(&self.conv_in, sample)?;
         let mut skips = vec![h.clone()];
         for blk in &self.down_blocks {
             h = blk.forward(&h, &emb, ctx, &mut skips)?;
+        }
+        if let Some(c) = control {
+            if c.down.len() != skips.len() {
+                bail!(
+                    "the ControlNet gives {} residuals but the UNet has {} skip connections",
+                    c.down.len(),
+                    skips.len()
+                );
+            }
+            for (s, r) in skips.iter_mut().zip(&c.down) {
+                *s = (&*s + r.to_dtype(s.dtype())?)?;
+            }
         }
         h = self.mid_block.resnets[0].forward(&h, Some(&emb))?;
         for (a, r) in self
@@ -608,6 +634,10 @@ impl UNet2DConditionModel {
         {
             h = a.forward(&h, ctx)?;
             h = r.forward(&h, Some(&emb))?;
+        }
+        if let Some(c) = control {
+            let dt = h.dtype();
+            h = (h + c.mid.to_dtype(dt)?)?;
         }
         for blk in &self.up_blocks {
             let keep = skips.len().saturating_sub(blk.resnets.len());

@@ -26,6 +26,7 @@ pub fn role_name(role: FileRole) -> Option<&'static str> {
         FileRole::BackgroundModel => "isnet",
         FileRole::Detector => "detector",
         FileRole::CaptionModel => "caption",
+        FileRole::ControlNet => "controlnet",
         // `is_model` is false for the others.
         FileRole::DiffusersConfig | FileRole::Image | FileRole::Mask | FileRole::ImageFolder => {
             return None

@@ -43,6 +43,8 @@ pub fn port_color(ty: PortType) -> Color32 {
         PortType::Seed => Color32::from_rgb(250, 140, 90),
         PortType::Choice => Color32::from_rgb(200, 200, 120),
         PortType::Detector => Color32::from_rgb(240, 110, 160),
+        PortType::ControlNet => Color32::from_rgb(90, 200, 220),
+        PortType::Control => Color32::from_rgb(60, 150, 250),
     }
 }
 

@@ -52,6 +52,9 @@ pub struct GenerateParams {
     pub weighting: bool,
     /// Whether the VAE works in tiles (diffusers' `enable_tiling()`).
     pub vae_tiling: VaeTiling,
+    /// ControlNets guiding every step, their residuals summed (diffusers'
+    /// `MultiControlNetModel`); empty = plain sampling.
+    pub controls: Vec<crate::sd::controlnet::ControlSpec>,
 }
 
 impl Default for GenerateParams {
@@ -76,6 +79,7 @@ impl Default for GenerateParams {
             clip_skip: 1,
             weighting: false,
             vae_tiling: VaeTiling::Off,
+            controls: Vec::new(),
         }
     }
 }
