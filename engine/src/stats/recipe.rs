@@ -45,7 +45,10 @@ pub fn normalise_device(device: &str) -> String {
 
 /// Links whose values are loaded models: they carry a model's use downstream.
 fn carries_model(ty: PortType) -> bool {
-    matches!(ty, PortType::Model | PortType::Detector)
+    matches!(
+        ty,
+        PortType::Model | PortType::Detector | PortType::ControlNet | PortType::Control
+    )
 }
 
 /// The statistics facts of a recipe run on `run_device` (what `device: auto` means): every
@@ -264,6 +267,45 @@ mod tests {
                 ("l2", "cuda:0")
             ]
         );
+    }
+
+    #[test]
+    fn a_controlnet_is_credited_to_the_nodes_it_reaches_through_control_links() {
+        let g = doc(serde_json::json!({
+            "nodes": {
+                "ckpt": {"kind": "LoadCheckpoint", "version": 1,
+                         "params": {"checkpoint": "no-such-sd15.safetensors", "device": "cuda:1"}},
+                "cn": {"kind": "LoadControlNet", "version": 1,
+                       "params": {"controlnet": "canny.safetensors", "device": "cuda:1"}},
+                "edges": {"kind": "SolidColor", "version": 1},
+                "apply": {"kind": "ControlNet", "version": 1},
+                "gen": {"kind": "Txt2Img", "version": 1}
+            },
+            "links": [
+                {"from": ["ckpt", "model"], "to": ["gen", "model"]},
+                {"from": ["cn", "controlnet"], "to": ["apply", "controlnet"]},
+                {"from": ["edges", "image"], "to": ["apply", "image"]},
+                {"from": ["apply", "control"], "to": ["gen", "control"]}
+            ]
+        }));
+        let info = analyse(&g, "cpu", Path::new("."), &mut HashMemo::new());
+        let cn: Vec<_> = info
+            .models
+            .iter()
+            .filter(|m| m.role == "controlnet")
+            .collect();
+        assert_eq!(cn.len(), 1, "{:?}", info.models);
+        assert_eq!(cn[0].name, "canny.safetensors");
+        assert_eq!(
+            cn[0].nodes,
+            vec!["apply".to_string(), "cn".to_string(), "gen".to_string()]
+        );
+        // The ControlNet node runs where its network was loaded; the image link carries none.
+        assert_eq!(
+            info.node_devices.get("apply").map(String::as_str),
+            Some("cuda:1")
+        );
+        assert_eq!(info.node_devices.get("edges"), None);
     }
 
     #[test]
