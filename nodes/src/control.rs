@@ -127,9 +127,13 @@ pub static CANNY: NodeSpec = NodeSpec {
     kind: "Canny",
     version: 1,
     category: CONTROL,
-    doc: "Canny edges as OpenCV's cv2.Canny(image, low, high) computes them (3×3 Sobel, L1 \
-          gradient, the strongest colour channel per pixel, hysteresis), the control image of \
-          canny ControlNets: white edges on black.",
+    doc: "Canny edges exactly as OpenCV's cv2.Canny(image, low, high) computes them on the \
+          8-bit RGB image (3×3 Sobel with replicated borders, L1 gradient |dx|+|dy| of the \
+          strongest colour channel per pixel, non-maximum suppression, hysteresis: pixels above \
+          `high` start edges, which extend through 8-connected pixels above `low`), the control \
+          image of canny ControlNets: white edges on black. Alpha is ignored. The gradient of a \
+          full black-to-white step is 1020, so thresholds above that find nothing; `low` must \
+          not exceed `high`.",
     inputs: &[PortSpec::new("image", T::Image, "The image.")],
     outputs: &[PortSpec::new("image", T::Image, "White edges on black.")],
     params: &[
@@ -138,7 +142,7 @@ pub static CANNY: NodeSpec = NodeSpec {
             0,
             1000,
             100,
-            "Lower hysteresis threshold on the gradient (A1111's Threshold A).",
+            "Lower hysteresis threshold on the gradient (A1111's Threshold A); at most `high`.",
         ),
         P::int(
             "high",
@@ -156,10 +160,13 @@ pub static SOFT_EDGE: NodeSpec = NodeSpec {
     kind: "SoftEdge",
     version: 1,
     category: CONTROL,
-    doc: "Soft edges from the image's gradients (no network): smoothed, normalised gradient \
-          magnitude in grey levels, the kind of control image softedge ControlNets (HED, PiDiNet) \
-          take. No learned edge detector runs here; a HED/PiDiNet map made elsewhere can be \
-          loaded with LoadImage.",
+    doc: "Soft edges from the image's gradients (no network), the kind of control image \
+          softedge ControlNets (HED, PiDiNet) take: soft lines a few pixels thick, flat areas \
+          black. It computes the luminance 0.299 R + 0.587 G + 0.114 B, blurs it (Gaussian, \
+          sigma `blur` px), takes the 3×3 Sobel gradient length (per pixel), divides it by the \
+          99th percentile of the gradients of the image's edge pixels (at least 0.05, so faint \
+          texture stays dark), clips to 1 and raises it to 1/`gain`. No learned edge detector \
+          runs here; a HED/PiDiNet map made elsewhere can be loaded with LoadImage.",
     inputs: &[PortSpec::new("image", T::Image, "The image.")],
     outputs: &[PortSpec::new(
         "image",
@@ -195,10 +202,12 @@ pub static MASK_TO_CONTROL: NodeSpec = NodeSpec {
     kind: "MaskToControl",
     version: 1,
     category: CONTROL,
-    doc: "Turns a mask (a defect's exact mask, or painted strokes) into a control image: edges = \
-          its outline as thin white lines (canny/lineart ControlNets), scribble = the outline \
-          as thick strokes (scribble ControlNets), fill = the mask itself as white on black (the \
-          painter's strokes as a scribble).",
+    doc: "Turns a mask (a defect's exact mask, or painted strokes; binarised at 0.5) into a \
+          control image, white on black: edges = its outline as a line `width` px wide centred \
+          on the shape's edge (canny/lineart ControlNets); scribble = the outline, slightly \
+          smoothed, drawn with a round brush of radius `width` (strokes 2·width+1 px wide, as \
+          scribble ControlNets expect); fill = the mask itself (the painter's strokes as a \
+          scribble). The image border is not an outline.",
     inputs: &[PortSpec::new(
         "mask",
         T::Mask,
@@ -221,7 +230,8 @@ pub static MASK_TO_CONTROL: NodeSpec = NodeSpec {
             1,
             64,
             3,
-            "Line width in pixels (edges and scribble).",
+            "edges: the line's width in pixels; scribble: the brush radius in pixels (unused by \
+             fill).",
         ),
     ],
     deterministic: true,

@@ -1,33 +1,19 @@
 //! Control-image preprocessors that need no downloaded weights (the ControlNet node kinds
-//! `Canny`, `SoftEdge` and `MaskToControl` in `nodes::control`). (contract stub: helper D.)
+//! `Canny`, `SoftEdge` and `MaskToControl` in `nodes::control`; executors in `kinds::control`):
+//! - [`canny`] (`canny.rs`): OpenCV's `cv2.Canny(rgb, low, high)`, bit for bit, on the image
+//!   quantised to 8 bits as our PNG writer does (tests compare it with OpenCV's output);
+//! - [`soft_edge`] (`soft_edge.rs`): a HED/PiDiNet-like soft edge map from blurred luminance
+//!   gradients, normalised by a high percentile;
+//! - [`mask_to_control`] (`mask.rs`): a mask's outline as lines (`edges`), as thick round
+//!   strokes (`scribble`), or the mask itself (`fill`).
+//!
+//! All return white (or grey) on black RGB images with alpha 1, of the input's size; work is
+//! linear in the pixel count with a few whole-image buffers (no per-pixel allocation).
 
-use serde::Deserialize;
+mod canny;
+mod mask;
+mod soft_edge;
 
-use crate::image::{Image, Mask};
-
-/// OpenCV's `cv2.Canny(image, low, high)` on the 8-bit RGB image (3×3 Sobel, L1 gradient, the
-/// strongest channel per pixel, hysteresis): white edges on black. (contract stub)
-pub fn canny(img: &Image, _low: f64, _high: f64) -> Image {
-    Image::filled(img.width, img.height, [0.0, 0.0, 0.0, 1.0])
-}
-
-/// Soft edges from gradients: Gaussian blur (`blur` sigma, px), gradient magnitude normalised to
-/// 0..1 and raised to `1 / gain`, grey on black. (contract stub)
-pub fn soft_edge(img: &Image, _blur: f32, _gain: f32) -> Image {
-    Image::filled(img.width, img.height, [0.0, 0.0, 0.0, 1.0])
-}
-
-/// MaskToControl's modes (`nodes::control::MASK_CONTROL_MODES`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MaskControlMode {
-    Edges,
-    Scribble,
-    Fill,
-}
-
-/// A mask as a control image: its outline (`Edges`, `width` px), thick outline strokes
-/// (`Scribble`), or the mask itself (`Fill`), white on black. (contract stub)
-pub fn mask_to_control(mask: &Mask, _mode: MaskControlMode, _width: u32) -> Image {
-    Image::filled(mask.width, mask.height, [0.0, 0.0, 0.0, 1.0])
-}
+pub use canny::canny;
+pub use mask::{mask_to_control, MaskControlMode};
+pub use soft_edge::{soft_edge, EDGE_MIN};
