@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use engine::sd::controlnet::{
-    load, load_cached, load_with_config, ControlNet, ControlNetConfig, ControlNetLoadOptions,
+    ldm, load, load_cached, load_with_config, ControlNet, ControlNetConfig, ControlNetLoadOptions,
     ControlNetModel, ControlResiduals,
 };
 use engine::sd::model::Family;
@@ -433,4 +433,70 @@ fn cached_loads_share_the_net() {
     let c = load_cached(&p, &half).unwrap();
     assert!(!std::sync::Arc::ptr_eq(&a, &c));
     assert_eq!(c.dtype, DType::F16);
+}
+
+// The original-name map (engine::sd::controlnet::ldm) on the standard 4-level SD1.5 layout.
+#[test]
+fn maps_the_standard_sd15_names() {
+    let names = [
+        "control_model.input_hint_block.0.weight",
+        "control_model.input_hint_block.2.bias",
+        "control_model.input_hint_block.12.weight",
+        "control_model.input_hint_block.14.weight",
+        "control_model.zero_convs.11.0.weight",
+        "control_model.middle_block_out.0.bias",
+        "control_model.input_blocks.3.0.op.weight",
+        "control_model.input_blocks.4.1.proj_in.weight",
+        "control_model.middle_block.2.out_layers.3.weight",
+        "control_model.time_embed.2.weight",
+    ];
+    assert_eq!(
+        ldm::detect(&names),
+        Ok(ldm::Naming::Original { prefixed: true })
+    );
+    let m = ldm::original_to_diffusers(&names, true).expect("maps");
+    let get = |d: &str| m.get(d).map(String::as_str);
+    assert_eq!(
+        get("controlnet_cond_embedding.conv_in.weight"),
+        Some(names[0])
+    );
+    assert_eq!(
+        get("controlnet_cond_embedding.blocks.0.bias"),
+        Some(names[1])
+    );
+    assert_eq!(
+        get("controlnet_cond_embedding.blocks.5.weight"),
+        Some(names[2])
+    );
+    assert_eq!(
+        get("controlnet_cond_embedding.conv_out.weight"),
+        Some(names[3])
+    );
+    assert_eq!(get("controlnet_down_blocks.11.weight"), Some(names[4]));
+    assert_eq!(get("controlnet_mid_block.bias"), Some(names[5]));
+    assert_eq!(
+        get("down_blocks.0.downsamplers.0.conv.weight"),
+        Some(names[6])
+    );
+    assert_eq!(
+        get("down_blocks.1.attentions.0.proj_in.weight"),
+        Some(names[7])
+    );
+    assert_eq!(get("mid_block.resnets.1.conv2.weight"), Some(names[8]));
+    assert_eq!(get("time_embedding.linear_2.weight"), Some(names[9]));
+}
+
+#[test]
+fn refuses_what_is_not_a_controlnet() {
+    let e = ldm::detect(&["model.diffusion_model.input_blocks.0.0.weight"]).unwrap_err();
+    assert!(e.contains("Stable Diffusion checkpoint"), "{e}");
+    let e = ldm::original_to_diffusers(
+        &[
+            "input_hint_block.0.weight",
+            "output_blocks.0.0.in_layers.0.weight",
+        ],
+        false,
+    )
+    .unwrap_err();
+    assert!(e.contains("output_blocks.0.0.in_layers.0.weight"), "{e}");
 }
