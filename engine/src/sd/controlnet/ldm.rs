@@ -150,7 +150,7 @@ fn map_key(key: &str, lpb: usize, sdxl: bool, hint_last: usize) -> Option<String
                 "conv_in".to_string()
             } else if i == hint_last {
                 "conv_out".to_string()
-            } else if i % 2 == 0 {
+            } else if i.is_multiple_of(2) {
                 format!("blocks.{}", i / 2 - 1)
             } else {
                 return None; // SiLU slots hold no weights
