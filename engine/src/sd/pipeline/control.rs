@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
 use super::super::controlnet::{ControlResiduals, ControlSpec};
 use super::super::model::SdModel;
@@ -142,7 +142,10 @@ fn control_pixels(s: &ControlSpec, w: usize, h: usize) -> Vec<f32> {
 }
 
 fn planar(n: usize, f: impl Fn(usize, usize) -> f32) -> Vec<f32> {
-    (0..3).flat_map(|ch| (0..n).map(move |i| (i, ch))).map(|(i, ch)| f(i, ch)).collect()
+    (0..3)
+        .flat_map(|ch| (0..n).map(move |i| (i, ch)))
+        .map(|(i, ch)| f(i, ch))
+        .collect()
 }
 
 /// torch's `F.interpolate(mode="nearest")` on 3 planes: source `floor(dst · (in / out))` in

@@ -4,8 +4,12 @@
 //! far above the parity bars.
 //!
 //! Mirrors `libImaging/Resample.c`: a 3-lobe Lanczos kernel widened by the scale factor when
-//! shrinking, coefficients normalised in f64 and rounded to fixed point (22 fraction bits), a
-//! horizontal pass to an 8-bit intermediate, then a vertical pass.
+//! shrinking, coefficients normalised in f64 and rounded to fixed point (22 fraction bits), two
+//! passes with an 8-bit intermediate. Pillow 13 picks the pass order itself; measured against
+//! it, "vertical first when the height shrinks and that gives the smaller intermediate" matches
+//! every case where one side grows, one side keeps its size, or both shrink by similar factors,
+//! but misses a few with both sides shrinking (about 2% of random sizes), where a result can
+//! differ by ±1 in places. The pipeline fixtures' sizes are among those measured exact.
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 const SUPPORT: f64 = 3.0;
@@ -71,6 +75,29 @@ fn clip8(acc: i64) -> u8 {
 /// Resizes interleaved 8-bit RGB (`w`×`h`×3) to `ow`×`oh` as Pillow's LANCZOS does. A side
 /// that keeps its size is not resampled (Pillow skips that pass).
 pub fn resize_rgb8(src: &[u8], w: usize, h: usize, ow: usize, oh: usize) -> Vec<u8> {
+    if oh < h && ow != w && w * oh < ow * h {
+        // Vertical pass first: run the horizontal-first code on the transposed image.
+        let t = transpose(src, w, h);
+        let r = resize_hfirst(&t, h, w, oh, ow);
+        return transpose(&r, oh, ow);
+    }
+    resize_hfirst(src, w, h, ow, oh)
+}
+
+/// `w`×`h` interleaved RGB → its transpose (`h`×`w`).
+fn transpose(src: &[u8], w: usize, h: usize) -> Vec<u8> {
+    let mut out = vec![0u8; src.len()];
+    for y in 0..h {
+        for x in 0..w {
+            for ch in 0..3 {
+                out[(x * h + y) * 3 + ch] = src[(y * w + x) * 3 + ch];
+            }
+        }
+    }
+    out
+}
+
+fn resize_hfirst(src: &[u8], w: usize, h: usize, ow: usize, oh: usize) -> Vec<u8> {
     let half = 1i64 << (PRECISION_BITS - 1);
     let tmp = if ow != w {
         let kx = coeffs(w, ow);
@@ -126,7 +153,10 @@ mod tests {
         for (i, o) in [(80, 64), (48, 64), (7, 3), (64, 64)] {
             for (_, k) in coeffs(i, o) {
                 let s: i64 = k.iter().map(|&v| i64::from(v)).sum();
-                assert!((s - (1 << PRECISION_BITS)).abs() <= k.len() as i64, "{i}->{o}: {s}");
+                assert!(
+                    (s - (1 << PRECISION_BITS)).abs() <= k.len() as i64,
+                    "{i}->{o}: {s}"
+                );
             }
         }
     }
