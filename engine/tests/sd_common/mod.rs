@@ -116,17 +116,54 @@ pub fn check_case_with(name: &str, m: &SdModel) -> Report {
 
 /// Runs case `c` (references in `dir/<name>.safetensors` and `dir/<name>.png`) with `m`.
 pub fn check_against(c: &Value, dir: &Path, m: &SdModel) -> Report {
-    let name = c["name"].as_str().expect("name");
-    let refs: HashMap<String, Tensor> =
-        candle_core::safetensors::load(dir.join(format!("{name}.safetensors")), &Device::Cpu)
-            .expect("reference tensors");
-    let p = params(c);
+    check_against_params(c, dir, m, &params(c))
+}
+
+/// The reference tensors of case `name` in `dir`.
+pub fn refs_of(dir: &Path, name: &str) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(dir.join(format!("{name}.safetensors")), &Device::Cpu)
+        .expect("reference tensors")
+}
+
+/// Runs `p` with `m`, returning every step's latents and the result.
+pub fn run_steps(
+    m: &SdModel,
+    p: &GenerateParams,
+) -> (Vec<Tensor>, engine::sd::pipeline::Generated) {
     let mut steps: Vec<Tensor> = Vec::new();
     let mut on_step = |_: usize, _: usize, l: &Tensor| {
         steps.push(l.clone());
         Ok(())
     };
-    let g = generate(m, &p, &mut on_step).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let g = generate(m, p, &mut on_step).unwrap_or_else(|e| panic!("{e}"));
+    (steps, g)
+}
+
+/// The largest step difference to the references, in units of the parity tolerance
+/// (1e-4 × max |ref| of that step); over the steps both have.
+pub fn worst_step_ratio(steps: &[Tensor], refs: &HashMap<String, Tensor>) -> f64 {
+    let mut worst = 0f64;
+    for (i, ours) in steps.iter().enumerate() {
+        let Some(r) = refs.get(&format!("latents_step_{i:03}")) else {
+            break;
+        };
+        let max = max_abs(r) as f64;
+        let diff = max_abs(&(ours - r).unwrap()) as f64;
+        worst = worst.max(diff / (1e-4 * max));
+    }
+    worst
+}
+
+/// [`check_against`] with the parameters given (e.g. with ControlNets added).
+pub fn check_against_params(c: &Value, dir: &Path, m: &SdModel, p: &GenerateParams) -> Report {
+    let name = c["name"].as_str().expect("name");
+    let refs = refs_of(dir, name);
+    let mut steps: Vec<Tensor> = Vec::new();
+    let mut on_step = |_: usize, _: usize, l: &Tensor| {
+        steps.push(l.clone());
+        Ok(())
+    };
+    let g = generate(m, p, &mut on_step).unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut worst = 0f64;
     let n_ref = refs
         .keys()

@@ -140,12 +140,39 @@ pub struct ControlSpec {
 impl ControlSpec {
     /// diffusers' `controlnet_keep` for step `i` of `n`: 0 outside [start, end], else 1.
     pub fn keep(&self, i: usize, n: usize) -> f64 {
-        let n = n.max(1) as f64;
-        let (a, b) = (i as f64 / n, (i + 1) as f64 / n);
-        if a < self.start || b > self.end {
-            0.0
-        } else {
-            1.0
-        }
+        controlnet_keep(self.start, self.end, i, n)
+    }
+}
+
+/// diffusers' `controlnet_keep[i]` over `n` steps for `control_guidance_start/end`:
+/// `1 - float(i / n < start or (i + 1) / n > end)`.
+pub fn controlnet_keep(start: f64, end: f64, i: usize, n: usize) -> f64 {
+    let n = n.max(1) as f64;
+    let (a, b) = (i as f64 / n, (i + 1) as f64 / n);
+    if a < start || b > end {
+        0.0
+    } else {
+        1.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::controlnet_keep;
+
+    /// The steps each window keeps, as diffusers' list comprehension gives them.
+    #[test]
+    fn keep_windows() {
+        let kept = |s, e, n| -> Vec<usize> {
+            (0..n)
+                .filter(|&i| controlnet_keep(s, e, i, n) == 1.0)
+                .collect()
+        };
+        assert_eq!(kept(0.0, 1.0, 8), (0..8).collect::<Vec<_>>());
+        assert_eq!(kept(0.25, 0.75, 8), vec![2, 3, 4, 5]);
+        // 6 steps of an img2img run: (i+1)/6 <= 0.6 keeps i = 0..2.
+        assert_eq!(kept(0.0, 0.6, 6), vec![0, 1, 2]);
+        assert_eq!(kept(0.1, 1.0, 6), vec![1, 2, 3, 4, 5]);
+        assert!(kept(0.5, 0.55, 4).is_empty());
     }
 }

@@ -128,7 +128,8 @@ pub(super) fn only_masked(
         h,
         Filter::Bilinear,
     ));
-    let (gen_images, kind, note) = run(model, p, w, h, Some(&crop_img), Some(&crop_m), on_step)?;
+    let q = super::control::crop_controls(p, (img.width, img.height), region);
+    let (gen_images, kind, note) = run(model, &q, w, h, Some(&crop_img), Some(&crop_m), on_step)?;
     let blend = if p.mask_blur > 0.0 {
         ops::blur_mask(&bin, p.mask_blur)
     } else {

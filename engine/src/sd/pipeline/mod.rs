@@ -1,7 +1,9 @@
 //! The diffusion pipelines: [`generate`] runs txt2img, img2img or inpaint (9-channel inpainting
 //! UNet, or latent blending with a normal UNet) exactly as diffusers' StableDiffusion(XL)
 //! pipelines do for the same seed: same noise, same draw order, same scheduler arithmetic.
-//! On top: A1111's mask blur, "only masked" and paste-back, and step previews.
+//! ControlNets ([`GenerateParams::controls`]) guide every step as diffusers' ControlNet
+//! pipelines do (`control.rs`). On top: A1111's mask blur, "only masked" and paste-back, and
+//! step previews.
 
 use candle_core::{DType, Device, Tensor};
 
@@ -13,10 +15,13 @@ use crate::image::{Image, Mask};
 use crate::ops::{self, Filter};
 
 mod conditioning;
+mod control;
 mod masked;
+mod pil_resize;
 mod vae_io;
 
 use conditioning::encode_text;
+pub use control::pil_resize_image;
 pub use masked::crop_region;
 use masked::{binarise, only_masked, paste};
 use vae_io::{decide_tiling, decode, encode_sample, image_tensor, to_images};
@@ -28,7 +33,8 @@ pub struct GenerateParams {
     pub prompt: String,
     /// `None` = no negative prompt (diffusers: empty-string embeddings for SD, zeros for SDXL).
     pub negative: Option<String>,
-    /// 0 = default: the init image's size, else the model's native size.
+    /// 0 = default: the init image's size, else the first control image's (as diffusers'
+    /// ControlNet pipelines), else the model's native size.
     pub width: u32,
     pub height: u32,
     pub steps: usize,
@@ -217,10 +223,13 @@ pub fn generate(model: &SdModel, p: &GenerateParams, on_step: &mut StepFn) -> Re
                 img.height / grid * grid
             },
         ),
-        None => (
-            if p.width > 0 { p.width } else { native },
-            if p.height > 0 { p.height } else { native },
-        ),
+        None => {
+            let (dw, dh) = control::default_size(&p.controls, grid).unwrap_or((native, native));
+            (
+                if p.width > 0 { p.width } else { dw },
+                if p.height > 0 { p.height } else { dh },
+            )
+        }
     };
     check_size(w, h, scale)?;
     let init = p.init_image.as_ref().map(|img| {
@@ -275,12 +284,14 @@ pub(super) fn run(
     on_step: &mut StepFn,
 ) -> Result<(Vec<Image>, SchedulerKind, Option<String>)> {
     let dev = &model.device;
+    control::check(model, &p.controls)?;
     let (tiled, note) = decide_tiling(model, p.vae_tiling, w, h);
     let kind = scheduler_kind(model, p.scheduler)?;
     let mut sched = Scheduler::new(kind, &model.scheduler_config, p.steps).map_err(c)?;
     let cfg_on = p.cfg > 1.0;
     let cond = encode_text(model, p, cfg_on, w, h)?;
     let b = p.batch;
+    let controls = control::prepare(&p.controls, w, h, b, cfg_on)?;
     let scale = model.vae_scale();
     let lat_shape = [
         b,
@@ -395,16 +406,32 @@ pub(super) fn run(
             latents.clone()
         };
         let mut input = sched.scale_model_input(&input, i).map_err(c)?;
+        // The ControlNets see the 4-channel input, before a 9-channel UNet's mask concat.
+        let residuals = control::residuals(
+            model,
+            &controls,
+            &control::StepInputs {
+                input: &input,
+                t,
+                embeds: &cond.embeds,
+                added: cond.added.as_ref(),
+                cfg_on,
+                batch: b,
+                k,
+                total,
+            },
+        )?;
         if let Some((mm, ml)) = &mask_cond {
             input = Tensor::cat(&[&input, mm, ml], 1).map_err(c)?;
         }
         let out = model
             .unet
-            .forward(
+            .forward_with_control(
                 &input.to_dtype(model.dtype).map_err(c)?,
                 t,
                 &cond.embeds,
                 cond.added.as_ref(),
+                residuals.as_ref(),
             )
             .and_then(|o| o.to_dtype(DType::F32))
             .map_err(c)?;
