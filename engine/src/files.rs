@@ -15,8 +15,9 @@ use crate::exec::resolve_path;
 use crate::models::manager::ModelManager;
 
 /// Finds the file a parameter of `role` names. Models: an existing path (relative to the
-/// working directory), else a file (or, for checkpoints, a diffusers folder) of that name in
-/// the model folders; background-removal models by name in the model folders only. Inputs
+/// working directory), else a file (or, for checkpoints and ControlNets, a diffusers folder) of
+/// that name in the model folders; a folder given as a ControlNet must be a diffusers ControlNet
+/// folder ([`controlnet_folder`]); background-removal models by name in the model folders only. Inputs
 /// (images, masks, folders): relative to `base_dir`. The error says what was looked for.
 pub fn locate(
     role: FileRole,
@@ -46,19 +47,27 @@ pub fn locate(
     let manager = ModelManager::default_dirs();
     if role != FileRole::BackgroundModel {
         let p = Path::new(value);
+        if role == FileRole::ControlNet && p.is_dir() {
+            return controlnet_folder(p)
+                .map(|()| p.to_path_buf())
+                .map_err(|why| format!("{noun} \"{value}\": {why}"));
+        }
         if p.exists() {
-            return Ok(p.to_path_buf());
+            return Ok(folder_of_weights(role, p));
         }
     }
     if let Some(found) = manager.find_by_name(value) {
-        return Ok(found);
+        return Ok(folder_of_weights(role, &found));
     }
-    if role == FileRole::Checkpoint {
-        for dir in &manager.dirs {
-            let d = dir.join(value);
-            if d.join("unet/config.json").is_file() {
-                return Ok(d);
-            }
+    for dir in &manager.dirs {
+        let d = dir.join(value);
+        let folder = match role {
+            FileRole::Checkpoint => d.join("unet/config.json").is_file(),
+            FileRole::ControlNet => d.is_dir() && controlnet_folder(&d).is_ok(),
+            _ => false,
+        };
+        if folder {
+            return Ok(d);
         }
     }
     let dirs: Vec<String> = manager
@@ -77,6 +86,46 @@ pub fn locate(
         "{noun} \"{value}\" not found: not a path, and not in the model folders ({})",
         dirs.join(", ")
     ))
+}
+
+/// Whether `dir` is a diffusers ControlNet folder: `config.json` beside a
+/// `diffusion_pytorch_model*.safetensors` (any variant: `.fp16`, sharded). The error says what
+/// is missing.
+pub fn controlnet_folder(dir: &Path) -> std::result::Result<(), String> {
+    let has_weights = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read the folder {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("diffusion_pytorch_model") && name.ends_with(".safetensors")
+        });
+    match (dir.join("config.json").is_file(), has_weights) {
+        (true, true) => Ok(()),
+        (config, _) => Err(format!(
+            "the folder {} is not a diffusers ControlNet (it needs {})",
+            dir.display(),
+            if config {
+                "diffusion_pytorch_model.safetensors"
+            } else {
+                "config.json and diffusion_pytorch_model.safetensors"
+            }
+        )),
+    }
+}
+
+/// The weights file of a diffusers ControlNet folder stands for the folder (so its
+/// `config.json` is read); any other path stays as it is.
+fn folder_of_weights(role: FileRole, p: &Path) -> PathBuf {
+    let weights = p.file_name().is_some_and(|n| {
+        let n = n.to_string_lossy();
+        n.starts_with("diffusion_pytorch_model") && n.ends_with(".safetensors")
+    });
+    match p.parent() {
+        Some(dir) if role == FileRole::ControlNet && weights && controlnet_folder(dir).is_ok() => {
+            dir.to_path_buf()
+        }
+        _ => p.to_path_buf(),
+    }
 }
 
 /// [`locate`] for a node executor: the error is a node failure.

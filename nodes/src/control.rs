@@ -17,9 +17,10 @@ pub static LOAD_CONTROLNET: NodeSpec = NodeSpec {
     doc: "Loads a ControlNet for SD 1.x or SDXL: a diffusers folder (config.json and \
           diffusion_pytorch_model.safetensors) or a single .safetensors file (the original \
           `control_v11*` names, with or without `control_model.`, or diffusers names), in f32, \
-          f16 or bf16. Looked up in the model folders by name, or by path. Loaded once and kept \
-          in memory. A ControlNet made for another architecture than the checkpoint's is refused \
-          when it is applied.",
+          f16 or bf16. Looked up by path, or by name in the model folders (a file, or a folder \
+          holding config.json). Loaded once and kept in memory. A ControlNet made for another \
+          architecture than the checkpoint's (an SDXL ControlNet on SD 1.5) is refused by the \
+          sampler it guides, with a message naming both.",
     inputs: &[],
     outputs: &[PortSpec::new(
         "controlnet",
@@ -43,8 +44,9 @@ pub static LOAD_CONTROLNET: NodeSpec = NodeSpec {
             "device",
             &["auto", "cpu", "cuda", "cuda:1", "cuda:2", "cuda:3"],
             "auto",
-            "Where to run; it must be the checkpoint's device. auto = the run's device, as \
-             LoadCheckpoint.",
+            "Where to run; it must be the checkpoint's device. auto = the run's device (the \
+             default device, or the queued run's target), as LoadCheckpoint's auto; cuda is the \
+             first GPU (cuda:0).",
         ),
     ],
     deterministic: true,
@@ -108,7 +110,8 @@ pub static CONTROLNET: NodeSpec = NodeSpec {
             0.0,
             1.0,
             1.0,
-            "Fraction of the steps at which it stops (control_guidance_end).",
+            "Fraction of the steps at which it stops (control_guidance_end); it must be more \
+             than start.",
         )
         .with_widget(Widget::DragValue),
         P::bool(

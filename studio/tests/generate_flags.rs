@@ -247,3 +247,207 @@ fn remove_bg_flags_are_the_node_parameters() {
         assert!(nodes::builtin::REMOVE_BACKGROUND.param(p.name).is_some());
     }
 }
+
+/// `generate` with the given extra arguments, or its error.
+fn generate_with(extra: &[String]) -> anyhow::Result<GraphDoc> {
+    let mut args = base();
+    args.extend(extra.iter().cloned());
+    match parse(&args) {
+        Command::Generate(a) => generate_recipe(&a),
+        other => panic!("not generate: {other:?}"),
+    }
+}
+
+fn control(value: &str) -> Vec<String> {
+    vec!["--control".into(), value.into()]
+}
+
+fn linked(doc: &GraphDoc, from: &str, to: &str) -> bool {
+    doc.links
+        .iter()
+        .any(|l| l.from.to_string() == from && l.to.to_string() == to)
+}
+
+#[test]
+fn control_builds_a_chain_of_controlnet_nodes_into_the_sampler() {
+    let img = fixtures().join("inputs/init.png");
+    let img_abs = std::fs::canonicalize(&img).unwrap().display().to_string();
+    let img = img.display().to_string();
+    let mut extra = control(&format!("cn-a.safetensors:{img}"));
+    extra.extend(control(&format!("cn-b:{img}:0.5:0.1:0.9")));
+    extra.extend([
+        "--dtype".into(),
+        "f16".into(),
+        "--device".into(),
+        "cpu".into(),
+    ]);
+    let doc = generate_with(&extra).unwrap();
+    nodes::validate(&doc, &nodes::Catalogue::builtin()).unwrap();
+    let kinds =
+        |ids: &[&str]| -> Vec<String> { ids.iter().map(|i| doc.nodes[*i].kind.clone()).collect() };
+    assert_eq!(
+        kinds(&[
+            "controlnet1",
+            "control_image1",
+            "control1",
+            "controlnet2",
+            "control2"
+        ]),
+        [
+            "LoadControlNet",
+            "LoadImage",
+            "ControlNet",
+            "LoadControlNet",
+            "ControlNet"
+        ]
+    );
+    // Names that are not paths stay as typed (found in the model folders at run time); the
+    // image is absolute so the recipe in the PNG runs from anywhere.
+    let p = |id: &str, name: &str| doc.nodes[id].params.get(name).cloned();
+    assert_eq!(
+        p("controlnet1", "controlnet"),
+        Some(ParamValue::Text("cn-a.safetensors".into()))
+    );
+    assert_eq!(
+        p("controlnet2", "controlnet"),
+        Some(ParamValue::Text("cn-b".into()))
+    );
+    assert_eq!(
+        p("control_image1", "source"),
+        Some(ParamValue::Text(img_abs))
+    );
+    // The first one keeps every ControlNet default: nothing is set.
+    assert!(
+        doc.nodes["control1"].params.is_empty(),
+        "{:?}",
+        doc.nodes["control1"].params
+    );
+    assert_eq!(p("control2", "strength"), Some(ParamValue::Float(0.5)));
+    assert_eq!(p("control2", "start"), Some(ParamValue::Float(0.1)));
+    assert_eq!(p("control2", "end"), Some(ParamValue::Float(0.9)));
+    // The ControlNets run where the checkpoint runs.
+    for id in ["controlnet1", "controlnet2"] {
+        assert_eq!(p(id, "dtype"), Some(ParamValue::Text("f16".into())));
+        assert_eq!(p(id, "device"), Some(ParamValue::Text("cpu".into())));
+    }
+    // Chained in order, the last into the sampler.
+    assert!(linked(
+        &doc,
+        "controlnet1.controlnet",
+        "control1.controlnet"
+    ));
+    assert!(linked(&doc, "control_image1.image", "control1.image"));
+    assert!(linked(&doc, "control1.control", "control2.control"));
+    assert!(linked(&doc, "control2.control", "gen.control"));
+    assert!(!linked(&doc, "control1.control", "gen.control"));
+    // Without --dtype/--device the loader keeps its own defaults (auto).
+    let doc = generate_with(&control(&format!("cn:{img}"))).unwrap();
+    assert!(!doc.nodes["controlnet1"].params.contains_key("dtype"));
+    assert!(linked(&doc, "control1.control", "gen.control"));
+    // img2img and inpaint take it too.
+    let mask = fixtures().join("inputs/mask.png").display().to_string();
+    let mut extra = control(&format!("cn:{img}:0.3"));
+    extra.extend(["--init-image".into(), img.clone(), "--mask".into(), mask]);
+    let doc = generate_with(&extra).unwrap();
+    assert_eq!(doc.nodes["gen"].kind, "Inpaint");
+    assert_eq!(
+        p_of(&doc, "control1", "strength"),
+        Some(ParamValue::Float(0.3))
+    );
+    assert!(linked(&doc, "control1.control", "gen.control"));
+    nodes::validate(&doc, &nodes::Catalogue::builtin()).unwrap();
+}
+
+fn p_of(doc: &GraphDoc, id: &str, name: &str) -> Option<ParamValue> {
+    doc.nodes[id].params.get(name).cloned()
+}
+
+#[test]
+fn control_is_read_from_the_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = fixtures().join("inputs/init.png").display().to_string();
+    // MODEL may contain ':' (everything before the image).
+    let doc = generate_with(&control(&format!("models:v1/cn.safetensors:{img}:0.7"))).unwrap();
+    assert_eq!(
+        p_of(&doc, "controlnet1", "controlnet"),
+        Some(ParamValue::Text("models:v1/cn.safetensors".into()))
+    );
+    assert_eq!(
+        p_of(&doc, "control1", "strength"),
+        Some(ParamValue::Float(0.7))
+    );
+    // IMAGE may contain ':' when the whole path exists.
+    let odd = dir.path().join("a:b.png");
+    std::fs::copy(fixtures().join("inputs/init.png"), &odd).unwrap();
+    let doc = generate_with(&control(&format!("cn:{}:0.2", odd.display()))).unwrap();
+    assert_eq!(
+        p_of(&doc, "controlnet1", "controlnet"),
+        Some(ParamValue::Text("cn".into()))
+    );
+    let source = p_of(&doc, "control_image1", "source").unwrap();
+    assert!(source.as_str().unwrap().ends_with("a:b.png"), "{source:?}");
+    // An empty number keeps the node's default.
+    let doc = generate_with(&control(&format!("cn:{img}::0.25:0.75"))).unwrap();
+    let params = &doc.nodes["control1"].params;
+    assert!(!params.contains_key("strength"), "{params:?}");
+    assert_eq!(params["start"], ParamValue::Float(0.25));
+    // An image without an image extension works when it is the second of two fields.
+    let bare = dir.path().join("edges");
+    std::fs::copy(fixtures().join("inputs/init.png"), &bare).unwrap();
+    let doc = generate_with(&control(&format!("cn:{}", bare.display()))).unwrap();
+    assert!(doc.nodes.contains_key("control1"));
+}
+
+#[test]
+fn control_errors_name_the_flag_and_the_bad_field() {
+    let img = fixtures().join("inputs/init.png").display().to_string();
+    let err = |v: &str| {
+        let e = generate_with(&control(v)).unwrap_err();
+        let text = format!("{e:#}");
+        assert!(!text.contains('\n'), "one line: {text}");
+        text
+    };
+    assert_eq!(
+        err("a.safetensors:edge.png:x"),
+        "--control a.safetensors:edge.png:x: strength \"x\" is not a number"
+    );
+    let e = err(&format!("cn:{img}:1:0.5:y"));
+    assert!(e.ends_with("end \"y\" is not a number"), "{e}");
+    let e = err(&format!("cn:{img}:11"));
+    assert!(e.contains("strength 11 is outside 0..10"), "{e}");
+    let e = err(&format!("cn:{img}:1:0.5"));
+    assert!(
+        e.contains("STRENGTH or STRENGTH:START:END") && e.contains("2 fields"),
+        "{e}"
+    );
+    let e = err("cn:no-such-control.png");
+    assert!(
+        e.starts_with("--control cn:no-such-control.png: image no-such-control.png"),
+        "{e}"
+    );
+    let e = err("cn:edges:0.5");
+    assert!(e.contains("no field names an image file"), "{e}");
+    let e = err(&format!(":{img}"));
+    assert!(e.contains("MODEL is empty"), "{e}");
+    let e = err(&img);
+    assert!(e.contains("MODEL:IMAGE"), "{e}");
+}
+
+#[test]
+fn control_is_documented_in_help() {
+    let cmd = Cli::command();
+    let gen = cmd
+        .get_subcommands()
+        .find(|c| c.get_name() == "generate")
+        .expect("generate");
+    let arg = gen
+        .get_arguments()
+        .find(|a| a.get_long() == Some("control"))
+        .expect("--control");
+    let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+    assert!(
+        help.contains("Read from the right") && help.contains("MODEL may contain ':'"),
+        "{help}"
+    );
+    assert!(arg.get_default_values().is_empty());
+}

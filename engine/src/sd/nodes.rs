@@ -1,6 +1,8 @@
 //! Executors of the Stable Diffusion node kinds (declared in `nodes::diffusion`): they resolve
 //! the checkpoint through the model manager, call [`pipeline::generate`] (the same function the
-//! CLI's `generate` uses) and turn its step callback into progress events with previews.
+//! CLI's `generate` uses) and turn its step callback into progress events with previews. A
+//! sampler's optional `control` input (ControlNet nodes, [`super::control_nodes`]) becomes
+//! [`GenerateParams::controls`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -258,15 +260,29 @@ fn images(g: pipeline::Generated) -> Result<Value> {
     Ok(Value::from_images(g.images))
 }
 
+/// A sampler's parameters with its `control` input.
+fn sampler_params(
+    ctx: &NodeCtx,
+    p: &SamplerParams,
+    handle: &ModelHandle,
+) -> Result<GenerateParams> {
+    let mut gp = p.generate_params(handle)?;
+    if let Some(stack) = super::control_nodes::control_input(ctx)? {
+        gp.controls = stack.as_ref().clone();
+    }
+    Ok(gp)
+}
+
 fn txt2img(ctx: &mut NodeCtx, p: SamplerParams) -> Result<Outputs> {
     let handle = model_input(ctx)?;
-    let g = sample(ctx, &handle, &p.generate_params(&handle)?)?;
+    let gp = sampler_params(ctx, &p, &handle)?;
+    let g = sample(ctx, &handle, &gp)?;
     Ok([("image", images(g)?)].into_iter().collect())
 }
 
 fn img2img(ctx: &mut NodeCtx, p: SamplerParams) -> Result<Outputs> {
     let handle = model_input(ctx)?;
-    let mut gp = p.generate_params(&handle)?;
+    let mut gp = sampler_params(ctx, &p, &handle)?;
     gp.init_image = Some((*ctx.image("image")?).clone());
     let g = sample(ctx, &handle, &gp)?;
     Ok([("image", images(g)?)].into_iter().collect())
@@ -274,7 +290,7 @@ fn img2img(ctx: &mut NodeCtx, p: SamplerParams) -> Result<Outputs> {
 
 fn inpaint(ctx: &mut NodeCtx, p: SamplerParams) -> Result<Outputs> {
     let handle = model_input(ctx)?;
-    let mut gp = p.generate_params(&handle)?;
+    let mut gp = sampler_params(ctx, &p, &handle)?;
     gp.init_image = Some((*ctx.image("image")?).clone());
     gp.mask = Some((*ctx.mask("mask")?).clone());
     let g = sample(ctx, &handle, &gp)?;

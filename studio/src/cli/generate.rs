@@ -2,7 +2,8 @@
 //! executor, store and SaveImage sink as `run` (docs/ARCHITECTURE.md, "One path"):
 //!
 //! - `generate`: LoadCheckpoint → LoraLoader* → Txt2Img | Img2Img (with `--init-image`) |
-//!   Inpaint (with `--init-image` and `--mask`) → SaveImage;
+//!   Inpaint (with `--init-image` and `--mask`) → SaveImage, with one LoadControlNet +
+//!   LoadImage → ControlNet per `--control`, chained into the sampler's `control` input;
 //! - `remove-bg`: LoadImage → RemoveBackground → SaveImage.
 //!
 //! Their node-parameter flags are made from the catalogue ([`super::flags`]), so an omitted flag
@@ -14,8 +15,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use engine::run::{plan, BatchJob, PlanSpec};
+use nodes::control::{CONTROLNET, LOAD_CONTROLNET};
 use nodes::diffusion::{IMG2IMG, INPAINT, LOAD_CHECKPOINT, LORA_LOADER, TXT2IMG};
-use nodes::{Catalogue, GraphDoc, Link, NodeDoc, NodeSpec, ParamValue, PortRef};
+use nodes::{Catalogue, GraphDoc, Link, NodeDoc, NodeSpec, ParamKind, ParamValue, PortRef};
 
 use super::flags::{FlagSet, ParamFlags};
 use super::run::{execute, succeeded};
@@ -64,6 +66,16 @@ pub struct GenerateArgs {
     /// Repeatable; stacked in order (one LoraLoader node each).
     #[arg(long = "lora", value_name = "PATH:WEIGHT[:TE_WEIGHT]")]
     pub lora: Vec<String>,
+    /// Guide the sampler with a ControlNet: MODEL (a .safetensors file, a diffusers folder or a
+    /// name in the model folders) and IMAGE (the control image, resized to the output as
+    /// diffusers does), then optionally the ControlNet node's strength, start and end (fractions
+    /// of the steps); an omitted or empty number keeps the node's default (1, 0, 1).
+    /// Repeatable: chained in order, their residuals add up. Read from the right: IMAGE is the
+    /// rightmost field with an image extension (.png, .jpg, .jpeg, .webp, .bmp, .tif, .tiff) or
+    /// naming an existing file, the numbers follow it, and everything before it is MODEL, so
+    /// MODEL may contain ':' and IMAGE only when the whole path exists.
+    #[arg(long = "control", value_name = "MODEL:IMAGE[:STRENGTH[:START:END]]")]
+    pub control: Vec<String>,
     /// The PNG to write; a batch writes OUT's stem + `-0`, `-1`, … An existing file is never
     /// overwritten (a numeric suffix is added, as SaveImage does).
     #[arg(long)]
@@ -216,7 +228,7 @@ pub fn generate_recipe(a: &GenerateArgs) -> Result<GraphDoc> {
         }
     }
     let mut r = Recipe::new("generate");
-    r.node("ckpt", &LOAD_CHECKPOINT, ckpt);
+    r.node("ckpt", &LOAD_CHECKPOINT, ckpt.clone());
     let mut model_from = "ckpt".to_string();
     for (k, s) in a.lora.iter().enumerate() {
         let (path, unet, te) = parse_lora_arg(s)?;
@@ -250,10 +262,135 @@ pub fn generate_recipe(a: &GenerateArgs) -> Result<GraphDoc> {
         );
         r.link(("mask", "mask"), ("gen", "mask"));
     }
+    let mut control_from: Option<String> = None;
+    for (k, s) in a.control.iter().enumerate() {
+        let c = ControlArg::parse(s)?;
+        let (load, image, apply) = (
+            format!("controlnet{}", k + 1),
+            format!("control_image{}", k + 1),
+            format!("control{}", k + 1),
+        );
+        // The ControlNet runs where the checkpoint runs: the same --dtype and --device.
+        let mut load_params = BTreeMap::from([("controlnet".to_string(), text(c.model.clone()))]);
+        for name in ["dtype", "device"] {
+            if let Some(v) = ckpt.get(name) {
+                load_params.insert(name.to_string(), v.clone());
+            }
+        }
+        r.node(&load, &LOAD_CONTROLNET, load_params);
+        r.node(
+            &image,
+            &nodes::builtin::LOAD_IMAGE,
+            BTreeMap::from([("source".to_string(), text(c.image.clone()))]),
+        );
+        r.node(&apply, &CONTROLNET, c.params.clone());
+        r.link((&load, "controlnet"), (&apply, "controlnet"));
+        r.link((&image, "image"), (&apply, "image"));
+        if let Some(prev) = &control_from {
+            r.link((prev, "control"), (&apply, "control"));
+        }
+        control_from = Some(apply);
+    }
+    if let Some(last) = &control_from {
+        r.link((last, "control"), ("gen", "control"));
+    }
     r.node("save", &nodes::builtin::SAVE_IMAGE, save_params(&a.out)?);
     r.link(("gen", "image"), ("save", "image"));
     r.doc.meta.seed = Some(a.seed);
     Ok(r.doc)
+}
+
+/// The extensions that mark the image field of `--control`.
+const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"];
+
+/// One `--control MODEL:IMAGE[:STRENGTH[:START:END]]`: the model as the recipe names it, the
+/// control image as an absolute path, and the ControlNet node's parameters that were given.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ControlArg {
+    model: String,
+    image: String,
+    params: BTreeMap<String, ParamValue>,
+}
+
+impl ControlArg {
+    /// Parses the flag's value (see `--help`); errors name the flag, its value and the bad
+    /// field.
+    fn parse(s: &str) -> Result<ControlArg> {
+        let flag = format!("--control {s}");
+        let fields: Vec<&str> = s.split(':').collect();
+        if fields.len() < 2 {
+            bail!("{flag}: expected MODEL:IMAGE[:STRENGTH[:START:END]]");
+        }
+        let looks_like_image = |f: &str| {
+            let lower = f.to_ascii_lowercase();
+            IMAGE_EXTENSIONS
+                .iter()
+                .any(|e| lower.ends_with(&format!(".{e}")))
+                || Path::new(f).is_file()
+        };
+        // The image's last field: the rightmost one that looks like an image (never the first,
+        // which belongs to MODEL); with two fields, the second whatever it is.
+        let last = match (1..fields.len())
+            .rev()
+            .find(|&i| looks_like_image(fields[i]))
+        {
+            Some(i) => i,
+            None if fields.len() == 2 => 1,
+            None => bail!(
+                "{flag}: expected MODEL:IMAGE[:STRENGTH[:START:END]] (no field names an image \
+                 file: give the control image a .png, .jpg, … name)"
+            ),
+        };
+        // The image's first field: the longest path ending there that exists (so a path with
+        // ':' works when it exists), else the last field alone.
+        let first = (1..=last)
+            .find(|&j| Path::new(&fields[j..=last].join(":")).is_file())
+            .unwrap_or(last);
+        let model = fields[..first].join(":");
+        let image = fields[first..=last].join(":");
+        if model.trim().is_empty() {
+            bail!("{flag}: MODEL is empty (expected MODEL:IMAGE[:STRENGTH[:START:END]])");
+        }
+        let numbers = &fields[last + 1..];
+        let names: &[&str] = match numbers.len() {
+            0 => &[],
+            1 => &["strength"],
+            3 => &["strength", "start", "end"],
+            n => bail!(
+                "{flag}: expected STRENGTH or STRENGTH:START:END after the image {image}, got {n} \
+                 fields"
+            ),
+        };
+        let mut params = BTreeMap::new();
+        for (name, raw) in names.iter().zip(numbers) {
+            if raw.trim().is_empty() {
+                continue;
+            }
+            params.insert(name.to_string(), control_number(&flag, name, raw)?);
+        }
+        let image = input_file(&format!("{flag}: image"), Path::new(&image))?;
+        Ok(ControlArg {
+            model: absolute_if_exists(&model),
+            image,
+            params,
+        })
+    }
+}
+
+/// A number of `--control` checked against the ControlNet node's range for `name`.
+fn control_number(flag: &str, name: &str, raw: &str) -> Result<ParamValue> {
+    let v: f64 = raw
+        .trim()
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| anyhow!("{flag}: {name} \"{raw}\" is not a number"))?;
+    if let Some(ParamKind::Float { min, max, .. }) = CONTROLNET.param(name).map(|p| &p.kind) {
+        if v < *min || v > *max {
+            bail!("{flag}: {name} {v} is outside {min}..{max}");
+        }
+    }
+    Ok(ParamValue::Float(v))
 }
 
 /// SaveImage's parameters for an `--out FILE`: the file name as the template (the folder is
