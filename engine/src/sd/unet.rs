@@ -326,34 +326,64 @@ struct MidBlock {
     attentions: Vec<Transformer2D>,
 }
 
-/// diffusers `UNet2DConditionModel`.
+/// The per-block sizes both halves of the UNet are built from.
+struct Dims {
+    heads: Vec<usize>,
+    layers: Vec<usize>,
+    tlayers: Vec<usize>,
+    ctx_dim: usize,
+    groups: usize,
+    eps: f64,
+    temb_dim: usize,
+    linear: bool,
+}
+
+impl Dims {
+    fn of(cfg: &UNetConfig) -> Result<Self> {
+        Ok(Self {
+            heads: cfg.heads_per_block()?,
+            layers: cfg.layers_per_block_list()?,
+            tlayers: cfg.transformer_layers_list()?,
+            ctx_dim: cfg.cross_attention_dim()?,
+            groups: cfg.groups()?,
+            eps: cfg.norm_eps,
+            temb_dim: cfg.time_embed_dim()?,
+            linear: cfg.use_linear_projection,
+        })
+    }
+}
+
+/// The encoder half of the UNet: time (and SDXL addition) embedding, `conv_in`, down blocks
+/// and mid block. [`UNet2DConditionModel`] and the ControlNet
+/// ([`crate::sd::controlnet::ControlNetModel`], whose weights carry the same names) are both
+/// built and run through it.
 #[derive(Debug, Clone)]
-pub struct UNet2DConditionModel {
+pub(crate) struct UNetEncoder {
     conv_in: Conv2d,
     time_embedding: TimestepEmbedding,
     add_embedding: Option<TimestepEmbedding>,
     down_blocks: Vec<DownBlock>,
     mid_block: MidBlock,
-    up_blocks: Vec<UpBlock>,
-    conv_norm_out: GroupNorm,
-    conv_out: Conv2d,
     cfg: UNetConfig,
 }
 
-impl UNet2DConditionModel {
-    /// Builds the model from `cfg`, loading weights with diffusers' names from `vb`.
-    pub fn new(vb: VarBuilder, cfg: &UNetConfig) -> Result<Self> {
-        cfg.validate()?;
+impl UNetEncoder {
+    /// Builds the encoder modules of `cfg` from `vb` (diffusers names at the root:
+    /// `conv_in`, `time_embedding`, `add_embedding`, `down_blocks.N`, `mid_block`).
+    /// `cfg.up_block_types` is not read.
+    pub(crate) fn new(vb: VarBuilder, cfg: &UNetConfig) -> Result<Self> {
         let ch = &cfg.block_out_channels;
         let n = ch.len();
-        let heads = cfg.heads_per_block()?;
-        let layers = cfg.layers_per_block_list()?;
-        let tlayers = cfg.transformer_layers_list()?;
-        let ctx_dim = cfg.cross_attention_dim()?;
-        let groups = cfg.groups()?;
-        let eps = cfg.norm_eps;
-        let temb_dim = cfg.time_embed_dim()?;
-        let linear = cfg.use_linear_projection;
+        let Dims {
+            heads,
+            layers,
+            tlayers,
+            ctx_dim,
+            groups,
+            eps,
+            temb_dim,
+            linear,
+        } = Dims::of(cfg)?;
 
         let conv_in = conv2d(
             cfg.in_channels,
@@ -373,7 +403,6 @@ impl UNet2DConditionModel {
             }
             _ => None,
         };
-
         let mut down_blocks = Vec::with_capacity(n);
         let mut out_c = ch[0];
         for (i, ty) in cfg.down_block_types.iter().enumerate() {
@@ -459,6 +488,129 @@ impl UNet2DConditionModel {
             attentions: mid_attentions,
         };
 
+        Ok(Self {
+            conv_in,
+            time_embedding,
+            add_embedding,
+            down_blocks,
+            mid_block,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// `conv_in` applied to the latent `sample`.
+    pub(crate) fn conv_in(&self, sample: &Tensor) -> Result<Tensor> {
+        conv_forward(&self.conv_in, sample)
+    }
+
+    /// Runs the down blocks from `h` (the output of `conv_in`, plus the control embedding in a
+    /// ControlNet); returns their output and every skip tensor, `h` first.
+    pub(crate) fn down(
+        &self,
+        h: Tensor,
+        emb: &Tensor,
+        ctx: &Tensor,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let mut skips = vec![h.clone()];
+        let mut h = h;
+        for blk in &self.down_blocks {
+            h = blk.forward(&h, emb, ctx, &mut skips)?;
+        }
+        Ok((h, skips))
+    }
+
+    /// The mid block.
+    pub(crate) fn mid(&self, h: &Tensor, emb: &Tensor, ctx: &Tensor) -> Result<Tensor> {
+        let mut h = self.mid_block.resnets[0].forward(h, Some(emb))?;
+        for (a, r) in self
+            .mid_block
+            .attentions
+            .iter()
+            .zip(self.mid_block.resnets[1..].iter())
+        {
+            h = a.forward(&h, ctx)?;
+            h = r.forward(&h, Some(emb))?;
+        }
+        Ok(h)
+    }
+
+    /// Time embedding (`[B, temb]`) including SDXL's `add_embedding`.
+    pub(crate) fn embed(
+        &self,
+        sample: &Tensor,
+        timestep: f64,
+        added: Option<&AddedCond>,
+    ) -> Result<Tensor> {
+        let b = sample.dim(0)?;
+        let dev = sample.device();
+        let dtype = sample.dtype();
+        let c0 = self.cfg.block_out_channels[0];
+        let t = timestep_embedding(
+            &vec![timestep; b],
+            c0,
+            self.cfg.flip_sin_to_cos,
+            self.cfg.freq_shift,
+            dev,
+        )?;
+        let mut emb = self.time_embedding.forward(&t.to_dtype(dtype)?)?;
+        if let Some(add) = &self.add_embedding {
+            let added = match added {
+                Some(a) => a,
+                None => bail!("UNet config has addition_embed_type text_time: `added` (text_embeds, time_ids) is required"),
+            };
+            let ids: Vec<f64> = added
+                .time_ids
+                .to_dtype(candle_core::DType::F64)?
+                .flatten_all()?
+                .to_vec1::<f64>()?;
+            let tdim = self.cfg.addition_time_embed_dim.unwrap_or(0);
+            let te = timestep_embedding(
+                &ids,
+                tdim,
+                self.cfg.flip_sin_to_cos,
+                self.cfg.freq_shift,
+                dev,
+            )?;
+            let tb = added.text_embeds.dim(0)?;
+            let te = te.reshape((tb, ids.len() / tb.max(1) * tdim))?;
+            let add_in = Tensor::cat(
+                &[&added.text_embeds.to_dtype(dtype)?, &te.to_dtype(dtype)?],
+                1,
+            )?;
+            emb = (emb + add.forward(&add_in)?)?;
+        }
+        Ok(emb)
+    }
+}
+
+/// diffusers `UNet2DConditionModel`.
+#[derive(Debug, Clone)]
+pub struct UNet2DConditionModel {
+    encoder: UNetEncoder,
+    up_blocks: Vec<UpBlock>,
+    conv_norm_out: GroupNorm,
+    conv_out: Conv2d,
+    cfg: UNetConfig,
+}
+
+impl UNet2DConditionModel {
+    /// Builds the model from `cfg`, loading weights with diffusers' names from `vb`.
+    pub fn new(vb: VarBuilder, cfg: &UNetConfig) -> Result<Self> {
+        cfg.validate()?;
+        let encoder = UNetEncoder::new(vb.clone(), cfg)?;
+        let ch = &cfg.block_out_channels;
+        let n = ch.len();
+        let Dims {
+            heads,
+            layers,
+            tlayers,
+            ctx_dim,
+            groups,
+            eps,
+            temb_dim,
+            linear,
+        } = Dims::of(cfg)?;
+
         let rch: Vec<usize> = ch.iter().rev().copied().collect();
         let rheads: Vec<usize> = heads.iter().rev().copied().collect();
         let rlayers: Vec<usize> = layers.iter().rev().copied().collect();
@@ -520,11 +672,7 @@ impl UNet2DConditionModel {
             vb.pp("conv_out"),
         )?;
         Ok(Self {
-            conv_in,
-            time_embedding,
-            add_embedding,
-            down_blocks,
-            mid_block,
+            encoder,
             up_blocks,
             conv_norm_out,
             conv_out,
@@ -535,49 +683,6 @@ impl UNet2DConditionModel {
     /// The configuration the model was built from.
     pub fn config(&self) -> &UNetConfig {
         &self.cfg
-    }
-
-    /// Time embedding (`[B, temb]`) including SDXL's `add_embedding`.
-    fn embed(&self, sample: &Tensor, timestep: f64, added: Option<&AddedCond>) -> Result<Tensor> {
-        let b = sample.dim(0)?;
-        let dev = sample.device();
-        let dtype = sample.dtype();
-        let c0 = self.cfg.block_out_channels[0];
-        let t = timestep_embedding(
-            &vec![timestep; b],
-            c0,
-            self.cfg.flip_sin_to_cos,
-            self.cfg.freq_shift,
-            dev,
-        )?;
-        let mut emb = self.time_embedding.forward(&t.to_dtype(dtype)?)?;
-        if let Some(add) = &self.add_embedding {
-            let added = match added {
-                Some(a) => a,
-                None => bail!("UNet config has addition_embed_type text_time: `added` (text_embeds, time_ids) is required"),
-            };
-            let ids: Vec<f64> = added
-                .time_ids
-                .to_dtype(candle_core::DType::F64)?
-                .flatten_all()?
-                .to_vec1::<f64>()?;
-            let tdim = self.cfg.addition_time_embed_dim.unwrap_or(0);
-            let te = timestep_embedding(
-                &ids,
-                tdim,
-                self.cfg.flip_sin_to_cos,
-                self.cfg.freq_shift,
-                dev,
-            )?;
-            let tb = added.text_embeds.dim(0)?;
-            let te = te.reshape((tb, ids.len() / tb.max(1) * tdim))?;
-            let add_in = Tensor::cat(
-                &[&added.text_embeds.to_dtype(dtype)?, &te.to_dtype(dtype)?],
-                1,
-            )?;
-            emb = (emb + add.forward(&add_in)?)?;
-        }
-        Ok(emb)
     }
 
     /// Predicts noise for `sample` `[B, C, H, W]` at a (possibly fractional) `timestep`, with
@@ -606,13 +711,10 @@ impl UNet2DConditionModel {
         added: Option<&AddedCond>,
         control: Option<&crate::sd::controlnet::ControlResiduals>,
     ) -> Result<Tensor> {
-        let emb = self.embed(sample, timestep, added)?;
+        let enc = &self.encoder;
+        let emb = enc.embed(sample, timestep, added)?;
         let ctx = encoder_hidden_states;
-        let mut h = conv_forward(&self.conv_in, sample)?;
-        let mut skips = vec![h.clone()];
-        for blk in &self.down_blocks {
-            h = blk.forward(&h, &emb, ctx, &mut skips)?;
-        }
+        let (h, mut skips) = enc.down(enc.conv_in(sample)?, &emb, ctx)?;
         if let Some(c) = control {
             if c.down.len() != skips.len() {
                 bail!(
@@ -621,23 +723,14 @@ impl UNet2DConditionModel {
                     skips.len()
                 );
             }
+            // Broadcast: pooled (`global_pool_conditions`) residuals are [B, C, 1, 1].
             for (s, r) in skips.iter_mut().zip(&c.down) {
-                *s = (&*s + r.to_dtype(s.dtype())?)?;
+                *s = add_residual(s, r)?;
             }
         }
-        h = self.mid_block.resnets[0].forward(&h, Some(&emb))?;
-        for (a, r) in self
-            .mid_block
-            .attentions
-            .iter()
-            .zip(self.mid_block.resnets[1..].iter())
-        {
-            h = a.forward(&h, ctx)?;
-            h = r.forward(&h, Some(&emb))?;
-        }
+        let mut h = enc.mid(&h, &emb, ctx)?;
         if let Some(c) = control {
-            let dt = h.dtype();
-            h = (h + c.mid.to_dtype(dt)?)?;
+            h = add_residual(&h, &c.mid)?;
         }
         for blk in &self.up_blocks {
             let keep = skips.len().saturating_sub(blk.resnets.len());
@@ -655,5 +748,16 @@ impl UNet2DConditionModel {
         }
         let h = self.conv_norm_out.forward_silu(&h)?;
         conv_forward(&self.conv_out, &h)
+    }
+}
+
+/// `x + r` in `x`'s dtype; `r` may be spatially pooled (`[B, C, 1, 1]`, a shuffle ControlNet's
+/// `global_pool_conditions`) and is then broadcast.
+fn add_residual(x: &Tensor, r: &Tensor) -> Result<Tensor> {
+    let r = r.to_dtype(x.dtype())?;
+    if r.dims() == x.dims() {
+        x + r
+    } else {
+        x.broadcast_add(&r)
     }
 }

@@ -21,11 +21,13 @@ use crate::error::Result;
 use crate::image::{Image, Mask};
 
 pub mod config;
+mod infer;
+pub mod ldm;
 pub mod load;
 pub mod model;
 
 pub use config::ControlNetConfig;
-pub use load::{load, load_cached, ControlNetLoadOptions};
+pub use load::{load, load_cached, load_with_config, ControlNetLoadOptions};
 pub use model::ControlNetModel;
 
 /// A loaded ControlNet.

@@ -294,6 +294,28 @@ fn unet_name(key: &str, layout: &UnetLayout, arch: Arch) -> Option<String> {
     None
 }
 
+/// Diffusers name of one LDM UNet *encoder* tensor given its name without prefix
+/// (`time_embed.*`, `label_emb.0.*` when `sdxl`, `input_blocks.*`, `middle_block.*`), or
+/// `None`: the names a ControlNet (`control_model.*`) shares with the UNet it was copied from.
+pub(crate) fn unet_encoder_name(key: &str, layers_per_block: usize, sdxl: bool) -> Option<String> {
+    let encoder = [
+        "time_embed.",
+        "label_emb.",
+        "input_blocks.",
+        "middle_block.",
+    ];
+    if !encoder.iter().any(|p| key.starts_with(p)) {
+        return None;
+    }
+    let layout = UnetLayout {
+        layers_per_block,
+        block_out_channels: Vec::new(),
+        down_attention: Vec::new(),
+        up_attention: Vec::new(),
+    };
+    unet_name(key, &layout, if sdxl { Arch::Sdxl } else { Arch::Sd1 })
+}
+
 /// Diffusers name of one VAE tensor given its LDM name without prefix (and whether it is a
 /// mid-block attention weight that may need reshaping).
 fn vae_name(key: &str, n_up: usize) -> Option<(String, bool)> {

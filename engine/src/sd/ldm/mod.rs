@@ -57,6 +57,7 @@ pub use arch::{detect_arch, Arch, Component};
 pub use backend::LdmBackend;
 pub use config::infer_config;
 pub use header::Header;
+pub(crate) use mapping::unet_encoder_name;
 pub use mapping::{component_map, Source, TensorMap, Transform, UnetLayout};
 
 /// An opened single-file checkpoint: its architecture, per-component name maps and configs.
