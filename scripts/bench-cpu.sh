@@ -6,8 +6,12 @@
 #   SD1.5 UNet evaluation, 256² and 512²  engine/benches/unet.rs   vs scripts/bench_unet_torch.py
 #   SD1.5 VAE decode, 512²                engine/benches/vae.rs    vs scripts/bench_vae_torch.py
 #   ISNet, 1024²                          engine/benches/isnet.rs  vs scripts/bench_isnet_ort.py
+#   ControlNet + UNet evaluation, 256²    engine/benches/controlnet.rs vs scripts/bench_controlnet_torch.py
+#     (measurement controlnet:SIZE; the UNet alone is timed in the same process, and the table is
+#     followed by the seconds the ControlNet adds on each side)
 #
-# Random weights for the UNet and VAE (the real SD1.5 configurations), the real weights for ISNet
+# Random weights for the UNet, VAE and ControlNet (the real SD1.5 / control_v11p_sd15_canny
+# configurations), the real weights for ISNet
 # (`defect-studio models fetch isnet` first). PyTorch runs as its users run it: default threads,
 # torch.inference_mode(), diffusers' default attention processor (SDPA); onnxruntime with
 # default session options on the f32 graph our port computes.
@@ -17,7 +21,7 @@
 #   ROUNDS      rounds (default 1); each round runs every pair, ours and the reference one after
 #               the other, the order swapped every other round, so that drift in the machine's
 #               load falls on both sides; medians are over all rounds' timed runs, peaks the max
-#   ONLY        which measurements (default "unet:256 unet:512 vae:512 isnet:1024")
+#   ONLY        which measurements (default "unet:256 unet:512 vae:512 isnet:1024 controlnet:256")
 #   PYTHON      Python with torch + diffusers (default ~/.cache/sd-venv/bin/python)
 #   ORT_PYTHON  Python with onnxruntime + onnx + numpy (default ~/.cache/fixtures-ort/bin/python)
 #   OUT         folder for the raw JSON lines and logs (default: a new temporary folder)
@@ -26,15 +30,17 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 ROUNDS=${ROUNDS:-1}
-ONLY=${ONLY:-"unet:256 unet:512 vae:512 isnet:1024"}
+ONLY=${ONLY:-"unet:256 unet:512 vae:512 isnet:1024 controlnet:256"}
 PYTHON=${PYTHON:-$HOME/.cache/sd-venv/bin/python}
 ORT_PYTHON=${ORT_PYTHON:-$HOME/.cache/fixtures-ort/bin/python}
 OUT=${OUT:-$(mktemp -d -t bench-cpu.XXXXXX)}
 mkdir -p "$OUT"
 
-# One release build of the three benches; their executables run directly afterwards.
+# One release build of the benches ONLY needs; their executables run directly afterwards.
 source scripts/bench-lib.sh
-bench_build "$OUT" unet vae isnet || exit 1
+BENCHES=$(for item in $ONLY; do echo "${item%%:*}"; done | sort -u | tr '\n' ' ')
+# shellcheck disable=SC2086
+bench_build "$OUT" $BENCHES || exit 1
 
 # run SIDE WHAT SIZE: one process, its JSON line appended to $OUT/SIDE-WHAT-SIZE.jsonl.
 run() {
@@ -44,10 +50,12 @@ run() {
     ours:unet) cmd=("${EXE[unet]}" "$size" "$RUNS") ;;
     ours:vae) cmd=("${EXE[vae]}" "$size" "$RUNS") ;;
     ours:isnet) cmd=("${EXE[isnet]}" "$RUNS") ;;
+    ours:controlnet) cmd=("${EXE[controlnet]}" "$size" "$RUNS") ;;
     ref:unet) cmd=("$PYTHON" scripts/bench_unet_torch.py --size "$size" --runs "$RUNS") ;;
     ref:vae) cmd=("$PYTHON" scripts/bench_vae_torch.py --size "$size" --runs "$RUNS") ;;
     ref:isnet) cmd=("$ORT_PYTHON" scripts/bench_isnet_ort.py --runs "$RUNS") ;;
-    *) echo "bench-cpu.sh: unknown measurement $what (ONLY takes unet:SIZE vae:SIZE isnet:1024)" >&2
+    ref:controlnet) cmd=("$PYTHON" scripts/bench_controlnet_torch.py --size "$size" --runs "$RUNS") ;;
+    *) echo "bench-cpu.sh: unknown measurement $what (ONLY takes unet:SIZE vae:SIZE isnet:1024 controlnet:SIZE)" >&2
        exit 1 ;;
   esac
   echo "[$(date -u +%H:%M:%S)] $side $what $size: ${cmd[*]}" >&2
@@ -79,7 +87,8 @@ python3 - "$OUT" "$RUNS" "$ROUNDS" "$ONLY" <<'EOF'
 import json, os, statistics, sys
 
 out, runs, rounds, only = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split()
-NAMES = {"unet": "SD1.5 UNet evaluation", "vae": "SD1.5 VAE decode", "isnet": "ISNet"}
+NAMES = {"unet": "SD1.5 UNet evaluation", "vae": "SD1.5 VAE decode", "isnet": "ISNet",
+         "controlnet": "SD1.5 ControlNet + UNet evaluation"}
 
 
 def load(side, what, size):
@@ -100,7 +109,7 @@ def cpu_model():
     return "unknown CPU"
 
 
-rows, refs, simd, threads = [], set(), set(), set()
+rows, refs, simd, threads, added = [], set(), set(), set(), []
 for item in only:
     what, size = item.split(":")
     ours, ref = load("ours", what, size), load("ref", what, size)
@@ -125,6 +134,19 @@ for item in only:
     ratio = "—" if os_ is None or rs is None else f"{os_ / rs:.2f}×"
     rows.append(f"| {NAMES.get(what, what)}, {size}² | {fmt_s(os_)} | {fmt_s(rs)} ({ref_name}) "
                 f"| {ratio} | {fmt_m(om)} | {fmt_m(rm)} |")
+    if what == "controlnet":
+        # The UNet alone, timed in the same processes: what the ControlNet adds per evaluation.
+        def split(lines):
+            if lines is None:
+                return None, None
+            u = statistics.median_high([t for l in lines for t in l["unet_all"]])
+            b = statistics.median_high([t for l in lines for t in l["all"]])
+            return u, b - u
+        (ou, oa), (ru, ra) = split(ours), split(ref)
+        r = "—" if oa is None or ra is None else f"{oa / ra:.2f}×"
+        added.append(f"ControlNet at {size}²: the UNet alone takes {fmt_s(ou)} s here and "
+                     f"{fmt_s(ru)} s in {ref_name}; the ControlNet adds {fmt_s(oa)} s here and "
+                     f"{fmt_s(ra)} s in {ref_name} (ratio {r})")
 
 print()
 print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; our SIMD level: "
@@ -136,4 +158,7 @@ print()
 print("| what | ours s | reference s | ratio | ours MiB | reference MiB |")
 print("| --- | --- | --- | --- | --- | --- |")
 print("\n".join(rows))
+for line in added:
+    print()
+    print(line)
 EOF

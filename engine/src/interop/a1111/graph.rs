@@ -3,6 +3,8 @@
 //! for one without).
 //!
 //! What our `parameters` text says beyond the sampler settings:
+//! - `ControlNet N: "Module: …, Model: name [hash], Weight: …"` for each ControlNet node chained
+//!   into the sampler's `control` input, in A1111's spelling (see `controlnet_graph.rs`).
 //! - `RNG: CPU` on every recipe with a sampler node: our initial noise is torch's CPU generator
 //!   (`sd::torch_rng`), which is what A1111 means by it (its default, `GPU`, draws on the card).
 //! - `Lora hashes: "name: hash, …"` in A1111's spelling, one entry per LoRA upstream of the
@@ -334,6 +336,19 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
         sampler_id = "txt2img";
     }
 
+    // ControlNet units.
+    let hires = p.has_hires_fix();
+    super::controlnet_graph::add_controls(
+        &mut b,
+        &mut report,
+        p,
+        &super::controlnet_graph::Targets {
+            first: if hires { "txt2img" } else { sampler_id },
+            hires: hires.then_some("hires"),
+            inpaint: (sampler_id == "inpaint").then_some(("image", "mask")),
+        },
+    );
+
     b.node(
         "save",
         "SaveImage",
@@ -343,7 +358,9 @@ pub fn to_graph_with_report(p: &A1111Params, opts: &GraphOptions) -> ImportResul
     b.pos("save", step());
 
     for (k, v) in p.extra.iter().chain(&p.trailing) {
-        if k.is_empty() {
+        if report.has(k) {
+            // Read into nodes and recorded already (the ControlNet units).
+        } else if k.is_empty() {
             report.notes.push(format!("not carried over: {}", v.trim()));
         } else if !QUIET_KEYS.contains(&k.as_str()) {
             report
@@ -497,6 +514,8 @@ pub fn from_graph(doc: &GraphDoc, run_seed: u64) -> Option<A1111Params> {
     let tags: String = loras.iter().map(LoraTag::to_tag).collect();
     p.raw_prompt = format!("{}{tags}", p.prompt);
     p.loras = loras;
+    let units = super::controlnet_graph::units_from_graph(doc, id, &hash_of);
+    super::controlnet_graph::push_units(&mut p, &units);
     p.extra.push(("RNG".into(), "CPU".into()));
     p.extra.push(version_field());
     Some(p)

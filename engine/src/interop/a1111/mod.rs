@@ -27,9 +27,20 @@
 //! bytes and the same fields (and, for text A1111 wrote, the same text). [`to_graph`] builds an
 //! equivalent recipe and [`map_sampler`] maps sampler names onto our scheduler names;
 //! [`from_graph`] and [`procedural_parameters`] write the parameters of our own outputs.
+//!
+//! ControlNet units (`ControlNet 0: "Module: canny, Model: …"` and the extension's two older
+//! spellings) stay in [`A1111Params::extra`] as written; [`A1111Params::controlnets`] reads them
+//! into [`ControlNetUnit`]s, [`to_graph_with_report`] turns them into LoadControlNet →
+//! (Canny) → ControlNet nodes on the sampler's `control` input, and [`from_graph`] writes the
+//! ControlNet nodes of a recipe back as units (see `controlnet.rs` for the spellings and the
+//! Control Mode ↔ guess mode mapping).
 
+mod controlnet;
+mod controlnet_graph;
 mod graph;
 mod text;
+
+pub use controlnet::{format_unit, parse_unit, ControlMode, ControlNetUnit};
 
 pub(crate) use graph::report_text;
 pub use graph::{

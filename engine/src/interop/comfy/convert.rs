@@ -140,6 +140,14 @@ impl<'a> Conv<'a> {
     /// ControlNetApply's `conditioning`), reporting each. Returns the first supported source.
     pub fn through(&mut self, mut src: (&'a str, u64), port: &str) -> (&'a str, u64) {
         for _ in 0..100 {
+            // ControlNet apply nodes pass the conditioning on; they are imported as ControlNet
+            // nodes on the sampler's `control` input (see `control.rs`).
+            if port == "conditioning" {
+                if let Some(next) = self.apply_input(src) {
+                    src = next;
+                    continue;
+                }
+            }
             let class = self.class(src.0);
             if KNOWN.contains(&class) {
                 break;
@@ -208,6 +216,10 @@ impl<'a> Conv<'a> {
             }
             ("LoadImage" | "ImageScale", 0) => Some((from.to_string(), "image")),
             ("LoadImageMask", 0) => Some((from.to_string(), "mask")),
+            ("ControlNetLoader" | "DiffControlNetLoader", 0) => {
+                Some((from.to_string(), "controlnet"))
+            }
+            ("Canny" | "CannyEdgePreprocessor", 0) => Some((from.to_string(), "image")),
             ("LoadImage", 1) => {
                 let inv = format!("{from}_mask_invert");
                 if !self.b.doc.nodes.contains_key(&inv) {
@@ -371,7 +383,11 @@ impl<'a> Conv<'a> {
                         None => notes.push("its images input is not connected".into()),
                     }
                 }
-                _ => continue,
+                _ => {
+                    if !self.control_simple_node(id, &mut notes) {
+                        continue;
+                    }
+                }
             }
             self.imported(id, id);
             self.place(id, id);

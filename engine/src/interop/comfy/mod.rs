@@ -31,14 +31,18 @@
 //! | ImageScale | Resize |
 //! | SaveImage, PreviewImage, custom `SaveImage*` nodes | SaveImage |
 //! | PrimitiveNode (UI), Primitive* value nodes (API) | the value, where it is used |
+//! | ControlNetLoader, DiffControlNetLoader | LoadControlNet |
+//! | ControlNetApply, ControlNetApplyAdvanced on a sampler's conditioning | ControlNet nodes, chained into the sampler's `control` input (see `control.rs`) |
+//! | Canny (thresholds 0..1), CannyEdgePreprocessor (0..255) | Canny (0..255) |
 //!
 //! The [`ImportReport`](crate::interop::ImportReport) lists every ComfyUI node once: imported,
 //! approximated (with why) or not imported (with why). Model and conditioning inputs that pass
-//! through a node without an equivalent (e.g. ControlNetApply) are followed to their source. Our
+//! through a node without an equivalent (e.g. a custom conditioning node) are followed to their source. Our
 //! nodes left without a required input (a SaveImage whose image comes from a node that was not
 //! imported) are removed and reported, so what remains is a valid recipe; whether anything usable
 //! remains is [`ImportResult::is_usable`](crate::interop::ImportResult::is_usable).
 
+mod control;
 mod convert;
 mod parse;
 mod sampler;

@@ -298,6 +298,7 @@ impl Conv<'_> {
         self.b.node(ks, kind, params);
         self.place(ks, ks);
         self.imported(ks, ks);
+        self.sampler_controls(ks);
         match lat_class.as_str() {
             "EmptyLatentImage" => self.fold(lat, "size", ks),
             c if SAMPLERS.contains(&c) => {}

@@ -19,6 +19,11 @@
 /// - LoadImageMask: image, channel, upload
 /// - ImageScale: upscale_method, width, height, crop
 /// - SaveImage: filename_prefix
+/// - ControlNetLoader, DiffControlNetLoader: control_net_name
+/// - ControlNetApply: strength
+/// - ControlNetApplyAdvanced: strength, start_percent, end_percent
+/// - Canny: low_threshold, high_threshold
+/// - CannyEdgePreprocessor: low_threshold, high_threshold, resolution
 /// - VAEDecode, VAEEncode, SetLatentNoiseMask, PreviewImage: none
 pub fn widget_names(class_type: &str) -> Option<&'static [&'static str]> {
     Some(match class_type {
@@ -55,6 +60,11 @@ pub fn widget_names(class_type: &str) -> Option<&'static [&'static str]> {
         "LoadImageMask" => &["image", "channel", "upload"],
         "ImageScale" => &["upscale_method", "width", "height", "crop"],
         "SaveImage" => &["filename_prefix"],
+        "ControlNetLoader" | "DiffControlNetLoader" => &["control_net_name"],
+        "ControlNetApply" => &["strength"],
+        "ControlNetApplyAdvanced" => &["strength", "start_percent", "end_percent"],
+        "Canny" => &["low_threshold", "high_threshold"],
+        "CannyEdgePreprocessor" => &["low_threshold", "high_threshold", "resolution"],
         "VAEDecode" | "VAEEncode" | "SetLatentNoiseMask" | "PreviewImage" => &[],
         _ => return None,
     })
@@ -80,6 +90,12 @@ pub(super) const KNOWN: &[&str] = &[
     "ImageScale",
     "SaveImage",
     "PreviewImage",
+    "ControlNetLoader",
+    "DiffControlNetLoader",
+    "ControlNetApply",
+    "ControlNetApplyAdvanced",
+    "Canny",
+    "CannyEdgePreprocessor",
 ];
 
 /// Editor-only node types of the UI format: notes, and the nodes whose effect is already in the
