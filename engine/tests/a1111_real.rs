@@ -202,10 +202,19 @@ fn adetailer_controlnet_and_inpaint_keys() {
         .starts_with("Module: scribble_pidinet, Model: control_v11p_sd15_scribble [d4ba51ff],"));
     assert_eq!(extra(&p, "Inpaint area"), "Only masked");
     assert_eq!(extra(&p, "Masked area padding"), "32");
-    // Denoising strength + Mask blur: an inpaint recipe, ADetailer and ControlNet reported.
+    // Denoising strength + Mask blur: an inpaint recipe, ADetailer reported; the ControlNet
+    // unit is imported, its scribble_pidinet preprocessor reported as not supported.
     let r = to_graph_with_report(&p, &GraphOptions::default());
     assert_eq!(kind(&r.graph, "inpaint"), "Inpaint");
-    for key in ["ADetailer model", "ControlNet 0"] {
+    assert_eq!(kind(&r.graph, "cn0"), "ControlNet");
+    assert!(r
+        .report
+        .get("ControlNet 0")
+        .unwrap()
+        .why
+        .iter()
+        .any(|w| w.contains("scribble_pidinet")));
+    for key in ["ADetailer model"] {
         assert!(
             r.report
                 .notes
