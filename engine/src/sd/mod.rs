@@ -24,6 +24,7 @@ pub mod control_nodes;
 pub mod controlnet;
 mod layers;
 pub mod ldm;
+mod load_cache;
 pub mod lora;
 pub mod model;
 pub mod nodes;

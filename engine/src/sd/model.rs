@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -14,6 +14,7 @@ use super::clip::text_model::{ClipTextConfig, ClipTextModel};
 use super::clip::tokenizer::ClipTokenizer;
 use super::config::{UNetConfig, VaeConfig};
 use super::ldm;
+use super::load_cache::{stamp, LoadCache, LoadKey};
 use super::unet::UNet2DConditionModel;
 use super::vae::AutoencoderKL;
 use crate::error::{EngineError, Result};
@@ -534,71 +535,26 @@ fn load_single_file(path: &Path, opts: &LoadOptions) -> Result<SdModel> {
     assemble(parts, weights, opts, path.display().to_string())
 }
 
-#[derive(Clone, Debug, PartialEq)]
-struct CacheKey {
-    path: PathBuf,
-    stamp: Vec<(u64, u128)>,
-    opts: String,
-}
-
-fn stamp(path: &Path) -> Vec<(u64, u128)> {
-    let one = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| (m.len(), crate::models::manager::mtime_ns(&m)))
-            .unwrap_or((0, 0))
-    };
-    let mut out = vec![one(path)];
-    if path.is_dir() {
-        for c in ["unet", "vae", "text_encoder", "text_encoder_2"] {
-            if let Ok(rd) = std::fs::read_dir(path.join(c)) {
-                let mut v: Vec<_> = rd.flatten().map(|e| one(&e.path())).collect();
-                v.sort();
-                out.extend(v);
-            }
-        }
-    }
-    out
-}
-
 /// How many loaded checkpoints stay in memory.
-const CACHE_CAPACITY: usize = 2;
+static CACHE: LoadCache<SdModel> = LoadCache::new(2);
 
-type Cache = Mutex<Vec<(CacheKey, Arc<SdModel>)>>;
-
-fn cache() -> &'static Cache {
-    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(Vec::new()))
-}
+/// The components of a diffusers folder whose files are stamped in the cache key.
+const COMPONENTS: &[&str] = &["unet", "vae", "text_encoder", "text_encoder_2"];
 
 /// [`load`] through a small process-wide cache keyed by path, file sizes and times, and the
 /// options: a second run with the same checkpoint does not touch the disk.
 pub fn load_cached(path: &Path, opts: &LoadOptions) -> Result<Arc<SdModel>> {
-    let key = CacheKey {
-        path: path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
-        stamp: stamp(path),
-        opts: format!(
+    let key = LoadKey::new(
+        path,
+        COMPONENTS,
+        format!(
             "{:?}|{:?}|{:?}|{:?}|{:?}",
-            opts.vae.as_ref().map(|v| stamp(v)),
+            opts.vae.as_ref().map(|v| stamp(v, &[])),
             opts.vae,
             opts.config_dir,
             opts.prediction,
             (opts.dtype, opts.device.location())
         ),
-    };
-    if let Ok(mut c) = cache().lock() {
-        if let Some(i) = c.iter().position(|(k, _)| *k == key) {
-            let hit = c.remove(i);
-            let model = hit.1.clone();
-            c.push(hit);
-            return Ok(model);
-        }
-    }
-    let model = Arc::new(load(path, opts)?);
-    if let Ok(mut c) = cache().lock() {
-        c.push((key, model.clone()));
-        while c.len() > CACHE_CAPACITY {
-            c.remove(0);
-        }
-    }
-    Ok(model)
+    );
+    CACHE.get_or_load(key, || load(path, opts))
 }

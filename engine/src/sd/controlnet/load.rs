@@ -9,8 +9,8 @@
 //!   refused (candle has no bf16 convolution there), like LoadCheckpoint does.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -20,6 +20,7 @@ use super::ldm::{self, Naming};
 use super::{infer, ControlNet, ControlNetConfig, ControlNetModel};
 use crate::error::{EngineError, Result};
 use crate::models::safetensors_check::{open_mmap, refuse_pickle_extension};
+use crate::sd::load_cache::{LoadCache, LoadKey};
 use crate::sd::model::{candle, Family, SdModel};
 
 /// How to load a ControlNet.
@@ -285,60 +286,16 @@ pub(super) fn check_compatible(net: &ControlNet, model: &SdModel) -> Result<()> 
     Ok(())
 }
 
-#[derive(Clone, Debug, PartialEq)]
-struct CacheKey {
-    path: PathBuf,
-    stamp: Vec<(u64, u128)>,
-    opts: String,
-}
-
-fn stamp(path: &Path) -> Vec<(u64, u128)> {
-    let one = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| (m.len(), crate::models::manager::mtime_ns(&m)))
-            .unwrap_or((0, 0))
-    };
-    let mut out = vec![one(path)];
-    if let Ok(rd) = std::fs::read_dir(path) {
-        let mut v: Vec<_> = rd.flatten().map(|e| one(&e.path())).collect();
-        v.sort();
-        out.extend(v);
-    }
-    out
-}
-
 /// How many loaded ControlNets stay in memory.
-const CACHE_CAPACITY: usize = 4;
-
-type Cache = Mutex<Vec<(CacheKey, Arc<ControlNet>)>>;
-
-fn cache() -> &'static Cache {
-    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(Vec::new()))
-}
+static CACHE: LoadCache<ControlNet> = LoadCache::new(4);
 
 /// [`load`] through a small process-wide cache keyed by path, file sizes and times, dtype and
 /// device: a second run with the same ControlNet does not touch the disk.
 pub fn load_cached(path: &Path, opts: &ControlNetLoadOptions) -> Result<Arc<ControlNet>> {
-    let key = CacheKey {
-        path: path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
-        stamp: stamp(path),
-        opts: format!("{:?}", (opts.dtype, opts.device.location())),
-    };
-    if let Ok(mut c) = cache().lock() {
-        if let Some(i) = c.iter().position(|(k, _)| *k == key) {
-            let hit = c.remove(i);
-            let net = hit.1.clone();
-            c.push(hit);
-            return Ok(net);
-        }
-    }
-    let net = Arc::new(load(path, opts)?);
-    if let Ok(mut c) = cache().lock() {
-        c.push((key, net.clone()));
-        while c.len() > CACHE_CAPACITY {
-            c.remove(0);
-        }
-    }
-    Ok(net)
+    let key = LoadKey::new(
+        path,
+        &[],
+        format!("{:?}", (opts.dtype, opts.device.location())),
+    );
+    CACHE.get_or_load(key, || load(path, opts))
 }
