@@ -19,28 +19,6 @@ fn cn() -> PathBuf {
     sd().join("controlnet")
 }
 
-fn rgb8(path: &Path) -> Vec<u8> {
-    image::open(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .to_rgb8()
-        .into_raw()
-}
-
-fn psnr8(a: &[u8], b: &[u8]) -> f64 {
-    assert_eq!(a.len(), b.len(), "image sizes differ");
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0 * 255.0 / mse).log10()
-    }
-}
-
 /// A case of `controlnet/cases.json` by name.
 fn case(name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(cn().join("cases.json")).unwrap();

@@ -18,28 +18,6 @@ fn case(name: &str) -> serde_json::Value {
     all.into_iter().find(|c| c["name"] == name).unwrap()
 }
 
-fn rgb8(path: &Path) -> Vec<u8> {
-    image::open(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .to_rgb8()
-        .into_raw()
-}
-
-fn psnr8(a: &[u8], b: &[u8]) -> f64 {
-    assert_eq!(a.len(), b.len(), "image sizes differ");
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0 * 255.0 / mse).log10()
-    }
-}
-
 /// The `generate` arguments of a fixture case.
 fn case_args(c: &serde_json::Value) -> Vec<String> {
     let mut a = vec![

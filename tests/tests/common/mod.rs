@@ -115,3 +115,27 @@ fn manifest_dir() -> std::path::PathBuf {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }
+
+/// An image file's pixels as 8-bit RGB.
+pub fn rgb8(path: &std::path::Path) -> Vec<u8> {
+    image::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .to_rgb8()
+        .into_raw()
+}
+
+/// PSNR of two 8-bit images of the same size, in dB (infinite when equal).
+pub fn psnr8(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len(), "image sizes differ");
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0 * 255.0 / mse).log10()
+    }
+}
