@@ -283,15 +283,31 @@ fn a_missing_controlnet_is_listed_with_its_kind() {
 #[test]
 fn start_at_or_after_end_is_refused_naming_the_parameters() {
     let a = path(controlnets().join("cn-sd15"));
-    let mut doc = graph(&[(&a, 1.0)], "x.png");
-    let cn = doc.nodes.get_mut("cn1").unwrap();
-    cn.params
-        .insert("start".into(), nodes::ParamValue::Float(0.6));
-    cn.params
-        .insert("end".into(), nodes::ParamValue::Float(0.4));
-    let msg = node_message(run(&mut executor(), &doc).unwrap_err(), "cn1");
+    let with = |start: f64, end: f64| {
+        let mut doc = graph(&[(&a, 1.0)], "x.png");
+        let cn = doc.nodes.get_mut("cn1").unwrap();
+        cn.params
+            .insert("start".into(), nodes::ParamValue::Float(start));
+        cn.params
+            .insert("end".into(), nodes::ParamValue::Float(end));
+        run(&mut executor(), &doc).unwrap_err()
+    };
+    // An inverted window is an inverted range of the catalogue (`end` is at least `start`):
+    // validation names the node and both parameters before anything runs.
+    let msg = with(0.6, 0.4).to_string();
     assert!(
-        msg.contains("start (0.6) and end (0.4)") && msg.contains("less than end"),
+        msg.contains("cn1") && msg.contains("\"start\"") && msg.contains("\"end\""),
+        "{msg}"
+    );
+    assert_eq!(
+        msg.lines().skip(1).count(),
+        1,
+        "one problem after the header: {msg:?}"
+    );
+    // An empty window passes validation; the node refuses it.
+    let msg = node_message(with(0.5, 0.5), "cn1");
+    assert!(
+        msg.contains("start (0.5) and end (0.5)") && msg.contains("less than end"),
         "{msg}"
     );
     assert!(!msg.contains('\n'));

@@ -462,6 +462,9 @@ const NEEDS_MODELS_OR_FILES: &[&str] = &[
     "Classify",
     // Rejects the item by design when the score misses the threshold (inspect_nodes.rs).
     "FilterByScore",
+    // A ControlNet file, and a loaded one on the input (controlnet_nodes.rs, sd_controlnet.rs).
+    "LoadControlNet",
+    "ControlNet",
 ];
 
 /// The catalogue's ranges equal the run-time checks: every kind that runs without models,

@@ -113,6 +113,7 @@ pub static CONTROLNET: NodeSpec = NodeSpec {
             "Fraction of the steps at which it stops (control_guidance_end); it must be more \
              than start.",
         )
+        .at_least("start")
         .with_widget(Widget::DragValue),
         P::bool(
             "guess_mode",
@@ -153,7 +154,8 @@ pub static CANNY: NodeSpec = NodeSpec {
             1000,
             200,
             "Upper hysteresis threshold (A1111's Threshold B).",
-        ),
+        )
+        .at_least("low"),
     ],
     deterministic: true,
     sink: false,
