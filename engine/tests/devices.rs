@@ -2,13 +2,16 @@
 //! follows it), a batch records the device it ran on, a queued batch keeps its target device
 //! through the store and a restart, and the studio can change a waiting batch's device.
 
-use std::path::{Path, PathBuf};
+mod batch_common;
+
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use batch_common::{store, texture_job};
 use engine::exec::{CancelToken, Executor, Registry, RunRequest, DEFAULT_CACHE_BUDGET};
 use engine::queue::pending_jobs;
-use engine::run::{plan, BatchJob, PlanSpec};
+use engine::run::BatchJob;
 use engine::{devices, Outputs, Store, Value, Worker, WorkerEvent};
 use nodes::{Catalogue, GraphDoc, NodeSpec, ParamSpec, PortSpec, PortType};
 
@@ -107,41 +110,7 @@ fn auto_means_the_executors_device_and_keys_follow_it() {
 
 /// A tiny procedural batch (a texture, saved) into `dir`'s store.
 fn job(dir: &Path, name: &str, device: Option<&str>) -> BatchJob {
-    let doc = graph(serde_json::json!({
-        "nodes": {
-            "tex": {"kind": "Texture", "version": 1,
-                    "params": {"width": 16, "height": 16, "material": "concrete"}},
-            "save": {"kind": "SaveImage", "version": 1}
-        },
-        "links": [{"from": ["tex", "image"], "to": ["save", "image"]}]
-    }));
-    let (items, _) = plan(&PlanSpec {
-        doc: &doc,
-        base_dir: dir,
-        count: 1,
-        seed: 3,
-        sweeps: &[],
-        shard: None,
-    })
-    .unwrap();
-    BatchJob {
-        doc,
-        graph_name: name.into(),
-        base_dir: dir.to_path_buf(),
-        items,
-        base_seed: 3,
-        shard: None,
-        out_dir: dir.join(format!("out-{name}")),
-        store_path: store(dir),
-        targets: None,
-        graph_path: None,
-        embed_assets: false,
-        device: device.map(str::to_string),
-    }
-}
-
-fn store(dir: &Path) -> PathBuf {
-    dir.join("store.redb")
+    texture_job(dir, name, 1, 16, 3, device)
 }
 
 /// How the next `n` batches ended (panics after a minute).

@@ -1,62 +1,20 @@
 //! The worker's queue: pause and resume, reorder, remove, run next; pausing a running batch
 //! between items; queued batches kept in the store and restored after a restart.
 
-use std::path::{Path, PathBuf};
+mod batch_common;
+
+use std::path::Path;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
+use batch_common::{store, texture_job};
 use engine::queue::{pending_jobs, QueueEntry};
-use engine::run::{plan, BatchEvent, BatchJob, PlanSpec};
+use engine::run::{BatchEvent, BatchJob};
 use engine::{Executor, JobId, Store, Worker, WorkerEvent};
-use nodes::GraphDoc;
 
-/// A tiny procedural recipe: a texture, saved.
-fn doc(size: u32) -> GraphDoc {
-    GraphDoc::from_json(
-        &serde_json::json!({
-            "format": "defect-studio/graph", "version": 1,
-            "nodes": {
-                "tex": {"kind": "Texture", "version": 1,
-                        "params": {"width": size, "height": size, "material": "concrete"}},
-                "save": {"kind": "SaveImage", "version": 1}
-            },
-            "links": [{"from": ["tex", "image"], "to": ["save", "image"]}]
-        })
-        .to_string(),
-    )
-    .unwrap()
-}
-
-/// A batch of `count` items named `name`, into `dir`'s store and `dir/out-NAME`.
+/// A batch of `count` items of a `size`² texture named `name`, into `dir`'s store.
 fn job(dir: &Path, name: &str, count: u64, size: u32) -> BatchJob {
-    let doc = doc(size);
-    let (items, _) = plan(&PlanSpec {
-        doc: &doc,
-        base_dir: dir,
-        count,
-        seed: 7,
-        sweeps: &[],
-        shard: None,
-    })
-    .unwrap();
-    BatchJob {
-        doc,
-        graph_name: name.into(),
-        base_dir: dir.to_path_buf(),
-        items,
-        base_seed: 7,
-        shard: None,
-        out_dir: dir.join(format!("out-{name}")),
-        store_path: store(dir),
-        targets: None,
-        graph_path: None,
-        embed_assets: false,
-        device: None,
-    }
-}
-
-fn store(dir: &Path) -> PathBuf {
-    dir.join("store.redb")
+    texture_job(dir, name, count, size, 7, None)
 }
 
 /// Graph names of the recorded runs, in run order.
@@ -342,7 +300,7 @@ fn queued_batches_survive_a_restart() {
     assert_eq!(names, ["first", "second"], "the removed one is not kept");
     let (_, second) = &pending[1];
     assert_eq!(second.items.len(), 3);
-    assert_eq!(second.doc, doc(16));
+    assert_eq!(second.doc, batch_common::texture_doc(16));
     assert_eq!(second.out_dir, d.join("out-second"));
     assert_eq!(second.store_path, store(d));
 
