@@ -14,6 +14,8 @@ use engine::sd::pipeline::{generate, GenerateParams, VaeTiling};
 use engine::sd::scheduler::SchedulerKind;
 use serde_json::Value;
 
+pub mod lora;
+
 pub fn fixtures() -> PathBuf {
     manifest_dir().join("../tests/fixtures/sd")
 }
