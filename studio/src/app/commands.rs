@@ -96,6 +96,8 @@ pub enum AppCommand {
     OpenSettings,
     /// Ask the CPU and GPUs again (the Settings window's devices section).
     RefreshDevices,
+    /// Show the keyboard shortcuts sheet.
+    ShowShortcuts,
 }
 
 impl StudioApp {
@@ -238,6 +240,7 @@ impl StudioApp {
             AppCommand::Undo => self.doc.undo(&self.catalogue),
             AppCommand::Redo => self.doc.redo(&self.catalogue),
             AppCommand::FrameAll => self.frame_all = true,
+            AppCommand::ShowShortcuts => self.shortcuts_open = true,
             AppCommand::DeleteSelected => {
                 for n in self.selected(ctx) {
                     if self.doc.snarl.get_node(n).is_some() {

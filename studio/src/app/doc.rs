@@ -390,6 +390,31 @@ impl EditorDoc {
         self.committed != self.saved
     }
 
+    /// The graph's name for the user: its title, else its file's stem, else "untitled".
+    pub fn display_name(&self) -> String {
+        let title = self.committed.meta.title.trim();
+        if !title.is_empty() {
+            return title.to_string();
+        }
+        self.path
+            .as_ref()
+            .and_then(|p| p.file_stem())
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "untitled".into())
+    }
+
+    /// The window title: the graph's name, its file (or "not saved"), an unsaved-changes mark.
+    pub fn window_title(&self, catalogue: &Catalogue) -> String {
+        let file = self
+            .path
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "not saved".into());
+        let mark = if self.dirty(catalogue) { "● " } else { "" };
+        format!("{mark}{} ({file}) — Defect Studio", self.display_name())
+    }
+
     pub fn mark_saved(&mut self, doc: GraphDoc, path: PathBuf) {
         self.committed = doc.clone();
         self.saved = doc;

@@ -17,6 +17,7 @@ pub mod params;
 pub mod queue_panel;
 mod runs;
 mod settings;
+pub mod shortcuts;
 pub mod stats_window;
 pub mod train_form;
 pub mod training;
@@ -113,6 +114,10 @@ pub struct StudioApp {
     /// The device the run toolbar's ▶ Run targets (`BatchJob::device`); `None`: the default
     /// device.
     pub run_device: Option<String>,
+    /// The keyboard shortcuts sheet (F1 or `?`).
+    pub shortcuts_open: bool,
+    /// The window title last sent to the viewport.
+    window_title: String,
 }
 
 impl StudioApp {
@@ -170,6 +175,8 @@ impl StudioApp {
             allow_close: false,
             pending: Vec::new(),
             doc_maybe_changed: false,
+            shortcuts_open: false,
+            window_title: String::new(),
             versions: Default::default(),
             library: Default::default(),
             queue: Default::default(),
@@ -328,6 +335,14 @@ impl StudioApp {
             cmds.extend(self.stats.stats_ui(ctx));
         }
         cmds.extend(self.library_drop(ctx));
+        if self.shortcuts_open {
+            shortcuts::shortcuts_ui(ctx, &mut self.shortcuts_open);
+        }
+        let title = self.doc.window_title(&self.catalogue);
+        if title != self.window_title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.window_title = title;
+        }
         self.inspect.poll();
         if self.inspect.open {
             for c in self.inspect.inspect_ui(ctx) {
@@ -356,54 +371,40 @@ impl StudioApp {
         if ctx.egui_wants_keyboard_input() || self.painter.is_some() {
             return cmds;
         }
-        ctx.input_mut(|i| {
-            use egui::{Key, KeyboardShortcut as K, Modifiers as M};
-            let mut s = |m: M, k: Key, c: AppCommand| {
-                if i.consume_shortcut(&K::new(m, k)) {
-                    cmds.push(c);
-                }
-            };
-            s(M::COMMAND | M::SHIFT, Key::Z, AppCommand::Redo);
-            s(M::COMMAND, Key::Z, AppCommand::Undo);
-            s(M::COMMAND, Key::Y, AppCommand::Redo);
-            s(M::COMMAND, Key::S, AppCommand::Save);
-            s(M::COMMAND, Key::O, AppCommand::OpenDialog);
-            s(M::COMMAND, Key::N, AppCommand::NewGraph);
-            s(
-                M::COMMAND,
-                Key::L,
-                AppCommand::Library(library_panel::LibraryCommand::Open),
-            );
-            s(
-                M::COMMAND,
-                Key::H,
-                AppCommand::Versions(versions::VersionsCommand::Open),
-            );
-            s(M::COMMAND, Key::Enter, AppCommand::Run { to_node: None });
-            s(M::NONE, Key::Delete, AppCommand::DeleteSelected);
-            s(M::NONE, Key::F, AppCommand::FrameAll);
-            s(
-                M::COMMAND,
-                Key::G,
-                AppCommand::Editor(editor::EditorCommand::MakeSubgraph(Vec::new())),
-            );
-            if i.consume_shortcut(&K::new(M::COMMAND, Key::D)) {
-                cmds.push(AppCommand::Duplicate(Vec::new()));
-            }
-            if i.consume_shortcut(&K::new(M::SHIFT, Key::A))
-                || i.consume_shortcut(&K::new(M::NONE, Key::Tab))
-            {
-                self.add_menu_at = Some(i.pointer.hover_pos().unwrap_or(Pos2::new(400.0, 300.0)));
-            }
-            // Copy and paste arrive as events.
-            for e in &i.events {
-                match e {
-                    egui::Event::Copy => cmds.push(AppCommand::Copy),
-                    egui::Event::Paste(_) => cmds.push(AppCommand::Paste),
-                    _ => {}
-                }
-            }
+        use shortcuts::Action;
+        let (actions, pointer) = ctx.input_mut(|i| {
+            (
+                shortcuts::pressed(i, shortcuts::Scope::Graph),
+                i.pointer.hover_pos(),
+            )
         });
+        for a in actions {
+            cmds.push(match a {
+                Action::Undo => AppCommand::Undo,
+                Action::Redo => AppCommand::Redo,
+                Action::Save => AppCommand::Save,
+                Action::Open => AppCommand::OpenDialog,
+                Action::New => AppCommand::NewGraph,
+                Action::Library => AppCommand::Library(library_panel::LibraryCommand::Open),
+                Action::History => AppCommand::Versions(versions::VersionsCommand::Open),
+                Action::Run => AppCommand::Run { to_node: None },
+                Action::Delete => AppCommand::DeleteSelected,
+                Action::FrameAll => AppCommand::FrameAll,
+                Action::MakeSubgraph => {
+                    AppCommand::Editor(editor::EditorCommand::MakeSubgraph(Vec::new()))
+                }
+                Action::Duplicate => AppCommand::Duplicate(Vec::new()),
+                Action::Copy => AppCommand::Copy,
+                Action::Paste => AppCommand::Paste,
+                Action::AddNode => {
+                    self.add_menu_at = Some(pointer.unwrap_or(Pos2::new(400.0, 300.0)));
+                    continue;
+                }
+                Action::Shortcuts => AppCommand::ShowShortcuts,
+                // Painter-only actions are not bound in the graph scope.
+                Action::BrushSmaller | Action::BrushLarger | Action::ToggleEraser => continue,
+            });
+        }
         // Duplicate takes the selection, which is only known here.
         for c in cmds.iter_mut() {
             if let AppCommand::Duplicate(v) = c {
@@ -545,6 +546,15 @@ impl StudioApp {
                         cmds.push(AppCommand::Stats(stats_window::StatsCommand::Open));
                     }
                 });
+                ui.menu_button("Help", |ui| {
+                    if ui
+                        .button("Keyboard shortcuts")
+                        .on_hover_text("F1 or ?")
+                        .clicked()
+                    {
+                        cmds.push(AppCommand::ShowShortcuts);
+                    }
+                });
                 ui.separator();
                 if ui.button("▶ Run").on_hover_text("Ctrl+Enter").clicked() {
                     cmds.push(AppCommand::Run { to_node: None });
@@ -557,13 +567,18 @@ impl StudioApp {
                 }
                 ui.separator();
                 let dirty = self.doc.dirty(&self.catalogue);
-                let name = self
-                    .doc
-                    .path
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "untitled".into());
-                ui.label(format!("{name}{}", if dirty { " •" } else { "" }));
+                ui.label(format!(
+                    "{}{}",
+                    self.doc.display_name(),
+                    if dirty { " •" } else { "" }
+                ))
+                .on_hover_text(
+                    self.doc
+                        .path
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "not saved to a file yet".into()),
+                );
                 ui.separator();
                 ui.label("seed");
                 ui.add(egui::DragValue::new(&mut self.settings.run_seed))

@@ -214,30 +214,16 @@ impl MaskPainter {
         let mut action = None;
         let typing = ui.ctx().egui_wants_keyboard_input();
         if !typing {
-            ui.input(|i| {
-                if i.key_pressed(egui::Key::OpenBracket) {
-                    self.brush_size = (self.brush_size / 1.25).max(1.0);
+            use super::shortcuts::{pressed, Action, Scope};
+            for a in ui.input_mut(|i| pressed(i, Scope::Painter)) {
+                match a {
+                    Action::BrushSmaller => self.brush_size = (self.brush_size / 1.25).max(1.0),
+                    Action::BrushLarger => self.brush_size = (self.brush_size * 1.25).min(1024.0),
+                    Action::ToggleEraser => self.eraser = !self.eraser,
+                    Action::Undo => self.undo(),
+                    Action::Redo => self.redo(),
+                    _ => {}
                 }
-                if i.key_pressed(egui::Key::CloseBracket) {
-                    self.brush_size = (self.brush_size * 1.25).min(1024.0);
-                }
-                if i.key_pressed(egui::Key::X) {
-                    self.eraser = !self.eraser;
-                }
-            });
-            let (undo, redo) = ui.input(|i| {
-                (
-                    i.modifiers.command && i.key_pressed(egui::Key::Z) && !i.modifiers.shift,
-                    i.modifiers.command
-                        && (i.key_pressed(egui::Key::Y)
-                            || (i.modifiers.shift && i.key_pressed(egui::Key::Z))),
-                )
-            });
-            if undo {
-                self.undo();
-            }
-            if redo {
-                self.redo();
             }
         }
         ui.horizontal_wrapped(|ui| {

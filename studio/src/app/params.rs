@@ -68,7 +68,7 @@ pub fn param_row_ui(
         .cloned()
         .unwrap_or_else(|| default.clone());
     let width = if compact {
-        150.0
+        COMPACT_WIDTH
     } else {
         ui.available_width().max(160.0)
     };
@@ -89,6 +89,40 @@ pub fn param_row_ui(
         }
     }
     (changed, label)
+}
+
+/// Width of a value widget inside a node (the inspector uses the panel's width): wide enough
+/// for a file name template such as `{graph}/{seed:04}-{node}.png`.
+const COMPACT_WIDTH: f32 = 190.0;
+
+/// The smallest size of a text field: inside a node (`compact`) its full width, since a node's
+/// body starts narrow and a text field otherwise shrinks to it; in a panel nothing (the panel
+/// would grow to fit a field as wide as itself, frame after frame).
+fn min_size(width: f32, compact: bool) -> egui::Vec2 {
+    egui::vec2(if compact { width } else { 0.0 }, 0.0)
+}
+
+/// A one-line text field, kept wide inside a node, with the full text on hover.
+fn line_ui(
+    ui: &mut egui::Ui,
+    s: &mut String,
+    width: f32,
+    compact: bool,
+    hint: Option<&str>,
+) -> egui::Response {
+    let mut edit = egui::TextEdit::singleline(s)
+        .desired_width(width)
+        .min_size(min_size(width, compact));
+    if let Some(h) = hint {
+        edit = edit.hint_text(h);
+    }
+    let r = ui.add(edit);
+    if s.is_empty() {
+        r
+    } else {
+        let full = s.clone();
+        r.on_hover_text(full)
+    }
 }
 
 fn value_ui(
@@ -157,10 +191,11 @@ fn value_ui(
                 ui.add(
                     egui::TextEdit::multiline(&mut s)
                         .desired_width(width)
+                        .min_size(min_size(width, compact))
                         .desired_rows(if compact { 2 } else { 5 }),
                 )
             } else {
-                ui.add(egui::TextEdit::singleline(&mut s).desired_width(width))
+                line_ui(ui, &mut s, width, compact, None)
             };
             if r.changed() {
                 *value = ParamValue::Text(s);
@@ -213,13 +248,8 @@ fn value_ui(
                 ui.label(format!("embedded {}", &sha[..sha.len().min(10)]))
                     .on_hover_text(s.clone());
             } else {
-                changed |= ui
-                    .add(
-                        egui::TextEdit::singleline(&mut s)
-                            .desired_width(width * 0.75)
-                            .hint_text("file or folder"),
-                    )
-                    .changed();
+                changed |=
+                    line_ui(ui, &mut s, width * 0.75, compact, Some("file or folder")).changed();
             }
             if ui.button("…").on_hover_text("Choose a file").clicked() {
                 // With no desktop portal the dialog returns None; the text field still works.
@@ -238,7 +268,7 @@ fn value_ui(
         }
         ParamKind::OutputTemplate { .. } => {
             let mut s = value.as_str().unwrap_or_default().to_string();
-            let r = ui.add(egui::TextEdit::singleline(&mut s).desired_width(width));
+            let r = line_ui(ui, &mut s, width, compact, None);
             let bad = nodes::check_output_template(&s).err();
             if let Some(e) = &bad {
                 ui.colored_label(egui::Color32::LIGHT_RED, "⚠")
