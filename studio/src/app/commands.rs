@@ -98,6 +98,8 @@ pub enum AppCommand {
     RefreshDevices,
     /// Show the keyboard shortcuts sheet.
     ShowShortcuts,
+    /// Open the mask painter over a gallery output ("paint a mask here").
+    PaintOnOutput(u64),
 }
 
 impl StudioApp {
@@ -241,6 +243,7 @@ impl StudioApp {
             AppCommand::Redo => self.doc.redo(&self.catalogue),
             AppCommand::FrameAll => self.frame_all = true,
             AppCommand::ShowShortcuts => self.shortcuts_open = true,
+            AppCommand::PaintOnOutput(id) => self.paint_on_output(ctx, id),
             AppCommand::DeleteSelected => {
                 for n in self.selected(ctx) {
                     if self.doc.snarl.get_node(n).is_some() {
