@@ -37,10 +37,12 @@ impl MaskPainter {
             )
         };
         let pointer = response.interact_pointer_pos().map(to_mask);
+        // A drag starts once the pointer has moved a little: shapes begin where it was pressed.
+        let origin = ui.input(|i| i.pointer.press_origin()).map(to_mask);
         match self.tool {
             Tool::Brush => self.brush_input(&response, pointer),
-            Tool::Rectangle | Tool::Ellipse => self.shape_input(&response, pointer),
-            Tool::Lasso => self.lasso_input(&response, pointer),
+            Tool::Rectangle | Tool::Ellipse => self.shape_input(&response, origin, pointer),
+            Tool::Lasso => self.lasso_input(&response, origin, pointer),
         }
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 0.0, Color32::from_gray(30));
@@ -136,9 +138,14 @@ impl MaskPainter {
     }
 
     /// A rectangle or an ellipse: drag from one corner to the other; filled on release.
-    fn shape_input(&mut self, response: &egui::Response, pointer: Option<Pos2>) {
+    fn shape_input(
+        &mut self,
+        response: &egui::Response,
+        origin: Option<Pos2>,
+        pointer: Option<Pos2>,
+    ) {
         if response.drag_started_by(egui::PointerButton::Primary) {
-            self.shape = pointer.map(|p| (p, p));
+            self.shape = origin.or(pointer).map(|o| (o, pointer.unwrap_or(o)));
         }
         if response.dragged_by(egui::PointerButton::Primary) {
             if let (Some((_, b)), Some(p)) = (&mut self.shape, pointer) {
@@ -162,9 +169,15 @@ impl MaskPainter {
 
     /// The lasso: a drag draws a free path that closes on release; clicks add points, and a
     /// double-click (or Enter) closes the polygon.
-    fn lasso_input(&mut self, response: &egui::Response, pointer: Option<Pos2>) {
+    fn lasso_input(
+        &mut self,
+        response: &egui::Response,
+        origin: Option<Pos2>,
+        pointer: Option<Pos2>,
+    ) {
         if response.drag_started_by(egui::PointerButton::Primary) && self.lasso.is_empty() {
             self.lasso_drag = true;
+            self.lasso.extend(origin);
             self.lasso.extend(pointer);
         }
         if self.lasso_drag && response.dragged_by(egui::PointerButton::Primary) {

@@ -75,7 +75,9 @@ pub fn coverage(pts: &[Pos2], w: u32, h: u32) -> Option<(usize, usize, Vec<f32>)
     let ymax = pts.iter().map(|p| p.y).fold(f32::NEG_INFINITY, f32::max);
     let y0 = (ymin.floor().max(0.0) as usize).min(h);
     let y1 = (ymax.ceil().max(0.0) as usize).min(h);
-    if y0 >= y1 {
+    let xmin = pts.iter().map(|p| p.x).fold(f32::INFINITY, f32::min);
+    let xmax = pts.iter().map(|p| p.x).fold(f32::NEG_INFINITY, f32::max);
+    if y0 >= y1 || xmax <= 0.0 || xmin >= w as f32 || xmax <= xmin {
         return None;
     }
     let mut acc = vec![0.0f32; (y1 - y0) * w];
@@ -112,18 +114,20 @@ pub fn coverage(pts: &[Pos2], w: u32, h: u32) -> Option<(usize, usize, Vec<f32>)
 
 /// Fills the closed polygon `pts` into `mask` (each pixel at least its coverage), or erases it
 /// (each pixel at most one minus its coverage), the way the brush paints and erases.
-/// Returns whether any pixel was touched.
+/// Returns whether the shape covers any pixel.
 pub fn fill_polygon(mask: &mut Mask, pts: &[Pos2], erase: bool) -> bool {
     let Some((y0, y1, acc)) = coverage(pts, mask.width, mask.height) else {
         return false;
     };
     let w = mask.width as usize;
     let rows = &mut mask.data[y0 * w..y1 * w];
+    let mut touched = false;
     for (m, c) in rows.iter_mut().zip(acc) {
         let c = c.clamp(0.0, 1.0);
         if c > 0.0 {
             *m = if erase { m.min(1.0 - c) } else { m.max(c) };
+            touched = true;
         }
     }
-    true
+    touched
 }
