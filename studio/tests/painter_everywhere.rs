@@ -359,3 +359,106 @@ fn paint_a_rectangle_on_a_gallery_output_and_run_the_inpaint_recipe() {
     run_graph(&mut h);
     assert_eq!(app(&mut h).gallery.outputs.len(), before + 1);
 }
+
+fn click(h: &mut H, p: Pos2) {
+    h.event(egui::Event::PointerMoved(p));
+    h.run_steps(1);
+    for pressed in [true, false] {
+        h.event(egui::Event::PointerButton {
+            pos: p,
+            button: PointerButton::Primary,
+            pressed,
+            modifiers: Modifiers::NONE,
+        });
+        h.run_steps(1);
+    }
+    // Far enough apart in time that the next click is not a double-click.
+    h.run_steps(4);
+}
+
+#[test]
+fn a_clicked_lasso_goes_into_the_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mask.png");
+    image::GrayImage::new(40, 40).save(&file).unwrap();
+    let mut h = load_mask_graph(&file);
+    app(&mut h).push(studio::app::AppCommand::OpenPainter("loadmask".into()));
+    h.run_steps(3);
+    h.key_press(Key::L);
+    h.run_steps(2);
+    let r = image_rect(&mut h, 40, 40);
+    // A triangle over the left half: (0, 0), (20, 0), (0, 40) in mask pixels.
+    for f in [
+        Vec2::new(0.0, 0.0),
+        Vec2::new(0.5, 0.0),
+        Vec2::new(0.0, 1.0),
+    ] {
+        click(&mut h, r.lerp_inside(f));
+    }
+    assert_eq!(
+        app(&mut h)
+            .painter
+            .as_ref()
+            .unwrap()
+            .mask
+            .data
+            .iter()
+            .sum::<f32>(),
+        0.0
+    );
+    h.key_press(Key::Enter);
+    h.run_steps(2);
+    let painted = app(&mut h).painter.as_ref().unwrap().mask.clone();
+    assert!((sum(&painted) - 400.0).abs() < 8.0, "{}", sum(&painted));
+    assert_eq!(at(&painted, 2, 2), 1.0);
+    assert_eq!(at(&painted, 30, 30), 0.0);
+    h.get_by_label("✔ Into the graph").click();
+    h.run_steps(3);
+    assert!(app(&mut h).painter.is_none());
+    let d = doc(&mut h);
+    let source = d.nodes["loadmask"].params["source"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sha = source
+        .strip_prefix("asset:")
+        .expect("the node reads the embedded mask");
+    let png = engine::hashing::decode_base64(&d.assets[sha].data_base64).unwrap();
+    let img = image::load_from_memory(&png).unwrap().to_luma8();
+    assert_eq!(img.get_pixel(2, 2)[0], 255);
+    assert_eq!(img.get_pixel(30, 30)[0], 0);
+    // The file is untouched.
+    let file_px = image::open(&file).unwrap().to_luma8();
+    assert!(file_px.pixels().all(|p| p[0] == 0));
+}
+
+#[test]
+fn start_from_a_mask_the_last_run_produced() {
+    let mut h = settled();
+    run_graph(&mut h);
+    let scratch = {
+        let a = app(&mut h);
+        let m = a.outputs["scratch"]
+            .get("mask")
+            .and_then(|v| v.as_mask())
+            .cloned();
+        m.expect("the example's ShapeMask output")
+    };
+    let a = app(&mut h);
+    let nid = a.doc.add_node("PaintMask", Pos2::new(600.0, 400.0));
+    let id = a.doc.snarl.get_node(nid).unwrap().id.clone();
+    a.push(studio::app::AppCommand::Connect {
+        from: ("plate".into(), "image".into()),
+        to: (id.clone(), "image".into()),
+    });
+    a.push(studio::app::AppCommand::OpenPainter(id));
+    h.run_steps(3);
+    assert!(app(&mut h).painter.as_ref().unwrap().has_background());
+    h.get_by_label("Start from…").click();
+    h.run_steps(2);
+    h.get_by_label_contains("scratch.mask").click();
+    h.run_steps(2);
+    let p = app(&mut h).painter.as_ref().unwrap();
+    assert_eq!(p.mask.data, scratch.data);
+    assert!(sum(&p.mask) > 100.0);
+}

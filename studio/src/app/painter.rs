@@ -488,21 +488,20 @@ impl MaskPainter {
         let all: Vec<&(String, Arc<Mask>)> =
             self.extra_sources.iter().chain(sources.iter()).collect();
         ui.add_enabled_ui(!all.is_empty(), |ui| {
-            egui::ComboBox::from_id_salt("painter-start-from")
-                .selected_text("Start from…")
-                .show_ui(ui, |ui| {
-                    for (name, m) in &all {
-                        let label = format!("{name} ({}×{})", m.width, m.height);
-                        if ui.selectable_label(false, label).clicked() {
-                            chosen = Some(Arc::clone(m));
-                        }
+            ui.menu_button("Start from…", |ui| {
+                for (name, m) in &all {
+                    let label = format!("{name} ({}×{})", m.width, m.height);
+                    if ui.button(label).clicked() {
+                        chosen = Some(Arc::clone(m));
+                        ui.close();
                     }
-                })
-                .response
-                .on_hover_text(
-                    "Start from a Mask output of the last run (a defect's mask, ISNet's mask)",
-                )
-                .on_disabled_hover_text("No Mask output yet: run the graph first");
+                }
+            })
+            .response
+            .on_hover_text(
+                "Start from a Mask output of the last run (a defect's mask, ISNet's mask)",
+            )
+            .on_disabled_hover_text("No Mask output yet: run the graph first");
         });
         if let Some(m) = chosen {
             self.start_from(&m);
