@@ -112,6 +112,9 @@ pub struct MaskPainter {
     /// The lasso's points so far (mask pixels), and whether they come from a drag.
     pub(super) lasso: Vec<Pos2>,
     pub(super) lasso_drag: bool,
+    /// How many nodes had outputs when the app last looked for the background (it looks
+    /// again only when a run has added some).
+    pub(super) outputs_seen: Option<usize>,
     /// Masks to start from besides the target's own (e.g. the output's defect mask).
     pub extra_sources: Vec<(String, Arc<Mask>)>,
     pub message: Option<String>,
@@ -189,6 +192,7 @@ impl MaskPainter {
             shape: None,
             lasso: Vec::new(),
             lasso_drag: false,
+            outputs_seen: None,
             extra_sources: Vec::new(),
             message: None,
         }

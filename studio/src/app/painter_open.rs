@@ -300,11 +300,15 @@ impl StudioApp {
     /// The painter window, when open.
     pub(super) fn painter_window_ui(&mut self, ctx: &egui::Context) {
         // Once a run has produced the image under the mask, show it.
+        let seen = self.outputs.len();
         if let Some(target) = self
             .painter
-            .as_ref()
-            .filter(|p| !p.has_background())
-            .map(|p| p.target.clone())
+            .as_mut()
+            .filter(|p| !p.has_background() && p.outputs_seen != Some(seen))
+            .map(|p| {
+                p.outputs_seen = Some(seen);
+                p.target.clone()
+            })
         {
             if let Some(img) = self.background_of(&target) {
                 if let Some(p) = &mut self.painter {
