@@ -462,3 +462,54 @@ fn start_from_a_mask_the_last_run_produced() {
     assert_eq!(p.mask.data, scratch.data);
     assert!(sum(&p.mask) > 100.0);
 }
+
+#[test]
+fn a_dragged_lasso_closes_on_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mask.png");
+    image::GrayImage::new(40, 40).save(&file).unwrap();
+    let mut h = load_mask_graph(&file);
+    app(&mut h).push(studio::app::AppCommand::OpenPainter("loadmask".into()));
+    h.run_steps(3);
+    h.key_press(Key::L);
+    h.run_steps(2);
+    let r = image_rect(&mut h, 40, 40);
+    // A free path around the square (10, 10)–(30, 30), released where it started.
+    let corners = [(0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75)];
+    let pts: Vec<Pos2> = corners
+        .iter()
+        .map(|(x, y)| r.lerp_inside(Vec2::new(*x, *y)))
+        .collect();
+    h.event(egui::Event::PointerMoved(pts[0]));
+    h.run_steps(1);
+    h.event(egui::Event::PointerButton {
+        pos: pts[0],
+        button: PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    h.run_steps(1);
+    for i in 0..4 {
+        let (a, b) = (pts[i], pts[(i + 1) % 4]);
+        for k in 1..=8 {
+            h.event(egui::Event::PointerMoved(a + (b - a) * (k as f32 / 8.0)));
+            h.run_steps(1);
+        }
+    }
+    assert_eq!(sum(&app(&mut h).painter.as_ref().unwrap().mask), 0.0);
+    h.event(egui::Event::PointerButton {
+        pos: pts[0],
+        button: PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.run_steps(2);
+    let m = app(&mut h).painter.as_ref().unwrap().mask.clone();
+    assert!((sum(&m) - 400.0).abs() < 4.0, "{}", sum(&m));
+    assert_eq!(at(&m, 20, 20), 1.0);
+    assert_eq!(at(&m, 5, 5), 0.0);
+    // One undo step takes the whole lasso away.
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.run_steps(2);
+    assert_eq!(sum(&app(&mut h).painter.as_ref().unwrap().mask), 0.0);
+}
