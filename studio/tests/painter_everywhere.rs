@@ -308,7 +308,17 @@ fn paint_a_rectangle_on_a_gallery_output_and_run_the_inpaint_recipe() {
     }
     h.run_steps(2);
     run_graph(&mut h);
-    let id = app(&mut h).gallery.outputs.last().unwrap().0;
+    let id = {
+        let a = app(&mut h);
+        let run = a.runs.last().and_then(|r| r.run_id).unwrap();
+        a.gallery
+            .outputs
+            .iter()
+            .rev()
+            .find(|(_, o)| o.run_id == run)
+            .expect("the example's output")
+            .0
+    };
     app(&mut h).push(studio::app::AppCommand::PaintOnOutput(id));
     h.run_steps(3);
     assert!(matches!(
@@ -329,12 +339,35 @@ fn paint_a_rectangle_on_a_gallery_output_and_run_the_inpaint_recipe() {
     h.get_by_label("✔ Inpaint with this mask").click();
     h.run_steps(3);
     assert!(app(&mut h).painter.is_none(), "{:?}", app(&mut h).dialog);
+    // The open graph was edited (the plate's size): the recipe opens once that is discarded.
+    assert!(matches!(
+        app(&mut h).dialog,
+        Some(studio::app::Dialog::Unsaved(_))
+    ));
+    h.get_by_label("Discard").click();
+    h.run_steps(3);
     let d = doc(&mut h);
     assert!(
         d.nodes.values().any(|n| n.kind.contains("Inpaint")),
         "an Inpaint recipe: {:?}",
         d.nodes.keys()
     );
+    // The recipe's mask is the painted one.
+    let paint = d
+        .nodes
+        .values()
+        .find(|n| n.kind == "PaintMask")
+        .expect("a PaintMask node");
+    let sha = paint.params["painting"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("asset:")
+        .unwrap();
+    let png = engine::hashing::decode_base64(&d.assets[sha].data_base64).unwrap();
+    let recipe_mask = image::load_from_memory(&png).unwrap().to_luma8();
+    assert_eq!(recipe_mask.dimensions(), (64, 64));
+    assert_eq!(recipe_mask.pixels().filter(|p| p[0] > 127).count(), covered);
+    assert!(d.nodes.values().any(|n| n.kind == "LoadCheckpoint"));
     // The recipe on the tiny test model, in two steps.
     let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures/sd/models/sd15-inpaint");
@@ -355,9 +388,30 @@ fn paint_a_rectangle_on_a_gallery_output_and_run_the_inpaint_recipe() {
         }
     }
     h.run_steps(2);
-    let before = app(&mut h).gallery.outputs.len();
     run_graph(&mut h);
-    assert_eq!(app(&mut h).gallery.outputs.len(), before + 1);
+    // This run's output (other tests of this binary share the store).
+    let a = app(&mut h);
+    let run = a
+        .runs
+        .last()
+        .and_then(|r| r.run_id)
+        .expect("the run is stored");
+    let outs: Vec<_> = a
+        .gallery
+        .outputs
+        .iter()
+        .filter(|(_, o)| o.run_id == run)
+        .collect();
+    assert_eq!(outs.len(), 1, "{outs:?}");
+    let png = a
+        .store
+        .as_ref()
+        .unwrap()
+        .output_png(outs[0].0)
+        .unwrap()
+        .unwrap();
+    let img = image::load_from_memory(&png).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (64, 64));
 }
 
 fn click(h: &mut H, p: Pos2) {
