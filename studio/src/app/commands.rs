@@ -100,6 +100,8 @@ pub enum AppCommand {
     ShowShortcuts,
     /// Open the mask painter over a gallery output ("paint a mask here").
     PaintOnOutput(u64),
+    /// What the mask painter asks for ("Paint this mask…" on a Mask input, open a recipe).
+    Painter(super::painter::PainterCommand),
 }
 
 impl StudioApp {
@@ -244,6 +246,7 @@ impl StudioApp {
             AppCommand::FrameAll => self.frame_all = true,
             AppCommand::ShowShortcuts => self.shortcuts_open = true,
             AppCommand::PaintOnOutput(id) => self.paint_on_output(ctx, id),
+            AppCommand::Painter(c) => self.apply_painter(ctx, c),
             AppCommand::DeleteSelected => {
                 for n in self.selected(ctx) {
                     if self.doc.snarl.get_node(n).is_some() {

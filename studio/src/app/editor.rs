@@ -519,7 +519,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
                     ));
                 }
             }
-            if s.kind == "PaintMask" && ui.button("Paint mask…").clicked() {
+            if matches!(s.kind, "PaintMask" | "LoadMask") && ui.button("Paint mask…").clicked() {
                 self.commands.push(AppCommand::OpenPainter(n.id.clone()));
             }
         });

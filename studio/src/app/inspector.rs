@@ -167,6 +167,17 @@ pub fn inspector_ui(
                             }
                         }
                     });
+                if ty == "Mask"
+                    && ui
+                        .small_button("🖌 Paint…")
+                        .on_hover_text("Paint this mask: edits the PaintMask or LoadMask node feeding it, else adds a PaintMask node here")
+                        .clicked()
+                {
+                    cmds.push(AppCommand::Painter(super::painter::PainterCommand::PaintInput {
+                        node: node.id.clone(),
+                        input: name.clone(),
+                    }));
+                }
             });
         }
         ui.separator();
@@ -185,7 +196,7 @@ pub fn inspector_ui(
         let (_, label) = param_row_ui(ui, &ParamRow::of(p), &mut node.params, false);
         param_menu(&mut cmds, &label, node, p.name, p.input, in_subgraph);
     }
-    if spec.kind == "PaintMask" && ui.button("Paint mask…").clicked() {
+    if matches!(spec.kind, "PaintMask" | "LoadMask") && ui.button("Paint mask…").clicked() {
         cmds.push(AppCommand::OpenPainter(node.id.clone()));
     }
     if ui.button("▶ Run to here").clicked() {

@@ -14,7 +14,9 @@ pub mod inspector;
 pub mod library_panel;
 pub mod output_recipes;
 pub mod painter;
+mod painter_canvas;
 mod painter_open;
+pub mod painter_shapes;
 pub mod params;
 pub mod queue_panel;
 mod runs;
@@ -404,7 +406,15 @@ impl StudioApp {
                 }
                 Action::Shortcuts => AppCommand::ShowShortcuts,
                 // Painter-only actions are not bound in the graph scope.
-                Action::BrushSmaller | Action::BrushLarger | Action::ToggleEraser => continue,
+                Action::BrushSmaller
+                | Action::BrushLarger
+                | Action::ToggleEraser
+                | Action::ToolBrush
+                | Action::ToolRectangle
+                | Action::ToolEllipse
+                | Action::ToolLasso
+                | Action::CloseShape
+                | Action::CancelShape => continue,
             });
         }
         // Duplicate takes the selection, which is only known here.

@@ -1,35 +1,122 @@
-//! The mask painter: brush and eraser with size and hardness over the node's input image,
-//! fill, clear, invert, undo/redo of strokes, zoom and pan, overlay colour and opacity,
-//! PNG import/export. Shortcuts: `[` and `]` change the size, `X` swaps brush and eraser,
-//! Ctrl+Z / Ctrl+Y undo and redo.
+//! The mask painter: brush and eraser with size and hardness, rectangle, ellipse and
+//! polygon/lasso tools (filling, or erasing in eraser mode, one undo step per shape), fill,
+//! clear, invert, undo/redo, zoom and pan, overlay colour and opacity, a start from a mask file
+//! or from any Mask output of the last run, PNG export. Its keys live in the one shortcut table
+//! (`shortcuts.rs`, painter scope). What the mask is for is its [`PaintTarget`]: a PaintMask
+//! node, a LoadMask node's file (or the graph's assets), or a gallery output that becomes an
+//! Inpaint recipe; `painter_open.rs` opens the painter on each and stores the result, and
+//! `painter_canvas.rs` draws the canvas and turns the pointer into strokes and shapes
+//! (`painter_shapes.rs` rasterises them).
 
-use egui::{Color32, ColorImage, Pos2, Rect, Sense, TextureHandle, TextureOptions, Vec2};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use egui::{Color32, ColorImage, Pos2, TextureHandle, TextureOptions, Vec2};
 use engine::{Image, Mask};
+use nodes::GraphDoc;
+
+pub use super::painter_shapes::Tool;
+use super::shortcuts::{self, Action, Scope};
 
 /// What the painter asks of the app.
 pub enum PainterAction {
-    /// Store this mask (as the node's painting) and close.
+    /// Store this mask where the target keeps it (the PaintMask node's painting, the LoadMask
+    /// node's file, a new Inpaint recipe) and close.
     Apply(Mask),
+    /// LoadMask only: store the mask in the graph's assets and point the node at it.
+    IntoGraph(Mask),
     Close,
 }
 
-/// The painter's state for one PaintMask node.
+/// What the painted mask is for.
+#[derive(Clone, Debug)]
+pub enum PaintTarget {
+    /// A PaintMask node: the painting goes into the graph's assets.
+    PaintMask(String),
+    /// A LoadMask node: saved back to `file` (atomically), or into the graph's assets; `file`
+    /// is `None` when the node already reads an embedded asset.
+    LoadMask {
+        node: String,
+        file: Option<PathBuf>,
+        /// The node's `channel` and `invert`, so the saved file reads back as painted.
+        channel: String,
+        invert: bool,
+    },
+    /// A gallery output: applying makes an Inpaint recipe with the output as its image.
+    Output {
+        id: u64,
+        image_png: Arc<Vec<u8>>,
+        like: Option<Box<GraphDoc>>,
+    },
+}
+
+impl PaintTarget {
+    /// The graph node the mask belongs to, if any.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            PaintTarget::PaintMask(n) | PaintTarget::LoadMask { node: n, .. } => Some(n),
+            PaintTarget::Output { .. } => None,
+        }
+    }
+
+    /// The window title's subject.
+    pub fn title(&self) -> String {
+        match self {
+            PaintTarget::PaintMask(n) => n.clone(),
+            PaintTarget::LoadMask {
+                node,
+                file: Some(f),
+                ..
+            } => format!("{node} ({})", f.display()),
+            PaintTarget::LoadMask { node, .. } => format!("{node} (embedded)"),
+            PaintTarget::Output { id, .. } => format!("output #{id} → Inpaint"),
+        }
+    }
+}
+
+/// What the app asks about the painter (`AppCommand::Painter`).
+#[derive(Clone, Debug)]
+pub enum PainterCommand {
+    /// "Paint this mask…" on a node's Mask input: edit the PaintMask or LoadMask node linked
+    /// there, else add a PaintMask node feeding it.
+    PaintInput { node: String, input: String },
+    /// Open this recipe as the document (after the unsaved-changes question).
+    OpenRecipe(Box<GraphDoc>),
+}
+
+/// The painter's state.
 pub struct MaskPainter {
-    pub node: String,
+    pub target: PaintTarget,
     pub mask: Mask,
+    pub tool: Tool,
     pub brush_size: f32,
     pub hardness: f32,
+    /// Erase instead of paint (the brush and the shapes).
     pub eraser: bool,
     pub overlay: Color32,
     pub opacity: f32,
-    background: Option<TextureHandle>,
-    mask_tex: Option<TextureHandle>,
-    dirty: bool,
+    /// Whether a background of another size rescales the mask (PaintMask: the painting follows
+    /// its image); else the mask keeps its size (a file's pixels) and the image is stretched.
+    pub(super) follow_background: bool,
+    pub(super) background: Option<TextureHandle>,
+    pub(super) mask_tex: Option<TextureHandle>,
+    pub(super) dirty: bool,
     undo: Vec<Mask>,
     redo: Vec<Mask>,
-    zoom: f32,
-    pan: Vec2,
-    last: Option<Pos2>,
+    pub(super) zoom: f32,
+    pub(super) pan: Vec2,
+    /// The last brush position of a stroke in progress.
+    pub(super) last: Option<Pos2>,
+    /// A rectangle or ellipse being dragged: its first corner and the pointer.
+    pub(super) shape: Option<(Pos2, Pos2)>,
+    /// The lasso's points so far (mask pixels), and whether they come from a drag.
+    pub(super) lasso: Vec<Pos2>,
+    pub(super) lasso_drag: bool,
+    /// How many nodes had outputs when the app last looked for the background (it looks
+    /// again only when a run has added some).
+    pub(super) outputs_seen: Option<usize>,
+    /// Masks to start from besides the target's own (e.g. the output's defect mask).
+    pub extra_sources: Vec<(String, Arc<Mask>)>,
     pub message: Option<String>,
 }
 
@@ -39,9 +126,12 @@ impl MaskPainter {
         self.background.is_some()
     }
 
-    /// Puts `image` under the mask (once a run has produced it), scaling the painting to it.
+    /// Puts `image` under the mask (once a run has produced it), scaling the painting to it
+    /// when the target follows its image.
     pub fn set_background(&mut self, image: &Image, ctx: &egui::Context) {
-        if (image.width, image.height) != (self.mask.width, self.mask.height) {
+        if self.follow_background
+            && (image.width, image.height) != (self.mask.width, self.mask.height)
+        {
             self.mask = engine::ops::resize_mask(
                 &self.mask,
                 image.width,
@@ -57,17 +147,23 @@ impl MaskPainter {
         self.message = None;
     }
 
-    /// A painter over `image` (which sets the size), starting from `mask` if given.
+    /// A painter for `target` over `image` (which sets the size), starting from `mask` if
+    /// given. A LoadMask target keeps the mask's own size.
     pub fn new(
-        node: &str,
+        target: PaintTarget,
         image: Option<&Image>,
         mask: Option<Mask>,
         ctx: &egui::Context,
     ) -> MaskPainter {
-        let (w, h) = image
-            .map(|i| (i.width, i.height))
-            .or(mask.as_ref().map(|m| (m.width, m.height)))
-            .unwrap_or((512, 512));
+        let follow = !matches!(target, PaintTarget::LoadMask { .. });
+        let from_image = image.map(|i| (i.width, i.height));
+        let from_mask = mask.as_ref().map(|m| (m.width, m.height));
+        let (w, h) = if follow {
+            from_image.or(from_mask)
+        } else {
+            from_mask.or(from_image)
+        }
+        .unwrap_or((512, 512));
         let mask = match mask {
             Some(m) if (m.width, m.height) == (w, h) => m,
             Some(m) => engine::ops::resize_mask(&m, w, h, engine::ops::Filter::Nearest),
@@ -76,13 +172,15 @@ impl MaskPainter {
         let background = image
             .map(|img| ctx.load_texture("painter-bg", image_to_color(img), TextureOptions::LINEAR));
         MaskPainter {
-            node: node.to_string(),
+            target,
             mask,
+            tool: Tool::Brush,
             brush_size: 24.0,
             hardness: 0.7,
             eraser: false,
             overlay: Color32::from_rgb(255, 40, 40),
             opacity: 0.5,
+            follow_background: follow,
             background,
             mask_tex: None,
             dirty: true,
@@ -91,11 +189,16 @@ impl MaskPainter {
             zoom: 1.0,
             pan: Vec2::ZERO,
             last: None,
+            shape: None,
+            lasso: Vec::new(),
+            lasso_drag: false,
+            outputs_seen: None,
+            extra_sources: Vec::new(),
             message: None,
         }
     }
 
-    fn checkpoint(&mut self) {
+    pub(super) fn checkpoint(&mut self) {
         self.undo.push(self.mask.clone());
         if self.undo.len() > 100 {
             self.undo.remove(0);
@@ -166,6 +269,35 @@ impl MaskPainter {
         }
     }
 
+    /// Fills (or erases) a closed polygon in mask pixels as one undo step.
+    pub fn fill_shape(&mut self, pts: &[Pos2]) {
+        let mut next = self.mask.clone();
+        if super::painter_shapes::fill_polygon(&mut next, pts, self.eraser) {
+            self.checkpoint();
+            self.mask = next;
+            self.dirty = true;
+        }
+    }
+
+    /// The rectangle with corners `a` and `b` (mask pixels), as one undo step.
+    pub fn fill_rect(&mut self, a: Pos2, b: Pos2) {
+        self.fill_shape(&super::painter_shapes::rect_polygon(a, b));
+    }
+
+    /// The ellipse inscribed in the rectangle with corners `a` and `b`, as one undo step.
+    pub fn fill_ellipse(&mut self, a: Pos2, b: Pos2) {
+        self.fill_shape(&super::painter_shapes::ellipse_polygon(a, b));
+    }
+
+    /// Closes the lasso in progress and fills it (nothing with fewer than three points).
+    pub fn close_lasso(&mut self) {
+        let pts = std::mem::take(&mut self.lasso);
+        self.lasso_drag = false;
+        if pts.len() >= 3 {
+            self.fill_shape(&pts);
+        }
+    }
+
     pub fn fill(&mut self) {
         self.checkpoint();
         self.mask.data.iter_mut().for_each(|v| *v = 1.0);
@@ -184,58 +316,105 @@ impl MaskPainter {
         self.dirty = true;
     }
 
-    fn import(&mut self, bytes: &[u8]) {
-        match engine::codec::decode_image(bytes, "imported mask") {
-            Ok(img) => {
-                self.checkpoint();
-                let m = Mask {
-                    width: img.width,
-                    height: img.height,
-                    data: img
-                        .data
-                        .chunks_exact(4)
-                        .map(|p| 0.2126 * p[0] + 0.7152 * p[1] + 0.0722 * p[2])
-                        .collect(),
-                };
-                self.mask = engine::ops::resize_mask(
-                    &m,
-                    self.mask.width,
-                    self.mask.height,
-                    engine::ops::Filter::Bilinear,
-                );
-                self.dirty = true;
-            }
+    /// Replaces the painting with `m` (scaled to the painter's size) as one undo step.
+    pub fn start_from(&mut self, m: &Mask) {
+        self.checkpoint();
+        self.mask = if (m.width, m.height) == (self.mask.width, self.mask.height) {
+            m.clone()
+        } else {
+            engine::ops::resize_mask(
+                m,
+                self.mask.width,
+                self.mask.height,
+                engine::ops::Filter::Bilinear,
+            )
+        };
+        self.dirty = true;
+    }
+
+    /// Starts from a mask file (its luma, as a greyscale mask file holds it).
+    pub fn load_mask_file(&mut self, bytes: &[u8], name: &str) {
+        match engine::codec::decode_image(bytes, name) {
+            Ok(img) => self.start_from(&Mask {
+                width: img.width,
+                height: img.height,
+                data: img
+                    .data
+                    .chunks_exact(4)
+                    .map(|p| 0.2126 * p[0] + 0.7152 * p[1] + 0.0722 * p[2])
+                    .collect(),
+            }),
             Err(e) => self.message = Some(e),
         }
     }
 
-    /// The painter window's content.
-    pub fn painter_ui(&mut self, ui: &mut egui::Ui) -> Option<PainterAction> {
-        let mut action = None;
-        let typing = ui.ctx().egui_wants_keyboard_input();
-        if !typing {
-            use super::shortcuts::{pressed, Action, Scope};
-            for a in ui.input_mut(|i| pressed(i, Scope::Painter)) {
-                match a {
-                    Action::BrushSmaller => self.brush_size = (self.brush_size / 1.25).max(1.0),
-                    Action::BrushLarger => self.brush_size = (self.brush_size * 1.25).min(1024.0),
-                    Action::ToggleEraser => self.eraser = !self.eraser,
-                    Action::Undo => self.undo(),
-                    Action::Redo => self.redo(),
-                    _ => {}
+    fn keys(&mut self, ui: &egui::Ui) {
+        if ui.ctx().egui_wants_keyboard_input() {
+            return;
+        }
+        for a in ui.input_mut(|i| shortcuts::pressed(i, Scope::Painter)) {
+            match a {
+                Action::BrushSmaller => self.brush_size = (self.brush_size / 1.25).max(1.0),
+                Action::BrushLarger => self.brush_size = (self.brush_size * 1.25).min(1024.0),
+                Action::ToggleEraser => self.eraser = !self.eraser,
+                Action::Undo => self.undo(),
+                Action::Redo => self.redo(),
+                Action::ToolBrush => self.tool = Tool::Brush,
+                Action::ToolRectangle => self.tool = Tool::Rectangle,
+                Action::ToolEllipse => self.tool = Tool::Ellipse,
+                Action::ToolLasso => self.tool = Tool::Lasso,
+                Action::CloseShape => self.close_lasso(),
+                Action::CancelShape => {
+                    self.lasso.clear();
+                    self.shape = None;
                 }
+                _ => {}
             }
         }
+    }
+
+    /// The painter window's content; `sources` are the Mask outputs of the last run.
+    pub fn painter_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        sources: &[(String, Arc<Mask>)],
+    ) -> Option<PainterAction> {
+        self.keys(ui);
+        let ctx = ui.ctx().clone();
+        let key = |a: Action| shortcuts::keys_of(&ctx, Scope::Painter, a);
         ui.horizontal_wrapped(|ui| {
-            ui.selectable_value(&mut self.eraser, false, "Brush");
+            for (t, a) in [
+                (Tool::Brush, Action::ToolBrush),
+                (Tool::Rectangle, Action::ToolRectangle),
+                (Tool::Ellipse, Action::ToolEllipse),
+                (Tool::Lasso, Action::ToolLasso),
+            ] {
+                let hint = match t {
+                    Tool::Lasso => format!(
+                        "{}: click points (double-click or {} closes) or drag a free path",
+                        key(a),
+                        key(Action::CloseShape)
+                    ),
+                    _ => key(a),
+                };
+                ui.selectable_value(&mut self.tool, t, t.label())
+                    .on_hover_text(hint);
+            }
+            ui.separator();
+            ui.selectable_value(&mut self.eraser, false, "Paint")
+                .on_hover_text(key(Action::ToggleEraser));
             ui.selectable_value(&mut self.eraser, true, "⌫ Eraser")
-                .on_hover_text("X swaps");
+                .on_hover_text(key(Action::ToggleEraser));
             ui.add(
                 egui::Slider::new(&mut self.brush_size, 1.0..=512.0)
                     .logarithmic(true)
                     .text("size"),
             )
-            .on_hover_text("[ and ]");
+            .on_hover_text(format!(
+                "{} and {}",
+                key(Action::BrushSmaller),
+                key(Action::BrushLarger)
+            ));
             ui.add(egui::Slider::new(&mut self.hardness, 0.0..=1.0).text("hardness"));
             if ui.button("Fill").clicked() {
                 self.fill();
@@ -248,12 +427,14 @@ impl MaskPainter {
             }
             if ui
                 .add_enabled(!self.undo.is_empty(), egui::Button::new("Undo"))
+                .on_hover_text(key(Action::Undo))
                 .clicked()
             {
                 self.undo();
             }
             if ui
                 .add_enabled(!self.redo.is_empty(), egui::Button::new("Redo"))
+                .on_hover_text(key(Action::Redo))
                 .clicked()
             {
                 self.redo();
@@ -276,39 +457,116 @@ impl MaskPainter {
                 self.zoom = 1.0;
                 self.pan = Vec2::ZERO;
             }
-            if ui.button("Import PNG…").clicked() {
-                if let Some(p) = rfd::FileDialog::new()
-                    .add_filter("PNG", &["png"])
-                    .pick_file()
-                {
-                    match std::fs::read(&p) {
-                        Ok(b) => self.import(&b),
-                        Err(e) => self.message = Some(format!("{}: {e}", p.display())),
-                    }
-                }
-            }
-            if ui.button("Export PNG…").clicked() {
-                if let Some(p) = rfd::FileDialog::new()
-                    .add_filter("PNG", &["png"])
-                    .set_file_name("mask.png")
-                    .save_file()
-                {
-                    let r = engine::codec::encode_mask_png(&self.mask, &[])
-                        .map_err(|e| e.to_string())
-                        .and_then(|b| std::fs::write(&p, b).map_err(|e| e.to_string()));
-                    self.message = Some(match r {
-                        Ok(()) => format!("exported {}", p.display()),
-                        Err(e) => format!("{}: {e}", p.display()),
-                    });
-                }
-            }
+            self.sources_ui(ui, sources);
+            self.export_ui(ui);
         });
         if let Some(m) = &self.message {
             ui.label(m);
         }
+        let action = self.apply_buttons_ui(ui);
+        self.canvas_ui(ui);
+        action
+    }
+
+    /// "Load mask…" from a file and "Start from" any Mask output of the last run.
+    fn sources_ui(&mut self, ui: &mut egui::Ui, sources: &[(String, Arc<Mask>)]) {
+        if ui
+            .button("Load mask…")
+            .on_hover_text("Start from a mask image file (its luma)")
+            .clicked()
+        {
+            if let Some(p) = rfd::FileDialog::new()
+                .add_filter(
+                    "image",
+                    &["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"],
+                )
+                .pick_file()
+            {
+                match std::fs::read(&p) {
+                    Ok(b) => self.load_mask_file(&b, &p.display().to_string()),
+                    Err(e) => self.message = Some(format!("{}: {e}", p.display())),
+                }
+            }
+        }
+        let mut chosen = None;
+        let all: Vec<&(String, Arc<Mask>)> =
+            self.extra_sources.iter().chain(sources.iter()).collect();
+        ui.add_enabled_ui(!all.is_empty(), |ui| {
+            ui.menu_button("Start from…", |ui| {
+                for (name, m) in &all {
+                    let label = format!("{name} ({}×{})", m.width, m.height);
+                    if ui.button(label).clicked() {
+                        chosen = Some(Arc::clone(m));
+                        ui.close();
+                    }
+                }
+            })
+            .response
+            .on_hover_text(
+                "Start from a Mask output of the last run (a defect's mask, ISNet's mask)",
+            )
+            .on_disabled_hover_text("No Mask output yet: run the graph first");
+        });
+        if let Some(m) = chosen {
+            self.start_from(&m);
+        }
+    }
+
+    fn export_ui(&mut self, ui: &mut egui::Ui) {
+        if ui.button("Export PNG…").clicked() {
+            if let Some(p) = rfd::FileDialog::new()
+                .add_filter("PNG", &["png"])
+                .set_file_name("mask.png")
+                .save_file()
+            {
+                let r = engine::codec::encode_mask_png(&self.mask, &[])
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| std::fs::write(&p, b).map_err(|e| e.to_string()));
+                self.message = Some(match r {
+                    Ok(()) => format!("exported {}", p.display()),
+                    Err(e) => format!("{}: {e}", p.display()),
+                });
+            }
+        }
+    }
+
+    /// The buttons that store the mask where the target wants it.
+    fn apply_buttons_ui(&mut self, ui: &mut egui::Ui) -> Option<PainterAction> {
+        let mut action = None;
         ui.horizontal(|ui| {
-            if ui.button("✔ Apply").clicked() {
-                action = Some(PainterAction::Apply(self.mask.clone()));
+            match &self.target {
+                PaintTarget::PaintMask(_) => {
+                    if ui.button("✔ Apply").clicked() {
+                        action = Some(PainterAction::Apply(self.mask.clone()));
+                    }
+                }
+                PaintTarget::LoadMask { file, .. } => {
+                    if let Some(f) = file {
+                        if ui
+                            .button("💾 Save to file")
+                            .on_hover_text(format!("Overwrite {}", f.display()))
+                            .clicked()
+                        {
+                            action = Some(PainterAction::Apply(self.mask.clone()));
+                        }
+                    }
+                    if ui
+                        .button("✔ Into the graph")
+                        .on_hover_text("Keep the mask inside the graph file (an embedded asset)")
+                        .clicked()
+                    {
+                        action = Some(PainterAction::IntoGraph(self.mask.clone()));
+                    }
+                }
+                PaintTarget::Output { .. } => {
+                    if ui
+                        .button("✔ Inpaint with this mask")
+                        .on_hover_text("Open an Inpaint recipe with this output as its image")
+                        .clicked()
+                    {
+                        action = Some(PainterAction::Apply(self.mask.clone()));
+                    }
+                }
             }
             if ui.button("Close").clicked() {
                 action = Some(PainterAction::Close);
@@ -321,117 +579,25 @@ impl MaskPainter {
                     / self.mask.data.len().max(1) as f32
             ));
         });
-        self.canvas_ui(ui);
         action
     }
 
-    fn canvas_ui(&mut self, ui: &mut egui::Ui) {
-        let avail = ui.available_size().max(Vec2::splat(200.0));
-        let (rect, response) = ui.allocate_exact_size(avail, Sense::click_and_drag());
-        response.widget_info(|| {
-            egui::WidgetInfo::labeled(egui::WidgetType::Other, true, "mask canvas")
-        });
-        let (w, h) = (self.mask.width as f32, self.mask.height as f32);
-        let fit = (rect.width() / w).min(rect.height() / h);
-        let scale = fit * self.zoom;
-        let size = Vec2::new(w, h) * scale;
-        let img_rect = Rect::from_center_size(rect.center() + self.pan, size);
-        // Pan with the middle button or secondary drag; zoom with the wheel over the canvas.
-        if response.dragged_by(egui::PointerButton::Middle)
-            || response.dragged_by(egui::PointerButton::Secondary)
-        {
-            self.pan += response.drag_delta();
-        }
-        if response.hovered() {
-            let scroll = ui.input(|i| i.smooth_scroll_delta.y);
-            if scroll != 0.0 {
-                self.zoom = (self.zoom * (1.0 + scroll * 0.002)).clamp(0.1, 16.0);
-            }
-        }
-        let to_mask = |p: Pos2| {
-            Pos2::new(
-                (p.x - img_rect.min.x) / scale,
-                (p.y - img_rect.min.y) / scale,
-            )
-        };
-        if response.drag_started_by(egui::PointerButton::Primary)
-            || (response.clicked() && self.last.is_none())
-        {
-            self.checkpoint();
-            if let Some(p) = response.interact_pointer_pos() {
-                let m = to_mask(p);
-                self.dab(m);
-                self.last = Some(m);
-            }
-        }
-        if response.dragged_by(egui::PointerButton::Primary) {
-            if let Some(p) = response.interact_pointer_pos() {
-                let m = to_mask(p);
-                let from = self.last.unwrap_or(m);
-                self.stroke(from, m);
-                self.last = Some(m);
-            }
-        }
-        if response.drag_stopped() || response.clicked() {
-            self.last = None;
-        }
-        let painter = ui.painter_at(rect);
-        painter.rect_filled(rect, 0.0, Color32::from_gray(30));
-        let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
-        if let Some(bg) = &self.background {
-            painter.image(bg.id(), img_rect, uv, Color32::WHITE);
-        } else {
-            painter.rect_filled(img_rect, 0.0, Color32::from_gray(70));
-        }
-        if self.dirty || self.mask_tex.is_none() {
-            let overlay = self.overlay;
-            let pixels: Vec<Color32> = self
-                .mask
-                .data
-                .iter()
-                .map(|&v| {
-                    let a = (v.clamp(0.0, 1.0) * 255.0) as u8;
-                    Color32::from_rgba_unmultiplied(overlay.r(), overlay.g(), overlay.b(), a)
-                })
-                .collect();
-            let ci = ColorImage {
-                size: [self.mask.width as usize, self.mask.height as usize],
-                source_size: Vec2::new(w, h),
-                pixels,
-            };
-            match &mut self.mask_tex {
-                Some(t) => t.set(ci, TextureOptions::NEAREST),
-                None => {
-                    self.mask_tex = Some(ui.ctx().load_texture(
-                        "painter-mask",
-                        ci,
-                        TextureOptions::NEAREST,
-                    ))
-                }
-            }
-            self.dirty = false;
-        }
-        if let Some(t) = &self.mask_tex {
-            painter.image(
-                t.id(),
-                img_rect,
-                uv,
-                Color32::from_white_alpha((self.opacity * 255.0) as u8),
-            );
-        }
-        if let Some(p) = response.hover_pos() {
-            painter.circle_stroke(
-                p,
-                self.brush_size / 2.0 * scale,
-                egui::Stroke::new(
-                    1.0,
-                    if self.eraser {
-                        Color32::LIGHT_BLUE
-                    } else {
-                        Color32::WHITE
-                    },
-                ),
-            );
+    /// The mask as the overlay texture's pixels.
+    pub(super) fn overlay_image(&self) -> ColorImage {
+        let o = self.overlay;
+        let pixels = self
+            .mask
+            .data
+            .iter()
+            .map(|&v| {
+                let a = (v.clamp(0.0, 1.0) * 255.0) as u8;
+                Color32::from_rgba_unmultiplied(o.r(), o.g(), o.b(), a)
+            })
+            .collect();
+        ColorImage {
+            size: [self.mask.width as usize, self.mask.height as usize],
+            source_size: Vec2::new(self.mask.width as f32, self.mask.height as f32),
+            pixels,
         }
     }
 }

@@ -44,6 +44,14 @@ pub enum Action {
     BrushSmaller,
     BrushLarger,
     ToggleEraser,
+    ToolBrush,
+    ToolRectangle,
+    ToolEllipse,
+    ToolLasso,
+    /// Close the lasso polygon being clicked.
+    CloseShape,
+    /// Drop the shape being drawn.
+    CancelShape,
 }
 
 /// How the key reaches us: as a key press, or as the clipboard event egui makes of it.
@@ -181,7 +189,19 @@ pub const SHORTCUTS: &[Shortcut] = &[
         Action::BrushLarger,
         "Larger brush",
     ),
-    bind(P, NONE, Key::X, Action::ToggleEraser, "Brush ↔ eraser"),
+    bind(P, NONE, Key::X, Action::ToggleEraser, "Paint ↔ erase"),
+    bind(P, NONE, Key::B, Action::ToolBrush, "Brush tool"),
+    bind(P, NONE, Key::R, Action::ToolRectangle, "Rectangle tool"),
+    bind(P, NONE, Key::E, Action::ToolEllipse, "Ellipse tool"),
+    bind(P, NONE, Key::L, Action::ToolLasso, "Polygon/lasso tool"),
+    bind(P, NONE, Key::Enter, Action::CloseShape, "Close the polygon"),
+    bind(
+        P,
+        NONE,
+        Key::Escape,
+        Action::CancelShape,
+        "Drop the shape being drawn",
+    ),
 ];
 
 impl Shortcut {
@@ -192,6 +212,16 @@ impl Shortcut {
         }
         ctx.format_shortcut(&KeyboardShortcut::new(self.mods, self.key))
     }
+}
+
+/// The keys bound to `action` in `scope`, for a button's hover text (`Ctrl+Z or Ctrl+Y`).
+pub fn keys_of(ctx: &egui::Context, scope: Scope, action: Action) -> String {
+    SHORTCUTS
+        .iter()
+        .filter(|s| s.scope == scope && s.action == action)
+        .map(|s| s.label(ctx))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 /// The actions of `scope` pressed this frame; their keys are consumed, so nothing else sees

@@ -237,8 +237,28 @@ impl GraphViewer<'_> {
                 ui,
             );
         }
-        if kind == "PaintMask" && ui.button("Paint mask…").clicked() {
+        if matches!(kind.as_str(), "PaintMask" | "LoadMask") && ui.button("Paint mask…").clicked()
+        {
             cmd(AppCommand::OpenPainter(id.clone()), ui);
+        }
+        let masks = self
+            .catalogue
+            .get(&kind)
+            .map(|s| s.inputs)
+            .unwrap_or_default();
+        for p in masks.iter().filter(|p| p.ty == PortType::Mask) {
+            if ui
+                .button(format!("Paint this mask ({})…", p.name))
+                .clicked()
+            {
+                cmd(
+                    AppCommand::Painter(crate::app::painter::PainterCommand::PaintInput {
+                        node: id.clone(),
+                        input: p.name.to_string(),
+                    }),
+                    ui,
+                );
+            }
         }
         if sub {
             if ui.button("Open subgraph").clicked() {
