@@ -100,6 +100,8 @@ pub enum AppCommand {
     ShowShortcuts,
     /// Open the mask painter over a gallery output ("paint a mask here").
     PaintOnOutput(u64),
+    /// What the output details' "send to" asks for.
+    Details(super::output_details::DetailsCommand),
 }
 
 impl StudioApp {
@@ -244,6 +246,7 @@ impl StudioApp {
             AppCommand::FrameAll => self.frame_all = true,
             AppCommand::ShowShortcuts => self.shortcuts_open = true,
             AppCommand::PaintOnOutput(id) => self.paint_on_output(ctx, id),
+            AppCommand::Details(c) => self.apply_details(ctx, c),
             AppCommand::DeleteSelected => {
                 for n in self.selected(ctx) {
                     if self.doc.snarl.get_node(n).is_some() {
