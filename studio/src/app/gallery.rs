@@ -1,6 +1,6 @@
 //! Gallery and history: runs and outputs from the store with lazily loaded thumbnails,
 //! filters, a full-size viewer with a before/after slider, bookmarks, delete, export, and the
-//! selected output's details ([`super::output_details`]) beside the thumbnails.
+//! selected output's details ([`super::output_details`]) in a window beside them.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -329,14 +329,23 @@ impl Gallery {
                     )
                 })
                 .collect();
-            egui::Panel::right("output-details")
-                .resizable(true)
-                .default_size(420.0)
-                .show(ui, |ui| {
+            // A window beside the gallery: the gallery panel is too low for a recipe's worth
+            // of parameters. Closing it clears the selection.
+            let mut open = true;
+            let screen = ui.ctx().content_rect();
+            egui::Window::new("Output details")
+                .id(egui::Id::new("output-details"))
+                .open(&mut open)
+                .default_pos(screen.right_bottom() - Vec2::new(470.0, 620.0))
+                .default_size([440.0, 560.0])
+                .show(ui.ctx(), |ui| {
                     egui::ScrollArea::vertical()
                         .id_salt("output-details-scroll")
                         .show(ui, |ui| cmds.extend(details_ui(ui, d, &others)));
                 });
+            if !open {
+                self.selected.clear();
+            }
         }
         let visible: Vec<(u64, OutputRecord)> = self.visible().into_iter().cloned().collect();
         let mut budget = THUMBS_PER_FRAME;
