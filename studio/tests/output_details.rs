@@ -47,12 +47,19 @@ fn run_and_wait(h: &mut H) -> Vec<u64> {
         .collect()
 }
 
-/// Selects one output in the gallery, as a click on its thumbnail does.
+/// Clicks an output's thumbnail in the gallery (once the thumbnails have loaded).
 fn select(h: &mut H, id: u64) {
-    let g = &mut app(h).gallery;
-    g.selected.clear();
-    g.selected.insert(id);
+    let label = format!("output {id}");
+    for _ in 0..20 {
+        if h.query_by_label(&label).is_some() {
+            break;
+        }
+        h.step();
+    }
+    h.get_by_label(&label).click_accesskit();
     h.run_steps(3);
+    let selected: Vec<u64> = app(h).gallery.selected.iter().copied().collect();
+    assert_eq!(selected, [id]);
 }
 
 /// Clicks "Copy as A1111 text" and returns what went to the clipboard.

@@ -362,7 +362,8 @@ impl Gallery {
                                 Some(t) => ui.add(
                                     egui::Image::new(t)
                                         .fit_to_exact_size(size)
-                                        .sense(egui::Sense::click()),
+                                        .sense(egui::Sense::click())
+                                        .alt_text(format!("output {id}")),
                                 ),
                                 None => ui.add_sized(size, egui::Button::new("…")),
                             };
