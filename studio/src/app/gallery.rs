@@ -33,6 +33,8 @@ pub struct Gallery {
     pub error: Option<String>,
     /// The details of the one selected output (read when the selection changes).
     pub details: Option<OutputDetails>,
+    /// The outputs "Compare with…" offers the details' output, as (id, label).
+    compare_choices: Vec<(u64, String)>,
 }
 
 /// A full-size output with zoom and a before/after compare slider.
@@ -63,6 +65,7 @@ impl Default for Gallery {
             viewer: None,
             error: None,
             details: None,
+            compare_choices: Vec::new(),
         }
     }
 }
@@ -252,6 +255,19 @@ impl Gallery {
             .find(|(r, _)| *r == rec.run_id)
             .map(|(_, r)| r);
         self.details = Some(OutputDetails::load(store, id, rec, run));
+        self.compare_choices = self
+            .outputs
+            .iter()
+            .rev()
+            .filter(|(o, _)| *o != id)
+            .take(COMPARE_CHOICES)
+            .map(|(o, r)| {
+                (
+                    *o,
+                    format!("output {o} · run #{} · seed {}", r.run_id, r.seed),
+                )
+            })
+            .collect();
     }
 
     /// The gallery panel. Store writes (bookmarks, deletes, exports) go out as commands.
@@ -316,19 +332,6 @@ impl Gallery {
         };
         self.sync_details(store);
         if let Some(d) = &self.details {
-            let others: Vec<(u64, String)> = self
-                .outputs
-                .iter()
-                .rev()
-                .filter(|(o, _)| *o != d.id)
-                .take(COMPARE_CHOICES)
-                .map(|(o, r)| {
-                    (
-                        *o,
-                        format!("output {o} · run #{} · seed {}", r.run_id, r.seed),
-                    )
-                })
-                .collect();
             // A window beside the gallery: the gallery panel is too low for a recipe's worth
             // of parameters. Closing it clears the selection.
             let mut open = true;
@@ -341,7 +344,9 @@ impl Gallery {
                 .show(ui.ctx(), |ui| {
                     egui::ScrollArea::vertical()
                         .id_salt("output-details-scroll")
-                        .show(ui, |ui| cmds.extend(details_ui(ui, d, &others)));
+                        .show(ui, |ui| {
+                            cmds.extend(details_ui(ui, d, &self.compare_choices))
+                        });
                 });
             if !open {
                 self.selected.clear();
