@@ -521,3 +521,94 @@ impl StudioApp {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::store::{NodeTiming, RunModel};
+
+    /// An output whose PNG carries no chunks (written before they existed): the details come
+    /// from the run's snapshot and record, and the A1111 text from the same writer.
+    #[test]
+    fn an_output_without_chunks_is_described_from_its_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let graph = serde_json::json!({
+            "format": "defect-studio/graph", "version": 2,
+            "nodes": {
+                "ckpt": {"kind": "LoadCheckpoint", "version": 1,
+                         "params": {"checkpoint": "tiny.safetensors"}},
+                "gen": {"kind": "Txt2Img", "version": 1,
+                        "params": {"prompt": "a chipped edge", "steps": 3, "cfg": 4.0,
+                                   "seed": {"mode": "run", "offset": 5}}},
+                "save": {"kind": "SaveImage", "version": 1}
+            },
+            "links": [
+                {"from": ["ckpt", "model"], "to": ["gen", "model"]},
+                {"from": ["gen", "image"], "to": ["save", "image"]}
+            ]
+        });
+        let sha = "0123456789abcdef".repeat(4);
+        let mut run = RunRecord {
+            graph_name: "chips".into(),
+            graph_json: graph.to_string(),
+            seed: 100,
+            items: 2,
+            ..RunRecord::default()
+        };
+        run.stats.models.push(RunModel {
+            role: "checkpoint".into(),
+            name: "tiny.safetensors".into(),
+            sha256: sha.clone(),
+            ..RunModel::default()
+        });
+        for item in 0..2 {
+            run.node_timings.push(NodeTiming {
+                item,
+                node: "gen".into(),
+                kind: "Txt2Img".into(),
+                seconds: 1.0 + item as f64,
+                cached: false,
+            });
+        }
+        let run_id = store.begin_run(&run).unwrap();
+        let png = engine::codec::encode_rgba8_png(8, 4, &[90; 8 * 4 * 4]).unwrap();
+        let rec = OutputRecord {
+            run_id,
+            item: 1,
+            node: "save".into(),
+            seed: 101,
+            path: "out/1.png".into(),
+            sha256: engine::hashing::sha256_hex(&png),
+            width: 8,
+            height: 4,
+            mask_path: None,
+            mask_sha256: None,
+            created_ms: 0,
+            label: String::new(),
+            overrides: serde_json::Value::Null,
+            clean_path: None,
+            clean_sha256: None,
+            inspection: Default::default(),
+        };
+        let id = store.add_output(&rec, &png, None).unwrap();
+        let d = OutputDetails::load(&store, id, &rec, Some(&run));
+        assert_eq!(d.problem, None);
+        assert_eq!(d.prompt.as_deref(), Some("a chipped edge"));
+        assert_eq!(d.sampler_seed, Some(106), "the item's seed plus the offset");
+        let p = a1111::parse_parameters(&d.infotext).unwrap();
+        assert_eq!(
+            (p.seed, p.steps, p.cfg_scale),
+            (Some(106), Some(3), Some(4.0))
+        );
+        assert_eq!(p.size, Some((8, 4)), "{}", d.infotext);
+        assert_eq!(d.models[0].autov2, sha[..10]);
+        assert_eq!(d.timings.len(), 1);
+        assert_eq!(d.timings[0].seconds, 2.0);
+        let gen = d.nodes.iter().find(|n| n.id == "gen").unwrap();
+        let steps = gen.params.iter().find(|p| p.name == "steps").unwrap();
+        assert_eq!((steps.value.as_str(), steps.default), ("3", false));
+        let sched = gen.params.iter().find(|p| p.name == "scheduler").unwrap();
+        assert!(sched.default);
+    }
+}
