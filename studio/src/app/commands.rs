@@ -102,6 +102,8 @@ pub enum AppCommand {
     PaintOnOutput(u64),
     /// What the mask painter asks for ("Paint this mask…" on a Mask input, open a recipe).
     Painter(super::painter::PainterCommand),
+    /// What the output details' "send to" asks for.
+    Details(super::output_details::DetailsCommand),
 }
 
 impl StudioApp {
@@ -247,6 +249,7 @@ impl StudioApp {
             AppCommand::ShowShortcuts => self.shortcuts_open = true,
             AppCommand::PaintOnOutput(id) => self.paint_on_output(ctx, id),
             AppCommand::Painter(c) => self.apply_painter(ctx, c),
+            AppCommand::Details(c) => self.apply_details(ctx, c),
             AppCommand::DeleteSelected => {
                 for n in self.selected(ctx) {
                     if self.doc.snarl.get_node(n).is_some() {

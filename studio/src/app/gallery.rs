@@ -1,11 +1,13 @@
 //! Gallery and history: runs and outputs from the store with lazily loaded thumbnails,
-//! filters, a full-size viewer with a before/after slider, bookmarks, delete, export.
+//! filters, a full-size viewer with a before/after slider, bookmarks, delete, export, and the
+//! selected output's details ([`super::output_details`]) in a window beside them.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use egui::{Color32, Rect, TextureHandle, TextureOptions, Vec2};
 use engine::store::{OutputRecord, RunRecord, Store};
 
+use super::output_details::{details_ui, OutputDetails};
 use super::painter::image_to_color;
 use super::AppCommand;
 
@@ -29,6 +31,10 @@ pub struct Gallery {
     thumbs: HashMap<u64, Option<TextureHandle>>,
     pub viewer: Option<OutputViewer>,
     pub error: Option<String>,
+    /// The details of the one selected output (read when the selection changes).
+    pub details: Option<OutputDetails>,
+    /// The outputs "Compare with…" offers the details' output, as (id, label).
+    compare_choices: Vec<(u64, String)>,
 }
 
 /// A full-size output with zoom and a before/after compare slider.
@@ -42,6 +48,8 @@ pub struct OutputViewer {
 
 const THUMB: u32 = 128;
 const THUMBS_PER_FRAME: usize = 4;
+/// The most outputs "Compare with…" offers (the latest ones).
+const COMPARE_CHOICES: usize = 50;
 
 impl Default for Gallery {
     fn default() -> Self {
@@ -56,6 +64,8 @@ impl Default for Gallery {
             thumbs: HashMap::new(),
             viewer: None,
             error: None,
+            details: None,
+            compare_choices: Vec::new(),
         }
     }
 }
@@ -74,6 +84,8 @@ impl Gallery {
                 let live: HashSet<u64> = self.outputs.iter().map(|(id, _)| *id).collect();
                 self.thumbs.retain(|id, _| live.contains(id));
                 self.selected.retain(|id| live.contains(id));
+                // Read again: a refresh may follow a delete, or the run's record may have grown.
+                self.details = None;
                 self.error = None;
             }
             Err(e) => self.error = Some(e.to_string()),
@@ -198,6 +210,66 @@ impl Gallery {
         });
     }
 
+    /// Opens the viewer on output `id` with output `with` as its "before".
+    pub fn compare(&mut self, ctx: &egui::Context, store: &Store, id: u64, with: u64) {
+        self.open(ctx, store, id);
+        let Some(v) = &mut self.viewer else { return };
+        let before = store
+            .output_png(with)
+            .ok()
+            .flatten()
+            .and_then(|png| engine::codec::decode_image(&png, "compare").ok());
+        match before {
+            Some(img) => {
+                let tex = ctx.load_texture(
+                    "viewer-compare",
+                    image_to_color(&img),
+                    TextureOptions::LINEAR,
+                );
+                v.before = Some((format!("output {with}"), tex));
+            }
+            None => self.error = Some(format!("output {with} has no image in the store")),
+        }
+    }
+
+    /// The details of the one selected output, read again when the selection changed.
+    fn sync_details(&mut self, store: &Store) {
+        let one = match self.selected.len() {
+            1 => self.selected.first().copied(),
+            _ => None,
+        };
+        let Some(id) = one else {
+            self.details = None;
+            return;
+        };
+        if self.details.as_ref().is_some_and(|d| d.id == id) {
+            return;
+        }
+        let Some((_, rec)) = self.outputs.iter().find(|(o, _)| *o == id) else {
+            self.details = None;
+            return;
+        };
+        let run = self
+            .runs
+            .iter()
+            .find(|(r, _)| *r == rec.run_id)
+            .map(|(_, r)| r);
+        self.details = Some(OutputDetails::load(store, id, rec, run));
+        self.compare_choices = self
+            .outputs
+            .iter()
+            .rev()
+            .filter(|(o, _)| *o != id)
+            .take(COMPARE_CHOICES)
+            .map(|(o, r)| {
+                (
+                    *o,
+                    format!("output {o} · run #{} · seed {}", r.run_id, r.seed),
+                )
+            })
+            .collect();
+    }
+
     /// The gallery panel. Store writes (bookmarks, deletes, exports) go out as commands.
     pub fn gallery_ui(&mut self, ui: &mut egui::Ui, store: Option<&Store>) -> Vec<AppCommand> {
         let mut cmds = Vec::new();
@@ -258,6 +330,28 @@ impl Gallery {
             ui.label("no store open");
             return cmds;
         };
+        self.sync_details(store);
+        if let Some(d) = &self.details {
+            // A window beside the gallery: the gallery panel is too low for a recipe's worth
+            // of parameters. Closing it clears the selection.
+            let mut open = true;
+            let screen = ui.ctx().content_rect();
+            egui::Window::new("Output details")
+                .id(egui::Id::new("output-details"))
+                .open(&mut open)
+                .default_pos(screen.right_bottom() - Vec2::new(470.0, 620.0))
+                .default_size([440.0, 560.0])
+                .show(ui.ctx(), |ui| {
+                    egui::ScrollArea::vertical()
+                        .id_salt("output-details-scroll")
+                        .show(ui, |ui| {
+                            cmds.extend(details_ui(ui, d, &self.compare_choices))
+                        });
+                });
+            if !open {
+                self.selected.clear();
+            }
+        }
         let visible: Vec<(u64, OutputRecord)> = self.visible().into_iter().cloned().collect();
         let mut budget = THUMBS_PER_FRAME;
         egui::ScrollArea::vertical()
@@ -273,7 +367,8 @@ impl Gallery {
                                 Some(t) => ui.add(
                                     egui::Image::new(t)
                                         .fit_to_exact_size(size)
-                                        .sense(egui::Sense::click()),
+                                        .sense(egui::Sense::click())
+                                        .alt_text(format!("output {id}")),
                                 ),
                                 None => ui.add_sized(size, egui::Button::new("…")),
                             };

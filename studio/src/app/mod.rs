@@ -12,6 +12,7 @@ pub mod gallery;
 pub mod inspect;
 pub mod inspector;
 pub mod library_panel;
+pub mod output_details;
 pub mod output_recipes;
 pub mod painter;
 mod painter_canvas;
