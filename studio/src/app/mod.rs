@@ -12,6 +12,7 @@ pub mod gallery;
 pub mod inspect;
 pub mod inspector;
 pub mod library_panel;
+pub mod models;
 pub mod painter;
 pub mod params;
 pub mod queue_panel;
@@ -97,6 +98,8 @@ pub struct StudioApp {
     pub versions: versions::VersionsWindow,
     /// The recipe library window.
     pub library: library_panel::LibraryPanel,
+    /// The Models window and the missing-models dialog.
+    pub models: models::ModelsPanel,
     /// The queue panel (above the runs).
     pub queue: queue_panel::QueuePanel,
     /// Where the graph canvas was drawn last frame (drops from the library land there).
@@ -172,6 +175,7 @@ impl StudioApp {
             doc_maybe_changed: false,
             versions: Default::default(),
             library: Default::default(),
+            models: Default::default(),
             queue: Default::default(),
             graph_rect: Rect::from_min_size(Pos2::ZERO, Vec2::new(800.0, 600.0)),
             canvas: Default::default(),
@@ -328,6 +332,9 @@ impl StudioApp {
             cmds.extend(self.stats.stats_ui(ctx));
         }
         cmds.extend(self.library_drop(ctx));
+        cmds.extend(self.models_window(ctx));
+        cmds.extend(self.models_drop(ctx));
+        self.accept_matched(ctx);
         self.inspect.poll();
         if self.inspect.open {
             for c in self.inspect.inspect_ui(ctx) {
@@ -373,6 +380,11 @@ impl StudioApp {
                 M::COMMAND,
                 Key::L,
                 AppCommand::Library(library_panel::LibraryCommand::Open),
+            );
+            s(
+                M::COMMAND,
+                Key::M,
+                AppCommand::Models(models::ModelsCommand::Open),
             );
             s(
                 M::COMMAND,
@@ -527,6 +539,16 @@ impl StudioApp {
                     }
                     if ui.button("Explore…").clicked() {
                         cmds.push(AppCommand::OpenExplore);
+                    }
+                    if ui
+                        .button("Models…")
+                        .on_hover_text(
+                            "Checkpoints, LoRAs and other models in the model folders: hashes, \
+                             metadata, training tags; drag one onto the graph (Ctrl+M)",
+                        )
+                        .clicked()
+                    {
+                        cmds.push(AppCommand::Models(models::ModelsCommand::Open));
                     }
                     if ui
                         .button("Recipe library…")
