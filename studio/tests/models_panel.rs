@@ -57,7 +57,27 @@ fn home() -> &'static (PathBuf, PathBuf) {
         .unwrap();
         std::env::set_var("DEFECT_STUDIO_HOME", &dir);
         std::env::remove_var("DEFECT_STUDIO_MODEL_DIRS");
-        engine::Store::open(&engine::paths::store_path()).unwrap();
+        // A run that used kohya_a, with its output (the fixture image that LoRA made): the
+        // window shows it as the LoRA's thumbnail.
+        let store = engine::Store::open(&engine::paths::store_path()).unwrap();
+        let mut run = engine::store::RunRecord::default();
+        run.graph_name = "lora demo".into();
+        run.stats.models = vec![engine::store::RunModel {
+            role: "lora".into(),
+            name: "loras/kohya_a.safetensors".into(),
+            sha256: sha256_of(&lora.join("kohya_a.safetensors")),
+            ..Default::default()
+        }];
+        let run_id = store.begin_run(&run).unwrap();
+        let png = std::fs::read(lora.join("lora_kohya_a_08.png")).unwrap();
+        let rec: engine::store::OutputRecord = serde_json::from_value(serde_json::json!({
+            "run_id": run_id, "item": 0, "node": "save", "seed": 0, "path": "lora-demo.png",
+            "sha256": engine::hashing::sha256_hex(&png), "width": 64, "height": 64,
+            "created_ms": 0
+        }))
+        .unwrap();
+        store.add_output(&rec, &png, None).unwrap();
+        drop(store);
         (dir, elsewhere)
     })
 }
@@ -174,6 +194,19 @@ fn find_a_lora_by_training_tag_and_drag_it_onto_the_canvas() {
     h.get_by_label(&sha_a[..10]);
     h.get_by_label("sd_v1");
     h.get_by_label("+ brushed metal");
+    h.get_by_label("Outputs that used it:");
+    let thumbs = |a: &StudioApp, name: &str| {
+        let e = a.models.entries.iter().flatten().find(|e| e.name == name);
+        e.map(|e| e.thumbs.len())
+    };
+    assert_eq!(
+        thumbs(h.state().as_ref().unwrap(), "loras/kohya_a.safetensors"),
+        Some(1)
+    );
+    assert_eq!(
+        thumbs(h.state().as_ref().unwrap(), "loras/sdxl_kohya.safetensors"),
+        Some(0)
+    );
     if let Some(dir) = std::env::var_os("DEFECT_STUDIO_SCREENSHOTS") {
         let img = h.render().expect("render");
         img.save(PathBuf::from(dir).join("models-panel.png"))
@@ -341,4 +374,99 @@ fn a_missing_model_is_resolved_by_hash_and_a_mismatch_needs_confirmation() {
     );
     let found = manager.resolve(&d.models).unwrap();
     assert_eq!(found.len(), d.models.len());
+}
+
+/// 50 chains of Texture → Scratch → Composite ← SolidColor: the frame benchmark's 200 nodes.
+fn big_graph() -> GraphDoc {
+    let mut g = GraphDoc::new();
+    for c in 0..50 {
+        let y = c as f32 * 320.0;
+        for (id, kind, x, dy) in [
+            ("tex", "Texture", 0.0, 0.0),
+            ("scr", "Scratch", 320.0, 0.0),
+            ("ink", "SolidColor", 320.0, 160.0),
+            ("cmp", "Composite", 640.0, 0.0),
+        ] {
+            let id = format!("{id}{c}");
+            g.nodes.insert(
+                id.clone(),
+                nodes::NodeDoc {
+                    kind: kind.into(),
+                    version: 1,
+                    params: Default::default(),
+                    param_inputs: Default::default(),
+                    subgraph: None,
+                },
+            );
+            g.layout.insert(
+                id,
+                nodes::NodeLayout {
+                    pos: [x, y + dy],
+                    collapsed: false,
+                },
+            );
+        }
+        for (a, ap, b, bp) in [
+            ("tex", "image", "scr", "image"),
+            ("scr", "image", "cmp", "bottom"),
+            ("ink", "image", "cmp", "top"),
+        ] {
+            g.links.push(nodes::Link {
+                from: nodes::PortRef(format!("{a}{c}"), ap.into()),
+                to: nodes::PortRef(format!("{b}{c}"), bp.into()),
+            });
+        }
+    }
+    g
+}
+
+/// Frame time at 200 nodes (every node on screen) with the Models window closed and open, in
+/// the same run, alternating. Build-dependent: run it in release for the 8 ms budget
+/// (`cargo test --release -p studio --test models_panel -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn frame_time_with_the_models_window_open() {
+    let mut h = harness();
+    {
+        let a = app(&mut h);
+        a.doc = studio::app::doc::EditorDoc::new(&big_graph(), &a.catalogue, None);
+        a.push(AppCommand::FrameAll);
+        a.push(AppCommand::Models(studio::app::models::ModelsCommand::Open));
+    }
+    wait_for(&mut h, "the scan", |a| a.models.entries.is_some());
+    // The details of a LoRA with tags and a thumbnail are part of the open window.
+    app(&mut h).models.selected = Some(home().0.join("models/loras/kohya_a.safetensors"));
+    let median = |h: &mut H| {
+        for _ in 0..10 {
+            h.step();
+        }
+        let mut t: Vec<f64> = (0..60)
+            .map(|_| {
+                let s = Instant::now();
+                h.step();
+                s.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        t.sort_by(|a, b| a.total_cmp(b));
+        t[t.len() / 2]
+    };
+    let (mut open, mut closed) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        app(&mut h).models.open = true;
+        open.push(median(&mut h));
+        app(&mut h).models.open = false;
+        closed.push(median(&mut h));
+    }
+    open.sort_by(|a, b| a.total_cmp(b));
+    closed.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "200 nodes, frame all, median frame ({}): Models window open {:.2} ms, closed {:.2} ms",
+        if cfg!(debug_assertions) {
+            "debug build"
+        } else {
+            "release build"
+        },
+        open[1],
+        closed[1]
+    );
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::manager::ModelInfo;
 use crate::error::{EngineError, Result};
+use crate::store::Store;
 
 /// The group a model file is listed under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -167,6 +168,43 @@ pub fn matches_with_tags(info: &ModelInfo, tags: &[(String, u64)], query: &str) 
         || tags.iter().any(|(t, _)| has(t))
 }
 
+/// For each model sha256 (lower case) that runs in `store` used (the runs' recorded model
+/// files, `RunRecord::stats.models`), the ids of up to `per_model` of their outputs, newest
+/// first: the thumbnails a model browser shows. One pass over the runs and one over the
+/// outputs.
+pub fn outputs_using(store: &Store, per_model: usize) -> Result<BTreeMap<String, Vec<u64>>> {
+    let mut runs_of: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for (id, r) in store.runs()? {
+        let mut shas: Vec<String> = r
+            .stats
+            .models
+            .iter()
+            .filter(|m| !m.sha256.is_empty())
+            .map(|m| m.sha256.to_lowercase())
+            .collect();
+        shas.sort();
+        shas.dedup();
+        if !shas.is_empty() {
+            runs_of.insert(id, shas);
+        }
+    }
+    let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    if runs_of.is_empty() {
+        return Ok(out);
+    }
+    let mut outputs = store.outputs(None)?;
+    outputs.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+    for (id, rec) in outputs {
+        for sha in runs_of.get(&rec.run_id).into_iter().flatten() {
+            let v = out.entry(sha.clone()).or_default();
+            if v.len() < per_model {
+                v.push(id);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A model `models fetch NAME` knows how to get.
 #[derive(Clone, Copy, Debug)]
 pub struct Fetchable {
@@ -321,6 +359,43 @@ mod tests {
         assert!(matches(&m, "ab12"));
         assert!(!matches(&m, "ab1"), "a hash prefix needs 4 digits");
         assert!(!matches(&m, "rust"));
+    }
+
+    #[test]
+    fn outputs_using_a_model_newest_first() {
+        use crate::store::{OutputRecord, RunModel, RunRecord};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let run = |shas: &[&str]| {
+            let mut r = RunRecord::default();
+            r.stats.models = shas
+                .iter()
+                .map(|s| RunModel {
+                    role: "lora".into(),
+                    name: "x".into(),
+                    sha256: s.to_string(),
+                    ..Default::default()
+                })
+                .collect();
+            store.begin_run(&r).unwrap()
+        };
+        let output = |run_id: u64| {
+            let rec: OutputRecord = serde_json::from_value(serde_json::json!({
+                "run_id": run_id, "item": 0, "node": "save", "seed": 0, "path": "a.png",
+                "sha256": "00", "width": 1, "height": 1, "created_ms": 0
+            }))
+            .unwrap();
+            store.add_output(&rec, b"png", None).unwrap()
+        };
+        let (r1, r2, r3) = (run(&["AA", "bb"]), run(&["aa"]), run(&[]));
+        let o1 = output(r1);
+        let o2 = output(r2);
+        let o3 = output(r1);
+        output(r3);
+        let m = outputs_using(&store, 2).unwrap();
+        assert_eq!(m["aa"], [o3, o2], "newest first, at most 2");
+        assert_eq!(m["bb"], [o3, o1]);
+        assert_eq!(m.len(), 2);
     }
 
     #[test]

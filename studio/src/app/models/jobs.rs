@@ -87,13 +87,48 @@ fn scan(send: &dyn Fn(JobMsg)) -> Result<Vec<Entry>, String> {
             }
         })
         .map_err(|e| e.to_string())?;
-    Ok(list
+    let mut entries: Vec<Entry> = list
         .into_iter()
         .map(|info| {
             let name = manager.relative_name(&info.path);
             Entry::new(info, name)
         })
-        .collect())
+        .collect();
+    // Thumbnails: the newest outputs of runs that used each model (by hash). A store that
+    // cannot be read leaves them out.
+    let store_path = engine::paths::store_path();
+    if let Ok(store) = engine::Store::open_read_only(&store_path) {
+        if let Ok(using) = engine::models::browse::outputs_using(&store, THUMBS) {
+            for e in &mut entries {
+                let ids = using.get(&e.info.sha256.to_lowercase());
+                e.thumbs = ids
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| store.output_png(*id).ok().flatten())
+                    .filter_map(|png| thumbnail(&png))
+                    .collect();
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// Thumbnails per model.
+const THUMBS: usize = 4;
+/// Their longer side, in pixels.
+const THUMB_PX: f32 = 96.0;
+
+/// A PNG decoded and scaled down for a thumbnail.
+fn thumbnail(png: &[u8]) -> Option<egui::ColorImage> {
+    let img = engine::codec::decode_image(png, "output").ok()?;
+    let s = (THUMB_PX / img.width.max(img.height) as f32).min(1.0);
+    let small = engine::ops::resize_image(
+        &img,
+        ((img.width as f32 * s) as u32).max(1),
+        ((img.height as f32 * s) as u32).max(1),
+        engine::ops::Filter::Bilinear,
+    );
+    Some(crate::app::painter::image_to_color(&small))
 }
 
 impl Jobs {

@@ -70,6 +70,8 @@ pub struct Entry {
     /// The most frequent training tags first (all of them: the search reads every one).
     pub tags: Vec<(String, u64)>,
     pub base: Option<String>,
+    /// The newest outputs of runs that used the model (found by its sha256), scaled down.
+    pub thumbs: Vec<egui::ColorImage>,
 }
 
 impl Entry {
@@ -79,6 +81,7 @@ impl Entry {
             kind: ModelKind::of(&info),
             tags: browse::top_tags(&info.metadata, usize::MAX),
             base: browse::base_model(&info),
+            thumbs: Vec::new(),
             name,
             info,
         }
@@ -119,6 +122,8 @@ pub struct ModelsPanel {
     scan_generation: u64,
     /// A fetch finished: scan again.
     needs_rescan: bool,
+    /// The selected model's thumbnails as textures (made when first shown).
+    pub(super) thumb_textures: Option<(PathBuf, Vec<egui::TextureHandle>)>,
     jobs: Jobs,
 }
 
@@ -164,6 +169,7 @@ impl ModelsPanel {
                     }
                     self.entries = Some(entries);
                     self.scan_generation += 1;
+                    self.thumb_textures = None;
                 }
                 JobMsg::Scanned(Err(e)) => {
                     self.progress = None;

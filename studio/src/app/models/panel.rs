@@ -140,19 +140,20 @@ impl ModelsPanel {
                 }
             });
         ui.separator();
-        let sel = self.selected.as_ref().and_then(|p| {
-            self.entries
-                .iter()
-                .flatten()
-                .find(|e| &e.info.path == p)
-                .cloned()
-        });
+        let sel = self
+            .selected
+            .as_ref()
+            .and_then(|p| self.entries.iter().flatten().find(|e| &e.info.path == p));
+        let textures = &mut self.thumb_textures;
         egui::ScrollArea::vertical()
             .id_salt("models-details")
             .max_height((ui.available_height() - 90.0).max(80.0))
             .auto_shrink([false, true])
-            .show(ui, |ui| match &sel {
-                Some(e) => details_ui(ui, e, cmds),
+            .show(ui, |ui| match sel {
+                Some(e) => {
+                    details_ui(ui, e, cmds);
+                    thumbs_ui(ui, e, textures);
+                }
                 None => {
                     ui.label(
                         RichText::new("Select a file to see its hashes, metadata and tags.").weak(),
@@ -354,4 +355,37 @@ fn details_ui(ui: &mut egui::Ui, e: &Entry, cmds: &mut Vec<AppCommand>) {
                 }
             });
     }
+}
+
+/// The outputs that used the model, as textures made once per selection (`textures`).
+fn thumbs_ui(
+    ui: &mut egui::Ui,
+    e: &Entry,
+    textures: &mut Option<(std::path::PathBuf, Vec<egui::TextureHandle>)>,
+) {
+    if e.thumbs.is_empty() {
+        ui.label(RichText::new("No outputs in the store used this model yet.").weak());
+        return;
+    }
+    if textures.as_ref().map(|(p, _)| p) != Some(&e.info.path) {
+        let made = e
+            .thumbs
+            .iter()
+            .enumerate()
+            .map(|(i, img)| {
+                ui.ctx().load_texture(
+                    format!("model-thumb-{}-{i}", e.info.sha256),
+                    img.clone(),
+                    egui::TextureOptions::LINEAR,
+                )
+            })
+            .collect();
+        *textures = Some((e.info.path.clone(), made));
+    }
+    ui.label("Outputs that used it:");
+    ui.horizontal_wrapped(|ui| {
+        for t in textures.iter().flat_map(|(_, t)| t) {
+            ui.add(egui::Image::new(t).max_size(egui::Vec2::splat(96.0)));
+        }
+    });
 }
