@@ -60,8 +60,10 @@ fn home() -> &'static (PathBuf, PathBuf) {
         // A run that used kohya_a, with its output (the fixture image that LoRA made): the
         // window shows it as the LoRA's thumbnail.
         let store = engine::Store::open(&engine::paths::store_path()).unwrap();
-        let mut run = engine::store::RunRecord::default();
-        run.graph_name = "lora demo".into();
+        let mut run = engine::store::RunRecord {
+            graph_name: "lora demo".into(),
+            ..Default::default()
+        };
         run.stats.models = vec![engine::store::RunModel {
             role: "lora".into(),
             name: "loras/kohya_a.safetensors".into(),
