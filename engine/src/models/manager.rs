@@ -79,6 +79,10 @@ pub fn detect_arch(h: &Header) -> String {
             "sd1".into()
         };
     }
+    // A ControlNet (diffusers or LDM layout) has a UNet encoder too: before the UNet check.
+    if has("controlnet_cond_embedding.") || has("control_model.input_hint_block") {
+        return "controlnet".into();
+    }
     if has("down_blocks.") && has("conv_in.") && has("time_embedding") {
         let ctx = shape("down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight");
         return match ctx.get(1) {
@@ -309,31 +313,11 @@ impl ModelManager {
         let mut found = Vec::new();
         let mut missing = Vec::new();
         for r in refs {
-            let by_hash = models
-                .iter()
-                .find(|m| !r.sha256.is_empty() && m.sha256.eq_ignore_ascii_case(&r.sha256));
-            let by_name = || {
-                name_candidates(&r.name).into_iter().find_map(|wanted| {
-                    models
-                        .iter()
-                        .filter_map(|m| {
-                            let rel = self
-                                .dirs
-                                .iter()
-                                .find(|d| m.path.starts_with(d))
-                                .map(|d| relative_name(d, &m.path))
-                                .unwrap_or_else(|| m.name.clone());
-                            name_rank(&rel, &wanted).map(|rank| (rank, m))
-                        })
-                        .min_by_key(|(rank, _)| *rank)
-                        .map(|(_, m)| m)
-                })
-            };
-            match by_hash.or_else(|| if r.sha256.is_empty() { by_name() } else { None }) {
-                Some(m) => found.push((r.clone(), m.clone())),
-                None => {
+            match self.lookup(&models, r) {
+                Lookup::Found(m) => found.push((r.clone(), m.clone())),
+                Lookup::Missing { same_name } => {
                     // A file with the right name but other content is not silently used.
-                    let note = match by_name() {
+                    let note = match same_name {
                         Some(m) => format!(
                             " (a file {} exists but its sha256 is {}, not {})",
                             m.path.display(),
@@ -362,6 +346,61 @@ impl ModelManager {
             )))
         }
     }
+
+    /// The references of `refs` that [`Self::resolve`] would not find among the scanned
+    /// `models`, each with the file of the same name but other content, if there is one.
+    pub fn missing<'a>(
+        &self,
+        models: &'a [ModelInfo],
+        refs: &[nodes::ModelRef],
+    ) -> Vec<(nodes::ModelRef, Option<&'a ModelInfo>)> {
+        refs.iter()
+            .filter_map(|r| match self.lookup(models, r) {
+                Lookup::Found(_) => None,
+                Lookup::Missing { same_name } => Some((r.clone(), same_name)),
+            })
+            .collect()
+    }
+
+    /// One reference among the scanned `models`: by sha256 when it has one (a file of the same
+    /// name with other content is reported, never used), else by name.
+    fn lookup<'a>(&self, models: &'a [ModelInfo], r: &nodes::ModelRef) -> Lookup<'a> {
+        let by_hash = models
+            .iter()
+            .find(|m| !r.sha256.is_empty() && m.sha256.eq_ignore_ascii_case(&r.sha256));
+        let by_name = || {
+            name_candidates(&r.name).into_iter().find_map(|wanted| {
+                models
+                    .iter()
+                    .filter_map(|m| {
+                        name_rank(&self.relative_name(&m.path), &wanted).map(|rank| (rank, m))
+                    })
+                    .min_by_key(|(rank, _)| *rank)
+                    .map(|(_, m)| m)
+            })
+        };
+        match by_hash.or_else(|| if r.sha256.is_empty() { by_name() } else { None }) {
+            Some(m) => Lookup::Found(m),
+            None => Lookup::Missing {
+                same_name: by_name(),
+            },
+        }
+    }
+
+    /// How graphs name a model file: its path relative to the model folder holding it
+    /// (`/`-separated), or the whole path for a file outside the model folders.
+    pub fn relative_name(&self, path: &Path) -> String {
+        match self.dirs.iter().find(|d| path.starts_with(d)) {
+            Some(d) => relative_name(d, path),
+            None => path.to_string_lossy().into_owned(),
+        }
+    }
+}
+
+/// Where [`ModelManager::lookup`] found a reference.
+enum Lookup<'a> {
+    Found(&'a ModelInfo),
+    Missing { same_name: Option<&'a ModelInfo> },
 }
 
 /// `path` relative to the model folder `dir`, with `/` separators.

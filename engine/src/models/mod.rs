@@ -4,9 +4,12 @@
 //! ([`isnet::IsNet`], on candle) and background removal built on it ([`background`]).
 //! [`safetensors_check`] is the one safetensors validator every reader goes through.
 //! [`efficientnet`]: EfficientNet-Lite0 with ImageNet weights (features and top-5 tags), whose
-//! legacy `.pth` is read by the restricted pickle reader [`pickle`].
+//! legacy `.pth` is read by the restricted pickle reader [`pickle`]. [`browse`]: what a model
+//! browser shows (kinds, a LoRA's base model and training tags, search) and fetching the
+//! models we know how to get.
 
 pub mod background;
+pub mod browse;
 pub mod efficientnet;
 pub mod isnet;
 pub mod isnet_weights;

@@ -86,6 +86,8 @@ pub enum AppCommand {
     Versions(super::versions::VersionsCommand),
     /// What the recipe library window asks for.
     Library(super::library_panel::LibraryCommand),
+    /// What the Models window and the missing-models dialog ask for.
+    Models(super::models::ModelsCommand),
     /// What the queue panel asks for.
     Queue(super::queue_panel::QueueCommand),
     /// A document edit of the graph editor (subgraphs, parameters as inputs, reroutes, frames).
@@ -147,11 +149,9 @@ impl StudioApp {
                     self.states.clear();
                     self.frame_all = true;
                     self.remember(path);
-                    // Models are found by hash first, then by name; missing ones are listed.
-                    let manager = engine::models::manager::ModelManager::default_dirs();
-                    if let Err(e) = manager.resolve(&doc.models) {
-                        self.error("Missing models", e.to_string());
-                    }
+                    // Models are found by hash first, then by name, off the UI thread; missing
+                    // ones open the missing-models dialog.
+                    self.models.check_refs(ctx, doc.models.clone());
                 }
                 Err(e) => self.error("Cannot open the graph", e),
             },
@@ -232,6 +232,7 @@ impl StudioApp {
             AppCommand::Explore(c) => self.apply_explore(ctx, c),
             AppCommand::Versions(c) => self.apply_versions(ctx, c),
             AppCommand::Library(c) => self.apply_library(ctx, c),
+            AppCommand::Models(c) => self.apply_models(ctx, c),
             AppCommand::Queue(c) => self.apply_queue(ctx, c),
             AppCommand::Editor(c) => self.apply_editor(ctx, c),
             AppCommand::Stats(c) => self.apply_stats(c),

@@ -12,6 +12,7 @@ pub mod gallery;
 pub mod inspect;
 pub mod inspector;
 pub mod library_panel;
+pub mod models;
 pub mod output_details;
 pub mod output_recipes;
 pub mod painter;
@@ -103,6 +104,8 @@ pub struct StudioApp {
     pub versions: versions::VersionsWindow,
     /// The recipe library window.
     pub library: library_panel::LibraryPanel,
+    /// The Models window and the missing-models dialog.
+    pub models: models::ModelsPanel,
     /// The queue panel (above the runs).
     pub queue: queue_panel::QueuePanel,
     /// Where the graph canvas was drawn last frame (drops from the library land there).
@@ -184,6 +187,7 @@ impl StudioApp {
             window_title: String::new(),
             versions: Default::default(),
             library: Default::default(),
+            models: Default::default(),
             queue: Default::default(),
             graph_rect: Rect::from_min_size(Pos2::ZERO, Vec2::new(800.0, 600.0)),
             canvas: Default::default(),
@@ -348,6 +352,9 @@ impl StudioApp {
             ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
             self.window_title = title;
         }
+        cmds.extend(self.models_window(ctx));
+        cmds.extend(self.models_drop(ctx));
+        self.accept_matched(ctx);
         self.inspect.poll();
         if self.inspect.open {
             for c in self.inspect.inspect_ui(ctx) {
@@ -391,6 +398,7 @@ impl StudioApp {
                 Action::Open => AppCommand::OpenDialog,
                 Action::New => AppCommand::NewGraph,
                 Action::Library => AppCommand::Library(library_panel::LibraryCommand::Open),
+                Action::Models => AppCommand::Models(models::ModelsCommand::Open),
                 Action::History => AppCommand::Versions(versions::VersionsCommand::Open),
                 Action::Run => AppCommand::Run { to_node: None },
                 Action::Delete => AppCommand::DeleteSelected,
@@ -541,6 +549,16 @@ impl StudioApp {
                     }
                     if ui.button("Explore…").clicked() {
                         cmds.push(AppCommand::OpenExplore);
+                    }
+                    if ui
+                        .button("Models…")
+                        .on_hover_text(
+                            "Checkpoints, LoRAs and other models in the model folders: hashes, \
+                             metadata, training tags; drag one onto the graph (Ctrl+M)",
+                        )
+                        .clicked()
+                    {
+                        cmds.push(AppCommand::Models(models::ModelsCommand::Open));
                     }
                     if ui
                         .button("Recipe library…")

@@ -31,6 +31,7 @@ pub enum Action {
     Open,
     New,
     Library,
+    Models,
     History,
     Run,
     Delete,
@@ -118,6 +119,13 @@ pub const SHORTCUTS: &[Shortcut] = &[
     ),
     bind(G, CMD, Key::N, Action::New, "New graph"),
     bind(G, CMD, Key::L, Action::Library, "Recipe library"),
+    bind(
+        G,
+        CMD,
+        Key::M,
+        Action::Models,
+        "Models: checkpoints, LoRAs, hashes, tags",
+    ),
     bind(G, CMD, Key::H, Action::History, "Version history"),
     bind(G, CMD, Key::Enter, Action::Run, "Run the graph"),
     bind(
