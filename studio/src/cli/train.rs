@@ -312,6 +312,21 @@ mod tests {
     }
 
     #[test]
+    fn text_encoder_flags_come_from_the_field_table() {
+        let a = parse(&["--train-text-encoder", "--text-encoder-lr", "5e-5"]).unwrap();
+        assert!(a.config.0.train_text_encoder);
+        assert_eq!(a.config.0.text_encoder_lr, Some(5e-5));
+        let b = parse(&["--train-text-encoder=false"]).unwrap();
+        assert_eq!(b.config.0, TrainConfig::default());
+        let help = command().render_long_help().to_string();
+        assert!(
+            help.contains("--train-text-encoder") && help.contains("--text-encoder-lr"),
+            "{help}"
+        );
+        assert!(help.contains("network_train_unet_only"), "{help}");
+    }
+
+    #[test]
     fn earlier_flag_spellings_still_work() {
         let old = parse(&[
             "--min-snr",

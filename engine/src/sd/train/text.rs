@@ -89,3 +89,122 @@ impl MergedText {
         Ok(c)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sd::layers::enable_grad_mode;
+    use crate::sd::model::{load, LoadOptions};
+    use crate::sd::torch_rng::TorchGenerator;
+    use candle_core::{DType, Var};
+
+    fn tiny(name: &str) -> SdModel {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/sd/models")
+            .join(name);
+        load(&dir, &LoadOptions::default()).unwrap()
+    }
+
+    /// `sum(embeds · r) (+ sum(pooled · r2))`: a scalar that depends on every output value.
+    fn probe(c: &TextCond, gen: &mut TorchGenerator) -> Tensor {
+        let dot = |t: &Tensor, gen: &mut TorchGenerator| {
+            let r = Tensor::from_vec(gen.randn(t.elem_count()), t.shape(), t.device()).unwrap();
+            (t.to_dtype(DType::F32).unwrap() * r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
+        let mut l = dot(&c.0, gen);
+        if let Some(p) = &c.1 {
+            l = (l + dot(p, gen)).unwrap();
+        }
+        l
+    }
+
+    /// The merged encoders in grad mode give the inference path's embeddings, and their
+    /// gradient w.r.t. a text-encoder adapter equals a central finite difference (so the
+    /// differentiable softmax, layer norms and activations back-propagate correctly).
+    fn gradient_check(name: &str) {
+        let model = tiny(name);
+        let cfg = TrainConfig {
+            train_text_encoder: true,
+            rank: 2,
+            alpha: 2.0,
+            ..TrainConfig::default()
+        };
+        let mut gen = TorchGenerator::new(3);
+        let adapters = super::super::adapters::make_all(&model, &cfg, &mut gen).unwrap();
+        // Non-zero up factors, so that every factor has a gradient.
+        for a in adapters.iter().filter(|a| a.part != Part::Unet) {
+            let up = a.up.as_tensor();
+            let v: Vec<f32> = gen.randn(up.elem_count()).iter().map(|x| x * 0.1).collect();
+            a.up.set(&Tensor::from_vec(v, up.shape(), up.device()).unwrap())
+                .unwrap();
+        }
+        let caption = "a scratch on brushed metal";
+        let loss = |adapters: &[Adapter]| -> (Tensor, TextCond) {
+            let t = MergedText::new(&model, &cfg, adapters).unwrap();
+            let c = t.encode(&model, caption, &mut HashMap::new()).unwrap();
+            (probe(&c, &mut TorchGenerator::new(9)), c)
+        };
+        let (_, plain) = loss(&adapters);
+        let (l, graded) = {
+            let _g = enable_grad_mode();
+            loss(&adapters)
+        };
+        let d = (&plain.0 - &graded.0)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d < 1e-5, "{name}: grad mode changes the embeddings by {d}");
+        let grads = l.backward().unwrap();
+        // The first encoder's first-layer q_proj and the last text adapter's down factor.
+        let picks: Vec<&Var> = [
+            adapters.iter().find(|a| a.part == Part::Text1).unwrap(),
+            adapters.last().unwrap(),
+        ]
+        .into_iter()
+        .flat_map(|a| [&a.up, &a.down])
+        .collect();
+        for var in picks {
+            let g = grads.get(var.as_tensor()).expect("a gradient");
+            let w0 = var.as_tensor().copy().unwrap();
+            let dir =
+                Tensor::from_vec(gen.randn(w0.elem_count()), w0.shape(), w0.device()).unwrap();
+            let analytic = (g * &dir)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap() as f64;
+            let h = 1e-2;
+            let mut at = |s: f64| {
+                var.set(&(&w0 + (&dir * s).unwrap()).unwrap()).unwrap();
+                let v = loss(&adapters).0.to_scalar::<f32>().unwrap() as f64;
+                v
+            };
+            let numeric = (at(h) - at(-h)) / (2.0 * h);
+            var.set(&w0).unwrap();
+            let rel = (analytic - numeric).abs() / numeric.abs().max(1e-3);
+            eprintln!("{name}: analytic {analytic:.6} numeric {numeric:.6} ({rel:.1e})");
+            assert!(
+                rel < 2e-2,
+                "{name}: gradient {analytic} vs finite difference {numeric}"
+            );
+        }
+    }
+
+    #[test]
+    fn sd15_text_gradients_match_finite_differences() {
+        gradient_check("sd15");
+    }
+
+    #[test]
+    fn sdxl_text_gradients_match_finite_differences() {
+        gradient_check("sdxl");
+    }
+}
