@@ -621,14 +621,22 @@ fn sdxl_text_encoder_training_changes_both_encoders_and_resumes() {
 }
 
 /// The settings of the committed text-encoder LoRAs (`train/trained_te_{sd15,sdxl}.safetensors`).
-fn committed_te_config() -> TrainConfig {
+/// The tiny SDXL's image reacts less to its adapters: it trains its feed-forward layers too, at a
+/// higher rate, so that its LoRA clearly changes the image (PSNR < 30 dB vs base).
+fn committed_te_config(model_name: &str) -> TrainConfig {
+    let xl = model_name == "sdxl";
     TrainConfig {
-        steps: 12,
+        steps: 8,
         rank: 2,
-        alpha: 2.0,
-        lr: 1.5e-2,
-        text_encoder_lr: Some(1e-2),
+        alpha: 8.0,
+        lr: if xl { 0.1 } else { 3e-2 },
+        text_encoder_lr: Some(2e-2),
         train_text_encoder: true,
+        targets: engine::sd::train::Targets {
+            attention: true,
+            feed_forward: xl,
+            conv: false,
+        },
         warmup: 2,
         batch: 2,
         resolution: 64,
@@ -665,10 +673,19 @@ fn committed_text_encoder_loras_are_reproduced_and_match_diffusers() {
             save_every: 0,
             resume: false,
         };
-        train_lora(&m, committed_te_config(), &data, &opts, &mut |_| Ok(())).unwrap();
+        train_lora(
+            &m,
+            committed_te_config(model_name),
+            &data,
+            &opts,
+            &mut |_| Ok(()),
+        )
+        .unwrap();
         let committed = dir.join(file);
         if std::env::var_os("DEFECT_STUDIO_UPDATE_FIXTURES").is_some() {
             std::fs::copy(&out, &committed).unwrap();
+            eprintln!("{file} rewritten: now run make_train_fixtures.py");
+            continue;
         }
         let ours = tensors(&committed);
         let d = max_diff(&tensors(&out), &ours);
