@@ -182,10 +182,9 @@ mod tests {
                 .to_scalar::<f32>()
                 .unwrap() as f64;
             let h = 1e-2;
-            let mut at = |s: f64| {
+            let at = |s: f64| {
                 var.set(&(&w0 + (&dir * s).unwrap()).unwrap()).unwrap();
-                let v = loss(&adapters).0.to_scalar::<f32>().unwrap() as f64;
-                v
+                loss(&adapters).0.to_scalar::<f32>().unwrap() as f64
             };
             let numeric = (at(h) - at(-h)) / (2.0 * h);
             var.set(&w0).unwrap();
