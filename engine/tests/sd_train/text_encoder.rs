@@ -117,6 +117,7 @@ fn text_encoder_training(model_name: &str, te_prefixes: &[(&str, usize)]) {
         .count();
     let te_modules: usize = te_prefixes.iter().map(|(_, n)| n).sum();
     assert_eq!(s.modules, unet_modules + te_modules);
+    assert_eq!(s.text_modules, te_modules);
     let file = engine::sd::lora::read(&full).unwrap();
     assert_eq!(file.metadata["ss_network_train_unet_only"], "False");
     assert_eq!(file.metadata["ss_text_encoder_lr"], "0.005");

@@ -224,7 +224,7 @@ pub(crate) fn train_lora_cmd(a: &TrainLoraArgs) -> Result<i32> {
     }
     let summary = &outcome.summary;
     println!(
-        "{}: {} steps{} on {} images{}, {} UNet modules, last loss {}; sha256 {}; checkpoint {}",
+        "{}: {} steps{} on {} images{}, {} UNet modules{}, last loss {}; sha256 {}; checkpoint {}",
         a.out.display(),
         summary.steps,
         if summary.resumed_from > 0 {
@@ -238,7 +238,12 @@ pub(crate) fn train_lora_cmd(a: &TrainLoraArgs) -> Result<i32> {
         } else {
             String::new()
         },
-        summary.modules,
+        summary.modules - summary.text_modules,
+        if summary.text_modules > 0 {
+            format!(" + {} text-encoder modules", summary.text_modules)
+        } else {
+            String::new()
+        },
         summary
             .last_loss
             .map(|l| format!("{l:.4}"))

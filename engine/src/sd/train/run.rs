@@ -39,7 +39,10 @@ pub struct TrainSummary {
     pub steps: usize,
     /// The step the run started from (0, or the checkpoint's).
     pub resumed_from: usize,
+    /// Adapted layers, UNet and text encoders.
     pub modules: usize,
+    /// Of which in the text encoder(s) (0 unless the text encoder is trained).
+    pub text_modules: usize,
     pub images: usize,
     pub class_images: usize,
     pub last_loss: Option<f32>,
@@ -107,6 +110,7 @@ pub fn train_lora(
         steps: trainer.step(),
         resumed_from,
         modules: trainer.num_modules(),
+        text_modules: trainer.num_text_modules(),
         images: trainer.examples().len(),
         class_images: trainer.class_examples().len(),
         last_loss,
