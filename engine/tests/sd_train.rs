@@ -1,8 +1,12 @@
 //! LoRA training on the tiny random-weight SD 1.5 fixture: the validation loss falls, the run
 //! is deterministic, a resumed run equals an uninterrupted one, and the written file loads with
-//! our LoRA loader (every key matched) and changes the generated image.
+//! our LoRA loader (every key matched) and changes the generated image. Text-encoder training
+//! is tested in `sd_train/text_encoder.rs` (same test binary).
 
 mod sd_common;
+/// Text-encoder training (issue 25).
+#[path = "sd_train/text_encoder.rs"]
+mod text_encoder;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -399,4 +403,33 @@ fn sdxl_with_conv_layers_trains_resumes_and_loads() {
     let db = lora_vs_base_db(&m, &merged, "base_sdxl");
     eprintln!("SDXL LoRA (attention + conv, 4 steps) vs base: {db:.1} dB");
     assert!(db < 40.0, "the LoRA barely changes the image: {db:.1} dB");
+}
+
+/// Measurement, not a check (`cargo test -p engine --test sd_train step_time -- --ignored
+/// --nocapture`): the mean optimizer step time on the tiny models with and without the text
+/// encoder trained.
+#[test]
+#[ignore]
+fn step_time_with_and_without_text_encoder() {
+    let data = data_dir();
+    for name in ["sd15", "sdxl"] {
+        let m = model(name);
+        for te in [false, true] {
+            let cfg = TrainConfig {
+                train_text_encoder: te,
+                ..config(6)
+            };
+            let mut t = LoraTrainer::new(&m, cfg, data.path()).unwrap();
+            t.train_step().unwrap();
+            let t0 = std::time::Instant::now();
+            for _ in 0..5 {
+                t.train_step().unwrap();
+            }
+            eprintln!(
+                "{name}: text encoder trained {te}: {} modules, {:.0} ms per step (batch 2, 64²)",
+                t.num_modules(),
+                t0.elapsed().as_secs_f64() * 1000.0 / 5.0
+            );
+        }
+    }
 }

@@ -105,6 +105,7 @@ impl TrainingPanel {
                 images,
                 class_images,
                 modules,
+                text_modules,
                 ..
             } => {
                 self.state = TrainState::Running;
@@ -112,9 +113,15 @@ impl TrainingPanel {
                 self.step = resumed_from;
                 self.resumed_from = resumed_from;
                 self.info = format!(
-                    "{images} images{}, {modules} UNet layers adapted{}",
+                    "{images} images{}, {} UNet layers{} adapted{}",
                     if class_images > 0 {
                         format!(" + {class_images} class images")
+                    } else {
+                        String::new()
+                    },
+                    modules - text_modules,
+                    if text_modules > 0 {
+                        format!(" + {text_modules} text-encoder layers")
                     } else {
                         String::new()
                     },

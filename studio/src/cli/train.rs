@@ -224,7 +224,7 @@ pub(crate) fn train_lora_cmd(a: &TrainLoraArgs) -> Result<i32> {
     }
     let summary = &outcome.summary;
     println!(
-        "{}: {} steps{} on {} images{}, {} UNet modules, last loss {}; sha256 {}; checkpoint {}",
+        "{}: {} steps{} on {} images{}, {} UNet modules{}, last loss {}; sha256 {}; checkpoint {}",
         a.out.display(),
         summary.steps,
         if summary.resumed_from > 0 {
@@ -238,7 +238,12 @@ pub(crate) fn train_lora_cmd(a: &TrainLoraArgs) -> Result<i32> {
         } else {
             String::new()
         },
-        summary.modules,
+        summary.modules - summary.text_modules,
+        if summary.text_modules > 0 {
+            format!(" + {} text-encoder modules", summary.text_modules)
+        } else {
+            String::new()
+        },
         summary
             .last_loss
             .map(|l| format!("{l:.4}"))
@@ -309,6 +314,21 @@ mod tests {
         assert_eq!(a.config.0, want);
         let e = parse(&["--rank", "0"]).unwrap_err().to_string();
         assert!(e.contains("rank") && e.contains("1..="), "{e}");
+    }
+
+    #[test]
+    fn text_encoder_flags_come_from_the_field_table() {
+        let a = parse(&["--train-text-encoder", "--text-encoder-lr", "5e-5"]).unwrap();
+        assert!(a.config.0.train_text_encoder);
+        assert_eq!(a.config.0.text_encoder_lr, Some(5e-5));
+        let b = parse(&["--train-text-encoder=false"]).unwrap();
+        assert_eq!(b.config.0, TrainConfig::default());
+        let help = command().render_long_help().to_string();
+        assert!(
+            help.contains("--train-text-encoder") && help.contains("--text-encoder-lr"),
+            "{help}"
+        );
+        assert!(help.contains("network_train_unet_only"), "{help}");
     }
 
     #[test]

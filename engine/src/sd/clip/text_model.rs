@@ -5,6 +5,12 @@
 //! the `text_model.` prefix (transformers ≥ 5.6 saves a plain `CLIPTextModel` without it,
 //! older versions and `CLIPTextModelWithProjection` with it); both are detected.
 //!
+//! Training: in [`grad_mode`](crate::sd::layers) (the LoRA trainer's text-encoder training)
+//! the attention softmax is built from differentiable ops; the rest of the model (two-pass
+//! layer norm, quick-GELU through `sigmoid`, erf GELU, embeddings, linears) already records a
+//! backward, and weights computed from trainable `Var`s (a LoRA-merged `W + s·up·down`) keep
+//! their graph since the layers use the weights as given.
+//!
 //! Clip skip: [`encode_sd`] takes A1111 / ComfyUI style `clip_skip` where 1 means "last layer"
 //! (normal). diffusers' `clip_skip=k` selects `hidden_states[-(k+1)]`, so our `clip_skip = N`
 //! equals diffusers `clip_skip = N - 1` (our 1 = diffusers `None`, our 2 = diffusers 1).
@@ -179,7 +185,16 @@ impl Attention {
         let v = split(self.v_proj.forward(x)?)?;
         let scale = (self.head_dim as f64).powf(-0.5);
         let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(causal_mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = if crate::sd::layers::grad_mode() {
+            // Text-encoder training: candle's fused softmax has no backward, so the softmax is
+            // built from differentiable ops (the row maximum is only a shift: detached). The
+            // causal mask's -inf entries give exp(-inf) = 0 as in the fused kernel.
+            let m = scores.max_keepdim(D::Minus1)?.detach();
+            let e = scores.broadcast_sub(&m)?.exp()?;
+            e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?;
         self.out_proj.forward(&out)
     }

@@ -112,7 +112,7 @@ impl LoraTrainer<'_> {
                 .ok_or_else(|| bad(format!("not a training checkpoint (no {k})")))
         };
         let fp = get("trainer.fingerprint")?;
-        if fp != self.cfg.fingerprint() {
+        if !self.cfg.fingerprint_matches(&fp) {
             return Err(bad(format!(
                 "was made with other training settings ({fp}); now: {}",
                 self.cfg.fingerprint()

@@ -112,6 +112,13 @@ pub struct TrainConfig {
     pub class_prompt: Option<String>,
     /// Weight of the class images' loss.
     pub prior_loss_weight: f64,
+    /// Also train LoRA adapters on the text encoder(s) (every CLIP layer's attention
+    /// q/k/v/out and MLP fc1/fc2). Off by default, as diffusers' training scripts; kohya's
+    /// sd-scripts train it unless `--network_train_unet_only`.
+    pub train_text_encoder: bool,
+    /// Learning rate of the text-encoder adapters (same warm-up and schedule); `None` = `lr`
+    /// (kohya's `text_encoder_lr`).
+    pub text_encoder_lr: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -141,6 +148,8 @@ impl Default for TrainConfig {
             class_data: None,
             class_prompt: None,
             prior_loss_weight: 1.0,
+            train_text_encoder: false,
+            text_encoder_lr: None,
         }
     }
 }
@@ -149,15 +158,27 @@ impl TrainConfig {
     /// The learning rate of optimizer step `step` (0-based): linear warm-up
     /// `lr·(step+1)/(warmup+1)`, then constant or cosine.
     pub fn lr_at(&self, step: usize) -> f64 {
+        self.rate_at(self.lr, step)
+    }
+
+    /// The text-encoder adapters' learning rate at `step`:
+    /// [`text_encoder_lr`](Self::text_encoder_lr) (or `lr`) under the same warm-up and schedule
+    /// as [`lr_at`](Self::lr_at).
+    pub fn text_encoder_lr_at(&self, step: usize) -> f64 {
+        self.rate_at(self.text_encoder_lr.unwrap_or(self.lr), step)
+    }
+
+    /// `base` under the warm-up and schedule at step `step`.
+    fn rate_at(&self, base: f64, step: usize) -> f64 {
         if step < self.warmup {
-            return self.lr * (step + 1) as f64 / (self.warmup + 1) as f64;
+            return base * (step + 1) as f64 / (self.warmup + 1) as f64;
         }
         match self.schedule {
-            LrSchedule::Constant => self.lr,
+            LrSchedule::Constant => base,
             LrSchedule::Cosine => {
                 let span = self.steps.saturating_sub(self.warmup).max(1) as f64;
                 let p = ((step - self.warmup) as f64 / span).min(1.0);
-                self.lr * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+                base * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
             }
         }
     }
@@ -175,6 +196,11 @@ impl TrainConfig {
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad("the learning rate must be positive");
+        }
+        if let Some(te) = self.text_encoder_lr {
+            if !(te.is_finite() && te >= 0.0) {
+                return bad("the text encoder's learning rate must be 0 or more");
+            }
         }
         if !matches!(self.save_dtype, DType::F32 | DType::F16) {
             return bad("LoRAs are saved in f32 or f16");
@@ -200,6 +226,28 @@ impl TrainConfig {
             ..self.clone()
         };
         serde_json::to_string(&c).unwrap_or_else(|e| format!("unserialisable settings: {e}"))
+    }
+
+    /// Whether a checkpoint's fingerprint (see [`fingerprint`](Self::fingerprint)) agrees with
+    /// these settings. Compared as JSON, with the text-encoder settings left out where they
+    /// hold their defaults, so that a UNet-only checkpoint written before they existed still
+    /// resumes.
+    pub(super) fn fingerprint_matches(&self, saved: &str) -> bool {
+        let norm = |text: &str| -> Option<serde_json::Value> {
+            let mut v: serde_json::Value = serde_json::from_str(text).ok()?;
+            let m = v.as_object_mut()?;
+            if m.get("train_text_encoder") == Some(&serde_json::Value::Bool(false)) {
+                m.remove("train_text_encoder");
+            }
+            if m.get("text_encoder_lr") == Some(&serde_json::Value::Null) {
+                m.remove("text_encoder_lr");
+            }
+            Some(v)
+        };
+        match (norm(saved), norm(&self.fingerprint())) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
     }
 
     /// The names of the serialised fields, sorted (the targets' switches in place of

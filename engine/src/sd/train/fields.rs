@@ -178,6 +178,23 @@ pub const FIELDS: &[ConfigField] = &[
          LoCon layout, rank and alpha as for the linear layers).",
     ),
     f(
+        "train_text_encoder",
+        "train-text-encoder",
+        "Train text encoder",
+        FieldKind::Bool,
+        "Also train LoRA adapters on the text encoder(s): every CLIP layer's attention \
+         q/k/v/out and MLP fc1/fc2 (SDXL: both encoders). Off by default as in diffusers' \
+         training scripts; kohya trains it unless --network_train_unet_only.",
+    ),
+    f(
+        "text_encoder_lr",
+        "text-encoder-lr",
+        "Text encoder LR",
+        FieldKind::OptFloat { min: 0.0, max: 1.0 },
+        "Learning rate of the text-encoder adapters (same warm-up and schedule); none = the \
+         learning rate (kohya's text_encoder_lr).",
+    ),
+    f(
         "flip",
         "flip",
         "Random flips",

@@ -104,7 +104,10 @@ pub enum TrainEvent {
         resumed_from: usize,
         images: usize,
         class_images: usize,
+        /// Adapted layers, UNet and text encoders.
         modules: usize,
+        /// Of which in the text encoder(s).
+        text_modules: usize,
     },
     Step {
         step: usize,
@@ -223,6 +226,7 @@ pub fn run_job(
                     images: trainer.examples().len(),
                     class_images: trainer.class_examples.len(),
                     modules: trainer.num_modules(),
+                    text_modules: trainer.num_text_modules(),
                 });
                 Ok(())
             }

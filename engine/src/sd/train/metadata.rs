@@ -55,7 +55,17 @@ impl LoraTrainer<'_> {
         put("ss_network_module", "networks.lora".into());
         put("ss_network_dim", c.rank.to_string());
         put("ss_network_alpha", format!("{}", c.alpha));
-        put("ss_network_train_unet_only", "True".into());
+        // kohya: `--network_train_unet_only` ↔ not training the text encoder(s); for SDXL the
+        // same key covers both encoders (both train or neither).
+        put(
+            "ss_network_train_unet_only",
+            if c.train_text_encoder {
+                "False"
+            } else {
+                "True"
+            }
+            .into(),
+        );
         if c.targets.conv {
             put(
                 "ss_network_args",
@@ -65,7 +75,16 @@ impl LoraTrainer<'_> {
         }
         put("ss_learning_rate", format!("{}", c.lr));
         put("ss_unet_lr", format!("{}", c.lr));
-        put("ss_text_encoder_lr", "0".into());
+        // The rate the text-encoder adapters used (kohya writes its `text_encoder_lr`, which
+        // falls back to the learning rate); 0 when the text encoder is not trained.
+        put(
+            "ss_text_encoder_lr",
+            if c.train_text_encoder {
+                format!("{}", c.text_encoder_lr.unwrap_or(c.lr))
+            } else {
+                "0".into()
+            },
+        );
         put(
             "ss_lr_scheduler",
             match c.schedule {

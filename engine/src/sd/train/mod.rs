@@ -1,19 +1,25 @@
-//! LoRA training on candle's autograd, for SD 1.x, 2.x and SDXL (UNet only; the text encoders
-//! are not trained).
+//! LoRA training on candle's autograd, for SD 1.x, 2.x and SDXL: the UNet, and optionally the
+//! text encoder(s).
 //!
-//! [`LoraTrainer`] holds one low-rank adapter per targeted UNet layer as candle `Var`s, saved
-//! with kohya's names: `lora_unet_<module path with . → _>.lora_down.weight` `[rank, in]` (convs:
-//! `[rank, in, kh, kw]`), `.lora_up.weight` `[out, rank]` (convs: `[out, rank, 1, 1]`, LoCon's
-//! layout), `.alpha`; the module path is diffusers' for SD 1.x/2.x and the LDM one
-//! (`input_blocks.4.1…`) for SDXL, as kohya writes them. Targets ([`Targets`]): attention
-//! q/k/v/out, optionally the transformer feed-forward and the ResNet/sampler convolutions. SDXL
-//! conditions on both text encoders, the pooled embedding and the micro-conditioning time ids
-//! (original size, crop top-left, target size), as diffusers' SDXL training does. The base
-//! weights stay frozen:
-//! every optimizer step rebuilds the UNet from the model's weight map in which each targeted
-//! weight is replaced by `W + alpha/rank · up · down`, computed from the `Var`s, and runs it in
-//! [`layers::grad_mode`](super::layers) (differentiable convolution and softmax) so that the
-//! backward pass reaches the adapters.
+//! [`LoraTrainer`] holds one low-rank adapter per targeted layer as candle `Var`s, saved
+//! with kohya's names (see [`adapters`]): `lora_unet_<module path with . → _>.lora_down.weight`
+//! `[rank, in]` (convs: `[rank, in, kh, kw]`), `.lora_up.weight` `[out, rank]` (convs:
+//! `[out, rank, 1, 1]`, LoCon's layout), `.alpha`; the module path is diffusers' for SD 1.x/2.x
+//! and the LDM one (`input_blocks.4.1…`) for SDXL, as kohya writes them. UNet targets
+//! ([`Targets`]): attention q/k/v/out, optionally the transformer feed-forward and the
+//! ResNet/sampler convolutions. With [`TrainConfig::train_text_encoder`], every CLIP encoder
+//! layer's `self_attn.{q,k,v,out}_proj` and `mlp.fc1/fc2` gets an adapter too (`lora_te_…` for
+//! SD 1.x/2.x, `lora_te1_…`/`lora_te2_…` for SDXL's two encoders), same rank and alpha, trained
+//! at [`TrainConfig::text_encoder_lr`] (AdamW's second parameter group, same warm-up and
+//! schedule). SDXL conditions on both text encoders, the pooled embedding and the
+//! micro-conditioning time ids (original size, crop top-left, target size), as diffusers' SDXL
+//! training does. The base weights stay frozen: every optimizer step rebuilds the UNet from the
+//! model's weight map in which each targeted weight is replaced by `W + alpha/rank · up · down`,
+//! computed from the `Var`s, and runs it in [`layers::grad_mode`](super::layers)
+//! (differentiable convolution and softmax) so that the backward pass reaches the adapters.
+//! The text embeddings are computed once per caption from the base encoders when only the
+//! UNet trains; when the text encoder trains they are recomputed at every step from the
+//! LoRA-merged encoders, also in grad mode (see [`text`]).
 //!
 //! Loss: MSE between the UNet output and the noise (`epsilon`) or the velocity
 //! (`v_prediction`), as the model's scheduler config says; timesteps uniform in
@@ -27,22 +33,28 @@
 //! with [`TrainConfig::prior_loss_weight`] (DreamBooth's prior preservation).
 //!
 //! Every random draw comes from one [`TorchGenerator`] seeded by the user seed, in this order:
-//! the `lora_down` initialisation (kohya's Kaiming-uniform, `U(-1/√in, 1/√in)`; `lora_up` is
-//! zero), the VAE posterior samples when [`TrainConfig::sample_latents`] is set, then per
-//! sample of each step: the example index, the flip, the timestep and the noise (then the same
-//! four for its class image, if any). A checkpoint
-//! (see [`LoraTrainer::save_checkpoint`]) holds the adapters, the AdamW moments, the step and
-//! the generator state, so a resumed run gives the same weights as an uninterrupted one.
+//! the UNet adapters' `lora_down` initialisation (kohya's Kaiming-uniform, `U(-1/√in, 1/√in)`;
+//! `lora_up` is zero), then the text encoders' (first, then SDXL's second; only when the text
+//! encoder is trained, so a UNet-only run draws what it always drew), the VAE posterior samples
+//! when [`TrainConfig::sample_latents`] is set, then per sample of each step: the example
+//! index, the flip, the timestep and the noise (then the same four for its class image, if
+//! any). A checkpoint (see [`LoraTrainer::save_checkpoint`]) holds the adapters (UNet and text
+//! encoders), the AdamW moments, the step and the generator state, so a resumed run gives the
+//! same weights as an uninterrupted one.
 //!
 //! [`job`] wraps a run for the studio and the CLI: model loading, cancellation, speed and ETA,
 //! sample images every N steps, and the record in the store.
 //!
-//! Files: the trainer and the run loop here; `config` ([`TrainConfig`], the one definition of
-//! the settings and their defaults) and [`fields`] (its field table, from which the CLI flags
-//! and the studio's form are built); `optim` (AdamW); `metadata` (kohya's `ss_*` keys);
-//! `checkpoint` (saving the LoRA, saving and restoring checkpoints); [`io`] (atomic
-//! `.safetensors` writes); [`data`] (folders, captions, buckets).
+//! Files: the trainer (steps, losses, merged models) here; `run` (the run loop
+//! [`train_lora`]); `adapters` (targets, kohya names, initialisation, merging); `text` (text
+//! conditioning, the merged encoders); `cache` (encoding the data set once); `config`
+//! ([`TrainConfig`], the one definition of the settings and their defaults) and [`fields`] (its
+//! field table, from which the CLI flags and the studio's form are built); `optim` (AdamW);
+//! `metadata` (kohya's `ss_*` keys); `checkpoint` (saving the LoRA, saving and restoring
+//! checkpoints); [`io`] (atomic `.safetensors` writes); [`data`] (folders, captions, buckets).
 
+mod adapters;
+mod cache;
 mod checkpoint;
 mod config;
 pub mod data;
@@ -51,8 +63,11 @@ pub mod io;
 pub mod job;
 mod metadata;
 mod optim;
+mod run;
+mod text;
 
 pub use config::{LrSchedule, Targets, TrainConfig};
+pub use run::{train_lora, Progress, RunOptions, TrainSummary};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -60,42 +75,21 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Tensor, Var};
 use candle_nn::VarBuilder;
 
-use super::model::{Family, SdModel};
+use super::model::SdModel;
 use super::scheduler::config::Prediction;
 use super::scheduler::{schedule, SchedulerKind};
 use super::torch_rng::TorchGenerator;
 use super::unet::UNet2DConditionModel;
 use crate::error::{EngineError, Result};
+use adapters::{Adapter, Part};
 use metadata::model_hashes;
 use optim::AdamState;
+use text::{MergedText, TextCond};
 
-/// One adapter: the target weight's key in the UNet weight map, its shape, and its factors
-/// (`down` `[rank, in·kh·kw]`, `up` `[out, rank]`; reshaped to kohya's 4-D layout for convs).
-struct Adapter {
-    /// kohya module name (`lora_unet_…`).
-    name: String,
-    key: String,
-    shape: Vec<usize>,
-    down: Var,
-    up: Var,
-}
-
-impl Adapter {
-    /// kohya's shapes of `lora_down` and `lora_up`.
-    fn kohya_shapes(&self) -> (Vec<usize>, Vec<usize>) {
-        let r = self.up.as_tensor().dim(1).unwrap_or(0);
-        if self.shape.len() == 4 {
-            let s = &self.shape;
-            (vec![r, s[1], s[2], s[3]], vec![s[0], r, 1, 1])
-        } else {
-            (vec![r, self.shape[1]], vec![self.shape[0], r])
-        }
-    }
-}
-
-/// One cached example: latents (unflipped, and flipped when flips are on), the text embedding,
-/// and for SDXL the pooled embedding and the time ids `[1, 6]`.
+/// One cached example: its caption, latents (unflipped, and flipped when flips are on), the
+/// base encoders' text embedding, and for SDXL the pooled embedding and the time ids `[1, 6]`.
 struct Cached {
+    caption: String,
     latents: Vec<Tensor>,
     embeds: Tensor,
     added: Option<super::unet::AddedCond>,
@@ -109,7 +103,10 @@ pub struct StepInfo {
     pub total: usize,
     /// The (weighted) loss of the step, averaged over its samples.
     pub loss: f32,
+    /// The UNet adapters' learning rate of the step.
     pub lr: f64,
+    /// The text-encoder adapters' learning rate of the step, when the text encoder is trained.
+    pub text_lr: Option<f64>,
 }
 
 fn ce(e: candle_core::Error) -> EngineError {
@@ -164,13 +161,7 @@ impl<'m> LoraTrainer<'m> {
             )));
         }
         let mut gen = TorchGenerator::new(cfg.seed);
-        let adapters = make_adapters(model, &cfg, &mut gen)?;
-        if adapters.is_empty() {
-            return Err(EngineError::failed(format!(
-                "{}: no UNet layer matches the LoRA targets",
-                model.source
-            )));
-        }
+        let adapters = adapters::make_all(model, &cfg, &mut gen)?;
         let mut vars = Vec::new();
         for a in &adapters {
             vars.push(a.down.as_tensor().zeros_like().map_err(ce)?);
@@ -181,8 +172,8 @@ impl<'m> LoraTrainer<'m> {
             v: vars,
             t: 0,
         };
-        let data = cache_examples(model, &cfg, &examples, &mut gen)?;
-        let class = cache_examples(model, &cfg, &class_examples, &mut gen)?;
+        let data = cache::cache_examples(model, &cfg, &examples, &mut gen)?;
+        let class = cache::cache_examples(model, &cfg, &class_examples, &mut gen)?;
         Ok(LoraTrainer {
             model,
             cfg,
@@ -215,9 +206,22 @@ impl<'m> LoraTrainer<'m> {
         self.cfg.steps = steps;
     }
 
-    /// Number of adapted UNet layers.
+    /// Number of adapted layers (UNet and text encoders).
     pub fn num_modules(&self) -> usize {
         self.adapters.len()
+    }
+
+    /// Number of adapted text-encoder layers (0 unless the text encoder is trained).
+    pub fn num_text_modules(&self) -> usize {
+        self.adapters
+            .iter()
+            .filter(|a| a.part != Part::Unet)
+            .count()
+    }
+
+    /// The DreamBooth class images (empty without a class folder).
+    pub fn class_examples(&self) -> &[data::Example] {
+        &self.class_examples
     }
 
     pub fn examples(&self) -> &[data::Example] {
@@ -239,17 +243,22 @@ impl<'m> LoraTrainer<'m> {
         UNet2DConditionModel::new(vb, &self.model.unet_config).map_err(ce)
     }
 
-    /// The model with the current adapters merged (detached), e.g. to draw sample images.
+    /// The model with the current adapters merged (detached), e.g. to draw sample images: the
+    /// UNet's and, when the text encoder is trained, the text encoders'.
     pub fn merged_model(&self) -> Result<SdModel> {
-        let unet: HashMap<String, Tensor> = self
-            .merged_unet()?
-            .into_iter()
-            .map(|(k, t)| (k, t.detach()))
-            .collect();
-        let weights = super::model::Weights {
-            unet: std::sync::Arc::new(unet),
+        let detached = |map: HashMap<String, Tensor>| -> std::sync::Arc<HashMap<String, Tensor>> {
+            std::sync::Arc::new(map.into_iter().map(|(k, t)| (k, t.detach())).collect())
+        };
+        let mut weights = super::model::Weights {
+            unet: detached(self.merged_unet()?),
             ..self.model.weights.clone()
         };
+        if self.cfg.train_text_encoder {
+            weights.text_encoder = detached(self.merged(Part::Text1)?);
+            if self.model.text_encoder_2.is_some() {
+                weights.text_encoder_2 = Some(detached(self.merged(Part::Text2)?));
+            }
+        }
         self.model.with_weights(
             weights,
             format!("{} + LoRA at step {}", self.model.source, self.step),
@@ -258,24 +267,43 @@ impl<'m> LoraTrainer<'m> {
 
     /// The UNet weight map with every adapter merged: `W + alpha/rank · up · down`.
     fn merged_unet(&self) -> Result<HashMap<String, Tensor>> {
-        let model = self.model;
-        let scale = self.cfg.alpha / self.cfg.rank as f64;
-        let mut map: HashMap<String, Tensor> = (*model.weights.unet).clone();
-        for a in &self.adapters {
-            let w = map.get(&a.key).ok_or_else(|| {
-                EngineError::failed(format!("{}: missing UNet weight {}", model.source, a.key))
-            })?;
-            let delta = (a.up.as_tensor().matmul(a.down.as_tensor()).map_err(ce)? * scale)
-                .and_then(|d| d.reshape(a.shape.as_slice()))
-                .map_err(ce)?;
-            let merged = w
-                .to_dtype(DType::F32)
-                .and_then(|w| w + delta)
-                .and_then(|w| w.to_dtype(model.dtype))
-                .map_err(ce)?;
-            map.insert(a.key.clone(), merged);
+        self.merged(Part::Unet)
+    }
+
+    /// One component's weight map with its adapters merged.
+    fn merged(&self, part: Part) -> Result<HashMap<String, Tensor>> {
+        adapters::merged(self.model, &self.cfg, &self.adapters, part)
+    }
+
+    /// The text encoders with the current adapters merged, when the text encoder is trained
+    /// (built in grad mode, they carry the adapters' graph).
+    fn merged_text(&self) -> Result<Option<MergedText>> {
+        if !self.cfg.train_text_encoder {
+            return Ok(None);
         }
-        Ok(map)
+        MergedText::new(self.model, &self.cfg, &self.adapters).map(Some)
+    }
+
+    /// The text embedding and SDXL's added conditioning of `ex`: cached from the base encoders,
+    /// or from the merged encoders `text` (each caption encoded once per `memo`).
+    fn conditioning(
+        &self,
+        ex: &Cached,
+        text: Option<&MergedText>,
+        memo: &mut HashMap<String, TextCond>,
+    ) -> Result<(Tensor, Option<super::unet::AddedCond>)> {
+        let Some(text) = text else {
+            return Ok((ex.embeds.clone(), ex.added.clone()));
+        };
+        let (embeds, pooled) = text.encode(self.model, &ex.caption, memo)?;
+        let added = match (&ex.added, pooled) {
+            (Some(a), Some(text_embeds)) => Some(super::unet::AddedCond {
+                text_embeds,
+                time_ids: a.time_ids.clone(),
+            }),
+            _ => None,
+        };
+        Ok((embeds, added))
     }
 
     /// The loss of one example at timestep `t` with `noise` (unweighted MSE and its min-SNR
@@ -284,7 +312,7 @@ impl<'m> LoraTrainer<'m> {
         &self,
         unet: &UNet2DConditionModel,
         x0: &Tensor,
-        ex: &Cached,
+        cond: &(Tensor, Option<super::unet::AddedCond>),
         t: usize,
         noise: &Tensor,
     ) -> Result<Tensor> {
@@ -301,8 +329,8 @@ impl<'m> LoraTrainer<'m> {
             .forward(
                 &xt.to_dtype(self.model.dtype).map_err(ce)?,
                 t as f64,
-                &ex.embeds,
-                ex.added.as_ref(),
+                &cond.0,
+                cond.1.as_ref(),
             )
             .and_then(|p| p.to_dtype(DType::F32))
             .map_err(ce)?;
@@ -332,6 +360,8 @@ impl<'m> LoraTrainer<'m> {
     pub fn train_step(&mut self) -> Result<StepInfo> {
         let _grad = super::layers::enable_grad_mode();
         let unet = self.unet()?;
+        let text = self.merged_text()?;
+        let mut memo = HashMap::new();
         let n_vars = self.adapters.len() * 2;
         let mut acc: Vec<Option<Tensor>> = vec![None; n_vars];
         let denom = (self.cfg.batch * self.cfg.grad_accum) as f64;
@@ -341,10 +371,12 @@ impl<'m> LoraTrainer<'m> {
             let mut losses = Vec::with_capacity(self.cfg.batch);
             for _ in 0..self.cfg.batch {
                 let (idx, x0, t, noise) = self.draw(false, nt)?;
-                losses.push(self.sample_loss(&unet, &x0, &self.data[idx], t, &noise)?);
+                let cond = self.conditioning(&self.data[idx], text.as_ref(), &mut memo)?;
+                losses.push(self.sample_loss(&unet, &x0, &cond, t, &noise)?);
                 if !self.class.is_empty() {
                     let (idx, x0, t, noise) = self.draw(true, nt)?;
-                    let prior = self.sample_loss(&unet, &x0, &self.class[idx], t, &noise)?;
+                    let cond = self.conditioning(&self.class[idx], text.as_ref(), &mut memo)?;
+                    let prior = self.sample_loss(&unet, &x0, &cond, t, &noise)?;
                     losses.push((prior * self.cfg.prior_loss_weight).map_err(ce)?);
                 }
             }
@@ -365,14 +397,18 @@ impl<'m> LoraTrainer<'m> {
             }
         }
         drop(unet);
+        drop(text);
+        drop(memo);
         let lr = self.cfg.lr_at(self.step);
-        self.adamw(&acc, lr)?;
+        let text_lr = self.cfg.text_encoder_lr_at(self.step);
+        self.adamw(&acc, lr, text_lr)?;
         self.step += 1;
         Ok(StepInfo {
             step: self.step,
             total: self.cfg.steps,
             loss: total as f32,
             lr,
+            text_lr: self.cfg.train_text_encoder.then_some(text_lr),
         })
     }
 
@@ -404,11 +440,14 @@ impl<'m> LoraTrainer<'m> {
     pub fn validation_loss(&self, timesteps: &[usize], seed: u64) -> Result<f32> {
         let _grad = super::layers::enable_grad_mode();
         let unet = self.unet()?;
+        let text = self.merged_text()?;
+        let mut memo = HashMap::new();
         let mut gen = TorchGenerator::new(seed);
         let nt = self.alphas_cumprod.len();
         let mut sum = 0f64;
         let mut count = 0usize;
         for ex in &self.data {
+            let (embeds, added) = self.conditioning(ex, text.as_ref(), &mut memo)?;
             for &t in timesteps {
                 let x0 = &ex.latents[0];
                 let noise = Tensor::from_vec(gen.randn(x0.elem_count()), x0.shape(), x0.device())
@@ -427,8 +466,8 @@ impl<'m> LoraTrainer<'m> {
                     .forward(
                         &xt.to_dtype(self.model.dtype).map_err(ce)?,
                         t as f64,
-                        &ex.embeds,
-                        ex.added.as_ref(),
+                        &embeds,
+                        added.as_ref(),
                     )
                     .and_then(|p| p.to_dtype(DType::F32))
                     .map_err(ce)?
@@ -444,276 +483,4 @@ impl<'m> LoraTrainer<'m> {
         }
         Ok((sum / count.max(1) as f64) as f32)
     }
-}
-
-/// The adapters for every targeted 2-D weight of the UNet, sorted by key, `lora_down`
-/// initialised from `gen`.
-fn make_adapters(
-    model: &SdModel,
-    cfg: &TrainConfig,
-    gen: &mut TorchGenerator,
-) -> Result<Vec<Adapter>> {
-    let mut keys: Vec<&String> = model
-        .weights
-        .unet
-        .keys()
-        .filter(|k| cfg.targets.covers(k))
-        .collect();
-    keys.sort();
-    let mut out = Vec::with_capacity(keys.len());
-    for key in keys {
-        let shape = model.weights.unet[key].dims().to_vec();
-        // A linear [out, in] or a conv [out, in, kh, kw]: the factors see it as [out, in·kh·kw].
-        let (o, i) = match shape.as_slice() {
-            [o, i] => (*o, *i),
-            [o, i, kh, kw] => (*o, i * kh * kw),
-            _ => {
-                return Err(EngineError::failed(format!(
-                    "{}: {key}: shape {shape:?} is neither a linear nor a conv weight",
-                    model.source
-                )))
-            }
-        };
-        let bound = 1.0 / (i as f32).sqrt();
-        let init: Vec<f32> = gen
-            .rand(cfg.rank * i)
-            .into_iter()
-            .map(|u| (2.0 * u - 1.0) * bound)
-            .collect();
-        let dev = &model.device;
-        let down = Tensor::from_vec(init, (cfg.rank, i), dev).map_err(ce)?;
-        let down = Var::from_tensor(&down).map_err(ce)?;
-        let up = Var::zeros((o, cfg.rank), DType::F32, dev).map_err(ce)?;
-        let module = key.strip_suffix(".weight").unwrap_or(key);
-        // kohya names SDXL modules by their LDM path.
-        let named = match model.family {
-            Family::Sdxl => {
-                super::lora::ldm_unet_path(module, &model.unet_config).ok_or_else(|| {
-                    EngineError::failed(format!(
-                        "{}: {module}: no LDM name for this UNet module",
-                        model.source
-                    ))
-                })?
-            }
-            _ => module.to_string(),
-        };
-        out.push(Adapter {
-            name: format!("lora_unet_{}", named.replace('.', "_")),
-            key: key.clone(),
-            shape,
-            down,
-            up,
-        });
-    }
-    Ok(out)
-}
-
-/// Encodes every example once: latents (× scaling factor; posterior mean or a seeded sample;
-/// flipped too when flips are on) and the caption's text embedding.
-fn cache_examples(
-    model: &SdModel,
-    cfg: &TrainConfig,
-    examples: &[data::Example],
-    gen: &mut TorchGenerator,
-) -> Result<Vec<Cached>> {
-    let dev = &model.device;
-    let te = &model.text_encoder;
-    // Per caption: the text embedding, and for SDXL the pooled one.
-    let mut embeds_by_caption: HashMap<String, (Tensor, Option<Tensor>)> = HashMap::new();
-    let mut out = Vec::with_capacity(examples.len());
-    let buckets = data::buckets(cfg.resolution);
-    for ex in examples {
-        let at =
-            |e: candle_core::Error| EngineError::failed(format!("{}: {e}", ex.image.display()));
-        let rgb = data::open_rgb(&ex.image)?;
-        let size = if cfg.buckets {
-            data::bucket_for(rgb.width(), rgb.height(), &buckets)
-                .unwrap_or((cfg.resolution, cfg.resolution))
-        } else {
-            (cfg.resolution, cfg.resolution)
-        };
-        let mut latents = Vec::new();
-        for flipped in [false, true] {
-            if flipped && !cfg.flip {
-                break;
-            }
-            let img = data::prepare_image(&rgb, size, flipped, dev)
-                .and_then(|t| t.to_dtype(model.vae_dtype))
-                .map_err(at)?;
-            let dist = model.vae.encode(&img).map_err(at)?;
-            let z = if cfg.sample_latents {
-                let noise =
-                    Tensor::from_vec(gen.randn(dist.mean.elem_count()), dist.mean.shape(), dev)
-                        .and_then(|n| n.to_dtype(model.vae_dtype))
-                        .map_err(at)?;
-                dist.sample_with(&noise).map_err(at)?
-            } else {
-                dist.mean.clone()
-            };
-            let mut z = (z.to_dtype(DType::F32).map_err(at)? * model.vae_config.scaling_factor)
-                .map_err(at)?;
-            if let Some(shift) = model.vae_config.shift_factor {
-                z = (z - shift * model.vae_config.scaling_factor).map_err(at)?;
-            }
-            latents.push(z.detach());
-        }
-        let (embeds, pooled) = match embeds_by_caption.get(&ex.caption) {
-            Some(e) => e.clone(),
-            None => {
-                let e = match &model.text_encoder_2 {
-                    Some(te2) => super::clip::text_model::encode_sdxl(
-                        &te.model,
-                        &te.tokenizer,
-                        &te2.model,
-                        &te2.tokenizer,
-                        &ex.caption,
-                        false,
-                    )
-                    .and_then(|(e, p)| {
-                        Ok((e.to_dtype(model.dtype)?, Some(p.to_dtype(model.dtype)?)))
-                    })
-                    .map_err(at)?,
-                    None => (
-                        super::clip::text_model::encode_sd(
-                            &te.model,
-                            &te.tokenizer,
-                            &ex.caption,
-                            1,
-                            false,
-                        )
-                        .and_then(|e| e.to_dtype(model.dtype))
-                        .map_err(at)?,
-                        None,
-                    ),
-                };
-                let e = (e.0.detach(), e.1.map(|p| p.detach()));
-                embeds_by_caption.insert(ex.caption.clone(), e.clone());
-                e
-            }
-        };
-        let added = match pooled {
-            Some(text_embeds) => {
-                let ids = data::sdxl_time_ids(rgb.width(), rgb.height(), size);
-                Some(super::unet::AddedCond {
-                    text_embeds,
-                    time_ids: Tensor::from_vec(ids.to_vec(), (1, 6), dev)
-                        .and_then(|t| t.to_dtype(model.dtype))
-                        .map_err(at)?,
-                })
-            }
-            None => None,
-        };
-        out.push(Cached {
-            latents,
-            embeds,
-            added,
-        });
-    }
-    Ok(out)
-}
-
-/// Where to write, and how often.
-#[derive(Clone, Debug)]
-pub struct RunOptions {
-    /// The LoRA `.safetensors`.
-    pub out: PathBuf,
-    /// The checkpoint file; `None` = `<out stem>.ckpt.safetensors` beside `out`.
-    pub checkpoint: Option<PathBuf>,
-    /// Write a checkpoint (and the LoRA) every N steps; 0 = only at the end.
-    pub save_every: usize,
-    /// Continue from the checkpoint if it exists.
-    pub resume: bool,
-}
-
-impl RunOptions {
-    pub fn checkpoint_path(&self) -> PathBuf {
-        self.checkpoint.clone().unwrap_or_else(|| {
-            let stem = self
-                .out
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "lora".into());
-            self.out.with_file_name(format!("{stem}.ckpt.safetensors"))
-        })
-    }
-}
-
-/// How a run went.
-#[derive(Clone, Debug)]
-pub struct TrainSummary {
-    pub steps: usize,
-    /// The step the run started from (0, or the checkpoint's).
-    pub resumed_from: usize,
-    pub modules: usize,
-    pub images: usize,
-    pub class_images: usize,
-    pub last_loss: Option<f32>,
-}
-
-/// What [`train_lora`] reports as it goes.
-pub enum Progress<'a, 'm> {
-    /// The trainer is ready (data cached, checkpoint restored): nothing trained yet this run.
-    Ready(&'a LoraTrainer<'m>),
-    /// An optimizer step is done; `saved` = a checkpoint and the LoRA were just written.
-    Step {
-        trainer: &'a LoraTrainer<'m>,
-        info: StepInfo,
-        saved: bool,
-    },
-}
-
-/// Trains a LoRA: prepares the trainer, resumes from the checkpoint if asked, steps to
-/// `cfg.steps` calling `on_progress` after each (an error from it — e.g.
-/// [`EngineError::Cancelled`] — stops the run, keeping the last checkpoint), writes a
-/// checkpoint and the LoRA every `save_every` steps and at the end.
-pub fn train_lora(
-    model: &SdModel,
-    cfg: TrainConfig,
-    data_dir: &Path,
-    run: &RunOptions,
-    on_progress: &mut dyn FnMut(Progress) -> Result<()>,
-) -> Result<TrainSummary> {
-    let ckpt = run.checkpoint_path();
-    for file in [&run.out, &ckpt] {
-        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
-        }
-    }
-    let mut trainer = LoraTrainer::new(model, cfg, data_dir)?;
-    if run.resume && ckpt.is_file() {
-        trainer.load_checkpoint(&ckpt)?;
-    }
-    let resumed_from = trainer.step();
-    on_progress(Progress::Ready(&trainer))?;
-    let mut last_loss = None;
-    while trainer.step() < trainer.config().steps {
-        let info = trainer.train_step()?;
-        last_loss = Some(info.loss);
-        if !info.loss.is_finite() {
-            return Err(EngineError::failed(format!(
-                "train-lora: the loss became {} at step {} (lower the learning rate?)",
-                info.loss, info.step
-            )));
-        }
-        let saved = run.save_every > 0 && info.step % run.save_every == 0 && info.step < info.total;
-        if saved {
-            trainer.save_checkpoint(&ckpt)?;
-            trainer.save_lora(&run.out)?;
-        }
-        on_progress(Progress::Step {
-            trainer: &trainer,
-            info,
-            saved,
-        })?;
-    }
-    trainer.save_checkpoint(&ckpt)?;
-    trainer.save_lora(&run.out)?;
-    Ok(TrainSummary {
-        steps: trainer.step(),
-        resumed_from,
-        modules: trainer.num_modules(),
-        images: trainer.examples().len(),
-        class_images: trainer.class_examples.len(),
-        last_loss,
-    })
 }

@@ -14,8 +14,11 @@ pub(super) struct AdamState {
 }
 
 impl LoraTrainer<'_> {
-    /// AdamW with decoupled weight decay (the update of `candle_nn::AdamW`).
-    pub(super) fn adamw(&mut self, grads: &[Option<Tensor>], lr: f64) -> Result<()> {
+    /// AdamW with decoupled weight decay (the update of `candle_nn::AdamW`), with two parameter
+    /// groups: the UNet adapters at `lr`, the text-encoder adapters at `text_lr`. A factor with
+    /// no gradient (e.g. SDXL's first text encoder's last layer, whose output SDXL never uses)
+    /// is left alone, as torch's AdamW skips a parameter whose `grad` is `None`.
+    pub(super) fn adamw(&mut self, grads: &[Option<Tensor>], lr: f64, text_lr: f64) -> Result<()> {
         self.opt.t += 1;
         let (b1, b2, eps, wd) = (
             self.cfg.beta1,
@@ -29,6 +32,11 @@ impl LoraTrainer<'_> {
         let vars: Vec<Var> = self.vars().into_iter().cloned().collect();
         for (i, var) in vars.iter().enumerate() {
             let Some(g) = &grads[i] else { continue };
+            // vars() holds each adapter's down then up.
+            let lr = match self.adapters[i / 2].part {
+                super::adapters::Part::Unet => lr,
+                _ => text_lr,
+            };
             let update = || -> candle_core::Result<(Tensor, Tensor, Tensor)> {
                 let m = ((&self.opt.m[i] * b1)? + (g * (1.0 - b1))?)?;
                 let v = ((&self.opt.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
