@@ -9,8 +9,8 @@
 //!   the factorised factor (`lokr_w2_b.shape[0]`, else `lokr_w1_b.shape[0]`; ComfyUI's rule);
 //! - DoRA on any of them: `W' = m / ‖W + ΔW‖ · (W + ΔW)` with the norm per output row (PEFT,
 //!   LyCORIS' default) or per input column (LyCORIS `wd_on_out=False`, `dora_scale` [1, in]),
-//!   returned as the additive delta `W' − W` against the *base* weight, so several adapters on
-//!   one layer stack by adding deltas as PEFT does.
+//!   the norm taken on the *base* weight plus this module's ΔW and the rescale applied to the
+//!   running weight (earlier adapters of the stack included), as PEFT stacks adapters.
 //!
 //! The scale (and strength) multiply the smallest factor, never the full-size product.
 
@@ -200,13 +200,26 @@ fn raw_delta(m: &LoraModule, strength: f64, base: &Tensor, site: &Site) -> Resul
     d.reshape(base.shape()).map_err(&c)
 }
 
-/// DoRA: `m / ‖V‖ · V − W` with `V = W + ΔW`, the norm per output row or per input column
-/// (chosen by the magnitude's shape); f32 throughout. PEFT's formula (no epsilon; a zero row
-/// of V is left unscaled instead of giving NaN).
-fn dora(m: &Tensor, peft: bool, base: &Tensor, d: &Tensor, site: &Site) -> Result<Tensor> {
+/// DoRA on the running weight: `f ⊙ (W + D + ΔW) − W` with `f = m / ‖W + ΔW‖`, where W is the
+/// base weight and D the delta of the adapters before this one in the stack (PEFT: the norm
+/// ignores the other adapters, the rescale does not). The norm is per output row or per input
+/// column (chosen by the magnitude's shape); f32 throughout; PEFT's formula (no epsilon; a
+/// zero row is left unscaled instead of giving NaN).
+fn dora(
+    m: &Tensor,
+    peft: bool,
+    base: &Tensor,
+    d: &Tensor,
+    prev: Option<&Tensor>,
+    site: &Site,
+) -> Result<Tensor> {
     let c = site.c();
     let w = base.to_dtype(DType::F32).map_err(&c)?;
     let v = (&w + d).map_err(&c)?;
+    let acc = match prev {
+        Some(p) => (&v + p).map_err(&c)?,
+        None => v.clone(),
+    };
     let dims = w.dims().to_vec();
     let (out, inn) = (dims[0], dims.get(1).copied().unwrap_or(1));
     let rest: usize = dims[2..].iter().product();
@@ -245,7 +258,9 @@ fn dora(m: &Tensor, peft: bool, base: &Tensor, d: &Tensor, site: &Site) -> Resul
             .and_then(safe)
             .map_err(&c)?;
         let factor = m.reshape((out, 1)).and_then(|m| m / norm).map_err(&c)?;
-        v2.broadcast_mul(&factor).map_err(&c)?
+        acc.reshape((out, inn * rest))
+            .and_then(|a| a.broadcast_mul(&factor))
+            .map_err(&c)?
     } else {
         let v3 = v.reshape((out, inn, rest)).map_err(&c)?;
         let norm = v3
@@ -256,28 +271,43 @@ fn dora(m: &Tensor, peft: bool, base: &Tensor, d: &Tensor, site: &Site) -> Resul
             .and_then(safe)
             .map_err(&c)?;
         let factor = m.reshape((1, inn, 1)).and_then(|m| m / norm).map_err(&c)?;
-        v3.broadcast_mul(&factor).map_err(&c)?
+        acc.reshape((out, inn, rest))
+            .and_then(|a| a.broadcast_mul(&factor))
+            .map_err(&c)?
     };
     scaled.reshape(dims).and_then(|s| s - w).map_err(&c)
 }
 
-/// The additive delta of module `m` at `strength` for the layer weight `base`, in f32.
-/// Strength 0 switches the module off (no DoRA rescale either).
-pub(crate) fn delta(m: &LoraModule, strength: f64, base: &Tensor, site: &Site) -> Result<Tensor> {
+/// The stack's delta on one layer after module `m` at `strength`, given the delta `prev` of the
+/// modules before it (in stack order): `prev + ΔW` for LoRA/LoHa/LoKr, the DoRA rescale of the
+/// running weight for a module with a magnitude. f32, shaped as `base`. Strength 0 switches
+/// the module off (no DoRA rescale either; PEFT would still rescale by `m / ‖W‖`).
+pub(crate) fn accumulate(
+    m: &LoraModule,
+    strength: f64,
+    base: &Tensor,
+    prev: Option<Tensor>,
+    site: &Site,
+) -> Result<Tensor> {
     let c = site.c();
+    let zeros = || Tensor::zeros(base.shape(), DType::F32, base.device()).map_err(&c);
     if strength == 0.0 {
-        return Tensor::zeros(base.shape(), DType::F32, base.device()).map_err(&c);
+        return prev.map_or_else(zeros, Ok);
     }
-    let d = raw_delta(m, strength, base, site)?;
-    let d = match &m.dora {
-        Some(mag) => {
-            let d = d.to_device(base.device()).map_err(&c)?;
-            dora(mag, m.peft_magnitude, base, &d, site)?
-        }
-        None => d,
+    let d = raw_delta(m, strength, base, site)?
+        .to_device(base.device())
+        .map_err(&c)?;
+    let prev = prev
+        .map(|p| p.to_device(base.device()))
+        .transpose()
+        .map_err(&c)?;
+    let acc = match (&m.dora, prev) {
+        (Some(mag), prev) => dora(mag, m.peft_magnitude, base, &d, prev.as_ref(), site)?,
+        (None, Some(p)) => (p + d).map_err(&c)?,
+        (None, None) => d,
     };
     // The delta must not poison the model.
-    let bad = d
+    let bad = acc
         .sum_all()
         .and_then(|s| s.to_scalar::<f32>())
         .map(|s| !s.is_finite())
@@ -285,5 +315,5 @@ pub(crate) fn delta(m: &LoraModule, strength: f64, base: &Tensor, site: &Site) -
     if bad {
         return Err(site.err("the delta has NaN or infinite values (a broken file?)"));
     }
-    Ok(d)
+    Ok(acc)
 }

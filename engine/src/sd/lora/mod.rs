@@ -3,12 +3,13 @@
 //! older `lora.down`/`lora.up`) and LyCORIS files (LoCon convolutions, 3×3 included; LoHa
 //! `hada_*` with optional Tucker cores; LoKr `lokr_*` with full or factorised factors), each
 //! module optionally with a DoRA magnitude (`dora_scale`, PEFT's `lora_magnitude_vector`), and
-//! merging a stack of them into a model: `W' = W + Σ_files δ(file, strength)`.
+//! merging a stack of them into a model: `W' = W + Σ strength · ΔW`, in stack order, with a
+//! DoRA module rescaling the running weight as PEFT does with several adapters.
 //!
 //! - [`read`] (`read.rs`): keys → [`LoraModule`]s of one [`Adapter`] kind each; incomplete
 //!   modules' keys become [`LoraFile::unknown_keys`].
-//! - `delta.rs`: ΔW per algorithm and the DoRA renormalisation, in f32, as an additive delta
-//!   against the base weight (PEFT's semantics for several adapters on one layer).
+//! - `delta.rs`: ΔW per algorithm and the DoRA renormalisation, in f32, accumulated per layer
+//!   in stack order (PEFT's semantics for several adapters on one layer).
 //! - `names.rs`: every name a file may use for each model weight ([`ldm_unet_path`] for
 //!   kohya's SDXL names) and the family a file was made for.
 //! - [`LoraSpec`]: one LoRA of a stack with its UNet and text-encoder strengths.
@@ -255,12 +256,8 @@ pub fn apply(model: &SdModel, stack: &[LoraSpec]) -> Result<(SdModel, Vec<LoraRe
                 module,
                 weight: key,
             };
-            let d = delta::delta(m, strength, base, &site)?;
             let slot = (*part, key.clone());
-            let sum = match deltas.remove(&slot) {
-                Some(prev) => (prev + d).map_err(|e| EngineError::failed(e.to_string()))?,
-                None => d,
-            };
+            let sum = delta::accumulate(m, strength, base, deltas.remove(&slot), &site)?;
             deltas.insert(slot, sum);
             *report.algorithms.entry(m.adapter.algo()).or_default() += 1;
             if m.dora.is_some() {

@@ -136,6 +136,11 @@ pub(crate) fn lookup(model: &SdModel) -> HashMap<String, (Part, String)> {
             out.insert(kohya(&ldm), (Part::Unet, key.clone()));
         }
         out.insert(format!("unet.{m}"), (Part::Unet, key.clone()));
+        // SimpleTuner's LyCORIS files (also read by ComfyUI).
+        out.insert(
+            format!("lycoris_{}", m.replace('.', "_")),
+            (Part::Unet, key.clone()),
+        );
     }
     let text =
         |map: &WeightMap, part: Part, kohya: &[&str], peft: &str, out: &mut HashMap<_, _>| {
