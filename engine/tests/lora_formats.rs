@@ -782,3 +782,65 @@ fn dora_stacks_with_a_plain_lora_in_order() {
     let want: Vec<f32> = dora_alone.iter().zip(&p).map(|(a, b)| a + b).collect();
     assert_close(&change(&merged, TOQ), &want, "DoRA then plain");
 }
+
+/// A safetensors file written by hand, with `__metadata__`.
+fn save_with_meta(dir: &Path, name: &str, ts: &[&T], meta: &[(&str, String)]) -> PathBuf {
+    let mut header = serde_json::Map::new();
+    let meta: serde_json::Map<String, serde_json::Value> = meta
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+        .collect();
+    header.insert("__metadata__".into(), meta.into());
+    let mut data = Vec::new();
+    for t in ts {
+        let start = data.len();
+        for v in &t.data {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        header.insert(
+            t.key.clone(),
+            serde_json::json!({"dtype": "F32", "shape": t.dims, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut h = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(h);
+    bytes.extend(data);
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// PEFT files keep alpha in `lora_adapter_metadata` (diffusers' loader uses it): lora_alpha 2
+/// with rank 4 scales by 1/2, and an alpha_pattern entry overrides it for its module.
+#[test]
+fn peft_alpha_comes_from_the_adapter_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q";
+    let f = "unet.down_blocks.0.attentions.0.transformer_blocks.0.ff.net.0.proj";
+    let qd = t(&format!("{q}.lora_A.weight"), 110, &[4, 32], 0.5);
+    let qu = t(&format!("{q}.lora_B.weight"), 111, &[32, 4], 0.5);
+    let fd = t(&format!("{f}.lora_A.weight"), 112, &[4, 32], 0.5);
+    let fu = t(&format!("{f}.lora_B.weight"), 113, &[256, 4], 0.5);
+    let meta = serde_json::json!({
+        "unet.lora_alpha": 2.0,
+        "unet.r": 4,
+        "unet.alpha_pattern": {"transformer_blocks.0.ff.net.0.proj": 12.0},
+    })
+    .to_string();
+    let path = save_with_meta(
+        dir.path(),
+        "peft_alpha.safetensors",
+        &[&qd, &qu, &fd, &fu],
+        &[("lora_adapter_metadata", meta)],
+    );
+    let (merged, report) = apply_one(&path, 1.0, 1.0);
+    assert!(report.unmatched.is_empty(), "{}", report.summary());
+    let want = scaled(&mm(&qu.data, &qd.data, 32, 4, 32), 0.5);
+    assert_close(&change(&merged, TOQ), &want, "PEFT lora_alpha");
+    let want = scaled(&mm(&fu.data, &fd.data, 256, 4, 32), 3.0);
+    assert_close(&change(&merged, FF), &want, "PEFT alpha_pattern");
+}

@@ -255,6 +255,7 @@ pub fn read(path: &Path) -> Result<LoraFile> {
             modules.insert(name, m);
         }
     }
+    peft_alphas(&mut modules, &header.metadata);
     unknown.sort();
     if modules.is_empty() {
         return Err(EngineError::failed(format!(
@@ -275,6 +276,45 @@ pub fn read(path: &Path) -> Result<LoraFile> {
         unknown_keys: unknown,
         metadata: header.metadata,
     })
+}
+
+/// PEFT files (as diffusers' `save_lora_weights` writes them) carry no `alpha` keys: the alpha
+/// is in the `lora_adapter_metadata` header JSON (`unet.lora_alpha`, `text_encoder.lora_alpha`,
+/// per-module `….alpha_pattern`), which diffusers' loader uses. Modules without an `alpha` key
+/// take it from there (none there: alpha = rank, scale 1).
+fn peft_alphas(modules: &mut BTreeMap<String, LoraModule>, meta: &BTreeMap<String, String>) {
+    let Some(doc) = meta
+        .get("lora_adapter_metadata")
+        .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+    else {
+        return;
+    };
+    for (name, m) in modules.iter_mut() {
+        if m.alpha.is_some() {
+            continue;
+        }
+        let Some((component, path)) = ["unet", "text_encoder_2", "text_encoder"]
+            .iter()
+            .find_map(|c| name.strip_prefix(&format!("{c}.")).map(|p| (*c, p)))
+        else {
+            continue;
+        };
+        // PEFT matches a pattern key against the end of the module path, at a `.` boundary.
+        let pattern = doc
+            .get(format!("{component}.alpha_pattern"))
+            .and_then(|p| p.as_object())
+            .and_then(|p| {
+                p.iter()
+                    .filter(|(k, _)| path == k.as_str() || path.ends_with(&format!(".{k}")))
+                    .max_by_key(|(k, _)| k.len())
+                    .and_then(|(_, v)| v.as_f64())
+            });
+        let alpha = pattern.or_else(|| {
+            doc.get(format!("{component}.lora_alpha"))
+                .and_then(|a| a.as_f64())
+        });
+        m.alpha = alpha.map(|a| a as f32);
+    }
 }
 
 /// [`read`] through a cache keyed by path, size and modification time.
