@@ -157,6 +157,11 @@ pub(crate) fn lookup(model: &SdModel) -> HashMap<String, (Part, String)> {
                     );
                 }
                 out.insert(format!("{peft}.{full}"), (part, key.clone()));
+                // transformers ≥ 5 names the modules without `text_model.` (diffusers' PEFT
+                // files then say `text_encoder.encoder.layers.0…`).
+                if let Some(short) = full.strip_prefix("text_model.") {
+                    out.insert(format!("{peft}.{short}"), (part, key.clone()));
+                }
             }
         };
     match &model.weights.text_encoder_2 {

@@ -129,7 +129,7 @@ fn assemble(mut p: Pieces, path: &Path, unused: &mut Vec<String>) -> Result<Opti
             (None, Some(a), Some(b)) => Some(Factor::Low { a, b, tucker: t }),
             _ => None,
         };
-        let has_t2 = lokr_t2.is_some();
+        // A full `lokr_w2` wins over `lokr_w2_a`/`_b`/`lokr_t2`, which are then listed unused.
         match (
             factor(
                 lokr_w1.0.clone(),
@@ -144,9 +144,7 @@ fn assemble(mut p: Pieces, path: &Path, unused: &mut Vec<String>) -> Result<Opti
                 lokr_t2.clone(),
             ),
         ) {
-            (Some(w1), Some(w2)) if !(has_t2 && matches!(w2, Factor::Full(_))) => {
-                Some(Adapter::Lokr { w1, w2 })
-            }
+            (Some(w1), Some(w2)) => Some(Adapter::Lokr { w1, w2 }),
             _ => None,
         }
     };
