@@ -803,7 +803,7 @@ fn save_with_meta(dir: &Path, name: &str, ts: &[&T], meta: &[(&str, String)]) ->
         );
     }
     let mut h = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut bytes = (h.len() as u64).to_le_bytes().to_vec();

@@ -95,7 +95,6 @@ fn assemble(mut p: Pieces, path: &Path, unused: &mut Vec<String>) -> Result<Opti
     let lokr_w1 = (take("lokr_w1"), take("lokr_w1_a"), take("lokr_w1_b"));
     let lokr_w2 = (take("lokr_w2"), take("lokr_w2_a"), take("lokr_w2_b"));
     let lokr_t2 = take("lokr_t2");
-    drop(take);
     // What is left of `p` (e.g. `lokr_t1`, which LyCORIS writes but never uses) is unused.
     let mut left: Vec<String> = p.into_values().map(|(k, _)| k).collect();
 
