@@ -168,10 +168,11 @@ pub static LORA_LOADER: NodeSpec = NodeSpec {
     kind: "LoraLoader",
     version: 1,
     category: DIFFUSION,
-    doc: "Applies a LoRA (kohya, diffusers/PEFT or LyCORIS LoCon .safetensors) to a model. Chain \
-          several to stack them. The base weights stay cached: changing a strength does not \
-          reload the checkpoint. The node's status lists how many modules it changed and every \
-          key that matched nothing.",
+    doc: "Applies a LoRA .safetensors to a model: kohya, diffusers/PEFT, LyCORIS LoCon, LoHa \
+          and LoKr, each optionally with DoRA (kohya dora_scale or PEFT magnitude vectors), for \
+          SD1.x and SDXL. Chain several to stack them (their changes add up). The base weights \
+          stay cached: changing a strength does not reload the checkpoint. The node's status \
+          lists how many modules it changed per format and every key that matched nothing.",
     inputs: &[MODEL_IN],
     outputs: &[PortSpec::new(
         "model",

@@ -44,11 +44,17 @@ pub fn detect_arch(h: &Header) -> String {
     if has("trainer.rng_mt") {
         return "lora-training-checkpoint".into();
     }
-    if has("lora_unet_") || has("lora_te") {
+    // kohya and LyCORIS (LoCon, LoHa `hada_*`, LoKr `lokr_*`, DoRA `dora_scale`) files share
+    // the kohya module names; SimpleTuner's LyCORIS files use `lycoris_<diffusers path>`, where
+    // only SDXL has a second transformer block in a UNet attention.
+    if has("lora_unet_") || has("lora_te") || has("lycoris_") {
         let sdxl = has("lora_te1_")
             || has("lora_te2_")
             || has("lora_unet_input_blocks")
-            || has("lora_unet_output_blocks");
+            || has("lora_unet_output_blocks")
+            || h.tensors
+                .keys()
+                .any(|k| k.starts_with("lycoris_") && k.contains("_transformer_blocks_1_"));
         return if sdxl {
             "lora-sdxl".into()
         } else {
