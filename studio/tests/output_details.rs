@@ -6,11 +6,10 @@ mod common;
 use common::*;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use egui_kittest::kittest::Queryable;
 use engine::interop::a1111;
-use studio::app::{AppCommand, RunState};
+use studio::app::AppCommand;
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -18,25 +17,8 @@ fn manifest_dir() -> PathBuf {
 
 /// Presses ▶ Run and waits for the run to succeed; returns the ids of its outputs (the other
 /// test of this file may add outputs to the same store meanwhile).
-fn run_and_wait(h: &mut H) -> Vec<u64> {
-    let runs = app(h).runs.len();
-    h.get_by_label("▶ Run").click();
-    let start = Instant::now();
-    loop {
-        h.step();
-        let state = app(h).runs.get(runs).map(|r| r.state.clone());
-        match state {
-            Some(RunState::Succeeded) => break,
-            Some(RunState::Failed(e)) => panic!("run failed: {e}"),
-            _ => {}
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "the run did not finish"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    h.run_steps(3);
+fn run_outputs(h: &mut H) -> Vec<u64> {
+    let runs = common::run_and_wait(h);
     let run = app(h).runs[runs].run_id.expect("the run has a store id");
     app(h)
         .gallery
@@ -142,7 +124,7 @@ fn a_txt2img_outputs_details_copy_as_a1111_and_open_in_inpaint() {
     app(&mut h).push(AppCommand::Open(graph.clone()));
     h.run_steps(3);
     assert!(doc(&mut h).nodes.contains_key("gen"), "the graph opened");
-    let new = run_and_wait(&mut h);
+    let new = run_outputs(&mut h);
     assert_eq!(new.len(), 1, "{new:?}");
     let id = new[0];
     let count = |h: &mut H, text: &str| h.query_all_by_label(text).count();
@@ -230,7 +212,7 @@ fn a_txt2img_outputs_details_copy_as_a1111_and_open_in_inpaint() {
     };
     app(&mut h).apply_painting("mask", &mask).unwrap();
     h.run_steps(2);
-    let inpainted = run_and_wait(&mut h);
+    let inpainted = run_outputs(&mut h);
     assert_eq!(inpainted.len(), 1);
 }
 
@@ -238,7 +220,7 @@ fn a_txt2img_outputs_details_copy_as_a1111_and_open_in_inpaint() {
 fn use_an_output_as_input_and_compare_two_outputs() {
     let mut h = settled();
     app(&mut h).settings.run_count = 2;
-    let new = run_and_wait(&mut h);
+    let new = run_outputs(&mut h);
     assert_eq!(new.len(), 2, "{new:?}");
     let (a, b) = (new[0], new[1]);
     select(&mut h, a);

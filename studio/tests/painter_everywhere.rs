@@ -6,15 +6,12 @@
 mod common;
 use common::*;
 
-use std::time::{Duration, Instant};
-
 use egui::{Key, Modifiers, PointerButton, Pos2, Rect, Vec2};
 use egui_kittest::kittest::Queryable;
 use engine::Mask;
 use nodes::ParamValue;
 use studio::app::painter::{MaskPainter, PaintTarget, Tool};
 use studio::app::painter_shapes::{coverage, ellipse_polygon, fill_polygon, rect_polygon};
-use studio::app::RunState;
 
 fn sum(m: &Mask) -> f32 {
     m.data.iter().sum()
@@ -145,29 +142,6 @@ fn image_rect(h: &mut H, w: u32, ht: u32) -> Rect {
     Rect::from_center_size(canvas.center(), Vec2::new(w as f32, ht as f32) * scale)
 }
 
-fn drag(h: &mut H, a: Pos2, b: Pos2) {
-    h.event(egui::Event::PointerMoved(a));
-    h.run_steps(1);
-    h.event(egui::Event::PointerButton {
-        pos: a,
-        button: PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::NONE,
-    });
-    h.run_steps(1);
-    for i in 1..=10 {
-        h.event(egui::Event::PointerMoved(a + (b - a) * (i as f32 / 10.0)));
-        h.run_steps(1);
-    }
-    h.event(egui::Event::PointerButton {
-        pos: b,
-        button: PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::NONE,
-    });
-    h.run_steps(2);
-}
-
 /// A LoadMask node reading `file`, in a new graph.
 fn load_mask_graph(file: &std::path::Path) -> H {
     let mut h = settled();
@@ -221,7 +195,7 @@ fn edit_a_load_mask_file_with_an_ellipse() {
         r.lerp_inside(Vec2::new(0.3, 0.3)),
         r.lerp_inside(Vec2::new(0.8, 0.9)),
     );
-    drag(&mut h, a, b);
+    drag(&mut h, a, b, 10);
     h.get_by_label("💾 Save to file").click();
     h.run_steps(3);
     assert!(app(&mut h).painter.is_none(), "saving closes the painter");
@@ -275,26 +249,6 @@ fn paint_this_mask_on_a_mask_input_adds_a_paint_mask_node() {
     assert!(matches!(&p.target, PaintTarget::PaintMask(n) if *n == link.from.0));
 }
 
-/// Runs the open graph and waits for it.
-fn run_graph(h: &mut H) {
-    h.get_by_label("▶ Run").click();
-    let start = Instant::now();
-    loop {
-        h.step();
-        match app(h).runs.last().map(|r| r.state.clone()) {
-            Some(RunState::Succeeded) => break,
-            Some(RunState::Failed(e)) => panic!("run failed: {e}"),
-            _ => {}
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "the run did not finish"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    h.run_steps(3);
-}
-
 #[test]
 fn paint_a_rectangle_on_a_gallery_output_and_run_the_inpaint_recipe() {
     let mut h = settled();
@@ -307,7 +261,7 @@ fn paint_a_rectangle_on_a_gallery_output_and_run_the_inpaint_recipe() {
         n.params.insert("height".into(), ParamValue::Int(64));
     }
     h.run_steps(2);
-    run_graph(&mut h);
+    run_and_wait(&mut h);
     let id = {
         let a = app(&mut h);
         let run = a.runs.last().and_then(|r| r.run_id).unwrap();
@@ -332,6 +286,7 @@ fn paint_a_rectangle_on_a_gallery_output_and_run_the_inpaint_recipe() {
         &mut h,
         r.lerp_inside(Vec2::new(0.25, 0.25)),
         r.lerp_inside(Vec2::new(0.75, 0.5)),
+        10,
     );
     let painted = app(&mut h).painter.as_ref().unwrap().mask.clone();
     let covered = painted.data.iter().filter(|v| **v > 0.5).count();
@@ -388,7 +343,7 @@ fn paint_a_rectangle_on_a_gallery_output_and_run_the_inpaint_recipe() {
         }
     }
     h.run_steps(2);
-    run_graph(&mut h);
+    run_and_wait(&mut h);
     // This run's output (other tests of this binary share the store).
     let a = app(&mut h);
     let run = a
@@ -489,7 +444,7 @@ fn a_clicked_lasso_goes_into_the_graph() {
 #[test]
 fn start_from_a_mask_the_last_run_produced() {
     let mut h = settled();
-    run_graph(&mut h);
+    run_and_wait(&mut h);
     let scratch = {
         let a = app(&mut h);
         let m = a.outputs["scratch"]

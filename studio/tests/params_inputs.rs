@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use egui::{Key, Modifiers};
 use egui_kittest::kittest::Queryable;
 use nodes::{ParamValue, SeedValue};
-use studio::app::RunState;
 
 /// Sets a parameter of node `id` as its widget would.
 fn set_param(h: &mut H, id: &str, name: &str, v: ParamValue) {
@@ -27,24 +26,8 @@ fn set_param(h: &mut H, id: &str, name: &str, v: ParamValue) {
 
 /// Runs the graph and returns the saved image's pixels.
 fn run(h: &mut H) -> Vec<u8> {
-    let runs = app(h).runs.len();
     let outputs = app(h).gallery.outputs.len();
-    h.get_by_label("▶ Run").click();
-    let start = Instant::now();
-    loop {
-        h.step();
-        let state = app(h).runs.get(runs).map(|r| r.state.clone());
-        match state {
-            Some(RunState::Succeeded) => break,
-            Some(RunState::Failed(e)) => panic!("run failed: {e}"),
-            _ => {}
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the run did not finish"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    run_and_wait(h);
     // The gallery refreshes once the worker reports the run done.
     let start = Instant::now();
     while app(h).gallery.outputs.len() <= outputs && start.elapsed().as_secs() < 20 {

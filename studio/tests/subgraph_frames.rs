@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 
-use egui::{Modifiers, PointerButton, Pos2};
+use egui::{Modifiers, PointerButton};
 use egui_kittest::kittest::Queryable;
 use studio::app::editor::EditorCommand;
 use studio::app::AppCommand;
@@ -13,31 +13,6 @@ use studio::app::AppCommand;
 fn apply(h: &mut H, cmd: AppCommand) {
     let ctx = h.ctx.clone();
     app(h).apply(&ctx, cmd);
-    h.run_steps(3);
-}
-
-fn drag(h: &mut H, from: Pos2, to: Pos2) {
-    h.event(egui::Event::PointerMoved(from));
-    h.run_steps(1);
-    h.event(egui::Event::PointerButton {
-        pos: from,
-        button: PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::NONE,
-    });
-    h.run_steps(1);
-    for i in 1..=8 {
-        h.event(egui::Event::PointerMoved(
-            from + (to - from) * (i as f32 / 8.0),
-        ));
-        h.run_steps(1);
-    }
-    h.event(egui::Event::PointerButton {
-        pos: to,
-        button: PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::NONE,
-    });
     h.run_steps(3);
 }
 
@@ -61,7 +36,12 @@ fn a_frame_survives_save_and_load_and_its_title_bar_moves_its_nodes() {
         a.canvas.rects["mark"].width()
     };
     assert!(scale > 0.0);
-    drag(&mut h, bar.center(), bar.center() + egui::vec2(120.0, 60.0));
+    drag(
+        &mut h,
+        bar.center(),
+        bar.center() + egui::vec2(120.0, 60.0),
+        8,
+    );
     let moved = doc(&mut h);
     let shift = |id: &str, k: usize| moved.layout[id].pos[k] - d.layout[id].pos[k];
     assert!(

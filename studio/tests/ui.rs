@@ -8,9 +8,8 @@ use common::*;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use egui::{Key, Modifiers, PointerButton};
+use egui::{Key, Modifiers};
 use egui_kittest::kittest::Queryable;
-use studio::app::RunState;
 
 /// File → New, then two nodes added from the add-node menu (Shift+A).
 fn two_nodes() -> H {
@@ -120,26 +119,7 @@ fn paint_a_stroke_then_undo_then_apply() {
         rect.center() - egui::vec2(80.0, 20.0),
         rect.center() + egui::vec2(80.0, 20.0),
     );
-    h.event(egui::Event::PointerMoved(a));
-    h.run_steps(1);
-    h.event(egui::Event::PointerButton {
-        pos: a,
-        button: PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::NONE,
-    });
-    h.run_steps(1);
-    for i in 1..=10 {
-        h.event(egui::Event::PointerMoved(a + (b - a) * (i as f32 / 10.0)));
-        h.run_steps(1);
-    }
-    h.event(egui::Event::PointerButton {
-        pos: b,
-        button: PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::NONE,
-    });
-    h.run_steps(2);
+    drag(&mut h, a, b, 10);
     let after_stroke = painted(&mut h);
     assert!(after_stroke > 500, "the stroke painted {after_stroke} px");
     h.get_all_by_label("Undo").last().unwrap().click();
@@ -168,22 +148,7 @@ fn run_the_example_and_see_the_output_in_the_gallery() {
     let mut h = harness();
     h.run_steps(3);
     let before = app(&mut h).gallery.outputs.len();
-    h.get_by_label("▶ Run").click();
-    let start = Instant::now();
-    loop {
-        h.step();
-        let state = app(&mut h).runs.last().map(|r| r.state.clone());
-        match state {
-            Some(RunState::Succeeded) => break,
-            Some(RunState::Failed(e)) => panic!("run failed: {e}"),
-            _ => {}
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the run did not finish"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    run_and_wait(&mut h);
     h.run_steps(5);
     let a = app(&mut h);
     assert_eq!(a.gallery.outputs.len(), before + 1);

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use studio::app::{Settings, StudioApp};
 
@@ -51,4 +52,56 @@ pub fn app(h: &mut H) -> &mut StudioApp {
 pub fn doc(h: &mut H) -> nodes::GraphDoc {
     let a = app(h);
     a.doc.to_doc(&a.catalogue)
+}
+
+/// Presses ▶ Run and waits (at most 300 s) for the run it starts to succeed, then lets the
+/// window settle; returns the run's index in `app.runs`. A failed run fails the test.
+pub fn run_and_wait(h: &mut H) -> usize {
+    use std::time::{Duration, Instant};
+    use studio::app::RunState;
+    let index = app(h).runs.len();
+    h.get_by_label("▶ Run").click();
+    let start = Instant::now();
+    loop {
+        h.step();
+        match app(h).runs.get(index).map(|r| r.state.clone()) {
+            Some(RunState::Succeeded) => break,
+            Some(RunState::Failed(e)) => panic!("run failed: {e}"),
+            _ => {}
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "the run did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.run_steps(3);
+    index
+}
+
+/// A primary-button drag from `a` to `b` in `moves` pointer moves, a frame after each.
+pub fn drag(h: &mut H, a: egui::Pos2, b: egui::Pos2, moves: usize) {
+    use egui::{Modifiers, PointerButton};
+    h.event(egui::Event::PointerMoved(a));
+    h.run_steps(1);
+    h.event(egui::Event::PointerButton {
+        pos: a,
+        button: PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    h.run_steps(1);
+    for i in 1..=moves {
+        h.event(egui::Event::PointerMoved(
+            a + (b - a) * (i as f32 / moves as f32),
+        ));
+        h.run_steps(1);
+    }
+    h.event(egui::Event::PointerButton {
+        pos: b,
+        button: PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.run_steps(3);
 }
