@@ -296,7 +296,21 @@ impl LibraryPanel {
 impl StudioApp {
     /// A recipe dragged from the library and released over the canvas: insert it there.
     pub(super) fn library_drop(&mut self, ctx: &egui::Context) -> Option<AppCommand> {
-        if !egui::DragAndDrop::has_payload_of_type::<RecipeDrag>(ctx)
+        let (drag, pos) = self.canvas_drop::<RecipeDrag>(ctx)?;
+        Some(AppCommand::Library(LibraryCommand::Insert {
+            name: drag.0.clone(),
+            pos: Some(pos),
+        }))
+    }
+
+    /// A payload of type `P` dragged from a window and released over the canvas (not over a
+    /// window on it): the payload and where it was dropped, in graph coordinates. The payload
+    /// is taken only on release, so a drag still in flight stays with its source.
+    pub(super) fn canvas_drop<P: std::any::Any + Send + Sync>(
+        &self,
+        ctx: &egui::Context,
+    ) -> Option<(std::sync::Arc<P>, egui::Pos2)> {
+        if !egui::DragAndDrop::has_payload_of_type::<P>(ctx)
             || !ctx.input(|i| i.pointer.any_released())
         {
             return None;
@@ -306,13 +320,8 @@ impl StudioApp {
             && ctx
                 .layer_id_at(pos)
                 .is_none_or(|l| l.order == egui::Order::Background);
-        let drag = egui::DragAndDrop::take_payload::<RecipeDrag>(ctx)?;
-        over_canvas.then(|| {
-            AppCommand::Library(LibraryCommand::Insert {
-                name: drag.0.clone(),
-                pos: Some(self.graph_transform.inverse() * pos),
-            })
-        })
+        let drag = egui::DragAndDrop::take_payload::<P>(ctx)?;
+        over_canvas.then(|| (drag, self.graph_transform.inverse() * pos))
     }
 
     /// Carries out a [`LibraryCommand`].

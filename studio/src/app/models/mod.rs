@@ -233,23 +233,11 @@ impl StudioApp {
     /// A model dragged from the Models window and released over the canvas: add its loader
     /// there.
     pub(super) fn models_drop(&mut self, ctx: &egui::Context) -> Option<AppCommand> {
-        if !egui::DragAndDrop::has_payload_of_type::<ModelDrag>(ctx)
-            || !ctx.input(|i| i.pointer.any_released())
-        {
-            return None;
-        }
-        let pos = ctx.input(|i| i.pointer.interact_pos())?;
-        let over_canvas = self.graph_rect.contains(pos)
-            && ctx
-                .layer_id_at(pos)
-                .is_none_or(|l| l.order == egui::Order::Background);
-        let drag = egui::DragAndDrop::take_payload::<ModelDrag>(ctx)?;
-        over_canvas.then(|| {
-            AppCommand::Models(ModelsCommand::AddNode {
-                model: (*drag).clone(),
-                pos: Some(self.graph_transform.inverse() * pos),
-            })
-        })
+        let (drag, pos) = self.canvas_drop::<ModelDrag>(ctx)?;
+        Some(AppCommand::Models(ModelsCommand::AddNode {
+            model: (*drag).clone(),
+            pos: Some(pos),
+        }))
     }
 
     /// Carries out a [`ModelsCommand`].
