@@ -71,15 +71,8 @@ pub fn attention_chunked(
         let qc = q.narrow(2, start, len)?;
         // Scalar-tensor multiply runs on candle's parallel binary path (`affine` is serial).
         let scores = qc.matmul(&kt)?.broadcast_mul(&scale_t)?;
-        let probs = if crate::sd::layers::grad_mode() {
-            // candle's fused softmax has no backward; this one is made of differentiable ops
-            // (the max is only a shift, so it is detached).
-            let m = scores.max_keepdim(D::Minus1)?.detach();
-            let e = scores.broadcast_sub(&m)?.exp()?;
-            e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?
-        } else {
-            candle_nn::ops::softmax_last_dim(&scores)?
-        };
+        // Differentiable in grad mode (training).
+        let probs = crate::sd::layers::softmax_last_dim(&scores)?;
         drop(scores);
         let probs = probs.to_dtype(out_dtype)?;
         outs.push(probs.matmul(v)?);

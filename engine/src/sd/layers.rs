@@ -143,6 +143,20 @@ pub(crate) fn grad_mode() -> bool {
     GRAD_MODE.with(|g| g.get())
 }
 
+/// Softmax over the last dimension: candle's fused kernel, or in [`grad_mode`] one made of
+/// differentiable ops, since the fused kernel has no backward (the row maximum is only a shift,
+/// so it is detached; `-inf` entries, e.g. a causal mask, give 0 as in the fused kernel). The
+/// UNet's attention and the CLIP text encoder share it.
+pub(crate) fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if grad_mode() {
+        let m = x.max_keepdim(candle_core::D::Minus1)?.detach();
+        let e = x.broadcast_sub(&m)?.exp()?;
+        e.broadcast_div(&e.sum_keepdim(candle_core::D::Minus1)?)
+    } else {
+        candle_nn::ops::softmax_last_dim(x)
+    }
+}
+
 /// Turns [`grad_mode`] on for this thread until the guard is dropped.
 pub(crate) struct GradModeGuard(bool);
 

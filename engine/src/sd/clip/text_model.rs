@@ -185,16 +185,8 @@ impl Attention {
         let v = split(self.v_proj.forward(x)?)?;
         let scale = (self.head_dim as f64).powf(-0.5);
         let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(causal_mask)?;
-        let probs = if crate::sd::layers::grad_mode() {
-            // Text-encoder training: candle's fused softmax has no backward, so the softmax is
-            // built from differentiable ops (the row maximum is only a shift: detached). The
-            // causal mask's -inf entries give exp(-inf) = 0 as in the fused kernel.
-            let m = scores.max_keepdim(D::Minus1)?.detach();
-            let e = scores.broadcast_sub(&m)?.exp()?;
-            e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?
-        } else {
-            candle_nn::ops::softmax_last_dim(&scores)?
-        };
+        // Differentiable in grad mode (training).
+        let probs = crate::sd::layers::softmax_last_dim(&scores)?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?;
         self.out_proj.forward(&out)
     }
