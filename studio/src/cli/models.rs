@@ -1,9 +1,8 @@
 //! `models list` and `models fetch`: the model manager.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::Result;
 
 pub(crate) fn models_list_cmd(json: bool) -> Result<i32> {
     let manager = engine::models::manager::ModelManager::default_dirs();
@@ -62,44 +61,14 @@ pub(crate) fn models_list_cmd(json: bool) -> Result<i32> {
     Ok(0)
 }
 
-/// An installer: (models folder, cache folder, progress) → the installed file.
-type Installer = fn(&Path, &Path, &mut dyn FnMut(&str)) -> Result<PathBuf>;
-
-fn install_isnet(models: &Path, cache: &Path, progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
-    engine::models::isnet_weights::install(models, cache, progress).map_err(|e| anyhow!(e))
-}
-
-fn install_lite0(models: &Path, cache: &Path, progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
-    Ok(engine::models::efficientnet::install(
-        models, cache, progress,
-    )?)
-}
-
-/// The models `models fetch` knows: the one list (names in errors come from it too).
-const FETCHABLE: &[(&str, Installer)] = &[
-    ("isnet", install_isnet),
-    ("efficientnet-lite0", install_lite0),
-];
-
+/// `models fetch NAME`: one of `engine::models::browse::FETCHABLE` (the list the studio's
+/// Models window offers too), installed by the same function.
 pub(crate) fn models_fetch_cmd(name: &str) -> Result<i32> {
-    let Some((_, install)) = FETCHABLE.iter().find(|(n, _)| *n == name) else {
-        let known: Vec<&str> = FETCHABLE.iter().map(|(n, _)| *n).collect();
-        bail!(
-            "models fetch {name}: unknown model (known: {})",
-            known.join(", ")
-        );
-    };
+    use engine::models::browse;
     let models = engine::paths::models_dir();
-    let cache = dirs_cache().join("defect-studio");
-    let path = install(&models, &cache, &mut |msg| eprintln!("{msg}"))?;
+    let path = browse::fetch(name, &models, &browse::cache_dir(), &mut |msg| {
+        eprintln!("{msg}")
+    })?;
     println!("installed {}", path.display());
     Ok(0)
-}
-
-/// The user's cache folder (`~/.cache` on Linux), where downloads are kept.
-fn dirs_cache() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
 }
