@@ -278,7 +278,10 @@ fn main() {
             app.models.open = false;
             app.shortcuts_open = false;
         }
-        closed_rows.push(measure(&mut h, &format!("no window, view at 100% ({round})")));
+        closed_rows.push(measure(
+            &mut h,
+            &format!("no window, view at 100% ({round})"),
+        ));
         if let Some(app) = h.state_mut().as_mut() {
             app.push(studio::app::AppCommand::Models(
                 studio::app::models::ModelsCommand::Open,
@@ -286,7 +289,10 @@ fn main() {
             app.shortcuts_open = true;
         }
         let start = Instant::now();
-        while h.state().as_ref().is_some_and(|a| a.models.entries.is_none())
+        while h
+            .state()
+            .as_ref()
+            .is_some_and(|a| a.models.entries.is_none())
             && start.elapsed().as_secs() < 60
         {
             h.step();
