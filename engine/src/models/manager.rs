@@ -265,9 +265,19 @@ impl ModelManager {
     /// The sha256 of one file, from the hash cache when its size and modification time are
     /// unchanged (else computed and cached), wherever the file lives.
     pub fn sha256(&self, path: &Path) -> Result<String> {
+        self.sha256_with_progress(path, &mut |_, _| {})
+    }
+
+    /// [`ModelManager::sha256`], calling `progress(done, total)` (bytes) as a file is hashed
+    /// (not at all when the cache answers).
+    pub fn sha256_with_progress(
+        &self,
+        path: &Path,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<String> {
         let mut cache = self.load_cache();
         let mut dirty = false;
-        let (sha, _) = cached_sha256(&mut cache, &mut dirty, path, &mut |_, _| {})?;
+        let (sha, _) = cached_sha256(&mut cache, &mut dirty, path, progress)?;
         if dirty {
             self.save_cache(&cache);
         }

@@ -14,12 +14,18 @@ use super::Entry;
 
 /// What a background job reports.
 pub enum JobMsg {
-    /// A status line (which file is being hashed, a fetch's steps).
-    Progress(String),
+    /// A status line (which file is being hashed, a fetch's steps), with the fraction done
+    /// when it is known (hashing).
+    Progress(String, Option<f32>),
     Scanned(Result<Vec<Entry>, String>),
     Fetched(String, Result<PathBuf, String>),
     /// The references of the opened graph (request `seq`) that are not found.
     Missing(Vec<MissingRow>),
+    /// How much of the file located for missing row `row` is hashed (0..=1).
+    HashProgress {
+        row: usize,
+        fraction: f32,
+    },
     /// The sha256 of the file located for missing row `row`.
     Hashed {
         row: usize,
@@ -83,7 +89,10 @@ fn scan(send: &dyn Fn(JobMsg)) -> Result<Vec<Entry>, String> {
             if path != last.0 || pct != last.1 {
                 last = (path.to_path_buf(), pct);
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
-                send(JobMsg::Progress(format!("hashing {name}: {pct}%")));
+                send(JobMsg::Progress(
+                    format!("hashing {name}: {pct}%"),
+                    Some(pct as f32 / 100.0),
+                ));
             }
         })
         .map_err(|e| e.to_string())?;
@@ -131,6 +140,27 @@ fn thumbnail(png: &[u8]) -> Option<egui::ColorImage> {
     Some(crate::app::painter::image_to_color(&small))
 }
 
+/// Hashes the file located for missing row `row` (through `manager`'s hash cache), sending
+/// its progress at most once per percent, then the result.
+fn hash_located(manager: &ModelManager, row: usize, path: PathBuf, send: &dyn Fn(JobMsg)) {
+    let result = if path.is_file() {
+        let mut last = None;
+        manager
+            .sha256_with_progress(&path, &mut |done, total| {
+                let pct = done * 100 / total.max(1);
+                if last != Some(pct) {
+                    last = Some(pct);
+                    let fraction = pct as f32 / 100.0;
+                    send(JobMsg::HashProgress { row, fraction });
+                }
+            })
+            .map_err(|e| e.to_string())
+    } else {
+        Err(format!("{} is not a file", path.display()))
+    };
+    send(JobMsg::Hashed { row, path, result });
+}
+
 impl Jobs {
     /// The next message of a current job, if one has arrived.
     pub fn try_recv(&mut self) -> Option<JobMsg> {
@@ -146,7 +176,7 @@ impl Jobs {
                     }
                     self.checking = false;
                 }
-                JobMsg::Progress(_) => {}
+                JobMsg::Progress(..) | JobMsg::HashProgress { .. } => {}
             }
             return Some(msg);
         }
@@ -174,7 +204,7 @@ impl Jobs {
             let models = engine::paths::models_dir();
             let cache = engine::models::browse::cache_dir();
             let result = engine::models::browse::fetch(&name, &models, &cache, &mut |line| {
-                send(JobMsg::Progress(format!("{name}: {line}")))
+                send(JobMsg::Progress(format!("{name}: {line}"), None))
             });
             send(JobMsg::Fetched(name, result.map_err(|e| e.to_string())));
         });
@@ -183,14 +213,7 @@ impl Jobs {
     pub fn hash(&mut self, ctx: &egui::Context, row: usize, path: PathBuf) {
         self.hashing += 1;
         spawn(ctx, &self.tx, 0, move |send| {
-            let result = if path.is_file() {
-                ModelManager::default_dirs()
-                    .sha256(&path)
-                    .map_err(|e| e.to_string())
-            } else {
-                Err(format!("{} is not a file", path.display()))
-            };
-            send(JobMsg::Hashed { row, path, result });
+            hash_located(&ModelManager::default_dirs(), row, path, send)
         });
     }
 
@@ -223,5 +246,56 @@ impl Jobs {
             };
             send(JobMsg::Missing(rows));
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// A 10 MiB file is hashed in three reads: the row gets rising fractions ending at 1, then
+    /// the sha256 (`sha256sum` of 10 MiB of zeros); the second time the hash cache answers,
+    /// with no progress.
+    #[test]
+    fn a_located_file_reports_its_hashing_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.safetensors");
+        std::fs::write(&path, vec![0u8; 10 << 20]).unwrap();
+        let manager = ModelManager::new(vec![dir.path().into()], dir.path().join("hashes.json"));
+        let run = || {
+            let msgs = RefCell::new(Vec::new());
+            hash_located(&manager, 3, path.clone(), &|m| msgs.borrow_mut().push(m));
+            msgs.into_inner()
+        };
+        let msgs = run();
+        let fractions: Vec<f32> = msgs
+            .iter()
+            .filter_map(|m| match m {
+                JobMsg::HashProgress { row: 3, fraction } => Some(*fraction),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(fractions.len(), 3, "{fractions:?}");
+        assert!(fractions.windows(2).all(|w| w[0] < w[1]), "{fractions:?}");
+        assert_eq!(fractions.last(), Some(&1.0));
+        const ZEROS_10MIB: &str =
+            "e5b844cc57f57094ea4585e235f36c78c1cd222262bb89d53c94dcb4d6b3e55d";
+        let answer = |msgs: &[JobMsg]| match msgs.last() {
+            Some(JobMsg::Hashed { row: 3, result, .. }) => result.clone(),
+            _ => Err("no answer last".into()),
+        };
+        assert_eq!(answer(&msgs), Ok(ZEROS_10MIB.to_string()));
+        let again = run();
+        assert_eq!(again.len(), 1, "the cache answers without hashing");
+        assert_eq!(answer(&again), Ok(ZEROS_10MIB.to_string()));
+
+        let gone = RefCell::new(Vec::new());
+        hash_located(&manager, 0, dir.path().join("gone"), &|m| {
+            gone.borrow_mut().push(m)
+        });
+        assert!(
+            matches!(&gone.borrow()[..], [JobMsg::Hashed { result: Err(e), .. }] if e.contains("is not a file"))
+        );
     }
 }

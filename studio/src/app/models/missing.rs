@@ -18,8 +18,8 @@ use crate::app::AppCommand;
 pub enum RowState {
     /// Not located yet.
     Missing,
-    /// The located file is being hashed.
-    Hashing,
+    /// The located file is being hashed: the fraction done.
+    Hashing(f32),
     /// The located file's sha256 differs from the reference's: "Use anyway" accepts it.
     Mismatch { path: PathBuf, sha256: String },
     /// Accepted: the graph now names this file. `matched`: its sha256 is the reference's.
@@ -88,8 +88,17 @@ impl MissingDialog {
             r.state = RowState::Error("type or pick a file first".into());
             return None;
         }
-        r.state = RowState::Hashing;
+        r.state = RowState::Hashing(0.0);
         Some(PathBuf::from(p))
+    }
+
+    /// Row `row`'s file is hashed up to `fraction` (ignored once the row has an answer).
+    pub fn hash_progress(&mut self, row: usize, fraction: f32) {
+        if let Some(r) = self.rows.get_mut(row) {
+            if let RowState::Hashing(f) = &mut r.state {
+                *f = fraction.clamp(0.0, 1.0);
+            }
+        }
     }
 
     /// A located file's hash arrived: accepted when it matches, else a mismatch to confirm.
@@ -186,7 +195,7 @@ pub fn missing_ui(dialog: &mut Option<MissingDialog>, ctx: &egui::Context) -> Ve
                         p.display()
                     ));
                 }
-                let editable = !matches!(r.state, RowState::Accepted { .. } | RowState::Hashing);
+                let editable = !matches!(r.state, RowState::Accepted { .. } | RowState::Hashing(_));
                 ui.add_enabled_ui(editable, |ui| {
                     ui.horizontal(|ui| {
                         let label = ui.label("File");
@@ -221,11 +230,12 @@ pub fn missing_ui(dialog: &mut Option<MissingDialog>, ctx: &egui::Context) -> Ve
                 });
                 match &r.state {
                     RowState::Missing => {}
-                    RowState::Hashing => {
-                        ui.horizontal(|ui| {
-                            ui.spinner();
-                            ui.label("hashing…");
-                        });
+                    RowState::Hashing(f) => {
+                        ui.add(
+                            egui::ProgressBar::new(*f)
+                                .desired_width(260.0)
+                                .text(format!("hashing… {:.0}%", f * 100.0)),
+                        );
                     }
                     RowState::Mismatch { path, sha256 } => {
                         ui.colored_label(
@@ -319,5 +329,22 @@ mod tests {
         assert!(d.take_matched().is_empty(), "applied once");
         assert!(d.use_anyway(0).is_none(), "nothing to confirm");
         assert!(d.all_done());
+    }
+
+    #[test]
+    fn hashing_progress_shows_until_the_answer_arrives() {
+        let mut d = dialog("aa11");
+        d.rows[0].path = "/x/a.safetensors".into();
+        d.start_check(0);
+        assert_eq!(d.rows[0].state, RowState::Hashing(0.0));
+        d.hash_progress(0, 0.4);
+        assert_eq!(d.rows[0].state, RowState::Hashing(0.4));
+        d.hash_progress(7, 0.9); // no such row: ignored
+        d.hashed(0, "/x/a.safetensors".into(), Ok("aa11".into()));
+        d.hash_progress(0, 1.0); // a late message does not undo the answer
+        assert!(matches!(
+            d.rows[0].state,
+            RowState::Accepted { matched: true, .. }
+        ));
     }
 }

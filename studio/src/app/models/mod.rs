@@ -111,8 +111,9 @@ pub struct ModelsPanel {
     pub selected: Option<PathBuf>,
     /// The outcome of the last action (ok, text).
     pub message: Option<(bool, String)>,
-    /// What a background job is doing now (hashing a file, fetching), while it runs.
-    pub progress: Option<String>,
+    /// What a background job is doing now (hashing a file, fetching), while it runs, with the
+    /// fraction done when it is known.
+    pub progress: Option<(String, Option<f32>)>,
     /// The missing-models dialog of the last opened graph.
     pub missing: Option<MissingDialog>,
     /// Indices into `entries` that pass the search and filter, and for which (search, filter,
@@ -159,7 +160,12 @@ impl ModelsPanel {
     pub fn poll(&mut self) {
         while let Some(msg) = self.jobs.try_recv() {
             match msg {
-                JobMsg::Progress(p) => self.progress = Some(p),
+                JobMsg::Progress(line, fraction) => self.progress = Some((line, fraction)),
+                JobMsg::HashProgress { row, fraction } => {
+                    if let Some(d) = &mut self.missing {
+                        d.hash_progress(row, fraction);
+                    }
+                }
                 JobMsg::Scanned(Ok(entries)) => {
                     self.progress = None;
                     if let Some(sel) = &self.selected {

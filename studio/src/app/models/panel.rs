@@ -83,11 +83,18 @@ impl ModelsPanel {
                 }
             }
         });
-        if let Some(p) = &self.progress {
-            ui.horizontal(|ui| {
-                ui.spinner();
-                ui.label(p);
-            });
+        if let Some((line, fraction)) = &self.progress {
+            match fraction {
+                Some(f) => {
+                    ui.add(egui::ProgressBar::new(*f).text(line.as_str()));
+                }
+                None => {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label(line);
+                    });
+                }
+            }
         } else if self.scanning() {
             ui.horizontal(|ui| {
                 ui.spinner();
