@@ -201,6 +201,7 @@ impl Flat {
 mod edit;
 mod flatten;
 mod ports;
+mod repoint;
 
 pub use edit::{
     definition_from_recipe, expose_param, make_subgraph, node_param, replace_definition, set_param,
@@ -208,6 +209,7 @@ pub use edit::{
 };
 pub use flatten::flatten;
 pub use ports::{interface, reroute_type};
+pub use repoint::repoint_file_params;
 
 impl Definition {
     /// The content hash: sha256 (lowercase hex) of the canonical compact JSON of the

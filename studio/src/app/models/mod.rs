@@ -295,8 +295,9 @@ impl StudioApp {
         }
     }
 
-    /// Points the graph's nodes naming reference `r` at `path` (its relative name when it lies
-    /// in a model folder), and the reference at the file and its sha256: one undoable edit.
+    /// Points the graph's parameters naming reference `r` at `path` (its relative name when it
+    /// lies in a model folder), inside subgraph definitions too, and the reference at the file
+    /// and its sha256: one undoable edit.
     fn point_graph_at(
         &mut self,
         ctx: &egui::Context,
@@ -307,28 +308,14 @@ impl StudioApp {
         let manager = engine::models::manager::ModelManager::default_dirs();
         let name = manager.relative_name(path);
         let mut doc = self.doc.to_doc(&self.catalogue);
-        let mut changed = 0;
-        for node in doc.nodes.values_mut() {
-            let Some(spec) = self.catalogue.get(&node.kind) else {
-                continue;
-            };
-            for p in spec
-                .params
-                .iter()
-                .filter(|p| p.file.is_some_and(|f| f.is_model()))
-            {
-                let names_ref = node
-                    .params
-                    .get(p.name)
-                    .and_then(|v| v.as_str())
-                    .is_some_and(|v| missing::same_model_name(v, &r.name));
-                if names_ref {
-                    node.params
-                        .insert(p.name.to_string(), ParamValue::Text(name.clone()));
-                    changed += 1;
-                }
-            }
-        }
+        // Top-level nodes, subgraph nodes' exposed parameters and the definitions' nodes.
+        let changed = nodes::subgraph::repoint_file_params(
+            &mut doc,
+            &self.catalogue,
+            |role| role.is_model(),
+            |v| missing::same_model_name(v, &r.name),
+            &name,
+        );
         for m in doc.models.iter_mut().filter(|m| *m == r) {
             m.name = name.clone();
             m.sha256 = sha.to_string();
