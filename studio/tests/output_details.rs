@@ -29,21 +29,6 @@ fn run_outputs(h: &mut H) -> Vec<u64> {
         .collect()
 }
 
-/// Clicks an output's thumbnail in the gallery (once the thumbnails have loaded).
-fn select(h: &mut H, id: u64) {
-    let label = format!("output {id}");
-    for _ in 0..20 {
-        if h.query_by_label(&label).is_some() {
-            break;
-        }
-        h.step();
-    }
-    h.get_by_label(&label).click_accesskit();
-    h.run_steps(3);
-    let selected: Vec<u64> = app(h).gallery.selected.iter().copied().collect();
-    assert_eq!(selected, [id]);
-}
-
 /// Clicks "Copy as A1111 text" and returns what went to the clipboard.
 fn copy_a1111(h: &mut H) -> String {
     h.get_by_label("Copy as A1111 text").click();
@@ -84,13 +69,6 @@ fn asset_pixels(d: &nodes::GraphDoc, source: &str) -> engine::Image {
     engine::codec::decode_image(&bytes, "asset").unwrap()
 }
 
-fn open_send_to(h: &mut H, item: &str) {
-    h.get_by_label("Send to…").click();
-    h.run_steps(2);
-    h.get_by_label(item).click();
-    h.run_steps(3);
-}
-
 #[test]
 fn a_txt2img_outputs_details_copy_as_a1111_and_open_in_inpaint() {
     let model = manifest_dir().join("../tests/fixtures/sd/models/sd15");
@@ -129,7 +107,7 @@ fn a_txt2img_outputs_details_copy_as_a1111_and_open_in_inpaint() {
     let id = new[0];
     let count = |h: &mut H, text: &str| h.query_all_by_label(text).count();
     let (prompts, negatives) = (count(&mut h, prompt), count(&mut h, "blurry, lowres"));
-    select(&mut h, id);
+    common::select_output(&mut h, id);
 
     // The details show the prompt, the negative and the seed.
     h.get_by_label(&format!("Output {id}"));
@@ -174,7 +152,7 @@ fn a_txt2img_outputs_details_copy_as_a1111_and_open_in_inpaint() {
 
     // Send to → an Inpaint recipe over the output, with its model and sampler settings.
     let pixels = output_pixels(&mut h, id);
-    open_send_to(&mut h, "Open in an Inpaint recipe");
+    common::send_to(&mut h, "Open in an Inpaint recipe");
     let d = doc(&mut h);
     assert!(app(&mut h).doc.path.is_none(), "a new untitled document");
     let inpaint = d
@@ -223,7 +201,7 @@ fn use_an_output_as_input_and_compare_two_outputs() {
     let new = run_outputs(&mut h);
     assert_eq!(new.len(), 2, "{new:?}");
     let (a, b) = (new[0], new[1]);
-    select(&mut h, a);
+    common::select_output(&mut h, a);
     let seed = app(&mut h).gallery.details.as_ref().unwrap().seed;
     h.get_by_label(&format!("seed {seed}"));
     h.get_by_label("stamp · Composite");
@@ -236,7 +214,7 @@ fn use_an_output_as_input_and_compare_two_outputs() {
 
     // Use as input: a LoadImage node whose image is the output.
     let before = doc(&mut h);
-    open_send_to(&mut h, "Use as input (embedded)");
+    common::send_to(&mut h, "Use as input (embedded)");
     let after = doc(&mut h);
     let added: Vec<_> = after
         .nodes
@@ -247,7 +225,7 @@ fn use_an_output_as_input_and_compare_two_outputs() {
     let source = added[0].1.params["source"].as_str().unwrap();
     assert_eq!(asset_pixels(&after, source).data, px.data);
     // By path: the output's file.
-    open_send_to(&mut h, "Use as input (by path)");
+    common::send_to(&mut h, "Use as input (by path)");
     let path = app(&mut h).gallery.details.as_ref().unwrap().path.clone();
     let by_path = doc(&mut h);
     assert!(
@@ -279,7 +257,7 @@ fn use_an_output_as_input_and_compare_two_outputs() {
     h.run_steps(2);
 
     // The graph has unsaved changes now: opening an Inpaint recipe asks first.
-    open_send_to(&mut h, "Open in an Inpaint recipe");
+    common::send_to(&mut h, "Open in an Inpaint recipe");
     h.get_by_label("The graph has unsaved changes.");
     assert!(!doc(&mut h).nodes.values().any(|n| n.kind == "Inpaint"));
     h.get_by_label("Discard").click();

@@ -273,8 +273,9 @@ fn paint_a_rectangle_on_a_gallery_output_and_run_the_inpaint_recipe() {
             .expect("the example's output")
             .0
     };
-    app(&mut h).push(studio::app::AppCommand::PaintOnOutput(id));
-    h.run_steps(3);
+    // Through the output's details, as a user does: select it, then Send to → Paint a mask here.
+    common::select_output(&mut h, id);
+    common::send_to(&mut h, "Paint a mask here");
     assert!(matches!(
         app(&mut h).painter.as_ref().map(|p| &p.target),
         Some(PaintTarget::Output { id: o, .. }) if *o == id

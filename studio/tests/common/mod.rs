@@ -105,3 +105,26 @@ pub fn drag(h: &mut H, a: egui::Pos2, b: egui::Pos2, moves: usize) {
     });
     h.run_steps(3);
 }
+
+/// Clicks an output's thumbnail in the gallery (once the thumbnails have loaded).
+pub fn select_output(h: &mut H, id: u64) {
+    let label = format!("output {id}");
+    for _ in 0..20 {
+        if h.query_by_label(&label).is_some() {
+            break;
+        }
+        h.step();
+    }
+    h.get_by_label(&label).click_accesskit();
+    h.run_steps(3);
+    let selected: Vec<u64> = app(h).gallery.selected.iter().copied().collect();
+    assert_eq!(selected, [id]);
+}
+
+/// Opens the selected output's "Send to…" menu and clicks `item`.
+pub fn send_to(h: &mut H, item: &str) {
+    h.get_by_label("Send to…").click();
+    h.run_steps(2);
+    h.get_by_label(item).click();
+    h.run_steps(3);
+}
