@@ -6,7 +6,7 @@
 //! accepts them through `mask.frPyObjects(segm, h, w)`.
 
 use super::manifest::{now_utc, Entry};
-use super::rle::rle_decode;
+use super::rle::{rle_decode, rle_from_string};
 use super::{Out, Prepared};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -65,8 +65,29 @@ pub enum CocoSegmentation {
         /// Alternating run lengths, starting with zeros.
         counts: Vec<u32>,
     },
+    /// Compressed RLE, as pycocotools' `mask.encode` writes it (read only; never written):
+    /// `counts` is the string [`rle_from_string`] decodes.
+    CompressedRle {
+        /// `[height, width]`.
+        size: [u32; 2],
+        counts: String,
+    },
     /// Polygons as flat `[x1, y1, x2, y2, …]` lists (read only; never written).
     Polygons(Vec<Vec<f64>>),
+}
+
+impl CocoSegmentation {
+    /// An RLE segmentation's `[height, width]` and uncompressed counts (a compressed one
+    /// decoded); `None` for polygons.
+    pub fn rle(&self) -> Option<Result<([u32; 2], Vec<u32>), String>> {
+        match self {
+            CocoSegmentation::Rle { size, counts } => Some(Ok((*size, counts.clone()))),
+            CocoSegmentation::CompressedRle { size, counts } => {
+                Some(rle_from_string(counts).map(|c| (*size, c)))
+            }
+            CocoSegmentation::Polygons(_) => None,
+        }
+    }
 }
 
 /// An entry of `annotations`.
@@ -89,12 +110,16 @@ pub struct CocoAnnotation {
 }
 
 impl CocoAnnotation {
-    /// Decodes an RLE segmentation to a row-major mask of `size[1] x size[0]` pixels.
+    /// Decodes an RLE segmentation (uncompressed or compressed) to a row-major mask of
+    /// `size[1] x size[0]` pixels.
     /// Polygon segmentations are not rasterised and give an error.
     pub fn mask(&self) -> Result<Vec<bool>, String> {
-        match &self.segmentation {
-            CocoSegmentation::Rle { size, counts } => rle_decode(counts, size[1], size[0]),
-            CocoSegmentation::Polygons(_) => Err(format!(
+        match self.segmentation.rle() {
+            Some(rle) => {
+                let ([h, w], counts) = rle.map_err(|e| format!("annotation {}: {e}", self.id))?;
+                rle_decode(&counts, w, h)
+            }
+            None => Err(format!(
                 "annotation {}: polygon segmentation is not decoded to a mask",
                 self.id
             )),
@@ -181,7 +206,7 @@ pub(crate) fn write(
 /// equal to the image size and counts summing to `width * height`, and `bbox`/`area`
 /// equal to those of the decoded mask (polygons: bbox encloses the points).
 ///
-/// Compressed RLE (string `counts`) is not supported and is reported as a parse error.
+/// Compressed RLE (string `counts`, as pycocotools writes it) is read as well.
 pub fn read_coco(dir: &Path) -> Result<CocoDataset, String> {
     let path = dir.join("annotations.json");
     let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -243,14 +268,15 @@ fn validate(ds: &CocoDataset, dir: &Path) -> Result<(), String> {
             return Err(ctx(format!("bad area {}", a.area)));
         }
         let (w, h) = (img.width, img.height);
-        match &a.segmentation {
-            CocoSegmentation::Rle { size, counts } => {
-                if *size != [h, w] {
+        match (a.segmentation.rle(), &a.segmentation) {
+            (Some(rle), _) => {
+                let (size, counts) = rle.map_err(&ctx)?;
+                if size != [h, w] {
                     return Err(ctx(format!(
                         "RLE size {size:?} differs from image size [{h}, {w}]"
                     )));
                 }
-                let mask = rle_decode(counts, w, h).map_err(&ctx)?;
+                let mask = rle_decode(&counts, w, h).map_err(&ctx)?;
                 let (area, bbox) = mask_stats(&mask, w);
                 if area == 0 {
                     return Err(ctx("empty segmentation".to_string()));
@@ -265,7 +291,7 @@ fn validate(ds: &CocoDataset, dir: &Path) -> Result<(), String> {
                     return Err(ctx(format!("bbox {:?} but the mask's is {bbox:?}", a.bbox)));
                 }
             }
-            CocoSegmentation::Polygons(polys) => {
+            (None, CocoSegmentation::Polygons(polys)) => {
                 if polys.is_empty() {
                     return Err(ctx("empty polygon list".to_string()));
                 }
@@ -289,6 +315,8 @@ fn validate(ds: &CocoDataset, dir: &Path) -> Result<(), String> {
                     return Err(ctx(format!("area {} exceeds bbox area", a.area)));
                 }
             }
+            // `rle()` is `None` only for polygons.
+            (None, _) => {}
         }
         if bx + bw > f64::from(w) + 1e-6 || by + bh > f64::from(h) + 1e-6 {
             return Err(ctx(format!("bbox {:?} outside the {w}x{h} image", a.bbox)));

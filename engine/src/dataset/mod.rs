@@ -38,7 +38,9 @@
 //!   in COCO's column-major (Fortran) order, starting with the count of zeros
 //!   ([`rle_encode`], [`rle_decode`]), so masks stay pixel-exact even with holes.
 //!   `pycocotools` reads these with `iscrowd: 0` through `mask.frPyObjects(segm, h, w)`
-//!   (which `COCO.annToRLE` and detectron2's loader call for list counts).
+//!   (which `COCO.annToRLE` and detectron2's loader call for list counts). Reading
+//!   ([`read_coco`]) also takes pycocotools' **compressed** RLE (string `counts`,
+//!   [`rle_from_string`]), which other tools write.
 //! * YOLO polygons run through the **centres of the region's boundary pixels**, holes
 //!   joined by zero-width bridges, so that Ultralytics' `polygons2masks` (`cv2.fillPoly`
 //!   at the image's size) gives back exactly the region (the rule and why:
@@ -79,7 +81,7 @@ pub use components::components;
 pub(crate) use components::label_components;
 pub use contours::outer_contour;
 pub use polygons::rasterize_like_fillpoly;
-pub use rle::{rle_decode, rle_encode};
+pub use rle::{rle_decode, rle_encode, rle_from_string, rle_to_string};
 pub use split::Split;
 
 use std::collections::HashSet;

@@ -48,6 +48,86 @@ pub fn rle_decode(counts: &[u32], width: u32, height: u32) -> Result<Vec<bool>, 
     Ok(mask)
 }
 
+/// Decodes COCO **compressed** RLE `counts` (the string pycocotools' `mask.encode` returns,
+/// as CVAT, Detectron2 and COCO's crowd and stuff annotations store it) into uncompressed
+/// counts. As pycocotools' `rleFrString`: each count is a little-endian run of 5-bit groups in
+/// characters `'0' + (group | 0x20 if more follow)`, the last group's bit 0x10 its sign, and
+/// every count from the fourth on is stored as its difference to the count two before.
+///
+/// Fails, naming the position, on a character outside `'0'..='o'`, a count that ends
+/// mid-character run, is negative or does not fit 32 bits.
+pub fn rle_from_string(s: &str) -> Result<Vec<u32>, String> {
+    let bytes = s.as_bytes();
+    let mut counts: Vec<u32> = Vec::new();
+    let mut p = 0;
+    while p < bytes.len() {
+        let start = p;
+        let (mut x, mut k, mut more) = (0i64, 0u32, true);
+        while more {
+            let Some(&b) = bytes.get(p) else {
+                return Err(format!(
+                    "compressed RLE: count {} (from character {start}) is cut off",
+                    counts.len()
+                ));
+            };
+            let c = i64::from(b) - 48;
+            if !(0..64).contains(&c) {
+                return Err(format!(
+                    "compressed RLE: character {p} ({:?}) is not one of '0'..='o'",
+                    char::from(b)
+                ));
+            }
+            if k >= 12 {
+                return Err(format!(
+                    "compressed RLE: count {} (from character {start}) is too long",
+                    counts.len()
+                ));
+            }
+            x |= (c & 0x1f) << (5 * k);
+            more = c & 0x20 != 0;
+            p += 1;
+            k += 1;
+            if !more && c & 0x10 != 0 {
+                x |= -1i64 << (5 * k);
+            }
+        }
+        let m = counts.len();
+        if m > 2 {
+            x += i64::from(counts[m - 2]);
+        }
+        let count = u32::try_from(x).map_err(|_| {
+            format!("compressed RLE: count {m} (from character {start}) is {x}, not a run length")
+        })?;
+        counts.push(count);
+    }
+    Ok(counts)
+}
+
+/// Encodes uncompressed counts as a COCO compressed RLE string, as pycocotools'
+/// `rleToString` does (the inverse of [`rle_from_string`]).
+pub fn rle_to_string(counts: &[u32]) -> String {
+    let mut s = String::new();
+    for (i, &c) in counts.iter().enumerate() {
+        let mut x = i64::from(c);
+        if i > 2 {
+            x -= i64::from(counts[i - 2]);
+        }
+        loop {
+            let mut c = (x & 0x1f) as u8;
+            x >>= 5;
+            let more = if c & 0x10 != 0 { x != -1 } else { x != 0 };
+            if more {
+                c |= 0x20;
+            }
+            s.push(char::from(c + 48));
+            if !more {
+                break;
+            }
+        }
+    }
+    s
+}
+
 /// Builds RLE counts from runs of values appended in column-major order.
 struct RunBuilder {
     counts: Vec<u32>,

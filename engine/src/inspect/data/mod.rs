@@ -58,7 +58,8 @@ impl Layout {
 /// A defect region given as a shape instead of a mask file (COCO and YOLO).
 #[derive(Clone, Debug, PartialEq)]
 pub enum MaskShape {
-    /// COCO uncompressed RLE (column-major, zeros first) of a `width` × `height` mask.
+    /// COCO RLE counts (column-major, zeros first; a compressed string is decoded on reading)
+    /// of a `width` × `height` mask.
     Rle {
         width: u32,
         height: u32,

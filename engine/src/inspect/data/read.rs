@@ -268,13 +268,15 @@ fn coco_read(root: &Path) -> Result<(CocoShapes, HashMap<u64, String>)> {
         let Some((_, shapes)) = out.get_mut(&a.image_id) else {
             continue;
         };
-        match &a.segmentation {
-            CocoSegmentation::Rle { size, counts } => shapes.push(MaskShape::Rle {
-                width: size[1],
-                height: size[0],
-                counts: counts.clone(),
+        match (a.segmentation.rle(), &a.segmentation) {
+            // `read_coco` has decoded every RLE already, so this cannot fail here.
+            (Some(Ok(([height, width], counts))), _) => shapes.push(MaskShape::Rle {
+                width,
+                height,
+                counts,
             }),
-            CocoSegmentation::Polygons(polys) => {
+            (Some(Err(e)), _) => return Err(err(format!("annotation {}: {e}", a.id))),
+            (None, CocoSegmentation::Polygons(polys)) => {
                 for p in polys {
                     let pts = p
                         .chunks_exact(2)
@@ -283,6 +285,7 @@ fn coco_read(root: &Path) -> Result<(CocoShapes, HashMap<u64, String>)> {
                     shapes.push(MaskShape::Polygon(pts));
                 }
             }
+            (None, _) => {}
         }
         let cat = cats.get(&a.category_id).copied().unwrap_or("defect");
         let best = largest.entry(a.image_id).or_insert((-1.0, String::new()));
