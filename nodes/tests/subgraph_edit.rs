@@ -306,3 +306,83 @@ fn node_param_and_flat_targets_see_through_subgraph_nodes() {
         ]
     );
 }
+
+/// The flattened graph's nodes and links: what runs, which renaming an exposed name must not
+/// change.
+fn runs_as(doc: &GraphDoc, cat: &Catalogue) -> (String, String) {
+    let flat = subgraph::flatten(doc, cat).unwrap();
+    (
+        serde_json::to_string(&flat.doc.nodes).unwrap(),
+        serde_json::to_string(&flat.doc.links).unwrap(),
+    )
+}
+
+/// Renaming an exposed input, output and parameter of the inner "scratch block" renames the
+/// enclosing definition's link into its instance, its exposed output's source, its exposed
+/// parameter's target and the value set on the instance; renaming the outer block's parameter
+/// renames the top-level instance's value. The graph runs exactly as before.
+#[test]
+fn renamed_exposed_names_follow_to_every_instance() {
+    let cat = Catalogue::builtin();
+    let (mut doc, outer_hash, inner_hash) = nested();
+    let before = runs_as(&doc, &cat);
+    let mut inner = doc.definitions[&inner_hash].clone();
+    inner.inputs[0].name = "surface".into();
+    inner.outputs[1].name = "defect_mask".into();
+    inner.params[0].name = "scratch_depth".into();
+    subgraph::replace_definition(&mut doc, &inner_hash, inner).unwrap();
+    nodes::validate(&doc, &cat).unwrap();
+    let top = doc.nodes["outer"].subgraph.as_ref().unwrap().hash.clone();
+    assert_ne!(top, outer_hash);
+    let outer = &doc.definitions[&top];
+    assert_eq!(
+        outer.links,
+        vec![link("bg", "image", "scratch-block", "surface")]
+    );
+    assert_eq!(outer.outputs[1].from, pr("scratch-block", "defect_mask"));
+    assert_eq!(
+        outer.params[0].targets,
+        vec![pr("scratch-block", "scratch_depth")]
+    );
+    let sb = &outer.nodes["scratch-block"].params;
+    assert_eq!(sb.keys().collect::<Vec<_>>(), ["scratch_depth"]);
+    assert_eq!(runs_as(&doc, &cat), before);
+
+    let mut outer = doc.definitions[&top].clone();
+    outer.params[0].name = "d".into();
+    subgraph::replace_definition(&mut doc, &top, outer).unwrap();
+    assert_eq!(
+        doc.nodes["outer"].params.get("d"),
+        Some(&ParamValue::Float(0.4))
+    );
+    assert!(!doc.nodes["outer"].params.contains_key("depth"));
+    nodes::validate(&doc, &cat).unwrap();
+    assert_eq!(runs_as(&doc, &cat), before);
+}
+
+/// Two outputs swapping names swap where the links go, so each link still reads the same inner
+/// output; adding an output is not a rename.
+#[test]
+fn swapped_output_names_keep_every_link_on_its_source() {
+    let cat = Catalogue::builtin();
+    let (mut doc, _, inner_hash) = nested();
+    let before = runs_as(&doc, &cat);
+    let mut inner = doc.definitions[&inner_hash].clone();
+    inner.outputs[0].name = "mask".into();
+    inner.outputs[1].name = "image".into();
+    let h = subgraph::replace_definition(&mut doc, &inner_hash, inner).unwrap();
+    let top = doc.nodes["outer"].subgraph.as_ref().unwrap().hash.clone();
+    let outer = &doc.definitions[&top];
+    assert_eq!(outer.outputs[0].from, pr("scratch-block", "mask"));
+    assert_eq!(outer.outputs[1].from, pr("scratch-block", "image"));
+    assert_eq!(runs_as(&doc, &cat), before);
+
+    let mut more = doc.definitions[&h].clone();
+    more.outputs.push(nodes::subgraph::ExposedOutput {
+        name: "extra".into(),
+        from: pr("crack", "image"),
+        doc: String::new(),
+    });
+    subgraph::replace_definition(&mut doc, &h, more).unwrap();
+    assert_eq!(runs_as(&doc, &cat), before);
+}

@@ -176,19 +176,21 @@ pub fn make_subgraph(
 }
 
 /// Replaces definition `old_hash` with `new`, re-keys it under its new hash, updates every
-/// subgraph node that referred to it (at any depth) and, since that changes the enclosing
-/// definitions, re-keys those too. Definitions nothing refers to any more are removed. Returns
+/// subgraph node that referred to it (at any depth; links, values and exposed targets follow
+/// renamed exposed ports and parameters) and, since that changes the enclosing definitions,
+/// re-keys those too. Definitions nothing refers to any more are removed. Returns
 /// the new hash.
 pub fn replace_definition(
     doc: &mut GraphDoc,
     old_hash: &str,
     new: Definition,
 ) -> Result<String, NodesError> {
-    if !doc.definitions.contains_key(old_hash) {
+    let Some(old) = doc.definitions.get(old_hash).cloned() else {
         return Err(fail(format!(
             "definition {old_hash} is not in the graph, so it cannot be replaced"
         )));
-    }
+    };
+    super::rename::follow_renames(doc, old_hash, &old, &new);
     let new_hash = new.hash();
     doc.definitions.remove(old_hash);
     doc.definitions.insert(new_hash.clone(), new);

@@ -201,6 +201,7 @@ impl Flat {
 mod edit;
 mod flatten;
 mod ports;
+mod rename;
 mod repoint;
 
 pub use edit::{
