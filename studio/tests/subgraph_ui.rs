@@ -11,6 +11,7 @@ use egui_kittest::kittest::Queryable;
 use nodes::subgraph::SUBGRAPH_KIND;
 use nodes::ParamValue;
 use studio::app::editor::EditorCommand;
+use studio::app::editor::NodeRunState;
 use studio::app::{AppCommand, RunState};
 
 /// The one definition of the document, with its hash.
@@ -182,4 +183,43 @@ fn ungroup_inlines_the_instance_again() {
         l
     };
     assert_eq!(sorted(&after), sorted(&before));
+}
+
+/// "Run to here" on a node inside an open subgraph runs that node (the run names it by its
+/// path in the flattened graph), and the canvas and the inspector show its state and outputs;
+/// the sink outside the subgraph does not run.
+#[test]
+fn run_to_here_inside_a_subgraph() {
+    let mut h = settled();
+    let ctx = h.ctx.clone();
+    app(&mut h).apply(
+        &ctx,
+        AppCommand::Editor(EditorCommand::MakeSubgraph(vec![
+            "mark".into(),
+            "stamp".into(),
+        ])),
+    );
+    h.run_steps(3);
+    h.get_by_label("Open subgraph").click();
+    h.run_steps(3);
+    let sub_id = app(&mut h).doc.path()[0].clone();
+    h.get_by_label("Composite").click_accesskit();
+    h.run_steps(3);
+    let outputs = app(&mut h).gallery.outputs.len();
+    click_and_wait_for_run(&mut h, "▶ Run to here");
+    let flat = format!("{sub_id}{}stamp", nodes::subgraph::PATH_SEP);
+    assert_eq!(app(&mut h).doc.flat_id("stamp"), flat);
+    let a = app(&mut h);
+    assert!(
+        matches!(
+            a.states.get(&flat),
+            Some(NodeRunState::Done { .. } | NodeRunState::Cached)
+        ),
+        "{:?}",
+        a.states
+    );
+    assert!(!a.states.contains_key("save"), "only what stamp needs ran");
+    assert_eq!(a.gallery.outputs.len(), outputs, "nothing was saved");
+    // The inspector shows the inner node's last output.
+    h.get_by_label_contains("image (");
 }

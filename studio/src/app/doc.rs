@@ -317,6 +317,13 @@ impl EditorDoc {
             .unwrap_or_default()
     }
 
+    /// The id a run gives node `id` of the current view: its path through the open subgraphs
+    /// (`outer/inner/id`, as the flattened graph names it), or `id` at the top level.
+    pub fn flat_id(&self, id: &str) -> String {
+        let prefix = self.path().join(nodes::subgraph::PATH_SEP);
+        nodes::subgraph::join_path(&prefix, id)
+    }
+
     /// Opens subgraph node `id` of the current view.
     pub fn enter(&mut self, id: &str, catalogue: &Catalogue) -> bool {
         let doc = self.to_doc(catalogue);

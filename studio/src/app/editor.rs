@@ -98,12 +98,26 @@ pub struct GraphViewer<'a> {
     pub look_at: Option<Pos2>,
     /// The canvas shows an open subgraph: parameters can be exposed.
     pub in_subgraph: bool,
+    /// The open subgraph's path in the flattened graph (`outer/inner`), which prefixes the
+    /// run states of the nodes shown; empty at the top level.
+    pub scope_prefix: String,
     /// What each node's header and port names took when last drawn with widgets (kept across
     /// frames by the caller: see [`lod`]).
     pub sizes: lod::Sizes,
 }
 
 impl<'a> GraphViewer<'a> {
+    /// The last run's state of node `id` of the view (inside a subgraph, of its flattened path).
+    fn state_of(&self, id: &str) -> &'a NodeRunState {
+        let state = if self.scope_prefix.is_empty() {
+            self.states.get(id)
+        } else {
+            let flat = nodes::subgraph::join_path(&self.scope_prefix, id);
+            self.states.get(&flat)
+        };
+        state.unwrap_or(&NodeRunState::Idle)
+    }
+
     /// A viewer with nothing to fit, cull or draw behind the nodes.
     pub fn new(
         catalogue: &'a Catalogue,
@@ -127,6 +141,7 @@ impl<'a> GraphViewer<'a> {
             last_rects: None,
             look_at: None,
             in_subgraph: false,
+            scope_prefix: String::new(),
             sizes: lod::Sizes::default(),
         }
     }
@@ -277,7 +292,7 @@ impl SnarlViewer<EditorNode> for GraphViewer<'_> {
             }
             return;
         }
-        let state = self.states.get(&n.id).unwrap_or(&NodeRunState::Idle);
+        let state = self.state_of(&n.id);
         // Progress and errors are always shown with widgets.
         let busy = matches!(state, NodeRunState::Running { .. } | NodeRunState::Error(_));
         let known = self.sizes.get(&n.id).and_then(|s| s.header);

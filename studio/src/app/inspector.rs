@@ -60,7 +60,8 @@ pub struct Inspector {
     pub presets: HashMap<String, Vec<(String, serde_json::Value)>>,
 }
 
-/// The inspector panel for document node `node_id`.
+/// The inspector panel for document node `node_id`, with its last outputs and status line
+/// (`outputs` and `statuses` are keyed as runs name nodes: [`EditorDoc::flat_id`]).
 pub fn inspector_ui(
     ui: &mut egui::Ui,
     insp: &mut Inspector,
@@ -68,9 +69,11 @@ pub fn inspector_ui(
     node_id: &str,
     catalogue: &Catalogue,
     outputs: &HashMap<String, Arc<Outputs>>,
-    status: Option<&str>,
+    statuses: &HashMap<String, String>,
 ) -> Vec<AppCommand> {
     let mut cmds = Vec::new();
+    // Runs name a node inside an open subgraph by its flattened path.
+    let run_id = doc.flat_id(node_id);
     let Some(nid) = doc.find(node_id) else {
         ui.label("Select a node to inspect it.");
         return cmds;
@@ -118,7 +121,7 @@ pub fn inspector_ui(
     };
     ui.heading(title);
     ui.label(egui::RichText::new(about).weak());
-    if let Some(s) = status {
+    if let Some(s) = statuses.get(&run_id) {
         ui.label(egui::RichText::new(s).color(egui::Color32::from_rgb(150, 200, 255)));
     }
     if node.subgraph.is_some() {
@@ -260,12 +263,12 @@ pub fn inspector_ui(
             .logarithmic(true)
             .text("zoom"),
     );
-    match outputs.get(&node.id) {
+    match outputs.get(&run_id) {
         None => {
             ui.label(egui::RichText::new("not run yet").weak());
         }
         Some(outs) => {
-            let id = node.id.clone();
+            let id = run_id.clone();
             egui::ScrollArea::both()
                 .id_salt("inspector-outputs")
                 .max_height(ui.available_height())

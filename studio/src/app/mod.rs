@@ -317,7 +317,7 @@ impl StudioApp {
             }
             egui::Panel::right("inspector").default_size(340.0).show(root, |ui| {
                 egui::ScrollArea::vertical().id_salt("inspector-scroll").show(ui, |ui| match &node_id {
-                    Some(id) => cmds.extend(inspector::inspector_ui(ui, &mut self.inspector, &mut self.doc, id, &self.catalogue, &self.outputs, self.statuses.get(id).map(String::as_str))),
+                    Some(id) => cmds.extend(inspector::inspector_ui(ui, &mut self.inspector, &mut self.doc, id, &self.catalogue, &self.outputs, &self.statuses)),
                     None => {
                         ui.heading("Inspector");
                         ui.label("Select a node to see all its parameters, its last outputs and its presets.");
@@ -455,6 +455,7 @@ impl StudioApp {
         viewer.last_rects = Some(&self.canvas.rects);
         viewer.look_at = self.canvas.look_at.take();
         viewer.in_subgraph = self.doc.scope.is_some();
+        viewer.scope_prefix = self.doc.path().join(nodes::subgraph::PATH_SEP);
         viewer.sizes = std::mem::take(&mut self.canvas.sizes);
         viewer.sizes.follow(self.doc.generation());
         let style = SnarlStyle::new();

@@ -120,7 +120,8 @@ impl StudioApp {
             shard: None,
             out_dir: self.out_dir(),
             store_path: engine::paths::store_path(),
-            targets: to_node.map(|n| vec![n]),
+            // Inside an open subgraph, the node's path in the flattened graph.
+            targets: to_node.map(|n| vec![self.doc.flat_id(&n)]),
             graph_path: self.doc.path.clone(),
             embed_assets: false,
             device: self.run_device.clone(),

@@ -57,10 +57,15 @@ pub fn doc(h: &mut H) -> nodes::GraphDoc {
 /// Presses ▶ Run and waits (at most 300 s) for the run it starts to succeed, then lets the
 /// window settle; returns the run's index in `app.runs`. A failed run fails the test.
 pub fn run_and_wait(h: &mut H) -> usize {
+    click_and_wait_for_run(h, "▶ Run")
+}
+
+/// Clicks the button labelled `label` (▶ Run, ▶ Run to here) and waits as [`run_and_wait`].
+pub fn click_and_wait_for_run(h: &mut H, label: &str) -> usize {
     use std::time::{Duration, Instant};
     use studio::app::RunState;
     let index = app(h).runs.len();
-    h.get_by_label("▶ Run").click();
+    h.get_by_label(label).click();
     let start = Instant::now();
     loop {
         h.step();
