@@ -21,6 +21,19 @@ fn definition(d: &nodes::GraphDoc) -> (String, nodes::subgraph::Definition) {
     (k.clone(), v.clone())
 }
 
+/// The example's `mark` and `stamp` nodes become one subgraph node.
+fn make_mark_stamp_subgraph(h: &mut H) {
+    let ctx = h.ctx.clone();
+    app(h).apply(
+        &ctx,
+        AppCommand::Editor(EditorCommand::MakeSubgraph(vec![
+            "mark".into(),
+            "stamp".into(),
+        ])),
+    );
+    h.run_steps(3);
+}
+
 fn menu(h: &mut H, top: &str, item: &str) {
     h.get_by_label(top).click();
     h.run_steps(2);
@@ -34,15 +47,7 @@ fn make_a_subgraph_expose_a_parameter_edit_inside_undo_redo_and_run() {
     let catalogue = nodes::Catalogue::builtin();
     let before = doc(&mut h);
     // Two nodes of the example become one subgraph node.
-    let ctx = h.ctx.clone();
-    app(&mut h).apply(
-        &ctx,
-        AppCommand::Editor(EditorCommand::MakeSubgraph(vec![
-            "mark".into(),
-            "stamp".into(),
-        ])),
-    );
-    h.run_steps(3);
+    make_mark_stamp_subgraph(&mut h);
     let made = doc(&mut h);
     nodes::validate(&made, &catalogue).unwrap();
     let (h_made, def) = definition(&made);
@@ -155,15 +160,7 @@ fn make_a_subgraph_expose_a_parameter_edit_inside_undo_redo_and_run() {
 fn ungroup_inlines_the_instance_again() {
     let mut h = settled();
     let before = doc(&mut h);
-    let ctx = h.ctx.clone();
-    app(&mut h).apply(
-        &ctx,
-        AppCommand::Editor(EditorCommand::MakeSubgraph(vec![
-            "mark".into(),
-            "stamp".into(),
-        ])),
-    );
-    h.run_steps(3);
+    make_mark_stamp_subgraph(&mut h);
     h.get_by_label("Ungroup").click();
     h.run_steps(3);
     let after = doc(&mut h);
@@ -191,15 +188,7 @@ fn ungroup_inlines_the_instance_again() {
 #[test]
 fn run_to_here_inside_a_subgraph() {
     let mut h = settled();
-    let ctx = h.ctx.clone();
-    app(&mut h).apply(
-        &ctx,
-        AppCommand::Editor(EditorCommand::MakeSubgraph(vec![
-            "mark".into(),
-            "stamp".into(),
-        ])),
-    );
-    h.run_steps(3);
+    make_mark_stamp_subgraph(&mut h);
     h.get_by_label("Open subgraph").click();
     h.run_steps(3);
     let sub_id = app(&mut h).doc.path()[0].clone();
