@@ -1,4 +1,5 @@
-//! ISNet's unit tests: resampling and the fused 3×3 convolution against direct computations and candle, and the load and preprocessing errors.
+//! ISNet's unit tests: resampling and the fused 3×3 convolution against direct computations
+//! and candle, and the load and preprocessing errors.
 
 use super::*;
 use std::collections::HashMap;
