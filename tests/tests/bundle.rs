@@ -374,3 +374,96 @@ fn library_references_travel_as_definitions() {
     ]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
+
+/// Image and mask files a recipe names by path — at the top level (twice) and inside a
+/// subgraph — travel in the bundle as assets: the imported recipe names them by hash and runs
+/// on a machine that never had the files, with the same pixels. A folder stays a path, said.
+#[test]
+fn input_files_travel_in_the_bundle() {
+    let a = Env::new();
+    let photo =
+        image::RgbImage::from_fn(10, 7, |x, y| image::Rgb([x as u8 * 20, y as u8 * 30, 90]));
+    photo.save(a.dir.path().join("photo.png")).unwrap();
+    std::fs::create_dir_all(a.dir.path().join("masks")).unwrap();
+    let mask = image::GrayImage::from_fn(10, 7, |x, y| {
+        image::Luma([if x > 4 && y < 3 { 255 } else { 0 }])
+    });
+    mask.save(a.dir.path().join("masks/m.png")).unwrap();
+    std::fs::create_dir_all(a.dir.path().join("frames")).unwrap();
+    let def: nodes::subgraph::Definition = serde_json::from_str(
+        r#"{"name": "mask block",
+            "nodes": {"m": {"kind": "LoadMask", "version": 1, "params": {"source": "masks/m.png"}}},
+            "outputs": [{"name": "mask", "from": ["m", "mask"]}]}"#,
+    )
+    .unwrap();
+    let hash = def.hash();
+    let graph = a.write(
+        "inputs.json",
+        &format!(
+            r#"{{"format": "defect-studio/graph", "version": 2,
+            "nodes": {{
+              "photo": {{"kind": "LoadImage", "version": 1, "params": {{"source": "photo.png"}}}},
+              "again": {{"kind": "LoadImage", "version": 1, "params": {{"source": "photo.png"}}}},
+              "batch": {{"kind": "LoadImage", "version": 1, "params": {{"source": "frames"}}}},
+              "mb": {{"kind": "Subgraph", "version": 1, "subgraph": {{"hash": "{hash}", "name": "mask block"}}}},
+              "keep": {{"kind": "SaveImage", "version": 1, "params": {{"filename": "kept.png"}}}}
+            }},
+            "links": [
+              {{"from": ["photo", "image"], "to": ["keep", "image"]}},
+              {{"from": ["mb", "mask"], "to": ["keep", "mask"]}}
+            ],
+            "definitions": {{"{hash}": {def}}}}}"#,
+            def = serde_json::to_string(&def).unwrap()
+        ),
+    );
+    let bundle = a.dir.path().join("inputs.dsbundle");
+    let o = a.run(&[
+        "recipes",
+        "export",
+        graph.to_str().unwrap(),
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("2 asset(s) packed"), "{}", stdout(&o));
+    let warned = stderr(&o);
+    assert!(
+        warned.contains("batch.source") && warned.contains("folder"),
+        "{warned}"
+    );
+    assert!(
+        !warned.contains("photo.png") && !warned.contains("m.png"),
+        "{warned}"
+    );
+
+    // A machine without the files: the recipe names them by hash and runs.
+    let b = Env::new();
+    let o = b.run(&["recipes", "import", bundle.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("2 asset(s) written"), "{}", stdout(&o));
+    let recipe = b.home().join("recipes/inputs.json");
+    let doc = nodes::GraphDoc::from_json(&std::fs::read_to_string(&recipe).unwrap()).unwrap();
+    let source = |n: &nodes::NodeDoc| n.params["source"].as_str().unwrap().to_string();
+    let photo_ref = source(&doc.nodes["photo"]);
+    assert!(photo_ref.starts_with("asset:"), "{photo_ref}");
+    assert_eq!(
+        source(&doc.nodes["again"]),
+        photo_ref,
+        "one asset for both uses"
+    );
+    assert_eq!(source(&doc.nodes["batch"]), "frames");
+    let inner = doc.definitions.values().next().unwrap();
+    assert!(source(&inner.nodes["m"]).starts_with("asset:"));
+    // The instance names the re-keyed definition.
+    let mb = doc.nodes["mb"].subgraph.as_ref().unwrap();
+    assert!(doc.definitions.contains_key(&mb.hash));
+
+    // `batch` (a folder here) is not needed by the save: drop it to run on this machine.
+    let o = run_recipe(&b, "inputs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let saved = saved_paths(&o);
+    let kept = saved.iter().find(|p| p.ends_with("kept.png")).unwrap();
+    assert_eq!(image::open(kept).unwrap().to_rgb8(), photo);
+    let kept_mask = kept.with_file_name("kept_mask.png");
+    assert_eq!(image::open(&kept_mask).unwrap().to_luma8(), mask);
+}

@@ -4,7 +4,8 @@
 //! - `recipe.json`: the graph, with its subgraph definitions (library references resolved) and
 //!   its inline assets;
 //! - `assets/<sha256>`: the external assets it refers to (large inputs kept in the data
-//!   folder's `assets/`);
+//!   folder's `assets/`, and the image and mask files it names by path, which export turns into
+//!   assets);
 //! - `models.json`: the model manifest ([`super::manifest`]): every model it needs, with sha256,
 //!   AutoV2, architecture, size and where it came from. Models themselves are never packed.
 //!
@@ -151,10 +152,15 @@ pub fn export_bundle(
     super::resolve_from_library(&mut doc)?;
     super::check_valid(&doc, name)?;
     let (models, mut warnings) = manifest::collect(&doc, base_dir)?;
-    warnings.extend(input_warnings(&doc));
-    let mut assets = Vec::new();
+    let (mut assets, input_warnings) = pack_inputs(&mut doc, base_dir);
+    warnings.extend(input_warnings);
     let dir = crate::paths::assets_dir();
-    for (sha, asset) in doc.assets.iter().filter(|(_, a)| a.external) {
+    let packed: Vec<String> = assets.iter().map(|(sha, _)| sha.clone()).collect();
+    for (sha, asset) in doc
+        .assets
+        .iter()
+        .filter(|(sha, a)| a.external && !packed.iter().any(|p| p.eq_ignore_ascii_case(sha)))
+    {
         let path = dir.join(sha);
         match crate::paths::read_regular_file(&path, crate::paths::MAX_INPUT_FILE_BYTES) {
             Ok(bytes) if crate::hashing::sha256_hex(&bytes).eq_ignore_ascii_case(sha) => {
@@ -225,20 +231,78 @@ fn pretty<T: Serialize>(v: &T) -> Vec<u8> {
     b
 }
 
-/// Inputs (images, masks, folders, config folders) named by a path: the bundle does not carry
-/// them.
-fn input_warnings(doc: &GraphDoc) -> Vec<String> {
+/// Input files (images and masks named by a path, at any depth) travel in the bundle: each
+/// becomes an external asset (`assets/<sha256>`) and the recipe names it `asset:<sha256>`, so
+/// it runs on the importing machine as it ran here. What cannot travel stays a path with a
+/// warning: folders (a batch's items, a diffusers config) and files that are missing, not
+/// images or over the input-file limit. Returns the packed (sha256, bytes) and the warnings.
+fn pack_inputs(doc: &mut GraphDoc, base_dir: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
     let catalogue = Catalogue::builtin();
-    manifest::file_params(doc, &catalogue, |r: FileRole| !r.is_model())
-        .into_iter()
-        .map(|(used_by, role, value)| {
+    let mut packed: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut warnings = Vec::new();
+    let mut done: Vec<(FileRole, String)> = Vec::new();
+    for (used_by, role, value) in manifest::file_params(doc, &catalogue, |r| !r.is_model()) {
+        if done.contains(&(role, value.clone())) {
+            continue;
+        }
+        let not_packed = |why: String| {
             format!(
-                "{used_by}: the {} \"{}\" is a path on this machine and is not in the bundle",
+                "{used_by}: the {} \"{}\" is a path on this machine and is not in the bundle \
+                 ({why})",
                 role.noun(),
                 nodes::clip(&value)
             )
-        })
-        .collect()
+        };
+        if !matches!(role, FileRole::Image | FileRole::Mask) {
+            warnings.push(not_packed("a folder".into()));
+            continue;
+        }
+        let path = match crate::files::locate(role, &value, base_dir) {
+            Ok(p) if p.is_dir() => {
+                warnings.push(not_packed("a folder of work items".into()));
+                continue;
+            }
+            Ok(p) => p,
+            Err(e) => {
+                warnings.push(not_packed(e));
+                continue;
+            }
+        };
+        let bytes = match crate::paths::read_input_file(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                warnings.push(not_packed(format!("{}: {e}", path.display())));
+                continue;
+            }
+        };
+        let Ok(format) = image::guess_format(&bytes) else {
+            warnings.push(not_packed(format!("{} is not an image", path.display())));
+            continue;
+        };
+        let sha = crate::hashing::sha256_hex(&bytes);
+        doc.assets.insert(
+            sha.clone(),
+            nodes::Asset {
+                mime: format.to_mime_type().to_string(),
+                data_base64: String::new(),
+                external: true,
+                size: Some(bytes.len() as u64),
+            },
+        );
+        let wanted = value.clone();
+        nodes::subgraph::repoint_file_params(
+            doc,
+            &catalogue,
+            |r| r == role,
+            |v| v.trim() == wanted,
+            &format!("asset:{sha}"),
+        );
+        done.push((role, value));
+        if !packed.iter().any(|(s, _)| *s == sha) {
+            packed.push((sha, bytes));
+        }
+    }
+    (packed, warnings)
 }
 
 /// The entries of a bundle, checked.

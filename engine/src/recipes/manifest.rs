@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use nodes::{Catalogue, FileRole, GraphDoc, NodeDoc, ParamValue};
+use nodes::{Catalogue, FileRole, GraphDoc, ParamValue};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -117,48 +117,51 @@ pub fn model_params(doc: &GraphDoc, catalogue: &Catalogue) -> Vec<(String, FileR
     file_params(doc, catalogue, FileRole::is_model)
 }
 
-/// Every file parameter whose role `want`s in `doc` (top-level nodes and the nodes of its
-/// definitions), as (`used_by` label, role, value), in order; empty values and embedded assets
-/// left out.
+/// Every file parameter whose role `want`s in `doc` — top-level nodes, values set on subgraph
+/// nodes' exposed parameters, the nodes of its definitions and their exposed defaults
+/// ([`nodes::subgraph::file_params`]) — as (`used_by` label, role, value), in order; empty
+/// values and embedded assets left out. Labels are `node.param`, inside a definition
+/// `definition › node.param`, for an exposed default `definition › param`.
 pub fn file_params(
     doc: &GraphDoc,
     catalogue: &Catalogue,
     want: impl Fn(FileRole) -> bool,
 ) -> Vec<(String, FileRole, String)> {
-    let mut out = Vec::new();
-    let mut visit = |prefix: &str, id: &str, node: &NodeDoc| {
-        let Some(spec) = catalogue.get(&node.kind) else {
-            return;
-        };
-        for p in spec.params {
-            let Some(role) = p.file.filter(|r| want(*r)) else {
-                continue;
-            };
-            let value = match node.params.get(p.name) {
-                Some(ParamValue::Text(v)) => v.clone(),
-                Some(_) => continue,
-                None => match p.default_value() {
-                    ParamValue::Text(v) => v,
-                    _ => continue,
-                },
-            };
-            let value = value.trim().to_string();
-            if value.is_empty() || value.starts_with("asset:") {
-                continue;
-            }
-            out.push((format!("{prefix}{id}.{}", p.name), role, value));
-        }
+    use nodes::subgraph::{FileParamAt, PATH_SEP};
+    let def_name = |key: &str| {
+        doc.definitions
+            .get(key)
+            .map_or(key.to_string(), |d| d.name.clone())
     };
-    for (id, node) in &doc.nodes {
-        visit("", id, node);
-    }
-    for def in doc.definitions.values() {
-        let prefix = format!("{}{}", def.name, nodes::subgraph::PATH_SEP);
-        for (id, node) in &def.nodes {
-            visit(&prefix, id, node);
-        }
-    }
-    out
+    nodes::subgraph::file_params(doc, catalogue)
+        .into_iter()
+        .filter(|f| want(f.role))
+        .filter_map(|f| {
+            let ParamValue::Text(v) = &f.value else {
+                return None;
+            };
+            let value = v.trim().to_string();
+            if value.is_empty() || value.starts_with("asset:") {
+                return None;
+            }
+            let label = match &f.at {
+                FileParamAt::Node {
+                    definition: None,
+                    node,
+                    param,
+                } => format!("{node}.{param}"),
+                FileParamAt::Node {
+                    definition: Some(d),
+                    node,
+                    param,
+                } => format!("{}{PATH_SEP}{node}.{param}", def_name(d)),
+                FileParamAt::ExposedDefault {
+                    definition, param, ..
+                } => format!("{}{PATH_SEP}{param}", def_name(definition)),
+            };
+            Some((label, f.role, value))
+        })
+        .collect()
 }
 
 /// The manifest of `doc`'s models, found as a run finds them ([`crate::files::locate`], inputs
@@ -424,6 +427,40 @@ mod tests {
             [
                 ("ckpt.checkpoint", FileRole::Checkpoint, "a.safetensors"),
                 ("lora.lora", FileRole::Lora, "b.safetensors")
+            ]
+        );
+    }
+
+    /// A LoRA chosen on a subgraph node (an exposed parameter), inside its definition and as
+    /// the exposed default: each is listed, so a bundle's manifest names every model it needs.
+    #[test]
+    fn model_params_cover_subgraph_values_and_exposed_defaults() {
+        let inner = r#"{"name": "lora block",
+            "nodes": {"lora": {"kind": "LoraLoader", "version": 1,
+                               "params": {"lora": "inner.safetensors"}}},
+            "params": [{"name": "style", "targets": [["lora", "lora"]],
+                        "default": "default.safetensors"}]}"#;
+        let def: nodes::subgraph::Definition = serde_json::from_str(inner).unwrap();
+        let hash = def.hash();
+        let mut doc = GraphDoc::from_json(&format!(
+            r#"{{"format": "defect-studio/graph", "version": 2,
+            "nodes": {{"block": {{"kind": "Subgraph", "version": 1,
+                                 "subgraph": {{"hash": "{hash}", "name": "lora block"}},
+                                 "params": {{"style": "chosen.safetensors"}}}}}}}}"#
+        ))
+        .unwrap();
+        doc.definitions.insert(hash, def);
+        let found = model_params(&doc, &Catalogue::builtin());
+        let labels: Vec<(&str, &str)> = found
+            .iter()
+            .map(|(l, _, v)| (l.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("block.style", "chosen.safetensors"),
+                ("lora block › lora.lora", "inner.safetensors"),
+                ("lora block › style", "default.safetensors"),
             ]
         );
     }

@@ -199,18 +199,18 @@ impl Flat {
 }
 
 mod edit;
+mod files;
 mod flatten;
 mod ports;
 mod rename;
-mod repoint;
 
 pub use edit::{
     definition_from_recipe, expose_param, make_subgraph, node_param, replace_definition, set_param,
     unexpose_param, unpack, SUBGRAPH_VERSION,
 };
+pub use files::{file_params, repoint_file_params, FileParam, FileParamAt};
 pub use flatten::flatten;
 pub use ports::{interface, reroute_type};
-pub use repoint::repoint_file_params;
 
 impl Definition {
     /// The content hash: sha256 (lowercase hex) of the canonical compact JSON of the

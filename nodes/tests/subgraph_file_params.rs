@@ -1,13 +1,13 @@
-//! `repoint_file_params`: a located model replaces every value naming the missing one, at the
-//! top level, inside (nested) definitions, in a subgraph node's exposed parameters and in the
-//! exposed defaults, and only for the roles asked; definitions are re-keyed so the document
-//! still flattens.
+//! `file_params` lists every file parameter at the top level, inside (nested) definitions, in
+//! a subgraph node's exposed parameters and in the exposed defaults; `repoint_file_params`
+//! replaces every value naming a missing model there, only for the roles asked, re-keying
+//! definitions so the document still flattens.
 
 mod subgraph_common;
 
 use std::path::Path;
 
-use nodes::subgraph::{self, ExposedOutput};
+use nodes::subgraph::{self, ExposedOutput, FileParamAt};
 use nodes::{Catalogue, FileRole, GraphDoc, NodeDoc, ParamValue};
 use subgraph_common::*;
 
@@ -172,4 +172,82 @@ fn a_new_name_with_the_same_stem_is_not_counted_again() {
     assert_eq!(n, 4);
     assert_eq!(param(&d, "base", "checkpoint"), Some(to));
     assert!(subgraph::flatten(&d, &cat).is_ok());
+}
+
+#[test]
+fn every_file_parameter_is_listed_where_it_lives() {
+    let cat = Catalogue::builtin();
+    let d = doc();
+    let key = |name: &str| {
+        d.definitions
+            .iter()
+            .find(|(_, x)| x.name == name)
+            .map(|(k, _)| k.clone())
+            .unwrap()
+    };
+    let (inner, outer) = (key("lora block"), key("outer block"));
+    let found: Vec<(FileParamAt, FileRole, String)> = subgraph::file_params(&d, &cat)
+        .into_iter()
+        .filter(|f| f.value.as_str().is_some_and(|v| !v.is_empty()))
+        .map(|f| (f.at, f.role, f.value.as_str().unwrap().to_string()))
+        .collect();
+    let node = |def: Option<&String>, n: &str, p: &str| FileParamAt::Node {
+        definition: def.cloned(),
+        node: n.into(),
+        param: p.into(),
+    };
+    let mut want = vec![
+        (
+            node(None, "base", "checkpoint"),
+            FileRole::Checkpoint,
+            "gone.safetensors",
+        ),
+        (node(None, "top", "lora"), FileRole::Lora, "gone"),
+    ];
+    let inner_entries = vec![
+        (
+            node(Some(&inner), "ckpt", "checkpoint"),
+            FileRole::Checkpoint,
+            "base.safetensors",
+        ),
+        (
+            node(Some(&inner), "lora", "lora"),
+            FileRole::Lora,
+            "loras\\gone.safetensors",
+        ),
+        (
+            FileParamAt::ExposedDefault {
+                definition: inner.clone(),
+                index: 0,
+                param: "style".into(),
+            },
+            FileRole::Lora,
+            "gone",
+        ),
+    ];
+    let outer_entries = vec![
+        (
+            node(Some(&outer), "block", "style"),
+            FileRole::Lora,
+            "LORAS/Gone.safetensors",
+        ),
+        (
+            node(Some(&outer), "extra", "lora"),
+            FileRole::Lora,
+            "other.safetensors",
+        ),
+    ];
+    // Definitions in key order.
+    if inner < outer {
+        want.extend(inner_entries);
+        want.extend(outer_entries);
+    } else {
+        want.extend(outer_entries);
+        want.extend(inner_entries);
+    }
+    let want: Vec<(FileParamAt, FileRole, String)> = want
+        .into_iter()
+        .map(|(a, r, v)| (a, r, v.to_string()))
+        .collect();
+    assert_eq!(found, want);
 }
