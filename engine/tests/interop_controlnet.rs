@@ -224,6 +224,56 @@ fn comfy_apply_chains_become_chained_controlnets_in_order() {
     valid(g);
 }
 
+/// ComfyUI-Advanced-ControlNet's apply nodes (v1 and v2) and loader, with the inputs the real
+/// workflows found with the code search use (`model_optional` on a v1 apply, `mask_optional`
+/// on a v2 apply, `ControlNetLoaderAdvanced` with only `control_net_name`; search-index files
+/// 8943069483 and 67605996091), chained on one sampler.
+const ACN: &str = r#"{
+ "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15.safetensors"}},
+ "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a scratch", "clip": ["1", 1]}},
+ "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "blur", "clip": ["1", 1]}},
+ "4": {"class_type": "ControlNetLoaderAdvanced", "inputs": {"control_net_name": "control_v11p_sd15_canny.safetensors"}},
+ "5": {"class_type": "LoadImage", "inputs": {"image": "part.png", "upload": "image"}},
+ "6": {"class_type": "LoadImageMask", "inputs": {"image": "roi.png", "channel": "red"}},
+ "7": {"class_type": "ACN_AdvancedControlNetApply", "inputs": {"strength": 0.5, "start_percent": 0, "end_percent": 0.5, "positive": ["2", 0], "negative": ["3", 0], "control_net": ["4", 0], "image": ["5", 0], "model_optional": ["1", 0]}},
+ "8": {"class_type": "ACN_AdvancedControlNetApply_v2", "inputs": {"positive": ["7", 0], "negative": ["7", 1], "control_net": ["4", 0], "image": ["5", 0], "strength": 0.75, "start_percent": 0, "end_percent": 1, "mask_optional": ["6", 0]}},
+ "9": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+ "10": {"class_type": "KSampler", "inputs": {"seed": 5, "steps": 20, "cfg": 7, "sampler_name": "euler", "scheduler": "normal", "denoise": 1, "model": ["1", 0], "positive": ["8", 0], "negative": ["8", 1], "latent_image": ["9", 0]}},
+ "11": {"class_type": "VAEDecode", "inputs": {"samples": ["10", 0], "vae": ["1", 2]}},
+ "12": {"class_type": "SaveImage", "inputs": {"filename_prefix": "acn", "images": ["11", 0]}}
+}"#;
+
+#[test]
+fn comfy_advanced_controlnet_nodes_become_chained_controlnets() {
+    let r = import_workflow(ACN).unwrap();
+    let g = &r.graph;
+    assert_eq!(kind(g, "4"), "LoadControlNet");
+    assert_eq!(
+        param(g, "4", "controlnet"),
+        t("control_v11p_sd15_canny.safetensors")
+    );
+    assert_eq!(kind(g, "7"), "ControlNet");
+    assert_eq!(kind(g, "8"), "ControlNet");
+    // Applied first (7) first: 7 → 8 → the sampler.
+    assert_eq!(sources(g, "8", "control"), vec!["7".to_string()]);
+    assert_eq!(sources(g, "10", "control"), vec!["8".to_string()]);
+    assert_eq!(param(g, "7", "strength"), f(0.5));
+    assert_eq!(param(g, "7", "start"), f(0.0));
+    assert_eq!(param(g, "7", "end"), f(0.5));
+    assert_eq!(param(g, "8", "strength"), f(0.75));
+    assert!(linked(g, ("4", "controlnet"), ("7", "controlnet")));
+    assert!(linked(g, ("4", "controlnet"), ("8", "controlnet")));
+    assert!(linked(g, ("5", "image"), ("8", "image")));
+    // What has no equivalent is said on the node that had it.
+    assert!(why(&r, "7").contains("model_optional"), "{}", why(&r, "7"));
+    assert!(why(&r, "8").contains("mask_optional"), "{}", why(&r, "8"));
+    assert!(!why(&r, "8").contains("model_optional"), "{}", why(&r, "8"));
+    // The prompts come through both apply nodes.
+    assert_eq!(param(g, "10", "prompt"), t("a scratch"));
+    assert_eq!(param(g, "10", "negative"), t("blur"));
+    valid(g);
+}
+
 #[test]
 fn comfy_widget_order_of_the_controlnet_nodes() {
     assert_eq!(
@@ -237,6 +287,21 @@ fn comfy_widget_order_of_the_controlnet_nodes() {
     );
     assert_eq!(
         widget_names("ControlNetLoader"),
+        Some(&["control_net_name"][..])
+    );
+    // ComfyUI-Advanced-ControlNet's, as its UI files store them (widgets_values [1, 0, 1] in
+    // search-index file 9401436218).
+    for class in [
+        "ACN_AdvancedControlNetApply",
+        "ACN_AdvancedControlNetApply_v2",
+    ] {
+        assert_eq!(
+            widget_names(class),
+            Some(&["strength", "start_percent", "end_percent"][..])
+        );
+    }
+    assert_eq!(
+        widget_names("ControlNetLoaderAdvanced"),
         Some(&["control_net_name"][..])
     );
 }

@@ -6,6 +6,8 @@
 //! | DiffControlNetLoader | LoadControlNet (approximated: loaded as a full ControlNet) |
 //! | ControlNetApply (strength) | ControlNet (strength) |
 //! | ControlNetApplyAdvanced (strength, start_percent, end_percent) | ControlNet (strength, start, end) |
+//! | ACN_AdvancedControlNetApply, ACN_AdvancedControlNetApply_v2 (ComfyUI-Advanced-ControlNet; the same three values) | ControlNet (strength, start, end); its optional mask, keyframe, weight and model inputs are reported as not imported |
+//! | ControlNetLoaderAdvanced (ComfyUI-Advanced-ControlNet) | LoadControlNet (a timestep keyframe on it is reported) |
 //! | Canny (low/high on 0..1) | Canny (low/high × 255, rounded) |
 //! | CannyEdgePreprocessor (controlnet_aux; low/high on 0..255) | Canny |
 //!
@@ -32,11 +34,49 @@ use super::convert::Conv;
 use super::tables::KNOWN;
 use crate::interop::{clamp_f, clamp_i, text};
 
-/// ComfyUI's apply nodes we import.
-pub(super) const APPLY: &[&str] = &["ControlNetApply", "ControlNetApplyAdvanced"];
+/// ComfyUI's apply nodes we import: the old one (one conditioning) and those with positive
+/// and negative conditioning, strength and a start/end range ([`ADVANCED_APPLY`]).
+pub(super) const APPLY: &[&str] = &[
+    "ControlNetApply",
+    "ControlNetApplyAdvanced",
+    "ACN_AdvancedControlNetApply",
+    "ACN_AdvancedControlNetApply_v2",
+];
+
+/// The apply nodes with `positive`/`negative` in and out, `strength`, `start_percent` and
+/// `end_percent`: ComfyUI's own and ComfyUI-Advanced-ControlNet's.
+pub(super) const ADVANCED_APPLY: &[&str] = &[
+    "ControlNetApplyAdvanced",
+    "ACN_AdvancedControlNetApply",
+    "ACN_AdvancedControlNetApply_v2",
+];
+
+/// ComfyUI-Advanced-ControlNet's optional apply inputs we have no equivalent for, with what
+/// they do there.
+const ACN_EXTRAS: &[(&str, &str)] = &[
+    (
+        "mask_optional",
+        "an attention mask limiting where the control acts",
+    ),
+    ("timestep_kf", "timestep keyframes scheduling the strength"),
+    ("latent_kf_override", "per-latent strengths"),
+    (
+        "weights_override",
+        "custom per-block weights (soft weights)",
+    ),
+    (
+        "model_optional",
+        "a model for model-patching controls (SparseCtrl, reference)",
+    ),
+    ("vae_optional", "a VAE for controls that encode their image"),
+];
 
 /// ComfyUI's ControlNet loaders we import.
-pub(super) const LOADERS: &[&str] = &["ControlNetLoader", "DiffControlNetLoader"];
+pub(super) const LOADERS: &[&str] = &[
+    "ControlNetLoader",
+    "DiffControlNetLoader",
+    "ControlNetLoaderAdvanced",
+];
 
 /// Preprocessors that become our Canny node.
 pub(super) const CANNY: &[&str] = &["Canny", "CannyEdgePreprocessor"];
@@ -46,14 +86,17 @@ const MAX_APPLY: usize = 64;
 
 impl<'a> Conv<'a> {
     /// For an apply node, the conditioning input that its output `slot` passes on: an old
-    /// ControlNetApply's `conditioning`; ControlNetApplyAdvanced's `positive` (slot 0) or
-    /// `negative` (slot 1). `None` for any other node.
+    /// ControlNetApply's `conditioning`; an advanced apply node's `positive` (slot 0) or
+    /// `negative` (slot 1). `None` for any other node or slot.
     pub(super) fn apply_input(&self, src: (&str, u64)) -> Option<(&'a str, u64)> {
         match self.class(src.0) {
             "ControlNetApply" => self.link(src.0, "conditioning"),
-            "ControlNetApplyAdvanced" => {
-                self.link(src.0, if src.1 == 1 { "negative" } else { "positive" })
-            }
+            c if ADVANCED_APPLY.contains(&c) => match src.1 {
+                0 => self.link(src.0, "positive"),
+                1 => self.link(src.0, "negative"),
+                // ACN's `model_opt` output is not a conditioning.
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -152,7 +195,8 @@ impl<'a> Conv<'a> {
         let strength = self.f64_of(apply, "strength").unwrap_or(1.0);
         let strength = clamp_f(strength, 0.0, 10.0, "strength", &mut notes);
         let mut params = vec![("strength", ParamValue::Float(strength))];
-        if self.class(apply) == "ControlNetApplyAdvanced" {
+        let class = self.class(apply);
+        if ADVANCED_APPLY.contains(&class) {
             let start = self.f64_of(apply, "start_percent").unwrap_or(0.0);
             let end = self.f64_of(apply, "end_percent").unwrap_or(1.0);
             let start = clamp_f(start, 0.0, 1.0, "start_percent", &mut notes);
@@ -168,6 +212,14 @@ impl<'a> Conv<'a> {
             params.push(("end", ParamValue::Float(end)));
             if self.link(apply, "vae").is_some() {
                 notes.push("its vae input is not needed here (SD1.5/SDXL ControlNets)".into());
+            }
+            for (input, what) in ACN_EXTRAS {
+                if self.link(apply, input).is_some() {
+                    notes.push(format!(
+                        "its {input} input ({what}) is not imported: the control acts on the \
+                         whole image at the given strength"
+                    ));
+                }
             }
         }
         self.b.node(apply, "ControlNet", params);
@@ -264,6 +316,11 @@ impl<'a> Conv<'a> {
         if LOADERS.contains(&class) {
             let name = self.str_of(id, "control_net_name").unwrap_or_default();
             self.pickle_note(id, &name);
+            if self.link(id, "timestep_keyframe").is_some() {
+                notes.push(
+                    "its timestep_keyframe input (a strength schedule) is not imported".into(),
+                );
+            }
             if class == "DiffControlNetLoader" {
                 notes.push(
                     "a difference ControlNet (its weights are added to the model's) is loaded \

@@ -216,7 +216,7 @@ impl<'a> Conv<'a> {
             }
             ("LoadImage" | "ImageScale", 0) => Some((from.to_string(), "image")),
             ("LoadImageMask", 0) => Some((from.to_string(), "mask")),
-            ("ControlNetLoader" | "DiffControlNetLoader", 0) => {
+            (c, 0) if super::control::LOADERS.contains(&c) => {
                 Some((from.to_string(), "controlnet"))
             }
             ("Canny" | "CannyEdgePreprocessor", 0) => Some((from.to_string(), "image")),

@@ -19,9 +19,10 @@
 /// - LoadImageMask: image, channel, upload
 /// - ImageScale: upscale_method, width, height, crop
 /// - SaveImage: filename_prefix
-/// - ControlNetLoader, DiffControlNetLoader: control_net_name
+/// - ControlNetLoader, DiffControlNetLoader, ControlNetLoaderAdvanced: control_net_name
 /// - ControlNetApply: strength
-/// - ControlNetApplyAdvanced: strength, start_percent, end_percent
+/// - ControlNetApplyAdvanced, ACN_AdvancedControlNetApply(_v2): strength, start_percent,
+///   end_percent
 /// - Canny: low_threshold, high_threshold
 /// - CannyEdgePreprocessor: low_threshold, high_threshold, resolution
 /// - VAEDecode, VAEEncode, SetLatentNoiseMask, PreviewImage: none
@@ -60,9 +61,13 @@ pub fn widget_names(class_type: &str) -> Option<&'static [&'static str]> {
         "LoadImageMask" => &["image", "channel", "upload"],
         "ImageScale" => &["upscale_method", "width", "height", "crop"],
         "SaveImage" => &["filename_prefix"],
-        "ControlNetLoader" | "DiffControlNetLoader" => &["control_net_name"],
+        "ControlNetLoader" | "DiffControlNetLoader" | "ControlNetLoaderAdvanced" => {
+            &["control_net_name"]
+        }
         "ControlNetApply" => &["strength"],
-        "ControlNetApplyAdvanced" => &["strength", "start_percent", "end_percent"],
+        "ControlNetApplyAdvanced"
+        | "ACN_AdvancedControlNetApply"
+        | "ACN_AdvancedControlNetApply_v2" => &["strength", "start_percent", "end_percent"],
         "Canny" => &["low_threshold", "high_threshold"],
         "CannyEdgePreprocessor" => &["low_threshold", "high_threshold", "resolution"],
         "VAEDecode" | "VAEEncode" | "SetLatentNoiseMask" | "PreviewImage" => &[],
@@ -92,8 +97,11 @@ pub(super) const KNOWN: &[&str] = &[
     "PreviewImage",
     "ControlNetLoader",
     "DiffControlNetLoader",
+    "ControlNetLoaderAdvanced",
     "ControlNetApply",
     "ControlNetApplyAdvanced",
+    "ACN_AdvancedControlNetApply",
+    "ACN_AdvancedControlNetApply_v2",
     "Canny",
     "CannyEdgePreprocessor",
 ];
