@@ -179,40 +179,33 @@ pub fn missing_files(
     // A cycle is refused by validation; here it just means nothing to check.
     let run = doc.upstream_order(&targets).unwrap_or_default();
     let mut missing = Vec::new();
-    for (id, node) in &doc.nodes {
-        if !run.iter().any(|n| n == id) {
-            continue;
-        }
-        let Some(spec) = catalogue.get(&node.kind) else {
+    // The flattened document has no subgraph nodes: every parameter is a node's own.
+    for f in nodes::subgraph::file_params(doc, catalogue) {
+        let nodes::subgraph::FileParamAt::Node {
+            definition: None,
+            node: id,
+            param,
+        } = &f.at
+        else {
             continue;
         };
-        for p in spec.params {
-            let Some(role) = p.file else {
-                continue;
-            };
-            if skip.iter().any(|(n, q)| n == id && q == p.name) {
-                continue;
-            }
-            let value = match node.params.get(p.name) {
-                Some(ParamValue::Text(v)) => v.clone(),
-                Some(_) => continue,
-                None => match p.default_value() {
-                    ParamValue::Text(v) => v,
-                    _ => continue,
-                },
-            };
-            if value.starts_with("asset:") || (role.optional() && value.trim().is_empty()) {
-                continue;
-            }
-            if let Err(problem) = locate(role, &value, base_dir) {
-                missing.push(MissingFile {
-                    node: id.clone(),
-                    kind: node.kind.clone(),
-                    param: p.name.to_string(),
-                    role,
-                    problem,
-                });
-            }
+        if !run.iter().any(|n| n == id) || skip.iter().any(|(n, q)| n == id && q == param) {
+            continue;
+        }
+        let (ParamValue::Text(value), Some(node)) = (&f.value, doc.nodes.get(id)) else {
+            continue;
+        };
+        if value.starts_with("asset:") || (f.role.optional() && value.trim().is_empty()) {
+            continue;
+        }
+        if let Err(problem) = locate(f.role, value, base_dir) {
+            missing.push(MissingFile {
+                node: id.clone(),
+                kind: node.kind.clone(),
+                param: param.clone(),
+                role: f.role,
+                problem,
+            });
         }
     }
     missing
