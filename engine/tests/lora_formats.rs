@@ -292,17 +292,7 @@ fn a_lokr_of_the_wrong_shape_names_the_key_and_both_shapes() {
     let w1 = t(&format!("{TOQ_K}.lokr_w1"), 70, &[4, 4], 0.5);
     let w2 = t(&format!("{TOQ_K}.lokr_w2"), 71, &[8, 4], 0.5);
     let path = save(dir.path(), "bad_lokr.safetensors", &[&w1, &w2]);
-    let err = apply(
-        &sd15(),
-        &[LoraSpec {
-            path: path.clone(),
-            unet: 1.0,
-            text: 1.0,
-        }],
-    )
-    .map(|_| ())
-    .unwrap_err()
-    .to_string();
+    let err = apply_err(&path);
     for part in [
         "bad_lokr.safetensors",
         TOQ_K,
@@ -384,17 +374,7 @@ fn a_truncated_lycoris_file_is_refused_with_its_name() {
     let path = save(dir.path(), "cut.safetensors", &[&w1, &w2]);
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
-    let err = apply(
-        &sd15(),
-        &[LoraSpec {
-            path,
-            unet: 1.0,
-            text: 1.0,
-        }],
-    )
-    .map(|_| ())
-    .unwrap_err()
-    .to_string();
+    let err = apply_err(&path);
     assert!(err.contains("cut.safetensors"), "{err}");
 }
 
@@ -405,17 +385,7 @@ fn a_nan_factor_is_refused_rather_than_merged() {
     w1.data[3] = f32::NAN;
     let w2 = t(&format!("{TOQ_K}.lokr_w2"), 93, &[8, 16], 0.5);
     let path = save(dir.path(), "nan.safetensors", &[&w1, &w2]);
-    let err = apply(
-        &sd15(),
-        &[LoraSpec {
-            path,
-            unet: 1.0,
-            text: 1.0,
-        }],
-    )
-    .map(|_| ())
-    .unwrap_err()
-    .to_string();
+    let err = apply_err(&path);
     assert!(
         err.contains("nan.safetensors") && err.contains(TOQ_K) && err.contains("NaN"),
         "{err}"

@@ -79,6 +79,22 @@ fn max_diff(a: &BTreeMap<String, Tensor>, b: &BTreeMap<String, Tensor>) -> f32 {
         .fold(0f32, f32::max)
 }
 
+/// Trains until step `at` is reported, then cancels as a user would (the run ends with
+/// `Cancelled`, its checkpoint kept).
+fn train_until_cancelled(
+    m: &engine::sd::model::SdModel,
+    cfg: TrainConfig,
+    data: &Path,
+    opts: &RunOptions,
+    at: usize,
+) {
+    let killed = train_lora(m, cfg, data, opts, &mut |p| match p {
+        Progress::Step { info, .. } if info.step == at => Err(engine::EngineError::Cancelled),
+        _ => Ok(()),
+    });
+    assert!(matches!(killed, Err(engine::EngineError::Cancelled)));
+}
+
 fn run(data: &Path, out: &Path, cfg: TrainConfig, save_every: usize, resume: bool) -> PathBuf {
     let m = model("sd15");
     let opts = RunOptions {
@@ -354,17 +370,7 @@ fn sdxl_with_conv_layers_trains_resumes_and_loads() {
     })
     .unwrap();
     let part = dir.path().join("part.safetensors");
-    let killed = train_lora(
-        &m,
-        cfg.clone(),
-        data.path(),
-        &opts(&part, 2),
-        &mut |p| match p {
-            Progress::Step { info, .. } if info.step == 2 => Err(engine::EngineError::Cancelled),
-            _ => Ok(()),
-        },
-    );
-    assert!(matches!(killed, Err(engine::EngineError::Cancelled)));
+    train_until_cancelled(&m, cfg.clone(), data.path(), &opts(&part, 2), 2);
     let s = train_lora(&m, cfg, data.path(), &opts(&part, 2), &mut |_| Ok(())).unwrap();
     assert_eq!((s.resumed_from, s.steps), (2, 4));
     let d = max_diff(&tensors(&full), &tensors(&part));

@@ -11,28 +11,12 @@
 mod common;
 use common::*;
 
-use std::time::{Duration, Instant};
-
 use egui_kittest::kittest::{NodeT, Queryable};
 use engine::models::browse::FETCHABLE;
 use engine::models::efficientnet::weights::{
     FILE_NAME as LITE0_FILE, SAFETENSORS_SHA256 as LITE0_SHA256,
 };
 use engine::models::isnet_weights::{ISNET_FILE_NAME, ISNET_SAFETENSORS_SHA256};
-
-/// Steps frames until `done` holds, for at most `secs` seconds.
-fn wait_for(h: &mut H, what: &str, secs: u64, done: impl Fn(&studio::app::StudioApp) -> bool) {
-    let start = Instant::now();
-    while !done(h.state().as_ref().unwrap()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        h.run_steps(1);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    h.run_steps(2);
-}
 
 /// What each fetchable model installs: (name, file, sha256 of the installed file, architecture
 /// the manager reads).

@@ -5,18 +5,18 @@
 //! model is resolved by a file with the right hash, and a file with another hash is refused
 //! until the user confirms.
 
+mod common;
+use common::{app, doc, wait_for, window, H};
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use egui::Pos2;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::Harness;
 use nodes::GraphDoc;
 use studio::app::models::RowState;
-use studio::app::{AppCommand, Settings, StudioApp};
-
-type H = Harness<'static, Option<StudioApp>>;
+use studio::app::{AppCommand, StudioApp};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sd")
@@ -86,44 +86,9 @@ fn home() -> &'static (PathBuf, PathBuf) {
 
 fn harness() -> H {
     home();
-    let mut h = Harness::builder()
-        .with_size([1600.0, 1000.0])
-        .build_ui_state(
-            |ui, app: &mut Option<StudioApp>| {
-                let a =
-                    app.get_or_insert_with(|| StudioApp::new(ui.ctx(), Settings::default(), None));
-                a.ui(ui);
-            },
-            None,
-        );
+    let mut h = window();
     h.run_steps(3);
     h
-}
-
-fn app(h: &mut H) -> &mut StudioApp {
-    h.state_mut().as_mut().unwrap()
-}
-
-fn doc(h: &mut H) -> GraphDoc {
-    let a = app(h);
-    a.doc.to_doc(&a.catalogue)
-}
-
-/// Steps frames until `done` holds (background jobs: scans, hashes), for at most 60 s.
-fn wait_for(h: &mut H, what: &str, done: impl Fn(&StudioApp) -> bool) {
-    let start = Instant::now();
-    loop {
-        h.run_steps(1);
-        if done(h.state().as_ref().unwrap()) {
-            h.run_steps(2);
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn sha256_of(p: &Path) -> String {
@@ -167,7 +132,7 @@ fn find_a_lora_by_training_tag_and_drag_it_onto_the_canvas() {
     h.get_by_label("View").click();
     h.run_steps(2);
     h.get_by_label("Models…").click();
-    wait_for(&mut h, "the scan", |a| a.models.entries.is_some());
+    wait_for(&mut h, "the scan", 60, |a| a.models.entries.is_some());
     // Everything is listed, grouped by kind.
     h.get_by_label("loras/kohya_a.safetensors");
     h.get_by_label("checkpoints/sd15.safetensors");
@@ -311,7 +276,7 @@ fn a_missing_model_is_resolved_by_hash_and_a_mismatch_needs_confirmation() {
     .unwrap();
     let mut h = harness();
     app(&mut h).push(AppCommand::Open(graph.clone()));
-    wait_for(&mut h, "the reference check", |a| {
+    wait_for(&mut h, "the reference check", 60, |a| {
         a.models.missing.is_some()
     });
     h.get_by_label("team\\lora_b.safetensors");
@@ -320,7 +285,7 @@ fn a_missing_model_is_resolved_by_hash_and_a_mismatch_needs_confirmation() {
     // The right file: accepted as soon as its hash is known.
     app(&mut h).models.missing.as_mut().unwrap().rows[0].path = right.display().to_string();
     h.get_all_by_label("Check").next().unwrap().click();
-    wait_for(&mut h, "the hash of the right file", |a| {
+    wait_for(&mut h, "the hash of the right file", 60, |a| {
         a.models
             .missing
             .as_ref()
@@ -339,7 +304,7 @@ fn a_missing_model_is_resolved_by_hash_and_a_mismatch_needs_confirmation() {
     // The wrong file: refused with a warning that says the hash differs.
     app(&mut h).models.missing.as_mut().unwrap().rows[1].path = wrong.display().to_string();
     h.get_all_by_label("Check").nth(1).unwrap().click();
-    wait_for(&mut h, "the hash of the wrong file", |a| {
+    wait_for(&mut h, "the hash of the wrong file", 60, |a| {
         a.models
             .missing
             .as_ref()
@@ -435,7 +400,7 @@ fn frame_time_with_the_models_window_open() {
         a.push(AppCommand::FrameAll);
         a.push(AppCommand::Models(studio::app::models::ModelsCommand::Open));
     }
-    wait_for(&mut h, "the scan", |a| a.models.entries.is_some());
+    wait_for(&mut h, "the scan", 60, |a| a.models.entries.is_some());
     // The details of a LoRA with tags and a thumbnail are part of the open window.
     app(&mut h).models.selected = Some(home().0.join("models/loras/kohya_a.safetensors"));
     let median = |h: &mut H| {

@@ -386,10 +386,10 @@ fn click(h: &mut H, p: Pos2) {
     h.run_steps(4);
 }
 
-#[test]
-fn a_clicked_lasso_goes_into_the_graph() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("mask.png");
+/// The painter with the lasso tool over a blank 40×40 LoadMask file in `dir`, and where the
+/// image lies on screen.
+fn lasso_on_a_blank_mask(dir: &std::path::Path) -> (H, Rect) {
+    let file = dir.join("mask.png");
     image::GrayImage::new(40, 40).save(&file).unwrap();
     let mut h = load_mask_graph(&file);
     app(&mut h).push(studio::app::AppCommand::OpenPainter("loadmask".into()));
@@ -397,6 +397,13 @@ fn a_clicked_lasso_goes_into_the_graph() {
     h.key_press(Key::L);
     h.run_steps(2);
     let r = image_rect(&mut h, 40, 40);
+    (h, r)
+}
+
+#[test]
+fn a_clicked_lasso_goes_into_the_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, r) = lasso_on_a_blank_mask(dir.path());
     // A triangle over the left half: (0, 0), (20, 0), (0, 40) in mask pixels.
     for f in [
         Vec2::new(0.0, 0.0),
@@ -438,7 +445,7 @@ fn a_clicked_lasso_goes_into_the_graph() {
     assert_eq!(img.get_pixel(2, 2)[0], 255);
     assert_eq!(img.get_pixel(30, 30)[0], 0);
     // The file is untouched.
-    let file_px = image::open(&file).unwrap().to_luma8();
+    let file_px = image::open(dir.path().join("mask.png")).unwrap().to_luma8();
     assert!(file_px.pixels().all(|p| p[0] == 0));
 }
 
@@ -476,14 +483,7 @@ fn start_from_a_mask_the_last_run_produced() {
 #[test]
 fn a_dragged_lasso_closes_on_release() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("mask.png");
-    image::GrayImage::new(40, 40).save(&file).unwrap();
-    let mut h = load_mask_graph(&file);
-    app(&mut h).push(studio::app::AppCommand::OpenPainter("loadmask".into()));
-    h.run_steps(3);
-    h.key_press(Key::L);
-    h.run_steps(2);
-    let r = image_rect(&mut h, 40, 40);
+    let (mut h, r) = lasso_on_a_blank_mask(dir.path());
     // A free path around the square (10, 10)–(30, 30), released where it started.
     let corners = [(0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75)];
     let pts: Vec<Pos2> = corners

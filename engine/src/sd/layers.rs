@@ -465,10 +465,11 @@ impl Module for TimestepEmbedding {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
+    /// The largest absolute difference of two tensors (shared by the crate's unit tests).
+    pub(crate) fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)
             .unwrap()
             .abs()

@@ -160,8 +160,13 @@ pub fn change(merged: &SdModel, key: &str) -> Vec<f32> {
         .collect()
 }
 
-pub fn apply_one(path: &Path, unet: f64, text: f64) -> (SdModel, engine::sd::lora::LoraReport) {
-    let (m, mut r) = apply(
+/// The file at `path` merged into the tiny SD1.5 model at strengths `unet`/`text`.
+fn merge_one(
+    path: &Path,
+    unet: f64,
+    text: f64,
+) -> engine::Result<(SdModel, Vec<engine::sd::lora::LoraReport>)> {
+    apply(
         &sd15(),
         &[LoraSpec {
             path: path.to_path_buf(),
@@ -169,8 +174,19 @@ pub fn apply_one(path: &Path, unet: f64, text: f64) -> (SdModel, engine::sd::lor
             text,
         }],
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+pub fn apply_one(path: &Path, unet: f64, text: f64) -> (SdModel, engine::sd::lora::LoraReport) {
+    let (m, mut r) = merge_one(path, unet, text).unwrap_or_else(|e| panic!("{e}"));
     (m, r.remove(0))
+}
+
+/// The error merging the file at `path` (strengths 1) gives.
+pub fn apply_err(path: &Path) -> String {
+    merge_one(path, 1.0, 1.0)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
 }
 
 pub fn assert_close(got: &[f32], want: &[f32], what: &str) {

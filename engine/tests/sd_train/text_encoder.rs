@@ -10,7 +10,7 @@ use engine::sd::lora::{apply, LoraSpec};
 use engine::sd::train::{train_lora, Progress, RunOptions, TrainConfig};
 
 use super::sd_common::*;
-use super::{config, data_dir, make_images, max_diff, tensors};
+use super::{config, data_dir, make_images, max_diff, tensors, train_until_cancelled};
 
 /// `config(steps)` with the text encoder(s) trained at their own learning rate.
 fn te_config(steps: usize) -> TrainConfig {
@@ -141,17 +141,7 @@ fn text_encoder_training(model_name: &str, te_prefixes: &[(&str, usize)]) {
 
     // Stopped at step 2, resumed: the uninterrupted run's weights.
     let part = dir.path().join("part.safetensors");
-    let killed = train_lora(
-        &m,
-        te_config(steps),
-        data.path(),
-        &opts(&part, 2),
-        &mut |p| match p {
-            Progress::Step { info, .. } if info.step == 2 => Err(engine::EngineError::Cancelled),
-            _ => Ok(()),
-        },
-    );
-    assert!(matches!(killed, Err(engine::EngineError::Cancelled)));
+    train_until_cancelled(&m, te_config(steps), data.path(), &opts(&part, 2), 2);
     let ckpt = tensors(&opts(&part, 2).checkpoint_path());
     assert!(
         ckpt.keys()

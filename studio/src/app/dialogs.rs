@@ -1,5 +1,5 @@
-//! Dialogs and windows: the modal [`Dialog`]s, the settings window, and the call that shows
-//! the mask painter (`painter_open.rs`).
+//! Dialogs and windows: the modal [`Dialog`]s, the settings window, the call that shows the
+//! mask painter (`painter_open.rs`), and the outcome line panels show after an action.
 
 use std::path::PathBuf;
 
@@ -127,5 +127,17 @@ impl StudioApp {
             self.doc.saved = now;
             cmds.push(f);
         }
+    }
+}
+
+/// A panel's outcome line for its last action (ok, text): green when it worked, red when not.
+pub fn outcome_ui(ui: &mut egui::Ui, message: &Option<(bool, String)>) {
+    if let Some((ok, m)) = message {
+        let color = if *ok {
+            egui::Color32::LIGHT_GREEN
+        } else {
+            egui::Color32::LIGHT_RED
+        };
+        ui.colored_label(color, m);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use egui::{Color32, Pos2, TextureHandle, TextureOptions, Vec2};
+use egui::{Pos2, TextureHandle, TextureOptions, Vec2};
 use engine::recipes::{self, Library};
 use engine::store::Store;
 
@@ -158,14 +158,7 @@ impl LibraryPanel {
                 }
             });
         }
-        if let Some((ok, m)) = &self.message {
-            let color = if *ok {
-                Color32::LIGHT_GREEN
-            } else {
-                Color32::LIGHT_RED
-            };
-            ui.colored_label(color, m);
-        }
+        super::dialogs::outcome_ui(ui, &self.message);
         ui.separator();
         let Some(lib) = &self.library else {
             ui.label("Scanning…");

@@ -22,9 +22,15 @@ pub fn home() -> &'static PathBuf {
     })
 }
 
-/// A 1600×1000 window with default settings, not yet drawn.
+/// A 1600×1000 window with default settings in this binary's data folder, not yet drawn.
 pub fn harness() -> H {
     home();
+    window()
+}
+
+/// A 1600×1000 window with default settings, not yet drawn, on whatever data folder
+/// `DEFECT_STUDIO_HOME` names (a test binary with its own folder sets it first).
+pub fn window() -> H {
     Harness::builder()
         .with_size([1600.0, 1000.0])
         .build_ui_state(
@@ -132,4 +138,20 @@ pub fn send_to(h: &mut H, item: &str) {
     h.run_steps(2);
     h.get_by_label(item).click();
     h.run_steps(3);
+}
+
+/// Steps frames until `done` holds (background jobs: scans, hashes, fetches), for at most
+/// `secs` seconds, then two more.
+pub fn wait_for(h: &mut H, what: &str, secs: u64, done: impl Fn(&StudioApp) -> bool) {
+    use std::time::{Duration, Instant};
+    let start = Instant::now();
+    while !done(h.state().as_ref().unwrap()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        h.run_steps(1);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.run_steps(2);
 }

@@ -152,14 +152,7 @@ mod tests {
             let _g = enable_grad_mode();
             loss(&adapters)
         };
-        let d = (&plain.0 - &graded.0)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = crate::sd::layers::tests::max_abs(&plain.0, &graded.0);
         assert!(d < 1e-5, "{name}: grad mode changes the embeddings by {d}");
         let grads = l.backward().unwrap();
         // The first encoder's first-layer q_proj and the last text adapter's down factor.

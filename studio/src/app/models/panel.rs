@@ -1,7 +1,7 @@
 //! The Models window's layout: search and kind chips, the list grouped by kind (rows are drag
 //! sources for the canvas), the selected file's details, and the fetch buttons.
 
-use egui::{Color32, RichText};
+use egui::RichText;
 use engine::models::browse::{ModelKind, FETCHABLE};
 
 use super::{Entry, ModelsCommand, ModelsPanel, TOP_TAGS};
@@ -101,14 +101,7 @@ impl ModelsPanel {
                 ui.label("scanning the model folders…");
             });
         }
-        if let Some((ok, m)) = &self.message {
-            let color = if *ok {
-                Color32::LIGHT_GREEN
-            } else {
-                Color32::LIGHT_RED
-            };
-            ui.colored_label(color, m);
-        }
+        crate::app::dialogs::outcome_ui(ui, &self.message);
         ui.separator();
         let Some(total) = self.entries.as_ref().map(Vec::len) else {
             if !self.scanning() {
